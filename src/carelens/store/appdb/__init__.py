@@ -1,0 +1,61 @@
+"""The app database (users, tokens, sessions, reviews, signed summaries, audit, CDS feedback).
+
+SQLAlchemy on SQLite by default (inside the store) or PostgreSQL by URL (``CARELENS_DB_URL``);
+the Alembic migrations ship in the package and are applied (``upgrade head``) on first use.
+"""
+
+from carelens.store.appdb import audit
+from carelens.store.appdb.accounts import (
+    add_user,
+    authenticate,
+    create_session,
+    create_token,
+    end_session,
+    get_user,
+    session_user,
+    user_for_token,
+)
+from carelens.store.appdb.audit import ChainReport
+from carelens.store.appdb.clock import now_iso
+from carelens.store.appdb.engine import dispose_all, get_engine, make_engine, sessionmaker_for, upgrade
+from carelens.store.appdb.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    AuditHead,
+    Base,
+    CdsFeedback,
+    ReviewDecision,
+    SignedSummary,
+    User,
+    WebSession,
+)
+
+__all__ = [
+    "ROLES",
+    "ApiToken",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "CdsFeedback",
+    "ChainReport",
+    "ReviewDecision",
+    "SignedSummary",
+    "User",
+    "WebSession",
+    "add_user",
+    "audit",
+    "authenticate",
+    "create_session",
+    "create_token",
+    "dispose_all",
+    "end_session",
+    "get_engine",
+    "get_user",
+    "make_engine",
+    "now_iso",
+    "session_user",
+    "sessionmaker_for",
+    "upgrade",
+    "user_for_token",
+]

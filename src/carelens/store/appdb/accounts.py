@@ -1,0 +1,105 @@
+"""Users, API tokens and browser sessions (passwords argon2id-hashed, tokens stored as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from carelens.core.errors import InputError
+from carelens.store.appdb.clock import now_iso
+from carelens.store.appdb.models import ROLES, ApiToken, User, WebSession
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def add_user(s: Session, username: str, password: str, role: str) -> User:
+    """Create a user; raises ``InputError`` for a bad name, role, short password or a duplicate."""
+    if not USERNAME.match(username):
+        raise InputError("user name must be 1-64 letters, digits or . _ @ -")
+    if role not in ROLES:
+        raise InputError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise InputError(f"password must have at least {MIN_PASSWORD} characters")
+    if s.scalar(select(User).where(User.username == username)) is not None:
+        raise InputError(f"user {username} already exists")
+    user = User(username=username, password_hash=_hasher.hash(password), role=role, active=True, created_at=now_iso())
+    s.add(user)
+    s.flush()
+    return user
+
+
+def get_user(s: Session, username: str) -> User | None:
+    """The user named ``username``, or None."""
+    return s.scalar(select(User).where(User.username == username))
+
+
+def authenticate(s: Session, username: str, password: str) -> User | None:
+    """The active user when the password matches, else None (same work either way)."""
+    user = get_user(s, username)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return user if user is not None and user.active else None
+
+
+def create_token(s: Session, user: User) -> str:
+    """A new API token for ``user``; only its hash is stored, so show it to the user once."""
+    token = "cl_" + secrets.token_urlsafe(32)
+    s.add(ApiToken(user_id=user.id, token_hash=_sha256(token), created_at=now_iso(), revoked=False))
+    s.flush()
+    return token
+
+
+def user_for_token(s: Session, token: str) -> User | None:
+    """The active user an API token belongs to, or None."""
+    row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(token), ApiToken.revoked.is_(False)))
+    if row is None:
+        return None
+    user = s.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def create_session(s: Session, user: User, ttl_s: float) -> tuple[str, str]:
+    """Start a browser session; returns (session id for the cookie, CSRF token)."""
+    sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    s.add(
+        WebSession(
+            id_hash=_sha256(sid), user_id=user.id, csrf_token=csrf, created_at=now_iso(), expires_at=now_iso(ttl_s)
+        )
+    )
+    s.flush()
+    return sid, csrf
+
+
+def session_user(s: Session, sid: str) -> tuple[WebSession, User] | None:
+    """The live session and its active user for a cookie value, or None (unknown or expired)."""
+    row = s.get(WebSession, _sha256(sid))
+    if row is None or row.expires_at <= now_iso():
+        return None
+    user = s.get(User, row.user_id)
+    return (row, user) if user is not None and user.active else None
+
+
+def end_session(s: Session, sid: str) -> None:
+    """Log out: delete the session."""
+    s.execute(delete(WebSession).where(WebSession.id_hash == _sha256(sid)))
+
+
+def purge_expired_sessions(s: Session) -> int:
+    """Delete expired sessions; returns how many."""
+    result = s.execute(delete(WebSession).where(WebSession.expires_at <= now_iso()))
+    return int(getattr(result, "rowcount", 0) or 0)
