@@ -1,0 +1,108 @@
+"""Calibration: temperature scaling fitted on validation logits, ECE, Brier score, reliability diagrams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from carelens.imaging.engine import logits_to_proba
+
+
+def _nll(logits: np.ndarray, labels: np.ndarray, task: str, temperature: float) -> float:
+    proba = np.clip(logits_to_proba(logits, task, temperature), 1e-12, 1 - 1e-12)
+    if task == "multilabel":
+        return float(-np.mean(labels * np.log(proba) + (1 - labels) * np.log(1 - proba)))
+    return float(-np.mean(np.log(proba[np.arange(len(labels)), labels])))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, task: str) -> float:
+    """The temperature ``T`` (0.05 to 20) minimising the negative log-likelihood of ``softmax(logits / T)``."""
+    if len(labels) == 0:
+        return 1.0
+    result = minimize_scalar(
+        lambda log_t: _nll(logits, labels, task, float(np.exp(log_t))),
+        bounds=(np.log(0.05), np.log(20.0)),
+        method="bounded",
+    )
+    return float(np.exp(result.x))
+
+
+def _confidence_and_correct(proba: np.ndarray, labels: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prediction confidence and whether it was right (each label separately for multi-label)."""
+    if task == "multilabel":
+        p = proba.reshape(-1)
+        y = labels.reshape(-1)
+        conf = np.maximum(p, 1 - p)
+        return conf, ((p >= 0.5) == (y >= 0.5)).astype(np.float64)
+    pred = proba.argmax(axis=1)
+    return proba.max(axis=1), (pred == labels).astype(np.float64)
+
+
+def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, task: str = "binary", bins: int = 15) -> float:
+    """ECE over ``bins`` equal-width confidence bins (top-label confidence, as in Guo et al. 2017)."""
+    conf, correct = _confidence_and_correct(proba, labels, task)
+    if conf.size == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def brier_score(proba: np.ndarray, labels: np.ndarray, task: str = "binary") -> float:
+    """Mean squared error of the probabilities: of the positive class for binary tasks, summed
+    over classes for multi-class ones, averaged over labels for multi-label ones."""
+    if task == "multilabel":
+        return float(np.mean((proba - labels) ** 2))
+    if task == "binary":
+        return float(np.mean((proba[:, 1] - labels) ** 2))
+    onehot = np.eye(proba.shape[1])[labels]
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
+def reliability_diagram(
+    curves: dict[str, np.ndarray],
+    labels: np.ndarray,
+    task: str,
+    path: str | Path,
+    bins: int = 15,
+) -> Path:
+    """Plot accuracy against confidence per bin for each named probability array (e.g. before
+    and after temperature scaling), with each curve's ECE in the legend; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for name, proba in curves.items():
+        conf, correct = _confidence_and_correct(proba, labels, task)
+        which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            mask = which == b
+            if mask.sum() >= 1:
+                xs.append(conf[mask].mean())
+                ys.append(correct[mask].mean())
+        ece = expected_calibration_error(proba, labels, task, bins)
+        ax.plot(xs, ys, marker="o", ms=3, label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("observed accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Reliability diagram")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,83 @@
+"""Split-conformal prediction sets: with probability at least the target coverage, the set holds the true label.
+
+A set with more than one label (or none) means the model cannot decide at that coverage:
+the image is reported as "uncertain: refer". Scores: ``lac`` (1 - probability of the true
+class; smallest sets) and ``aps`` (cumulative probability down to the true class; adaptive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from carelens.core import UsageError
+
+METHODS = ("lac", "aps")
+
+
+@dataclass(frozen=True)
+class ConformalThreshold:
+    """The calibrated score threshold ``qhat`` for ``method`` at ``target`` coverage, from ``n`` examples."""
+
+    method: str
+    target: float
+    qhat: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _scores(proba: np.ndarray, labels: np.ndarray, method: str) -> np.ndarray:
+    idx = np.arange(len(labels))
+    if method == "lac":
+        return 1.0 - proba[idx, labels]
+    order = np.argsort(-proba, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(proba, order, axis=1)
+    cumulative = np.cumsum(sorted_p, axis=1)
+    rank = np.argmax(order == labels[:, None], axis=1)
+    return cumulative[idx, rank]
+
+
+def calibrate_conformal(
+    proba: np.ndarray, labels: np.ndarray, target: float = 0.90, method: str = "lac"
+) -> ConformalThreshold:
+    """Fit the threshold on held-out (validation) probabilities and labels."""
+    if method not in METHODS:
+        raise UsageError(f"unknown conformal method {method!r}: choose {' or '.join(METHODS)}")
+    if not 0.0 < target < 1.0:
+        raise UsageError("conformal coverage must be between 0 and 1")
+    n = len(labels)
+    if n == 0:
+        raise UsageError("conformal calibration needs at least one labelled example")
+    scores = _scores(np.asarray(proba), np.asarray(labels, dtype=np.int64), method)
+    level = min(1.0, np.ceil((n + 1) * target) / n)
+    qhat = float(np.quantile(scores, level, method="higher"))
+    return ConformalThreshold(method=method, target=float(target), qhat=qhat, n=n)
+
+
+def prediction_sets(proba: np.ndarray, threshold: ConformalThreshold) -> list[list[int]]:
+    """The conformal set (class indices, most probable first) for each row of ``proba``."""
+    proba = np.asarray(proba)
+    sets: list[list[int]] = []
+    for row in proba:
+        order = np.argsort(-row, kind="stable")
+        if threshold.method == "lac":
+            chosen = [int(k) for k in order if 1.0 - row[k] <= threshold.qhat]
+        else:
+            chosen, total = [], 0.0
+            for k in order:
+                chosen.append(int(k))
+                total += float(row[k])
+                if total >= threshold.qhat:
+                    break
+        sets.append(chosen)
+    return sets
+
+
+def coverage(sets: list[list[int]], labels: np.ndarray) -> float:
+    """Fraction of examples whose set holds the true label."""
+    if not sets:
+        return float("nan")
+    return float(np.mean([int(y) in s for s, y in zip(sets, labels, strict=True)]))

@@ -1,0 +1,333 @@
+"""Training a model package: seeded training under a time budget with early stopping on validation
+AUC, then temperature scaling, an operating threshold and a conformal threshold fitted on validation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from carelens import __version__
+from carelens.core import UsageError
+from carelens.imaging.calibration import brier_score, expected_calibration_error, fit_temperature, reliability_diagram
+from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+from carelens.imaging.data import ImageArrays, load_dataset
+from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
+from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
+from carelens.imaging.networks import ARCHS, build_model, cam_layer
+from carelens.imaging.package import save_weights, write_package_files
+
+# Imaging modality a MedMNIST set's images come from (used by the input checks at inference).
+MEDMNIST_MODALITIES = {"pneumoniamnist": ["CR", "DX"], "chestmnist": ["CR", "DX"], "breastmnist": ["US"]}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a training run (stored in ``model.json``)."""
+
+    arch: str = "cnn"
+    seed: int = 0
+    time_budget: float | None = None
+    max_epochs: int = 60
+    patience: int = 10
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    tta: bool = True
+    device: str = "cpu"
+    conformal_target: float = 0.90
+    conformal_method: str = "lac"
+    threshold_rule: str = "youden"
+    ood_z: float = 5.0
+    version: str = "1.0.0"
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    modalities: list[str] | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, torch and MONAI, and ask torch for deterministic kernels."""
+    import random
+
+    from monai.utils import set_determinism
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    set_determinism(seed=seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pixel_statistics(images: np.ndarray) -> dict[str, float]:
+    """Mean and spread of the per-image mean and standard deviation (what the out-of-distribution check compares)."""
+    flat = images.reshape(len(images), -1)
+    means, stds = flat.mean(axis=1), flat.std(axis=1)
+    return {
+        "mean_of_means": float(means.mean()),
+        "std_of_means": float(max(means.std(), 1e-6)),
+        "mean_of_stds": float(stds.mean()),
+        "std_of_stds": float(max(stds.std(), 1e-6)),
+    }
+
+
+def evaluation_metrics(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    task: str,
+    temperature: float,
+    threshold: float,
+    conformal: Any,
+    resamples: int = 1000,
+) -> dict[str, Any]:
+    """The evaluation report's numbers for one split (keys as in the ``image evaluate`` contract)."""
+    proba_raw = logits_to_proba(logits, task, 1.0)
+    proba = logits_to_proba(logits, task, temperature)
+    out: dict[str, Any] = discrimination(proba, labels, task, threshold)
+    out["ece"] = expected_calibration_error(proba, labels, task)
+    out["ece_uncalibrated"] = expected_calibration_error(proba_raw, labels, task)
+    out["brier"] = brier_score(proba, labels, task)
+    out["brier_uncalibrated"] = brier_score(proba_raw, labels, task)
+    if conformal is not None and task != "multilabel":
+        sets = prediction_sets(proba, conformal)
+        out["conformal_target"] = conformal.target
+        out["conformal_coverage"] = coverage(sets, labels)
+        out["conformal_method"] = conformal.method
+        out["mean_set_size"] = float(np.mean([len(s) for s in sets]))
+        out["refer_rate"] = float(np.mean([len(s) != 1 for s in sets]))
+    else:
+        out["conformal_target"] = None
+        out["conformal_coverage"] = None
+    out["n"] = len(labels)
+    out["operating_threshold"] = threshold
+
+    def stat(idx: np.ndarray) -> dict[str, float]:
+        return discrimination(proba[idx], labels[idx], task, threshold)
+
+    out["ci"] = bootstrap_ci(stat, len(labels), resamples=resamples) if len(labels) > 1 else {}
+    return out
+
+
+def train(
+    data: str | Path | tuple[ImageArrays, ImageArrays],
+    out: str | Path,
+    config: TrainConfig | None = None,
+) -> dict[str, Any]:
+    """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
+
+    ``data`` is an ``.npz`` file or image folder (its train and val splits), or a
+    ``(train, val)`` pair of :class:`ImageArrays`.
+    """
+    cfg = config or TrainConfig()
+    if cfg.arch not in ARCHS:
+        raise UsageError(f"unknown architecture {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
+    if isinstance(data, tuple):
+        train_set, val_set = data
+        data_name = "in-memory arrays"
+    else:
+        train_set, val_set = load_dataset(data, "train"), load_dataset(data, "val")
+        data_name = Path(data).name
+    if len(val_set) < 2:
+        raise UsageError("the validation split needs at least two images (early stopping and calibration use it)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    image_size = int(train_set.images.shape[-1])
+    channels = int(train_set.images.shape[1])
+    model = build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
+    plan = {"epochs": cfg.max_epochs}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / (plan["epochs"] * steps_per_epoch))))
+    )
+    deadline = started + cfg.time_budget if cfg.time_budget else None
+    history: list[dict[str, float]] = []
+    best_auc, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+    stop_reason = "max_epochs"
+    for epoch in range(1, cfg.max_epochs + 1):
+        epoch_start = time.monotonic()
+        loss = train_one_epoch(
+            model,
+            train_set,
+            optimizer,
+            batch_size=cfg.batch_size,
+            augment=cfg.augment,
+            seed=cfg.seed * 1000 + epoch,
+            device=device,
+            scheduler=scheduler,
+            deadline=deadline,
+            progress_desc=f"epoch {epoch}",
+        )
+        val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
+        val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
+        history.append({"epoch": epoch, "loss": round(loss, 5), "val_auc": round(val_auc, 5)})
+        if val_auc > best_auc:
+            best_auc, best_state, best_epoch, stale = val_auc, copy.deepcopy(model.state_dict()), epoch, 0
+            torch.save(
+                {"epoch": epoch, "model": best_state, "optimizer": optimizer.state_dict()}, out / "checkpoint.pt"
+            )
+        else:
+            stale += 1
+        epoch_time = time.monotonic() - epoch_start
+        if deadline is not None:
+            if epoch == 1:  # fit the cosine schedule to the epochs the budget allows
+                plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) * 0.95 // epoch_time)))
+            if time.monotonic() + epoch_time > deadline:
+                stop_reason = "time_budget"
+                break
+        if stale >= cfg.patience:
+            stop_reason = "early_stopping"
+            break
+        if epoch >= plan["epochs"]:
+            stop_reason = "schedule_done"
+            break
+    model.load_state_dict(best_state)
+    model.cpu().eval()
+    val_logits = predict_logits(model, val_set, tta=cfg.tta)
+    task = val_set.task
+    temperature = fit_temperature(val_logits, val_set.labels, task)
+    val_proba = logits_to_proba(val_logits, task, temperature)
+    threshold = choose_threshold(val_proba, val_set.labels, cfg.threshold_rule) if task == "binary" else 0.5
+    conformal = (
+        calibrate_conformal(val_proba, val_set.labels, cfg.conformal_target, cfg.conformal_method)
+        if task != "multilabel"
+        else None
+    )
+    val_metrics = evaluation_metrics(val_logits, val_set.labels, task, temperature, threshold, conformal)
+    reliability_diagram(
+        {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
+        val_set.labels,
+        task,
+        out / "reliability.png",
+    )
+    roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
+    model_id = save_weights(model, out)
+    meta = _model_json(
+        model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
+        history, best_epoch, stop_reason, time.monotonic() - started, device, image_size, channels,
+    )  # fmt: skip
+    write_package_files(out, meta)
+    return meta
+
+
+def _model_json(
+    model_id: str,
+    cfg: TrainConfig,
+    train_set: ImageArrays,
+    val_set: ImageArrays,
+    data_name: str,
+    temperature: float,
+    threshold: float,
+    conformal: Any,
+    val_metrics: dict[str, Any],
+    history: list[dict[str, float]],
+    best_epoch: int,
+    stop_reason: str,
+    elapsed: float,
+    device: torch.device,
+    image_size: int,
+    channels: int,
+) -> dict[str, Any]:
+    labels = train_set.label_names
+    counts = _class_counts(train_set)
+    stem = data_name.lower().split(".")[0]
+    modalities = cfg.modalities if cfg.modalities is not None else MEDMNIST_MODALITIES.get(stem)
+    vm = val_metrics
+    ci = vm.get("ci", {}).get("auc", [None, None])
+    positive = labels[1] if train_set.task == "binary" else None
+    performance = (
+        f"On the validation split (n={vm['n']}): AUC {vm['auc']:.3f}"
+        + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci[0] is not None else "")
+        + f", accuracy {vm['accuracy']:.3f}, sensitivity {vm['sensitivity']:.3f}, specificity {vm['specificity']:.3f}"
+        f" at threshold {threshold:.3f}; ECE {vm['ece']:.3f} after temperature scaling "
+        f"({vm['ece_uncalibrated']:.3f} before). The validation split also chose the threshold, the temperature and "
+        "the conformal threshold, so these numbers are optimistic: run `carelens image evaluate` on held-out test data."
+    )
+    return {
+        "id": model_id,
+        "name": f"carelens-imaging-{cfg.arch}",
+        "version": cfg.version,
+        "kind": "image-classifier",
+        "arch": cfg.arch,
+        "arch_options": cfg.arch_options,
+        "task": train_set.task,
+        "labels": labels,
+        "positive_label": positive,
+        "preprocessing": {
+            "image_size": image_size,
+            "channels": channels,
+            "intensity": "scaled to [0, 1]; DICOM: modality LUT, VOI LUT/window, MONOCHROME1 inverted",
+            "resize": "zero-pad to square, box-filter resize",
+            "photometric": ["MONOCHROME2", "MONOCHROME1"] if channels == 1 else ["RGB"],
+            "modalities": modalities,
+            "pixel_stats": pixel_statistics(train_set.images),
+            "ood_z_threshold": cfg.ood_z,
+            "test_time_flip": cfg.tta,
+        },
+        "operating_threshold": threshold,
+        "threshold_rule": cfg.threshold_rule if train_set.task == "binary" else "argmax",
+        "calibration": {"method": "temperature scaling", "temperature": temperature, "fitted_on": "validation"},
+        "conformal": conformal.to_dict() if conformal else None,
+        "metrics": {"validation": vm},
+        "saliency": {"method": "Grad-CAM", "layer": cam_layer(cfg.arch, image_size)},
+        "training": {
+            "data": data_name,
+            "counts": {"train": len(train_set), "val": len(val_set)},
+            "class_counts": counts,
+            "seed": cfg.seed,
+            "epochs_run": len(history),
+            "best_epoch": best_epoch,
+            "stopped_because": stop_reason,
+            "time_budget_s": cfg.time_budget,
+            "elapsed_s": round(elapsed, 1),
+            "device": device.type,
+            "optimizer": f"AdamW lr {cfg.lr} weight decay {cfg.weight_decay}, cosine schedule",
+            "batch_size": cfg.batch_size,
+            "augmentation": "flips, rotation ±10°, shift ±7%, zoom ±10%, intensity ±10%" if cfg.augment else "none",
+            "class_weighting": "inverse frequency",
+            "history": history,
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "carelens_version": __version__,
+        "files": {"weights": "weights.pt", "card": "MODEL_CARD.md", "reliability": "reliability.png", "roc": "roc.png"},
+        "card": {
+            "intended_use": (
+                f"Decision support: flags {positive or 'the labelled findings'} on "
+                f"{'/'.join(modalities) if modalities else 'the trained kind of'} images for a clinician to review. "
+                "It does not diagnose; a prediction whose conformal set holds more than one label is reported as "
+                "'uncertain: refer'. Not for use on other body parts, modalities, children or populations unlike "
+                "the training data without local validation."
+            ),
+            "data": (
+                f"Trained on {len(train_set)} images from {data_name} ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
+                f"{len(val_set)} validation images for early stopping, temperature scaling, threshold and conformal "
+                f"calibration. Images at {image_size}x{image_size} px, {channels} channel(s)."
+            ),
+            "performance": performance,
+            "limitations": [
+                f"Low resolution ({image_size} px): fine findings may be invisible to the model.",
+                "Trained on one public data set; performance at another site, scanner or population is unknown until "
+                "validated there.",
+                "Conformal coverage holds on average over images like the calibration data, not for each patient or "
+                "subgroup.",
+                "Grad-CAM heatmaps show where the network looked, not why; they are withheld when they fail the "
+                "randomisation sanity check.",
+            ],
+        },
+    }
+
+
+def _class_counts(arrays: ImageArrays) -> dict[str, int]:
+    if arrays.task == "multilabel":
+        return {name: int(arrays.labels[:, k].sum()) for k, name in enumerate(arrays.label_names)}
+    counts = np.bincount(arrays.labels, minlength=arrays.num_classes)
+    return {name: int(c) for name, c in zip(arrays.label_names, counts, strict=True)}
