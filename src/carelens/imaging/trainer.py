@@ -308,7 +308,8 @@ def _model_json(
                 "the training data without local validation."
             ),
             "data": (
-                f"Trained on {len(train_set)} images from {data_name} ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
+                f"Trained on {len(train_set)} images from {data_name} "
+                f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
                 f"{len(val_set)} validation images for early stopping, temperature scaling, threshold and conformal "
                 f"calibration. Images at {image_size}x{image_size} px, {channels} channel(s)."
             ),
