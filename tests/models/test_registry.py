@@ -130,3 +130,26 @@ def test_register_rejects_a_folder_that_is_not_a_package(tmp_path: Path) -> None
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="not a model package"):
         Registry(tmp_path / "store").register(tmp_path / "empty")
+
+
+def test_imaging_package_metrics_and_card_are_read(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "weights.pt").write_bytes(b"imaging-weights")
+    meta = {
+        "name": "carelens-imaging-cnn",
+        "version": "1",
+        "arch": "cnn",
+        "labels": ["normal", "pneumonia"],
+        "metrics": {"validation": {"auc": 0.95, "ece": 0.03, "n": 524, "ci": {"auc": [0.93, 0.97]}}},
+        "training": {"data": "pneumoniamnist.npz", "counts": {"train": 3882, "val": 524}},
+        "card": {"intended_use": "decision support", "limitations": ["low resolution"]},
+    }
+    (pkg / "model.json").write_text(json.dumps(meta))
+    reg = Registry(tmp_path / "store")
+    entry = reg.register(pkg)
+    assert entry.metrics["auc"].value == pytest.approx(0.95) and entry.metrics["auc"].ci_high == pytest.approx(0.97)
+    assert entry.metrics["auc"].n == 524
+    assert entry.lineage["sites"][0]["counts"]["train"] == 3882
+    hti1 = reg.export(entry.id)["hti1"]
+    assert hti1["known_risks_and_limitations"] == ["low resolution"] and hti1["funding_source"] is None

@@ -188,6 +188,17 @@ HTI1_KEYS: tuple[str, ...] = tuple(a.key for a in HTI1_ATTRIBUTES)
 assert len(HTI1_KEYS) == 31 and len(set(HTI1_KEYS)) == 31
 
 
+# Model-card keys other carelens packages write, and the attribute each one answers.
+CARD_ALIASES = {
+    "limitations": "known_risks_and_limitations",
+    "performance": "internal_validity",
+    "developer_contact": "developer",
+    "funding": "funding_source",
+    "intended_population": "intended_patient_population",
+    "users": "intended_users",
+}
+
+
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
@@ -199,7 +210,8 @@ def hti1_attributes(card: dict[str, Any], derived: dict[str, Any]) -> tuple[dict
     ``derived`` holds facts the registry entry itself records (measured validity, lineage). The
     card wins where both have a value; unknown card keys are ignored here (they stay in the card).
     """
-    written = dict(card.get("hti1") or {})
+    written = {CARD_ALIASES[k]: v for k, v in card.items() if k in CARD_ALIASES}
+    written.update(card.get("hti1") or {})
     written.update({k: v for k, v in card.items() if k in HTI1_KEYS})
     values: dict[str, Any] = {}
     missing: list[str] = []

@@ -106,6 +106,43 @@ def normalise_metric(value: Any) -> Metric | None:
     return None
 
 
+def flatten_metrics(raw: dict[str, Any]) -> dict[str, Metric]:
+    """Metrics keyed by name; a split block like imaging's ``{"validation": {"auc": .., "n": ..,
+    "ci": {"auc": [lo, hi]}}}`` is flattened (first split unprefixed, later ones ``split.name``)."""
+    out: dict[str, Metric] = {}
+    for name, value in raw.items():
+        metric = normalise_metric(value)
+        if metric is not None:
+            out[str(name)] = metric
+            continue
+        if not isinstance(value, dict):
+            continue
+        cis = value.get("ci") if isinstance(value.get("ci"), dict) else {}
+        n = value.get("n") if isinstance(value.get("n"), int) else None
+        prefix = "" if not out else f"{name}."
+        for key, point in value.items():
+            if key in ("n", "ci") or isinstance(point, bool) or not isinstance(point, int | float):
+                continue
+            pair = cis.get(key) if isinstance(cis.get(key), list | tuple) and len(cis.get(key)) == 2 else (None, None)
+            out[f"{prefix}{key}"] = Metric(
+                value=float(point),
+                ci_low=float(pair[0]) if isinstance(pair[0], int | float) else None,
+                ci_high=float(pair[1]) if isinstance(pair[1], int | float) else None,
+                n=n,
+            )
+    return out
+
+
+def _lineage_of(training: dict[str, Any]) -> dict[str, Any]:
+    """Lineage from an imaging package's ``training`` block (one local site), or nothing."""
+    if not training.get("counts"):
+        return {}
+    site = {"site": "local", "data": training.get("data"), "counts": training.get("counts")}
+    if training.get("class_counts"):
+        site["label_counts"] = training["class_counts"]
+    return {"sites": [site]}
+
+
 def _canonical(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
@@ -144,11 +181,7 @@ class Registry:
         """
         known = {"id", "name", "version", "arch", "task", "labels", "label_names", "metrics", "subgroups"}
         known |= {"lineage", "training_data", "training", "card", "trained_at", "created_at", "code_version"}
-        metrics = {}
-        for name, raw in (meta.get("metrics") or {}).items():
-            metric = normalise_metric(raw)
-            if metric is not None:
-                metrics[str(name)] = metric
+        metrics = flatten_metrics(meta.get("metrics") or {})
         body: dict[str, Any] = {
             "name": str(meta.get("name") or meta.get("id") or "model"),
             "version": str(meta.get("version") or "1"),
@@ -157,7 +190,7 @@ class Registry:
             "labels": [str(x) for x in (meta.get("labels") or meta.get("label_names") or [])],
             "created_at": str(meta.get("trained_at") or meta.get("created_at") or _now()),
             "code_version": meta.get("code_version") or code_version(),
-            "lineage": meta.get("lineage") or meta.get("training_data") or {},
+            "lineage": meta.get("lineage") or meta.get("training_data") or _lineage_of(meta.get("training") or {}),
             "metrics": {k: m.model_dump() for k, m in metrics.items()},
             "subgroups": list(meta.get("subgroups") or []),
             "training": meta.get("training") or {},
