@@ -1,9 +1,99 @@
-"""Command-line commands of carelens.privacy (registered on the main app by carelens.cli)."""
+"""Command-line commands of carelens.privacy: ``carelens deid ...`` (registered by carelens.cli)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from carelens.core.errors import InputError, UsageError
+
+deid = typer.Typer(help="De-identify notes, FHIR, DICOM and VCF behind one key; audit the output for leaks.",
+                   no_args_is_help=True)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
-    """Add this capability's commands to the main app."""
+    """Add the ``deid`` command group to the main app."""
+    app.add_typer(deid, name="deid")
+
+
+def _keys(required: bool):  # type: ignore[no-untyped-def]
+    from carelens.privacy.keys import KeyService
+
+    try:
+        return KeyService.from_env()
+    except UsageError:
+        if required:
+            raise
+        typer.echo("warning: no site secret (CARELENS_SECRET_FILE): using a one-off key; surrogates and date "
+                   "shifts will not link to other runs", err=True)  # fmt: skip
+        return KeyService.ephemeral()
+
+
+def _exists(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+
+
+def _finish(result, json_out: bool = True) -> None:  # type: ignore[no-untyped-def]
+    from carelens.core.output import emit_json
+
+    emit_json({"done": dict(result.done), "quarantined": result.quarantined})
+    if result.quarantined:
+        raise typer.Exit(3)
+
+
+@deid.command("keygen")
+def keygen(
+    path: Path = typer.Argument(..., help="Where to write the new site secret (created with 0600 permissions)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing secret (re-derives every pseudonym)."),
+) -> None:
+    """Write a new random site secret; point CARELENS_SECRET_FILE at it. Keep it out of the lake."""
+    from carelens.privacy.keys import KeyService, write_secret
+
+    write_secret(path, overwrite=force)
+    typer.echo(f"wrote {path} (key fingerprint {KeyService.from_file(path).fingerprint})")
+
+
+@deid.command("text")
+def text_cmd(
+    src: Path = typer.Argument(..., help="A .txt note or a folder of them."),
+    out: Path = typer.Option(..., "--out", help="Folder for <name>.txt (surrogates) and <name>.phi.json (spans)."),
+    fhir: list[Path] = typer.Option([], "--fhir", help="FHIR bundles/NDJSON with the notes' Patient resources."),
+    patient: str | None = typer.Option(None, "--patient", help="Patient id all notes belong to."),
+) -> None:
+    """De-identify clinical notes: PHI replaced by surrogates, spans (offsets into the input) in <name>.phi.json.
+
+    A note's patient (its known identifiers, surrogates and date shift) is --patient, or the
+    patient whose id names the note file or its folder when --fhir is given. Without a site
+    secret a one-off key is used. Exit 3 when some notes were quarantined.
+    """
+    from carelens.core.progress import progress
+    from carelens.privacy.fhir import load_patients
+    from carelens.privacy.text import deid_text_path, note_files
+
+    _exists(src)
+    keys = _keys(required=False)
+    patients = load_patients(fhir, keys) if fhir else {}
+    if patient and fhir and patient not in patients:
+        raise InputError(f"patient {patient} is not in the given FHIR files")
+
+    def context_for(path: Path):  # type: ignore[no-untyped-def]
+        from carelens.privacy.context import PatientContext
+
+        if patient:
+            return patients.get(patient) or PatientContext(patient_id=patient, keys=keys)
+        for key in (path.stem, path.parent.name, path.stem.split("_")[0], path.stem.split(".")[0]):
+            if key in patients:
+                return patients[key]
+        return None
+
+    bar = iter(progress(range(len(note_files(src))), "deid text", unit="note"))
+    result = deid_text_path(src, out, keys, context_for, on_file=lambda _p: next(bar, None))
+    _finish(result)
+
+
+def main_guard() -> None:
+    """Entry for ``python -m carelens.privacy.cli`` (debugging)."""
+    sys.exit(0)

@@ -1,0 +1,440 @@
+# ruff: noqa: E501
+"""Find PHI in text: rules, dictionaries, context cues, the patient's known identifiers and
+a learned token model, combined with recall first.
+
+``detect_phi(text, context)`` returns non-overlapping ``PhiSpan`` s sorted by position, with
+offsets into ``text``. Each layer proposes spans; overlapping proposals are merged (the
+union is kept, the most specific type wins).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from carelens.privacy import patterns as P
+from carelens.privacy.context import PatientContext
+from carelens.privacy.dates import DATE_RE, is_plausible
+from carelens.privacy.lexicon import CLINICAL_WORDS, Lexicon, lexicon
+
+# The order decides which type wins when spans of two types overlap.
+TYPE_PRIORITY = [
+    "EMAIL", "URL", "IP", "SSN", "PHONE", "FAX", "MRN", "ACCOUNT", "HEALTHPLAN", "LICENSE", "DEVICE", "VEHICLE",
+    "DATE", "AGE", "ADDRESS", "ZIP", "HOSPITAL", "ORGANIZATION", "CITY", "STATE", "NAME", "ID", "LOCATION",
+]  # fmt: skip
+_RANK = {t: i for i, t in enumerate(TYPE_PRIORITY)}
+
+TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sr", "jr", "rev", "sir", "dame"}
+RELATION_CUES = {
+    "wife", "husband", "son", "daughter", "mother", "father", "mom", "dad", "sister", "brother", "friend", "niece",
+    "nephew", "aunt", "uncle", "grandson", "granddaughter", "grandmother", "grandfather", "neighbor", "neighbour",
+    "partner", "fiance", "fiancee", "boyfriend", "girlfriend", "spouse", "sibling", "cousin", "guardian", "hcp",
+    "proxy", "by", "with", "per", "to", "from", "attending", "rn", "np", "nurse", "md", "pcp", "resident", "fellow",
+    "pt", "patient", "name", "named", "called", "cc", "signed", "dictated", "contact", "paged", "notified", "informed",
+    "surgeon", "physician", "provider", "doctor", "dr", "intern", "therapist", "ot", "pt's", "pts", "mrs", "mr", "ms",
+}  # fmt: skip
+CREDENTIALS = {"md", "rn", "np", "pa", "do", "phd", "lpn", "cnm", "crna", "dds", "pharmd", "msw", "lcsw", "bsn", "aprn"}
+HOSPITAL_HEADS = {
+    "hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice", "institute",
+    "healthcare", "medical", "memorial", "rehab", "rehabilitation", "pharmacy", "associates", "home", "health",
+    "sanatorium", "nursing", "practice", "group", "university", "college", "school", "laboratories", "labs",
+}  # fmt: skip
+HOSPITAL_ENDS = {"hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice",
+                 "institute", "healthcare", "home", "sanatorium", "practice", "group", "associates", "pharmacy"}  # fmt: skip
+KNOWN_HOSPITALS = [
+    "beth israel", "beth israel deaconess", "bidmc", "brigham", "brigham and women's", "bwh", "mass general",
+    "massachusetts general", "mgh", "dana farber", "dana-farber", "lahey", "tufts", "mount auburn", "mt auburn",
+    "spaulding", "newton-wellesley", "newton wellesley", "faulkner", "boston medical", "bmc", "st elizabeth's",
+    "st. elizabeth's", "caritas", "carney", "youville", "hebrew rehab", "mayo clinic", "cleveland clinic",
+    "johns hopkins", "kaiser permanente", "mount sinai", "mt sinai", "cedars-sinai", "cedars sinai",
+]  # fmt: skip
+_VERY_COMMON = frozenset(ENGLISH_STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
+    "no", "not", "yes", "on", "in", "at", "of", "and", "or", "for", "the", "a", "an", "is", "was", "are", "be",
+    "has", "had", "have", "this", "that", "with", "as", "by", "to", "from", "up", "down", "out", "over", "off",
+    "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
+    "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "sun", "mon",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PhiSpan:
+    """One identifier found in a text: ``text[start:end]``, its type and what found it."""
+
+    start: int
+    end: int
+    type: str
+    source: str = "rule"
+
+
+@dataclass
+class _Tok:
+    start: int
+    end: int
+    text: str
+    low: str  # lower-cased letters only (Synthea's "Smith123" -> "smith")
+    alpha: bool
+
+
+def tokenize(text: str) -> list[_Tok]:
+    """Words (with trailing digits kept in the span), numbers and single symbols."""
+    out = []
+    for m in P.TOKEN.finditer(text):
+        t = m.group(0)
+        alpha = t[0].isalpha()
+        low = t.rstrip("0123456789").lower().replace("’", "'") if alpha else t
+        out.append(_Tok(m.start(), m.end(), t, low, alpha))
+    return out
+
+
+def detect_phi(text: str, context: PatientContext | None = None, model: bool = True) -> list[PhiSpan]:
+    """Every PHI span in ``text`` (merged, sorted, offsets into ``text``)."""
+    if not text.strip():
+        return []
+    spans: list[PhiSpan] = []
+    spans += _rule_spans(text)
+    tokens = tokenize(text)
+    lex = lexicon()
+    mode = _case_mode(text)
+    spans += _token_spans(text, tokens, lex, mode)
+    if context is not None:
+        spans += _known_spans(text, tokens, context)
+    if model:
+        from carelens.privacy.model import token_model
+
+        clf = token_model()
+        if clf is not None:
+            spans += clf.spans(text, tokens, mode, {(s.start, s.end) for s in spans})
+    spans += _propagate_names(tokens, spans)
+    return merge_spans(spans, text)
+
+
+def _propagate_names(tokens: list[_Tok], spans: list[PhiSpan]) -> list[PhiSpan]:
+    """A word found as a name once is a name everywhere in the same text."""
+    starts = {s.start: s for s in spans if s.type == "NAME"}
+    names = set()
+    for tok in tokens:
+        span = starts.get(tok.start)
+        if span is not None and tok.alpha and len(tok.low) >= 3 and tok.low not in _VERY_COMMON:
+            names.add(tok.low)
+    covered = {s.start for s in spans}
+    return [PhiSpan(t.start, t.end, "NAME", "propagated") for t in tokens
+            if t.alpha and t.low in names and t.start not in covered]  # fmt: skip
+
+
+def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
+    """Union overlapping spans (and name parts separated only by spaces); the most specific type wins."""
+    ordered = sorted(spans, key=lambda s: (s.start, -s.end))
+    merged: list[PhiSpan] = []
+    for span in ordered:
+        if span.end <= span.start:
+            continue
+        if merged:
+            last = merged[-1]
+            joinable = last.type == span.type == "NAME" and not text[last.end : span.start].strip(" ,")
+            joinable = joinable and "\n" not in text[last.end : span.start] and span.start - last.end <= 2
+            if span.start < last.end or joinable:
+                kind = last.type if _RANK.get(last.type, 99) <= _RANK.get(span.type, 99) else span.type
+                if (
+                    span.start < last.end
+                    and span.type != last.type
+                    and (last.end - last.start) < (span.end - span.start)
+                ):
+                    kind = span.type if _RANK.get(span.type, 99) < 16 or _RANK.get(last.type, 99) >= 16 else kind
+                merged[-1] = PhiSpan(last.start, max(last.end, span.end), kind, last.source)
+                continue
+        merged.append(span)
+    return merged
+
+
+def _case_mode(text: str) -> str:
+    letters = [c for c in text[:4000] if c.isalpha()]
+    if not letters:
+        return "mixed"
+    upper = sum(c.isupper() for c in letters) / len(letters)
+    if upper > 0.6:
+        return "upper"
+    if upper < 0.01:
+        return "lower"
+    return "mixed"
+
+
+def _rule_spans(text: str) -> list[PhiSpan]:
+    out: list[PhiSpan] = []
+    add = out.append
+    for m in P.EMAIL.finditer(text):
+        add(PhiSpan(m.start(), m.end(), "EMAIL"))
+    for m in P.URL.finditer(text):
+        if "@" not in m.group(0):
+            add(PhiSpan(m.start(), m.end(), "URL"))
+    for rx in (P.IPV4, P.IPV6):
+        for m in rx.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "IP"))
+    for m in P.SSN.finditer(text):
+        add(PhiSpan(m.start(), m.end(), "SSN"))
+    for m in P.PHONE.finditer(text):
+        kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
+        add(PhiSpan(m.start(), m.end(), kind))
+    for m in DATE_RE.finditer(text):
+        if is_plausible(m, text):
+            add(PhiSpan(m.start(), m.end(), "DATE"))
+    for m in P.AGE_OVER_89.finditer(text):
+        g = "age" if m.group("age") else ("age2" if m.group("age2") else "age3")
+        add(PhiSpan(m.start(g), m.end(g), "AGE"))
+    for m in P.ID_CUE.finditer(text):
+        cue = m.group("cue").lower().split()[0].rstrip(".'s")
+        kind = P.ID_TYPES.get(cue, "ID")
+        add(PhiSpan(m.start("value"), m.end("value"), kind))
+    for m in P.LONG_ID.finditer(text):
+        if not DATE_RE.fullmatch(m.group(0)):
+            add(PhiSpan(m.start(), m.end(), "ID"))
+    for m in P.VIN.finditer(text):
+        if any(c.isalpha() for c in m.group(0)) and any(c.isdigit() for c in m.group(0)):
+            add(PhiSpan(m.start(), m.end(), "VEHICLE"))
+    for rx in (P.STREET, P.STREET_FOREIGN, P.PO_BOX):
+        for m in rx.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+    for m in P.ZIP.finditer(text):
+        before = text[max(0, m.start() - 30) : m.start()]
+        if re.search(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", before, re.IGNORECASE) or text[m.start()] == "0":
+            add(PhiSpan(m.start(), m.end(), "ZIP"))
+    low = text.lower()
+    for name in KNOWN_HOSPITALS:
+        for m in _word_re(name).finditer(low):
+            add(PhiSpan(m.start(), m.end(), "HOSPITAL"))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _word_re(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)")
+
+
+def _is_cap(tok: _Tok) -> bool:
+    return tok.text[0].isupper()
+
+
+def _sentence_start(tokens: list[_Tok], i: int, text: str) -> bool:
+    if i == 0:
+        return True
+    prev = tokens[i - 1]
+    return prev.text in ".!?:;-*#•" or "\n" in text[prev.end : tokens[i].start]
+
+
+def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list[PhiSpan]:
+    """Names, places and organisations from dictionaries, cues and capitalisation."""
+    n = len(tokens)
+    strength = [0] * n  # 3 strong name, 2 medium, 1 weak, 0 none
+    is_name = [False] * n
+    caps_informative = mode == "mixed"
+    for i, tok in enumerate(tokens):
+        if not tok.alpha or len(tok.low) < 2:
+            continue
+        w = tok.low
+        if lex.is_name(w):
+            if w in _VERY_COMMON or w in lex.clinical_words or len(w) <= 2:
+                strength[i] = 1
+            elif w in lex.common_words or len(w) == 3:
+                strength[i] = 2
+            else:
+                strength[i] = 3
+    out: list[PhiSpan] = []
+    # 1. dictionary names
+    for i, tok in enumerate(tokens):
+        s = strength[i]
+        if s == 3:
+            if caps_informative and not _is_cap(tok) and tok.low in lex.common_words:
+                continue
+            is_name[i] = True
+        elif (
+            s == 2
+            and caps_informative
+            and _is_cap(tok)
+            and not tok.text.isupper()
+            and not _sentence_start(tokens, i, text)
+        ):
+            is_name[i] = True
+    # 2. cues: titles and relations; credentials after a name
+    for i, tok in enumerate(tokens):
+        if not tok.alpha:
+            continue
+        w = tok.low
+        j = i + 1
+        if j < n and tokens[j].text == ".":
+            j += 1
+        if w in TITLES and j < n and tokens[j].alpha:
+            for k in range(j, min(j + 3, n)):
+                t = tokens[k]
+                if (
+                    not t.alpha
+                    or (t.low in _VERY_COMMON and strength[k] < 2)
+                    or "\n" in text[tokens[k - 1].end : t.start]
+                ):
+                    break
+                if caps_informative and not _is_cap(t) and strength[k] == 0:
+                    break
+                is_name[k] = True
+                if k + 1 < n and tokens[k + 1].text == ".":  # initial "J."
+                    continue
+        elif w in RELATION_CUES and j < n and tokens[j].alpha:
+            t = tokens[j]
+            plausible = strength[j] >= 1 and t.low not in _VERY_COMMON
+            if caps_informative:
+                plausible = plausible or (_is_cap(t) and t.low not in lex.common_words and t.low not in _VERY_COMMON)
+                plausible = plausible and (_is_cap(t) or strength[j] == 3)
+            if plausible:
+                is_name[j] = True
+        if w in CREDENTIALS and i >= 1:
+            k = i - 1
+            if tokens[k].text == ",":
+                k -= 1
+            for m in range(k, max(k - 3, -1), -1):
+                t = tokens[m]
+                if not t.alpha or t.low in _VERY_COMMON or "\n" in text[t.end : tokens[m + 1].start]:
+                    break
+                if caps_informative and not _is_cap(t):
+                    break
+                is_name[m] = True
+    # 3. spread: a name-ish neighbour of a found name is part of it ("John MAY", "Smith, Anne")
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n):
+            if not is_name[i]:
+                continue
+            for j in (i - 1, i + 1, i - 2, i + 2):
+                if not 0 <= j < n or is_name[j] or not tokens[j].alpha:
+                    continue
+                between = text[min(tokens[i].end, tokens[j].end) : max(tokens[i].start, tokens[j].start)]
+                if (abs(i - j) == 2 and between.strip() not in (",", ".")) or "\n" in between:
+                    continue
+                t = tokens[j]
+                initial = len(t.text) == 1 and t.text.isupper() and j + 1 < n and tokens[j + 1].text == "."
+                unknown = strength[j] == 0 and len(t.low) >= 3 and t.low not in lex.common_words
+                ok = strength[j] >= 2 or initial or unknown or (strength[j] == 1 and caps_informative and _is_cap(t))
+                if caps_informative and not _is_cap(t):
+                    ok = False
+                if (ok and t.low not in _VERY_COMMON) or initial:
+                    is_name[j] = True
+                    changed = True
+    for i, tok in enumerate(tokens):
+        if is_name[i]:
+            end = tok.end
+            if len(tok.text) == 1 and i + 1 < n and tokens[i + 1].text == ".":
+                end = tokens[i + 1].end
+            out.append(PhiSpan(tok.start, end, "NAME", "dict"))
+    # 4. places: cities (1-3 words), states, countries are not PHI
+    for i in range(n):
+        if not tokens[i].alpha:
+            continue
+        for size in (3, 2, 1):
+            if i + size > n:
+                continue
+            group = tokens[i : i + size]
+            if not all(t.alpha or t.text in ".-'" for t in group):
+                continue
+            phrase = text[group[0].start : group[-1].end].lower()
+            if phrase in lex.cities or phrase in lex.states:
+                if size == 1:
+                    w = group[0].low
+                    if w in _VERY_COMMON or len(w) < 4:
+                        continue
+                    if w in lex.common_words and not (caps_informative and _is_cap(group[0])):
+                        continue
+                    if caps_informative and not _is_cap(group[0]) and w in lex.common_words:
+                        continue
+                kind = "STATE" if phrase in lex.states else "CITY"
+                out.append(PhiSpan(group[0].start, group[-1].end, kind, "dict"))
+                break
+    for i, tok in enumerate(tokens):  # "Boston, MA" / "MA 02115"
+        if tok.alpha and len(tok.text) == 2 and tok.low in lex.state_abbrs and tok.text.isupper():
+            prev_comma = i >= 1 and tokens[i - 1].text == ","
+            next_zip = i + 1 < n and re.fullmatch(r"\d{5}", tokens[i + 1].text) is not None
+            if prev_comma or next_zip:
+                out.append(PhiSpan(tok.start, tok.end, "STATE", "dict"))
+    # 5. organisations: "<Name words> Hospital|Clinic|Medical Center", "Hospital of <Name>"
+    for i, tok in enumerate(tokens):
+        if not tok.alpha or tok.low not in HOSPITAL_ENDS:
+            continue
+        if caps_informative and not _is_cap(tok):
+            continue
+        k = i - 1
+        first = i
+        while k >= 0 and i - k <= 5:
+            t = tokens[k]
+            if t.text in ".'&-" and k > 0:
+                k -= 1
+                continue
+            if not t.alpha or "\n" in text[t.end : tokens[k + 1].start]:
+                break
+            if t.low in _VERY_COMMON and t.low not in HOSPITAL_HEADS and t.low not in ("st", "saint", "mt", "mount"):
+                break
+            if caps_informative and not _is_cap(t):
+                break
+            first = k
+            k -= 1
+        specific = any(tokens[m].alpha and tokens[m].low not in HOSPITAL_HEADS for m in range(first, i))
+        if specific:
+            end = tok.end
+            if (
+                i + 2 < n
+                and tokens[i + 1].low == "of"
+                and tokens[i + 2].alpha
+                and (not caps_informative or _is_cap(tokens[i + 2]))
+            ):
+                end = tokens[i + 2].end
+            out.append(PhiSpan(tokens[first].start, end, "HOSPITAL", "dict"))
+    return out
+
+
+def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[PhiSpan]:
+    """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
+    out: list[PhiSpan] = []
+    parts = ctx.name_parts()
+    for tok in tokens:
+        if tok.alpha and len(tok.low) >= 2 and (tok.low in parts or (len(tok.low) >= 4 and _near(tok.low, parts))):
+            out.append(PhiSpan(tok.start, tok.end, "NAME", "known"))
+    for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
+                        *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
+        rx = _loose_re(value)
+        if rx is not None:
+            out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
+    for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
+        words = re.findall(r"\w+", value)
+        if words:
+            rx = re.compile(r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
+            out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _loose_re(value: str) -> re.Pattern[str] | None:
+    chars = [c for c in value if c.isalnum()]
+    if len(chars) < 4:
+        return None
+    body = r"[\s\-./()]{0,2}".join(re.escape(c) for c in chars)
+    return re.compile(r"(?<![A-Za-z0-9])" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _near(word: str, parts: set[str]) -> bool:
+    return any(len(p) >= 4 and abs(len(p) - len(word)) <= 1 and p[0] == word[0] and _edit1(word, p) for p in parts)
+
+
+def _edit1(a: str, b: str) -> bool:
+    """Edit distance at most one (substitution, insertion, deletion or adjacent swap)."""
+    if a == b:
+        return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1 :]

@@ -1,0 +1,61 @@
+"""Compiled regular expressions for the identifiers that have a shape (rules layer)."""
+
+from __future__ import annotations
+
+import re
+
+I = re.IGNORECASE  # noqa: E741
+
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+URL = re.compile(
+    r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|info|biz|us|uk|de|fr|hu|it|nl)(?:/[^\s<>\"')\]]*)?\b",
+    I,
+)
+IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]\d)")
+IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", I)
+SSN = re.compile(r"(?<![\d-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d-])|(?<=ssn)[\s:#]*\d{9}\b", I)
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s*(?:x|ext\.?|extension)\s*\d{1,5})?(?!\d)"
+    r"|(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?!\d)"
+    r"|(?<![\w.-])\d{3}-\d{4}(?![\w-])"
+    r"|(?<![\w.-])\d{10}(?!\d)",
+    I,
+)
+FAX_CUE = re.compile(r"fax\W{0,3}$", I)
+ID_CUE = re.compile(
+    r"\b(?P<cue>mrn|medical\s+record(?:\s+(?:number|no|#))?|med\s*rec|record\s*(?:#|no\.?|number)|acct|account(?:\s+(?:number|no|#))?"
+    r"|member\s*(?:id|#|number)|policy\s*(?:id|#|number|no\.?)?|subscriber\s*(?:id|#)|group\s*(?:id|#|number)|health\s*plan(?:\s+(?:id|#|number))?"
+    r"|insurance\s*(?:id|#|number)|licen[cs]e(?:\s+(?:number|no|#))?|lic\.?|dea|npi|serial(?:\s+(?:number|no|#))?|s/n|device\s*(?:id|#)"
+    r"|vin|plate(?:\s+(?:number|no|#))?|unit\s*(?:#|no|number)|case\s*(?:#|no|number)|id|patient\s*id|ssn|social\s+security(?:\s+number)?"
+    r"|passport(?:\s+(?:number|no|#))?|driver'?s?\s+licen[cs]e|bed\s*#?|room\s*#?|pager|beeper|order\s*#|accession(?:\s+(?:number|no|#))?)"
+    r"\s*(?:is|was|:|#|no\.?|number)?\s*[:#]?\s*(?P<value>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{2,})\b",
+    I,
+)
+ID_TYPES = {
+    "mrn": "MRN", "medical": "MRN", "med": "MRN", "record": "MRN", "acct": "ACCOUNT", "account": "ACCOUNT",
+    "member": "HEALTHPLAN", "policy": "HEALTHPLAN", "subscriber": "HEALTHPLAN", "group": "HEALTHPLAN",
+    "health": "HEALTHPLAN", "insurance": "HEALTHPLAN", "licence": "LICENSE", "license": "LICENSE", "lic": "LICENSE",
+    "dea": "LICENSE", "npi": "LICENSE", "driver": "LICENSE", "passport": "LICENSE", "serial": "DEVICE",
+    "s/n": "DEVICE", "device": "DEVICE", "vin": "VEHICLE", "plate": "VEHICLE", "ssn": "SSN", "social": "SSN",
+}  # fmt: skip
+LONG_ID = re.compile(r"(?<![\w.-])(?=[A-Z0-9-]*\d{5})(?=[A-Z0-9-]*\d)[A-Z0-9]+(?:-[A-Z0-9]+)*(?![\w-]|\.\d)", I)
+VIN = re.compile(r"\b[A-HJ-NPR-Z0-9]{17}\b")
+ZIP = re.compile(r"(?<![\w.-])\d{5}(?:-\d{4})?(?![\w-]|\.\d)")
+STREET = re.compile(
+    r"\b\d{1,6}[A-Z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z0-9'.-]+\s+){0,4}?"
+    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|"
+    r"highway|hwy|parkway|pkwy|square|sq|trail|trl|path|alley|row|crescent|close|plaza|koz|utca|út|ter|strasse|straße|"
+    r"weg|gasse|platz|rue|via|calle|avenida|katu|tie)\b\.?"
+    r"(?:,?\s*(?:apt|apartment|suite|ste|unit|#|no\.?|floor|fl)\.?\s*#?\s*[\w-]+)?",
+    I,
+)
+STREET_FOREIGN = re.compile(
+    r"\b[A-ZÀ-Ž][\w'-]+(?:strasse|straße|weg|gasse|platz|katu|tie|vej|gatan|vägen|utca)\s+\d{1,5}\w?\b", I
+)
+PO_BOX = re.compile(r"\bp\.?\s?o\.?\s*box\s+\d+\b", I)
+AGE_OVER_89 = re.compile(
+    r"\b(?P<age>9\d|1[0-2]\d)(?=\s*(?:-|\s)?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|-?year-old|year\s+old|yr\s+old|f\b|m\b))"
+    r"|(?<=\bage\s)(?P<age2>9\d|1[0-2]\d)\b|(?<=\baged\s)(?P<age3>9\d|1[0-2]\d)\b",
+    I,
+)
+TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*\d*|\d+|\S", re.UNICODE)
