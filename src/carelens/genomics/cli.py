@@ -2,8 +2,131 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+
 import typer
+
+genome = typer.Typer(
+    help="Genome reports: pharmacogenomics (CPIC), ACMG secondary findings, cohort frequencies.", no_args_is_help=True
+)
+
+
+class PgxFormat(StrEnum):
+    json = "json"
+    tsv = "tsv"
+    html = "html"
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+@genome.command("pgx")
+def pgx_command(
+    vcf: Path = typer.Argument(..., help="GRCh38 VCF (plain or bgzipped; indexed or not)."),
+    sample: str | None = typer.Option(
+        None, "--sample", help="Sample column to report (needed for multi-sample files)."
+    ),
+    outside_calls: Path | None = typer.Option(None, "--outside-calls", help="TSV: gene<TAB>diplotype[<TAB>phenotype]."),
+    fmt: PgxFormat = typer.Option(PgxFormat.json, "--format", help="json, tsv or html."),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
+) -> None:
+    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF."""
+    from carelens.core.output import emit_json
+    from carelens.genomics.pgx import pgx_report
+    from carelens.genomics.render import pgx_tsv, render_html
+
+    report = pgx_report(vcf, sample=sample, outside_calls=outside_calls)
+    if fmt is PgxFormat.json:
+        emit_json(report, out)
+    elif fmt is PgxFormat.tsv:
+        _write(pgx_tsv(report), out)
+    else:
+        _write(render_html(pgx=report), out)
+
+
+@genome.command("findings")
+def findings_command(
+    vcf: Path = typer.Argument(..., help="GRCh38 VCF of the patient."),
+    clinvar: Path = typer.Option(
+        ..., "--clinvar", help="ClinVar VCF (official layout; macarthur-lab layout accepted)."
+    ),
+    sample: str | None = typer.Option(None, "--sample", help="Sample column (needed for multi-sample files)."),
+    fmt: PgxFormat = typer.Option(PgxFormat.json, "--format", help="json, tsv or html."),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
+) -> None:
+    """ACMG SF v3.2 secondary findings: ClinVar P/LP variants with stars, zygosity and the gene's reporting rule."""
+    from carelens.core.output import emit_json
+    from carelens.genomics.findings import find_secondary
+    from carelens.genomics.render import findings_tsv, render_html
+
+    report = find_secondary(vcf, clinvar, sample=sample)
+    if fmt is PgxFormat.json:
+        emit_json(report, out)
+    elif fmt is PgxFormat.tsv:
+        _write(findings_tsv(report), out)
+    else:
+        _write(render_html(findings=report), out)
+
+
+@genome.command("report")
+def report_command(
+    vcf: Path = typer.Argument(..., help="GRCh38 VCF of the patient."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write."),
+    sample: str | None = typer.Option(None, "--sample", help="Sample column (needed for multi-sample files)."),
+    clinvar: Path | None = typer.Option(None, "--clinvar", help="ClinVar VCF; adds secondary findings."),
+    outside_calls: Path | None = typer.Option(None, "--outside-calls", help="TSV: gene<TAB>diplotype[<TAB>phenotype]."),
+) -> None:
+    """One HTML page per patient: PGx table with drug recommendations and secondary findings with evidence."""
+    from carelens.genomics.findings import find_secondary
+    from carelens.genomics.pgx import pgx_report
+    from carelens.genomics.render import render_html
+
+    pgx = pgx_report(vcf, sample=sample, outside_calls=outside_calls)
+    findings = find_secondary(vcf, clinvar, sample=pgx.sample) if clinvar else None
+    _write(render_html(pgx=pgx, findings=findings), out)
+    typer.echo(f"wrote {out}", err=True)
+
+
+@genome.command("cohort")
+def cohort_command(
+    vcfs: list[Path] = typer.Argument(..., help="VCF files (every sample of each is called)."),
+    store: Path | None = typer.Option(
+        None, "--store", help="carelens store (default: CARELENS_STORE or ./carelens-data)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
+) -> None:
+    """Diplotype and phenotype frequencies across samples; written to the lake as table pgx_cohort (SQL-queryable)."""
+    from carelens.core.config import get_settings
+    from carelens.core.output import emit_json
+    from carelens.genomics.cohort import cohort_frequencies, write_to_lake
+
+    root = store or get_settings().store
+    emit_json(write_to_lake(cohort_frequencies(vcfs), root), out)
+
+
+@genome.command("refresh-definitions")
+def refresh_command(
+    source: Path = typer.Option(
+        ..., "--from", help="PharmCAT-layout folder with alleles/, phenotype/, cpic-guidelines/."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of the copy shipped in the package."),
+) -> None:
+    """Regenerate carelens' compact copy of the CPIC allele definitions, phenotypes and guidelines."""
+    from carelens.core.errors import InputError
+    from carelens.core.output import emit_json
+    from carelens.genomics.definitions import DEFINITIONS_FILE, write_definitions
+
+    if not source.is_dir():
+        raise InputError(f"not a folder: {source}")
+    emit_json(write_definitions(source, out or DEFINITIONS_FILE))
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+    app.add_typer(genome, name="genome")

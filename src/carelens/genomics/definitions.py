@@ -1,0 +1,246 @@
+"""carelens' compact copy of the CPIC / ClinPGx named-allele definitions, phenotype tables and CPIC guidelines.
+
+The copy is generated from PharmCAT's data files (``alleles/*_translation.json``, ``alleles/exemptions.json``,
+``phenotype/*.json``, ``cpic-guidelines/CPIC_*.json``) by :func:`build_definitions` and shipped as
+``data/pgx_definitions.json.gz``; ``carelens genome refresh-definitions --from DIR`` regenerates it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from carelens.core.errors import InputError
+
+DATA_DIR = Path(__file__).parent / "data"
+DEFINITIONS_FILE = DATA_DIR / "pgx_definitions.json.gz"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Locus:
+    """One position an allele definition rests on (GRCh38, VCF allele spelling)."""
+
+    position: int
+    rsid: str | None
+    ref: str
+    alts: tuple[str, ...]
+    hgvs: str | None
+
+
+@dataclass(frozen=True)
+class NamedAllele:
+    """A star (named) allele: the allele it requires at each locus (``None``: not part of the definition)."""
+
+    name: str
+    reference: bool
+    alleles: tuple[str | None, ...]
+    score: int
+
+
+@dataclass
+class GeneDefinition:
+    """Everything needed to call one gene: loci, named alleles, exemptions."""
+
+    gene: str
+    chromosome: str
+    build: str
+    version: str
+    source: str
+    loci: list[Locus]
+    alleles: list[NamedAllele]
+    ignored_positions: set[int] = field(default_factory=set)
+    unphased_priorities: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> NamedAllele:
+        return next(a for a in self.alleles if a.reference)
+
+
+@dataclass
+class PhenotypeTable:
+    """Diplotype (as a sorted pair of allele names) to phenotype, lookup key and activity score."""
+
+    gene: str
+    version: str
+    diplotypes: dict[tuple[str, ...], tuple[str, str, str | None]]
+    functions: dict[str, str]
+
+
+@dataclass
+class Recommendation:
+    """One CPIC recommendation: the drug, the phenotype keys it applies to, its text and strength."""
+
+    drug: str
+    guideline: str
+    url: str | None
+    lookup: dict[str, str]
+    population: str | None
+    strength: str | None
+    text: str
+    implications: list[str]
+
+
+@dataclass
+class PgxDefinitions:
+    """The shipped data set with its provenance."""
+
+    meta: dict[str, Any]
+    genes: dict[str, GeneDefinition]
+    phenotypes: dict[str, PhenotypeTable]
+    recommendations: list[Recommendation]
+
+
+def _strip_html(text: str) -> str:
+    text = re.sub(r"<h4[^>]*>.*?</h4>", " ", text, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+def _gene_entry(doc: dict[str, Any], exemption: dict[str, Any]) -> dict[str, Any]:
+    ignored_alleles = set(exemption.get("ignoredAlleles") or [])
+    return {
+        "gene": doc["gene"],
+        "chromosome": doc["chromosome"],
+        "build": doc["genomeBuild"],
+        "version": doc["version"],
+        "source": doc["source"],
+        "loci": [
+            [v["position"], v.get("rsid"), v["ref"], v.get("alts") or [], v.get("chromosomeHgvsName")]
+            for v in doc["variants"]
+        ],
+        "alleles": [
+            [a["name"], bool(a["reference"]), a["alleles"], a.get("score")]
+            for a in doc["namedAlleles"]
+            if a["name"] not in ignored_alleles
+        ],
+        "ignored_positions": [p["position"] for p in exemption.get("ignoredPositions") or []],
+        "unphased_priorities": {p["id"]: p["pick"] for p in exemption.get("unphasedDiplotypePriorities") or []},
+    }
+
+
+def build_definitions(source_dir: Path) -> dict[str, Any]:
+    """Read PharmCAT-layout data from ``source_dir`` and return the compact document carelens ships."""
+    alleles_dir = source_dir / "alleles"
+    files = sorted(alleles_dir.glob("*_translation.json"))
+    if not files:
+        raise InputError(f"no '*_translation.json' allele definition files under {alleles_dir}")
+    exemptions_file = alleles_dir / "exemptions.json"
+    exemptions = json.loads(exemptions_file.read_text()) if exemptions_file.exists() else {}
+    genes = {}
+    for path in files:
+        doc = json.loads(path.read_text())
+        genes[doc["gene"]] = _gene_entry(doc, exemptions.get(doc["gene"], {}))
+    phenotypes = {}
+    for path in sorted((source_dir / "phenotype").glob("*.json")):
+        if ".match." in path.name:
+            continue
+        doc = json.loads(path.read_text())
+        phenotypes[doc["gene"]] = {
+            "version": doc.get("version"),
+            "functions": doc.get("haplotypes") or {},
+            "diplotypes": [
+                [
+                    sorted(n for n, c in d["diplotypekey"].items() for _ in range(c)),
+                    d["phenotype"] or d["generesult"],
+                    d.get("lookupkey"),
+                    d.get("activityScore"),
+                ]
+                for d in doc["diplotypes"]
+            ],
+        }
+    recommendations = []
+    for path in sorted((source_dir / "cpic-guidelines").glob("CPIC_*.json")):
+        doc = json.loads(path.read_text())
+        guideline = doc["guideline"]
+        for rec in doc.get("recommendations") or []:
+            for chem in rec.get("relatedChemicals") or []:
+                recommendations.append(
+                    [
+                        chem["name"],
+                        guideline["name"],
+                        guideline.get("url"),
+                        rec.get("lookupKey") or {},
+                        rec.get("population"),
+                        (rec.get("classification") or {}).get("term"),
+                        _strip_html((rec.get("text") or {}).get("html") or ""),
+                        rec.get("implications") or [],
+                    ]
+                )
+    versions = sorted({g["version"] for g in genes.values()})
+    return {
+        "format": FORMAT_VERSION,
+        "meta": {
+            "source": "CPIC / ClinPGx allele definitions, phenotypes and guideline annotations (PharmCAT data files)",
+            "source_dir": source_dir.name,
+            "definition_versions": versions,
+            "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "licence": "CPIC data CC0; ClinPGx / PharmGKB data CC BY-SA 4.0; PharmCAT files MPL-2.0",
+        },
+        "genes": genes,
+        "phenotypes": phenotypes,
+        "recommendations": recommendations,
+    }
+
+
+def write_definitions(source_dir: Path, out: Path = DEFINITIONS_FILE) -> dict[str, Any]:
+    """Regenerate the shipped copy from ``source_dir``; returns its ``meta`` with counts."""
+    doc = build_definitions(source_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(out, "wb", mtime=0) as fh:
+        fh.write(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+    load_definitions.cache_clear()
+    return {
+        **doc["meta"],
+        "genes": len(doc["genes"]),
+        "phenotype_tables": len(doc["phenotypes"]),
+        "recommendations": len(doc["recommendations"]),
+        "out": str(out),
+    }
+
+
+def _parse(doc: dict[str, Any]) -> PgxDefinitions:
+    genes = {}
+    for name, g in doc["genes"].items():
+        genes[name] = GeneDefinition(
+            gene=name,
+            chromosome=g["chromosome"],
+            build=g["build"],
+            version=g["version"],
+            source=g["source"],
+            loci=[Locus(p, r, ref, tuple(alts), h) for p, r, ref, alts, h in g["loci"]],
+            alleles=[
+                NamedAllele(n, ref, tuple(a), s if s is not None else sum(x is not None for x in a))
+                for n, ref, a, s in g["alleles"]
+            ],
+            ignored_positions=set(g["ignored_positions"]),
+            unphased_priorities=dict(g["unphased_priorities"]),
+        )
+    phenotypes = {}
+    for name, p in doc["phenotypes"].items():
+        phenotypes[name] = PhenotypeTable(
+            gene=name,
+            version=p["version"],
+            functions=p["functions"],
+            diplotypes={tuple(k): (ph, lk, act) for k, ph, lk, act in p["diplotypes"]},
+        )
+    recs = [Recommendation(*r) for r in doc["recommendations"]]
+    return PgxDefinitions(meta=doc["meta"], genes=genes, phenotypes=phenotypes, recommendations=recs)
+
+
+@lru_cache(maxsize=4)
+def load_definitions(path: Path = DEFINITIONS_FILE) -> PgxDefinitions:
+    """Load the compact definitions (the shipped copy unless ``path`` is given)."""
+    if not path.exists():
+        raise InputError(f"PGx definitions not found at {path}; run 'carelens genome refresh-definitions --from DIR'")
+    with gzip.open(path, "rb") as fh:
+        doc = json.loads(fh.read())
+    if doc.get("format") != FORMAT_VERSION:
+        raise InputError("PGx definitions file has an unknown format version; regenerate it with refresh-definitions")
+    return _parse(doc)

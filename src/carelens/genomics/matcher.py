@@ -1,0 +1,235 @@
+"""Named-allele (star allele) matching, following PharmCAT's NamedAlleleMatcher.
+
+For each gene: positions the VCF does not cover are removed from every definition (and reported as not assayed);
+definitions left with no position are dropped; blank cells of non-reference definitions default to the reference
+allele; every arrangement of the sample's alleles onto two strands allowed by its phasing (phase sets, unphased
+heterozygous sites) is tried; a diplotype scores the sum of its two alleles' scores (number of defined positions);
+the top score wins and ties are reported as ties.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+from carelens.genomics.definitions import GeneDefinition, NamedAllele
+from carelens.genomics.vcf import SampleCall
+
+IUPAC = {
+    "A": "A",
+    "C": "C",
+    "G": "G",
+    "T": "T",
+    "R": "AG",
+    "Y": "CT",
+    "S": "GC",
+    "W": "AT",
+    "K": "GT",
+    "M": "AC",
+    "B": "CGT",
+    "D": "AGT",
+    "H": "ACT",
+    "V": "ACG",
+    "N": "ACGT",
+}
+MAX_ARRANGEMENTS = 1 << 16
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that puts *2 before *10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def diplotype_name(names: tuple[str, ...]) -> str:
+    return "/".join(sorted(names, key=natural_key))
+
+
+@dataclass
+class GeneCall:
+    """The outcome for one gene: the top diplotypes (ties kept) and what they rest on."""
+
+    gene: str
+    diplotypes: list[str]
+    score: int | None
+    positions: list[dict[str, object]]
+    not_assayed: list[int]
+    uncertain_alleles: list[str]
+    reason: str | None
+    phased: bool | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _matches(expected: str, observed: str | None) -> bool:
+    if observed is None:
+        return False
+    if expected == observed:
+        return True
+    if len(expected) == 1 and len(observed) == 1:
+        return observed in IUPAC.get(expected, "")
+    return False
+
+
+Strands = list[tuple[tuple[str | None, ...], tuple[str | None, ...] | None]]
+
+
+def _strand_pairs(calls: list[SampleCall]) -> Strands:
+    """Every (strand1, strand2) arrangement consistent with the phasing (first block's orientation fixed)."""
+    blocks: dict[object, list[int]] = {}
+    for i, c in enumerate(calls):
+        if len(c.alleles) < 2 or c.alleles[0] == c.alleles[1]:
+            continue
+        key: object = ("ps", c.phase_set) if c.phased else ("site", i)
+        blocks.setdefault(key, []).append(i)
+    block_list = list(blocks.values())
+    if len(block_list) > 1 and (1 << (len(block_list) - 1)) > MAX_ARRANGEMENTS:
+        return []
+    pairs: Strands = []
+    for flips in itertools.product((False, True), repeat=max(len(block_list) - 1, 0)):
+        flip_at = {}
+        for block, flip in zip(block_list[1:], flips, strict=True):
+            for i in block:
+                flip_at[i] = flip
+        s1, s2 = [], []
+        for i, c in enumerate(calls):
+            a1, a2 = c.alleles[0], c.alleles[1] if len(c.alleles) > 1 else c.alleles[0]
+            if flip_at.get(i):
+                a1, a2 = a2, a1
+            s1.append(a1)
+            s2.append(a2)
+        pairs.append((tuple(s1), tuple(s2)))
+    return pairs
+
+
+def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tuple[str, ...], int]]:
+    """Definitions restricted to the assayed loci: (allele, expected alleles with reference defaults, score)."""
+    ref = defn.reference
+    out = []
+    for allele in defn.alleles:
+        restricted = [allele.alleles[i] for i in idx]
+        score = sum(a is not None for a in restricted)
+        if score == 0:
+            continue
+        filled = []
+        for i, a in zip(idx, restricted, strict=True):
+            if a is None:
+                r = ref.alleles[i]
+                a = defn.loci[i].ref if (r is None or (len(r) == 1 and r not in "ACGT")) else r
+            filled.append(a)
+        out.append((allele, tuple(filled), score))
+    return out
+
+
+def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneCall:
+    """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``)."""
+    warnings: list[str] = []
+    idx: list[int] = []
+    used: list[SampleCall] = []
+    not_assayed: list[int] = []
+    undocumented: list[int] = []
+    evidence: list[dict[str, object]] = []
+    for i, locus in enumerate(defn.loci):
+        if locus.position in defn.ignored_positions:
+            continue
+        found = calls.get(locus.position, [])
+        usable = [c for c in found if c.ref == locus.ref or (c.ref[0] == locus.ref[0] and not c.missing)]
+        call = next((c for c in usable if c.ref == locus.ref), None)
+        if call is None and found:
+            warnings.append(
+                f"position {locus.position}: VCF REF does not match the definition's reference; "
+                "position treated as not assayed"
+            )
+        if len(found) > 1 and call is not None:
+            warnings.append(f"position {locus.position}: {len(found)} records; the one matching the reference used")
+        if call is None or call.missing:
+            if call is not None and call.missing:
+                warnings.append(f"position {locus.position}: genotype missing (./.); treated as not assayed")
+            not_assayed.append(locus.position)
+            continue
+        if call.problem:
+            warnings.append(f"position {locus.position}: {call.problem}")
+            undocumented.append(locus.position)
+        known = {locus.ref, *locus.alts}
+        if any(a not in known for a in call.alleles):
+            undocumented.append(locus.position)
+        idx.append(i)
+        used.append(call)
+        evidence.append(
+            {
+                "position": locus.position,
+                "rsid": locus.rsid,
+                "ref": locus.ref,
+                "genotype": call.genotype,
+                "phase_set": call.phase_set,
+                "filter": call.filter,
+            }
+        )
+    chrom = defn.chromosome
+    uncertain = sorted(
+        {
+            a.name
+            for a in defn.alleles
+            if not a.reference
+            for i, loc in enumerate(defn.loci)
+            if loc.position in not_assayed and a.alleles[i] is not None and a.alleles[i] != defn.reference.alleles[i]
+        },
+        key=natural_key,
+    )
+    phased = all(c.phased for c in used if len(c.alleles) > 1 and c.alleles[0] != c.alleles[1]) if used else None
+
+    def result(dips: list[str], score: int | None, reason: str | None) -> GeneCall:
+        return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings)
+
+    if not used:
+        return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
+    if undocumented:
+        where = ", ".join(str(p) for p in sorted(set(undocumented)))
+        return result(
+            [],
+            None,
+            f"allele not in the {defn.gene} definitions at {chrom}:{where} "
+            "(undocumented variation or bad genotype); not called",
+        )
+    ploidies = {len(c.alleles) for c in used}
+    if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
+        return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
+    haploid = len(used[0].alleles) == 1
+    prepared = _prepare(defn, idx)
+    if haploid:
+        strand_pairs: Strands = [(tuple(c.alleles[0] for c in used), None)]
+    else:
+        strand_pairs = _strand_pairs(used)
+        if not strand_pairs:
+            return result([], None, "too many unphased heterozygous positions to enumerate; not called")
+    cache: dict[tuple[str | None, ...], list[tuple[str, int]]] = {}
+
+    def match(strand: tuple[str | None, ...]) -> list[tuple[str, int]]:
+        if strand not in cache:
+            cache[strand] = [
+                (a.name, s) for a, exp, s in prepared if all(_matches(e, o) for e, o in zip(exp, strand, strict=True))
+            ]
+        return cache[strand]
+
+    scored: dict[tuple[str, ...], int] = {}
+    for s1, s2 in strand_pairs:
+        m1 = match(s1)
+        m2 = match(s2) if s2 is not None else [("", 0)]
+        for (n1, sc1), (n2, sc2) in itertools.product(m1, m2):
+            names = tuple(sorted((n1, n2) if n2 else (n1,), key=natural_key))
+            scored[names] = max(scored.get(names, 0), sc1 + sc2)
+    if not scored:
+        return result(
+            [],
+            None,
+            f"no combination of {defn.gene} named alleles explains the genotypes "
+            "(possible novel allele or allele combination); not called",
+        )
+    top = max(scored.values())
+    dips = sorted((diplotype_name(k) for k, v in scored.items() if v == top), key=natural_key)
+    if len(dips) > 1 and not phased and defn.unphased_priorities:
+        key = "|".join(sorted(dips))
+        for pid, pick in defn.unphased_priorities.items():
+            if "|".join(sorted(pid.split("|"))) == key:
+                warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
+                dips = [pick]
+    return result(dips, top, None)

@@ -1,0 +1,257 @@
+"""Pharmacogenomic report: star-allele diplotypes per gene, phenotypes, CPIC drug recommendations."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from carelens.core.errors import InputError
+from carelens.core.evidence import Provenance
+from carelens.genomics.definitions import PgxDefinitions, load_definitions
+from carelens.genomics.matcher import call_gene, natural_key
+from carelens.genomics.vcf import SampleCall, bare, read_calls
+
+OUTSIDE_GENES = ("CYP2D6", "HLA-A", "HLA-B", "MT-RNR1", "G6PD", "RYR1", "CFTR", "CYP2C19", "CYP2C9")
+
+
+class GeneResult(BaseModel):
+    """One gene's call with the positions and genotypes it rests on."""
+
+    gene: str
+    diplotypes: list[str]
+    phenotype: str | None
+    activity_score: str | None = None
+    lookup_key: str | None = None
+    not_assayed: list[int] = Field(default_factory=list)
+    could_change: list[str] = Field(default_factory=list, description="alleles that rest on not-assayed positions")
+    reason: str | None = None
+    phenotype_note: str | None = None
+    source: str = "vcf"
+    chromosome: str | None = None
+    phased: bool | None = None
+    score: int | None = None
+    positions: list[dict[str, object]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DrugRecommendation(BaseModel):
+    """A CPIC recommendation that applies to this patient's phenotypes."""
+
+    drug: str
+    genes: dict[str, str]
+    recommendation: str
+    strength: str | None
+    population: str | None
+    implications: list[str]
+    guideline: str
+    url: str | None
+
+
+class PgxReport(BaseModel):
+    """The whole PGx report for one sample."""
+
+    sample: str
+    genes: list[GeneResult]
+    drugs: list[DrugRecommendation]
+    warnings: list[str] = Field(default_factory=list)
+    provenance: Provenance | None = None
+    definitions: dict[str, object] = Field(default_factory=dict)
+
+
+def _phenotype(defs: PgxDefinitions, gene: str, diplotypes: list[str]) -> tuple[str | None, str | None, str | None]:
+    table = defs.phenotypes.get(gene)
+    if table is None or not diplotypes:
+        return None, None, None
+    found = set()
+    for dip in diplotypes:
+        key = tuple(sorted(dip.split("/")))
+        if key in table.diplotypes:
+            found.add(table.diplotypes[key])
+    if len(found) == 1 and len(diplotypes) >= 1:
+        phenotype, lookup, activity = found.pop()
+        if all(tuple(sorted(d.split("/"))) in table.diplotypes for d in diplotypes):
+            return phenotype, lookup, activity
+    return None, None, None
+
+
+def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
+    """Outside calls TSV: ``gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]``; ``#`` lines are comments."""
+    if not path.exists():
+        raise InputError(f"outside calls file not found: {path.name}")
+    out: dict[str, dict[str, str | None]] = {}
+    with path.open(newline="") as fh:
+        for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+            if not row or not row[0].strip() or row[0].startswith("#"):
+                continue
+            if len(row) < 2 or not row[1].strip():
+                raise InputError(f"{path.name} line {n}: expected 'gene<TAB>diplotype' (phenotype optional)")
+            gene = row[0].strip().upper()
+            if gene in out:
+                raise InputError(f"{path.name} line {n}: gene {gene} given twice")
+            out[gene] = {
+                "diplotype": row[1].strip(),
+                "phenotype": (row[2].strip() or None) if len(row) > 2 else None,
+                "activity": (row[3].strip() or None) if len(row) > 3 else None,
+            }
+    return out
+
+
+def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]) -> GeneResult:
+    dips = [d.strip() for d in (call["diplotype"] or "").split(" or ")]
+    phenotype, lookup, activity = _phenotype(defs, gene, dips)
+    phenotype = call["phenotype"] or phenotype
+    activity = call["activity"] or activity
+    if call["phenotype"]:
+        lookup = activity if activity else call["phenotype"]
+    return GeneResult(
+        gene=gene,
+        diplotypes=dips,
+        phenotype=phenotype,
+        activity_score=activity,
+        lookup_key=lookup,
+        source="outside call",
+        reason=None,
+    )
+
+
+def _hla_matches(value: str, diplotype: str) -> bool:
+    allele, _, status = value.partition(" ")
+    present = allele in diplotype.replace("HLA-A", "").replace("HLA-B", "").split("/")
+    return present if status == "positive" else (not present if status == "negative" else False)
+
+
+def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecommendation]:
+    """CPIC recommendations whose phenotype keys all match this patient's gene results."""
+    keys = {g.gene: g for g in genes}
+    out = []
+    seen = set()
+    for rec in defs.recommendations:
+        if not rec.lookup:
+            continue
+        ok = True
+        for gene, value in rec.lookup.items():
+            g = keys.get(gene)
+            if g is None or not g.diplotypes:
+                ok = value == "No Result" and g is not None
+            elif gene.startswith("HLA-"):
+                ok = len(g.diplotypes) == 1 and _hla_matches(value, g.diplotypes[0])
+            else:
+                ok = g.lookup_key is not None and g.lookup_key == value
+            if not ok:
+                break
+        if not ok or all(keys[g].lookup_key is None and not keys[g].diplotypes for g in rec.lookup):
+            continue
+        ident = (rec.drug, rec.population, rec.text)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out.append(
+            DrugRecommendation(
+                drug=rec.drug,
+                genes=dict(rec.lookup),
+                recommendation=rec.text,
+                strength=rec.strength,
+                population=rec.population,
+                implications=rec.implications,
+                guideline=rec.guideline,
+                url=rec.url,
+            )
+        )
+    return sorted(out, key=lambda r: (r.drug, r.population or ""))
+
+
+def gene_positions(defs: PgxDefinitions) -> dict[str, set[int]]:
+    """``{bare contig: {positions}}`` of every defined gene."""
+    positions: dict[str, set[int]] = {}
+    for g in defs.genes.values():
+        positions.setdefault(bare(g.chromosome), set()).update(locus.position for locus in g.loci)
+    return positions
+
+
+def pgx_report(
+    vcf: Path | str,
+    sample: str | None = None,
+    outside_calls: Path | str | None = None,
+    definitions: PgxDefinitions | None = None,
+) -> PgxReport:
+    """Call every defined gene for one sample of ``vcf``; outside calls override or add genes."""
+    defs = definitions or load_definitions()
+    path = Path(vcf)
+    outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
+    name, calls, info = read_calls(path, sample, gene_positions(defs))
+    return report_from_calls(defs, name, calls, path, info.warnings, outside)
+
+
+def report_from_calls(
+    defs: PgxDefinitions,
+    name: str,
+    calls: dict[tuple[str, int], list[SampleCall]],
+    path: Path,
+    warnings: list[str],
+    outside: dict[str, dict[str, str | None]] | None = None,
+) -> PgxReport:
+    """Build the report from one sample's genotypes at the gene positions."""
+    outside = outside or {}
+    results = []
+    for gene in sorted(defs.genes):
+        if gene in outside:
+            continue
+        g = defs.genes[gene]
+        chrom = bare(g.chromosome)
+        call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom})
+        phenotype, lookup, activity = _phenotype(defs, gene, call.diplotypes)
+        note = None
+        if call.diplotypes and phenotype is None:
+            note = (
+                "no CPIC phenotype table for this gene"
+                if gene not in defs.phenotypes
+                else "tied diplotypes differ in phenotype"
+                if len(call.diplotypes) > 1
+                else "diplotype not in the CPIC phenotype table"
+            )
+        results.append(
+            GeneResult(
+                gene=gene,
+                diplotypes=call.diplotypes,
+                phenotype=phenotype,
+                activity_score=activity,
+                lookup_key=lookup,
+                not_assayed=call.not_assayed,
+                could_change=call.uncertain_alleles,
+                reason=call.reason,
+                phenotype_note=note,
+                chromosome=g.chromosome,
+                phased=call.phased,
+                score=call.score,
+                positions=call.positions,
+                warnings=call.warnings,
+            )
+        )
+    for gene, oc in outside.items():
+        results.append(_outside_result(defs, gene, oc))
+    results.sort(key=lambda r: natural_key(r.gene))
+    return PgxReport(
+        sample=name,
+        genes=results,
+        drugs=recommend(defs, results),
+        warnings=list(warnings),
+        provenance=Provenance(
+            model_id="carelens.genomics.pgx", model_version=_definitions_version(defs), input_hash=_file_hash(path)
+        ),
+        definitions={k: defs.meta[k] for k in ("source", "definition_versions", "generated") if k in defs.meta},
+    )
+
+
+def _definitions_version(defs: PgxDefinitions) -> str:
+    return "+".join(str(v) for v in defs.meta.get("definition_versions", [])) or "unknown"
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,265 @@
+"""Reading VCFs with cyvcf2: plain or bgzipped, indexed region queries or a streaming scan, multi-sample,
+phased / unphased genotypes with phase sets, ``chr`` or bare contig names; GRCh37 files are refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carelens.core.errors import InputError, UsageError
+
+# chromosome lengths that differ between the builds (GRCh37 value, GRCh38 value)
+_BUILD_LENGTHS = {
+    "1": (249250621, 248956422),
+    "2": (243199373, 242193529),
+    "4": (191154276, 190214555),
+    "6": (171115067, 170805979),
+    "7": (159138663, 159345973),
+    "8": (146364022, 145138636),
+    "10": (135534747, 133797422),
+    "12": (133851895, 133275309),
+    "13": (115169878, 114364328),
+    "16": (90354753, 90338345),
+    "19": (59128983, 58617616),
+    "21": (48129895, 46709983),
+    "22": (51304566, 50818468),
+    "X": (155270560, 156040895),
+}
+_GRCH37_NAMES = re.compile(r"grch37|hg19|b37|hs37|human_g1k_v37|hg18|ncbi36", re.I)
+
+
+def bare(contig: str) -> str:
+    """Contig name without a ``chr`` prefix (``chr10`` and ``10`` name the same chromosome)."""
+    return contig[3:] if contig.lower().startswith("chr") else contig
+
+
+@dataclass(frozen=True)
+class SampleCall:
+    """One sample's genotype at one VCF record, with the alleles spelled out (``None`` = missing allele)."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alleles: tuple[str | None, ...]
+    phased: bool
+    phase_set: int | None
+    filter: str
+    line: int
+    problem: str | None = None
+
+    @property
+    def genotype(self) -> str:
+        sep = "|" if self.phased else "/"
+        return sep.join(a if a is not None else "." for a in self.alleles)
+
+    @property
+    def missing(self) -> bool:
+        return not self.alleles or any(a is None for a in self.alleles)
+
+
+@dataclass
+class VcfInfo:
+    """What a VCF header says: samples, contigs, build and whether it has an index."""
+
+    path: Path
+    samples: list[str]
+    contigs: dict[str, int]
+    build: str
+    indexed: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def _open(path: Path, samples: list[str] | None = None):
+    from cyvcf2 import VCF
+
+    if not path.exists():
+        raise InputError(f"VCF not found: {path.name}")
+    try:
+        return VCF(str(path), samples=samples, strict_gt=False)
+    except (OSError, Exception) as err:  # htslib reports unreadable files as OSError / generic exceptions
+        raise InputError(f"{path.name}: not a readable VCF ({type(err).__name__})") from None
+
+
+def detect_build(raw_header: str, contigs: dict[str, int]) -> str:
+    """'GRCh38', 'GRCh37' or 'unknown' from ``##reference`` and contig lengths."""
+    for line in raw_header.splitlines():
+        if line.startswith("##reference=") or line.startswith("##assembly="):
+            value = line.split("=", 1)[1]
+            if _GRCH37_NAMES.search(value):
+                return "GRCh37"
+            if re.search(r"grch38|hg38|b38|hs38", value, re.I):
+                return "GRCh38"
+    votes = set()
+    for name, length in contigs.items():
+        pair = _BUILD_LENGTHS.get(bare(name))
+        if pair and length == pair[0]:
+            votes.add("GRCh37")
+        elif pair and length == pair[1]:
+            votes.add("GRCh38")
+    if len(votes) == 1:
+        return votes.pop()
+    return "unknown"
+
+
+def _contigs(raw_header: str) -> dict[str, int]:
+    out = {}
+    for m in re.finditer(r"^##contig=<ID=([^,>]+)(?:,[^>]*?length=(\d+))?", raw_header, re.M):
+        if m.group(2):
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def _has_index(path: Path) -> bool:
+    return any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
+
+
+def vcf_info(path: Path) -> VcfInfo:
+    """Read the header; refuse GRCh37 files with a clear reason."""
+    vcf = _open(path)
+    try:
+        raw = vcf.raw_header
+        contigs = _contigs(raw)
+        build = detect_build(raw, contigs)
+        info = VcfInfo(path=path, samples=list(vcf.samples), contigs=contigs, build=build, indexed=_has_index(path))
+    finally:
+        vcf.close()
+    if build == "GRCh37":
+        raise InputError(
+            f"{path.name}: the VCF is on GRCh37 (from its ##reference / contig lengths); carelens needs GRCh38 "
+            "positions (lift it over first)"
+        )
+    if build == "unknown":
+        info.warnings.append("genome build not stated in the header; GRCh38 assumed")
+    return info
+
+
+def choose_sample(info: VcfInfo, sample: str | None) -> str:
+    """The sample to report: the one named, or the only one in the file."""
+    if not info.samples:
+        raise InputError(f"{info.path.name}: the VCF has no sample columns (no genotypes)")
+    if sample is None:
+        if len(info.samples) > 1:
+            raise UsageError(f"{info.path.name} has {len(info.samples)} samples; choose one with --sample")
+        return info.samples[0]
+    if sample not in info.samples:
+        raise InputError(f"sample not found in {info.path.name} (it has {len(info.samples)} sample(s))")
+    return sample
+
+
+def _call(variant, idx: int, line: int) -> SampleCall:
+    ref = variant.REF
+    alts = list(variant.ALT)
+    choices = [ref, *alts]
+    gt = variant.genotypes[idx]
+    phased = bool(gt[-1]) if len(gt) > 1 else False
+    problem = None
+    alleles: list[str | None] = []
+    for a in gt[:-1]:
+        if a is None or a < 0:
+            alleles.append(None)
+        elif a >= len(choices):
+            alleles.append(None)
+            problem = "genotype refers to an allele index the record does not define"
+        else:
+            allele = choices[a]
+            if allele.startswith("<") or allele == "*":
+                problem = "genotype calls a symbolic or spanning-deletion allele"
+            alleles.append(allele)
+    ps = None
+    try:
+        values = variant.format("PS")
+    except KeyError:
+        values = None
+    if values is not None:
+        v = values[idx][0]
+        if isinstance(v, int | float) and v >= 0 and v != -2147483648:
+            ps = int(v)
+    filt = variant.FILTER or "PASS"
+    return SampleCall(variant.CHROM, variant.POS, ref, tuple(alleles), phased, ps, filt, line, problem)
+
+
+def _iter_checked(vcf, path: Path) -> Iterator:
+    it = iter(vcf)
+    n = 0
+    while True:
+        try:
+            variant = next(it)
+        except StopIteration:
+            return
+        except Exception as err:  # htslib parse failure
+            raise InputError(f"{path.name}: malformed VCF record after record {n} ({type(err).__name__})") from None
+        n += 1
+        yield n, variant
+
+
+def read_calls(
+    path: Path, sample: str | None, positions: dict[str, set[int]], info: VcfInfo | None = None
+) -> tuple[str, dict[tuple[str, int], list[SampleCall]], VcfInfo]:
+    """Genotypes of one sample at the positions of interest (``{contig: {pos}}``, contigs given bare).
+
+    Uses the index for region queries when a ``.tbi``/``.csi`` exists, else one streaming scan.
+    Returns the sample name, ``{(bare contig, pos): [calls]}`` and the header info.
+    """
+    info = info or vcf_info(path)
+    name = choose_sample(info, sample)
+    return name, read_calls_multi(path, [name], positions, info)[name], info
+
+
+def read_calls_multi(
+    path: Path, samples: list[str], positions: dict[str, set[int]], info: VcfInfo
+) -> dict[str, dict[tuple[str, int], list[SampleCall]]]:
+    """Like :func:`read_calls` for several samples in one pass: ``{sample: {(contig, pos): [calls]}}``."""
+    vcf = _open(path, samples=samples)
+    order = list(vcf.samples)
+    out: dict[str, dict[tuple[str, int], list[SampleCall]]] = {s: {} for s in order}
+
+    def take(n: int, variant) -> None:
+        key = (bare(variant.CHROM), variant.POS)
+        for i, s in enumerate(order):
+            out[s].setdefault(key, []).append(_call(variant, i, n))
+
+    try:
+        if info.indexed:
+            names = {bare(c): c for c in (vcf.seqnames or [])}
+            for contig, wanted in positions.items():
+                native = names.get(contig)
+                if native is None or not wanted:
+                    continue
+                for start, end in _clusters(sorted(wanted)):
+                    for n, variant in _iter_checked(vcf(f"{native}:{start}-{end}"), path):
+                        if variant.POS in wanted:
+                            take(n, variant)
+        else:
+            for n, variant in _iter_checked(vcf, path):
+                at = positions.get(bare(variant.CHROM))
+                if at is not None and variant.POS in at:
+                    take(n, variant)
+    finally:
+        vcf.close()
+    return out
+
+
+def _clusters(sorted_positions: list[int], gap: int = 100_000) -> Iterable[tuple[int, int]]:
+    start = prev = sorted_positions[0]
+    for p in sorted_positions[1:]:
+        if p - prev > gap:
+            yield start, prev
+            start = p
+        prev = p
+    yield start, prev
+
+
+def scan(path: Path, region: str | None = None) -> Iterator[tuple[str, int, str, tuple[str, ...], list]]:
+    """Stream every record (or a region's, with an index): contig, position, REF, ALTs, genotypes of all samples."""
+    info = vcf_info(path)
+    if region is not None and not info.indexed:
+        raise UsageError(f"{path.name} has no .tbi/.csi index; region queries need one (bcftools index -t)")
+    vcf = _open(path)
+    try:
+        source = vcf(region) if region else vcf
+        for _, variant in _iter_checked(source, path):
+            yield variant.CHROM, variant.POS, variant.REF, tuple(variant.ALT), variant.genotypes
+    finally:
+        vcf.close()
