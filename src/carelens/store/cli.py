@@ -2,8 +2,60 @@
 
 from __future__ import annotations
 
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from carelens.core.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+
+    @app.command("sql")
+    def sql_command(
+        query: str = typer.Argument(..., help='SQL, e.g. "SELECT resource_type, count(*) FROM resources GROUP BY 1".'),
+        store: Path | None = typer.Option(
+            None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
+        ),
+        format: str = typer.Option("json", "--format", help="json (a list of row objects), csv or table."),
+    ) -> None:
+        """Query the lake with SQL (DuckDB).
+
+        Tables: resources, notes, dicom_instances (views dicom_series, dicom_studies),
+        variants, quarantine, sources, and one view per FHIR resource type ("Patient",
+        "Observation", ...). resources.json holds each resource as JSON with references as
+        Type/id; use DuckDB's JSON functions, e.g. json ->> '$.status'.
+        """
+        from carelens.core.output import emit_json
+        from carelens.store.lake import Lake
+
+        if format not in ("json", "csv", "table"):
+            raise UsageError("--format must be json, csv or table")
+        table = Lake(store).query(query)
+        rows = table.to_pylist()
+        if format == "json":
+            emit_json(rows)
+        elif format == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(table.column_names)
+            writer.writerows([[_cell(r[c]) for c in table.column_names] for r in rows])
+        else:
+            _print_table(table.column_names, rows)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _print_table(columns: list[str], rows: list[dict[str, Any]], width: int = 60) -> None:
+    cells = [[_cell(r[c]).replace("\n", " ")[:width] for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    typer.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    typer.echo(f"({len(rows)} rows)")

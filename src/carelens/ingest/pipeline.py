@@ -1,0 +1,318 @@
+"""Ingest files and folders into the lake: FHIR, notes, DICOM and VCF, bad input quarantined.
+
+Counting: every input item is either ingested or quarantined. Items are FHIR bundle entries
+and NDJSON lines, ``.txt`` note files, DICOM files, VCF records (data lines), and whole files
+that cannot be read at all (one quarantine record each). ``notes`` counts the notes decoded
+from ingested DocumentReferences (a DocumentReference without a decodable text attachment
+is quarantined as a whole) plus the ``.txt`` notes; ``dicom`` counts files, ``variants`` VCF
+records.
+
+Literal ``Type/id`` references are checked against every resource of the batch and of the
+lake (ingested or quarantined): a file whose references all resolve is committed at once; a
+file with references still unknown waits until the whole batch has been read, and its
+resources whose references still do not resolve are quarantined. Conditional references
+(``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
+
+Files are content-addressed: a file whose bytes were ingested before is not read again (it
+is counted in ``unchanged``); a Bulk Data export log and note sidecars are ``skipped``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from carelens.core.errors import InputError, UsageError
+from carelens.core.progress import progress
+from carelens.core.quarantine import BatchResult
+from carelens.ingest.dicom import is_dicom, read_dicom_header
+from carelens.ingest.fhir import FhirRow, is_export_log, literal_references, read_fhir_file
+from carelens.ingest.notes import decode_note, read_text_note
+from carelens.ingest.vcf import is_vcf, read_vcf
+from carelens.store.lake import Lake, LakeWriter, lake_keys
+
+NOTE_SIDECARS = (".meta.json", ".phi.json")
+DERIVED = ("notes", "dicom", "variants")
+
+
+class Skipped(BaseModel):
+    """A file that holds no patient data to ingest (export log, sidecar, unknown kind in a folder)."""
+
+    source: str
+    reason: str
+
+
+class IngestResult(BatchResult):
+    """A :class:`BatchResult` with the files left alone: ``unchanged`` (already in the lake)
+    and ``skipped``. ``done`` counts resources per type plus ``notes``, ``dicom``, ``variants``."""
+
+    unchanged: int = 0
+    skipped: list[Skipped] = Field(default_factory=list)
+    text_notes: int = 0
+
+    def ingested(self) -> dict[str, int]:
+        """The counts of the command-line contract: resource types, then notes, dicom, variants."""
+        counts = {k: v for k, v in sorted(self.done.items()) if k not in DERIVED}
+        counts.update({k: self.done.get(k, 0) for k in DERIVED})
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ingested": self.ingested(),
+            "quarantined": [q.model_dump() for q in self.quarantined],
+            "unchanged": self.unchanged,
+            "skipped": [s.model_dump() for s in self.skipped],
+        }
+
+    def text(self) -> str:
+        """``ingested N, quarantined M`` (N counts resources, .txt notes, DICOM files and VCF
+        records; notes decoded from DocumentReferences are already counted as resources)."""
+        total = sum(v for k, v in self.done.items() if k not in DERIVED)
+        total += self.done.get("dicom", 0) + self.done.get("variants", 0) + self.text_notes
+        return f"ingested {total}, quarantined {len(self.quarantined)}"
+
+
+@dataclass
+class _File:
+    """One source file's rows, held until its references are checked."""
+
+    path: Path
+    source_hash: str
+    kind: str
+    resources: list[FhirRow] = field(default_factory=list)
+    notes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    quarantine: BatchResult = field(default_factory=BatchResult)
+    quarantine_keys: list[str | None] = field(default_factory=list)
+    items: int = 0
+
+
+def ingest(paths: Iterable[Path], store: Path | None = None) -> IngestResult:
+    """Ingest files and folders (FHIR, ``.txt`` notes, DICOM, VCF) into the store's lake."""
+    files = list(expand(paths))
+    result = IngestResult()
+    lake = Lake(store)
+    with lake.writer() as writer:
+        _Run(lake, writer, result).run(files)
+    return result
+
+
+def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
+    """Each file to look at, with whether it was named directly (not found in a folder)."""
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not child.name.startswith("."):
+                    yield child, False
+        elif path.is_file():
+            yield path, True
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+
+
+def kind_of(path: Path, data: bytes) -> str | None:
+    """``fhir``, ``note``, ``dicom``, ``vcf``, ``sidecar`` or None for a file carelens does not read."""
+    name = path.name.lower()
+    if name.endswith(NOTE_SIDECARS):
+        return "sidecar"
+    if name.endswith((".json", ".ndjson")):
+        return "fhir"
+    if name.endswith(".txt"):
+        return "note"
+    if is_vcf(path):
+        return "vcf"
+    if is_dicom(path, data[:132]):
+        return "dicom"
+    return None
+
+
+class _Run:
+    def __init__(self, lake: Lake, writer: LakeWriter, result: IngestResult) -> None:
+        self.lake = lake
+        self.writer = writer
+        self.result = result
+        self.seen: set[str] = set()
+        self.known: set[str] = set()
+        self._lake_keys: set[str] | None = None
+        self.waiting: list[_File] = []
+
+    def run(self, files: list[tuple[Path, bool]]) -> None:
+        for path, named in progress(files, desc="ingest", unit="file"):
+            self.one(path.absolute(), named)
+        for held in self.waiting:
+            self.finish(held, final=True)
+
+    def one(self, path: Path, named: bool) -> None:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self.writer.committed or digest in self.seen:
+            self.result.unchanged += 1
+            return
+        kind = kind_of(path, data)
+        if kind == "sidecar" or (kind == "fhir" and path.name.lower().endswith(".ndjson") and is_export_log(data)):
+            self.result.skipped.append(Skipped(source=str(path), reason="not patient data (sidecar or export log)"))
+            return
+        if kind is None and not named:
+            self.result.skipped.append(Skipped(source=str(path), reason="not a FHIR, note, DICOM or VCF file"))
+            return
+        self.seen.add(digest)
+        held = _File(path=path, source_hash=digest, kind=kind or "unknown")
+        if kind == "fhir":
+            self.read_fhir(held, data)
+        elif kind == "note":
+            self.read_note(held, data)
+        elif kind == "dicom":
+            self.read_dicom(held, data)
+        elif kind == "vcf":
+            self.read_vcf(held, data)
+        else:
+            self.bad(held, "file", "not a FHIR, note, DICOM or VCF file")
+        self.finish(held, final=False)
+
+    def bad(self, held: _File, where: str, reason: str, key: str | None = None) -> None:
+        held.quarantine.quarantine(str(held.path), where, reason)
+        held.quarantine_keys.append(key)
+
+    # -- readers ---------------------------------------------------------------------------
+    def read_fhir(self, held: _File, data: bytes) -> None:
+        rows = read_fhir_file(held.path, held.quarantine, data)
+        held.quarantine_keys.extend([None] * len(held.quarantine.quarantined))
+        for row in rows:
+            if row.resource_type == "DocumentReference":
+                try:
+                    note = decode_note(orjson.loads(row.json))
+                except InputError as err:
+                    self.bad(held, row.where, f"DocumentReference attachment: {err.reason}", row.key)
+                    continue
+                held.notes[len(held.resources)] = (
+                    note.note_id,
+                    note.patient_id,
+                    note.date,
+                    note.type,
+                    note.text,
+                    note.content_type,
+                    note.content_hash,
+                    str(held.path),
+                    row.where,
+                )
+            held.resources.append(row)
+        self.known.update(row.key for row in held.resources)
+        self.known.update(key for key in held.quarantine_keys if key)
+
+    def read_note(self, held: _File, data: bytes) -> None:
+        try:
+            note = read_text_note(held.path, data)
+        except InputError as err:
+            self.bad(held, "file", err.reason)
+            return
+        row = (note.note_id, note.patient_id, note.date, note.type, note.text, note.content_type, note.content_hash)
+        held.tables["notes"] = [(*row, str(held.path), "file")]
+        held.items = 1
+
+    def read_dicom(self, held: _File, data: bytes) -> None:
+        try:
+            header = read_dicom_header(data)
+        except InputError as err:
+            self.bad(held, "file", err.reason)
+            return
+        row = (*header.values(), str(held.path), held.source_hash)
+        held.tables["dicom_instances"] = [row]
+        held.items = 1
+
+    def read_vcf(self, held: _File, data: bytes) -> None:
+        try:
+            parsed = read_vcf(held.path, data, str(held.path))
+        except InputError as err:
+            self.bad(held, "file", err.reason)
+            return
+        for number, reason in parsed.bad_lines:
+            self.bad(held, f"line {number}", reason)
+        held.tables["variants"] = parsed.rows
+        held.items = parsed.records
+
+    # -- references and commit -------------------------------------------------------------
+    def unresolved(self, refs: Iterable[str]) -> set[str]:
+        """References to nothing read in this batch nor stored in the lake (so far)."""
+        missing = {r for r in refs if r not in self.known}
+        if missing:
+            missing -= self.lake_keys()
+        return missing
+
+    def lake_keys(self) -> set[str]:
+        if self._lake_keys is None:
+            self._lake_keys = lake_keys(self.lake)
+        return self._lake_keys
+
+    def finish(self, held: _File, final: bool) -> None:
+        refs = [] if final else literal_references(b"\n".join(r.json for r in held.resources))
+        if self.unresolved(refs):
+            self.waiting.append(held)
+            return
+        if final:
+            self.drop_dangling(held)
+        self.commit(held)
+
+    def drop_dangling(self, held: _File) -> None:
+        kept: list[FhirRow] = []
+        notes: dict[int, tuple[Any, ...]] = {}
+        for index, row in enumerate(held.resources):
+            missing = self.unresolved(literal_references(row.json))
+            if missing:
+                types = ", ".join(sorted({m.split("/", 1)[0] for m in missing}))
+                self.bad(held, row.where, f"reference to a resource missing from the batch ({types})", row.key)
+                continue
+            if index in held.notes:
+                notes[len(kept)] = held.notes[index]
+            kept.append(row)
+        held.resources, held.notes = kept, notes
+
+    def commit(self, held: _File) -> None:
+        source = str(held.path)
+        result = self.result
+        if held.resources:
+            self.writer.add_columns("resources", _resource_columns(held.resources, source))
+            for row in held.resources:
+                result.done[row.resource_type] += 1
+        if held.notes:
+            self.writer.add_rows("notes", held.notes.values())
+            result.done["notes"] += len(held.notes)
+        for table, rows in held.tables.items():
+            self.writer.add_rows(table, rows)
+        if "notes" in held.tables:
+            result.done["notes"] += len(held.tables["notes"])
+            result.text_notes += len(held.tables["notes"])
+        if "dicom_instances" in held.tables:
+            result.done["dicom"] += len(held.tables["dicom_instances"])
+        if "variants" in held.tables:
+            result.done["variants"] += held.items
+        quarantined = held.quarantine.quarantined
+        self.writer.add_rows(
+            "quarantine",
+            [
+                (q.source, q.where, q.reason, k, held.source_hash)
+                for q, k in zip(quarantined, held.quarantine_keys, strict=True)
+            ],
+        )
+        result.quarantined.extend(quarantined)
+        items = len(held.resources) + held.items + len(quarantined)
+        self.writer.source_done(held.source_hash, source, held.kind, items)
+
+
+def _resource_columns(rows: list[FhirRow], source: str) -> list[list[Any]]:
+    n = len(rows)
+    return [
+        [r.resource_type for r in rows],
+        [r.id for r in rows],
+        [r.patient_id for r in rows],
+        [source] * n,
+        [r.where for r in rows],
+        [hashlib.sha256(r.json).hexdigest() for r in rows],
+        [r.json for r in rows],
+    ]

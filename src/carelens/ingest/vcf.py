@@ -1,0 +1,191 @@
+"""VCF (plain or bgzipped) into variant rows, via cyvcf2.
+
+The header must describe GRCh38: a ``##reference`` naming another build (GRCh37, hg19, ...)
+or a ``##contig`` whose length is not its GRCh38 length quarantines the whole file; a file
+that states no build at all is accepted. Each data line is checked before cyvcf2 sees it
+(column count, position, alleles, genotypes); a malformed line is quarantined on its own
+(``line n``, 1-based in the uncompressed file) and the other lines are ingested. One row per
+record and sample (one row with ``sample`` NULL for a sites-only VCF).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carelens.core.errors import InputError
+
+VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz")
+GRCH38_LENGTHS = {
+    "1": 248956422, "2": 242193529, "3": 198295559, "4": 190214555, "5": 181538259, "6": 170805979,
+    "7": 159345973, "8": 145138636, "9": 138394717, "10": 133797422, "11": 135086622, "12": 133275309,
+    "13": 114364328, "14": 107043718, "15": 101991189, "16": 90338345, "17": 83257441, "18": 80373285,
+    "19": 58617616, "20": 64444167, "21": 46709983, "22": 50818468, "X": 156040895, "Y": 57227415,
+    "M": 16569, "MT": 16569,
+}  # fmt: skip
+_OTHER_BUILDS = ("grch37", "hg19", "hg18", "b37", "hs37", "ncbi36", "ncbi37", "grch36", "t2t", "chm13", "hs1")
+_GRCH38_NAMES = ("grch38", "hg38", "b38", "gca_000001405.15", "hs38")
+_BASES = re.compile(r"^[ACGTNacgtn]+$")
+_ALT = re.compile(
+    r"^([ACGTNacgtn]+|\*|<[^<>,]+>|[ACGTNacgtn]*[\[\]][^\[\],]+[\[\]][ACGTNacgtn]*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$"
+)
+_GT = re.compile(r"^(\.|\d+)([/|](\.|\d+))*$")
+_CONTIG = re.compile(r"ID=([^,>]+)")
+_LENGTH = re.compile(r"length=(\d+)")
+
+
+@dataclass
+class VcfResult:
+    """The rows of one VCF and its malformed lines (line number, reason)."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    records: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def is_vcf(path: Path) -> bool:
+    return path.name.lower().endswith(VCF_SUFFIXES)
+
+
+def read_vcf(path: Path, data: bytes, source: str) -> VcfResult:
+    """Variant rows ``(sample, chrom, pos, id, ref, alt, qual, filter, gt, phased, source,
+    where)`` of one VCF given as its file bytes; raises ``InputError`` for a file that cannot
+    be used at all (not VCF, not GRCh38, bad compression)."""
+    text = _text(data)
+    lines = text.split("\n")
+    header, body_start = _header(lines)
+    _check_build(header)
+    columns = header[-1].split("\t")
+    n_samples = max(0, len(columns) - 9)
+    result = VcfResult()
+    good: list[str] = []
+    numbers: list[int] = []
+    for index in range(body_start, len(lines)):
+        line = lines[index].rstrip("\r")
+        if not line:
+            continue
+        problem = _line_problem(line.split("\t"), n_samples)
+        if problem:
+            result.bad_lines.append((index + 1, problem))
+        else:
+            good.append(line)
+            numbers.append(index + 1)
+    if good:
+        result.rows = _parse(header, good, numbers, source)
+    result.records = len(good)
+    return result
+
+
+def _text(data: bytes) -> str:
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            raise InputError("truncated or damaged gzip/bgzip compression") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a VCF text file (invalid UTF-8 at byte {err.start})") from None
+
+
+def _header(lines: list[str]) -> tuple[list[str], int]:
+    if not lines or not lines[0].startswith("##fileformat=VCF"):
+        raise InputError("not a VCF file (first line is not ##fileformat=VCF...)")
+    for index, line in enumerate(lines):
+        if line.startswith("#CHROM"):
+            if len(line.rstrip("\r").split("\t")) < 8:
+                raise InputError(f"malformed #CHROM header line (line {index + 1})")
+            return [h.rstrip("\r") for h in lines[: index + 1]], index + 1
+        if not line.startswith("##"):
+            break
+    raise InputError("VCF header has no #CHROM line")
+
+
+def _check_build(header: list[str]) -> None:
+    for line in header:
+        low = line.lower()
+        if low.startswith("##reference=") or (low.startswith("##contig=") and "assembly=" in low):
+            value = low.split("assembly=", 1)[1] if low.startswith("##contig=") else low
+            if any(name in value for name in _OTHER_BUILDS) and not any(name in value for name in _GRCH38_NAMES):
+                raise InputError("non-GRCh38 header (##reference or contig assembly names another genome build)")
+        if low.startswith("##contig="):
+            contig, length = _CONTIG.search(line), _LENGTH.search(line)
+            if contig and length:
+                name = contig.group(1).removeprefix("chr")
+                expected = GRCH38_LENGTHS.get(name)
+                if expected is not None and int(length.group(1)) != expected:
+                    raise InputError(f"non-GRCh38 header (contig {name} length is not its GRCh38 length)")
+
+
+def _line_problem(fields: list[str], n_samples: int) -> str | None:
+    expected = 9 + n_samples if n_samples else 8
+    if len(fields) < 8 or (n_samples and len(fields) != expected):
+        return f"malformed line ({len(fields)} columns, expected {expected})"
+    if not fields[1].isdigit():
+        return "malformed line (POS is not a number)"
+    if not _BASES.match(fields[3]):
+        return "malformed line (REF is not a sequence of bases)"
+    if fields[4] != "." and not all(_ALT.match(a) for a in fields[4].split(",")):
+        return "malformed line (ALT allele is not valid)"
+    if fields[5] != ".":
+        try:
+            float(fields[5])
+        except ValueError:
+            return "malformed line (QUAL is not a number)"
+    if n_samples and fields[8].split(":", 1)[0] == "GT":
+        for sample in fields[9:]:
+            if not _GT.match(sample.split(":", 1)[0]):
+                return "malformed line (genotype is not valid)"
+    return None
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """htslib warns on fd 2 (contig names, positions); keep the command's stderr clean."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _parse(header: list[str], lines: list[str], numbers: list[int], source: str) -> list[tuple[Any, ...]]:
+    from cyvcf2 import VCF
+
+    rows: list[tuple[Any, ...]] = []
+    with tempfile.TemporaryDirectory(prefix="carelens-vcf-") as tmp:
+        path = Path(tmp) / "checked.vcf"
+        path.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
+        with _quiet_stderr():
+            vcf = VCF(str(path), gts012=False, strict_gt=False)
+            samples = list(vcf.samples)
+            for number, record in zip(numbers, vcf, strict=True):
+                alt = ",".join(record.ALT) or None
+                filters = ";".join(record.FILTERS) or None
+                qual = None if record.QUAL is None else float(record.QUAL)
+                base = (record.CHROM, int(record.POS), record.ID, record.REF, alt, qual, filters)
+                where = f"line {number}"
+                if not samples:
+                    rows.append((None, *base, None, None, source, where))
+                    continue
+                for sample, genotype in zip(samples, record.genotypes, strict=True):
+                    gt, phased = _genotype(genotype)
+                    rows.append((sample, *base, gt, phased, source, where))
+            vcf.close()
+    return rows
+
+
+def _genotype(genotype: list[Any]) -> tuple[str, bool]:
+    *alleles, phased = genotype
+    text = ("|" if phased else "/").join("." if a < 0 else str(a) for a in alleles)
+    return text, bool(phased)

@@ -1,0 +1,328 @@
+"""The lake: Parquet part files per table under ``<store>/lake/<table>/`` and a DuckDB
+catalog (``<store>/lake/catalog.duckdb``) of views over them, queryable with SQL.
+
+Writes are crash-safe and content-addressed. A writer collects the rows of whole source files
+into a chunk; committing a chunk writes each table's part file (tmp file, then rename) and
+then the chunk's manifest (``_manifest/<chunk>.json``, tmp then rename), which lists the
+chunk's source-file hashes and part files. The manifest rename is the commit point: part
+files no manifest names (left by a killed writer) are deleted when the next writer opens the
+lake, and a source whose hash a manifest lists is never ingested again. So killing a writer
+at any moment and running it again yields exactly the tables of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from carelens.core.config import get_settings
+from carelens.core.errors import InputError, UsageError
+from carelens.core.ids import stable_id
+
+S = pa.string()
+SCHEMAS: dict[str, pa.Schema] = {
+    "resources": pa.schema(
+        [
+            ("resource_type", S),
+            ("id", S),
+            ("patient_id", S),
+            ("source", S),
+            ("where", S),
+            ("content_hash", S),
+            ("json", S),
+        ]
+    ),
+    "notes": pa.schema(
+        [
+            ("note_id", S),
+            ("patient_id", S),
+            ("date", S),
+            ("type", S),
+            ("text", S),
+            ("content_type", S),
+            ("content_hash", S),
+            ("source", S),
+            ("where", S),
+        ]
+    ),
+    "dicom_instances": pa.schema(
+        [
+            ("study_uid", S),
+            ("series_uid", S),
+            ("sop_uid", S),
+            ("sop_class_uid", S),
+            ("patient_id", S),
+            ("modality", S),
+            ("study_date", S),
+            ("series_date", S),
+            ("study_description", S),
+            ("series_description", S),
+            ("body_part", S),
+            ("rows", pa.int32()),
+            ("columns", pa.int32()),
+            ("transfer_syntax", S),
+            ("path", S),
+            ("content_hash", S),
+        ]
+    ),
+    "variants": pa.schema(
+        [
+            ("sample", S),
+            ("chrom", S),
+            ("pos", pa.int64()),
+            ("id", S),
+            ("ref", S),
+            ("alt", S),
+            ("qual", pa.float64()),
+            ("filter", S),
+            ("gt", S),
+            ("phased", pa.bool_()),
+            ("source", S),
+            ("where", S),
+        ]
+    ),
+    "quarantine": pa.schema([("source", S), ("where", S), ("reason", S), ("resource_key", S), ("source_hash", S)]),
+    "sources": pa.schema([("source_hash", S), ("path", S), ("kind", S), ("items", pa.int64())]),
+}
+TABLES = tuple(SCHEMAS)
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_EXTRA_VIEWS = {
+    "dicom_series": (
+        "SELECT study_uid, series_uid, any_value(patient_id) AS patient_id, any_value(modality) AS modality,"
+        " any_value(series_date) AS series_date, any_value(series_description) AS series_description,"
+        " count(*) AS instances FROM dicom_instances GROUP BY study_uid, series_uid"
+    ),
+    "dicom_studies": (
+        "SELECT study_uid, any_value(patient_id) AS patient_id, any_value(study_date) AS study_date,"
+        " any_value(study_description) AS study_description, string_agg(DISTINCT modality, ',') AS modalities,"
+        " count(DISTINCT series_uid) AS series, count(*) AS instances FROM dicom_instances GROUP BY study_uid"
+    ),
+}
+
+
+class Lake:
+    """The Parquet + DuckDB lake of a store (``get_settings().store`` when not given)."""
+
+    def __init__(self, store: Path | None = None) -> None:
+        self.store = Path(store) if store is not None else get_settings().store
+        self.root = self.store / "lake"
+        self.catalog = self.root / "catalog.duckdb"
+
+    # -- reading -------------------------------------------------------------------------
+    def manifests(self) -> list[dict[str, Any]]:
+        """The committed chunks, oldest first."""
+        folder = self.root / "_manifest"
+        if not folder.is_dir():
+            return []
+        found = [orjson.loads(p.read_bytes()) for p in folder.glob("*.json")]
+        return sorted(found, key=lambda m: (m.get("seq", 0), m["chunk"]))
+
+    def part_files(self, table: str) -> list[Path]:
+        """The committed Parquet part files of ``table``."""
+        return [self.root / m["parts"][table] for m in self.manifests() if table in m["parts"]]
+
+    def committed_sources(self) -> set[str]:
+        """Content hashes of every source file already in the lake."""
+        return {s["hash"] for m in self.manifests() for s in m["sources"]}
+
+    def read_table(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        """A whole table straight from its committed part files (no catalog needed)."""
+        files = self.part_files(table)
+        schema = SCHEMAS[table] if columns is None else pa.schema([SCHEMAS[table].field(c) for c in columns])
+        if not files:
+            return schema.empty_table()
+        return pa.concat_tables(pq.read_table(f, columns=columns, schema=schema) for f in files)
+
+    def tables(self) -> list[str]:
+        """Names of the tables and views in the catalog."""
+        rows = self.query("SELECT table_name FROM information_schema.tables ORDER BY table_name")
+        return [str(v) for v in rows.column("table_name").to_pylist()]
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL against the catalog; returns an Arrow table. Raises ``InputError`` with
+        DuckDB's one-line message on a bad query."""
+        import duckdb
+
+        if not self._catalog_current():
+            self.refresh()
+        try:
+            with duckdb.connect(str(self.catalog), read_only=True) as con:
+                return (con.sql(sql, params=params) if params else con.sql(sql)).to_arrow_table()
+        except duckdb.Error as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"SQL error: {first}") from None
+
+    def patient_resources(self, patient_id: str) -> pa.Table:
+        """Every FHIR resource of one patient (the Patient itself included)."""
+        return self.query(
+            "SELECT resource_type, id, json FROM resources WHERE patient_id = ? ORDER BY resource_type, id",
+            [patient_id],
+        )
+
+    # -- catalog -------------------------------------------------------------------------
+    def _catalog_current(self) -> bool:
+        marker = self.root / "_catalog.json"
+        if not self.catalog.exists() or not marker.exists():
+            return False
+        seen = orjson.loads(marker.read_bytes())
+        return bool(seen.get("root") == str(self.root.absolute()) and seen.get("chunks") == self._chunk_ids())
+
+    def _chunk_ids(self) -> list[str]:
+        folder = self.root / "_manifest"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def refresh(self) -> None:
+        """(Re)create the catalog's views over the committed part files."""
+        import duckdb
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(self.catalog)) as con:
+            for table in TABLES:
+                files = [str(p.absolute()) for p in self.part_files(table)]
+                if files:
+                    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
+                else:
+                    cols = ", ".join(f'NULL::{_DUCK_TYPES[f.type]} AS "{f.name}"' for f in SCHEMAS[table])
+                    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} WHERE false")
+            for name, sql in _EXTRA_VIEWS.items():
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            types = [r[0] for r in con.execute("SELECT DISTINCT resource_type FROM resources").fetchall()]
+            for rtype in types:
+                if _RESOURCE_TYPE.match(rtype) and rtype.lower() not in TABLES + tuple(_EXTRA_VIEWS):
+                    con.execute(
+                        f'CREATE OR REPLACE VIEW "{rtype}" AS SELECT id, patient_id, json, source, content_hash'
+                        f" FROM resources WHERE resource_type = '{rtype}'"
+                    )
+        _atomic_write(
+            self.root / "_catalog.json", orjson.dumps({"root": str(self.root.absolute()), "chunks": self._chunk_ids()})
+        )
+
+    # -- writing -------------------------------------------------------------------------
+    @contextmanager
+    def writer(self, rows_per_chunk: int = 50_000) -> Iterator[LakeWriter]:
+        """Exclusive, crash-safe writing (one writer per lake at a time); commits what is
+        pending and refreshes the catalog on a normal exit."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError("another carelens ingest is writing this store") from None
+            writer = LakeWriter(self, rows_per_chunk)
+            writer.remove_uncommitted()
+            yield writer
+            writer.commit()
+            self.refresh()
+
+
+class LakeWriter:
+    """Collects rows of whole source files and commits them chunk by chunk (see module doc)."""
+
+    def __init__(self, lake: Lake, rows_per_chunk: int) -> None:
+        self.lake = lake
+        self.rows_per_chunk = rows_per_chunk
+        self.committed = lake.committed_sources()
+        self._seq = len(lake.manifests())
+        self._columns: dict[str, list[list[Any]]] = {}
+        self._sources: list[dict[str, Any]] = []
+        self._pending_rows = 0
+
+    def remove_uncommitted(self) -> None:
+        """Delete part and tmp files that no manifest names (left by a killed writer)."""
+        keep = {(self.lake.root / p).absolute() for m in self.lake.manifests() for p in m["parts"].values()}
+        for table in TABLES:
+            folder = self.lake.root / table
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.absolute() not in keep:
+                        path.unlink()
+        for path in (self.lake.root / "_manifest").glob("*.tmp"):
+            path.unlink()
+
+    def add_rows(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Append rows (tuples in the table's column order) to the pending chunk."""
+        columns = self._columns.setdefault(table, [[] for _ in SCHEMAS[table]])
+        count = 0
+        for row in rows:
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+            count += 1
+        self._pending_rows += count
+
+    def add_columns(self, table: str, columns: list[list[Any]]) -> None:
+        """Append whole columns (in the table's column order) to the pending chunk."""
+        pending = self._columns.setdefault(table, [[] for _ in SCHEMAS[table]])
+        if len(columns) != len(pending):
+            raise ValueError(f"{table} has {len(pending)} columns, got {len(columns)}")
+        for target, values in zip(pending, columns, strict=True):
+            target.extend(values)
+        self._pending_rows += len(columns[0]) if columns else 0
+
+    def source_done(self, source_hash: str, path: str, kind: str, items: int) -> None:
+        """Mark a source file's rows complete; commits when the chunk is big enough."""
+        self._sources.append({"hash": source_hash, "path": path, "kind": kind, "items": items})
+        self.add_rows("sources", [(source_hash, path, kind, items)])
+        self.committed.add(source_hash)
+        if self._pending_rows >= self.rows_per_chunk:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write the pending chunk's part files, then its manifest (the commit point)."""
+        if not self._sources:
+            return
+        chunk = stable_id(*sorted(s["hash"] for s in self._sources), length=24)
+        parts: dict[str, str] = {}
+        for table, columns in self._columns.items():
+            if not columns[0]:
+                continue
+            relative = f"{table}/part-{chunk}.parquet"
+            target = self.lake.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            arrays = [pa.array(values, type=field.type) for values, field in zip(columns, SCHEMAS[table], strict=True)]
+            tmp = target.with_suffix(".parquet.tmp")
+            pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMAS[table]), tmp, compression="zstd")
+            os.replace(tmp, target)
+            parts[table] = relative
+        self._seq += 1
+        manifest = {"chunk": chunk, "seq": self._seq, "sources": self._sources, "parts": parts}
+        folder = self.lake.root / "_manifest"
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / f"{chunk}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        self._columns = {}
+        self._sources = []
+        self._pending_rows = 0
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def lake_keys(lake: Lake) -> set[str]:
+    """``Type/id`` of every resource in the lake, ingested or quarantined."""
+    resources = lake.read_table("resources", ["resource_type", "id"])
+    keys = {f"{t}/{i}" for t, i in zip(resources.column(0).to_pylist(), resources.column(1).to_pylist(), strict=True)}
+    quarantined = lake.read_table("quarantine", ["resource_key"]).column(0).to_pylist()
+    keys.update(k for k in quarantined if k)
+    return keys
