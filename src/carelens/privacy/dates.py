@@ -60,7 +60,7 @@ def shift_date(match: re.Match[str], days: int) -> str:
     g = match.groupdict()
     fields = [v for k, v in g.items() if v and k.endswith(("_m", "_d"))]
     numeric = not any(v for k, v in g.items() if k.endswith("_mon"))
-    all_two = numeric and bool(fields) and all(len(f) == 2 for f in fields)
+    all_two = bool(fields) and all(len(f) == 2 for f in fields) and (numeric or bool(g["dm_d"]))
     pad = "00" if any(f.startswith("0") for f in fields) or all_two else "0"
     g = {k: (pad if v and k.endswith(("_m", "_d")) and v.isdigit() else v) for k, v in g.items()} | {
         k + "_v": v for k, v in g.items() if k.endswith(("_m", "_d"))
