@@ -1,0 +1,174 @@
+"""The summary: IPS sections, empty reasons, needs-attention, completeness on Synthea, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from carelens.core import InputError
+from carelens.record import build_record, item_problem, load_record, summarize
+from carelens.record.sections import is_active_allergy, is_active_condition
+
+from .conftest import SCT, coded, note_ref
+
+IPS_ORDER = [
+    "11450-4",
+    "10160-0",
+    "48765-2",
+    "11369-6",
+    "30954-2",
+    "8716-3",
+    "47519-4",
+    "46264-8",
+    "11348-0",
+    "29762-2",
+    "18776-5",
+    "46240-8",
+]
+
+
+def cited(items) -> set[str]:
+    return {c.resource for i in items for c in i.citations}
+
+
+def test_sections_follow_ips_order(small_resources):
+    summary = summarize(build_record(small_resources), notes=False)
+    assert [s.code for s in summary.sections] == IPS_ORDER
+    problems = summary.section("11450-4")
+    assert [i.text for i in problems.items] == ["Hypertension (onset 2015-06-01)"]
+    assert [i.text for i in summary.section("11348-0").items] == ["Acute viral pharyngitis (resolved 2020-01-10)"]
+    smoking = summary.section("29762-2").items[0]
+    assert "Former smoker" in smoking.text and "smoking" in smoking.flags
+
+
+def test_medications_active_with_dose_and_recently_stopped_marked(small_resources):
+    meds = summarize(build_record(small_resources), notes=False).section("10160-0").items
+    assert meds[0].text == "Warfarin Sodium 5 MG Oral Tablet — 5 mg once daily, started 2023-01-05"
+    assert meds[0].status == "active"
+    assert meds[1].status == "stopped" and "recently stopped" in meds[1].flags
+    assert meds[1].citations[0].resource == "MedicationRequest/m2"
+
+
+def test_needs_attention_lists_allergy_anticoagulant_and_critical_potassium(small_resources):
+    summary = summarize(build_record(small_resources), notes=False)
+    texts = [i.text for i in summary.needs_attention]
+    assert any(t.startswith("High-risk allergy: Allergy to peanut") for t in texts)
+    assert any(t.startswith("High-alert medicine (anticoagulant): Warfarin") for t in texts)
+    potassium = next(i for i in summary.needs_attention if "Potassium" in i.text)
+    assert potassium.text.startswith("Critical result: Potassium 6.4 mmol/L on 2024-03-01; rising from 5 on 2024-02-01")
+    assert {c.resource for c in potassium.citations} == {"Observation/k1", "Observation/k2"}
+    assert summary.dropped == []
+
+
+def test_required_sections_say_no_information_or_no_known(small_resources):
+    no_allergy = [r for r in small_resources if r["resourceType"] != "AllergyIntolerance"]
+    section = summarize(build_record(no_allergy), notes=False).section("48765-2")
+    assert section.items == [] and section.empty_reason == "no information"
+
+    nka = {
+        "resourceType": "AllergyIntolerance",
+        "id": "nka",
+        "patient": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": coded(SCT, "716186003", "No known allergy"),
+        "recordedDate": "2024-01-01",
+    }
+    section = summarize(build_record([*no_allergy, nka]), notes=False).section("48765-2")
+    assert section.empty_reason == "no known allergies"
+    assert [c.resource for c in section.empty_citations] == ["AllergyIntolerance/nka"]
+    assert (
+        summarize(build_record([r for r in no_allergy if r["resourceType"] == "Patient"]), notes=False)
+        .section("11450-4")
+        .empty_reason
+        == "no information"
+    )
+
+
+def test_every_active_fact_of_every_synthea_bundle_is_cited_and_supported(synthea_bundles):
+    for path in synthea_bundles:
+        record = load_record(path)
+        summary = summarize(record, notes=False)
+        assert summary.dropped == [], (path.name, summary.dropped[:3])
+        want = {
+            "11450-4": {f"Condition/{c['id']}" for c in record.of_type("Condition") if is_active_condition(c)},
+            "10160-0": {
+                f"MedicationRequest/{m['id']}"
+                for m in record.of_type("MedicationRequest")
+                if m.get("status") == "active"
+            },
+            "48765-2": {
+                f"AllergyIntolerance/{a['id']}" for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)
+            },
+        }
+        for code, keys in want.items():
+            assert keys <= cited(summary.section(code).items), (path.name, code)
+        for item in summary.items():
+            assert item_problem(item, record) is None
+
+
+def test_bundle_without_patient_is_summarised_with_a_warning(small_resources):
+    record = build_record([r for r in small_resources if r["resourceType"] != "Patient"])
+    summary = summarize(record, notes=False)
+    assert summary.patient == "p1"
+    assert any("no Patient resource" in w for w in summary.warnings)
+    assert summary.section("11450-4").items
+
+
+def test_several_patients_need_a_choice(small_resources):
+    other = {"resourceType": "Patient", "id": "p2"}
+    with pytest.raises(InputError, match="2 patients; choose one with --patient"):
+        build_record([*small_resources, other])
+    assert build_record([*small_resources, other], "p2").resources.keys() == {"Patient/p2"}
+    with pytest.raises(InputError, match="not in the source"):
+        build_record(small_resources, "nobody")
+
+
+def test_dangling_references_and_bad_notes_become_warnings(small_resources):
+    orphan = {
+        "resourceType": "MedicationRequest",
+        "id": "m9",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "Medication/missing"},
+    }
+    empty = note_ref("n-empty", "   ", "2024-01-01")
+    image = note_ref("n-pdf", "%PDF-1.4", "2024-01-01", content_type="application/pdf")
+    record = build_record([*small_resources, orphan, empty, image])
+    summary = summarize(record, notes=False)
+    assert "1 references point to resources that are not in the record" in summary.warnings
+    assert any("note is empty" in w for w in summary.warnings)
+    assert any("not text" in w for w in summary.warnings)
+    meds = summary.section("10160-0").items
+    assert any(i.text.startswith("unnamed medication") for i in meds)
+
+
+def test_cli_summarize_json_and_markdown(tmp_path: Path, small_resources):
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(
+        orjson.dumps(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in small_resources]}
+        )
+    )
+    runner = CliRunner()
+    result = runner.invoke(app, ["summarize", str(bundle), "--no-notes"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"patient", "sections", "needs_attention", "dropped"}
+    item = data["sections"][0]["items"][0]
+    assert set(item) >= {"text", "codes", "citations"} and item["citations"][0] == {
+        "resource": "Condition/c1",
+        "note_span": None,
+    }
+    md = tmp_path / "s.md"
+    result = runner.invoke(app, ["summarize", str(bundle), "--no-notes", "--format", "markdown", "--out", str(md)])
+    assert result.exit_code == 0 and "## Needs attention" in md.read_text()
+    result = runner.invoke(app, ["summarize", str(tmp_path / "absent.json")])
+    assert result.exit_code != 0
