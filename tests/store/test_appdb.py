@@ -98,7 +98,9 @@ def test_sessions_expire_and_end(db_url: str) -> None:
 def _log(engine, n: int) -> None:  # type: ignore[no-untyped-def]
     for i in range(n):
         with Session(engine) as s, s.begin():
-            audit.append(s, "ada", "view", patient_id=f"p{i}", model_version="m@1", input_hash="h" * 64, detail={"i": i})
+            audit.append(
+                s, "ada", "view", patient_id=f"p{i}", model_version="m@1", input_hash="h" * 64, detail={"i": i}
+            )
 
 
 def test_audit_chain_verifies_when_intact(db_url: str) -> None:

@@ -1,9 +1,96 @@
-"""Command-line commands of carelens.server (registered on the main app by carelens.cli)."""
+"""Command-line commands of carelens.server: users, serve, audit."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from carelens.core.errors import InputError
+
+users = typer.Typer(help="Manage workspace users and API tokens.", no_args_is_help=True)
+audit_cli = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
+
+
+def _db_url(store: Path | None) -> str:
+    from carelens.server.settings import ServerSettings
+
+    return ServerSettings.from_env(store).db_url
+
+
+@users.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="The new user's name."),
+    role: str = typer.Option(..., "--role", help="clinician, researcher or admin."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Add a user; the password is read from stdin (one line)."""
+    from sqlalchemy.orm import Session
+
+    from carelens.store import appdb
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InputError("no password on stdin (pipe it in: echo PASSWORD | carelens users add NAME --role ROLE)")
+    with Session(appdb.get_engine(_db_url(store))) as s, s.begin():
+        appdb.add_user(s, username, password, role)
+        appdb.audit.append(s, "cli", "user.add", detail={"user": username, "role": role})
+    typer.echo(f"added {username} ({role})", err=True)
+
+
+@users.command("token")
+def users_token(
+    username: str = typer.Argument(..., help="The user the token is for."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Issue an API token for USER and print it (only its hash is stored)."""
+    from sqlalchemy.orm import Session
+
+    from carelens.store import appdb
+
+    with Session(appdb.get_engine(_db_url(store))) as s, s.begin():
+        user = appdb.get_user(s, username)
+        if user is None:
+            raise InputError(f"no user named {username}")
+        token = appdb.create_token(s, user)
+        appdb.audit.append(s, "cli", "token.issue", detail={"user": username})
+    typer.echo(token)
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Walk the audit hash chain: exit 0 when intact, 1 naming the first bad row."""
+    from carelens.store import appdb
+
+    report = appdb.audit.verify(appdb.get_engine(_db_url(store)))
+    if not report.ok:
+        raise InputError(f"audit chain broken at row {report.bad_row}: {report.reason}")
+    typer.echo(f"audit chain intact: {report.rows} rows")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Serve the clinician workspace: web pages, the JSON API and CDS Hooks."""
+    import logging
+
+    import uvicorn
+
+    from carelens.server import ServerSettings, create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(ServerSettings.from_env(store))
+    typer.echo(f"carelens workspace on http://{host}:{port}/", err=True)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+    app.add_typer(users, name="users")
+    app.add_typer(audit_cli, name="audit")
+    app.command("serve")(serve)

@@ -45,7 +45,7 @@ def make_engine(url: str) -> Engine:
     raise InputError("CARELENS_DB_URL must be a sqlite:/// or postgresql+psycopg:// URL")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")

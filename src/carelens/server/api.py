@@ -1,0 +1,80 @@
+"""The JSON API: patients and their summaries (clinicians), cohort counts and the model
+registry (research zone), audit verification (admins). Every read is audited."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Principal, Problem, api_user
+from carelens.server.context import Context
+from carelens.server.registry import MODEL_ID, list_models, model_card
+from carelens.store.appdb import audit
+
+router = APIRouter(prefix="/api")
+PATIENT_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
+PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
+
+
+def ctx_of(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+@router.get("/patients")
+def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) -> dict[str, Any]:
+    """The patients in the clinical zone (identified: clinicians only)."""
+    ctx = ctx_of(request)
+    rows = ctx.data.patients()
+    ctx.record(who, "api.patients", detail={"count": len(rows)})
+    return {"patients": [r.model_dump() for r in rows]}
+
+
+@router.get("/patients/{pid}/summary")
+def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> JSONResponse:
+    """The patient's record summary (the ``carelens summarize`` JSON)."""
+    ctx = ctx_of(request)
+    view = ctx.view(pid)
+    if view.summary is None:
+        raise Problem(503, view.summary_error or "the summary is not available")
+    ctx.record(who, "api.summary", pid, view.model_version, view.input_hash)
+    return JSONResponse(view.summary)
+
+
+@router.get("/cohort")
+def cohort(request: Request, who: Principal = Depends(api_user(RESEARCHER, ADMIN))) -> dict[str, Any]:
+    """De-identified cohort counts (small cells suppressed)."""
+    ctx = ctx_of(request)
+    ctx.record(who, "api.cohort")
+    return ctx.data.cohort()
+
+
+@router.get("/models")
+def models(request: Request, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
+    """The model registry: every model's card."""
+    ctx = ctx_of(request)
+    ctx.record(who, "api.models")
+    return {"models": list_models(ctx.settings.store)}
+
+
+@router.get("/models/{model_id}")
+def model(request: Request, model_id: str, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
+    """One model card."""
+    if not MODEL_ID.match(model_id):
+        raise Problem(400, "malformed model id")
+    ctx = ctx_of(request)
+    card = model_card(ctx.settings.store, model_id)
+    if card is None:
+        raise Problem(404, "no model card registered under this id")
+    ctx.record(who, "api.model", model_version=model_id)
+    return card
+
+
+@router.get("/audit/verify")
+def verify(request: Request, who: Principal = Depends(api_user(ADMIN))) -> dict[str, Any]:
+    """Walk the audit hash chain: ``ok``, rows checked, the first bad row."""
+    ctx = ctx_of(request)
+    report = audit.verify(ctx.engine)
+    ctx.record(who, "api.audit.verify", detail={"ok": report.ok})
+    return {"ok": report.ok, "rows": report.rows, "bad_row": report.bad_row, "reason": report.reason}

@@ -1,0 +1,103 @@
+"""Per-app state shared by the routes: settings, database, clinical data, templates."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import sessionmaker
+
+from carelens.server.auth import Principal, Problem
+from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
+from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
+from carelens.server.settings import ServerSettings
+from carelens.store.appdb import audit, get_engine
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def default_data(settings: ServerSettings) -> ClinicalData:
+    """The clinical data of a store: FHIR bundles under ``<store>/fhir`` and outputs under
+    ``<store>/outputs``."""
+    return BundleData(settings.store / "fhir", settings.store / "outputs", settings.summarizer)
+
+
+class PatientView:
+    """Everything a patient page shows, computed once per request."""
+
+    def __init__(self, data: ClinicalData, patient: PatientRow) -> None:
+        self.patient = patient
+        self.input_hash = data.input_hash(patient.id)
+        self.summary: dict[str, Any] | None = None
+        self.summary_error: str | None = None
+        try:
+            self.summary = data.summary(patient.id)
+        except SummaryUnavailable as err:
+            self.summary_error = str(err)
+        self.images = data.images(patient.id)
+        self.pgx = data.pgx(patient.id)
+        self.findings = data.findings(patient.id)
+        self.items: list[ReviewItem] = [
+            *(summary_items(self.summary) if self.summary else []),
+            *image_items(self.images),
+            *pgx_items(self.pgx),
+            *finding_items(self.findings),
+        ]
+
+    @property
+    def model_version(self) -> str:
+        models = sorted({f"{i.model_id}@{i.model_version}" for i in self.items})
+        if self.summary and not models:
+            models = ["{}@{}".format(*summary_model(self.summary))]
+        return ",".join(models)[:128]
+
+    def item(self, key: str) -> ReviewItem:
+        for item in self.items:
+            if item.key == key:
+                return item
+        raise Problem(400, "this item is not on the patient's current page (it may have changed); reload")
+
+
+class Context:
+    """Settings, database and data of one app instance."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.engine = get_engine(settings.db_url)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.issued_cards: dict[str, str] = {}
+        self._cards_lock = threading.Lock()
+
+    def patient(self, pid: str) -> PatientRow:
+        """The patient or 404 (the message never repeats the id)."""
+        row = self.data.patient(pid)
+        if row is None:
+            raise Problem(404, "no patient with this id")
+        return row
+
+    def view(self, pid: str) -> PatientView:
+        return PatientView(self.data, self.patient(pid))
+
+    def record(
+        self,
+        who: Principal,
+        action: str,
+        patient_id: str | None = None,
+        model_version: str | None = None,
+        input_hash: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one audit row in its own transaction."""
+        with self.Session() as s, s.begin():
+            audit.append(s, who.username, action, patient_id, model_version, input_hash, detail)
+
+    def remember_cards(self, cards: dict[str, str]) -> None:
+        """Card uuid -> patient id, so that CDS feedback can name the patient in the audit log."""
+        with self._cards_lock:
+            if len(self.issued_cards) > 100_000:
+                self.issued_cards.clear()
+            self.issued_cards.update(cards)

@@ -1,0 +1,386 @@
+"""Server-rendered pages: login, patient list, patient page with evidence and decisions,
+signed versions, model cards, research zone, user administration."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from carelens.core.errors import InputError
+from carelens.server.api import PATIENT_ID, ctx_of
+from carelens.server.auth import (
+    ADMIN,
+    ANY_ROLE,
+    CLINICIAN,
+    LOGIN_CSRF_COOKIE,
+    RESEARCHER,
+    SESSION_COOKIE,
+    Principal,
+    Problem,
+    check_csrf,
+    page_user,
+)
+from carelens.server.data import note_text
+from carelens.server.registry import MODEL_ID, list_models, model_card
+from carelens.server.reviews import composition, decide, latest_decisions, sign_off
+from carelens.store import appdb
+from carelens.store.appdb import ROLES, SignedSummary, User
+
+router = APIRouter()
+PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
+REF = re.compile(r"^[A-Za-z]{1,64}/[A-Za-z0-9\-\.]{1,64}$")
+HOME = {CLINICIAN: "/patients", RESEARCHER: "/research", ADMIN: "/admin/users"}
+FormStr = Annotated[str, Form()]
+
+
+def render(request: Request, template: str, who: Principal | None, status: int = 200, **values: Any) -> Response:
+    """Render a page with the user, their CSRF token and the navigation for their role."""
+    ctx = ctx_of(request)
+    values.update(who=who, csrf=who.csrf if who else None, home=HOME)
+    return ctx.templates.TemplateResponse(request, template, values, status_code=status)
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/")
+def root(request: Request) -> Response:
+    """Home: the page for the user's role (or the login page)."""
+    sid = request.cookies.get(SESSION_COOKIE)
+    if sid:
+        with ctx_of(request).Session() as s:
+            found = appdb.session_user(s, sid)
+            if found:
+                return RedirectResponse(HOME[found[1].role], status_code=303)
+    return RedirectResponse("/login", status_code=303)
+
+
+def _safe_next(target: str | None) -> str | None:
+    return target if target and target.startswith("/") and not target.startswith("//") else None
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None, expired: int = 0, failed: int = 0) -> Response:
+    """The login form (a double-submit CSRF token guards it)."""
+    token = secrets.token_urlsafe(32)
+    message = "Your session has expired; please log in again." if expired else None
+    if failed:
+        message = "Wrong user name or password."
+    response = render(request, "login.html", None, login_csrf=token, next=_safe_next(next) or "", message=message)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=ctx_of(request).settings.secure_cookies,
+    )
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request, username: FormStr = "", password: FormStr = "", csrf_token: FormStr = "", next: FormStr = ""
+) -> Response:
+    """Check the password, start a session, go to ``next`` or the role's home page."""
+    ctx = ctx_of(request)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not csrf_token or not hmac.compare_digest(cookie, csrf_token):
+        raise Problem(403, "the login form's security token is missing or wrong; reload the page and try again")
+    with ctx.Session() as s, s.begin():
+        user = appdb.authenticate(s, username, password)
+        if user is None:
+            appdb.audit.append(
+                s, "anonymous", "login.failed", detail={"user_known": appdb.get_user(s, username) is not None}
+            )
+        else:
+            sid, _ = appdb.create_session(s, user, ctx.settings.session_ttl_s)
+            appdb.audit.append(s, user.username, "login")
+            role = user.role
+    if user is None:
+        return RedirectResponse("/login?failed=1", status_code=303)
+    target = _safe_next(next)
+    response = RedirectResponse(target or HOME[role], status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        sid,
+        httponly=True,
+        samesite="strict",
+        max_age=int(ctx.settings.session_ttl_s),
+        secure=ctx.settings.secure_cookies,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: FormStr = "", who: Principal = Depends(page_user(*ANY_ROLE))) -> Response:
+    """End the session."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    with ctx.Session() as s, s.begin():
+        appdb.end_session(s, who.session_id or "")
+        appdb.audit.append(s, who.username, "logout")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/patients")
+def patient_list(request: Request, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
+    """The patient list (identified)."""
+    ctx = ctx_of(request)
+    rows = ctx.data.patients()
+    ctx.record(who, "view.patients", detail={"count": len(rows)})
+    return render(request, "patients.html", who, patients=rows)
+
+
+@router.get("/patients/{pid}")
+def patient_page(request: Request, pid: PatientId, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
+    """The patient page: needs attention first, every item with evidence, model card, decision."""
+    ctx = ctx_of(request)
+    view = ctx.view(pid)
+    with ctx.Session() as s:
+        decisions = latest_decisions(s, pid)
+        signed = list(
+            s.scalars(
+                select(
+                    SignedSummary.id,
+                )
+                .where(SignedSummary.patient_id == pid)
+                .order_by(SignedSummary.id.desc())
+            )
+        )
+    ctx.record(who, "view.patient", pid, view.model_version, view.input_hash, {"items": len(view.items)})
+    attention = [i for i in view.items if i.needs_attention]
+    sections: dict[str, list[Any]] = {}
+    for item in view.items:
+        if item.kind == "summary" and not (item.needs_attention and item.section == "Needs attention"):
+            sections.setdefault(item.section, []).append(item)
+    empty = [s for s in (view.summary or {}).get("sections", []) if not s.get("items")]
+    return render(
+        request,
+        "patient.html",
+        who,
+        view=view,
+        attention=attention,
+        sections=sections,
+        empty=empty,
+        decisions=decisions,
+        signed=signed,
+        images=[i for i in view.items if i.kind == "image"],
+        pgx=[i for i in view.items if i.kind == "pgx"],
+        drugs=(view.pgx or {}).get("drugs", []),
+        findings=[i for i in view.items if i.kind == "finding"],
+    )
+
+
+@router.get("/patients/{pid}/evidence")
+def evidence(
+    request: Request,
+    pid: PatientId,
+    ref: Annotated[str, Query(max_length=140)],
+    start: Annotated[int | None, Query(ge=0)] = None,
+    end: Annotated[int | None, Query(ge=0)] = None,
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """The cited source: a note with the cited span highlighted, or the resource's JSON."""
+    ctx = ctx_of(request)
+    patient = ctx.patient(pid)
+    if not REF.match(ref):
+        raise Problem(400, "malformed resource reference (expected Type/id)")
+    resource = ctx.data.resource(pid, ref)
+    if resource is None:
+        raise Problem(404, "this patient's record has no such resource")
+    text = note_text(resource) if resource.get("resourceType") == "DocumentReference" else None
+    parts = None
+    if text is not None and start is not None and end is not None:
+        if not start < end <= len(text):
+            raise Problem(400, "the cited span lies outside the note")
+        parts = (text[:start], text[start:end], text[end:])
+    ctx.record(
+        who,
+        "view.evidence",
+        pid,
+        input_hash=ctx.data.input_hash(pid),
+        detail={"ref": ref, "span": [start, end] if parts else None},
+    )
+    pretty = json.dumps(resource, indent=2, ensure_ascii=False)
+    return render(request, "evidence.html", who, patient=patient, ref=ref, text=text, parts=parts, pretty=pretty)
+
+
+@router.get("/patients/{pid}/imaging/{index}/{what}")
+def imaging_file(
+    request: Request,
+    pid: PatientId,
+    index: Annotated[int, Path(ge=0, le=10_000)],
+    what: Annotated[str, Path(pattern="^(image|heatmap)$")],
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """An image or its heatmap PNG named by a saved imaging output."""
+    ctx = ctx_of(request)
+    ctx.patient(pid)
+    preds = ctx.data.images(pid)
+    if index >= len(preds):
+        raise Problem(404, "no such image for this patient")
+    key = "heatmap" if what == "heatmap" else ("image_png" if preds[index].get("image_png") else "png")
+    rel = preds[index].get(key)
+    outputs = getattr(ctx.data, "outputs", None)
+    path = outputs.file(str(rel)) if rel and outputs is not None else None
+    if path is None:
+        raise Problem(404, f"no {what} file for this image")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post("/patients/{pid}/decisions")
+def decision(
+    request: Request,
+    pid: PatientId,
+    item: FormStr = "",
+    action: FormStr = "",
+    reason: FormStr = "",
+    edited_text: FormStr = "",
+    csrf_token: FormStr = "",
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """Accept, edit or reject one item (a reason is required to edit or reject)."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    view = ctx.view(pid)
+    target = view.item(item)
+    with ctx.Session() as s, s.begin():
+        decide(s, who, pid, target, action, reason, edited_text, view.input_hash)
+    return RedirectResponse(f"/patients/{pid}#item-{target.key}", status_code=303)
+
+
+@router.post("/patients/{pid}/sign")
+def sign(
+    request: Request, pid: PatientId, csrf_token: FormStr = "", who: Principal = Depends(page_user(CLINICIAN))
+) -> Response:
+    """Sign off: store the clinician's version apart from the AI draft."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    view = ctx.view(pid)
+    draft = {"summary": view.summary, "items": [i.model_dump() for i in view.items]}
+    with ctx.Session() as s, s.begin():
+        row = sign_off(s, who, pid, view.items, draft, view.input_hash)
+    return RedirectResponse(f"/patients/{pid}/signed/{row.id}", status_code=303)
+
+
+def _signed(request: Request, pid: str, sid: int) -> SignedSummary:
+    ctx = ctx_of(request)
+    ctx.patient(pid)
+    with ctx.Session() as s:
+        row = s.get(SignedSummary, sid)
+    if row is None or row.patient_id != pid:
+        raise Problem(404, "no signed summary with this id for this patient")
+    return row
+
+
+@router.get("/patients/{pid}/signed/{sid}")
+def signed_page(
+    request: Request, pid: PatientId, sid: Annotated[int, Path(ge=1)], who: Principal = Depends(page_user(CLINICIAN))
+) -> Response:
+    """A clinician-signed version."""
+    row = _signed(request, pid, sid)
+    ctx = ctx_of(request)
+    ctx.record(who, "view.signed", pid, row.model_version, row.input_hash, {"signed_id": sid})
+    return render(request, "signed.html", who, patient=ctx.patient(pid), row=row, content=json.loads(row.signed_json))
+
+
+@router.get("/patients/{pid}/signed/{sid}/composition.json")
+def signed_composition(
+    request: Request, pid: PatientId, sid: Annotated[int, Path(ge=1)], who: Principal = Depends(page_user(CLINICIAN))
+) -> Response:
+    """The signed version as a FHIR R4 Composition (human author)."""
+    row = _signed(request, pid, sid)
+    ctx_of(request).record(who, "export.composition", pid, row.model_version, row.input_hash, {"signed_id": sid})
+    return JSONResponse(composition(row), media_type="application/fhir+json")
+
+
+@router.get("/models")
+def models_page(request: Request, who: Principal = Depends(page_user(*ANY_ROLE))) -> Response:
+    """The model registry."""
+    ctx = ctx_of(request)
+    ctx.record(who, "view.models")
+    return render(request, "models.html", who, models=list_models(ctx.settings.store))
+
+
+@router.get("/models/{model_id}")
+def model_page(request: Request, model_id: str, who: Principal = Depends(page_user(*ANY_ROLE))) -> Response:
+    """One model card: who made it, intended use, performance, limitations."""
+    if not MODEL_ID.match(model_id):
+        raise Problem(400, "malformed model id")
+    ctx = ctx_of(request)
+    card = model_card(ctx.settings.store, model_id)
+    ctx.record(who, "view.model", model_version=model_id, detail={"found": card is not None})
+    return render(request, "model.html", who, status=200 if card else 404, model_id=model_id, card=card)
+
+
+@router.get("/research")
+def research(request: Request, who: Principal = Depends(page_user(RESEARCHER, ADMIN))) -> Response:
+    """The research zone: de-identified cohort counts and the model registry."""
+    ctx = ctx_of(request)
+    ctx.record(who, "view.research")
+    return render(request, "research.html", who, cohort=ctx.data.cohort(), models=list_models(ctx.settings.store))
+
+
+def _users(request: Request) -> list[User]:
+    with ctx_of(request).Session() as s:
+        return list(s.scalars(select(User).order_by(User.username)))
+
+
+@router.get("/admin/users")
+def users_page(request: Request, who: Principal = Depends(page_user(ADMIN))) -> Response:
+    """User administration."""
+    ctx_of(request).record(who, "view.users")
+    return render(request, "users.html", who, users=_users(request), roles=ROLES)
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    username: FormStr = "",
+    role: FormStr = "",
+    password: FormStr = "",
+    csrf_token: FormStr = "",
+    who: Principal = Depends(page_user(ADMIN)),
+) -> Response:
+    """Create a user."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    try:
+        with ctx.Session() as s, s.begin():
+            appdb.add_user(s, username, password, role)
+            appdb.audit.append(s, who.username, "user.add", detail={"user": username, "role": role})
+    except InputError as err:
+        return render(request, "users.html", who, status=400, users=_users(request), roles=ROLES, error=err.reason)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{username}/token")
+def issue_token(
+    request: Request,
+    username: Annotated[str, Path(max_length=64)],
+    csrf_token: FormStr = "",
+    who: Principal = Depends(page_user(ADMIN)),
+) -> Response:
+    """Issue an API token for a user (shown once)."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    with ctx.Session() as s, s.begin():
+        user = appdb.get_user(s, username)
+        if user is None:
+            raise Problem(404, "no such user")
+        token = appdb.create_token(s, user)
+        appdb.audit.append(s, who.username, "token.issue", detail={"user": username})
+    return render(request, "users.html", who, users=_users(request), roles=ROLES, token=token, token_user=username)

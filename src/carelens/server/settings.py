@@ -1,0 +1,53 @@
+"""Settings of the workspace server (read from the environment, overridable in code)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carelens.core.config import get_settings
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class ServerSettings:
+    """What ``create_app`` needs.
+
+    store: the carelens store (lake, outputs); db_url: the app database; session_ttl_s: how long
+    a browser session lives (``CARELENS_SESSION_TTL``, default 30 min); max_body_bytes: larger
+    request bodies are refused with 413; secure_cookies: mark cookies Secure (behind HTTPS);
+    summarizer: "module:function" taking (source, patient) and returning the summary (default
+    ``carelens.record:summarize``); data: a ready ``ClinicalData`` (tests, embedding).
+    """
+
+    store: Path
+    db_url: str
+    session_ttl_s: float = 1800.0
+    max_body_bytes: int = 64 * 1024
+    secure_cookies: bool = False
+    summarizer: str = "carelens.record:summarize"
+    data: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, store: Path | None = None) -> ServerSettings:
+        """Settings from ``CARELENS_*`` environment variables (store overridable)."""
+        base = get_settings()
+        root = Path(store) if store is not None else base.store
+        db_url = os.environ.get("CARELENS_DB_URL") or (
+            base.db_url if store is None else f"sqlite:///{(root / 'app.sqlite').resolve()}"
+        )
+        return cls(
+            store=root,
+            db_url=db_url,
+            session_ttl_s=_env_float("CARELENS_SESSION_TTL", 1800.0),
+            max_body_bytes=int(_env_float("CARELENS_MAX_BODY", 64 * 1024)),
+            secure_cookies=os.environ.get("CARELENS_SECURE_COOKIES") == "1",
+            summarizer=os.environ.get("CARELENS_SUMMARIZER") or "carelens.record:summarize",
+        )
