@@ -216,9 +216,12 @@ class Lake:
 
     # -- writing -------------------------------------------------------------------------
     @contextmanager
-    def writer(self, rows_per_chunk: int = 50_000) -> Iterator[LakeWriter]:
+    def writer(self, rows_per_chunk: int | None = None) -> Iterator[LakeWriter]:
         """Exclusive, crash-safe writing (one writer per lake at a time); commits what is
-        pending and refreshes the catalog on a normal exit."""
+        pending and refreshes the catalog on a normal exit. A chunk is committed once it holds
+        ``rows_per_chunk`` rows (``CARELENS_LAKE_CHUNK_ROWS``, default 10,000)."""
+        if rows_per_chunk is None:
+            rows_per_chunk = int(os.environ.get("CARELENS_LAKE_CHUNK_ROWS") or 10_000)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             try:
