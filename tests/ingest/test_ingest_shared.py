@@ -37,7 +37,7 @@ def both(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 def test_synthea_counts_per_type(both, shared_data: Path) -> None:
-    store, results = both
+    _store, results = both
     expected = _count_entries(shared_data / "fhir" / "synthea-r4")
     result = results["synthea-r4"]
     assert sum(expected.values()) > 12_000
@@ -46,7 +46,7 @@ def test_synthea_counts_per_type(both, shared_data: Path) -> None:
 
 
 def test_bulk_counts_and_notes(both, shared_data: Path) -> None:
-    store, results = both
+    _store, results = both
     expected = _count_entries(shared_data / "fhir" / "bulk-10-patients")
     result = results["bulk-10-patients"]
     counts = result.ingested()
@@ -84,7 +84,8 @@ def test_synthea_references_are_type_id(both) -> None:
     assert obs and all(r["ref"] == f"Patient/{r['patient_id']}" for r in obs)
     patients = {r["id"] for r in lake.query('SELECT id FROM "Patient"').to_pylist()}
     orphans = lake.query(
-        'SELECT count(*) AS n FROM resources WHERE patient_id IS NOT NULL AND patient_id NOT IN (SELECT id FROM "Patient")'
+        "SELECT count(*) AS n FROM resources"
+        ' WHERE patient_id IS NOT NULL AND patient_id NOT IN (SELECT id FROM "Patient")'
     )
     assert orphans.to_pylist() == [{"n": 0}] and len(patients) == 39 + 13
 
@@ -104,6 +105,6 @@ def test_read_fhir_matches_ingest(shared_data: Path) -> None:
     first = sorted(folder.iterdir())[0]
     items = list(read_fhir([first], batch))
     assert len(items) == len(json.loads(first.read_text())["entry"])
-    patient = [i for i in items if i.resource_type == "Patient"][0]
+    patient = next(i for i in items if i.resource_type == "Patient")
     assert all(i.patient_id == patient.id for i in items if i.resource.get("subject"))
     assert all(i.where.startswith("entry ") for i in items) and batch.quarantined == []
