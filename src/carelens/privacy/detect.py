@@ -37,6 +37,9 @@ RELATION_CUES = {
     "pt", "patient", "name", "named", "called", "cc", "signed", "dictated", "contact", "paged", "notified", "informed",
     "surgeon", "physician", "provider", "doctor", "dr", "intern", "therapist", "ot", "pt's", "pts", "mrs", "mr", "ms",
 }  # fmt: skip
+RIGHT_CUES = {"is", "was", "presents", "presented", "reports", "reported", "denies", "states", "stated", "complains",
+              "arrived", "returns", "returned", "notes", "endorses", "c/o", "says", "said", "called", "agreed", "comes",
+              "came", "remains", "feels", "felt", "has", "had", "continues", "tolerated", "underwent"}  # fmt: skip
 CREDENTIALS = {"md", "rn", "np", "pa", "do", "phd", "lpn", "cnm", "crna", "dds", "pharmd", "msw", "lcsw", "bsn", "aprn"}
 HOSPITAL_HEADS = {
     "hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice", "institute",
@@ -44,13 +47,13 @@ HOSPITAL_HEADS = {
     "sanatorium", "nursing", "practice", "group", "university", "college", "school", "laboratories", "labs",
 }  # fmt: skip
 HOSPITAL_ENDS = {"hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice",
-                 "institute", "healthcare", "home", "sanatorium", "practice", "group", "associates", "pharmacy"}  # fmt: skip
+                 "institute", "healthcare", "home", "sanatorium", "practice", "group", "associates", "pharmacy", "mc"}  # fmt: skip
 KNOWN_HOSPITALS = [
     "beth israel", "beth israel deaconess", "bidmc", "brigham", "brigham and women's", "bwh", "mass general",
     "massachusetts general", "mgh", "dana farber", "dana-farber", "lahey", "tufts", "mount auburn", "mt auburn",
     "spaulding", "newton-wellesley", "newton wellesley", "faulkner", "boston medical", "bmc", "st elizabeth's",
     "st. elizabeth's", "caritas", "carney", "youville", "hebrew rehab", "mayo clinic", "cleveland clinic",
-    "johns hopkins", "kaiser permanente", "mount sinai", "mt sinai", "cedars-sinai", "cedars sinai",
+    "johns hopkins", "mount sinai", "mt sinai", "cedars-sinai", "cedars sinai",
 ]  # fmt: skip
 _VERY_COMMON = frozenset(ENGLISH_STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
     "no", "not", "yes", "on", "in", "at", "of", "and", "or", "for", "the", "a", "an", "is", "was", "are", "be",
@@ -182,7 +185,7 @@ def _rule_spans(text: str) -> list[PhiSpan]:
         if is_plausible(m, text):
             add(PhiSpan(m.start(), m.end(), "DATE"))
     for m in P.AGE_OVER_89.finditer(text):
-        g = "age" if m.group("age") else ("age2" if m.group("age2") else "age3")
+        g = next(k for k in ("age", "age2", "age3", "age4") if m.group(k))
         add(PhiSpan(m.start(g), m.end(g), "AGE"))
     for m in P.ID_CUE.finditer(text):
         cue = m.group("cue").lower().split()[0].rstrip(".'s")
@@ -201,6 +204,27 @@ def _rule_spans(text: str) -> list[PhiSpan]:
         before = text[max(0, m.start() - 30) : m.start()]
         if re.search(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", before, re.IGNORECASE) or text[m.start()] == "0":
             add(PhiSpan(m.start(), m.end(), "ZIP"))
+    for m in P.LIVES_AT.finditer(text):
+        add(PhiSpan(m.start("value"), m.end("value"), "ADDRESS"))
+    for m in P.CITY_STATE_ZIP.finditer(text):
+        if m.group("state").lower() in lexicon().state_abbrs:
+            add(PhiSpan(m.start("city"), m.end("city"), "CITY"))
+            add(PhiSpan(m.start("state"), m.end("state"), "STATE"))
+            add(PhiSpan(m.start("zip"), m.end("zip"), "ZIP"))
+    lex = lexicon()
+    for m in P.CITY_FAKER.finditer(text):
+        stem = (m.group("stem") or m.group("stem2")).lower()
+        if (
+            lex.is_name(stem)
+            and stem not in _VERY_COMMON
+            and (m.group("prefix") or m.group("prefix2") or m.group(0).lower() not in lex.common_words)
+        ):
+            add(PhiSpan(m.start(), m.end(), "CITY"))
+    for rx in (P.INSURERS,):
+        for m in rx.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "ORGANIZATION"))
+    for m in P.ORG_CUE.finditer(text):
+        add(PhiSpan(m.start("value"), m.end("value"), "ORGANIZATION"))
     low = text.lower()
     for name in KNOWN_HOSPITALS:
         for m in _word_re(name).finditer(low):
@@ -237,6 +261,8 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
         if lex.is_name(w):
             if w in _VERY_COMMON or w in lex.clinical_words or len(w) <= 2:
                 strength[i] = 1
+            elif mode == "mixed" and tok.text.isupper() and len(w) <= 4:
+                strength[i] = 1  # an acronym in mixed-case text
             elif w in lex.common_words or len(w) == 3:
                 strength[i] = 2
             else:
@@ -263,9 +289,12 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
             continue
         w = tok.low
         j = i + 1
-        if j < n and tokens[j].text == ".":
+        if j < n and tokens[j].text in ".:-":
             j += 1
-        if w in TITLES and j < n and tokens[j].alpha:
+        title_like = w in TITLES or (
+            w in ("name", "patient", "pt", "signed", "by") and i + 1 < n and tokens[i + 1].text == ":"
+        )
+        if title_like and j < n and tokens[j].alpha:
             for k in range(j, min(j + 3, n)):
                 t = tokens[k]
                 if (
@@ -298,6 +327,26 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                 if caps_informative and not _is_cap(t):
                     break
                 is_name[m] = True
+    # pairs of name words ("LYONS, WILLIAM", "Andrew Wise") and "<First name> is a ..."
+    for i in range(n - 1):
+        a = tokens[i]
+        if not a.alpha or strength[i] < 2:
+            continue
+        k = i + 1
+        if tokens[k].text == "," and k + 1 < n:
+            k += 1
+        middle = None
+        if k + 2 < n and len(tokens[k].text) == 1 and tokens[k].text.isupper() and tokens[k + 1].text == ".":
+            middle, k = k, k + 2
+        b = tokens[k]
+        gap = text[a.end : b.start]
+        if b.alpha and strength[k] >= 2 and "\n" not in gap and len(gap) <= (2 if middle is None else 5):
+            if not caps_informative or (_is_cap(a) and _is_cap(b)):
+                is_name[i] = is_name[k] = True
+                if middle is not None:
+                    is_name[middle] = True
+        if tokens[k].low in RIGHT_CUES and a.low in lex.first_names and (not caps_informative or _is_cap(a)):
+            is_name[i] = True
     # 3. spread: a name-ish neighbour of a found name is part of it ("John MAY", "Smith, Anne")
     changed = True
     while changed:
@@ -351,7 +400,7 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                 break
     for i, tok in enumerate(tokens):  # "Boston, MA" / "MA 02115"
         if tok.alpha and len(tok.text) == 2 and tok.low in lex.state_abbrs and tok.text.isupper():
-            prev_comma = i >= 1 and tokens[i - 1].text == ","
+            prev_comma = i >= 1 and tokens[i - 1].text == "," and tok.low not in CREDENTIALS
             next_zip = i + 1 < n and re.fullmatch(r"\d{5}", tokens[i + 1].text) is not None
             if prev_comma or next_zip:
                 out.append(PhiSpan(tok.start, tok.end, "STATE", "dict"))

@@ -41,13 +41,69 @@ ID_TYPES = {
 LONG_ID = re.compile(r"(?<![\w.-])(?=[A-Z0-9-]*\d{5})(?=[A-Z0-9-]*\d)[A-Z0-9]+(?:-[A-Z0-9]+)*(?![\w-]|\.\d)", I)
 VIN = re.compile(r"\b[A-HJ-NPR-Z0-9]{17}\b")
 ZIP = re.compile(r"(?<![\w.-])\d{5}(?:-\d{4})?(?![\w-]|\.\d)")
+_STREET_SUFFIXES = sorted(
+    {w.lower() for w in __import__("faker.providers.address.en_US", fromlist=["Provider"]).Provider.street_suffixes}
+    | {
+        "st",
+        "ave",
+        "rd",
+        "blvd",
+        "ln",
+        "dr",
+        "ct",
+        "pl",
+        "ter",
+        "cir",
+        "hwy",
+        "pkwy",
+        "sq",
+        "trl",
+        "koz",
+        "utca",
+        "út",
+        "strasse",
+        "straße",
+        "weg",
+        "gasse",
+        "platz",
+        "calle",
+        "avenida",
+        "katu",
+        "tie",
+        "close",
+        "row",
+    },
+    key=len,
+    reverse=True,
+)
+_UNITS = r"(?:mg|mcg|g|gm|ml|l|units?|u|tabs?|caps?|hrs?|hours?|x|times|cm|mm|kg|lbs?|meq|mmol|%|puffs?|drops?|min|mins|days?|weeks?|years?|yrs?|y|yo|mo|months?|pm|am|beats?|bpm)"
 STREET = re.compile(
-    r"\b\d{1,6}[A-Z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z0-9'.-]+\s+){0,4}?"
-    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|"
-    r"highway|hwy|parkway|pkwy|square|sq|trail|trl|path|alley|row|crescent|close|plaza|koz|utca|út|ter|strasse|straße|"
-    r"weg|gasse|platz|rue|via|calle|avenida|katu|tie)\b\.?"
+    r"\b\d{1,6}[A-Z]?\s+(?!"
+    + _UNITS
+    + r"\b)(?:[NSEW]\.?\s+)?(?:(?!(?:with|and|together|to|at|in|of|the|for|on|from|by|her|his|brother|sister)\b)[A-Za-z0-9'.-]+\s+){0,4}?"
+    r"(?:" + "|".join(re.escape(w) for w in _STREET_SUFFIXES) + r")\b\.?"
     r"(?:,?\s*(?:apt|apartment|suite|ste|unit|#|no\.?|floor|fl)\.?\s*#?\s*[\w-]+)?",
     I,
+)
+LIVES_AT = re.compile(
+    r"(?:lives at|residing at|resides at|home address|address)\s*:?\s+(?P<value>\d[^\n;,]{3,60}?)(?=\s*(?:[.;,\n]|$|\s(?:and|with|together|alone)\b))",
+    I,
+)
+CITY_STATE_ZIP = re.compile(
+    r"(?P<city>\b[A-Z][A-Za-z'.-]+(?:\s+[A-Z][A-Za-z'.-]+){0,2}),\s*(?P<state>[A-Z]{2})\s+(?P<zip>\d{5}(?:-\d{4})?)\b"
+)
+CITY_FAKER = re.compile(
+    r"\b(?P<prefix>(?:north|east|west|south|new|lake|port|fort|mount|saint|st\.?)\s+)?(?P<stem>[A-Z][a-z]+)(?P<suffix>town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|chester|fort|haven|side|shire)\b"
+    r"|\b(?P<prefix2>north|east|west|south|new|lake|port|fort|mount)\s+(?P<stem2>[A-Z][a-z]+)\b",
+    I,
+)
+INSURERS = re.compile(
+    r"\b(?:medicare|medicaid|aetna|cigna|humana|anthem|tricare|kaiser(?:\s+permanente)?|united\s*health(?:care)?|blue\s+cross(?:\s+blue\s+shield)?|blue\s+shield(?:\s+of(?:\s+the)?(?:\s+[A-Z][a-z]+){1,2})?|bcbs|harvard\s+pilgrim|tufts\s+health(?:\s+plan)?|masshealth|molina|centene|wellcare|oscar)\b",
+    I,
+)
+ORG_CUE = re.compile(
+    r"\b(?i:insurance|insurer|payer|carrier|employer|works\s+(?:at|for)|employed\s+(?:at|by))\s*:?\s+(?P<value>[A-Z][\w&'.-]*(?:\s+(?:of|the|and|&|[A-Z][\w&'.-]*)){0,5})",
+    re.UNICODE,
 )
 STREET_FOREIGN = re.compile(
     r"\b[A-ZÀ-Ž][\w'-]+(?:strasse|straße|weg|gasse|platz|katu|tie|vej|gatan|vägen|utca)\s+\d{1,5}\w?\b", I
@@ -55,7 +111,8 @@ STREET_FOREIGN = re.compile(
 PO_BOX = re.compile(r"\bp\.?\s?o\.?\s*box\s+\d+\b", I)
 AGE_OVER_89 = re.compile(
     r"\b(?P<age>9\d|1[0-2]\d)(?=\s*(?:-|\s)?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|-?year-old|year\s+old|yr\s+old|f\b|m\b))"
-    r"|(?<=\bage\s)(?P<age2>9\d|1[0-2]\d)\b|(?<=\baged\s)(?P<age3>9\d|1[0-2]\d)\b",
+    r"|(?<=\bage\s)(?P<age2>9\d|1[0-2]\d)\b|(?<=\baged\s)(?P<age3>9\d|1[0-2]\d)\b"
+    r"|(?<=\bat\s)(?P<age4>9\d|1[0-2]\d)(?=,?\s+(?:she|he|they|the\s+patient|pt)\b)",
     I,
 )
 TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*\d*|\d+|\S", re.UNICODE)
