@@ -1,0 +1,150 @@
+"""The lake: SQL over Parquet via DuckDB, idempotent (content-addressed) ingest, `carelens sql`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from carelens.core import InputError
+from carelens.ingest import ingest
+from carelens.store import TABLES, Lake
+from tests.ingest.makefiles import bundle, doc_ref, observation, patient, write_json, write_vcf
+
+
+def table_rows(lake: Lake, table: str) -> list[tuple]:
+    """A table's rows, sorted, for comparing two lakes."""
+    rows = lake.read_table(table).to_pylist()
+    return sorted(tuple(str(v) for v in r.values()) for r in rows)
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    write_json(
+        folder / "a.json",
+        bundle(patient("P1", "Ann Test"), observation("O1", "urn:uuid:P1"), doc_ref("D1", "urn:uuid:P1", "Note one.")),
+    )
+    write_json(folder / "b.json", bundle(patient("P2", "Bob Test"), observation("O2", "urn:uuid:P2")))
+    write_vcf(folder / "g.vcf")
+    return folder
+
+
+def test_empty_lake_is_queryable(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "store")
+    assert {"resources", "notes", "dicom_instances", "variants", "quarantine"} <= set(lake.tables())
+    assert lake.query("SELECT count(*) AS n FROM resources").to_pylist() == [{"n": 0}]
+    with pytest.raises(InputError, match="SQL error"):
+        lake.query("SELECT * FROM no_such_table")
+
+
+def test_reingest_adds_nothing(small: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = ingest([small], store)
+    lake = Lake(store)
+    before = {t: table_rows(lake, t) for t in TABLES}
+    assert first.ingested()["Patient"] == 2 and first.ingested()["variants"] == 3
+    shutil.copy(small / "a.json", tmp_path / "copy-of-a.json")  # same bytes, other name
+    again = ingest([small, tmp_path / "copy-of-a.json"], store)
+    assert sum(again.done.values()) == 0 and again.quarantined == [] and again.unchanged == 4
+    assert {t: table_rows(lake, t) for t in TABLES} == before
+    write_json(small / "c.json", bundle(patient("P3", "Cy Test")))
+    third = ingest([small], store)
+    assert third.ingested()["Patient"] == 1 and third.unchanged == 3
+    assert lake.query('SELECT count(*) AS n FROM "Patient"').to_pylist() == [{"n": 3}]
+
+
+def test_parts_and_manifests_agree(small: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest([small], store)
+    lake = Lake(store)
+    on_disk = {p for t in TABLES for p in (lake.root / t).glob("*")}
+    assert on_disk == {p for t in TABLES for p in lake.part_files(t)}
+    assert not list(lake.root.rglob("*.tmp"))
+    assert (lake.root / "catalog.duckdb").exists()
+
+
+def test_uncommitted_parts_are_removed(small: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest([small / "a.json"], store)
+    lake = Lake(store)
+    stray = lake.root / "resources" / "part-killed.parquet"
+    shutil.copy(lake.part_files("resources")[0], stray)  # as if a writer died before its manifest
+    ingest([small], store)
+    assert not stray.exists()
+    assert lake.query("SELECT count(*) AS n FROM resources").to_pylist() == [{"n": 5}]
+
+
+def test_patient_resources_and_views(small: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest([small], store)
+    lake = Lake(store)
+    rows = lake.patient_resources("P1").to_pylist()
+    assert sorted((r["resource_type"], r["id"]) for r in rows) == [
+        ("DocumentReference", "D1"),
+        ("Observation", "O1"),
+        ("Patient", "P1"),
+    ]
+    assert json.loads(rows[1]["json"])["subject"] == {"reference": "Patient/P1"}
+    assert lake.query("SELECT json ->> '$.status' AS s FROM \"Observation\" WHERE id = 'O2'").to_pylist() == [
+        {"s": "final"}
+    ]
+
+
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``carelens ARGS --store STORE`` in this process; returns (exit code, stdout, stderr)."""
+    from carelens.cli import main
+
+    def run(*args: str, store: Path) -> tuple[int, str, str]:
+        capfd.readouterr()
+        monkeypatch.setattr(sys, "argv", ["carelens", *args, "--store", str(store)])
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_cli_sql_and_exit_codes(small: Path, tmp_path: Path, cli) -> None:
+    store = tmp_path / "store"
+    code, out, _ = cli("ingest", str(small), "--format", "text", store=store)
+    assert (code, out.strip()) == (0, "ingested 8, quarantined 0")
+    code, out, _ = cli("ingest", str(small), store=store)
+    second = json.loads(out)
+    assert code == 0 and second["unchanged"] == 3
+    assert second["ingested"] == {"notes": 0, "dicom": 0, "variants": 0} and second["quarantined"] == []
+    sql = "SELECT resource_type, count(*) AS n FROM resources GROUP BY 1 ORDER BY 1"
+    code, out, _ = cli("sql", sql, store=store)
+    assert code == 0
+    assert json.loads(out) == [
+        {"resource_type": t, "n": n} for t, n in [("DocumentReference", 1), ("Observation", 2), ("Patient", 2)]
+    ]
+    rows = list(csv.reader(io.StringIO(cli("sql", sql, "--format", "csv", store=store)[1])))
+    assert rows[0] == ["resource_type", "n"] and rows[1:] == [
+        ["DocumentReference", "1"],
+        ["Observation", "2"],
+        ["Patient", "2"],
+    ]
+    table = cli("sql", sql, "--format", "table", store=store)[1]
+    assert "Observation" in table and "(3 rows)" in table
+    code, _, err = cli("sql", "SELEC nonsense", store=store)
+    assert code == 1 and err.startswith("error: SQL error") and len(err.strip().splitlines()) == 1
+    assert cli("sql", "SELECT 1", "--format", "xml", store=store)[0] == 2
+    assert cli("ingest", str(tmp_path / "missing"), store=store)[0] == 2
+    assert cli("ingest", str(small), "--format", "yaml", store=store)[0] == 2
+
+
+@pytest.mark.parametrize("command", ["ingest", "sql"])
+def test_help(command: str, cli, tmp_path: Path) -> None:
+    code, out, _ = cli(command, "--help", store=tmp_path)
+    assert code == 0 and "--store" in out and "--format" in out
