@@ -2,8 +2,175 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from carelens.core import UsageError
+from carelens.core.output import emit_json
+
+image_app = typer.Typer(help="Train, evaluate and run image models (MONAI).", no_args_is_help=True)
+data_app = typer.Typer(help="Public data sets for imaging (needs internet).", no_args_is_help=True)
+fetch_app = typer.Typer(help="Download a public data set.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+    app.add_typer(image_app, name="image")
+    data_app.add_typer(fetch_app, name="fetch")
+    app.add_typer(data_app, name="data")
+
+
+@image_app.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="A MedMNIST-style .npz file or a folder of images with labels.csv."),
+    out: Path = typer.Option(..., "--out", help="Folder for the model package."),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="Wall-clock budget for training, seconds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, data and epochs: same model)."),
+    arch: str = typer.Option("cnn", "--arch", help="cnn, resnet18, resnet34, resnet50 or densenet121."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA when present)."),
+    max_epochs: int = typer.Option(60, "--max-epochs", help="Most epochs to train."),
+    patience: int = typer.Option(10, "--patience", help="Stop after this many epochs without a better validation AUC."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate (AdamW, cosine schedule)."),
+    coverage: float = typer.Option(0.90, "--coverage", help="Target coverage of the conformal prediction sets."),
+    conformal: str = typer.Option("lac", "--conformal", help="Conformal score: lac or aps."),
+    modality: list[str] | None = typer.Option(None, "--modality", help="DICOM modality the model accepts (repeat)."),
+    version: str = typer.Option("1.0.0", "--version", help="Version recorded in the model package."),
+) -> None:
+    """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
+    from carelens.imaging.trainer import TrainConfig, train
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError("--device must be cpu, cuda or auto")
+    cfg = TrainConfig(
+        arch=arch,
+        seed=seed,
+        time_budget=time_budget,
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        conformal_target=coverage,
+        conformal_method=conformal,
+        modalities=list(modality) if modality else None,
+        version=version,
+    )
+    meta = train(data, out, cfg)
+    emit_json(
+        {
+            "id": meta["id"],
+            "version": meta["version"],
+            "path": str(out),
+            "arch": meta["arch"],
+            "labels": meta["labels"],
+            "temperature": meta["calibration"]["temperature"],
+            "operating_threshold": meta["operating_threshold"],
+            "conformal": meta["conformal"],
+            "validation": {k: v for k, v in meta["metrics"]["validation"].items() if k != "ci"},
+            "training": {k: v for k, v in meta["training"].items() if k != "history"},
+        }
+    )
+
+
+@image_app.command("evaluate")
+def evaluate_cmd(
+    model_dir: Path = typer.Argument(..., help="A model package folder."),
+    data: Path = typer.Option(..., "--data", help="A .npz file or a folder of images with labels.csv."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    fmt: str = typer.Option("json", "--format", help="json, markdown or html."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the report and the ROC/reliability plots."),
+) -> None:
+    """Evaluate a model package: AUC, accuracy, sensitivity, specificity (95% CIs), ECE, conformal coverage."""
+    from carelens.imaging.evaluate import evaluate, to_html, to_markdown
+    from carelens.imaging.package import load_package
+
+    if fmt not in ("json", "markdown", "html"):
+        raise UsageError("--format must be json, markdown or html")
+    result = evaluate(load_package(model_dir), data, split, out)
+    if fmt == "json":
+        emit_json(result, out / "evaluation.json" if out else None)
+        return
+    text = to_markdown(result) if fmt == "markdown" else to_html(result)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        (out / ("evaluation.md" if fmt == "markdown" else "evaluation.html")).write_text(text, encoding="utf-8")
+
+
+@image_app.command("predict")
+def predict_cmd(
+    model_dir: Path = typer.Argument(..., help="A model package folder."),
+    images: list[Path] = typer.Argument(..., help="DICOM, PNG or JPEG files (or folders of them)."),
+    fmt: str = typer.Option("json", "--format", help="json, dicom-sr or fhir."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for per-image results and heatmaps."),
+    heatmaps: bool = typer.Option(True, "--heatmaps/--no-heatmaps", help="Grad-CAM heatmaps (sanity-checked)."),
+) -> None:
+    """Read images: finding, calibrated probability, conformal set ("uncertain: refer"), heatmap, provenance.
+
+    Exit 0 when every image was read, 3 when some were refused (each with its reason).
+    """
+    from carelens.core.output import to_json
+    from carelens.imaging.package import load_package
+    from carelens.imaging.predict import expand_inputs, predict_files
+    from carelens.imaging.reports import fhir_diagnostic_report, validate_fhir, write_dicom_sr
+
+    if fmt not in ("json", "dicom-sr", "fhir"):
+        raise UsageError("--format must be json, dicom-sr or fhir")
+    if fmt == "dicom-sr" and out is None:
+        raise UsageError("--format dicom-sr writes files: give --out DIR")
+    package = load_package(model_dir)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    paths = expand_inputs(list(images))
+    by_name = {p.name: p for p in paths}
+    results, batch = predict_files(package, paths, out, explain_maps=heatmaps)
+    written: list[str] = []
+    reports = []
+    for pred in list(results):
+        source = by_name[pred.source]
+        if fmt == "json" and out is not None:
+            path = out / f"{source.stem}.json"
+            path.write_bytes(to_json(pred.to_dict()))
+            written.append(str(path))
+        elif fmt == "dicom-sr":
+            from carelens.core import InputError
+
+            try:
+                written.append(str(write_dicom_sr(pred, source, package, out / f"{source.stem}.sr.dcm")))  # type: ignore[operator]
+            except InputError as err:
+                results.remove(pred)
+                batch.done["images"] -= 1
+                batch.quarantine(pred.source, "dicom-sr", err.reason)
+        elif fmt == "fhir":
+            report = fhir_diagnostic_report(pred, package)
+            validate_fhir(report)
+            reports.append(report)
+            if out is not None:
+                path = out / f"{source.stem}.fhir.json"
+                path.write_bytes(to_json(report))
+                written.append(str(path))
+    summary: dict = {
+        "model": {"id": package.id, "version": package.version},
+        "predictions": [p.to_dict() for p in results],
+        "quarantined": [q.model_dump() for q in batch.quarantined],
+        "written": written,
+    }
+    if fmt == "fhir":
+        summary["reports"] = reports
+    emit_json(summary)
+    raise typer.Exit(batch.exit_code)
+
+
+@fetch_app.command("medmnist")
+def fetch_medmnist_cmd(
+    name: str = typer.Argument(..., help="A 2-D MedMNIST set, e.g. pneumoniamnist."),
+    out: Path = typer.Option(Path("data"), "--out", help="Folder to save the .npz in."),
+    size: int = typer.Option(28, "--size", help="Image size: 28, 64, 128 or 224."),
+) -> None:
+    """Download a MedMNIST data set (CC BY 4.0) from Zenodo; needs internet."""
+    from carelens.imaging.fetch import fetch_medmnist
+
+    path = fetch_medmnist(name, out, size)
+    emit_json({"name": name, "size": size, "path": str(path)})

@@ -117,7 +117,8 @@ def read_dicom(path: Path) -> LoadedImage:
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
     if photometric not in GREY_PHOTOMETRICS | COLOUR_PHOTOMETRICS:
         raise InputError(f"photometric interpretation {photometric or 'missing'} is not supported")
-    tsyntax = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds else None
+    meta = getattr(ds, "file_meta", None)
+    tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
