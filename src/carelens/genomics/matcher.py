@@ -120,6 +120,19 @@ def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tu
     return out
 
 
+def _pick(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
+    """The record to use at a locus: REF as defined, genotype present, documented alleles, non-reference first."""
+    candidates = [c for c in found if c.ref == ref]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+
+    def rank(c: SampleCall) -> tuple[bool, bool, bool]:
+        documented = c.problem is None and all(a in known for a in c.alleles)
+        return (not c.missing, documented, any(a != ref for a in c.alleles))
+
+    return max(candidates, key=rank)
+
+
 def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneCall:
     """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``)."""
     warnings: list[str] = []
@@ -132,15 +145,14 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
         if locus.position in defn.ignored_positions:
             continue
         found = calls.get(locus.position, [])
-        usable = [c for c in found if c.ref == locus.ref or (c.ref[0] == locus.ref[0] and not c.missing)]
-        call = next((c for c in usable if c.ref == locus.ref), None)
+        call = _pick(found, locus.ref, {locus.ref, *locus.alts})
         if call is None and found:
             warnings.append(
                 f"position {locus.position}: VCF REF does not match the definition's reference; "
                 "position treated as not assayed"
             )
         if len(found) > 1 and call is not None:
-            warnings.append(f"position {locus.position}: {len(found)} records; the one matching the reference used")
+            warnings.append(f"position {locus.position}: {len(found)} records; used the one matching the definition")
         if call is None or call.missing:
             if call is not None and call.missing:
                 warnings.append(f"position {locus.position}: genotype missing (./.); treated as not assayed")
@@ -165,13 +177,13 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
             }
         )
     chrom = defn.chromosome
+    missing_idx = [i for i, loc in enumerate(defn.loci) if loc.position in set(not_assayed)]
+    ref_alleles = defn.reference.alleles
     uncertain = sorted(
         {
             a.name
             for a in defn.alleles
-            if not a.reference
-            for i, loc in enumerate(defn.loci)
-            if loc.position in not_assayed and a.alleles[i] is not None and a.alleles[i] != defn.reference.alleles[i]
+            if not a.reference and any(a.alleles[i] is not None and a.alleles[i] != ref_alleles[i] for i in missing_idx)
         },
         key=natural_key,
     )
@@ -181,6 +193,13 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
         return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings)
 
     if not used:
+        if any(calls.get(loc.position) for loc in defn.loci):
+            return result(
+                [],
+                None,
+                f"no usable genotype at any of the {len(defn.loci)} {defn.gene} positions "
+                "(missing genotypes or REF mismatches)",
+            )
         return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
     if undocumented:
         where = ", ".join(str(p) for p in sorted(set(undocumented)))

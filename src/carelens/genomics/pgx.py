@@ -14,7 +14,11 @@ from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.matcher import call_gene, natural_key
 from carelens.genomics.vcf import SampleCall, bare, read_calls
 
-OUTSIDE_GENES = ("CYP2D6", "HLA-A", "HLA-B", "MT-RNR1", "G6PD", "RYR1", "CFTR", "CYP2C19", "CYP2C9")
+# genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
+OUTSIDE_ONLY = {
+    "CYP2D6": "CYP2D6 is not called from a VCF (copy number and CYP2D6/2D7 hybrids are not visible in it); "
+    "give it with --outside-calls",
+}
 
 
 class GeneResult(BaseModel):
@@ -202,6 +206,8 @@ def report_from_calls(
         g = defs.genes[gene]
         chrom = bare(g.chromosome)
         call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom})
+        if gene in OUTSIDE_ONLY:
+            call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
         phenotype, lookup, activity = _phenotype(defs, gene, call.diplotypes)
         note = None
         if call.diplotypes and phenotype is None:
