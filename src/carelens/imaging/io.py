@@ -67,6 +67,10 @@ def read_picture(path: Path) -> LoadedImage:
             arr = np.asarray(im)
             fmt = im.format or "image"
     except UnidentifiedImageError:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+        if head.startswith((b"\x89PNG", b"\xff\xd8\xff")):
+            raise InputError("corrupt or truncated image file (PNG/JPEG header but unreadable data)") from None
         raise InputError("not a readable image (neither DICOM nor PNG/JPEG)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise InputError(f"corrupt or truncated image file ({type(err).__name__})") from None

@@ -1,0 +1,120 @@
+"""DICOM read as a viewer shows it: modality LUT, VOI LUT, MONOCHROME1, compressed syntaxes; refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from carelens.core import InputError
+from carelens.imaging import read_image
+
+CANARY = "Zyxwv^Canary"
+
+
+def _testfile(name: str) -> Path:
+    path = get_testdata_file(name)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} not available")
+    return Path(path)
+
+
+def test_mr_small_reads_in_unit_range() -> None:
+    img = read_image(_testfile("MR_small.dcm"))
+    assert img.kind == "dicom" and img.modality == "MR" and img.photometric == "MONOCHROME2"
+    assert img.pixels.shape == (64, 64) and img.pixels.dtype == np.float32
+    assert img.pixels.min() == 0.0 and img.pixels.max() == 1.0
+    assert img.dicom["SOPInstanceUID"]
+
+
+def test_monochrome1_is_inverted(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(_testfile("MR_small.dcm"))
+    normal = read_image(_testfile("MR_small.dcm")).pixels
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    path = tmp_path / "mono1.dcm"
+    ds.save_as(path)
+    inverted = read_image(path)
+    assert inverted.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(inverted.pixels, 1.0 - normal, atol=1e-6)
+
+
+def test_rescale_and_window_are_applied(tmp_path: Path) -> None:
+    """CT_small stores raw values with slope 1, intercept -1024; a soft-tissue window (40/400 HU)
+    must clip in Hounsfield units, which only works if the rescale was applied first."""
+    ds = pydicom.dcmread(_testfile("CT_small.dcm"))
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    path = tmp_path / "ct_window.dcm"
+    ds.save_as(path)
+    hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    pixels = read_image(path).pixels
+    below, above = hu < 40 - 200, hu > 40 + 200
+    assert below.any() and above.any()
+    assert np.all(pixels[below] == 0.0)
+    assert np.all(pixels[above] == 1.0)
+    inside = ~below & ~above
+    assert np.corrcoef(pixels[inside], hu[inside])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+def test_lossless_compressed_syntaxes_match_uncompressed(name: str) -> None:
+    reference = read_image(_testfile("MR_small.dcm")).pixels
+    np.testing.assert_allclose(read_image(_testfile(name)).pixels, reference, atol=1e-6)
+
+
+def test_jpeg2000_and_jpeg_baseline_decode(shared_data: Path) -> None:
+    j2k = read_image(_testfile("JPEG2000.dcm"))
+    assert j2k.pixels.shape == (1024, 256)
+    chest = read_image(shared_data / "imaging" / "chest-cr-rsna.dcm")
+    assert chest.modality == "CR" and chest.pixels.shape == (1024, 1024)
+    assert 0.2 < float(chest.pixels.mean()) < 0.8
+
+
+def test_png_reads(shared_data: Path) -> None:
+    img = read_image(shared_data / "imaging" / "chest-xray-nih-00000001_000.png")
+    assert img.kind == "png" and img.pixels.ndim == 2 and img.channels == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("rtplan.dcm", "holds no image"),
+        ("test-SR.dcm", "holds no image"),
+        ("SC_rgb_rle_2frame.dcm", "multi-frame"),
+        ("MR_truncated.dcm", "cannot be decoded"),
+        ("examples_palette.dcm", "photometric interpretation PALETTE COLOR"),
+    ],
+)
+def test_refusals_carry_a_reason(name: str, reason: str) -> None:
+    with pytest.raises(InputError, match=reason):
+        read_image(_testfile(name))
+
+
+def test_undecodable_transfer_syntax_is_named() -> None:
+    """JPEG Lossless (Process 14) has no handler installed here: the reason names the syntax."""
+    with pytest.raises(InputError, match="JPEG Lossless"):
+        read_image(_testfile("SC_rgb_jpeg_gdcm.dcm"))
+
+
+def test_not_dicom_and_corrupt_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(InputError, match="not a DICOM file|corrupt DICOM"):
+        read_image(junk)
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image(text)
+
+
+def test_reasons_never_quote_patient_data(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(_testfile("SC_rgb_rle_2frame.dcm"))
+    ds.PatientName = CANARY
+    ds.PatientID = "CANARY-ID-4711"
+    path = tmp_path / "phi.dcm"
+    ds.save_as(path)
+    with pytest.raises(InputError) as err:
+        read_image(path)
+    assert CANARY not in str(err.value) and "CANARY-ID-4711" not in str(err.value)
