@@ -2,8 +2,53 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from carelens.core.errors import UsageError
+
+
+def demo(
+    patients: int = typer.Option(20, "--patients", help="How many synthetic patients to generate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes byte-identical files."),
+    out: Path = typer.Option(Path("carelens-demo"), "--out", help="Folder for the generated cohort."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
+    generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
+    image_budget: float = typer.Option(60.0, "--image-budget", help="Seconds for training the demo image model."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the workspace listens on."),
+    port: int = typer.Option(8000, "--port", help="TCP port of the workspace."),
+) -> None:
+    """Generate the synthetic demo cohort, run every stage on it, and serve the clinician workspace.
+
+    Stages: generate, ingest, de-identify, summarize, image model (train + read the radiographs),
+    genomics (pharmacogenomics + secondary findings), model registry, demo users (one-time
+    passwords on stderr), then serve (unless --no-serve or --generate-only). Progress goes to
+    stderr, a JSON summary of every stage to stdout.
+    """
+    from carelens.core.config import get_settings
+    from carelens.core.output import emit_json
+    from carelens.demo.pipeline import DemoOptions, run_demo, say
+
+    if patients < 1:
+        raise UsageError("--patients must be at least 1")
+    if image_budget <= 0:
+        raise UsageError("--image-budget must be positive")
+    root = store or get_settings().store
+    options = DemoOptions(
+        out=out, store=root, patients=patients, seed=seed, image_budget_s=image_budget, generate_only=generate_only
+    )
+    summary = run_demo(options)
+    emit_json(summary)
+    if no_serve or generate_only:
+        return
+    from carelens.server import cli as server_cli
+
+    say("serving the workspace (Ctrl-C to stop); log in with the demo users above")
+    server_cli.serve(host=host, port=port, store=root)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+    app.command("demo")(demo)

@@ -25,6 +25,8 @@ Layout under ``out``::
                                     Nx64x64 and *_labels Nx1 (1 = opacity), 2400/400/600
     genomics/<patient-id>.vcf.gz    BGZF GRCh38 VCF, sample name = the MRN (needs the shared data
                                     for the PharmCAT definitions; skipped without it)
+    genomics/clinvar-demo.vcf       a ClinVar-layout extract (CLNSIG, GENEINFO, ...) with the planted
+                                    pathogenic variants, for ``carelens genome findings --clinvar``
     planted.json                    the CohortManifest below
 
 Planted facts (``planted.json``, one ``PlantedPatient`` each), for checking later capabilities:
@@ -85,7 +87,7 @@ from carelens.demo.manifest import (
 )
 from carelens.demo.notes import write_notes
 from carelens.demo.story import REFERENCE_DATE, Story, make_story, new_id
-from carelens.demo.vcf import bgzf, planted_variant, render_vcf
+from carelens.demo.vcf import bgzf, planted_variant, render_clinvar, render_vcf
 
 GENERATOR_VERSION = "1"
 LAYOUT = {
@@ -95,6 +97,7 @@ LAYOUT = {
     "dicom": "dicom/<patient-id>/image-<n>.dcm",
     "genomics": "genomics/<patient-id>.vcf.gz",
     "training_images": "imaging/demo-cxr.npz",
+    "clinvar": "genomics/clinvar-demo.vcf",
 }
 
 
@@ -270,6 +273,14 @@ def generate_cohort(
         _patient(i, seed, fake, out, genomics)
         for i in progress(range(patients), desc="demo cohort", total=patients, unit="patient")
     ]
+    clinvar = ""
+    if genomics is not None:
+        known = {(v.chrom, v.pos): v for p in planted for v in p.pathogenic_variants}
+        for gene in ("BRCA1", "MUTYH", "ISG15"):  # the extract lists them even when no patient carries one
+            if (v := planted_variant(genomics, gene)) is not None:
+                known.setdefault((v.chrom, v.pos), v)
+        clinvar = "genomics/clinvar-demo.vcf"
+        _write(out / clinvar, render_clinvar(list(known.values()), REFERENCE_DATE.strftime("%Y%m%d")))
     npz = "imaging/demo-cxr.npz"
     if training_images:
         _write_npz(out / npz, training_set(seed))

@@ -174,6 +174,7 @@ class CohortManifest(BaseModel):
     root: Path | None = Field(default=None, exclude=True)
     layout: dict[str, str]
     training_images: str
+    clinvar: str = ""
     patients: list[PlantedPatient]
 
     def patient(self, patient_id: str) -> PlantedPatient:

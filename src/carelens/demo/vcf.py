@@ -59,6 +59,12 @@ IUPAC = {
 
 # well-known pathogenic variants in ACMG SF genes (GRCh38, ClinVar variation ids); the
 # shared ClinVar example file covers chr1:1.0-3.5 Mb only, where no ACMG gene lies
+# (NCBI gene id, disease, review status) written to the demo ClinVar extract
+CLINVAR_ANNOTATION = {
+    "BRCA1": ("672", "Hereditary_breast_ovarian_cancer_syndrome", "reviewed_by_expert_panel"),
+    "MUTYH": ("4595", "MUTYH-associated_polyposis", "criteria_provided,_multiple_submitters,_no_conflicts"),
+    "ISG15": ("9636", "Immunodeficiency_38", "no_assertion_criteria_provided"),
+}
 BUILTIN_PATHOGENIC: dict[str, dict[str, Any]] = {
     "BRCA1": dict(
         chrom="chr17",
@@ -251,3 +257,27 @@ def bgzf(data: bytes, block: int = 65280) -> bytes:
         out += cdata
         out += struct.pack("<II", zlib.crc32(chunk) & 0xFFFFFFFF, len(chunk))
     return bytes(out + BGZF_EOF)
+
+
+def render_clinvar(variants: list[PlantedVariant], file_date: str) -> str:
+    """A ClinVar-layout VCF (CLNSIG, CLNREVSTAT, GENEINFO, CLNDN) holding the planted variants:
+    the shared ClinVar example covers none of the ACMG genes, so the demo ships this extract."""
+    header = [
+        "##fileformat=VCFv4.1",
+        f"##fileDate={file_date}",
+        "##source=ClinVar extract for the carelens demo (planted variants only)",
+        "##reference=GRCh38",
+        *[f"##contig=<ID={c.removeprefix('chr')},length={n},assembly=GRCh38>" for c, n in GRCH38_CONTIGS.items()],
+        '##INFO=<ID=CLNDN,Number=.,Type=String,Description="ClinVar\'s preferred disease name">',
+        '##INFO=<ID=CLNREVSTAT,Number=.,Type=String,Description="ClinVar review status">',
+        '##INFO=<ID=CLNSIG,Number=.,Type=String,Description="Aggregate germline classification">',
+        '##INFO=<ID=GENEINFO,Number=1,Type=String,Description="Gene(s) for the variant: symbol:gene id">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    rows = {}
+    for v in variants:
+        gene_id, disease, review = CLINVAR_ANNOTATION.get(v.gene, ("0", "not_provided", "no_assertion_provided"))
+        info = f"CLNDN={disease};CLNREVSTAT={review};CLNSIG={v.significance};GENEINFO={v.gene}:{gene_id}"
+        chrom = v.chrom.removeprefix("chr")
+        rows[_sort_key(v.chrom, v.pos)] = f"{chrom}\t{v.pos}\t{v.clinvar_id or '.'}\t{v.ref}\t{v.alt}\t.\t.\t{info}"
+    return "\n".join(header + [rows[k] for k in sorted(rows)]) + "\n"

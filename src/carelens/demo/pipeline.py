@@ -1,0 +1,352 @@
+"""``carelens demo``: generate the cohort and run every stage of carelens on it.
+
+generate -> ingest -> de-identify into the research zone -> summarise every patient -> train the
+image model and read the patients' radiographs -> pharmacogenomics and secondary findings ->
+register the model -> demo users -> serve the workspace.
+
+Each stage prints one progress line to stderr and returns a small JSON-ready dict; a stage whose
+capability is not installed is skipped with a reason, and a stage that fails is reported (with a
+PHI-free reason) without stopping the stages after it. Where the generator planted a fact, the
+stage reports how its output compares (e.g. planted active problems found in the summaries).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from carelens.core.errors import CarelensError
+from carelens.demo.manifest import CohortManifest
+
+DEMO_USERS = (("clinician", "clinician"), ("researcher", "researcher"), ("admin", "admin"))
+
+
+class StageUnavailable(Exception):
+    """The capability a stage needs is not installed (yet)."""
+
+
+@dataclass
+class DemoOptions:
+    """What ``carelens demo`` does: cohort size and seed, where the cohort and the store go,
+    the image-training budget, and whether to stop after generating or to serve at the end."""
+
+    out: Path
+    store: Path
+    patients: int = 20
+    seed: int = 0
+    image_budget_s: float = 60.0
+    generate_only: bool = False
+
+
+@dataclass
+class DemoRun:
+    options: DemoOptions
+    manifest: CohortManifest | None = None
+    model_dir: Path | None = None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> Path:
+        return self.options.store / "outputs"
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+def _need(module: str, *names: str) -> Any:
+    """Import ``module`` and check it exports ``names``; else raise :class:`StageUnavailable`."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as err:
+        raise StageUnavailable(f"{module} cannot be imported ({type(err).__name__})") from None
+    missing = [n for n in names if not hasattr(mod, n)]
+    if missing:
+        raise StageUnavailable(f"{module} has no {', '.join(missing)}")
+    return mod
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from carelens.core.output import to_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_json(obj))
+
+
+# stages ----------------------------------------------------------------------------------------
+def stage_generate(run: DemoRun) -> dict[str, Any]:
+    from carelens.demo.cohort import generate_cohort
+
+    opts = run.options
+    run.manifest = generate_cohort(opts.out, patients=opts.patients, seed=opts.seed)
+    m = run.manifest
+    return {
+        "out": str(opts.out),
+        "patients": len(m.patients),
+        "notes": sum(len(p.notes) for p in m.patients),
+        "dicom": sum(len(p.images) for p in m.patients),
+        "vcf": sum(1 for p in m.patients if p.vcf),
+    }
+
+
+def _manifest(run: DemoRun) -> CohortManifest:
+    if run.manifest is None:
+        raise StageUnavailable("no cohort was generated")
+    return run.manifest
+
+
+def stage_ingest(run: DemoRun) -> dict[str, Any]:
+    ingest = _need("carelens.ingest", "ingest").ingest
+    m, root = _manifest(run), run.options.out
+    paths = [root / "fhir", root / "dicom"] + ([root / "genomics"] if any(p.vcf for p in m.patients) else [])
+    result = ingest([p for p in paths if p.exists()], run.options.store)
+    # the clinical workspace reads the identified bundles from <store>/fhir
+    fhir = run.options.store / "fhir"
+    fhir.mkdir(parents=True, exist_ok=True)
+    for p in m.patients:
+        shutil.copyfile(root / p.fhir, fhir / Path(p.fhir).name)
+    summary = result.summary()
+    return {
+        "ingested": summary["ingested"],
+        "quarantined": len(summary["quarantined"]),
+        "unchanged": summary["unchanged"],
+    }
+
+
+def stage_deidentify(run: DemoRun) -> dict[str, Any]:
+    privacy = _need("carelens.privacy", "deidentify_cohort")
+    m = _manifest(run)
+    research = run.options.store / "research"
+    report = privacy.deidentify_cohort(run.options.out, research)
+    leaks = _canary_leaks(m, research)
+    return {"research_zone": str(research), "report": report, "canary_leaks": leaks}
+
+
+def _canary_leaks(m: CohortManifest, research: Path) -> int:
+    """How many files of the research zone contain a planted identifier (name, MRN, SSN, phone, email)."""
+    canaries = set()
+    for p in m.patients:
+        canaries |= {p.phi.name, p.phi.mrn, p.phi.ssn, p.phi.phone, p.phi.email, p.phi.address}
+    needles = [c.encode() for c in canaries if len(c) >= 6]
+    leaks = 0
+    for path in research.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaks += any(n in data for n in needles)
+    return leaks
+
+
+def stage_summarize(run: DemoRun) -> dict[str, Any]:
+    record = _need("carelens.record", "summarize")
+    m, root = _manifest(run), run.options.out
+    planted_active = found_active = false_problems = items = attention = 0
+    out = run.outputs / "summaries"
+    for p in m.patients:
+        summary = record.summarize(root / p.fhir, p.patient_id)
+        data = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else summary
+        _write_json(out / f"{p.patient_id}.json", data)
+        problems: dict[str, Any] = next((s for s in data["sections"] if s["code"] == "11450-4"), {"items": []})
+        active_codes = {
+            c.split("|")[-1]
+            for it in problems["items"]
+            if it.get("status") in (None, "active")
+            for c in it.get("codes", [])
+        }
+        wanted = {x.snomed for x in p.problems if x.status == "active"}
+        planted_active += len(wanted)
+        found_active += len(wanted & active_codes)
+        false_problems += len({x.snomed for x in p.mentions} & active_codes)
+        items += sum(len(s["items"]) for s in data["sections"])
+        attention += len(data.get("needs_attention", []))
+    say(
+        f"summaries: {found_active}/{planted_active} planted active problems listed, "
+        f"{false_problems} negated/family/uncertain mentions wrongly listed as problems"
+    )
+    return {
+        "patients": len(m.patients),
+        "items": items,
+        "needs_attention": attention,
+        "planted_active_problems": planted_active,
+        "found_active_problems": found_active,
+        "mentions_listed_as_problems": false_problems,
+    }
+
+
+IMAGE_LABELS = ["no opacity", "opacity"]
+
+
+def stage_imaging(run: DemoRun) -> dict[str, Any]:
+    trainer = _need("carelens.imaging.trainer", "train", "TrainConfig")
+    data = _need("carelens.imaging.data", "load_npz")
+    package_mod = _need("carelens.imaging.package", "load_package")
+    predict = _need("carelens.imaging.predict", "predict_files")
+    m, root = _manifest(run), run.options.out
+    if not m.training_images:
+        raise StageUnavailable("the cohort has no training images")
+    npz = root / m.training_images
+    model_dir = root / "models" / "demo-cxr"
+    cfg = trainer.TrainConfig(
+        seed=run.options.seed, time_budget=run.options.image_budget_s, max_epochs=30, modalities=["DX", "CR"]
+    )
+    splits = (data.load_npz(npz, "train", IMAGE_LABELS), data.load_npz(npz, "val", IMAGE_LABELS))
+    meta = trainer.train(splits, model_dir, cfg)
+    run.model_dir = model_dir
+    package = package_mod.load_package(model_dir)
+    agree = total = refused = 0
+    imaging_out = run.outputs / "imaging"
+    for p in m.patients:
+        by_name = {Path(i.path).name: i for i in p.images}
+        preds, batch = predict.predict_files(package, [root / i.path for i in p.images], imaging_out / p.patient_id)
+        refused += len(batch.quarantined)
+        rows = []
+        for pred in preds:
+            row = pred.to_dict()
+            if row.get("heatmap"):  # the workspace resolves heatmaps relative to outputs/imaging
+                row["heatmap"] = Path(row["heatmap"]).resolve().relative_to(imaging_out.resolve()).as_posix()
+            rows.append(row)
+            total += 1
+            agree += int((pred.finding == "opacity") == by_name[pred.source].opacity)
+        _write_json(imaging_out / f"{p.patient_id}.json", rows)
+    validation = meta.get("metrics", {}).get("validation", {})
+    say(
+        f"image model: validation AUC {validation.get('auc')}; {agree}/{total} patient radiographs agree "
+        f"with the planted label, {refused} refused"
+    )
+    return {
+        "model": str(model_dir),
+        "validation_auc": validation.get("auc"),
+        "images_read": total,
+        "images_refused": refused,
+        "agree_with_planted_label": agree,
+    }
+
+
+def stage_genomics(run: DemoRun) -> dict[str, Any]:
+    genomics = _need("carelens.genomics", "pgx_report", "find_secondary")
+    m, root = _manifest(run), run.options.out
+    if not any(p.vcf for p in m.patients):
+        raise StageUnavailable("the cohort has no VCFs (shared data not found)")
+    concordant = called = findings = acmg_planted = 0
+    for p in progress_patients(m):
+        if not p.vcf:
+            continue
+        report = genomics.pgx_report(root / p.vcf)
+        data = report.model_dump(mode="json")
+        _write_json(run.outputs / "genomics" / f"{p.patient_id}.pgx.json", data)
+        calls = {g["gene"]: g.get("diplotypes") or [] for g in data.get("genes", [])}
+        for x in p.pgx:
+            called += 1
+            concordant += int(x.diplotype in calls.get(x.gene, []))
+        if m.clinvar:
+            found = genomics.find_secondary(root / p.vcf, root / m.clinvar).model_dump(mode="json")
+            rows = found.get("findings", [])
+            _write_json(run.outputs / "genomics" / f"{p.patient_id}.findings.json", found)
+            findings += sum(1 for f in rows if f.get("reportable"))
+        acmg_planted += sum(1 for v in p.pathogenic_variants if v.acmg)
+    say(
+        f"pgx: {concordant}/{called} planted diplotypes called; {findings} reportable findings "
+        f"({acmg_planted} planted in ACMG genes)"
+    )
+    return {
+        "planted_diplotypes": called,
+        "concordant_diplotypes": concordant,
+        "reportable_findings": findings,
+        "planted_acmg_variants": acmg_planted,
+    }
+
+
+def progress_patients(m: CohortManifest) -> Any:
+    from carelens.core.progress import progress
+
+    return progress(m.patients, desc="genomics", unit="patient")
+
+
+def stage_models(run: DemoRun) -> dict[str, Any]:
+    models = _need("carelens.models", "Registry")
+    if run.model_dir is None:
+        raise StageUnavailable("no image model was trained")
+    entry = models.Registry(run.options.store).register(run.model_dir)
+    return {"registered": entry.id, "name": entry.name, "version": entry.version}
+
+
+def stage_users(run: DemoRun) -> dict[str, Any]:
+    appdb = _need("carelens.store.appdb", "add_user", "get_user", "get_engine")
+    from sqlalchemy.orm import Session
+
+    from carelens.server.settings import ServerSettings
+
+    settings = ServerSettings.from_env(run.options.store)
+    created, kept = [], []
+    with Session(appdb.get_engine(settings.db_url)) as s, s.begin():
+        for name, role in DEMO_USERS:
+            if appdb.get_user(s, name) is not None:
+                kept.append(name)
+                continue
+            password = secrets.token_urlsafe(12)
+            appdb.add_user(s, name, password, role)
+            appdb.audit.append(s, "demo", "user.add", detail={"user": name, "role": role})
+            created.append(name)
+            print(f"demo: user {name} ({role}) one-time password: {password}", file=sys.stderr, flush=True)
+    if kept:
+        say(f"users {', '.join(kept)} already exist; their passwords are unchanged")
+    return {"created": created, "existing": kept}
+
+
+STAGES: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
+    ("generate", stage_generate),
+    ("ingest", stage_ingest),
+    ("deidentify", stage_deidentify),
+    ("summarize", stage_summarize),
+    ("imaging", stage_imaging),
+    ("genomics", stage_genomics),
+    ("models", stage_models),
+    ("users", stage_users),
+]
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    """Run the stages in order; the summary holds one entry per stage with its ``status``
+    (``done``, ``skipped`` or ``failed``), seconds taken, and what it did or why not."""
+    run = DemoRun(options)
+    stages = STAGES[:1] if options.generate_only else STAGES
+    for i, (name, fn) in enumerate(stages, start=1):
+        say(f"[{i}/{len(stages)}] {name} ...")
+        started = time.monotonic()
+        try:
+            result = {"status": "done", **fn(run)}
+        except StageUnavailable as err:
+            say(f"stage {name} not available yet: {err}")
+            result = {"status": "skipped", "reason": str(err)}
+        except CarelensError as err:
+            say(f"stage {name} failed: {err.reason}")
+            result = {"status": "failed", "reason": err.reason}
+        except Exception as err:  # a stage's bug must not hide the others; the type only (no PHI)
+            say(f"stage {name} failed: internal error ({type(err).__name__})")
+            result = {"status": "failed", "reason": f"internal error ({type(err).__name__})"}
+            if name == "generate":
+                raise
+        result["seconds"] = round(time.monotonic() - started, 2)
+        run.stages[name] = result
+        if result["status"] == "done":
+            say(f"[{i}/{len(stages)}] {name} done in {result['seconds']} s")
+    return {
+        "cohort": str(options.out),
+        "store": str(options.store),
+        "seed": options.seed,
+        "patients": options.patients,
+        "stages": run.stages,
+    }
+
+
+def summary_json(summary: dict[str, Any]) -> bytes:
+    return orjson.dumps(summary, option=orjson.OPT_INDENT_2)
