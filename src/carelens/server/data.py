@@ -88,6 +88,16 @@ def note_text(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def belongs_to(resource: dict[str, Any], pid: str) -> bool:
+    """Whether ``resource`` is the patient or about them (resources about no patient, such as
+    a Practitioner, are shared and allowed)."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == pid
+    refs = [str((resource.get(key) or {}).get("reference", "")) for key in ("subject", "patient", "beneficiary")]
+    refs = [r for r in refs if r]
+    return not refs or any(r in (f"Patient/{pid}", f"urn:uuid:{pid}") for r in refs)
+
+
 def age_band(birth_date: str | None, today: date | None = None) -> str:
     """Ten-year age band (``"40-49"``) from a FHIR date, or ``"unknown"``."""
     try:
@@ -224,7 +234,7 @@ class BundleData:
         for entry in _bundle(path).get("entry", []):
             res = entry.get("resource") or {}
             if f"{res.get('resourceType')}/{res.get('id')}" == ref:
-                return res
+                return res if belongs_to(res, pid) else None
         return None
 
     def images(self, pid: str) -> list[dict[str, Any]]:

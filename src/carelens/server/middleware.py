@@ -32,8 +32,8 @@ def masked_path(path: str) -> str:
     return _ID_SEGMENT.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Raised from ``receive``; a BaseException so that body parsers cannot turn it into a 400."""
 
 
 class Guard:

@@ -115,7 +115,6 @@ def login(
         sid,
         httponly=True,
         samesite="strict",
-        max_age=int(ctx.settings.session_ttl_s),
         secure=ctx.settings.secure_cookies,
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
