@@ -101,13 +101,19 @@ def cohort_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
 ) -> None:
-    """Diplotype and phenotype frequencies across samples; written to the lake as table pgx_cohort (SQL-queryable)."""
+    """Diplotype and phenotype frequencies across samples; written to the lake as table pgx_cohort (SQL-queryable).
+
+    Exit 0 when every VCF was used, 3 when some were quarantined (listed with a reason in the JSON).
+    """
     from carelens.core.config import get_settings
     from carelens.core.output import emit_json
     from carelens.genomics.cohort import cohort_frequencies, write_to_lake
 
     root = store or get_settings().store
-    emit_json(write_to_lake(cohort_frequencies(vcfs), root), out)
+    result = write_to_lake(cohort_frequencies(vcfs), root)
+    emit_json(result, out)
+    if result.quarantined:
+        raise typer.Exit(3)
 
 
 @genome.command("refresh-definitions")

@@ -11,10 +11,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from carelens.core.errors import CarelensError
 from carelens.core.ids import stable_id
 from carelens.core.progress import progress
+from carelens.core.quarantine import BatchResult, Quarantined
 from carelens.genomics.definitions import load_definitions
 from carelens.genomics.pgx import gene_positions, report_from_calls
 from carelens.genomics.vcf import read_calls_multi, vcf_info
@@ -35,11 +37,12 @@ class FrequencyRow(BaseModel):
 
 
 class CohortResult(BaseModel):
-    """Frequencies and where they were written."""
+    """Frequencies, where they were written, and the VCFs that could not be used (with a reason)."""
 
     samples: int
     files: int
     rows: list[FrequencyRow]
+    quarantined: list[Quarantined] = Field(default_factory=list)
     parquet: str | None = None
     view: str | None = None
 
@@ -52,9 +55,17 @@ def cohort_frequencies(vcfs: list[Path]) -> CohortResult:
     phe: dict[str, Counter[str]] = {}
     called: Counter[str] = Counter()
     total = 0
+    batch = BatchResult()
     for path in progress(vcfs, desc="VCFs", unit="file"):
-        info = vcf_info(path)
-        per_sample = read_calls_multi(path, info.samples, positions, info)
+        try:
+            info = vcf_info(path)
+            if not info.samples:
+                raise CarelensError(f"{path.name}: the VCF has no sample columns")
+            per_sample = read_calls_multi(path, info.samples, positions, info)
+        except CarelensError as err:
+            batch.quarantine(str(path), "", err.reason)
+            continue
+        batch.done["vcf"] += 1
         for name, calls in per_sample.items():
             total += 1
             report = report_from_calls(defs, name, calls, path, info.warnings)
@@ -79,7 +90,7 @@ def cohort_frequencies(vcfs: list[Path]) -> CohortResult:
                         frequency=round(count / called[gene], 6),
                     )
                 )
-    return CohortResult(samples=total, files=len(vcfs), rows=rows)
+    return CohortResult(samples=total, files=batch.done["vcf"], rows=rows, quarantined=batch.quarantined)
 
 
 def write_to_lake(result: CohortResult, store: Path) -> CohortResult:

@@ -153,14 +153,15 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
             )
         if len(found) > 1 and call is not None:
             warnings.append(f"position {locus.position}: {len(found)} records; used the one matching the definition")
+        if call is not None and call.problem:
+            warnings.append(f"position {locus.position}: {call.problem}")
+            undocumented.append(locus.position)
+            continue
         if call is None or call.missing:
             if call is not None and call.missing:
                 warnings.append(f"position {locus.position}: genotype missing (./.); treated as not assayed")
             not_assayed.append(locus.position)
             continue
-        if call.problem:
-            warnings.append(f"position {locus.position}: {call.problem}")
-            undocumented.append(locus.position)
         known = {locus.ref, *locus.alts}
         if any(a not in known for a in call.alleles):
             undocumented.append(locus.position)
@@ -192,7 +193,7 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
     def result(dips: list[str], score: int | None, reason: str | None) -> GeneCall:
         return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings)
 
-    if not used:
+    if not used and not undocumented:
         if any(calls.get(loc.position) for loc in defn.loci):
             return result(
                 [],

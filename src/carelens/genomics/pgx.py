@@ -108,17 +108,9 @@ def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]
     phenotype, lookup, activity = _phenotype(defs, gene, dips)
     phenotype = call["phenotype"] or phenotype
     activity = call["activity"] or activity
-    if call["phenotype"]:
-        lookup = activity if activity else call["phenotype"]
-    return GeneResult(
-        gene=gene,
-        diplotypes=dips,
-        phenotype=phenotype,
-        activity_score=activity,
-        lookup_key=lookup,
-        source="outside call",
-        reason=None,
-    )
+    lookup = call["activity"] or call["phenotype"] or lookup
+    return GeneResult(gene=gene, diplotypes=dips, phenotype=phenotype, activity_score=activity, lookup_key=lookup,
+                      source="outside call", reason=None)
 
 
 def _hla_matches(value: str, diplotype: str) -> bool:

@@ -83,14 +83,7 @@ def _open(path: Path, samples: list[str] | None = None):
 
 
 def detect_build(raw_header: str, contigs: dict[str, int]) -> str:
-    """'GRCh38', 'GRCh37' or 'unknown' from ``##reference`` and contig lengths."""
-    for line in raw_header.splitlines():
-        if line.startswith("##reference=") or line.startswith("##assembly="):
-            value = line.split("=", 1)[1]
-            if _GRCH37_NAMES.search(value):
-                return "GRCh37"
-            if re.search(r"grch38|hg38|b38|hs38", value, re.I):
-                return "GRCh38"
+    """'GRCh38', 'GRCh37' or 'unknown' from contig lengths (which win) and the ``##reference`` line."""
     votes = set()
     for name, length in contigs.items():
         pair = _BUILD_LENGTHS.get(bare(name))
@@ -100,6 +93,13 @@ def detect_build(raw_header: str, contigs: dict[str, int]) -> str:
             votes.add("GRCh38")
     if len(votes) == 1:
         return votes.pop()
+    for line in raw_header.splitlines():
+        if line.startswith("##reference=") or line.startswith("##assembly="):
+            value = line.split("=", 1)[1]
+            if _GRCH37_NAMES.search(value):
+                return "GRCh37"
+            if re.search(r"grch38|hg38|b38|hs38", value, re.I):
+                return "GRCh38"
     return "unknown"
 
 
@@ -173,9 +173,9 @@ def _call(variant, idx: int, line: int) -> SampleCall:
     except KeyError:
         values = None
     if values is not None:
-        v = values[idx][0]
-        if isinstance(v, int | float) and v >= 0 and v != -2147483648:
-            ps = int(v)
+        v = int(values[idx][0])
+        if v >= 0:  # htslib's missing / end-of-vector markers are negative
+            ps = v
     filt = variant.FILTER or "PASS"
     return SampleCall(variant.CHROM, variant.POS, ref, tuple(alleles), phased, ps, filt, line, problem)
 
@@ -188,8 +188,8 @@ def _iter_checked(vcf, path: Path) -> Iterator:
             variant = next(it)
         except StopIteration:
             return
-        except Exception as err:  # htslib parse failure
-            raise InputError(f"{path.name}: malformed VCF record after record {n} ({type(err).__name__})") from None
+        except Exception:  # htslib parse failure
+            raise InputError(f"{path.name}: malformed VCF data line (data line {n + 1} could not be parsed)") from None
         n += 1
         yield n, variant
 

@@ -1,0 +1,129 @@
+"""PGx calls on PharmCAT's edge-case VCFs, outside calls, phenotypes and CPIC recommendations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carelens.core.errors import InputError
+from carelens.genomics.definitions import load_definitions, write_definitions
+from carelens.genomics.pgx import GeneResult, pgx_report
+from tests.genomics.conftest import write_vcf
+
+
+def _gene(report, name: str) -> GeneResult:  # type: ignore[no-untyped-def]
+    return next(g for g in report.genes if g.gene == name)
+
+
+def test_unexpected_allele_is_not_called(test_vcfs: Path) -> None:
+    """TPMT rs72552740 A>T: T is not an allele of any definition -> no call with the reason, never a diplotype."""
+    g = _gene(pgx_report(test_vcfs / "haplotype/TPMT/unexpected.allele.vcf"), "TPMT")
+    assert g.diplotypes == [] and g.phenotype is None
+    assert "allele not in the TPMT definitions at chr6:18147910" in (g.reason or "")
+
+
+def test_genotype_index_beyond_alts_is_a_bad_genotype(test_vcfs: Path) -> None:
+    g = _gene(pgx_report(test_vcfs / "haplotype/VcfReaderTest-badAllele.vcf"), "UGT1A1")
+    assert g.diplotypes == []
+    assert "not called" in (g.reason or "")
+    assert any("allele index the record does not define" in w for w in g.warnings)
+
+
+def test_symbolic_alt_in_genotype_is_not_used(tmp_path: Path) -> None:
+    rows = [
+        "chr10\t94781859\trs4244285\tG\tA,<*>\t.\tPASS\t.\tGT\t0/2",
+        "chr10\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1",
+    ]
+    g = _gene(pgx_report(write_vcf(tmp_path / "sym.vcf", rows)), "CYP2C19")
+    assert g.diplotypes == [] and "symbolic" in " ".join(g.warnings)
+
+
+def test_ref_mismatch_position_is_not_assayed(test_vcfs: Path) -> None:
+    g = _gene(pgx_report(test_vcfs / "haplotype/NamedAlleleMatcher-mismatchedRefAllele.vcf"), "CYP2C9")
+    mismatched = [w for w in g.warnings if "REF does not match" in w]
+    assert mismatched
+    for w in mismatched:
+        assert int(w.split()[1].rstrip(":")) in g.not_assayed
+
+
+def test_no_gene_data_says_so(test_vcfs: Path) -> None:
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf")
+    g = _gene(report, "NAT2")
+    assert g.diplotypes == [] and g.reason is not None and g.reason.startswith("none of the 47 NAT2 positions")
+    assert len(g.not_assayed) == 47
+
+
+def test_cyp2d6_needs_an_outside_call(test_vcfs: Path, tmp_path: Path) -> None:
+    vcf = test_vcfs / "haplotype/cyp2c19/s1s2.vcf"
+    assert "outside-calls" in (_gene(pgx_report(vcf), "CYP2D6").reason or "")
+    tsv = tmp_path / "outside.tsv"
+    tsv.write_text(
+        "# gene\tdiplotype\tphenotype\tactivity\nCYP2D6\t*1/*4\tIntermediate Metabolizer\t1.0\nHLA-B\t*57:01/*08:01\n"
+    )
+    report = pgx_report(vcf, outside_calls=tsv)
+    cyp2d6 = _gene(report, "CYP2D6")
+    assert cyp2d6.source == "outside call" and cyp2d6.diplotypes == ["*1/*4"] and cyp2d6.lookup_key == "1.0"
+    codeine = [d for d in report.drugs if d.drug == "codeine"]
+    assert codeine and all(d.genes == {"CYP2D6": "1.0"} for d in codeine)
+    abacavir = [d for d in report.drugs if d.drug == "abacavir"]
+    assert [d.genes for d in abacavir] == [{"HLA-B": "*57:01 positive"}]
+    assert "not recommended" in abacavir[0].recommendation.lower()
+
+
+def test_bad_outside_calls_file(tmp_path: Path, test_vcfs: Path) -> None:
+    tsv = tmp_path / "bad.tsv"
+    tsv.write_text("CYP2D6\n")
+    with pytest.raises(InputError, match="line 1"):
+        pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=tsv)
+
+
+def test_phenotype_and_recommendations_follow_the_call(test_vcfs: Path) -> None:
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s2s2.vcf")
+    g = _gene(report, "CYP2C19")
+    assert g.diplotypes == ["*2/*2"] and g.phenotype == "Poor Metabolizer"
+    clopidogrel = [d for d in report.drugs if d.drug == "clopidogrel"]
+    assert clopidogrel and all(d.genes == {"CYP2C19": "Poor Metabolizer"} for d in clopidogrel)
+    assert any(d.strength == "Strong" and "Avoid" in d.recommendation for d in clopidogrel)
+
+
+def test_activity_score_gene(test_vcfs: Path) -> None:
+    report = pgx_report(test_vcfs / "haplotype/cyp2c9/s2s3.vcf")
+    g = _gene(report, "CYP2C9")
+    assert g.diplotypes == ["*2/*3"] and g.activity_score == "0.5" and g.lookup_key == "0.5"
+    assert any(d.drug == "celecoxib" and d.genes == {"CYP2C9": "0.5"} for d in report.drugs)
+
+
+def test_most_specific_allele_wins(test_vcfs: Path) -> None:
+    """SLCO1B1 *20 = rs2306283 G + rs34671512 C; *19 and *37 carry one each: unphased het at both -> *1/*20."""
+    g = _gene(pgx_report(test_vcfs / "haplotype/SLCO1B1/SLCO1B1_s19_s37_t1.vcf"), "SLCO1B1")
+    het = {p["position"] for p in g.positions if p["genotype"] in ("A/G", "C/A")}
+    assert het == {21176804, 21239042}
+    assert g.diplotypes == ["*1/*20"]
+
+
+def test_ties_are_reported_as_ties(test_vcfs: Path) -> None:
+    g = _gene(pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2rs3758581missing.vcf"), "CYP2C19")
+    assert g.diplotypes == ["*1/*2", "*2/*38"]
+    assert 94842866 in g.not_assayed and "*1" in g.could_change
+    assert g.phenotype == "Intermediate Metabolizer"  # both tied diplotypes agree
+
+
+def test_multisample_pharmcat_file(test_vcfs: Path) -> None:
+    a = pgx_report(test_vcfs / "haplotype/NamedAlleleMatcher-unknownAltMultisample.vcf", sample="Sample_1")
+    b = pgx_report(test_vcfs / "haplotype/NamedAlleleMatcher-unknownAltMultisample.vcf", sample="Sample_2")
+    assert a.sample == "Sample_1" and b.sample == "Sample_2"
+    assert _gene(a, "RYR1").diplotypes != _gene(b, "RYR1").diplotypes
+    assert _gene(b, "RYR1").diplotypes == ["Reference/Reference"]
+
+
+def test_refresh_definitions_round_trip(pharmcat: Path, tmp_path: Path) -> None:
+    out = tmp_path / "defs.json.gz"
+    meta = write_definitions(pharmcat, out)
+    assert meta["genes"] == 20 and meta["recommendations"] > 1000
+    fresh, shipped = load_definitions(out), load_definitions()
+    assert fresh.genes.keys() == shipped.genes.keys()
+    assert fresh.meta["definition_versions"] == shipped.meta["definition_versions"]
+    assert fresh.genes["CYP2C19"].alleles == shipped.genes["CYP2C19"].alleles
+    with pytest.raises(InputError, match="translation"):
+        write_definitions(tmp_path, tmp_path / "x.json.gz")

@@ -1,0 +1,156 @@
+"""VCF reading: build check, samples, plain / bgzipped / indexed, contig naming, phasing, bad files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from carelens.core.errors import InputError, UsageError
+from carelens.genomics.pgx import pgx_report
+from carelens.genomics.vcf import detect_build, read_calls, scan, vcf_info
+from tests.genomics.conftest import HEADER, write_vcf
+
+CYP2C19_S1S2 = [  # *1/*2: rs3758581 hom (defines *1 vs *38), rs12769205 + rs4244285 het (*2)
+    "{c}\t94775367\trs12769205\tA\tG\t.\tPASS\t.\tGT\t0/1",
+    "{c}\t94781859\trs4244285\tG\tA\t.\tPASS\t.\tGT\t0/1",
+    "{c}\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1",
+]
+
+
+def _cyp2c19(report):  # type: ignore[no-untyped-def]
+    return next(g for g in report.genes if g.gene == "CYP2C19")
+
+
+def test_grch37_refused_by_contig_length(tmp_path: Path) -> None:
+    vcf = write_vcf(tmp_path / "b37.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2], length=135534747)
+    with pytest.raises(InputError, match="GRCh37"):
+        pgx_report(vcf)
+
+
+def test_grch37_refused_by_reference_line(tmp_path: Path) -> None:
+    header = "##fileformat=VCFv4.2\n##reference=file:///ref/hs37d5.fa\n" + HEADER.split("\n", 4)[-1].format(
+        samples="S1"
+    )
+    vcf = write_vcf(tmp_path / "hs37.vcf", [r.format(c="10") for r in CYP2C19_S1S2], header=header)
+    with pytest.raises(InputError, match="GRCh37"):
+        vcf_info(vcf)
+
+
+def test_build_detection() -> None:
+    assert detect_build("##reference=hg38\n", {}) == "GRCh38"
+    assert detect_build("", {"chr1": 248956422}) == "GRCh38"
+    assert detect_build("", {"1": 249250621}) == "GRCh37"
+    assert detect_build("", {}) == "unknown"
+
+
+def test_unknown_build_is_a_warning(tmp_path: Path) -> None:
+    header = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+    vcf = write_vcf(tmp_path / "nobuild.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2], header=header)
+    report = pgx_report(vcf)
+    assert _cyp2c19(report).diplotypes == ["*1/*2"]
+    assert any("build" in w for w in report.warnings)
+
+
+def test_bare_and_chr_contigs_give_the_same_call(tmp_path: Path) -> None:
+    chr_ = write_vcf(tmp_path / "chr.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2])
+    bare = write_vcf(tmp_path / "bare.vcf", [r.format(c="10") for r in CYP2C19_S1S2], chrom="10")
+    a, b = _cyp2c19(pgx_report(chr_)), _cyp2c19(pgx_report(bare))
+    assert a.diplotypes == b.diplotypes == ["*1/*2"]
+    assert a.phenotype == b.phenotype == "Intermediate Metabolizer"
+    assert a.not_assayed == b.not_assayed
+
+
+def test_not_assayed_positions_are_reported_not_assumed(tmp_path: Path) -> None:
+    vcf = write_vcf(tmp_path / "s.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2])
+    g = _cyp2c19(pgx_report(vcf))
+    assert len(g.not_assayed) == 32  # 35 CYP2C19 positions, 3 in the file
+    assert "*3" in g.could_change and "*17" in g.could_change
+    assert {p["position"] for p in g.positions} == {94775367, 94781859, 94842866}
+    genotypes = {p["position"]: p["genotype"] for p in g.positions}
+    assert genotypes == {94775367: "A/G", 94781859: "G/A", 94842866: "G/G"}
+
+
+@pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed (Debian package bcftools)")
+def test_bgzipped_indexed_region_query_matches_plain(tmp_path: Path) -> None:
+    plain = write_vcf(tmp_path / "s.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2])
+    gz = tmp_path / "s.vcf.gz"
+    subprocess.run(["bcftools", "view", "-Oz", "-o", str(gz), str(plain)], check=True)
+    assert not vcf_info(gz).indexed
+    streamed = pgx_report(gz)
+    subprocess.run(["bcftools", "index", "-t", str(gz)], check=True)
+    assert vcf_info(gz).indexed
+    indexed = pgx_report(gz)
+    assert _cyp2c19(indexed).diplotypes == _cyp2c19(streamed).diplotypes == ["*1/*2"]
+    assert _cyp2c19(indexed).positions == _cyp2c19(streamed).positions
+    assert [r[1] for r in scan(gz, region="chr10:94781000-94790000")] == [94781859]
+
+
+def test_region_query_needs_an_index(tmp_path: Path) -> None:
+    plain = write_vcf(tmp_path / "s.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2])
+    with pytest.raises(UsageError, match="index"):
+        list(scan(plain, region="chr10:1-2"))
+
+
+def test_multisample_selection_and_errors(tmp_path: Path) -> None:
+    rows = [
+        "chr10\t94781859\trs4244285\tG\tA\t.\tPASS\t.\tGT\t0/1\t1/1",
+        "chr10\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1\t1/1",
+        "chr10\t94775367\trs12769205\tA\tG\t.\tPASS\t.\tGT\t0/1\t1/1",
+    ]
+    vcf = write_vcf(tmp_path / "two.vcf", rows, samples="CANARY-MRN-0001\tB")
+    assert _cyp2c19(pgx_report(vcf, sample="CANARY-MRN-0001")).diplotypes == ["*1/*2"]
+    assert _cyp2c19(pgx_report(vcf, sample="B")).diplotypes == ["*2/*2"]
+    with pytest.raises(UsageError, match="--sample"):
+        pgx_report(vcf)
+    with pytest.raises(InputError, match="sample not found") as err:
+        pgx_report(vcf, sample="CANARY-MRN-0002")
+    assert "CANARY" not in err.value.reason  # the reason never quotes the (possibly identifying) name
+
+
+def test_phase_sets_fix_cis_and_trans(tmp_path: Path) -> None:
+    """rs12769205 and rs4244285 define *2 together: in cis -> *1/*2; in trans -> no named allele fits."""
+    cis = [
+        "chr10\t94775367\trs12769205\tA\tG\t.\tPASS\t.\tGT:PS\t0|1:100",
+        "chr10\t94781859\trs4244285\tG\tA\t.\tPASS\t.\tGT:PS\t0|1:100",
+        "chr10\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1",
+    ]
+    trans = [cis[0], cis[1].replace("0|1:100", "1|0:100"), cis[2]]
+    other_blocks = [cis[0], cis[1].replace("0|1:100", "1|0:200"), cis[2]]
+    assert _cyp2c19(pgx_report(write_vcf(tmp_path / "cis.vcf", cis))).diplotypes == ["*1/*2"]
+    g = _cyp2c19(pgx_report(write_vcf(tmp_path / "trans.vcf", trans)))
+    assert g.diplotypes == [] and "no combination" in (g.reason or "")
+    # different phase sets say nothing about each other: back to the unphased answer
+    assert _cyp2c19(pgx_report(write_vcf(tmp_path / "ps.vcf", other_blocks))).diplotypes == ["*1/*2"]
+
+
+def test_missing_genotype_is_not_assayed(tmp_path: Path) -> None:
+    rows = [r.format(c="chr10") for r in CYP2C19_S1S2]
+    rows[2] = rows[2].replace("1/1", "./.")
+    g = _cyp2c19(pgx_report(write_vcf(tmp_path / "m.vcf", rows)))
+    assert 94842866 in g.not_assayed
+    assert g.diplotypes == ["*1/*2", "*2/*38"]  # *1 and *38 differ only at the missing position: a tie
+    assert any("missing" in w for w in g.warnings)
+
+
+def test_sample_calls_read_once_per_position(tmp_path: Path) -> None:
+    vcf = write_vcf(tmp_path / "s.vcf", [r.format(c="chr10") for r in CYP2C19_S1S2])
+    name, calls, info = read_calls(vcf, None, {"10": {94781859, 94842866}})
+    assert name == "S1" and info.build == "GRCh38"
+    assert sorted(calls) == [("10", 94781859), ("10", 94842866)]
+    assert calls[("10", 94781859)][0].genotype == "G/A"
+
+
+def test_malformed_line_and_not_a_vcf(tmp_path: Path) -> None:
+    rows = [r.format(c="chr10") for r in CYP2C19_S1S2]
+    rows.insert(1, "chr10\tNOT_A_POSITION\t.\tG\tA\t.\tPASS\t.\tGT\t0/1")
+    with pytest.raises(InputError, match="malformed VCF data line"):
+        pgx_report(write_vcf(tmp_path / "bad.vcf", rows))
+    junk = tmp_path / "junk.vcf"
+    junk.write_text("this is not a VCF\n")
+    with pytest.raises(InputError, match="not a readable VCF"):
+        pgx_report(junk)
+    with pytest.raises(InputError, match="not found"):
+        pgx_report(tmp_path / "absent.vcf")
