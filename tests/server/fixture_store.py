@@ -5,11 +5,14 @@ card, and a summariser that follows the ``carelens summarize`` JSON contract."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from carelens.models import Registry
 
 CANARY_NAME = "Zebulon Canaryfield"
 CANARY_SSN = "999-12-3456"
@@ -21,6 +24,20 @@ NOTE = (
     "Assessment: possible community-acquired pneumonia."
 )
 CITED = "denies chest pain"
+WEIGHTS = b"test weights of the image model"
+IMAGE_MODEL = hashlib.sha256(WEIGHTS).hexdigest()  # image packages name their model by the weights' hash
+MODEL_META = {
+    "name": "cxr-pneumonia",
+    "version": "1.0.0",
+    "arch": "tiny-cnn",
+    "labels": ["normal", "pneumonia"],
+    "card": {
+        "developer": "carelens tests",
+        "intended_use": "Flag possible pneumonia on chest radiographs for clinician review.",
+        "limitations": "Trained on 28x28 images.",
+    },
+    "metrics": {"auc": 0.9},
+}
 
 
 def _patient(pid: str, given: str, family: str, gender: str, born: str) -> dict[str, Any]:
@@ -154,7 +171,7 @@ def write_store(root: Path) -> Path:
             "probability": 0.55,
             "prediction_set": ["normal", "pneumonia"],
             "abstain": True,
-            "model_id": "cxr-pneumonia",
+            "model_id": IMAGE_MODEL,
             "model_version": "1.0.0",
         },
         {
@@ -162,7 +179,7 @@ def write_store(root: Path) -> Path:
             "finding": "normal",
             "probability": 0.08,
             "prediction_set": ["normal"],
-            "model_id": "cxr-pneumonia",
+            "model_id": IMAGE_MODEL,
             "model_version": "1.0.0",
         },
     ]
@@ -189,18 +206,5 @@ def write_store(root: Path) -> Path:
         {"gene": "BRCA2", "variant": "c.5946del", "significance": "Pathogenic", "model_id": "carelens-findings"}
     ]
     (genomics / f"{PID}.findings.json").write_text(json.dumps(findings))
-    card = root / "models" / "cxr-pneumonia"
-    card.mkdir(parents=True)
-    (card / "card.json").write_text(
-        json.dumps(
-            {
-                "name": "cxr-pneumonia",
-                "version": "1.0.0",
-                "developer": "carelens tests",
-                "intended_use": "Flag possible pneumonia on chest radiographs for clinician review.",
-                "performance": {"auc": 0.9},
-                "limitations": "Trained on 28x28 images.",
-            }
-        )
-    )
+    Registry(root).register_weights(WEIGHTS, MODEL_META)
     return root

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from carelens.store.appdb import AuditEvent, CdsFeedback, audit
 from tests.server.conftest import Workspace
-from tests.server.fixture_store import CITED, NOTE, PID
+from tests.server.fixture_store import CITED, IMAGE_MODEL, NOTE, PID
 
 CDS = "/cds-services/carelens-patient-view"
 
@@ -37,7 +37,7 @@ def test_patient_page_shows_attention_first_evidence_models_images_and_pgx(ws_sq
     items = _items(page)
     assert len(items) == len(set(items)) == 8  # 4 summary + 2 images + 1 PGx gene + 1 finding, each once
     assert page.count('class="model-card"') == len(items)  # a model card link on every AI item
-    assert 'href="/models/cxr-pneumonia"' in page
+    assert f'href="/models/{IMAGE_MODEL}"' in page
     assert "probability 0.55" in page and "conformal set: normal, pneumonia" in page
     assert f'src="/patients/{PID}/imaging/0/heatmap"' in page
     assert "CYP2C19" in page and "*1/*2" in page and "Intermediate Metabolizer" in page
@@ -60,8 +60,12 @@ def test_evidence_is_limited_to_the_patients_own_record(ws_sqlite: Workspace) ->
 
 
 def test_model_card_page(ws_sqlite: Workspace) -> None:
-    page = ws_sqlite.clients["clinician"].get("/models/cxr-pneumonia").text
-    assert "intended_use" in page and "Flag possible pneumonia" in page and "limitations" in page
+    page = ws_sqlite.clients["clinician"].get(f"/models/{IMAGE_MODEL}").text  # by the weights' hash
+    assert "cxr-pneumonia 1.0.0" in page and "carelens tests" in page  # who made it
+    assert "Flag possible pneumonia" in page and "Trained on 28x28 images." in page  # intended use, limitations
+    assert "HTI-1 source attributes" in page and "<em>missing</em>" in page
+    by_name = ws_sqlite.clients["clinician"].get("/models/cxr-pneumonia").text
+    assert "Flag possible pneumonia" in by_name
     r = ws_sqlite.clients["clinician"].get("/models/unknown-model")
     assert r.status_code == 404 and "No model card is registered" in r.text
 
@@ -118,7 +122,7 @@ def test_every_view_read_and_decision_is_audited(ws: Workspace) -> None:
     assert actions[:3] == ["view.patient", "api.summary", "decision.reject"]
     view = rows[0]
     assert view.actor == "clinician" and len(view.input_hash or "") == 64
-    assert "carelens-record-summary@" in (view.model_version or "") and "cxr-pneumonia@1.0.0" in (
+    assert "carelens-record-summary@" in (view.model_version or "") and f"{IMAGE_MODEL}@1.0.0" in (
         view.model_version or ""
     )
     assert rows[2].ts >= rows[0].ts
@@ -168,7 +172,7 @@ def test_cds_patient_view_cards_and_feedback(ws: Workspace) -> None:
     for card in cards:
         _check_card(card)
     assert {c["indicator"] for c in cards} == {"warning", "critical"}
-    assert any(c["source"]["url"].endswith("/models/cxr-pneumonia") for c in cards)
+    assert any(c["source"]["url"].endswith(f"/models/{IMAGE_MODEL}") for c in cards)
     assert all(c["links"][0]["url"].endswith(f"/patients/{PID}") for c in cards)
 
     other = ws.client().post(

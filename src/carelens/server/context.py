@@ -51,7 +51,7 @@ class PatientView:
         models = sorted({f"{i.model_id}@{i.model_version}" for i in self.items})
         if self.summary and not models:
             models = ["{}@{}".format(*summary_model(self.summary))]
-        return ",".join(models)[:128]
+        return ",".join(models)
 
     def item(self, key: str) -> ReviewItem:
         for item in self.items:

@@ -11,6 +11,7 @@ from carelens import __version__
 from carelens.core.ids import stable_id
 
 SUMMARY_MODEL = "carelens-record-summary"
+REFER = "uncertain: refer"
 Kind = Literal["summary", "image", "pgx", "finding"]
 
 
@@ -25,14 +26,16 @@ class ReviewItem(BaseModel):
     needs_attention: bool = False
     model_id: str
     model_version: str
+    model_label: str = ""
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
 def model_of(obj: dict[str, Any], default: tuple[str, str]) -> tuple[str, str]:
     """(model id, version) from an output's ``provenance`` / ``model_id`` keys, else ``default``."""
-    prov = obj.get("provenance") or obj.get("evidence", {}).get("provenance") or {}
-    model_id = prov.get("model_id") or obj.get("model_id") or obj.get("model") or default[0]
-    version = prov.get("model_version") or obj.get("model_version") or default[1]
+    prov = obj.get("provenance") or (obj.get("evidence") or {}).get("provenance") or {}
+    model = obj.get("model") if isinstance(obj.get("model"), dict) else {"id": obj.get("model")}
+    model_id = prov.get("model_id") or obj.get("model_id") or model.get("id") or default[0]
+    version = prov.get("model_version") or obj.get("model_version") or model.get("version") or default[1]
     return str(model_id), str(version)
 
 
@@ -82,14 +85,14 @@ def image_items(predictions: list[dict[str, Any]]) -> list[ReviewItem]:
     out = []
     for n, pred in enumerate(predictions):
         mid, version = model_of(pred, ("unknown-imaging-model", "unknown"))
-        pset = pred.get("prediction_set") or pred.get("conformal_set") or []
-        abstain = bool(pred.get("abstain") or pred.get("abstained")) or (
-            str(pred.get("label") or pred.get("finding")) == "uncertain: refer"
-        )
-        finding = "uncertain: refer" if abstain else str(pred.get("finding") or pred.get("label") or "?")
+        pset = pred.get("conformal_set") or pred.get("prediction_set") or []
+        raw = pred.get("finding") or pred.get("label") or "?"
+        raw = ", ".join(raw) or "no finding" if isinstance(raw, list) else str(raw)
+        abstain = bool(pred.get("uncertain_refer") or pred.get("abstain")) or REFER in (raw, pred.get("status"))
+        finding = REFER if abstain else raw
         prob = pred.get("probability")
         text = finding if prob is None else f"{finding} (p = {float(prob):.2f})"
-        image = str(pred.get("image") or pred.get("source") or f"image {n + 1}")
+        image = str(pred.get("source") or pred.get("image") or f"image {n + 1}")
         out.append(
             ReviewItem(
                 key=stable_id("image", n, image, finding, prob),
@@ -100,6 +103,9 @@ def image_items(predictions: list[dict[str, Any]]) -> list[ReviewItem]:
                 needs_attention=abstain,
                 model_id=mid,
                 model_version=version,
+                model_label=str((pred.get("model") or {}).get("name") or "")
+                if isinstance(pred.get("model"), dict)
+                else "",
                 detail={
                     "index": n,
                     "image": image,
@@ -139,7 +145,10 @@ def pgx_items(report: dict[str, Any] | None) -> list[ReviewItem]:
 
 
 def _drug_gene(drug: Any) -> Any:
-    return drug.get("gene") if isinstance(drug, dict) else None
+    if not isinstance(drug, dict):
+        return None
+    genes = drug.get("genes")
+    return next(iter(genes), None) if isinstance(genes, dict) and len(genes) == 1 else drug.get("gene")
 
 
 def finding_items(findings: list[dict[str, Any]]) -> list[ReviewItem]:
@@ -147,7 +156,8 @@ def finding_items(findings: list[dict[str, Any]]) -> list[ReviewItem]:
     out = []
     for f in findings:
         mid, version = model_of(f, ("carelens-findings", __version__))
-        parts = [f.get("gene"), f.get("variant") or f.get("hgvs") or f.get("id"), f.get("significance")]
+        where = f"{f['chrom']}:{f['pos']} {f.get('ref')}>{f.get('alt')}" if f.get("chrom") and f.get("pos") else None
+        parts = [f.get("gene"), f.get("variant") or f.get("hgvs") or where, f.get("significance"), f.get("zygosity")]
         text = " ".join(str(p) for p in parts if p) or "genomic finding"
         out.append(
             ReviewItem(
@@ -155,7 +165,7 @@ def finding_items(findings: list[dict[str, Any]]) -> list[ReviewItem]:
                 kind="finding",
                 section="Genomic findings",
                 text=text,
-                needs_attention=True,
+                needs_attention=bool(f.get("reportable", True)),
                 model_id=mid,
                 model_version=version,
                 detail=f,

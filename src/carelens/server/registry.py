@@ -1,44 +1,62 @@
-"""Model cards for the "model card" links: the ``carelens.models`` registry when it is
-installed, else cards saved as ``<store>/models/<id>/card.json``."""
+"""Model cards for the "model card" links, from the ``carelens.models`` registry of the store.
+
+An AI output names its model by registry id, by name, or (image packages) by the SHA-256 of
+its weights; all three lead to the same card.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
+from carelens.core.errors import CarelensError
 
 MODEL_ID = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
+_weights_sha: dict[Path, str] = {}
+_lock = threading.Lock()
 
 
-def _saved_cards(store: Path) -> list[dict[str, Any]]:
-    cards = []
-    for path in sorted((store / "models").glob("*/card.json")):
-        try:
-            card = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(card, dict):
-            cards.append({"id": path.parent.name, **card})
-    return cards
+def _registry(store: Path) -> Any:
+    try:
+        from carelens.models import Registry
+    except ImportError:
+        return None
+    return Registry(store)
 
 
 def list_models(store: Path) -> list[dict[str, Any]]:
-    """Every registered model's card (plain data, at least an ``id``)."""
+    """One line per registered model (id, name, version, metrics, ...); empty without a registry."""
+    registry = _registry(store)
+    if registry is None:
+        return []
     try:
-        from carelens.models import list_models as registry_list  # type: ignore[attr-defined]
-    except ImportError:
-        return _saved_cards(store)
-    found = registry_list(store)
-    models = found.get("models", found) if isinstance(found, dict) else found
-    return [m.model_dump(mode="json") if hasattr(m, "model_dump") else dict(m) for m in models]
+        return list(registry.list())
+    except (CarelensError, OSError, ValueError):
+        return []
 
 
-def model_card(store: Path, model_id: str) -> dict[str, Any] | None:
-    """The card of one model (matched on ``id``, or on ``id@version``), or None."""
-    base = model_id.split("@", 1)[0]
-    for card in list_models(store):
-        if str(card.get("id")) in (model_id, base) or str(card.get("name")) == base:
-            return card
+def _weights_digest(path: Path) -> str:
+    with _lock:
+        if path not in _weights_sha:
+            _weights_sha[path] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        return _weights_sha[path]
+
+
+def model_card(store: Path, ref: str) -> dict[str, Any] | None:
+    """The exported registry entry (card, metrics, the 31 HTI-1 attributes) for ``ref``, or None."""
+    registry = _registry(store)
+    if registry is None:
+        return None
+    base = ref.split("@", 1)[0]
+    try:
+        for model_id in registry.ids():
+            entry = registry.entry(model_id)
+            weights = registry.root / model_id / "weights.pt"
+            if base in (model_id, entry.name) or base == _weights_digest(weights):
+                return dict(registry.export(model_id))
+    except (CarelensError, OSError, ValueError):
+        return None
     return None

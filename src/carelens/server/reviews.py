@@ -112,7 +112,7 @@ def sign_off(
         user_id=who.user_id,
         signed_at=content["signed_at"],
         input_hash=input_hash,
-        model_version=",".join(models)[:128],
+        model_version=",".join(models),
         draft_json=orjson.dumps(draft).decode(),
         signed_json=orjson.dumps(content).decode(),
     )

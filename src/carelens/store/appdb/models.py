@@ -62,7 +62,7 @@ class ReviewDecision(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     input_hash: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(Text)
     created_at: Mapped[str] = mapped_column(String(32))
 
 
@@ -75,7 +75,7 @@ class SignedSummary(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     signed_at: Mapped[str] = mapped_column(String(32))
     input_hash: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(Text)
     draft_json: Mapped[str] = mapped_column(Text)
     signed_json: Mapped[str] = mapped_column(Text)
 
@@ -89,7 +89,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     patient_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
-    model_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))

@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("input_hash", sa.String(64), nullable=False),
-        sa.Column("model_version", sa.String(128), nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.CheckConstraint("action IN ('accept', 'edit', 'reject')", name="ck_review_action"),
     )
@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
         sa.Column("signed_at", sa.String(32), nullable=False),
         sa.Column("input_hash", sa.String(64), nullable=False),
-        sa.Column("model_version", sa.String(128), nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
         sa.Column("draft_json", sa.Text, nullable=False),
         sa.Column("signed_json", sa.Text, nullable=False),
     )
@@ -81,7 +81,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(64), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),
         sa.Column("patient_id", sa.String(128), nullable=True),
-        sa.Column("model_version", sa.String(128), nullable=True),
+        sa.Column("model_version", sa.Text, nullable=True),
         sa.Column("input_hash", sa.String(64), nullable=True),
         sa.Column("detail", sa.Text, nullable=False),
         sa.Column("prev_hash", sa.String(64), nullable=False),
