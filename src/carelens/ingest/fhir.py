@@ -64,7 +64,7 @@ class FhirItem:
         return f"{self.resource_type}/{self.id}"
 
 
-@dataclass
+@dataclass(slots=True)
 class FhirRow:
     """A resource as the lake stores it: compact normalised JSON bytes plus its keys."""
 

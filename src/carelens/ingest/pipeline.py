@@ -19,6 +19,7 @@ is counted in ``unchanged``); a Bulk Data export log and note sidecars are ``ski
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -98,8 +99,14 @@ def ingest(paths: Iterable[Path], store: Path | None = None) -> IngestResult:
     files = list(expand(paths))
     result = IngestResult()
     lake = Lake(store)
-    with lake.writer() as writer:
-        _Run(lake, writer, result).run(files)
+    collecting = gc.isenabled()
+    gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
+    try:
+        with lake.writer() as writer:
+            _Run(lake, writer, result).run(files)
+    finally:
+        if collecting:
+            gc.enable()
     return result
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,7 +39,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("source", S),
             ("where", S),
             ("content_hash", S),
-            ("json", S),
+            ("json", pa.large_string()),
         ]
     ),
     "notes": pa.schema(
@@ -96,6 +97,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 TABLES = tuple(SCHEMAS)
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
     pa.int32(): "INTEGER",
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
@@ -203,7 +205,7 @@ class Lake:
                     con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} WHERE false")
             for name, sql in _EXTRA_VIEWS.items():
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-            types = [r[0] for r in con.execute("SELECT DISTINCT resource_type FROM resources").fetchall()]
+            types = sorted({t for m in self.manifests() for t in m.get("resource_types", [])})
             for rtype in types:
                 if _RESOURCE_TYPE.match(rtype) and rtype.lower() not in TABLES + tuple(_EXTRA_VIEWS):
                     con.execute(
@@ -298,19 +300,30 @@ class LakeWriter:
             relative = f"{table}/part-{chunk}.parquet"
             target = self.lake.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            arrays = [pa.array(values, type=field.type) for values, field in zip(columns, SCHEMAS[table], strict=True)]
+            arrays = [_array(values, field.type) for values, field in zip(columns, SCHEMAS[table], strict=True)]
             tmp = target.with_suffix(".parquet.tmp")
             pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMAS[table]), tmp, compression="zstd")
             os.replace(tmp, target)
             parts[table] = relative
         self._seq += 1
-        manifest = {"chunk": chunk, "seq": self._seq, "sources": self._sources, "parts": parts}
+        types = sorted(set(self._columns["resources"][0])) if "resources" in self._columns else []
+        manifest = {"chunk": chunk, "seq": self._seq, "sources": self._sources, "parts": parts, "resource_types": types}
         folder = self.lake.root / "_manifest"
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(folder / f"{chunk}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         self._columns = {}
         self._sources = []
         self._pending_rows = 0
+
+
+def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """An Arrow array; a large-string column given as UTF-8 bytes (JSON that orjson wrote or
+    validated) is built from one joined buffer instead of value by value."""
+    if kind == pa.large_string() and values and isinstance(values[0], bytes):
+        offsets = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
+        return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(values)))
+    return pa.array(values, type=kind)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
