@@ -34,7 +34,7 @@ TEMPLATE_WORDS = frozenset(
             "allergy allergies known high-risk high-alert alert risk medicine dose anticoagulant antiplatelet",
             "insulin sulfonylurea opioid chemotherapy antiarrhythmic immunosuppressant lithium sedative",
             "concentrated electrolyte conflict note notes mentioned only says said structured record records but",
-            "while listed shows dated",
+            "while listed shows dated lists it problem",
         ]
     ).split()
 )
@@ -156,7 +156,9 @@ def item_problem(item: SummaryItem, record: PatientRecord) -> str | None:
     if problem:
         return problem
     claimed = {w for w in _words(item.text.lower()) if w not in TEMPLATE_WORDS}
-    for citation in item.citations:  # each citation must be about the item, not padding
+    for citation in item.citations:  # each cited resource must be about the item, not padding
+        if citation.note_span is not None:
+            continue
         own = evidence_of([citation], record)
         if (item.codes or claimed) and not (set(item.codes) & own.codes) and not (claimed & own.words):
             return "a citation shares no code or name with the item"
