@@ -109,8 +109,15 @@ def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]
     phenotype = call["phenotype"] or phenotype
     activity = call["activity"] or activity
     lookup = call["activity"] or call["phenotype"] or lookup
-    return GeneResult(gene=gene, diplotypes=dips, phenotype=phenotype, activity_score=activity, lookup_key=lookup,
-                      source="outside call", reason=None)
+    return GeneResult(
+        gene=gene,
+        diplotypes=dips,
+        phenotype=phenotype,
+        activity_score=activity,
+        lookup_key=lookup,
+        source="outside call",
+        reason=None,
+    )
 
 
 def _hla_matches(value: str, diplotype: str) -> bool:

@@ -1,0 +1,78 @@
+"""HTML / TSV reports, the cohort table in the lake, and the genome commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from carelens.cli import app
+from carelens.genomics.cohort import cohort_frequencies, write_to_lake
+from carelens.genomics.pgx import pgx_report
+from carelens.genomics.render import pgx_tsv, render_html
+
+runner = CliRunner()
+
+
+def test_html_report_shows_calls_evidence_and_drugs(test_vcfs: Path) -> None:
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s2s2.vcf")
+    html = render_html(pgx=report)
+    assert "CYP2C19" in html and "*2/*2" in html and "Poor Metabolizer" in html
+    assert "clopidogrel" in html and "Strong" in html
+    assert "chr10:94781859" in html and "<code>A/A</code>" in html  # the position and genotype it rests on
+    assert "not assayed" in html
+
+
+def test_tsv_has_one_row_per_gene(test_vcfs: Path) -> None:
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf")
+    lines = pgx_tsv(report).splitlines()
+    assert lines[0].startswith("sample\tgene\tdiplotypes")
+    assert len(lines) == 1 + len(report.genes)
+    assert any(line.split("\t")[1:3] == ["CYP2C19", "*1/*2"] for line in lines)
+
+
+def test_cohort_frequencies_in_the_lake(test_vcfs: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.vcf"
+    bad.write_text("not a vcf\n")
+    vcfs = [test_vcfs / "multisample.vcf.bgz", test_vcfs / "haplotype/cyp2c19/s2s2.vcf", bad]
+    result = write_to_lake(cohort_frequencies(vcfs), tmp_path / "store")
+    assert result.samples == 3 and result.files == 2
+    assert [q.source for q in result.quarantined] == [str(bad)] and result.quarantined[0].reason
+    con = duckdb.connect(str(tmp_path / "store/lake/catalog.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT value, count, samples_called FROM pgx_cohort WHERE gene = 'CYP2C19' AND kind = 'diplotype'"
+    ).fetchall()
+    assert sum(r[1] for r in rows) == rows[0][2]
+    assert ("*2/*2", 1, rows[0][2]) in rows
+    freq = con.execute("SELECT sum(frequency) FROM pgx_cohort WHERE gene='CYP2C19' AND kind='phenotype'").fetchone()
+    assert freq is not None and abs(freq[0] - 1.0) < 1e-6
+    assert "sample" not in [c[0] for c in con.execute("DESCRIBE pgx_cohort").fetchall()]  # no sample ids in the lake
+
+
+@pytest.mark.parametrize("command", ["pgx", "findings", "report", "cohort", "refresh-definitions"])
+def test_help(command: str) -> None:
+    result = runner.invoke(app, ["genome", command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_pgx_command_json_contract(test_vcfs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["genome", "pgx", str(test_vcfs / "haplotype/cyp2c19/s1s2.vcf"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["sample"] == "PharmCAT" and isinstance(doc["drugs"], list)
+    g = next(g for g in doc["genes"] if g["gene"] == "CYP2C19")
+    assert {"gene", "diplotypes", "phenotype", "not_assayed", "reason", "positions"} <= set(g)
+    assert g["diplotypes"] == ["*1/*2"] and g["reason"] is None
+
+
+def test_pgx_command_html_and_bad_input(test_vcfs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    vcf = str(test_vcfs / "multisample.vcf.bgz")
+    ok = runner.invoke(app, ["genome", "report", vcf, "--sample", "Sample_1", "--out", str(out)])
+    assert ok.exit_code == 0 and "<table>" in out.read_text()
+    missing = runner.invoke(app, ["genome", "pgx", vcf, "--sample", "nobody"])
+    assert missing.exit_code != 0
