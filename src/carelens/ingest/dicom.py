@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,16 @@ def is_dicom(path: Path, head: bytes | None = None) -> bool:
 
 def read_dicom_header(data: bytes) -> dict[str, Any]:
     """The header fields of one DICOM file (given as bytes) for ``dicom_instances``; raises
-    ``InputError`` for a file that is not DICOM, truncated or lacks its UIDs."""
+    ``InputError`` for a file that is not DICOM, truncated or lacks its UIDs.
+
+    pydicom's warnings about odd values are silenced: they quote the values (possibly PHI).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_header(data)
+
+
+def _read_header(data: bytes) -> dict[str, Any]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -97,34 +107,44 @@ def _check_complete(ds: Any, data: bytes, stop: int) -> None:
 
 
 def _check_pixel_element(data: bytes, pos: int, explicit: bool, big: bool) -> None:
+    """Walk the elements from the pixel data to the end of the file: each must fit."""
     end = "<>"[big]
-    if pos + 8 > len(data):
-        raise InputError("truncated DICOM file (pixel data element cut off)")
-    group, element = struct.unpack(end + "HH", data[pos : pos + 4])
-    if (group, element) not in _PIXEL_TAGS:
+    group, _ = struct.unpack(end + "HH", data[pos : pos + 4]) if pos + 4 <= len(data) else (0, 0)
+    if group != 0x7FE0:
         return  # stopped before something else pydicom treats as pixels; nothing to check
-    if explicit and data[pos + 4 : pos + 6] in _LONG_VRS:
-        (length,) = struct.unpack(end + "I", data[pos + 8 : pos + 12])
-        start = pos + 12
-    elif explicit:
-        (length,) = struct.unpack(end + "H", data[pos + 6 : pos + 8])
-        start = pos + 8
-    else:
-        (length,) = struct.unpack(end + "I", data[pos + 4 : pos + 8])
-        start = pos + 8
-    if length != 0xFFFFFFFF:
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise InputError("truncated DICOM file (element header cut off after the pixel data)")
+        group, element = struct.unpack(end + "HH", data[pos : pos + 4])
+        if explicit and data[pos + 4 : pos + 6] in _LONG_VRS:
+            if pos + 12 > len(data):
+                raise InputError("truncated DICOM file (element header cut off after the pixel data)")
+            (length,) = struct.unpack(end + "I", data[pos + 8 : pos + 12])
+            start = pos + 12
+        elif explicit:
+            (length,) = struct.unpack(end + "H", data[pos + 6 : pos + 8])
+            start = pos + 8
+        else:
+            (length,) = struct.unpack(end + "I", data[pos + 4 : pos + 8])
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            if (group, element) in _PIXEL_TAGS:
+                pos = _check_fragments(data, start)
+                continue
+            return  # an undefined-length sequence after the pixels: not walked
         if start + length > len(data):
-            raise InputError("truncated DICOM file (pixel data shorter than its declared length)")
-        return
-    _check_fragments(data, start)
+            what = "pixel data" if (group, element) in _PIXEL_TAGS else "an element after the pixel data"
+            raise InputError(f"truncated DICOM file ({what} shorter than its declared length)")
+        pos = start + length
 
 
-def _check_fragments(data: bytes, pos: int) -> None:
-    """Walk encapsulated pixel data items (always little endian) up to the delimiter."""
+def _check_fragments(data: bytes, pos: int) -> int:
+    """Walk encapsulated pixel data items (always little endian) up to the delimiter; returns
+    the position after it."""
     while pos + 8 <= len(data):
         group, element, length = struct.unpack("<HHI", data[pos : pos + 8])
         if (group, element) == (0xFFFE, 0xE0DD):
-            return
+            return pos + 8
         if (group, element) != (0xFFFE, 0xE000):
             raise InputError("damaged DICOM file (unexpected element inside encapsulated pixel data)")
         pos += 8 + length

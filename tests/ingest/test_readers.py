@@ -1,0 +1,158 @@
+"""The readers on their own: FHIR bundle kinds and references, notes, DICOM, VCF."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from carelens.core import BatchResult, InputError
+from carelens.ingest import decode_note, ingest, read_dicom_header, read_fhir, read_text_note, read_vcf
+from tests.ingest.makefiles import (
+    VCF_HEADER,
+    VCF_LINES,
+    bundle,
+    doc_ref,
+    observation,
+    patient,
+    write_json,
+    write_ndjson,
+)
+
+
+@pytest.mark.parametrize("kind", ["transaction", "collection", "searchset"])
+def test_bundle_kinds_and_reference_normalising(kind: str, tmp_path: Path) -> None:
+    doc = bundle(patient("p1"), observation("o1", "urn:uuid:p1"), kind=kind)
+    doc["entry"][0]["fullUrl"] = "https://fhir.example.org/Patient/p1"
+    doc["entry"][1]["resource"]["subject"]["reference"] = "https://fhir.example.org/Patient/p1"
+    del doc["entry"][1]["resource"]["id"]  # POST entries may carry the id only in fullUrl
+    path = write_json(tmp_path / "b.json", doc)
+    batch = BatchResult()
+    items = list(read_fhir([path], batch))
+    assert batch.quarantined == []
+    assert [(i.key, i.where, i.patient_id) for i in items] == [
+        ("Patient/p1", "entry 0", "p1"),
+        ("Observation/o1", "entry 1", "p1"),
+    ]
+    assert items[1].resource["subject"] == {"reference": "Patient/p1"}
+
+
+def test_single_resource_and_ndjson_folder(tmp_path: Path) -> None:
+    write_json(tmp_path / "one" / "patient.json", patient("p1"))
+    write_ndjson(
+        tmp_path / "one" / "Observation.ndjson", observation("o1", "Patient/p1"), observation("o2", "urn:uuid:x")
+    )
+    batch = BatchResult()
+    items = list(read_fhir([tmp_path / "one"], batch))
+    assert [(i.key, i.where) for i in items] == [("Observation/o1", "line 1"), ("Patient/p1", "resource")]
+    assert [(q.where, q.reason) for q in batch.quarantined] == [
+        ("line 2", "urn: reference outside a bundle cannot be resolved")
+    ]
+
+
+def test_forward_reference_across_files_resolves(tmp_path: Path) -> None:
+    write_ndjson(tmp_path / "a_obs.ndjson", observation("o1", "Patient/p1"))
+    write_ndjson(tmp_path / "b_pat.ndjson", patient("p1"))
+    result = ingest([tmp_path / "a_obs.ndjson", tmp_path / "b_pat.ndjson"], tmp_path / "store")
+    assert result.quarantined == [] and result.ingested()["Observation"] == 1
+    later = write_ndjson(tmp_path / "c_obs.ndjson", observation("o2", "Patient/p1"), observation("o3", "Patient/gone"))
+    result = ingest([later], tmp_path / "store")  # p1 is already in the lake
+    assert result.ingested()["Observation"] == 1
+    assert [(q.where, q.reason) for q in result.quarantined] == [
+        ("line 2", "reference to a resource missing from the batch (Patient)")
+    ]
+
+
+def test_unknown_named_file_is_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(b"%PDF-1.4 not for carelens")
+    result = ingest([path], tmp_path / "store")
+    assert [(q.where, q.reason) for q in result.quarantined] == [("file", "not a FHIR, note, DICOM or VCF file")]
+
+
+def test_decode_note_charsets_and_errors() -> None:
+    text = "Patient denies chest pain. Café."
+    assert decode_note(doc_ref("d1", "Patient/p1", text)).text == text
+    latin = doc_ref("d2", "Patient/p1", "x", content_type="text/plain; charset=ISO-8859-1")
+    latin["content"][0]["attachment"]["data"] = base64.b64encode(text.encode("latin-1")).decode()
+    note = decode_note(latin)
+    assert (note.text, note.patient_id, note.type, note.date) == (text, "p1", "Progress note", "2020-01-01")
+    bad = doc_ref("d3", "Patient/p1", "x")
+    bad["content"][0]["attachment"]["data"] = "not base64!!"
+    cases = {
+        "not valid base64": bad,
+        "not text (content type application/pdf)": doc_ref("d4", "Patient/p1", "x", content_type="application/pdf"),
+        "no attachment": {"resourceType": "DocumentReference", "id": "d5", "content": []},
+        "by URL": {
+            "resourceType": "DocumentReference",
+            "id": "d6",
+            "content": [{"attachment": {"contentType": "text/plain", "url": "http://x/y"}}],
+        },
+        "not a DocumentReference": patient("p1"),
+    }
+    for reason, resource in cases.items():
+        with pytest.raises(InputError, match=re.escape(reason)):
+            decode_note(resource)
+    utf8_as_ascii = doc_ref("d7", "Patient/p1", text, content_type="text/plain; charset=us-ascii")
+    with pytest.raises(InputError, match="not valid ascii"):
+        decode_note(utf8_as_ascii)
+
+
+def test_text_note_and_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "n.txt").write_text("PT C/O SOB. DENIES CP.")
+    assert read_text_note(tmp_path / "n.txt").patient_id is None
+    write_json(tmp_path / "n.meta.json", {"patient_id": "p9", "note_id": "n-1"})
+    note = read_text_note(tmp_path / "n.txt")
+    assert (note.note_id, note.patient_id, note.text) == ("n-1", "p9", "PT C/O SOB. DENIES CP.")
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"])
+def test_dicom_header_and_truncation(name: str) -> None:
+    data = Path(get_testdata_file(name)).read_bytes()
+    header = read_dicom_header(data)
+    assert header["sop_uid"] and header["study_uid"] and header["rows"] and header["modality"]
+    with pytest.raises(InputError, match="truncated"):
+        read_dicom_header(data[: len(data) - 100])
+    with pytest.raises(InputError, match="not a DICOM file"):
+        read_dicom_header(b"hello")
+
+
+def test_dicom_shared_files(shared_data: Path, tmp_path: Path) -> None:
+    files = [shared_data / "imaging" / "chest-cr-rsna.dcm", *sorted((shared_data / "deid" / "dicom").glob("*.dcm"))]
+    result = ingest(files, tmp_path / "store")
+    assert result.ingested()["dicom"] == len(files) == 4 and result.quarantined == []
+
+
+def test_vcf_plain_gzip_and_sites_only(tmp_path: Path) -> None:
+    text = VCF_HEADER + "\n".join(VCF_LINES) + "\n"
+    plain = read_vcf(tmp_path / "a.vcf", text.encode(), "a")
+    packed = read_vcf(tmp_path / "a.vcf.gz", gzip.compress(text.encode()), "a")
+    assert plain.rows == packed.rows and plain.records == 3 and len(plain.rows) == 6
+    assert plain.rows[1][:10] == ("S2", "chr10", 94781859, "rs4244285", "G", "A", 50.0, "PASS", "1|1", True)
+    assert plain.rows[5][8:10] == ("./.", False)
+    sites = "\n".join(line.rsplit("\t", 3)[0] for line in text.strip().split("\n")[-4:])
+    header = "\n".join(text.split("\n")[:4])
+    only = read_vcf(tmp_path / "s.vcf", (header + "\n" + sites + "\n").encode(), "s")
+    assert only.records == 3 and [r[0] for r in only.rows] == [None, None, None]
+
+
+def test_vcf_file_level_problems(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a VCF"):
+        read_vcf(tmp_path / "x.vcf", b"chr1\t1\t.\tA\tC\n", "x")
+    with pytest.raises(InputError, match="no #CHROM"):
+        read_vcf(tmp_path / "x.vcf", b"##fileformat=VCFv4.2\n", "x")
+    with pytest.raises(InputError, match="gzip"):
+        read_vcf(tmp_path / "x.vcf.gz", gzip.compress(VCF_HEADER.encode())[:20], "x")
+    hg19 = VCF_HEADER.replace("##reference=GRCh38\n", "##reference=file:///refs/hg19.fa\n")
+    with pytest.raises(InputError, match="non-GRCh38"):
+        read_vcf(tmp_path / "x.vcf", hg19.encode(), "x")
+
+
+def test_shared_vcfs(shared_data: Path) -> None:
+    background = shared_data / "genomics" / "background" / "PG_NA12878_hg38-chr21.vcf.gz"
+    result = read_vcf(background, background.read_bytes(), "bg")
+    assert result.records == 65_370 and result.bad_lines == []
