@@ -173,7 +173,10 @@ def _call(variant, idx: int, line: int) -> SampleCall:
     except KeyError:
         values = None
     if values is not None:
-        v = int(values[idx][0])
+        try:
+            v = int(values[idx][0])
+        except (TypeError, ValueError):  # PS declared as a string, or '.'
+            v = -1
         if v >= 0:  # htslib's missing / end-of-vector markers are negative
             ps = v
     filt = variant.FILTER or "PASS"
