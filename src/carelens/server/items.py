@@ -33,7 +33,8 @@ class ReviewItem(BaseModel):
 def model_of(obj: dict[str, Any], default: tuple[str, str]) -> tuple[str, str]:
     """(model id, version) from an output's ``provenance`` / ``model_id`` keys, else ``default``."""
     prov = obj.get("provenance") or (obj.get("evidence") or {}).get("provenance") or {}
-    model = obj.get("model") if isinstance(obj.get("model"), dict) else {"id": obj.get("model")}
+    raw = obj.get("model")
+    model: dict[str, Any] = raw if isinstance(raw, dict) else {"id": raw}
     model_id = prov.get("model_id") or obj.get("model_id") or model.get("id") or default[0]
     version = prov.get("model_version") or obj.get("model_version") or model.get("version") or default[1]
     return str(model_id), str(version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,9 +17,14 @@ from carelens.store.appdb.clock import now_iso
 from carelens.store.appdb.models import ROLES, ApiToken, User, WebSession
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 8
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users, so that both cases take the same time."""
+    return _hasher.hash("not-a-real-password")
 
 
 def _sha256(value: str) -> str:
@@ -50,7 +56,7 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
     """The active user when the password matches, else None (same work either way)."""
     user = get_user(s, username)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     return user if user is not None and user.active else None
