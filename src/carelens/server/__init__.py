@@ -24,7 +24,15 @@ _WHERE = {
     "ReviewItem": "carelens.server.items",
     "ServerSettings": "carelens.server.settings",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BundleData",
+    "ClinicalData",
+    "PatientRow",
+    "ReviewItem",
+    "ServerSettings",
+    "SummaryUnavailable",
+    "create_app",
+]
 
 
 def __getattr__(name: str) -> Any:
