@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One thread: on a few shared cores, more threads only wait on each other.
+torch.set_num_threads(1)
 
 
 def synthetic_arrays(n: int, seed: int) -> dict[str, np.ndarray]:

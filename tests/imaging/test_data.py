@@ -54,8 +54,10 @@ def test_npz_missing_split_and_bad_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a readable"):
         load_npz(bad, "train")
-    with pytest.raises(InputError, match="expected a .npz file or a folder"):
-        load_dataset(tmp_path / "x.txt" if (tmp_path / "x.txt").write_text("x") else tmp_path, "train")
+    text = tmp_path / "x.txt"
+    text.write_text("x")
+    with pytest.raises(InputError, match=r"expected a \.npz file or a folder"):
+        load_dataset(text, "train")
 
 
 def _png(path: Path, value: int, size: int = 32) -> None:

@@ -101,7 +101,7 @@ def test_undecodable_transfer_syntax_is_named() -> None:
 def test_not_dicom_and_corrupt_files(tmp_path: Path) -> None:
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"\x00" * 64)
-    with pytest.raises(InputError, match="not a DICOM file|corrupt DICOM"):
+    with pytest.raises(InputError, match=r"not a DICOM file|corrupt DICOM"):
         read_image(junk)
     text = tmp_path / "notes.png"
     text.write_text("hello")

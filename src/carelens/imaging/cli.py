@@ -37,6 +37,9 @@ def train_cmd(
     conformal: str = typer.Option("lac", "--conformal", help="Conformal score: lac or aps."),
     modality: list[str] | None = typer.Option(None, "--modality", help="DICOM modality the model accepts (repeat)."),
     version: str = typer.Option("1.0.0", "--version", help="Version recorded in the model package."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (1 is best on busy shared cores)."
+    ),
 ) -> None:
     """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
     from carelens.imaging.trainer import TrainConfig, train
@@ -56,6 +59,7 @@ def train_cmd(
         conformal_method=conformal,
         modalities=list(modality) if modality else None,
         version=version,
+        threads=threads,
     )
     meta = train(data, out, cfg)
     emit_json(

@@ -2,7 +2,9 @@
 
 A set with more than one label (or none) means the model cannot decide at that coverage:
 the image is reported as "uncertain: refer". Scores: ``lac`` (1 - probability of the true
-class; smallest sets) and ``aps`` (cumulative probability down to the true class; adaptive).
+class; smallest sets) and ``aps`` (probability mass of the classes ranked above the true one plus
+half its own: adaptive sets; the half replaces APS's random draw so that an image always gets
+the same set).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ def _scores(proba: np.ndarray, labels: np.ndarray, method: str) -> np.ndarray:
         return 1.0 - proba[idx, labels]
     order = np.argsort(-proba, axis=1, kind="stable")
     sorted_p = np.take_along_axis(proba, order, axis=1)
-    cumulative = np.cumsum(sorted_p, axis=1)
+    before = np.cumsum(sorted_p, axis=1) - sorted_p
     rank = np.argmax(order == labels[:, None], axis=1)
-    return cumulative[idx, rank]
+    return before[idx, rank] + 0.5 * sorted_p[idx, rank]
 
 
 def calibrate_conformal(
@@ -66,12 +68,12 @@ def prediction_sets(proba: np.ndarray, threshold: ConformalThreshold) -> list[li
         if threshold.method == "lac":
             chosen = [int(k) for k in order if 1.0 - row[k] <= threshold.qhat]
         else:
-            chosen, total = [], 0.0
+            chosen, before = [], 0.0
             for k in order:
-                chosen.append(int(k))
-                total += float(row[k])
-                if total >= threshold.qhat:
+                if before + 0.5 * float(row[k]) > threshold.qhat:
                     break
+                chosen.append(int(k))
+                before += float(row[k])
         sets.append(chosen)
     return sets
 

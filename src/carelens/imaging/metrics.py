@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
 
@@ -34,11 +35,21 @@ def predicted_classes(proba: np.ndarray, task: str, threshold: float = 0.5) -> n
     return proba.argmax(axis=1)
 
 
+def binary_auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties averaged; NaN when one class is absent."""
+    pos = truth.astype(bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def auc(proba: np.ndarray, labels: np.ndarray, task: str) -> float:
     """ROC AUC (binary), one-vs-rest macro AUC (multi-class), macro AUC over labels (multi-label)."""
     try:
         if task == "binary":
-            return float(roc_auc_score(labels, proba[:, 1]))
+            return binary_auc(proba[:, 1], labels)
         if task == "multilabel":
             keep = [k for k in range(labels.shape[1]) if 0 < labels[:, k].sum() < len(labels)]
             return float(np.mean([roc_auc_score(labels[:, k], proba[:, k]) for k in keep])) if keep else float("nan")

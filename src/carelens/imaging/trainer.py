@@ -47,6 +47,8 @@ class TrainConfig:
     conformal_method: str = "lac"
     threshold_rule: str = "youden"
     ood_z: float = 5.0
+    bootstrap: int = 1000
+    threads: int | None = None
     version: str = "1.0.0"
     arch_options: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
@@ -139,6 +141,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     image_size = int(train_set.images.shape[-1])
     channels = int(train_set.images.shape[1])
@@ -202,7 +206,9 @@ def train(
         if task != "multilabel"
         else None
     )
-    val_metrics = evaluation_metrics(val_logits, val_set.labels, task, temperature, threshold, conformal)
+    val_metrics = evaluation_metrics(
+        val_logits, val_set.labels, task, temperature, threshold, conformal, resamples=cfg.bootstrap
+    )
     reliability_diagram(
         {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
         val_set.labels,

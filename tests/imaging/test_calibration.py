@@ -1,0 +1,77 @@
+"""Temperature scaling, ECE, Brier, reliability diagrams and split-conformal prediction sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carelens.core import UsageError
+from carelens.imaging.calibration import (
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_diagram,
+)
+from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+from carelens.imaging.engine import logits_to_proba
+
+
+def _overconfident(n: int, seed: int, factor: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z); the model reports factor * z (too sure of itself)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, 3))
+    p = logits_to_proba(z, "multiclass")
+    labels = np.array([rng.choice(3, p=row) for row in p])
+    return z * factor, labels, p
+
+
+def test_temperature_recovers_overconfidence() -> None:
+    logits, labels, _ = _overconfident(4000, 0)
+    t = fit_temperature(logits, labels, "multiclass")
+    assert 2.5 < t < 3.5
+    before = expected_calibration_error(logits_to_proba(logits, "multiclass"), labels, "multiclass")
+    after = expected_calibration_error(logits_to_proba(logits, "multiclass", t), labels, "multiclass")
+    assert before > 0.1
+    assert after < 0.03
+
+
+def test_brier_known_values() -> None:
+    proba = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    labels = np.array([1, 1, 0])
+    assert brier_score(proba, labels, "binary") == pytest.approx((0 + 1 + 0.25) / 3)
+    assert expected_calibration_error(np.array([[0.2, 0.8]] * 10), np.array([1] * 8 + [0] * 2)) == pytest.approx(0.0)
+
+
+def test_reliability_diagram_png(tmp_path: Path) -> None:
+    logits, labels, _ = _overconfident(500, 1)
+    path = reliability_diagram({"raw": logits_to_proba(logits, "multiclass")}, labels, "multiclass", tmp_path / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("method", ["lac", "aps"])
+def test_conformal_coverage_holds_on_exchangeable_data(method: str) -> None:
+    _, cal_labels, cal_p = _overconfident(3000, 2)
+    _, test_labels, test_p = _overconfident(3000, 3)
+    threshold = calibrate_conformal(cal_p, cal_labels, target=0.9, method=method)
+    sets = prediction_sets(test_p, threshold)
+    assert abs(coverage(sets, test_labels) - 0.9) < 0.02
+    sizes = [len(s) for s in sets]
+    assert 1 in sizes and max(sizes) > 1  # some decided, some "uncertain: refer"
+    assert all(s[0] == int(np.argmax(p)) for s, p in zip(sets, test_p, strict=True) if s)
+
+
+def test_conformal_higher_target_gives_larger_sets() -> None:
+    _, labels, p = _overconfident(2000, 4)
+    small = prediction_sets(p, calibrate_conformal(p, labels, 0.8))
+    large = prediction_sets(p, calibrate_conformal(p, labels, 0.95))
+    assert np.mean([len(s) for s in large]) > np.mean([len(s) for s in small])
+
+
+def test_conformal_rejects_bad_settings() -> None:
+    p = np.array([[0.3, 0.7]])
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        calibrate_conformal(p, np.array([1]), target=1.5)
+    with pytest.raises(UsageError, match="unknown conformal method"):
+        calibrate_conformal(p, np.array([1]), method="raps")

@@ -1,0 +1,89 @@
+"""Training: networks, a sane result on an easy task, reproducibility, the model package, the time budget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from carelens.core import InputError, UsageError
+from carelens.imaging import build_model, load_npz, predict_proba, train_one_epoch
+from carelens.imaging.package import load_package
+from carelens.imaging.trainer import TrainConfig, train
+
+FAST = {"width": 8}
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet18", "densenet121"])
+def test_networks_give_logits_per_class(arch: str) -> None:
+    model = build_model(arch, in_channels=1, num_classes=3, image_size=28).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_unknown_architecture() -> None:
+    with pytest.raises(UsageError, match="unknown architecture"):
+        build_model("vgg99")
+
+
+def test_train_one_epoch_learns_easy_task(synthetic_npz: Path) -> None:
+    torch.manual_seed(0)
+    train_set, val_set = load_npz(synthetic_npz, "train"), load_npz(synthetic_npz, "val")
+    model = build_model("cnn", width=8)
+    before = predict_proba(model, val_set)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = [train_one_epoch(model, train_set, optimizer, seed=e, augment=False) for e in range(4)]
+    after = predict_proba(model, val_set)
+    from sklearn.metrics import roc_auc_score
+
+    assert losses[-1] < losses[0]
+    assert roc_auc_score(val_set.labels, after[:, 1]) > 0.8
+    assert after.shape == before.shape == (len(val_set), 2)
+    np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(max_epochs=2, seed=3, arch_options=FAST, modalities=["CR"], bootstrap=100)
+    meta = train(synthetic_npz, tmp_path / "a", cfg)
+    again = train(
+        synthetic_npz, tmp_path / "b", TrainConfig(max_epochs=2, seed=3, arch_options=FAST, modalities=["CR"])
+    )
+    assert meta["id"] == again["id"]  # same seed, data and epochs: same weights
+    weights = (tmp_path / "a" / "weights.pt").read_bytes()
+    assert meta["id"] == hashlib.sha256(weights).hexdigest()
+    on_disk = json.loads((tmp_path / "a" / "model.json").read_text())
+    for key in ("id", "version", "arch", "labels", "preprocessing", "metrics", "calibration", "conformal",
+                "training", "created_at", "carelens_version", "card"):  # fmt: skip
+        assert key in on_disk, key
+    assert on_disk["conformal"]["target"] == 0.9
+    assert on_disk["training"]["counts"] == {"train": 160, "val": 80}
+    assert on_disk["training"]["epochs_run"] == 2
+    assert set(on_disk["card"]) >= {"intended_use", "data", "performance", "limitations"}
+    assert on_disk["metrics"]["validation"]["auc"] > 0.6  # better than chance after two epochs on an easy task
+    assert len(on_disk["metrics"]["validation"]["ci"]["auc"]) == 2
+    assert (tmp_path / "a" / "MODEL_CARD.md").read_text().startswith("# Model card")
+    assert (tmp_path / "a" / "reliability.png").exists() and (tmp_path / "a" / "checkpoint.pt").exists()
+    different = train(synthetic_npz, tmp_path / "c", TrainConfig(max_epochs=2, seed=4, arch_options=FAST))
+    assert different["id"] != meta["id"]
+
+
+def test_time_budget_stops_training(synthetic_npz: Path, tmp_path: Path) -> None:
+    meta = train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=500, time_budget=2.0, arch_options=FAST))
+    assert meta["training"]["stopped_because"] in ("time_budget", "schedule_done")
+    assert meta["training"]["epochs_run"] < 500
+
+
+def test_tampered_weights_are_refused(synthetic_npz: Path, tmp_path: Path) -> None:
+    train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=1, arch_options=FAST))
+    package = load_package(tmp_path / "p")
+    assert package.task == "binary"
+    weights = tmp_path / "p" / "weights.pt"
+    weights.write_bytes(weights.read_bytes() + b"x")
+    with pytest.raises(InputError, match="do not match the model id"):
+        load_package(tmp_path / "p")
+    with pytest.raises(InputError, match="not a model package"):
+        load_package(tmp_path)
