@@ -184,3 +184,10 @@ def test_not_a_clinvar_file(tmp_path: Path) -> None:
     sample = _sample(tmp_path)
     with pytest.raises(InputError, match="not a ClinVar VCF"):
         find_secondary(sample, sample)
+
+
+def test_grch37_clinvar_refused(tmp_path: Path) -> None:
+    clinvar = tmp_path / "clinvar37.vcf"
+    clinvar.write_text(OFFICIAL_HEADER.replace("length=248956422", "length=249250621") + SYNTHETIC_CLINVAR[0] + "\n")
+    with pytest.raises(InputError, match="GRCh37"):
+        find_secondary(_sample(tmp_path), clinvar)

@@ -107,6 +107,10 @@ def test_ties_are_reported_as_ties(test_vcfs: Path) -> None:
     assert g.diplotypes == ["*1/*2", "*2/*38"]
     assert 94842866 in g.not_assayed and "*1" in g.could_change
     assert g.phenotype == "Intermediate Metabolizer"  # both tied diplotypes agree
+    differ = _gene(pgx_report(test_vcfs / "haplotype/cyp2c19/s1s17s1s4bmissing.vcf"), "CYP2C19")
+    assert differ.diplotypes == ["*1/*4", "*1/*17"] and differ.phenotype is None
+    assert differ.phenotypes == ["Intermediate Metabolizer", "Rapid Metabolizer"]
+    assert differ.phenotype_note == "tied diplotypes differ in phenotype"
 
 
 def test_multisample_pharmcat_file(test_vcfs: Path) -> None:

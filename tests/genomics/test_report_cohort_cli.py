@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from carelens.cli import app
-from carelens.genomics.cohort import cohort_frequencies, write_to_lake
+from carelens.genomics.cohort import cohort_frequencies, plot_phenotypes, write_to_lake
 from carelens.genomics.pgx import pgx_report
 from carelens.genomics.render import pgx_tsv, render_html
 
@@ -50,6 +50,8 @@ def test_cohort_frequencies_in_the_lake(test_vcfs: Path, tmp_path: Path) -> None
     freq = con.execute("SELECT sum(frequency) FROM pgx_cohort WHERE gene='CYP2C19' AND kind='phenotype'").fetchone()
     assert freq is not None and abs(freq[0] - 1.0) < 1e-6
     assert "sample" not in [c[0] for c in con.execute("DESCRIBE pgx_cohort").fetchall()]  # no sample ids in the lake
+    png = plot_phenotypes(result, tmp_path / "cohort.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("command", ["pgx", "findings", "report", "cohort", "refresh-definitions"])

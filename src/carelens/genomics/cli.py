@@ -100,6 +100,7 @@ def cohort_command(
         None, "--store", help="carelens store (default: CARELENS_STORE or ./carelens-data)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw phenotype frequencies per gene to this PNG."),
 ) -> None:
     """Diplotype and phenotype frequencies across samples; written to the lake as table pgx_cohort (SQL-queryable).
 
@@ -107,10 +108,12 @@ def cohort_command(
     """
     from carelens.core.config import get_settings
     from carelens.core.output import emit_json
-    from carelens.genomics.cohort import cohort_frequencies, write_to_lake
+    from carelens.genomics.cohort import cohort_frequencies, plot_phenotypes, write_to_lake
 
     root = store or get_settings().store
     result = write_to_lake(cohort_frequencies(vcfs), root)
+    if plot is not None:
+        plot_phenotypes(result, plot)
     emit_json(result, out)
     if result.quarantined:
         raise typer.Exit(3)

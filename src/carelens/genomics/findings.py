@@ -139,6 +139,7 @@ def _info(variant, key: str) -> str | None:
 
 def load_clinvar(path: Path, genes: set[str]) -> tuple[dict[tuple[str, int, str, str], ClinvarRecord], dict]:
     """P/LP and conflicting ClinVar alleles in ``genes``: ``{(contig, pos, ref, alt): record}`` and file metadata."""
+    vcf_info(path)  # refuses a GRCh37 ClinVar file
     vcf = _open(path)
     header = vcf.raw_header
     official = "ID=CLNSIG" in header

@@ -27,6 +27,7 @@ class GeneResult(BaseModel):
     gene: str
     diplotypes: list[str]
     phenotype: str | None
+    phenotypes: list[str | None] = Field(default_factory=list, description="the phenotype of each diplotype, in order")
     activity_score: str | None = None
     lookup_key: str | None = None
     not_assayed: list[int] = Field(default_factory=list)
@@ -79,6 +80,13 @@ def _phenotype(defs: PgxDefinitions, gene: str, diplotypes: list[str]) -> tuple[
         if all(tuple(sorted(d.split("/"))) in table.diplotypes for d in diplotypes):
             return phenotype, lookup, activity
     return None, None, None
+
+
+def _each_phenotype(defs: PgxDefinitions, gene: str, diplotypes: list[str]) -> list[str | None]:
+    table = defs.phenotypes.get(gene)
+    if table is None:
+        return [None] * len(diplotypes)
+    return [(table.diplotypes.get(tuple(sorted(d.split("/")))) or (None,))[0] for d in diplotypes]
 
 
 def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
@@ -222,6 +230,7 @@ def report_from_calls(
                 gene=gene,
                 diplotypes=call.diplotypes,
                 phenotype=phenotype,
+                phenotypes=_each_phenotype(defs, gene, call.diplotypes),
                 activity_score=activity,
                 lookup_key=lookup,
                 not_assayed=call.not_assayed,
