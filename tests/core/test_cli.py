@@ -39,3 +39,17 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("carelens ")
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-bundle.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "carelens.cli", "summarize", str(missing)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
