@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -94,6 +93,60 @@ def text_cmd(
     _finish(result)
 
 
-def main_guard() -> None:
-    """Entry for ``python -m carelens.privacy.cli`` (debugging)."""
-    sys.exit(0)
+@deid.command("fhir")
+def fhir_cmd(
+    src: Path = typer.Argument(..., help="A FHIR bundle / NDJSON file or a folder of them."),
+    out: Path = typer.Option(..., "--out", help="Folder for the de-identified files (same layout)."),
+    profile: Path | None = typer.Option(None, "--profile", help="A JSON rules profile (default: Safe Harbor)."),
+) -> None:
+    """De-identify FHIR resources: path rules (Safe Harbor profile), hashed ids and references, shifted dates,
+    free text through the text de-identifier. Needs the site secret. Exit 3 when some items were quarantined."""
+    from carelens.privacy.fhir import Profile, deid_fhir_path
+
+    _exists(src)
+    keys = _keys(required=True)
+    result = deid_fhir_path(src, out, keys, Profile.from_file(profile) if profile else None)
+    _finish(result)
+
+
+@deid.command("vcf")
+def vcf_cmd(
+    src: Path = typer.Argument(..., help="A VCF (.vcf or .vcf.gz)."),
+    out: Path = typer.Option(..., "--out", help="The de-identified VCF to write (.gz to compress)."),
+    patient: str | None = typer.Option(None, "--patient", help="Patient id of a single-sample VCF."),
+) -> None:
+    """De-identify a VCF: sample ids become patient pseudonyms, identifying header lines are removed.
+    Needs the site secret."""
+    from carelens.core.output import emit_json
+    from carelens.privacy.vcf import deid_vcf
+
+    _exists(src)
+    keys = _keys(required=True)
+    counts = deid_vcf(src, out, keys, (lambda _s: patient) if patient else None)
+    emit_json({"done": counts, "out": str(out)})
+
+
+@deid.command("audit")
+def audit_cmd(
+    out: Path = typer.Argument(..., help="De-identified output (file or folder) to search."),
+    source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
+    format: str = typer.Option("json", "--format", help="json (default) or text."),
+) -> None:
+    """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone,
+    address, birth date). Prints {"leaks": [{"value_kind", "location"}], ...}; exit 4 when anything leaked."""
+    from carelens.core.output import emit_json
+    from carelens.privacy.audit import audit
+
+    _exists(out)
+    _exists(source)
+    report = audit(out, source)
+    if format == "json":
+        emit_json(report.as_dict())
+    elif format == "text":
+        for leak in report.leaks:
+            typer.echo(f"{leak.value_kind}\t{leak.location}")
+        typer.echo(f"{len(report.leaks)} leaks in {report.files_scanned} files", err=True)
+    else:
+        raise UsageError("--format must be json or text")
+    if report.leaks:
+        raise typer.Exit(4)

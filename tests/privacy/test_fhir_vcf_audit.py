@@ -1,0 +1,152 @@
+"""FHIR and VCF de-identification with canaries in every free-text field; the leak audit."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from carelens.cli import app
+from carelens.privacy.audit import audit
+from carelens.privacy.fhir import deid_fhir_path
+from carelens.privacy.keys import KeyService
+from carelens.privacy.vcf import deid_vcf
+from tests.privacy.conftest import CANARY, canary_note
+
+C = CANARY
+
+
+def _bundle(patient: dict) -> dict:
+    pid = patient["id"]
+    ref = {"reference": f"urn:uuid:{pid}", "display": f"{C['given']} {C['family']}"}
+    note = canary_note()
+    resources = [
+        patient,
+        {"resourceType": "Encounter", "id": "enc-1", "status": "finished", "subject": ref,
+         "period": {"start": "2019-07-23T10:00:00Z"},
+         "participant": [{"individual": {"display": f"Dr. {C['family']}"}}]},
+        {"resourceType": "Observation", "id": "obs-1", "status": "final", "subject": ref,
+         "code": {"text": "Comment"}, "effectiveDateTime": "2019-07-23",
+         "valueString": f"Call {C['given']} at {C['phone']}"},
+        {"resourceType": "Condition", "id": "cond-1", "subject": ref,
+         "note": [{"text": f"Reported by {C['given']} {C['family']}, MRN {C['mrn']}"}]},
+        {"resourceType": "DocumentReference", "id": "doc-1", "status": "current", "subject": ref,
+         "content": [{"attachment": {"contentType": "text/plain",
+                                     "data": base64.b64encode(note.encode()).decode()}}],
+         "description": f"Note for {C['family']}"},
+    ]  # fmt: skip
+    entries = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _write_source(tmp_path: Path, patient: dict) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bundle.json").write_text(json.dumps(_bundle(patient)))
+    return src
+
+
+def test_fhir_deid_removes_every_canary_and_keeps_references(tmp_path: Path, keys: KeyService, canary_patient: dict):
+    src = _write_source(tmp_path, canary_patient)
+    out = tmp_path / "out"
+    result = deid_fhir_path(src, out, keys)
+    assert result.done["resources"] == 5 and not result.quarantined
+    report = audit(out, src)
+    assert report.identifiers["name"] >= 3 and report.identifiers["mrn"] >= 1
+    assert report.clean, report.leaks
+    bundle = json.loads((out / "bundle.json").read_text())
+    by_type = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
+    pseudonym = keys.pseudonym("pat-canary-1")
+    assert by_type["Patient"]["id"] == pseudonym
+    assert all(by_type[t]["subject"]["reference"] == f"Patient/{pseudonym}" for t in ("Encounter", "Condition"))
+    assert by_type["Patient"]["birthDate"] == "1951" or len(by_type["Patient"]["birthDate"]) == 4
+    assert "name" not in by_type["Patient"] and "telecom" not in by_type["Patient"]
+    shifted = by_type["Observation"]["effectiveDateTime"]
+    assert shifted != "2019-07-23" and len(shifted) == 10
+    text = base64.b64decode(by_type["DocumentReference"]["content"][0]["attachment"]["data"]).decode()
+    assert "Quixley".upper() not in text.upper() and text.strip()
+
+
+def test_audit_finds_canaries_without_deid(tmp_path: Path, keys: KeyService, canary_patient: dict) -> None:
+    src = _write_source(tmp_path, canary_patient)
+    passthrough = tmp_path / "passthrough"
+    deid_fhir_path(src, passthrough, keys, passthrough=True)
+    report = audit(passthrough, src)
+    kinds = {leak.value_kind for leak in report.leaks}
+    assert {"name", "mrn", "ssn", "phone", "address", "birth_date"} <= kinds
+    assert all(C["family"] not in leak.location for leak in report.leaks)
+    assert all(leak.location.startswith("bundle.json:") for leak in report.leaks)
+
+
+def test_fhir_bad_input_quarantined(tmp_path: Path, keys: KeyService) -> None:
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "broken.json").write_text("{not json")
+    (src / "notresource.json").write_text(json.dumps({"hello": "world"}))
+    (src / "rows.ndjson").write_text('{"resourceType": "Observation", "id": "o1", "status": "final"}\n[1, 2]\n')
+    result = deid_fhir_path(src, tmp_path / "out", keys)
+    assert result.done["resources"] == 1
+    reasons = sorted(q.reason for q in result.quarantined)
+    assert reasons == ["not a FHIR resource (no resourceType)", "not a FHIR resource (no resourceType)",
+                       "not valid JSON"]  # fmt: skip
+    assert not (tmp_path / "out" / "broken.json").exists()
+
+
+def test_cli_fhir_needs_secret_and_audit_exit_codes(tmp_path: Path, canary_patient: dict, monkeypatch) -> None:
+    src = _write_source(tmp_path, canary_patient)
+    runner = CliRunner()
+    monkeypatch.delenv("CARELENS_SECRET_FILE", raising=False)
+    monkeypatch.delenv("CARELENS_SECRET", raising=False)
+    res = runner.invoke(app, ["deid", "fhir", str(src), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "CARELENS_SECRET_FILE" in str(res.exception)
+    monkeypatch.setenv("CARELENS_SECRET", "ab" * 32)
+    assert runner.invoke(app, ["deid", "fhir", str(src), "--out", str(tmp_path / "o")]).exit_code == 0
+    clean = runner.invoke(app, ["deid", "audit", str(tmp_path / "o"), "--source", str(src)])
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["leaks"] == []
+    leaky = runner.invoke(app, ["deid", "audit", str(src), "--source", str(src), "--format", "json"])
+    assert leaky.exit_code == 4 and json.loads(leaky.stdout)["leaks"]
+    assert C["mrn"] not in leaky.stdout and C["family"] not in leaky.stdout
+
+
+VCF = """##fileformat=VCFv4.2
+##fileDate=20190723
+##source=/home/jsmith/pipelines/gatk-4.2/HaplotypeCaller
+##reference=file:///data/patients/Quixley/GRCh38.fa
+##commandline="gatk HaplotypeCaller -I /data/Quixley_Zebulon.bam"
+##SAMPLE=<ID=MRN88421907,Name=Zebulon Quixley>
+##contig=<ID=chr1,length=248956422>
+##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tMRN88421907
+chr1\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1
+"""
+
+
+def test_vcf_deid_pseudonymises_samples_and_cleans_header(tmp_path: Path, keys: KeyService) -> None:
+    src = tmp_path / "in.vcf.gz"
+    src.write_bytes(gzip.compress(VCF.encode()))
+    out = tmp_path / "out.vcf.gz"
+    counts = deid_vcf(src, out, keys, lambda s: "pat-canary-1")
+    text = gzip.decompress(out.read_bytes()).decode()
+    assert counts == {"records": 1, "samples": 1, "header_lines_removed": 3}
+    assert keys.pseudonym("pat-canary-1") in text
+    for secret in ("Quixley", "MRN88421907", "jsmith", "20190723", "Zebulon"):
+        assert secret not in text
+    assert "##contig=<ID=chr1" in text and "##reference=GRCh38.fa" in text and "chr1\t100" in text
+    leaks = audit(out, src).leaks
+    assert leaks == []
+    assert audit(src, src).leaks  # the source leaks its own sample id
+
+
+def test_vcf_rejects_non_vcf(tmp_path: Path, keys: KeyService) -> None:
+    src = tmp_path / "x.vcf"
+    src.write_text("hello\n")
+    import pytest
+
+    from carelens.core.errors import InputError
+
+    with pytest.raises(InputError, match="not a VCF"):
+        deid_vcf(src, tmp_path / "o.vcf", keys)
+    assert not (tmp_path / "o.vcf").exists()
