@@ -78,3 +78,16 @@ def test_pgx_command_html_and_bad_input(test_vcfs: Path, tmp_path: Path) -> None
     assert ok.exit_code == 0 and "<table>" in out.read_text()
     missing = runner.invoke(app, ["genome", "pgx", vcf, "--sample", "nobody"])
     assert missing.exit_code != 0
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "html"])
+def test_findings_and_pgx_formats(fmt: str, test_vcfs: Path, shared_data: Path, tmp_path: Path) -> None:
+    vcf = str(test_vcfs / "haplotype/cyp2c19/s2s2.vcf")
+    clinvar = str(shared_data / "genomics/clinvar/clinvar_alleles_example_750_rows.single.b38.vcf")
+    pgx_out, findings_out = tmp_path / f"p.{fmt}", tmp_path / f"f.{fmt}"
+    assert runner.invoke(app, ["genome", "pgx", vcf, "--format", fmt, "--out", str(pgx_out)]).exit_code == 0
+    args = ["genome", "findings", vcf, "--clinvar", clinvar, "--format", fmt, "--out", str(findings_out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert "*2/*2" in pgx_out.read_text()
+    text = findings_out.read_text()
+    assert ("sample\tgene" in text) if fmt == "tsv" else ("Secondary findings" in text and "No pathogenic" in text)

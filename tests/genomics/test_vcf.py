@@ -154,3 +154,16 @@ def test_malformed_line_and_not_a_vcf(tmp_path: Path) -> None:
         pgx_report(junk)
     with pytest.raises(InputError, match="not found"):
         pgx_report(tmp_path / "absent.vcf")
+
+
+def test_missing_to_ref_is_explicit_and_listed(tmp_path: Path) -> None:
+    """A variant-only VCF: absent positions are not assayed unless --missing-to-ref, which lists what it assumed."""
+    rows = [r.format(c="chr10") for r in CYP2C19_S1S2]
+    vcf = write_vcf(tmp_path / "variants-only.vcf", rows)
+    plain = _cyp2c19(pgx_report(vcf))
+    assumed = _cyp2c19(pgx_report(vcf, missing_to_ref=True))
+    assert plain.assumed_reference == [] and len(plain.not_assayed) == 32
+    assert assumed.not_assayed == [] and sorted(assumed.assumed_reference) == sorted(plain.not_assayed)
+    assert assumed.diplotypes == ["*1/*2"]
+    assert any("taken as reference" in w for w in assumed.warnings)
+    assert {p["filter"] for p in assumed.positions} == {"PASS", "ASSUMED_REF"}

@@ -35,13 +35,20 @@ def pgx_command(
     outside_calls: Path | None = typer.Option(None, "--outside-calls", help="TSV: gene<TAB>diplotype[<TAB>phenotype]."),
     fmt: PgxFormat = typer.Option(PgxFormat.json, "--format", help="json, tsv or html."),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
+    missing_to_ref: bool = typer.Option(
+        False, "--missing-to-ref", help="Take positions absent from a variant-only VCF as reference (listed per gene)."
+    ),
 ) -> None:
-    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF."""
+    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF.
+
+    Positions the VCF does not cover are reported as not assayed (never assumed reference unless
+    --missing-to-ref is given); ties are reported as ties.
+    """
     from carelens.core.output import emit_json
     from carelens.genomics.pgx import pgx_report
     from carelens.genomics.render import pgx_tsv, render_html
 
-    report = pgx_report(vcf, sample=sample, outside_calls=outside_calls)
+    report = pgx_report(vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
     if fmt is PgxFormat.json:
         emit_json(report, out)
     elif fmt is PgxFormat.tsv:
@@ -81,13 +88,16 @@ def report_command(
     sample: str | None = typer.Option(None, "--sample", help="Sample column (needed for multi-sample files)."),
     clinvar: Path | None = typer.Option(None, "--clinvar", help="ClinVar VCF; adds secondary findings."),
     outside_calls: Path | None = typer.Option(None, "--outside-calls", help="TSV: gene<TAB>diplotype[<TAB>phenotype]."),
+    missing_to_ref: bool = typer.Option(
+        False, "--missing-to-ref", help="Take positions absent from a variant-only VCF as reference (listed per gene)."
+    ),
 ) -> None:
     """One HTML page per patient: PGx table with drug recommendations and secondary findings with evidence."""
     from carelens.genomics.findings import find_secondary
     from carelens.genomics.pgx import pgx_report
     from carelens.genomics.render import render_html
 
-    pgx = pgx_report(vcf, sample=sample, outside_calls=outside_calls)
+    pgx = pgx_report(vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
     findings = find_secondary(vcf, clinvar, sample=pgx.sample) if clinvar else None
     _write(render_html(pgx=pgx, findings=findings), out)
     typer.echo(f"wrote {out}", err=True)

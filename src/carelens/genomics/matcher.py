@@ -58,6 +58,7 @@ class GeneCall:
     reason: str | None
     phased: bool | None
     warnings: list[str] = field(default_factory=list)
+    assumed_reference: list[int] = field(default_factory=list)
 
 
 def _matches(expected: str, observed: str | None) -> bool:
@@ -120,6 +121,11 @@ def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tu
     return out
 
 
+def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
+    seen = [c for cs in calls.values() for c in cs if not c.missing]
+    return bool(seen) and all(len(c.alleles) == 1 for c in seen)
+
+
 def _pick(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
     """The record to use at a locus: REF as defined, genotype present, documented alleles, non-reference first."""
     candidates = [c for c in found if c.ref == ref]
@@ -133,9 +139,14 @@ def _pick(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | No
     return max(candidates, key=rank)
 
 
-def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneCall:
-    """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``)."""
+def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
+    """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``).
+
+    ``missing_to_ref``: positions absent from the VCF are taken as homozygous reference (for variant-only VCFs;
+    PharmCAT's ``--missing-to-ref``); they are listed in ``assumed_reference``, never silently.
+    """
     warnings: list[str] = []
+    assumed: list[int] = []
     idx: list[int] = []
     used: list[SampleCall] = []
     not_assayed: list[int] = []
@@ -145,6 +156,14 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
         if locus.position in defn.ignored_positions:
             continue
         found = calls.get(locus.position, [])
+        if not found and missing_to_ref:
+            ploidy = 1 if defn.chromosome in ("chrX", "chrY") and _haploid(calls) else 2
+            found = [
+                SampleCall(
+                    defn.chromosome, locus.position, locus.ref, (locus.ref,) * ploidy, False, None, "ASSUMED_REF", 0
+                )
+            ]
+            assumed.append(locus.position)
         call = _pick(found, locus.ref, {locus.ref, *locus.alts})
         if call is None and found:
             warnings.append(
@@ -190,8 +209,13 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -> GeneC
     )
     phased = all(c.phased for c in used if len(c.alleles) > 1 and c.alleles[0] != c.alleles[1]) if used else None
 
+    if assumed:
+        warnings.append(
+            f"{len(assumed)} of {len(defn.loci)} positions absent from the VCF taken as reference (missing-to-ref)"
+        )
+
     def result(dips: list[str], score: int | None, reason: str | None) -> GeneCall:
-        return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings)
+        return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings, assumed)
 
     if not used and not undocumented:
         if any(calls.get(loc.position) for loc in defn.loci):

@@ -31,6 +31,9 @@ class GeneResult(BaseModel):
     activity_score: str | None = None
     lookup_key: str | None = None
     not_assayed: list[int] = Field(default_factory=list)
+    assumed_reference: list[int] = Field(
+        default_factory=list, description="positions absent from the VCF taken as reference (missing-to-ref only)"
+    )
     could_change: list[str] = Field(default_factory=list, description="alleles that rest on not-assayed positions")
     reason: str | None = None
     phenotype_note: str | None = None
@@ -187,13 +190,18 @@ def pgx_report(
     sample: str | None = None,
     outside_calls: Path | str | None = None,
     definitions: PgxDefinitions | None = None,
+    missing_to_ref: bool = False,
 ) -> PgxReport:
-    """Call every defined gene for one sample of ``vcf``; outside calls override or add genes."""
+    """Call every defined gene for one sample of ``vcf``; outside calls override or add genes.
+
+    ``missing_to_ref`` takes positions absent from the VCF as reference (for variant-only VCFs); every such
+    position is listed in the gene's ``assumed_reference``.
+    """
     defs = definitions or load_definitions()
     path = Path(vcf)
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
-    return report_from_calls(defs, name, calls, path, info.warnings, outside)
+    return report_from_calls(defs, name, calls, path, info.warnings, outside, missing_to_ref)
 
 
 def report_from_calls(
@@ -203,6 +211,7 @@ def report_from_calls(
     path: Path,
     warnings: list[str],
     outside: dict[str, dict[str, str | None]] | None = None,
+    missing_to_ref: bool = False,
 ) -> PgxReport:
     """Build the report from one sample's genotypes at the gene positions."""
     outside = outside or {}
@@ -212,7 +221,7 @@ def report_from_calls(
             continue
         g = defs.genes[gene]
         chrom = bare(g.chromosome)
-        call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom})
+        call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom}, missing_to_ref)
         if gene in OUTSIDE_ONLY:
             call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
         phenotype, lookup, activity = _phenotype(defs, gene, call.diplotypes)
@@ -234,6 +243,7 @@ def report_from_calls(
                 activity_score=activity,
                 lookup_key=lookup,
                 not_assayed=call.not_assayed,
+                assumed_reference=call.assumed_reference,
                 could_change=call.uncertain_alleles,
                 reason=call.reason,
                 phenotype_note=note,
