@@ -69,6 +69,8 @@ def test_cyp2d6_needs_an_outside_call(test_vcfs: Path, tmp_path: Path) -> None:
     abacavir = [d for d in report.drugs if d.drug == "abacavir"]
     assert [d.genes for d in abacavir] == [{"HLA-B": "*57:01 positive"}]
     assert "not recommended" in abacavir[0].recommendation.lower()
+    carbamazepine = [d for d in report.drugs if d.drug == "carbamazepine"]  # HLA-A not given: 'No Result'
+    assert carbamazepine and all(d.genes == {"HLA-A": "No Result", "HLA-B": "*15:02 negative"} for d in carbamazepine)
 
 
 def test_bad_outside_calls_file(tmp_path: Path, test_vcfs: Path) -> None:

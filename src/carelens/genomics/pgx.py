@@ -137,6 +137,15 @@ def _hla_matches(value: str, diplotype: str) -> bool:
     return present if status == "positive" else (not present if status == "negative" else False)
 
 
+def _lookup_matches(g: GeneResult | None, value: str) -> bool:
+    """Whether a gene result satisfies one CPIC lookup key (an uncalled or absent gene is 'No Result')."""
+    if g is None or not g.diplotypes:
+        return value == "No Result"
+    if g.gene.startswith("HLA-"):
+        return len(g.diplotypes) == 1 and _hla_matches(value, g.diplotypes[0])
+    return g.lookup_key is not None and g.lookup_key == value
+
+
 def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecommendation]:
     """CPIC recommendations whose phenotype keys all match this patient's gene results."""
     keys = {g.gene: g for g in genes}
@@ -145,18 +154,8 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
     for rec in defs.recommendations:
         if not rec.lookup:
             continue
-        ok = True
-        for gene, value in rec.lookup.items():
-            g = keys.get(gene)
-            if g is None or not g.diplotypes:
-                ok = value == "No Result" and g is not None
-            elif gene.startswith("HLA-"):
-                ok = len(g.diplotypes) == 1 and _hla_matches(value, g.diplotypes[0])
-            else:
-                ok = g.lookup_key is not None and g.lookup_key == value
-            if not ok:
-                break
-        if not ok or all(keys[g].lookup_key is None and not keys[g].diplotypes for g in rec.lookup):
+        called = {gene for gene in rec.lookup if gene in keys and keys[gene].diplotypes}
+        if not called or not all(_lookup_matches(keys.get(gene), value) for gene, value in rec.lookup.items()):
             continue
         ident = (rec.drug, rec.population, rec.text)
         if ident in seen:
