@@ -39,14 +39,14 @@ def load_average() -> str:
         return "n/a"
 
 
-def run_network(arch: str, data: Path, budget: float, seed: int, device: str, work: Path) -> dict:
+def run_network(arch: str, data: Path, budget: float, seed: int, device: str, threads: int, work: Path) -> dict:
     from carelens.imaging.evaluate import evaluate
     from carelens.imaging.package import load_package
     from carelens.imaging.trainer import TrainConfig, train
 
     out = work / arch
     started = time.monotonic()
-    meta = train(data, out, TrainConfig(arch=arch, seed=seed, time_budget=budget, device=device))
+    meta = train(data, out, TrainConfig(arch=arch, seed=seed, time_budget=budget, device=device, threads=threads))
     train_s = time.monotonic() - started
     result = evaluate(load_package(out), data, "test", out=out / "test")
     t = meta["training"]
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--archs", default="cnn,resnet18")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on busy shared cores)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "imaging.md")
     args = parser.parse_args()
     shared = shared_data_dir()
@@ -164,7 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for arch in [a for a in args.archs.split(",") if a]:
             print(f"training {arch} for up to {args.budget:.0f} s ...", file=sys.stderr)
-            rows.append(run_network(arch, data, args.budget, args.seed, args.device, Path(tmp)))
+            rows.append(run_network(arch, data, args.budget, args.seed, args.device, args.threads, Path(tmp)))
         rows.append(run_logistic(data, args.seed))
     load_after = load_average()
     gpu = torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available() else None

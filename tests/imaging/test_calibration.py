@@ -75,3 +75,17 @@ def test_conformal_rejects_bad_settings() -> None:
         calibrate_conformal(p, np.array([1]), target=1.5)
     with pytest.raises(UsageError, match="unknown conformal method"):
         calibrate_conformal(p, np.array([1]), method="raps")
+
+
+def test_class_conditional_conformal_survives_label_shift() -> None:
+    """Per-class thresholds keep coverage when the test set has a different class mix than calibration."""
+    _, cal_labels, cal_p = _overconfident(4000, 5)
+    _, test_labels, test_p = _overconfident(12000, 6)
+    rare = np.flatnonzero(test_labels == 0)
+    shifted = np.concatenate([rare, np.flatnonzero(test_labels != 0)[: len(rare) // 4]])  # class 0 now dominates
+    mondrian = calibrate_conformal(cal_p, cal_labels, 0.9, class_conditional=True)
+    assert mondrian.qhat_per_class is not None and len(mondrian.qhat_per_class) == 3
+    for k in range(3):
+        in_k = test_labels == k
+        assert coverage(prediction_sets(test_p[in_k], mondrian), test_labels[in_k]) > 0.88
+    assert abs(coverage(prediction_sets(test_p[shifted], mondrian), test_labels[shifted]) - 0.9) < 0.02

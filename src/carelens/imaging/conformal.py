@@ -4,7 +4,9 @@ A set with more than one label (or none) means the model cannot decide at that c
 the image is reported as "uncertain: refer". Scores: ``lac`` (1 - probability of the true
 class; smallest sets) and ``aps`` (probability mass of the classes ranked above the true one plus
 half its own: adaptive sets; the half replaces APS's random draw so that an image always gets
-the same set).
+the same set). With ``class_conditional`` (Mondrian conformal), one threshold per class: the
+coverage then holds for each true class separately, and so also when the mix of classes differs
+between the calibration data and the images read later (label shift).
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ METHODS = ("lac", "aps")
 
 @dataclass(frozen=True)
 class ConformalThreshold:
-    """The calibrated score threshold ``qhat`` for ``method`` at ``target`` coverage, from ``n`` examples."""
+    """The calibrated score threshold ``qhat`` for ``method`` at ``target`` coverage, from ``n``
+    examples; ``qhat_per_class`` holds the class-conditional thresholds when fitted per class."""
 
     method: str
     target: float
     qhat: float
     n: int
+    qhat_per_class: list[float] | None = None
+
+    def qhat_for(self, k: int) -> float:
+        return self.qhat_per_class[k] if self.qhat_per_class else self.qhat
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,10 +49,22 @@ def _scores(proba: np.ndarray, labels: np.ndarray, method: str) -> np.ndarray:
     return before[idx, rank] + 0.5 * sorted_p[idx, rank]
 
 
+def _quantile(scores: np.ndarray, target: float) -> float:
+    n = len(scores)
+    if n == 0:
+        return 1.0  # no calibration examples of this class: always include it
+    level = min(1.0, np.ceil((n + 1) * target) / n)
+    return float(np.quantile(scores, level, method="higher"))
+
+
 def calibrate_conformal(
-    proba: np.ndarray, labels: np.ndarray, target: float = 0.90, method: str = "lac"
+    proba: np.ndarray,
+    labels: np.ndarray,
+    target: float = 0.90,
+    method: str = "lac",
+    class_conditional: bool = False,
 ) -> ConformalThreshold:
-    """Fit the threshold on held-out (validation) probabilities and labels."""
+    """Fit the threshold(s) on held-out (validation) probabilities and labels."""
     if method not in METHODS:
         raise UsageError(f"unknown conformal method {method!r}: choose {' or '.join(METHODS)}")
     if not 0.0 < target < 1.0:
@@ -53,10 +72,14 @@ def calibrate_conformal(
     n = len(labels)
     if n == 0:
         raise UsageError("conformal calibration needs at least one labelled example")
-    scores = _scores(np.asarray(proba), np.asarray(labels, dtype=np.int64), method)
-    level = min(1.0, np.ceil((n + 1) * target) / n)
-    qhat = float(np.quantile(scores, level, method="higher"))
-    return ConformalThreshold(method=method, target=float(target), qhat=qhat, n=n)
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = _scores(np.asarray(proba), labels, method)
+    per_class = None
+    if class_conditional:
+        per_class = [_quantile(scores[labels == k], target) for k in range(np.asarray(proba).shape[1])]
+    return ConformalThreshold(
+        method=method, target=float(target), qhat=_quantile(scores, target), n=n, qhat_per_class=per_class
+    )
 
 
 def prediction_sets(proba: np.ndarray, threshold: ConformalThreshold) -> list[list[int]]:
@@ -66,11 +89,11 @@ def prediction_sets(proba: np.ndarray, threshold: ConformalThreshold) -> list[li
     for row in proba:
         order = np.argsort(-row, kind="stable")
         if threshold.method == "lac":
-            chosen = [int(k) for k in order if 1.0 - row[k] <= threshold.qhat]
+            chosen = [int(k) for k in order if 1.0 - row[k] <= threshold.qhat_for(int(k))]
         else:
             chosen, before = [], 0.0
             for k in order:
-                if before + 0.5 * float(row[k]) > threshold.qhat:
+                if before + 0.5 * float(row[k]) > threshold.qhat_for(int(k)):
                     break
                 chosen.append(int(k))
                 before += float(row[k])

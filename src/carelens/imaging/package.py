@@ -61,7 +61,9 @@ class ModelPackage:
     @property
     def conformal(self) -> ConformalThreshold | None:
         c = self.meta.get("conformal")
-        return ConformalThreshold(**{k: c[k] for k in ("method", "target", "qhat", "n")}) if c else None
+        if not c:
+            return None
+        return ConformalThreshold(**{k: c[k] for k in ("method", "target", "qhat", "n", "qhat_per_class") if k in c})
 
 
 def save_weights(model: torch.nn.Module, folder: Path) -> str:

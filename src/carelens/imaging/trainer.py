@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "cpu"
     conformal_target: float = 0.90
     conformal_method: str = "lac"
+    class_conditional: bool = True
     threshold_rule: str = "youden"
     ood_z: float = 5.0
     bootstrap: int = 1000
@@ -153,7 +154,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / (plan["epochs"] * steps_per_epoch))))
     )
-    deadline = started + cfg.time_budget if cfg.time_budget else None
+    # leave a little of the budget for calibration and writing the package
+    deadline = started + 0.93 * cfg.time_budget if cfg.time_budget else None
     history: list[dict[str, float]] = []
     best_auc, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     stop_reason = "max_epochs"
@@ -184,7 +186,7 @@ def train(
         epoch_time = time.monotonic() - epoch_start
         if deadline is not None:
             if epoch == 1:  # fit the cosine schedule to the epochs the budget allows
-                plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) * 0.95 // epoch_time)))
+                plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) // epoch_time)))
             if time.monotonic() + epoch_time > deadline:
                 stop_reason = "time_budget"
                 break
@@ -202,7 +204,9 @@ def train(
     val_proba = logits_to_proba(val_logits, task, temperature)
     threshold = choose_threshold(val_proba, val_set.labels, cfg.threshold_rule) if task == "binary" else 0.5
     conformal = (
-        calibrate_conformal(val_proba, val_set.labels, cfg.conformal_target, cfg.conformal_method)
+        calibrate_conformal(
+            val_proba, val_set.labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional
+        )
         if task != "multilabel"
         else None
     )
