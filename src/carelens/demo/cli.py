@@ -17,6 +17,7 @@ def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
     image_budget: float = typer.Option(60.0, "--image-budget", help="Seconds for training the demo image model."),
+    skip: list[str] = typer.Option([], "--skip", help="A stage to leave out (repeat): ingest, deidentify, ..."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the workspace listens on."),
     port: int = typer.Option(8000, "--port", help="TCP port of the workspace."),
 ) -> None:
@@ -37,7 +38,13 @@ def demo(
         raise UsageError("--image-budget must be positive")
     root = store or get_settings().store
     options = DemoOptions(
-        out=out, store=root, patients=patients, seed=seed, image_budget_s=image_budget, generate_only=generate_only
+        out=out,
+        store=root,
+        patients=patients,
+        seed=seed,
+        image_budget_s=image_budget,
+        generate_only=generate_only,
+        skip=frozenset(skip),
     )
     summary = run_demo(options)
     emit_json(summary)

@@ -290,6 +290,7 @@ def generate_cohort(
         generator_version=GENERATOR_VERSION,
         layout=LAYOUT,
         training_images=npz if training_images else "",
+        clinvar=clinvar,
         patients=planted,
     )
     _write(out / "planted.json", manifest.model_dump_json(indent=1) + "\n")

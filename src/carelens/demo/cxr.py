@@ -47,9 +47,9 @@ def synth_batch(
     flip = rng.choice([-1.0, 1.0], (n, 1, 1)).astype(np.float32)
     cy = rng.uniform(0.35, 0.62, (n, 1, 1)).astype(np.float32)
     cx = 0.5 + flip * rng.uniform(0.17, 0.26, (n, 1, 1)).astype(np.float32)
-    r = rng.uniform(0.045, 0.09, (n, 1, 1)).astype(np.float32)
+    r = rng.uniform(0.06, 0.11, (n, 1, 1)).astype(np.float32)
     blob = np.exp(-_ellipse(yy, xx, cy, cx, r, r * rng.uniform(0.8, 1.3, (n, 1, 1)).astype(np.float32)) * 1.5)
-    contrast = strength.reshape(n, 1, 1) * rng.uniform(0.16, 0.26, (n, 1, 1)).astype(np.float32)
+    contrast = strength.reshape(n, 1, 1) * rng.uniform(0.2, 0.3, (n, 1, 1)).astype(np.float32)
     img += opacity * contrast * blob * lungs
     img = gaussian_filter(img, sigma=(0, size / 128, size / 128))
     img += rng.normal(0, 0.025, img.shape).astype(np.float32)
@@ -73,7 +73,7 @@ def training_set(
         chunks = []
         for start in range(0, n, 200):
             part = labels[start : start + 200]
-            strength = rng.uniform(0.35, 1.0, len(part))
+            strength = rng.uniform(0.5, 1.0, len(part))
             chunks.append(np.round(synth_batch(rng, part.astype(bool), size, strength) * 255).astype(np.uint8))
         out[f"{split}_images"] = np.concatenate(chunks)
         out[f"{split}_labels"] = labels.reshape(-1, 1)

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from carelens.core.errors import CarelensError
+from carelens.core.errors import CarelensError, UsageError
 from carelens.demo.manifest import CohortManifest
 
 DEMO_USERS = (("clinician", "clinician"), ("researcher", "researcher"), ("admin", "admin"))
@@ -44,6 +44,7 @@ class DemoOptions:
     seed: int = 0
     image_budget_s: float = 60.0
     generate_only: bool = False
+    skip: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -317,9 +318,18 @@ STAGES: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Run the stages in order; the summary holds one entry per stage with its ``status``
     (``done``, ``skipped`` or ``failed``), seconds taken, and what it did or why not."""
+    unknown = set(options.skip) - {name for name, _ in STAGES}
+    if unknown:
+        raise UsageError(f"unknown stage {sorted(unknown)[0]}: stages are {', '.join(n for n, _ in STAGES)}")
+    if "generate" in options.skip:
+        raise UsageError("the generate stage cannot be skipped")
     run = DemoRun(options)
     stages = STAGES[:1] if options.generate_only else STAGES
     for i, (name, fn) in enumerate(stages, start=1):
+        if name in options.skip:
+            say(f"[{i}/{len(stages)}] {name} skipped (--skip)")
+            run.stages[name] = {"status": "skipped", "reason": "skipped on request", "seconds": 0.0}
+            continue
         say(f"[{i}/{len(stages)}] {name} ...")
         started = time.monotonic()
         try:

@@ -1,0 +1,121 @@
+"""``carelens demo``: every stage runs on the generated cohort, reports what it did, and a
+failing or missing stage does not stop the others."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carelens.demo import pipeline
+from carelens.demo.pipeline import DemoOptions, run_demo
+
+
+def _demo(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CARELENS_STORE": str(tmp_path / "store")}
+    env.pop("CARELENS_DB_URL", None)
+    cmd = [sys.executable, "-m", "carelens.cli", "demo", "--out", str(tmp_path / "cohort"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def test_generate_only(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--generate-only", "--patients", "1", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert list(summary["stages"]) == ["generate"]
+    assert summary["stages"]["generate"]["status"] == "done" and summary["stages"]["generate"]["patients"] == 1
+    assert (tmp_path / "cohort" / "planted.json").is_file()
+    assert "demo: [1/1] generate" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"), [(["--patients", "0"], "--patients"), (["--skip", "nope"], "unknown stage")]
+)
+def test_bad_usage_is_one_line(tmp_path: Path, args: list[str], reason: str) -> None:
+    proc = _demo(tmp_path, "--no-serve", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and reason in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: Path) -> None:
+    proc = _demo(tmp_path, "--no-serve", "--patients", "2", "--skip", "imaging")
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    planted = json.loads((tmp_path / "cohort" / "planted.json").read_text())
+    assert stages["ingest"]["status"] == "done" and stages["ingest"]["ingested"]["Patient"] == 2
+    assert stages["ingest"]["quarantined"] == 0
+    summarize = stages["summarize"]
+    assert summarize["status"] == "done"
+    assert summarize["found_active_problems"] == summarize["planted_active_problems"] > 0
+    assert summarize["mentions_listed_as_problems"] == 0
+    genomics = stages["genomics"]
+    assert genomics["status"] == "done" and genomics["concordant_diplotypes"] == genomics["planted_diplotypes"] == 10
+    acmg = sum(v["acmg"] for p in planted["patients"] for v in p["pathogenic_variants"])
+    assert genomics["reportable_findings"] == genomics["planted_acmg_variants"] == acmg == 1
+    assert stages["imaging"]["status"] == "skipped" and stages["models"]["status"] == "skipped"
+    assert stages["users"]["created"] == ["clinician", "researcher", "admin"]
+    assert stages["deidentify"]["status"] in ("done", "skipped")
+    if stages["deidentify"]["status"] == "done":
+        assert stages["deidentify"]["canary_leaks"] == 0
+    # the workspace finds the bundles and the saved outputs
+    store = tmp_path / "store"
+    for p in planted["patients"]:
+        assert (store / "fhir" / f"{p['patient_id']}.json").is_file()
+        assert (store / "outputs" / "genomics" / f"{p['patient_id']}.pgx.json").is_file()
+        assert (store / "outputs" / "summaries" / f"{p['patient_id']}.json").is_file()
+    # passwords go to the terminal only, never into the JSON summary
+    assert "one-time password" in proc.stderr and "password" not in proc.stdout
+    # a second run finds the users and ingests nothing new
+    again = _demo(tmp_path, "--no-serve", "--patients", "2", "--skip", "imaging", "--skip", "summarize")
+    assert again.returncode == 0, again.stderr
+    stages = json.loads(again.stdout)["stages"]
+    assert stages["users"]["existing"] == ["clinician", "researcher", "admin"]
+    assert sum(stages["ingest"]["ingested"].values()) == 0 and stages["ingest"]["unchanged"] > 0
+
+
+@pytest.mark.slow
+def test_demo_trains_and_registers_the_image_model(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--no-serve", "--patients", "1", "--image-budget", "3", "--skip", "summarize",
+                 "--skip", "genomics", "--skip", "deidentify")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    planted = json.loads((tmp_path / "cohort" / "planted.json").read_text())["patients"][0]
+    imaging = stages["imaging"]
+    assert imaging["status"] == "done", imaging
+    assert imaging["images_read"] + imaging["images_refused"] == len(planted["images"])
+    rows = json.loads((tmp_path / "store" / "outputs" / "imaging" / f"{planted['patient_id']}.json").read_text())
+    assert len(rows) == imaging["images_read"]
+    assert all(r["finding"] in ("opacity", "no opacity") and 0 <= r["probability"] <= 1 for r in rows)
+    assert stages["models"]["status"] == "done" and stages["models"]["registered"]
+
+
+def test_a_failing_stage_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def boom(run: pipeline.DemoRun) -> dict:
+        raise RuntimeError("Jane Doe MRN 12345678")  # a message that could carry PHI
+
+    def missing(run: pipeline.DemoRun) -> dict:
+        raise pipeline.StageUnavailable("carelens.example has no thing")
+
+    def fine(run: pipeline.DemoRun) -> dict:
+        calls.append("fine")
+        return {"ok": 1}
+
+    monkeypatch.setattr(pipeline, "STAGES", [("generate", fine), ("a", boom), ("b", missing), ("c", fine)])
+    summary = run_demo(DemoOptions(out=tmp_path / "c", store=tmp_path / "s"))
+    stages = summary["stages"]
+    assert stages["a"] == {
+        "status": "failed",
+        "reason": "internal error (RuntimeError)",
+        "seconds": stages["a"]["seconds"],
+    }
+    assert stages["b"]["status"] == "skipped" and "no thing" in stages["b"]["reason"]
+    assert stages["c"]["status"] == "done" and calls == ["fine", "fine"]
+    assert "Jane" not in json.dumps(summary)
