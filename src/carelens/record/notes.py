@@ -36,6 +36,9 @@ _ALLERGY_SECTIONS = {"allergies", "allergy"}
 _DISCONTINUED = "DISCONTINUED"
 _DISCONTINUED_FORWARD = ["stopped", "discontinued", "discontinue", "stop", "d/c", "held", "hold", "stopping"]
 _DISCONTINUED_BACKWARD = ["was stopped", "was discontinued", "was held", "discontinued", "stopped"]
+#: Triggers medspaCy's default ConText rules lack (common in clinical shorthand).
+_UNCERTAIN_EXTRA = ["questionable", "suspect", "suspected", "differential", "ddx", "versus", "vs", "?"]
+_NEGATED_EXTRA = ["(-)", "neg for", "negative for"]
 _MED_NOISE = {
     "extended",
     "release",
@@ -102,6 +105,8 @@ def pipeline() -> Any:
     context.add(
         [ConTextRule(t, _DISCONTINUED, direction="FORWARD") for t in _DISCONTINUED_FORWARD]
         + [ConTextRule(t, _DISCONTINUED, direction="BACKWARD") for t in _DISCONTINUED_BACKWARD]
+        + [ConTextRule(t, "POSSIBLE_EXISTENCE", direction="FORWARD") for t in _UNCERTAIN_EXTRA]
+        + [ConTextRule(t, "NEGATED_EXISTENCE", direction="FORWARD") for t in _NEGATED_EXTRA]
     )
     return nlp
 
@@ -128,13 +133,13 @@ def section_titles() -> dict[str, str]:
     return titles
 
 
-_HEADING = re.compile(r"^[ \t]*#*[ \t]*([A-Za-z][A-Za-z /&()-]{1,60}?)[ \t]*:?[ \t]*$", re.M)
+_HEADING = re.compile(r"^[ \t]*#*[ \t]*([A-Za-z][A-Za-z /&()-]{0,60}?)[ \t]*(?::|$)", re.M)
 
 
 def sections_of(text: str) -> list[tuple[int, str]]:
-    """(start offset, category) of each heading line whose title is one of medspaCy's section
-    titles, optionally after Markdown ``#`` marks; a heading must be a line of its own, so
-    "No Known Allergies." is not one."""
+    """(start offset, category) of each heading whose title is one of medspaCy's section titles,
+    optionally after Markdown ``#`` marks: a line of its own, or a line starting "Title:". So
+    "No Known Allergies." is not a heading, and "Allergies: penicillin" is one."""
     titles = section_titles()
     return [(m.start(), titles[m.group(1).lower()]) for m in _HEADING.finditer(text) if m.group(1).lower() in titles]
 
@@ -258,8 +263,9 @@ def extract_mentions(record: PatientRecord, limit: int | None = None) -> list[Me
     return mentions
 
 
-def _known(name: str, names: list[str]) -> bool:
-    return any(name in n or (len(n) >= 4 and n in name) for n in names)
+def _known(canonical: str, names: list[str]) -> bool:
+    """Whether a mention's canonical name (``a|b`` alternatives) matches a structured name."""
+    return any(alt in n or (len(n) >= 4 and n in alt) for alt in canonical.split("|") for n in names)
 
 
 def _day(note: Note) -> str:
@@ -293,12 +299,14 @@ def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) 
     allergies = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a) and not no_known_allergy(a)]
     allergy_names = [display(a.get("code"), "").lower() for a in allergies]
 
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     by_code = {s.code: s for s in summary.sections}
+    _nka_statement(mentions, by_code["48765-2"])
     for m in mentions:
         if not m.about_patient_now:
             continue
-        in_allergies = m.section in _ALLERGY_SECTIONS
+        line = m.note.text[max(m.sentence[0], m.note.text.rfind("\n", 0, m.start) + 1) : m.start].lower()
+        in_allergies = m.kind != "problem" and (m.section in _ALLERGY_SECTIONS or "allerg" in line)
         key = (m.kind if not in_allergies else "allergy", m.canonical)
         if m.kind == "nka":
             _nka_conflict(m, allergies, summary, seen)
@@ -312,12 +320,22 @@ def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) 
                 target = by_code["11348-0"] if m.historical else by_code["11450-4"]
                 _add(target, _note_only(m, "problem"))
         elif m.kind == "medication":
-            matches = [r for name, reqs in meds.items() if m.canonical in name for r in reqs]
+            matches = [r for name, reqs in meds.items() if _known(m.canonical, [name]) for r in reqs]
             if not matches and key not in seen:
                 seen.add(key)
                 _add(by_code["10160-0"], _note_only(m, "medication"))
             elif m.discontinued:
                 _stopped_conflict(m, matches, summary, seen)
+
+
+def _nka_statement(mentions: list[Mention], section: Section) -> None:
+    """When nothing structured is known about allergies, a note's "no known allergies" is."""
+    if section.items or section.empty_reason != "no information":
+        return
+    stated = next((m for m in mentions if m.kind == "nka" and m.about_patient_now), None)
+    if stated is not None:
+        section.empty_reason = "no known allergies (stated in a note)"
+        section.empty_citations = [stated.citation()]
 
 
 def _add(section: Section, item: SummaryItem) -> None:

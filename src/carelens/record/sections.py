@@ -337,6 +337,15 @@ def _is_critical(value: float, lab: Lab | None) -> bool:
     )
 
 
+def _years_before(day_: str, years: int) -> str:
+    return f"{int(day_[:4]) - years}{day_[4:10]}" if day_[:4].isdigit() else ""
+
+
+def _critical_obs(obs: dict[str, Any], lab: Lab | None) -> bool:
+    value = _value(obs)
+    return value is not None and (_interpretation(obs) == "critical" or _is_critical(value, lab))
+
+
 def _value(obs: dict[str, Any]) -> float | None:
     v = (obs.get("valueQuantity") or {}).get("value")
     return float(v) if isinstance(v, int | float) else None
@@ -344,9 +353,11 @@ def _value(obs: dict[str, Any]) -> float | None:
 
 def results(record: PatientRecord) -> tuple[list[SummaryItem], list[SummaryItem]]:
     """Latest value of each key lab (and of any other lab flagged abnormal), with trend and
-    abnormal flags; and the needs-attention items (critical or worsening results)."""
+    abnormal flags; and the needs-attention items: critical or worsening latest results, and
+    the most recent critical value of the last two years when the latest is not critical."""
     items, attention = [], []
     order = list(KEY_LABS)
+    today = record_today(record)
     for code_key, series in _latest_by_code(_valid_obs(record, "laboratory")).items():
         latest = series[0]
         loinc = code_key.split("|", 1)[1] if code_key.startswith("http://loinc.org|") else None
@@ -383,6 +394,19 @@ def results(record: PatientRecord) -> tuple[list[SummaryItem], list[SummaryItem]
             text=text, codes=codes(latest.get("code")), citations=cite(*cited), date=_obs_day(latest), flags=flags
         )
         items.append((order.index(loinc) if loinc in order else len(order), item))
+        earlier = next(
+            (o for o in series[1:] if _critical_obs(o, lab) and _obs_day(o) >= _years_before(today, 2)), None
+        )
+        if earlier is not None and not critical:
+            attention.append(
+                SummaryItem(
+                    text=f"Critical result: {name} {quantity(earlier['valueQuantity'])} on {_obs_day(earlier)}",
+                    codes=codes(earlier.get("code")),
+                    citations=cite(earlier),
+                    date=_obs_day(earlier),
+                    flags=["critical"],
+                )
+            )
         if critical or worsening:
             attention.append(
                 item.model_copy(update={"text": ("Critical result: " if critical else "Worsening result: ") + text})

@@ -133,33 +133,46 @@ ANAPHYLAXIS = "39579001"
 #: LOINC code of tobacco smoking status.
 SMOKING_STATUS = "72166-2"
 
-#: Common note terms and abbreviations: term -> (kind, canonical name). Kind is ``problem``
-#: or ``medication``; canonical names are matched against the record's coded displays.
+#: Common note terms and abbreviations: term -> (kind, canonical). Kind is ``problem`` or
+#: ``medication``; the canonical name's ``|``-separated alternatives are matched (as substrings)
+#: against the record's coded displays to tell a known fact from a note-only one.
 NOTE_TERMS: dict[str, tuple[str, str]] = {
-    **{t: ("problem", "hypertension") for t in ["htn", "hypertension", "high blood pressure"]},
+    **{t: ("problem", "hypertension|hypertensive") for t in ["htn", "hypertension", "high blood pressure"]},
     **{
         t: ("problem", "diabetes")
         for t in ["dm", "dm2", "t2dm", "niddm", "diabetes", "diabetes mellitus", "type 2 diabetes", "type ii diabetes"]
     },
-    **{t: ("problem", "heart failure") for t in ["chf", "hfref", "hfpef", "heart failure", "congestive heart failure"]},
-    **{t: ("problem", "chronic obstructive") for t in ["copd", "chronic obstructive pulmonary disease", "emphysema"]},
-    **{t: ("problem", "coronary") for t in ["cad", "coronary artery disease", "ischemic heart disease"]},
+    **{
+        t: ("problem", "heart failure|cardiac failure")
+        for t in ["chf", "hfref", "hfpef", "heart failure", "congestive heart failure"]
+    },
+    **{
+        t: ("problem", "chronic obstructive|copd|emphysema")
+        for t in ["copd", "chronic obstructive pulmonary disease", "emphysema"]
+    },
+    **{t: ("problem", "coronary|ischemic heart") for t in ["cad", "coronary artery disease", "ischemic heart disease"]},
     **{t: ("problem", "atrial fibrillation") for t in ["afib", "a-fib", "af", "atrial fibrillation"]},
     **{
-        t: ("problem", "myocardial infarction")
+        t: ("problem", "myocardial infarction|heart attack")
         for t in ["mi", "myocardial infarction", "heart attack", "stemi", "nstemi"]
     },
-    **{t: ("problem", "kidney disease") for t in ["ckd", "chronic kidney disease", "renal insufficiency"]},
-    **{t: ("problem", "stroke") for t in ["cva", "stroke", "tia"]},
-    **{t: ("problem", "deep vein thrombosis") for t in ["dvt", "deep vein thrombosis"]},
-    **{t: ("problem", "pulmonary embolism") for t in ["pe", "pulmonary embolism"]},
+    **{t: ("problem", "kidney disease|renal") for t in ["ckd", "chronic kidney disease", "renal insufficiency"]},
+    **{
+        t: ("problem", "stroke|cerebrovascular|infarction of brain|transient ischemic")
+        for t in ["cva", "stroke", "tia"]
+    },
+    **{t: ("problem", "venous thrombosis|thrombosis") for t in ["dvt", "deep vein thrombosis"]},
+    **{t: ("problem", "pulmonary embol") for t in ["pe", "pulmonary embolism"]},
     **{t: ("problem", "asthma") for t in ["asthma"]},
-    **{t: ("problem", "hyperlipidemia") for t in ["hld", "hyperlipidemia", "dyslipidemia", "high cholesterol"]},
-    **{t: ("problem", "obesity") for t in ["obesity", "obese"]},
-    **{t: ("problem", "depression") for t in ["depression", "mdd", "major depressive disorder"]},
+    **{
+        t: ("problem", "hyperlipidemia|hypercholesterol|dyslipidemia|lipid")
+        for t in ["hld", "hyperlipidemia", "dyslipidemia", "high cholesterol"]
+    },
+    **{t: ("problem", "obes|body mass index 30") for t in ["obesity", "obese"]},
+    **{t: ("problem", "depress") for t in ["depression", "mdd", "major depressive disorder"]},
     **{t: ("problem", "anxiety") for t in ["anxiety", "gad"]},
     **{
-        t: ("problem", "cancer")
+        t: ("problem", "cancer|neoplasm|carcinoma|malignan|tumor|lymphoma|leukemia")
         for t in [
             "cancer",
             "carcinoma",
@@ -172,11 +185,11 @@ NOTE_TERMS: dict[str, tuple[str, str]] = {
     },
     **{t: ("problem", "pneumonia") for t in ["pneumonia", "cap"]},
     **{t: ("problem", "chest pain") for t in ["chest pain", "cp"]},
-    **{t: ("problem", "shortness of breath") for t in ["sob", "shortness of breath", "dyspnea"]},
-    **{t: ("problem", "osteoarthritis") for t in ["oa", "osteoarthritis"]},
+    **{t: ("problem", "shortness of breath|dyspnea") for t in ["sob", "shortness of breath", "dyspnea"]},
+    **{t: ("problem", "arthritis|arthrosis") for t in ["oa", "osteoarthritis"]},
     **{t: ("problem", "hypothyroidism") for t in ["hypothyroidism"]},
-    **{t: ("problem", "gerd") for t in ["gerd", "reflux"]},
-    **{t: ("problem", "seizure") for t in ["seizure", "seizures", "epilepsy"]},
+    **{t: ("problem", "gerd|reflux") for t in ["gerd", "reflux"]},
+    **{t: ("problem", "seizure|epilep") for t in ["seizure", "seizures", "epilepsy"]},
     **{
         name: ("medication", name)
         for name in [
