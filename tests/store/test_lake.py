@@ -148,3 +148,12 @@ def test_cli_sql_and_exit_codes(small: Path, tmp_path: Path, cli) -> None:
 def test_help(command: str, cli, tmp_path: Path) -> None:
     code, out, _ = cli(command, "--help", store=tmp_path)
     assert code == 0 and "--store" in out and "--format" in out
+
+
+def test_one_writer_at_a_time(small: Path, tmp_path: Path, cli) -> None:
+    store = tmp_path / "store"
+    lake = Lake(store)
+    with lake.writer():
+        code, _, err = cli("ingest", str(small), store=store)
+    assert code == 2 and err.strip() == "error: another carelens ingest is writing this store"
+    assert cli("ingest", str(small), store=store)[0] == 0  # the lock goes with its holder

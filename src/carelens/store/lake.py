@@ -234,7 +234,8 @@ class Lake:
             writer.remove_uncommitted()
             yield writer
             writer.commit()
-            self.refresh()
+            if not self._catalog_current():
+                self.refresh()
 
 
 class LakeWriter:
