@@ -133,3 +133,15 @@ def test_refresh_definitions_round_trip(pharmcat: Path, tmp_path: Path) -> None:
     assert fresh.genes["CYP2C19"].alleles == shipped.genes["CYP2C19"].alleles
     with pytest.raises(InputError, match="translation"):
         write_definitions(tmp_path, tmp_path / "x.json.gz")
+
+
+def test_dpyd_unphased_lowest_two_activity_rule(test_vcfs: Path) -> None:
+    """Three DPYD variants, unphased: CPIC takes the two lowest-activity ones; normal function counts as Reference."""
+    g = _gene(pgx_report(test_vcfs / "haplotype/NamedAlleleMatcher-sortError.vcf"), "DPYD")
+    assert g.detected_alleles == ["c.85T>C (*9A)", "c.1129-5923C>G", "c.1627A>G (*5)"]
+    assert g.diplotypes == ["Reference/c.1129-5923C>G"] and g.reason is None
+    assert g.phenotype == "Intermediate Metabolizer" and g.activity_score == "1.5"
+    assert any("lowest-activity" in w for w in g.warnings)
+    single = _gene(pgx_report(test_vcfs / "100samples.vcf.bgz", sample="s1"), "DPYD")
+    assert single.diplotypes == ["Reference/c.85T>C (*9A)"]  # the matcher's pair is kept when it exists
+    assert single.lookup_diplotype == "Reference/Reference" and single.phenotype == "Normal Metabolizer"

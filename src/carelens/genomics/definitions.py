@@ -72,6 +72,7 @@ class PhenotypeTable:
     version: str
     diplotypes: dict[tuple[str, ...], tuple[str, str, str | None]]
     functions: dict[str, str]
+    activity: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +146,9 @@ def build_definitions(source_dir: Path) -> dict[str, Any]:
         phenotypes[doc["gene"]] = {
             "version": doc.get("version"),
             "functions": doc.get("haplotypes") or {},
+            "activity": {
+                a["name"]: a["activityValue"] for a in doc.get("namedAlleles") or [] if a.get("activityValue")
+            },
             "diplotypes": [
                 [
                     sorted(n for n, c in d["diplotypekey"].items() for _ in range(c)),
@@ -228,6 +232,7 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
             gene=name,
             version=p["version"],
             functions=p["functions"],
+            activity=p.get("activity", {}),
             diplotypes={tuple(k): (ph, lk, act) for k, ph, lk, act in p["diplotypes"]},
         )
     recs = [Recommendation(*r) for r in doc["recommendations"]]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
+from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import call_gene, natural_key
 from carelens.genomics.vcf import SampleCall, bare, read_calls
 
@@ -37,6 +38,10 @@ class GeneResult(BaseModel):
     could_change: list[str] = Field(default_factory=list, description="alleles that rest on not-assayed positions")
     reason: str | None = None
     phenotype_note: str | None = None
+    detected_alleles: list[str] = Field(
+        default_factory=list, description="DPYD, unphased: every variant allele found (CPIC lowest-two rule input)"
+    )
+    lookup_diplotype: str | None = Field(default=None, description="the diplotype the phenotype was looked up with")
     source: str = "vcf"
     chromosome: str | None = None
     phased: bool | None = None
@@ -223,7 +228,18 @@ def report_from_calls(
         call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom}, missing_to_ref)
         if gene in OUTSIDE_ONLY:
             call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
-        phenotype, lookup, activity = _phenotype(defs, gene, call.diplotypes)
+        detected: list[str] = []
+        lookup_dip = call.diplotypes[0] if len(call.diplotypes) == 1 else None
+        if gene == "DPYD" and call.phased is False and not (call.reason or "").startswith("allele not in"):
+            detected = detected_alleles(g, {p: v for (c, p), v in calls.items() if c == chrom})
+            lookup_dip = lowest_two(g, defs.phenotypes.get(gene), detected)
+            if not call.diplotypes:
+                call.diplotypes, call.reason = [lookup_dip], None
+                call.warnings.append(
+                    f"unphased DPYD with {len(detected)} variant alleles: the two lowest-activity ones give the "
+                    "genotype (CPIC rule)"
+                )
+        phenotype, lookup, activity = _phenotype(defs, gene, [lookup_dip] if lookup_dip else call.diplotypes)
         note = None
         if call.diplotypes and phenotype is None:
             note = (
@@ -243,6 +259,8 @@ def report_from_calls(
                 lookup_key=lookup,
                 not_assayed=call.not_assayed,
                 assumed_reference=call.assumed_reference,
+                detected_alleles=detected,
+                lookup_diplotype=lookup_dip if phenotype else None,
                 could_change=call.uncertain_alleles,
                 reason=call.reason,
                 phenotype_note=note,
