@@ -42,6 +42,7 @@ def small_resources() -> list[dict[str, Any]]:
             "resourceType": "Encounter",
             "id": "e1",
             "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
             "subject": p,
             "period": {"start": "2024-03-01T10:00:00Z"},
             "type": [coded(SCT, "185349003", "Encounter for check up")],

@@ -52,15 +52,17 @@ def register(app: typer.Typer) -> None:
         "citations": [{"resource", "note_span"}]}]}], "needs_attention", "dropped"}.
         """
         from carelens.core.output import emit_json, to_json
-        from carelens.record.summary import summarize
+        from carelens.record.load import load_record
+        from carelens.record.summary import summarize_record
 
         if note_limit < 0:
             raise UsageError("--note-limit must be 0 (all notes) or more")
-        summary = summarize(source, patient=patient, notes=notes, note_limit=note_limit or None)
+        record = load_record(source, patient)
+        summary = summarize_record(record, notes=notes, note_limit=note_limit or None)
         if narrative_url:
             from carelens.record.narrative import add_narrative
 
-            add_narrative(summary, source_record=None, url=narrative_url, model=narrative_model)
+            add_narrative(summary, url=narrative_url, model=narrative_model)
         if fmt is SummaryFormat.json:
             emit_json(summary, out)
         elif fmt is SummaryFormat.markdown:
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
         else:
             from carelens.record.fhir_document import to_ips_bundle
 
-            _write_text(to_json(to_ips_bundle(summary)).decode(), out)
+            _write_text(to_json(to_ips_bundle(summary, record)).decode(), out)
 
     @app.command("ask")
     def ask_cmd(
