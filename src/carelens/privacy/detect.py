@@ -326,6 +326,8 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                     break
                 if caps_informative and not _is_cap(t):
                     break
+                if strength[m] == 0 and (t.low in lex.common_words or not caps_informative):
+                    break
                 is_name[m] = True
     # pairs of name words ("LYONS, WILLIAM", "Andrew Wise") and "<First name> is a ..."
     for i in range(n - 1):
