@@ -156,3 +156,21 @@ def test_shared_vcfs(shared_data: Path) -> None:
     background = shared_data / "genomics" / "background" / "PG_NA12878_hg38-chr21.vcf.gz"
     result = read_vcf(background, background.read_bytes(), "bg")
     assert result.records == 65_370 and result.bad_lines == []
+
+
+def test_unreadable_file_is_quarantined_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = write_json(tmp_path / "in" / "a.json", patient("p1"))
+    write_json(tmp_path / "in" / "b.json", patient("p2"))
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "b.json":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = ingest([good.parent], tmp_path / "store")
+    assert result.ingested()["Patient"] == 1
+    assert [(Path(q.source).name, q.where, q.reason) for q in result.quarantined] == [
+        ("b.json", "file", "cannot read the file (PermissionError)")
+    ]

@@ -14,7 +14,10 @@ resources whose references still do not resolve are quarantined. Conditional ref
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
 Files are content-addressed: a file whose bytes were ingested before is not read again (it
-is counted in ``unchanged``); a Bulk Data export log and note sidecars are ``skipped``.
+is counted in ``unchanged``); a Bulk Data export log and note sidecars are ``skipped``, as are
+files of unknown kind found in a folder (a file of unknown kind named on the command line is
+quarantined). A file that cannot be read (permissions) is quarantined for this run only, not
+recorded in the lake, so the next run tries it again. Hidden files in folders are ignored.
 """
 
 from __future__ import annotations
@@ -157,7 +160,13 @@ class _Run:
             self.finish(held, final=True)
 
     def one(self, path: Path, named: bool) -> None:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            held = _File(path=path, source_hash=f"unreadable:{path}", kind="unknown")
+            self.bad(held, "file", f"cannot read the file ({type(err).__name__})")
+            self.result.quarantined.extend(held.quarantine.quarantined)
+            return
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.writer.committed or digest in self.seen:
             self.result.unchanged += 1
