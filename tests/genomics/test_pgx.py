@@ -145,3 +145,14 @@ def test_dpyd_unphased_lowest_two_activity_rule(test_vcfs: Path) -> None:
     single = _gene(pgx_report(test_vcfs / "100samples.vcf.bgz", sample="s1"), "DPYD")
     assert single.diplotypes == ["Reference/c.85T>C (*9A)"]  # the matcher's pair is kept when it exists
     assert single.lookup_diplotype == "Reference/Reference" and single.phenotype == "Normal Metabolizer"
+
+
+def test_slco1b1_falls_back_to_rs4149056(test_vcfs: Path) -> None:
+    """No SLCO1B1 star allele fits, but c.521T>C is heterozygous: CPIC recommendations use Decreased Function."""
+    report = pgx_report(test_vcfs / "haplotype/SLCO1B1/multi.vcf")
+    g = _gene(report, "SLCO1B1")
+    c521 = next(p for p in g.positions if p["position"] == 21178615)
+    assert sorted(str(c521["genotype"]).split("/")) == ["C", "T"]
+    assert g.diplotypes == [] and g.reason and g.phenotype == "Decreased Function"
+    assert "rs4149056" in (g.phenotype_note or "")
+    assert any(d.drug == "simvastatin" and d.genes == {"SLCO1B1": "Decreased Function"} for d in report.drugs)

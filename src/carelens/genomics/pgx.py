@@ -12,7 +12,7 @@ from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
-from carelens.genomics.matcher import call_gene, natural_key
+from carelens.genomics.matcher import GeneCall, call_gene, natural_key
 from carelens.genomics.vcf import SampleCall, bare, read_calls
 
 # genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
@@ -144,7 +144,7 @@ def _hla_matches(value: str, diplotype: str) -> bool:
 
 def _lookup_matches(g: GeneResult | None, value: str) -> bool:
     """Whether a gene result satisfies one CPIC lookup key (an uncalled or absent gene is 'No Result')."""
-    if g is None or not g.diplotypes:
+    if g is None or not (g.diplotypes or g.lookup_key):
         return value == "No Result"
     if g.gene.startswith("HLA-"):
         return len(g.diplotypes) == 1 and _hla_matches(value, g.diplotypes[0])
@@ -159,7 +159,7 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
     for rec in defs.recommendations:
         if not rec.lookup:
             continue
-        called = {gene for gene in rec.lookup if gene in keys and keys[gene].diplotypes}
+        called = {gene for gene in rec.lookup if gene in keys and (keys[gene].diplotypes or keys[gene].lookup_key)}
         if not called or not all(_lookup_matches(keys.get(gene), value) for gene, value in rec.lookup.items()):
             continue
         ident = (rec.drug, rec.population, rec.text)
@@ -179,6 +179,18 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
             )
         )
     return sorted(out, key=lambda r: (r.drug, r.population or ""))
+
+
+SLCO1B1_C521 = {("T", "T"): "Normal Function", ("C", "T"): "Decreased Function", ("C", "C"): "Poor Function"}
+
+
+def _slco1b1_rs4149056(call: GeneCall) -> str | None:
+    """SLCO1B1 phenotype from c.521T>C (chr12:21178615) alone, used when no star allele can be called."""
+    for p in call.positions:
+        if p["position"] == 21178615:
+            alleles = tuple(sorted(str(p["genotype"]).replace("|", "/").split("/")))
+            return SLCO1B1_C521.get(alleles)  # type: ignore[arg-type]
+    return None
 
 
 def gene_positions(defs: PgxDefinitions) -> dict[str, set[int]]:
@@ -241,6 +253,9 @@ def report_from_calls(
                 )
         phenotype, lookup, activity = _phenotype(defs, gene, [lookup_dip] if lookup_dip else call.diplotypes)
         note = None
+        if gene == "SLCO1B1" and not call.diplotypes and (fallback := _slco1b1_rs4149056(call)):
+            phenotype = lookup = fallback
+            note = "no star-allele call: phenotype from the rs4149056 (c.521T>C) genotype alone (CPIC / PharmCAT rule)"
         if call.diplotypes and phenotype is None:
             note = (
                 "no CPIC phenotype table for this gene"
