@@ -5,7 +5,7 @@ copy count as Reference."""
 from __future__ import annotations
 
 from carelens.genomics.definitions import GeneDefinition, PhenotypeTable
-from carelens.genomics.matcher import _matches, _pick, diplotype_name, natural_key
+from carelens.genomics.matcher import diplotype_name, matches_allele, natural_key, pick_record
 from carelens.genomics.vcf import SampleCall
 
 
@@ -16,7 +16,7 @@ def detected_alleles(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -
     """
     observed: dict[int, list[str]] = {}
     for i, locus in enumerate(defn.loci):
-        call = _pick(calls.get(locus.position, []), locus.ref, {locus.ref, *locus.alts})
+        call = pick_record(calls.get(locus.position, []), locus.ref, {locus.ref, *locus.alts})
         if call is not None and not call.missing and call.problem is None:
             observed[i] = [a for a in call.alleles if a is not None]
     ref = defn.reference.alleles
@@ -31,9 +31,9 @@ def detected_alleles(defn: GeneDefinition, calls: dict[int, list[SampleCall]]) -
     found: list[str] = []
     for allele, idx in sorted(candidates, key=lambda c: (-len(c[1]), natural_key(c[0].name))):
         expected = {i: allele.alleles[i] or "" for i in idx}
-        while all(any(_matches(expected[i], o) for o in budget[i]) for i in idx):
+        while all(any(matches_allele(expected[i], o) for o in budget[i]) for i in idx):
             for i in idx:
-                budget[i].remove(next(o for o in budget[i] if _matches(expected[i], o)))
+                budget[i].remove(next(o for o in budget[i] if matches_allele(expected[i], o)))
             found.append(allele.name)
     return sorted(found, key=natural_key)
 

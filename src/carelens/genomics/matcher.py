@@ -42,6 +42,7 @@ def natural_key(name: str) -> list[object]:
 
 
 def diplotype_name(names: tuple[str, ...]) -> str:
+    """Allele names joined with / in natural order (*2/*10)."""
     return "/".join(sorted(names, key=natural_key))
 
 
@@ -61,7 +62,8 @@ class GeneCall:
     assumed_reference: list[int] = field(default_factory=list)
 
 
-def _matches(expected: str, observed: str | None) -> bool:
+def matches_allele(expected: str, observed: str | None) -> bool:
+    """Whether an observed allele satisfies a definition allele (IUPAC codes allowed for single bases)."""
     if observed is None:
         return False
     if expected == observed:
@@ -126,7 +128,7 @@ def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
     return bool(seen) and all(len(c.alleles) == 1 for c in seen)
 
 
-def _pick(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
+def pick_record(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
     """The record to use at a locus: REF as defined, genotype present, documented alleles, non-reference first."""
     candidates = [c for c in found if c.ref == ref]
     if len(candidates) <= 1:
@@ -164,7 +166,7 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
                 )
             ]
             assumed.append(locus.position)
-        call = _pick(found, locus.ref, {locus.ref, *locus.alts})
+        call = pick_record(found, locus.ref, {locus.ref, *locus.alts})
         if call is None and found:
             warnings.append(
                 f"position {locus.position}: VCF REF does not match the definition's reference; "
@@ -250,7 +252,9 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     def match(strand: tuple[str | None, ...]) -> list[tuple[str, int]]:
         if strand not in cache:
             cache[strand] = [
-                (a.name, s) for a, exp, s in prepared if all(_matches(e, o) for e, o in zip(exp, strand, strict=True))
+                (a.name, score)
+                for a, expected, score in prepared
+                if all(matches_allele(e, o) for e, o in zip(expected, strand, strict=True))
             ]
         return cache[strand]
 
