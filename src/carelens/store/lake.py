@@ -8,6 +8,8 @@ chunk's source-file hashes and part files. The manifest rename is the commit poi
 files no manifest names (left by a killed writer) are deleted when the next writer opens the
 lake, and a source whose hash a manifest lists is never ingested again. So killing a writer
 at any moment and running it again yields exactly the tables of an uninterrupted run.
+(Files are not fsync'ed: a killed process loses nothing the kernel has accepted; a power
+cut may lose the last chunks, which the next run then ingests again.)
 """
 
 from __future__ import annotations
@@ -178,43 +180,56 @@ class Lake:
         )
 
     # -- catalog -------------------------------------------------------------------------
-    def _catalog_current(self) -> bool:
+    def _marker(self) -> dict[str, Any]:
         marker = self.root / "_catalog.json"
         if not self.catalog.exists() or not marker.exists():
-            return False
+            return {}
         seen = orjson.loads(marker.read_bytes())
-        return bool(seen.get("root") == str(self.root.absolute()) and seen.get("chunks") == self._chunk_ids())
+        return seen if seen.get("root") == str(self.root.absolute()) else {}
+
+    def _catalog_current(self) -> bool:
+        return bool(self._marker().get("chunks") == self._chunk_ids() and self.catalog.exists())
 
     def _chunk_ids(self) -> list[str]:
         folder = self.root / "_manifest"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
+    def view_sql(self) -> dict[str, str]:
+        """The catalog's views: name -> SELECT over the committed part files."""
+        manifests = self.manifests()
+        views: dict[str, str] = {}
+        for table in TABLES:
+            files = [str((self.root / m["parts"][table]).absolute()) for m in manifests if table in m["parts"]]
+            if files:
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                views[table] = f"SELECT * FROM read_parquet([{listing}])"
+            else:
+                cols = ", ".join(f'NULL::{_DUCK_TYPES[f.type]} AS "{f.name}"' for f in SCHEMAS[table])
+                views[table] = f"SELECT {cols} WHERE false"
+        views.update(_EXTRA_VIEWS)
+        for rtype in sorted({t for m in manifests for t in m.get("resource_types", [])}):
+            if _RESOURCE_TYPE.match(rtype) and rtype.lower() not in views:
+                views[rtype] = (
+                    f"SELECT id, patient_id, json, source, content_hash FROM resources WHERE resource_type = '{rtype}'"
+                )
+        return views
+
     def refresh(self) -> None:
-        """(Re)create the catalog's views over the committed part files."""
+        """Bring the catalog's views up to date with the committed part files (only the views
+        whose definition changed are re-created)."""
         import duckdb
 
         self.root.mkdir(parents=True, exist_ok=True)
+        chunks = self._chunk_ids()
+        before = self._marker().get("views", {})
+        wanted = self.view_sql()
+        views = {name: stable_id(sql) for name, sql in wanted.items()}
         with duckdb.connect(str(self.catalog)) as con:
-            for table in TABLES:
-                files = [str(p.absolute()) for p in self.part_files(table)]
-                if files:
-                    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listing}])")
-                else:
-                    cols = ", ".join(f'NULL::{_DUCK_TYPES[f.type]} AS "{f.name}"' for f in SCHEMAS[table])
-                    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} WHERE false")
-            for name, sql in _EXTRA_VIEWS.items():
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-            types = sorted({t for m in self.manifests() for t in m.get("resource_types", [])})
-            for rtype in types:
-                if _RESOURCE_TYPE.match(rtype) and rtype.lower() not in TABLES + tuple(_EXTRA_VIEWS):
-                    con.execute(
-                        f'CREATE OR REPLACE VIEW "{rtype}" AS SELECT id, patient_id, json, source, content_hash'
-                        f" FROM resources WHERE resource_type = '{rtype}'"
-                    )
-        _atomic_write(
-            self.root / "_catalog.json", orjson.dumps({"root": str(self.root.absolute()), "chunks": self._chunk_ids()})
-        )
+            for name, sql in wanted.items():
+                if before.get(name) != views[name]:
+                    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+        marker = {"root": str(self.root.absolute()), "chunks": chunks, "views": views}
+        _atomic_write(self.root / "_catalog.json", orjson.dumps(marker))
 
     # -- writing -------------------------------------------------------------------------
     @contextmanager
@@ -329,10 +344,7 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
