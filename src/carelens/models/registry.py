@@ -117,13 +117,16 @@ def flatten_metrics(raw: dict[str, Any]) -> dict[str, Metric]:
             continue
         if not isinstance(value, dict):
             continue
-        cis = value.get("ci") if isinstance(value.get("ci"), dict) else {}
+        cis: dict[str, Any] = value["ci"] if isinstance(value.get("ci"), dict) else {}
         n = value.get("n") if isinstance(value.get("n"), int) else None
         prefix = "" if not out else f"{name}."
         for key, point in value.items():
             if key in ("n", "ci") or isinstance(point, bool) or not isinstance(point, int | float):
                 continue
-            pair = cis.get(key) if isinstance(cis.get(key), list | tuple) and len(cis.get(key)) == 2 else (None, None)
+            raw_ci = cis.get(key)
+            pair: tuple[Any, Any] = (
+                (raw_ci[0], raw_ci[1]) if isinstance(raw_ci, list | tuple) and len(raw_ci) == 2 else (None, None)
+            )
             out[f"{prefix}{key}"] = Metric(
                 value=float(point),
                 ci_low=float(pair[0]) if isinstance(pair[0], int | float) else None,

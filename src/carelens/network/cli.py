@@ -1,9 +1,168 @@
-"""Command-line commands of carelens.network (registered on the main app by carelens.cli)."""
+"""Command-line commands of carelens.network: ``carelens node start`` and
+``carelens hub start|train|validate`` (the partner network, on Flower)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from carelens.core.errors import UsageError
+from carelens.core.output import emit_json
+
+hub = typer.Typer(
+    help="The partner-network hub: aggregates site updates, runs federated validation.", no_args_is_help=True
+)
+node = typer.Typer(
+    help="A partner site's node: trains and validates on local data that never leaves.", no_args_is_help=True
+)
+
+StoreOpt = typer.Option(None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data).")
+HubOpt = typer.Option("127.0.0.1:9092", "--hub", help="Hub address host:port.")
+
+
+def _store(store: Path | None) -> Path:
+    from carelens.core.config import get_settings
+
+    return store or get_settings().store
+
+
+def _serve(proc) -> None:
+    from carelens.network.runtime import stop
+
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        stop(proc)
+        return
+    if code:
+        from carelens.core.errors import InputError
+
+        raise InputError(f"process exited with status {code}; see its log in the store's network folder")
+
+
+@hub.command("start")
+def hub_start(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(9092, "--port", help="Port of the hub's API (sites and jobs connect here)."),
+    store: Path | None = StoreOpt,
+) -> None:
+    """Run the hub (a Flower SuperLink, insecure mode) until interrupted."""
+    from carelens.network.runtime import network_dir, start_hub
+
+    proc = start_hub(_store(store), host, port)
+    typer.echo(
+        f"hub listening on {host}:{port} (log: {network_dir(_store(store)) / 'hub' / 'superlink.log'})", err=True
+    )
+    _serve(proc)
+
+
+@hub.command("train")
+def hub_train(
+    rounds: int = typer.Option(3, "--rounds", help="Federated rounds."),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    min_sites: int = typer.Option(2, "--min-sites", help="A round needs at least this many site updates."),
+    sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting (default: --min-sites)."),
+    local_epochs: int = typer.Option(1, "--local-epochs", help="Local epochs per round at each site."),
+    lr: float = typer.Option(1e-3, "--lr", help="Local learning rate."),
+    proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal term weight."),
+    dp_noise: float = typer.Option(0.0, "--dp-noise", help="DP noise multiplier (0 = no differential privacy)."),
+    dp_clip: float = typer.Option(1.0, "--dp-clip", help="DP clipping norm of each site's update."),
+    secagg: bool = typer.Option(True, "--secagg/--no-secagg", help="Secure aggregation (SecAgg+), on by default."),
+    name: str = typer.Option("carelens-federated-cnn", "--name", help="Model name in the registry."),
+    card: Path | None = typer.Option(None, "--card", help="Model card JSON (HTI-1 attribute keys) to attach."),
+    cohort: str = typer.Option("", "--cohort", help="Cohort definition recorded in the lineage."),
+    timeout: int = typer.Option(300, "--timeout", help="Seconds to wait for the sites in each protocol step."),
+    hub_address: str = HubOpt,
+    store: Path | None = StoreOpt,
+) -> None:
+    """Train the carelens image model across the connected sites; prints the new registry entry."""
+    from carelens.network.runtime import run_job
+
+    if rounds < 1 or min_sites < 1:
+        raise UsageError("--rounds and --min-sites must be at least 1")
+    if card is not None and not card.is_file():
+        raise UsageError(f"--card {card.name}: file not found")
+    settings = {
+        "mode": "train",
+        "rounds": rounds,
+        "strategy": strategy,
+        "min-sites": min_sites,
+        "expected-sites": sites or min_sites,
+        "local-epochs": local_epochs,
+        "lr": lr,
+        "proximal-mu": proximal_mu,
+        "dp-noise": dp_noise,
+        "dp-clip": dp_clip,
+        "secagg": secagg,
+        "name": name,
+        "card": str(card.resolve()) if card else "",
+        "cohort": cohort,
+        "timeout": timeout,
+    }
+    if strategy not in ("fedavg", "fedprox"):
+        raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
+    emit_json(run_job(hub_address, _store(store), settings))
+
+
+@hub.command("validate")
+def hub_validate(
+    model: str = typer.Argument(..., help="Registered model id, id prefix or name."),
+    split: str = typer.Option("test", "--split", help="Which split each site scores: train, val or test."),
+    min_sites: int = typer.Option(1, "--min-sites", help="Fail unless at least this many sites return results."),
+    sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting."),
+    timeout: int = typer.Option(300, "--timeout", help="Seconds to wait for the sites' results."),
+    hub_address: str = HubOpt,
+    store: Path | None = StoreOpt,
+) -> None:
+    """Each site scores MODEL on its own data and returns aggregate metrics only (small cells
+    suppressed); the cross-site report is appended to the model's registry entry."""
+    from carelens.models import Registry
+    from carelens.network.runtime import run_job
+
+    if split not in ("train", "val", "test"):
+        raise UsageError("--split must be train, val or test")
+    entry = Registry(_store(store)).entry(model)
+    settings = {
+        "mode": "validate",
+        "model": entry.id,
+        "split": split,
+        "min-sites": min_sites,
+        "expected-sites": sites or min_sites,
+        "timeout": timeout,
+    }
+    emit_json(run_job(hub_address, _store(store), settings))
+
+
+@node.command("start")
+def node_start(
+    site: str = typer.Option(..., "--site", help="This site's name (letters, digits, '.', '_', '-')."),
+    data: Path = typer.Option(..., "--data", help="The site's data: a .npz file or a folder holding one."),
+    hub_address: str = HubOpt,
+    port: int | None = typer.Option(None, "--port", help="Local port for the node's app runtime (default: free)."),
+    capture: Path | None = typer.Option(
+        None, "--capture-outbound", help="Keep a copy of every message that leaves the site in this folder."
+    ),
+    store: Path | None = StoreOpt,
+) -> None:
+    """Run a site node (a Flower SuperNode) until interrupted; its data is checked first."""
+    from carelens.core.errors import InputError
+    from carelens.network.runtime import start_node
+    from carelens.network.sitedata import describe, load_site_data
+
+    try:
+        summary = describe(load_site_data(data, site))
+        typer.echo(f"site {site}: data passed the schema check: {summary['counts']}", err=True)
+    except InputError as err:
+        typer.echo(
+            f"warning: site {site}: data failed the schema check ({err.reason}); tasks will be refused", err=True
+        )
+    proc = start_node(site, data, hub_address, _store(store), port, capture)
+    typer.echo(f"site {site} connected to hub {hub_address}", err=True)
+    _serve(proc)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
+    app.add_typer(hub, name="hub")
+    app.add_typer(node, name="node")

@@ -1,0 +1,126 @@
+"""The site's Flower ``ClientApp``: trains and evaluates the carelens image model on the site's
+own data, behind the outbound guard and SecAgg+ (``mods``, outermost first).
+
+Node config (``flower-supernode --node-config``): ``site`` (name), ``data`` (npz or folder),
+optional ``outbound-log`` (folder for the size log) and ``capture`` (folder keeping a copy of
+every outgoing message). Torch loads only for training and evaluation messages, not for the
+SecAgg+ key-exchange stages.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from flwr.client import ClientApp, NumPyClient
+from flwr.client.mod import fixedclipping_mod, secaggplus_mod
+from flwr.common import Context, MessageType
+
+from carelens.core.errors import InputError
+from carelens.network.guard import SECAGG_RECORD, OutboundLog, outbound_guard, payload_guard
+
+KEY_CLIPPING_NORM = "clipping_norm"
+
+
+def _site(ctxt: Context) -> str:
+    return str(ctxt.node_config.get("site", "site"))
+
+
+def _outbound_log(ctxt: Context) -> OutboundLog:
+    folder = ctxt.node_config.get("outbound-log")
+    capture = ctxt.node_config.get("capture")
+    return OutboundLog(Path(str(folder)) if folder else None, Path(str(capture)) if capture else None)
+
+
+class SiteClient(NumPyClient):
+    """Local training (FedAvg/FedProx) and local evaluation for one site."""
+
+    def __init__(self, context: Context) -> None:
+        self.site = _site(context)
+        self.data_path = str(context.node_config.get("data", ""))
+        self.arch = str(context.run_config.get("arch", "cnn"))
+        self.image_size = int(context.run_config.get("image-size", 28))
+        self.seed = int(context.run_config.get("seed", 0))
+
+    def _data(self):
+        from carelens.network.sitedata import load_site_data
+
+        try:
+            return load_site_data(self.data_path, self.site, (1, self.image_size, self.image_size))
+        except InputError as err:
+            raise InputError(f"site data failed the schema check: {err.reason}") from None
+
+    def _model(self, parameters: list[Any]):
+        from carelens.network.local import new_model, set_weights
+
+        model = new_model(self.arch, self.image_size, self.seed)
+        try:
+            set_weights(model, parameters)
+        except ValueError as err:
+            raise InputError(f"model from the hub does not fit this site's network: {err}") from None
+        return model
+
+    def fit(self, parameters: list[Any], config: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
+        from carelens.network.local import fit, get_weights
+
+        start = time.monotonic()
+        data = self._data()
+        model = self._model(parameters)
+        train = data.split("train")
+        stats = fit(
+            model,
+            train,
+            epochs=int(config.get("local_epochs", 1)),
+            lr=float(config.get("lr", 1e-3)),
+            proximal_mu=float(config.get("proximal_mu", 0.0)),
+            seed=self.seed + int(config.get("round", 0)),
+        )
+        metrics: dict[str, Any] = {"site": self.site, "loss": stats["loss"], "train_seconds": time.monotonic() - start}
+        for split, part in data.splits.items():
+            metrics[f"n_{split}"] = len(part)
+            metrics[f"n_{split}_pos"] = int(part.labels.sum())
+        return get_weights(model), len(train), metrics
+
+    def evaluate(self, parameters: list[Any], config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
+        import numpy as np
+
+        from carelens.network.local import predict
+        from carelens.network.metrics import flatten, site_metrics
+
+        data = self._data()
+        split = data.split(str(config.get("split", "test")))
+        model = self._model(parameters)
+        proba = predict(model, split)
+        result = site_metrics(proba, split, threshold=float(config.get("threshold", 0.5)))
+        eps = 1e-7
+        p = np.clip(proba[np.arange(len(split)), split.labels], eps, 1.0)
+        loss = float(-np.mean(np.log(p)))
+        return loss, len(split), {"site": self.site, **flatten(result)}
+
+
+def _client_fn(context: Context):
+    return SiteClient(context).to_client()
+
+
+def secagg_mod(msg: Any, ctxt: Context, call_next: Any) -> Any:
+    """Flower's SecAgg+ for training messages that run the SecAgg+ protocol (the hub's default);
+    a hub that trains without it (``--no-secagg``) sends plain training messages."""
+    if not msg.has_error() and SECAGG_RECORD in msg.content.config_records:
+        return secaggplus_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+def dp_clipping_mod(msg: Any, ctxt: Context, call_next: Any) -> Any:
+    """Flower's client-side fixed clipping, applied only to training messages that carry the
+    hub's clipping norm (differential privacy on); other messages pass through."""
+    records = msg.content.config_records if not msg.has_error() else {}
+    if msg.metadata.message_type == MessageType.TRAIN and KEY_CLIPPING_NORM in records.get("fitins.config", {}):
+        return fixedclipping_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+app = ClientApp(
+    client_fn=_client_fn,
+    mods=[outbound_guard(_site, _outbound_log), secagg_mod, payload_guard(_site), dp_clipping_mod],
+)

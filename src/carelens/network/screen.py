@@ -1,0 +1,118 @@
+"""The hub's side of the boundary: every reply is screened before any strategy sees it, and
+bytes on the wire are counted per round.
+
+``ScreenedGrid`` wraps Flower's ``Grid``. A training reply whose weights (plain, or SecAgg+'s
+masked vectors) do not have the shapes the hub sent, or are not finite, is replaced by an error
+reply, so Flower's workflow treats that site as dropped for the round (its SecAgg+ masks are
+then removed with the other sites' shares) and nothing from it is averaged in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from carelens.network.strategy import Journal
+
+SECAGG_RECORD = "secaggplus_configs"
+
+
+def _size(msg: Any) -> int:
+    from flwr.common.serde import recorddict_to_proto
+
+    if msg.has_error():
+        return len(msg.error.reason or "")
+    return len(recorddict_to_proto(msg.content).SerializeToString())
+
+
+def _sent_shapes(msg: Any) -> list[tuple[int, ...]] | None:
+    for name in ("fitins.parameters", "evaluateins.parameters"):
+        if name in msg.content.array_records:
+            return [tuple(a.numpy().shape) for a in msg.content.array_records[name].values()]
+    return None
+
+
+def screen_reply(reply: Any, shapes: list[tuple[int, ...]] | None) -> str | None:
+    """Why a reply must not be used (None when it may)."""
+    if reply.has_error():
+        return None
+    content = reply.content
+    if "fitres.parameters" in content.array_records:
+        arrays = list(content.array_records["fitres.parameters"].values())
+        if arrays:
+            got = [tuple(a.numpy().shape) for a in arrays]
+            if shapes is not None and got != shapes:
+                return f"update has {len(got)} arrays whose shapes do not match the {len(shapes)} sent"
+            if any(not np.isfinite(a.numpy()).all() for a in arrays):
+                return "update holds non-finite values"
+    if SECAGG_RECORD in content.config_records and "masked_params" in content.config_records[SECAGG_RECORD]:
+        from flwr.common import bytes_to_ndarray
+
+        try:
+            vectors = [bytes_to_ndarray(b) for b in content.config_records[SECAGG_RECORD]["masked_params"]]
+        except Exception:
+            return "masked update cannot be decoded"
+        if shapes is not None and [tuple(v.shape) for v in vectors[1:]] != shapes:
+            return "masked update does not have the shapes of the model sent"
+    return None
+
+
+class ScreenedGrid:
+    """A ``Grid`` that screens replies and counts bytes (everything else is delegated)."""
+
+    def __init__(self, grid: Any, journal: Journal) -> None:
+        self._grid = grid
+        self.journal = journal
+        self.bytes_out: dict[str, int] = defaultdict(int)
+        self.bytes_in: dict[str, int] = defaultdict(int)
+        self.node_sites: dict[int, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+        from flwr.common import Error, Message
+
+        sent = list(messages)
+        by_id: dict[str, Any] = {}
+        for msg in sent:
+            self.bytes_out[msg.metadata.group_id] += _size(msg)
+        replies = list(self._grid.send_and_receive(sent, timeout=timeout))
+        for msg in sent:
+            by_id[msg.metadata.message_id] = msg
+        screened = []
+        answered = set()
+        for reply in replies:
+            group = reply.metadata.group_id
+            self.bytes_in[group] += _size(reply)
+            original = by_id.get(reply.metadata.reply_to_message_id)
+            node = reply.metadata.src_node_id
+            answered.add(node)
+            shapes = _sent_shapes(original) if original is not None else None
+            self._learn_site(node, reply)
+            why = screen_reply(reply, shapes)
+            if reply.has_error():
+                self.journal.event(group, "site error", node=self.site_of(node), reason=reply.error.reason)
+            if why is not None and original is not None:
+                self.journal.event(group, "update rejected", node=self.site_of(node), reason=why)
+                reply = Message(Error(code=0, reason=f"rejected by hub: {why}"), reply_to=original)
+            screened.append(reply)
+        for msg in sent:
+            if msg.metadata.dst_node_id not in answered:
+                self.journal.event(msg.metadata.group_id, "no reply", node=self.site_of(msg.metadata.dst_node_id))
+        return screened
+
+    def _learn_site(self, node: int, reply: Any) -> None:
+        if reply.has_error():
+            return
+        for name in ("fitres.metrics", "evaluateres.metrics"):
+            site = (
+                reply.content.config_records.get(name, {}).get("site") if name in reply.content.config_records else None
+            )
+            if isinstance(site, str):
+                self.node_sites[node] = site
+
+    def site_of(self, node: int) -> str:
+        return self.node_sites.get(node, f"node {node}")

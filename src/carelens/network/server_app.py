@@ -1,0 +1,295 @@
+"""The hub's Flower ``ServerApp``: federated training (a ``DefaultWorkflow`` whose fit step is
+Flower's ``SecAggPlusWorkflow``) or federated validation, then the registry entry / record.
+
+Run config (``flwr run -c``): ``mode`` (train|validate), ``store``, ``result`` (JSON file the
+hub CLI reads back), ``rounds``, ``strategy``, ``min-sites``, ``expected-sites``, ``local-epochs``,
+``lr``, ``proximal-mu``, ``dp-noise``, ``dp-clip``, ``secagg``, ``timeout``, ``arch``,
+``image-size``, ``seed``, ``name``, ``card`` (JSON file), ``cohort``, ``model``, ``split``.
+The strategy lives in ``carelens.network.strategy``; this module only wires it to Flower.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from flwr.common import Context
+from flwr.serverapp import ServerApp
+
+app = ServerApp()
+
+
+def _cfg(context: Context) -> dict[str, Any]:
+    return dict(context.run_config)
+
+
+@app.main()
+def main(grid: Any, context: Context) -> None:
+    """Entry point the SuperLink runs for each ``flwr run``."""
+    cfg = _cfg(context)
+    started = time.time()
+    try:
+        if cfg.get("mode", "train") == "validate":
+            result = run_validation(grid, cfg)
+        else:
+            result = run_training(grid, context, cfg)
+        result["ok"] = True
+    except Exception as err:
+        result = {"ok": False, "reason": f"{type(err).__name__}: {err}"[:500]}
+    result["wall_seconds"] = round(time.time() - started, 1)
+    out = Path(str(cfg["result"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+
+
+def _wait_for_sites(grid: Any, count: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = list(grid.get_node_ids())
+        if len(nodes) >= count or time.monotonic() > deadline:
+            return nodes
+        time.sleep(1)
+
+
+def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, Any]:
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+    from carelens.network.local import get_weights, new_model
+    from carelens.network.screen import ScreenedGrid
+    from carelens.network.strategy import Journal, epsilon_spent, make_strategy
+
+    journal = Journal()
+    screened = ScreenedGrid(grid, journal)
+    arch, size, seed = str(cfg.get("arch", "cnn")), int(cfg.get("image-size", 28)), int(cfg.get("seed", 0))
+    model = new_model(arch, size, seed)
+    initial = get_weights(model)
+    min_sites = int(cfg.get("min-sites", 2))
+    expected = int(cfg.get("expected-sites", min_sites))
+    rounds = int(cfg.get("rounds", 3))
+    timeout = float(cfg.get("timeout", 300))
+    nodes = _wait_for_sites(grid, expected, float(cfg.get("join-timeout", 120)))
+    if len(nodes) < min_sites:
+        raise RuntimeError(f"only {len(nodes)} site(s) connected, the minimum is {min_sites}")
+    dp_noise = float(cfg.get("dp-noise", 0.0))
+    strategy = make_strategy(
+        str(cfg.get("strategy", "fedavg")),
+        initial,
+        journal,
+        min_sites=min_sites,
+        local_epochs=int(cfg.get("local-epochs", 1)),
+        lr=float(cfg.get("lr", 1e-3)),
+        proximal_mu=float(cfg.get("proximal-mu", 0.01)),
+        dp_noise=dp_noise,
+        dp_clip=float(cfg.get("dp-clip", 1.0)),
+        expected_sites=len(nodes),
+    )
+    legacy = LegacyContext(
+        context=context, config=ServerConfig(num_rounds=rounds, round_timeout=timeout), strategy=strategy
+    )
+    secagg = bool(cfg.get("secagg", True))
+    fit_workflow = (
+        SecAggPlusWorkflow(
+            num_shares=1.0,
+            reconstruction_threshold=0.6,
+            max_weight=float(cfg.get("max-weight", 10000.0)),
+            clipping_range=float(cfg.get("clipping-range", 32.0)),
+            timeout=timeout,
+        )
+        if secagg
+        else None
+    )
+    DefaultWorkflow(fit_workflow=fit_workflow)(screened, legacy)  # type: ignore[arg-type]  # a Grid proxy
+    weights = [a.numpy() for a in legacy.state.array_records["parameters"].values()]
+    adopted = sum(1 for r in journal.rounds if r.get("adopted"))
+    evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")))
+    _name_nodes(journal, screened)
+    privacy: dict[str, Any] = {"secure_aggregation": "SecAgg+ (Flower SecAggPlusWorkflow)" if secagg else "off"}
+    if dp_noise > 0:
+        privacy["differential_privacy"] = {
+            "mechanism": "Gaussian, central noise on the aggregate, client-side clipping (Flower)",
+            "noise_multiplier": dp_noise,
+            "clipping_norm": float(cfg.get("dp-clip", 1.0)),
+            "rounds": rounds,
+            "delta": 1e-5,
+            "epsilon": round(epsilon_spent(dp_noise, rounds), 4),
+            "unit": "site (each site's whole update per round)",
+            "accountant": "Renyi DP, no subsampling",
+        }
+    model_id = _register(cfg, model, weights, journal, evaluation, privacy, screened, adopted)
+    return {
+        "mode": "train",
+        "model_id": model_id,
+        "rounds": rounds,
+        "rounds_adopted": adopted,
+        "sites": evaluation["sites"],
+        "pooled": evaluation["pooled"],
+        "events": journal.events,
+        "privacy": privacy,
+        "bytes_per_round": _bytes(screened),
+    }
+
+
+def _name_nodes(journal: Any, screened: Any) -> None:
+    """Replace node ids in the event log by site names once the sites have named themselves."""
+    names = {f"node {k}": v for k, v in screened.node_sites.items()}
+    for event in journal.events:
+        if event.get("node") in names:
+            event["node"] = names[event["node"]]
+
+
+def _bytes(screened: Any) -> dict[str, dict[str, int]]:
+    groups = sorted(set(screened.bytes_out) | set(screened.bytes_in))
+    return {g: {"to_sites": screened.bytes_out.get(g, 0), "from_sites": screened.bytes_in.get(g, 0)} for g in groups}
+
+
+def federated_evaluate(grid: Any, weights: list[Any], cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:
+    """Each connected site scores ``weights`` on its own ``split``; only aggregates come back."""
+    from flwr.common import EvaluateIns, Message, MessageType, ndarrays_to_parameters
+    from flwr.compat.common.recorddict_compat import evaluateins_to_recorddict, recorddict_to_evaluateres
+
+    from carelens.network.guard import METRIC_KEY
+    from carelens.network.metrics import pooled, unflatten
+
+    nodes = list(grid.get_node_ids())
+    ins = EvaluateIns(parameters=ndarrays_to_parameters(weights), config={"split": split})
+    messages = [
+        Message(
+            content=evaluateins_to_recorddict(ins, True),
+            dst_node_id=node,
+            message_type=MessageType.EVALUATE,
+            group_id="validate",
+        )
+        for node in nodes
+    ]
+    replies = grid.send_and_receive(messages, timeout=float(cfg.get("timeout", 300)))
+    sites: list[dict[str, Any]] = []
+    answered = set()
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        answered.add(node)
+        if reply.has_error():
+            sites.append({"site": grid.site_of(node), "refused": reply.error.reason})
+            continue
+        res = recorddict_to_evaluateres(reply.content)
+        metrics = dict(res.metrics)
+        name = str(metrics.pop("site", f"node {node}"))
+        grid.node_sites[node] = name
+        kept = {k: v for k, v in metrics.items() if METRIC_KEY.match(k) and isinstance(v, int | float)}
+        sites.append({"site": name, **unflatten(kept)})
+    for node in nodes:
+        if node not in answered:
+            sites.append({"site": grid.site_of(node), "refused": "no reply before the timeout"})
+    usable = [s for s in sites if "refused" not in s]
+    pooled_metrics = {k: p for k in ("auc", "ece", "sensitivity", "specificity") if (p := pooled(usable, k))}
+    return {"split": split, "sites": sorted(sites, key=lambda s: s["site"]), "pooled": pooled_metrics}
+
+
+def _register(
+    cfg: dict[str, Any],
+    model: Any,
+    weights: list[Any],
+    journal: Any,
+    evaluation: dict[str, Any],
+    privacy: dict[str, Any],
+    screened: Any,
+    adopted: int,
+) -> str:
+    import torch
+
+    from carelens.models import Registry
+    from carelens.network.local import set_weights
+
+    set_weights(model, weights)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    lineage_sites = []
+    for name, info in sorted(journal.sites.items()):
+        counts = {s: int(info[f"n_{s}"]) for s in ("train", "val", "test") if f"n_{s}" in info}
+        label_counts = {
+            s: {"pneumonia": int(info[f"n_{s}_pos"]), "normal": int(info[f"n_{s}"] - info[f"n_{s}_pos"])}
+            for s in ("train", "val", "test")
+            if f"n_{s}_pos" in info and f"n_{s}" in info
+        }
+        lineage_sites.append({"site": name, "counts": counts, "label_counts": label_counts, "date_range": None})
+    card = {}
+    if cfg.get("card"):
+        card = json.loads(Path(str(cfg["card"])).read_text(encoding="utf-8"))
+    subgroups = [
+        {**row, "site": s["site"]} for s in evaluation["sites"] if "refused" not in s for row in s.get("subgroups", [])
+    ]
+    meta = {
+        "name": str(cfg.get("name", "carelens-federated-cnn")),
+        "version": str(cfg.get("version", "1")),
+        "arch": str(cfg.get("arch", "cnn")),
+        "task": "binary",
+        "labels": ["normal", "pneumonia"],
+        "metrics": evaluation["pooled"],
+        "subgroups": subgroups,
+        "lineage": {
+            "sites": lineage_sites,
+            "cohort_definition": cfg.get("cohort") or None,
+            "date_ranges": None,
+            "counts": {"train": sum(s["counts"].get("train", 0) for s in lineage_sites)},
+        },
+        "training": {
+            "mode": "federated",
+            "framework": "Flower (SuperLink/SuperNode, ServerApp/ClientApp)",
+            "strategy": str(cfg.get("strategy", "fedavg")),
+            "rounds": int(cfg.get("rounds", 3)),
+            "rounds_adopted": adopted,
+            "min_sites": int(cfg.get("min-sites", 2)),
+            "local_epochs": int(cfg.get("local-epochs", 1)),
+            "privacy": privacy,
+            "evaluation": {
+                "split": evaluation["split"],
+                "sites": evaluation["sites"],
+                "pooling": "fixed-effect inverse-variance meta-analysis of site estimates",
+            },
+            "rounds_log": journal.rounds,
+            "events": journal.events,
+            "bytes_per_round": _bytes(screened),
+        },
+        "card": card,
+    }
+    entry = Registry(str(cfg["store"])).register_weights(buf.getvalue(), meta)
+    return entry.id
+
+
+def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Federated validation of a registered model: appended to its entry as a new record."""
+    import torch
+
+    from carelens.models import Registry
+    from carelens.network.local import get_weights, new_model
+    from carelens.network.screen import ScreenedGrid
+    from carelens.network.strategy import Journal
+
+    registry = Registry(str(cfg["store"]))
+    entry = registry.entry(str(cfg["model"]))
+    model = new_model(entry.arch, int(cfg.get("image-size", 28)))
+    state = torch.load(registry.weights_path(entry.id), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    journal = Journal()
+    screened = ScreenedGrid(grid, journal)
+    _wait_for_sites(grid, int(cfg.get("expected-sites", cfg.get("min-sites", 1))), float(cfg.get("join-timeout", 60)))
+    evaluation = federated_evaluate(screened, get_weights(model), cfg, split=str(cfg.get("split", "test")))
+    _name_nodes(journal, screened)
+    answered = [s for s in evaluation["sites"] if "refused" not in s]
+    if len(answered) < int(cfg.get("min-sites", 1)):
+        raise RuntimeError(f"only {len(answered)} site(s) returned results, the minimum is {cfg.get('min-sites', 1)}")
+    report = {
+        "process": (
+            f"federated validation: each site scored the model on its own {evaluation['split']} split and returned "
+            "only aggregate metrics (bootstrap 95% CIs); subgroup cells with fewer than 11 patients suppressed"
+        ),
+        "split": evaluation["split"],
+        "sites": evaluation["sites"],
+        "pooled": evaluation["pooled"],
+        "events": journal.events,
+    }
+    record = registry.append_record(entry.id, "validation", report)
+    return {"mode": "validate", "model_id": entry.id, "record": record["seq"], **report}
