@@ -60,9 +60,14 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     assert genomics["reportable_findings"] == genomics["planted_acmg_variants"] == acmg == 1
     assert stages["imaging"]["status"] == "skipped" and stages["models"]["status"] == "skipped"
     assert stages["users"]["created"] == ["clinician", "researcher", "admin"]
-    assert stages["deidentify"]["status"] in ("done", "skipped")
-    if stages["deidentify"]["status"] == "done":
-        assert stages["deidentify"]["canary_leaks"] == 0
+    deid = stages["deidentify"]
+    assert deid["status"] == "done", deid
+    assert deid["canary_leaks"] == 0 and deid["audit_leaks"] == 0 and deid["audit_files_scanned"] > 0
+    assert deid["written"]["notes"] == sum(len(p["notes"]) for p in planted["patients"])
+    assert deid["written"]["dicom"] + deid["quarantined"] >= sum(len(p["images"]) for p in planted["patients"])
+    research = tmp_path / "store" / "research"
+    names = " ".join(str(p.relative_to(research)) for p in research.rglob("*"))
+    assert all(p["patient_id"] not in names and p["mrn"] not in names for p in planted["patients"])
     # the workspace finds the bundles and the saved outputs
     store = tmp_path / "store"
     for p in planted["patients"]:

@@ -124,13 +124,84 @@ def stage_ingest(run: DemoRun) -> dict[str, Any]:
     }
 
 
+def _site_keys(run: DemoRun) -> Any:
+    """The site secret from the environment, else a demo secret kept beside the cohort (never in the store)."""
+    import os
+
+    keys_mod = _need("carelens.privacy.keys", "KeyService", "write_secret")
+    if os.environ.get("CARELENS_SECRET_FILE") or os.environ.get("CARELENS_SECRET"):
+        return keys_mod.KeyService.from_env()
+    secret = run.options.out / "site-secret.key"
+    if not secret.exists():
+        keys_mod.write_secret(secret)
+    return keys_mod.KeyService.from_file(secret)
+
+
 def stage_deidentify(run: DemoRun) -> dict[str, Any]:
-    privacy = _need("carelens.privacy", "deidentify_cohort")
-    m = _manifest(run)
+    """Notes, FHIR, DICOM and VCF into ``<store>/research`` behind one key; files there are renamed
+    so that no identified-zone id names them; then the leak audit and the planted canaries."""
+    fhir_mod = _need("carelens.privacy.fhir", "deid_fhir_path", "load_patients")
+    text_mod = _need("carelens.privacy.text", "deid_text_path")
+    dicom_mod = _need("carelens.privacy.dicom", "deid_dicom_path", "DicomOptions")
+    vcf_mod = _need("carelens.privacy.vcf", "deid_vcf")
+    audit_mod = _need("carelens.privacy.audit", "audit")
+    m, root = _manifest(run), run.options.out
+    keys = _site_keys(run)
     research = run.options.store / "research"
-    report = privacy.deidentify_cohort(run.options.out, research)
+    work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
+    shutil.rmtree(research, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    patients = fhir_mod.load_patients([root / "fhir"], keys)
+    counts: dict[str, int] = {}
+    reasons: list[str] = []  # the reasons only: the sources are identified-zone paths
+
+    fhir_batch = fhir_mod.deid_fhir_path(root / "fhir", work / "fhir", keys)
+    reasons += [q.reason for q in fhir_batch.quarantined]
+    for n, path in enumerate(sorted((work / "fhir").rglob("*.json")), start=1):
+        _copy(path, research / "fhir" / f"bundle-{n:04d}.json")
+    counts["fhir_files"] = len(list((research / "fhir").glob("*.json"))) if (research / "fhir").exists() else 0
+
+    notes_in = work / "notes-in"
+    for p in m.patients:  # one folder per patient, so the de-identifier knows whose identifiers to look for
+        for note in p.notes:
+            _copy(root / "notes" / f"{note.note_id}.txt", notes_in / p.patient_id / f"{note.note_id}.txt")
+    text_batch = text_mod.deid_text_path(
+        notes_in, work / "notes-out", keys, lambda path: patients.get(path.parent.name)
+    )
+    reasons += [q.reason for q in text_batch.quarantined]
+    for n, path in enumerate(sorted((work / "notes-out").rglob("*.txt")), start=1):
+        _copy(path, research / "notes" / f"note-{n:05d}.txt")
+    counts["notes"] = n if (work / "notes-out").exists() else 0
+
+    dicom_batch = dicom_mod.deid_dicom_path(
+        root / "dicom", research / "dicom", keys, dicom_mod.DicomOptions(), patients
+    )
+    reasons += [q.reason for q in dicom_batch.quarantined]
+    counts["dicom"] = sum(1 for _ in (research / "dicom").rglob("*.dcm")) if (research / "dicom").exists() else 0
+
+    vcfs = [p for p in m.patients if p.vcf]
+    for n, p in enumerate(vcfs, start=1):
+        vcf_mod.deid_vcf(root / str(p.vcf), research / "genomics" / f"sample-{n:04d}.vcf.gz", keys,
+                         lambda _sample, pid=p.patient_id: pid)  # fmt: skip
+    counts["vcf"] = len(vcfs)
+
+    report = audit_mod.audit(research, root / "fhir")
     leaks = _canary_leaks(m, research)
-    return {"research_zone": str(research), "report": report, "canary_leaks": leaks}
+    say(f"research zone: {counts}; leak audit: {len(report.leaks)} leaks; planted canaries found in {leaks} files")
+    return {
+        "research_zone": str(research),
+        "written": counts,
+        "quarantined": len(reasons),
+        "quarantine_reasons": sorted(set(reasons)),
+        "audit_leaks": len(report.leaks),
+        "audit_files_scanned": report.files_scanned,
+        "canary_leaks": leaks,
+    }
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
 
 
 def _canary_leaks(m: CohortManifest, research: Path) -> int:
