@@ -141,54 +141,50 @@ def pick_record(found: list[SampleCall], ref: str, known: set[str]) -> SampleCal
     return max(candidates, key=rank)
 
 
-def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
-    """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``).
+@dataclass
+class _Observed:
+    """What the VCF says at a gene's loci, sorted into usable, not assayed and undocumented positions."""
 
-    ``missing_to_ref``: positions absent from the VCF are taken as homozygous reference (for variant-only VCFs;
-    PharmCAT's ``--missing-to-ref``); they are listed in ``assumed_reference``, never silently.
-    """
-    warnings: list[str] = []
-    assumed: list[int] = []
-    idx: list[int] = []
-    used: list[SampleCall] = []
-    not_assayed: list[int] = []
-    undocumented: list[int] = []
-    evidence: list[dict[str, object]] = []
+    idx: list[int] = field(default_factory=list)
+    used: list[SampleCall] = field(default_factory=list)
+    not_assayed: list[int] = field(default_factory=list)
+    undocumented: list[int] = field(default_factory=list)
+    assumed: list[int] = field(default_factory=list)
+    evidence: list[dict[str, object]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool) -> _Observed:
+    obs = _Observed()
     for i, locus in enumerate(defn.loci):
         if locus.position in defn.ignored_positions:
             continue
         found = calls.get(locus.position, [])
         if not found and missing_to_ref:
             ploidy = 1 if defn.chromosome in ("chrX", "chrY") and _haploid(calls) else 2
-            found = [
-                SampleCall(
-                    defn.chromosome, locus.position, locus.ref, (locus.ref,) * ploidy, False, None, "ASSUMED_REF", 0
-                )
-            ]
-            assumed.append(locus.position)
+            alleles = (locus.ref,) * ploidy
+            found = [SampleCall(defn.chromosome, locus.position, locus.ref, alleles, False, None, "ASSUMED_REF", 0)]
+            obs.assumed.append(locus.position)
         call = pick_record(found, locus.ref, {locus.ref, *locus.alts})
+        where = f"position {locus.position}"
         if call is None and found:
-            warnings.append(
-                f"position {locus.position}: VCF REF does not match the definition's reference; "
-                "position treated as not assayed"
-            )
+            obs.warnings.append(f"{where}: VCF REF does not match the definition's reference; treated as not assayed")
         if len(found) > 1 and call is not None:
-            warnings.append(f"position {locus.position}: {len(found)} records; used the one matching the definition")
+            obs.warnings.append(f"{where}: {len(found)} records; used the one matching the definition")
         if call is not None and call.problem:
-            warnings.append(f"position {locus.position}: {call.problem}")
-            undocumented.append(locus.position)
+            obs.warnings.append(f"{where}: {call.problem}")
+            obs.undocumented.append(locus.position)
             continue
         if call is None or call.missing:
-            if call is not None and call.missing:
-                warnings.append(f"position {locus.position}: genotype missing (./.); treated as not assayed")
-            not_assayed.append(locus.position)
+            if call is not None:
+                obs.warnings.append(f"{where}: genotype missing (./.); treated as not assayed")
+            obs.not_assayed.append(locus.position)
             continue
-        known = {locus.ref, *locus.alts}
-        if any(a not in known for a in call.alleles):
-            undocumented.append(locus.position)
-        idx.append(i)
-        used.append(call)
-        evidence.append(
+        if any(a not in {locus.ref, *locus.alts} for a in call.alleles):
+            obs.undocumented.append(locus.position)
+        obs.idx.append(i)
+        obs.used.append(call)
+        obs.evidence.append(
             {
                 "position": locus.position,
                 "rsid": locus.rsid,
@@ -198,55 +194,30 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
                 "filter": call.filter,
             }
         )
-    chrom = defn.chromosome
-    missing_idx = [i for i, loc in enumerate(defn.loci) if loc.position in set(not_assayed)]
-    ref_alleles = defn.reference.alleles
-    uncertain = sorted(
-        {
-            a.name
-            for a in defn.alleles
-            if not a.reference and any(a.alleles[i] is not None and a.alleles[i] != ref_alleles[i] for i in missing_idx)
-        },
-        key=natural_key,
-    )
-    phased = all(c.phased for c in used if len(c.alleles) > 1 and c.alleles[0] != c.alleles[1]) if used else None
-
-    if assumed:
-        warnings.append(
-            f"{len(assumed)} of {len(defn.loci)} positions absent from the VCF taken as reference (missing-to-ref)"
+    if obs.assumed:
+        obs.warnings.append(
+            f"{len(obs.assumed)} of {len(defn.loci)} positions absent from the VCF taken as reference (missing-to-ref)"
         )
+    return obs
 
-    def result(dips: list[str], score: int | None, reason: str | None) -> GeneCall:
-        return GeneCall(defn.gene, dips, score, evidence, not_assayed, uncertain, reason, phased, warnings, assumed)
 
-    if not used and not undocumented:
-        if any(calls.get(loc.position) for loc in defn.loci):
-            return result(
-                [],
-                None,
-                f"no usable genotype at any of the {len(defn.loci)} {defn.gene} positions "
-                "(missing genotypes or REF mismatches)",
-            )
-        return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
-    if undocumented:
-        where = ", ".join(str(p) for p in sorted(set(undocumented)))
-        return result(
-            [],
-            None,
-            f"allele not in the {defn.gene} definitions at {chrom}:{where} "
-            "(undocumented variation or bad genotype); not called",
-        )
-    ploidies = {len(c.alleles) for c in used}
-    if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
-        return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
-    haploid = len(used[0].alleles) == 1
-    prepared = _prepare(defn, idx)
-    if haploid:
-        strand_pairs: Strands = [(tuple(c.alleles[0] for c in used), None)]
-    else:
-        strand_pairs = _strand_pairs(used)
-        if not strand_pairs:
-            return result([], None, "too many unphased heterozygous positions to enumerate; not called")
+def _uncertain(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
+    """Non-reference alleles with a defining variant at a not-assayed position (calls that could change)."""
+    missing = set(not_assayed)
+    missing_idx = [i for i, loc in enumerate(defn.loci) if loc.position in missing]
+    ref = defn.reference.alleles
+    names = {
+        a.name
+        for a in defn.alleles
+        if not a.reference and any(a.alleles[i] is not None and a.alleles[i] != ref[i] for i in missing_idx)
+    }
+    return sorted(names, key=natural_key)
+
+
+def _score(
+    prepared: list[tuple[NamedAllele, tuple[str, ...], int]], strand_pairs: Strands
+) -> dict[tuple[str, ...], int]:
+    """Best score of every allele pair that explains one arrangement of the sample's strands."""
     cache: dict[tuple[str | None, ...], list[tuple[str, int]]] = {}
 
     def match(strand: tuple[str | None, ...]) -> list[tuple[str, int]]:
@@ -260,11 +231,64 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
 
     scored: dict[tuple[str, ...], int] = {}
     for s1, s2 in strand_pairs:
-        m1 = match(s1)
         m2 = match(s2) if s2 is not None else [("", 0)]
-        for (n1, sc1), (n2, sc2) in itertools.product(m1, m2):
+        for (n1, sc1), (n2, sc2) in itertools.product(match(s1), m2):
             names = tuple(sorted((n1, n2) if n2 else (n1,), key=natural_key))
             scored[names] = max(scored.get(names, 0), sc1 + sc2)
+    return scored
+
+
+def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
+    """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``).
+
+    ``missing_to_ref``: positions absent from the VCF are taken as homozygous reference (for variant-only VCFs;
+    PharmCAT's ``--missing-to-ref``); they are listed in ``assumed_reference``, never silently.
+    """
+    obs = _observe(defn, calls, missing_to_ref)
+    used, chrom = obs.used, defn.chromosome
+    phased = all(c.phased for c in used if len(c.alleles) > 1 and c.alleles[0] != c.alleles[1]) if used else None
+
+    def result(dips: list[str], score: int | None, reason: str | None) -> GeneCall:
+        return GeneCall(
+            defn.gene,
+            dips,
+            score,
+            obs.evidence,
+            obs.not_assayed,
+            _uncertain(defn, obs.not_assayed),
+            reason,
+            phased,
+            obs.warnings,
+            obs.assumed,
+        )
+
+    if not used and not obs.undocumented:
+        if any(calls.get(loc.position) for loc in defn.loci):
+            n = len(defn.loci)
+            return result(
+                [],
+                None,
+                f"no usable genotype at any of the {n} {defn.gene} positions (missing genotypes or REF mismatches)",
+            )
+        return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
+    if obs.undocumented:
+        where = ", ".join(str(p) for p in sorted(set(obs.undocumented)))
+        return result(
+            [],
+            None,
+            f"allele not in the {defn.gene} definitions at {chrom}:{where} "
+            "(undocumented variation or bad genotype); not called",
+        )
+    ploidies = {len(c.alleles) for c in used}
+    if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
+        return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
+    if len(used[0].alleles) == 1:
+        strand_pairs: Strands = [(tuple(c.alleles[0] for c in used), None)]
+    else:
+        strand_pairs = _strand_pairs(used)
+        if not strand_pairs:
+            return result([], None, "too many unphased heterozygous positions to enumerate; not called")
+    scored = _score(_prepare(defn, obs.idx), strand_pairs)
     if not scored:
         return result(
             [],
@@ -278,6 +302,6 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
         key = "|".join(sorted(dips))
         for pid, pick in defn.unphased_priorities.items():
             if "|".join(sorted(pid.split("|"))) == key:
-                warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
+                obs.warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
                 dips = [pick]
     return result(dips, top, None)
