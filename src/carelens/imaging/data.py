@@ -188,7 +188,7 @@ def load_folder(
     all_names = sorted({lab for row in rows for lab in row["_labels"]}, key=_label_sort_key)
     multilabel = any(len(row["_labels"]) != 1 for row in rows)
     images: list[np.ndarray] = []
-    labels: list[object] = []
+    labels: list[list[str]] = []
     sources: list[str] = []
     meta_rows: list[dict[str, str]] = []
     for row in rows:
@@ -221,11 +221,11 @@ def load_folder(
     if multilabel:
         label_arr = np.zeros((len(labels), len(all_names)), dtype=np.float32)
         for i, labs in enumerate(labels):
-            for lab in labs:  # type: ignore[attr-defined]
+            for lab in labs:
                 label_arr[i, index[lab]] = 1.0
         task: Task = "multilabel"
     else:
-        label_arr = np.array([index[labs[0]] for labs in labels], dtype=np.int64)  # type: ignore[index]
+        label_arr = np.asarray([index[labs[0]] for labs in labels]).astype(np.int64)
         task = "binary" if len(all_names) == 2 else "multiclass"
         if len(all_names) < 2:
             raise InputError(f"{csv_path.name}: labels hold a single class: a classifier needs at least two")

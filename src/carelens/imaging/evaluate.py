@@ -56,6 +56,8 @@ def evaluate(
             f"data has {arrays.num_classes} classes ({arrays.task}) "
             f"but the model has {len(package.labels)} ({package.task})"
         )
+    if arrays.label_names != package.labels and not all(n.startswith("class_") for n in arrays.label_names):
+        raise InputError("the data's label names differ from the model's: evaluate on data with the same labels")
     logits = predict_logits(package.model, arrays, tta=bool(prep.get("test_time_flip", False)))
     result = evaluation_metrics(
         logits, arrays.labels, package.task, package.temperature, package.threshold, package.conformal, resamples

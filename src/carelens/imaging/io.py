@@ -59,13 +59,14 @@ def read_picture(path: Path) -> LoadedImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
+        with Image.open(path) as opened:
+            opened.load()
+            fmt = opened.format or "image"
+            mode = opened.mode
+            im: Image.Image = opened
             if mode in ("RGBA", "LA", "P", "PA", "CMYK", "YCbCr"):
-                im = im.convert("RGB" if mode not in ("LA",) else "L")
+                im = opened.convert("RGB" if mode not in ("LA",) else "L")
             arr = np.asarray(im)
-            fmt = im.format or "image"
     except UnidentifiedImageError:
         with path.open("rb") as fh:
             head = fh.read(8)

@@ -49,10 +49,10 @@ def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     clone = copy.deepcopy(model)
     for module in clone.modules():
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        for method in ("reset_running_stats", "reset_parameters"):
+            reset = getattr(module, method, None)
+            if callable(reset):
+                reset()
     return clone.eval()
 
 
