@@ -174,3 +174,15 @@ def test_unreadable_file_is_quarantined_not_fatal(tmp_path: Path, monkeypatch: p
     assert [(Path(q.source).name, q.where, q.reason) for q in result.quarantined] == [
         ("b.json", "file", "cannot read the file (PermissionError)")
     ]
+
+
+def test_ndjson_under_json_name(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "export.json", patient("p1"), observation("o1", "Patient/p1"))
+    batch = BatchResult()
+    assert [(i.key, i.where) for i in read_fhir([path], batch)] == [
+        ("Patient/p1", "line 1"),
+        ("Observation/o1", "line 2"),
+    ]
+    pretty = write_json(tmp_path / "pretty.json", patient("p2"))
+    pretty.write_text(pretty.read_text()[:-1] + "\n}\n}")  # a stray brace: malformed, not NDJSON
+    assert list(read_fhir([pretty], batch)) == [] and batch.quarantined[0].reason.startswith("malformed JSON")

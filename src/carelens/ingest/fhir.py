@@ -173,6 +173,16 @@ def _has_urn_reference(json: bytes) -> bool:
     return b'"urn:' in json and any(m.group(2).startswith(b"urn:") for m in _REFERENCE.finditer(json))
 
 
+def _is_ndjson(data: bytes) -> bool:
+    first, newline, rest = data.strip().partition(b"\n")
+    if not newline or not rest.strip():
+        return False
+    try:
+        return isinstance(orjson.loads(first), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def _resource_problem(resource: Any) -> str | None:
     if not isinstance(resource, dict):
         return "not a JSON object"
@@ -187,6 +197,8 @@ def _read_json(data: bytes, source: str, batch: BatchResult) -> list[FhirRow]:
     try:
         top = orjson.loads(data)
     except orjson.JSONDecodeError as err:
+        if _is_ndjson(data):  # NDJSON saved under a .json name
+            return _read_ndjson(data, source, batch)
         batch.quarantine(source, "file", _json_error(err))
         return []
     if not isinstance(top, dict) or not isinstance(top.get("resourceType"), str):
