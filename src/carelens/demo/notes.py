@@ -30,14 +30,16 @@ MONTHS = [
     "December",
 ]
 MISSPELL = {
-    "PATIENT": "PATEINT",
-    "TOLERATED": "TOLERTED",
-    "MEDICATIONS": "MEDICATOINS",
-    "BREATHING": "BREATHNG",
-    "RESPIRATIONS": "RESPIRATINS",
-    "COMFORTABLE": "COMFORTBLE",
-    "FAMILY": "FAMLY",
-    "AMBULATING": "AMBULATEING",
+    "PATIENT": ["PATEINT", "PT", "PATIEN"],
+    "TOLERATED": ["TOLERTED", "TOLLERATED"],
+    "MEDICATIONS": ["MEDICATOINS", "MEDS", "MEDICATINS"],
+    "BREATHING": ["BREATHNG", "BRETHING"],
+    "RESPIRATIONS": ["RESPIRATINS", "RESP"],
+    "COMFORTABLE": ["COMFORTBLE", "COMFERTABLE"],
+    "FAMILY": ["FAMLY", "FAMLIY"],
+    "AMBULATING": ["AMBULATEING", "AMBULATNG"],
+    "UNLABORED": ["UNLABOURED", "UNLABRED"],
+    "DISCOMFORT": ["DISCOMFRT", "DISCOMFORT"],
 }
 
 
@@ -83,7 +85,7 @@ class NoteBuilder:
     """Assemble a note and its gold spans at the same time. ``caps`` upper-cases everything."""
 
     caps: bool = False
-    misspell: bool = False
+    misspell: dict[str, str] = field(default_factory=dict)
     parts: list[str] = field(default_factory=list)
     spans: list[dict] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)
@@ -92,9 +94,8 @@ class NoteBuilder:
     def add(self, text: str) -> NoteBuilder:
         if self.caps:
             text = text.upper()
-            if self.misspell:
-                for right, wrong in MISSPELL.items():
-                    text = text.replace(right, wrong)
+            for right, wrong in self.misspell.items():
+                text = text.replace(right, wrong)
         self.parts.append(text)
         self.pos += len(text)
         return self
@@ -136,7 +137,8 @@ class _Writer:
         self.s = story
         self.enc = enc
         self.rng = rng
-        self.b = NoteBuilder(caps=caps, misspell=caps and rng.random() < 0.8)
+        typos = {k: rng.choice(v) for k, v in MISSPELL.items() if rng.random() < 0.5} if caps else {}
+        self.b = NoteBuilder(caps=caps, misspell=typos)
         self.date_style = rng.choice(["slash", "slash_short", "long", "iso", "dmy"])
 
     def dt(self, d: date, style: str | None = None) -> None:
@@ -324,7 +326,11 @@ def hp_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
     b.add("Insurance: ").phi(story.insurer, "ORGANIZATION").add(", member ID ").phi(story.health_plan, "HEALTHPLAN")
     b.add(".\n\nASSESSMENT AND PLAN:\n")
     for p in chronic:
-        b.add(f"# {p.phrase.capitalize()}: continue current management.\n")
+        b.add(
+            f"# {p.phrase[0].upper()}{p.phrase[1:]}: "
+            + rng.choice(["continue current management.", "stable, continue.", "follow up labs.", "monitor."])
+            + "\n"
+        )
     w.uncertainty()
     b.add("\nPrimary care: ")
     w.doctor(story.clinicians[0], full=True)
@@ -383,7 +389,7 @@ def progress_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
         b.add("Anticoagulation reviewed; no bleeding. ")
     b.add("\nA/P: ")
     for prob in chronic:
-        b.add(f"{prob.phrase.capitalize()} - stable. ")
+        b.add(f"{prob.phrase[0].upper()}{prob.phrase[1:]} - " + rng.choice(["stable. ", "controlled. ", "unchanged. "]))
     b.add("Medications:\n")
     w.med_list(enc.start)
     w.allergy_line()
@@ -476,13 +482,16 @@ def nursing_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
     if story.negated:
         b.add(", ")
         w.negations(short=True)
-    b.add(". HX " + ", ".join(p.short for p in w.chronic_on(enc.start)) + ". ")
-    w.allergy_line(short=True)
-    w.med_list(enc.start, short=True)
-    b.add(rng.choice(["VSS. ", "V/S STABLE. ", "AFEBRILE, VSS. "]))
-    b.add(rng.choice(["PATIENT TOLERATED PO. ", "RESPIRATIONS EVEN, BREATHING UNLABORED. ", "AMBULATING W/ WALKER. "]))
+    b.add(". " + rng.choice(["HX ", "PMH ", "H/O "]) + ", ".join(p.short for p in w.chronic_on(enc.start)) + ". ")
+    parts = [lambda: w.allergy_line(short=True), lambda: w.med_list(enc.start, short=True)]
     if story.family_history:
-        w.family(short=True)
+        parts.append(lambda: w.family(short=True))
+    rng.shuffle(parts)
+    for part in parts:
+        part()
+    b.add(rng.choice(["VSS. ", "V/S STABLE. ", "AFEBRILE, VSS. ", "VS WNL. "]))
+    for phrase in rng.sample(NURSING_PHRASES, 2):
+        b.add(phrase)
     b.add(f"{story.relatives[0].relation} ".upper())
     b.phi(story.relatives[0].given, "NAME")
     b.add(" AT BEDSIDE, CALL ")
@@ -496,8 +505,23 @@ def nursing_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
     b.phi(_shorthand_hospital(enc.hospital), "HOSPITAL")
     b.add(" ")
     w.dt(enc.start.replace(day=min(enc.start.day, 28)), "md")
-    b.add(". PATIENT COMFORTABLE, FAMILY UPDATED.\n")
+    b.add(
+        ". "
+        + rng.choice(["PATIENT COMFORTABLE, FAMILY UPDATED.", "WILL CONT TO MONITOR.", "REPORT GIVEN TO ONCOMING RN."])
+    )
+    b.add("\n")
     return Note("nursing", enc, b.text, b.spans, b.mentions, True)
+
+
+NURSING_PHRASES = [
+    "PATIENT TOLERATED PO. ",
+    "RESPIRATIONS EVEN, BREATHING UNLABORED. ",
+    "AMBULATING W/ WALKER. ",
+    "DENIES DISCOMFORT AT IV SITE. ",
+    "MEDICATIONS GIVEN AS ORDERED. ",
+    "SKIN WARM AND DRY. ",
+    "CALL LIGHT IN REACH. ",
+]
 
 
 def _shorthand_hospital(name: str) -> str:
