@@ -68,7 +68,7 @@ def cohort_frequencies(vcfs: list[Path]) -> CohortResult:
         batch.done["vcf"] += 1
         for name, calls in per_sample.items():
             total += 1
-            report = report_from_calls(defs, name, calls, path, info.warnings)
+            report = report_from_calls(defs, name, calls, info.warnings)
             for g in report.genes:
                 if not g.diplotypes:
                     continue

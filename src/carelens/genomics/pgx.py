@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
+from carelens.core.ids import content_hash
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
@@ -193,6 +193,60 @@ def _slco1b1_rs4149056(call: GeneCall) -> str | None:
     return None
 
 
+def gene_result(
+    defs: PgxDefinitions, gene: str, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False
+) -> GeneResult:
+    """One gene's call, phenotype and the evidence it rests on, with CPIC's gene-specific rules (DPYD, SLCO1B1)."""
+    g = defs.genes[gene]
+    call = call_gene(g, calls, missing_to_ref)
+    if gene in OUTSIDE_ONLY:
+        call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
+    detected: list[str] = []
+    lookup_dip = call.diplotypes[0] if len(call.diplotypes) == 1 else None
+    if gene == "DPYD" and call.phased is False and not (call.reason or "").startswith("allele not in"):
+        detected = detected_alleles(g, calls)
+        lookup_dip = lowest_two(g, defs.phenotypes.get(gene), detected)
+        if not call.diplotypes:
+            call.diplotypes, call.reason = [lookup_dip], None
+            call.warnings.append(
+                f"unphased DPYD with {len(detected)} variant alleles: the two lowest-activity ones give the "
+                "genotype (CPIC rule)"
+            )
+    phenotype, lookup, activity = _phenotype(defs, gene, [lookup_dip] if lookup_dip else call.diplotypes)
+    note = None
+    if gene == "SLCO1B1" and not call.diplotypes and (fallback := _slco1b1_rs4149056(call)):
+        phenotype = lookup = fallback
+        note = "no star-allele call: phenotype from the rs4149056 (c.521T>C) genotype alone (CPIC / PharmCAT rule)"
+    if call.diplotypes and phenotype is None:
+        note = (
+            "no CPIC phenotype table for this gene"
+            if gene not in defs.phenotypes
+            else "tied diplotypes differ in phenotype"
+            if len(call.diplotypes) > 1
+            else "diplotype not in the CPIC phenotype table"
+        )
+    return GeneResult(
+        gene=gene,
+        diplotypes=call.diplotypes,
+        phenotype=phenotype,
+        phenotypes=_each_phenotype(defs, gene, call.diplotypes),
+        activity_score=activity,
+        lookup_key=lookup,
+        not_assayed=call.not_assayed,
+        assumed_reference=call.assumed_reference,
+        detected_alleles=detected,
+        lookup_diplotype=lookup_dip if phenotype else None,
+        could_change=call.uncertain_alleles,
+        reason=call.reason,
+        phenotype_note=note,
+        chromosome=g.chromosome,
+        phased=call.phased,
+        score=call.score,
+        positions=call.positions,
+        warnings=call.warnings,
+    )
+
+
 def gene_positions(defs: PgxDefinitions) -> dict[str, set[int]]:
     """``{bare contig: {positions}}`` of every defined gene."""
     positions: dict[str, set[int]] = {}
@@ -217,75 +271,25 @@ def pgx_report(
     path = Path(vcf)
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
-    return report_from_calls(defs, name, calls, path, info.warnings, outside, missing_to_ref)
+    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref)
 
 
 def report_from_calls(
     defs: PgxDefinitions,
     name: str,
     calls: dict[tuple[str, int], list[SampleCall]],
-    path: Path,
     warnings: list[str],
     outside: dict[str, dict[str, str | None]] | None = None,
     missing_to_ref: bool = False,
 ) -> PgxReport:
-    """Build the report from one sample's genotypes at the gene positions."""
+    """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``)."""
     outside = outside or {}
     results = []
     for gene in sorted(defs.genes):
-        if gene in outside:
-            continue
-        g = defs.genes[gene]
-        chrom = bare(g.chromosome)
-        call = call_gene(g, {p: v for (c, p), v in calls.items() if c == chrom}, missing_to_ref)
-        if gene in OUTSIDE_ONLY:
-            call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
-        detected: list[str] = []
-        lookup_dip = call.diplotypes[0] if len(call.diplotypes) == 1 else None
-        if gene == "DPYD" and call.phased is False and not (call.reason or "").startswith("allele not in"):
-            detected = detected_alleles(g, {p: v for (c, p), v in calls.items() if c == chrom})
-            lookup_dip = lowest_two(g, defs.phenotypes.get(gene), detected)
-            if not call.diplotypes:
-                call.diplotypes, call.reason = [lookup_dip], None
-                call.warnings.append(
-                    f"unphased DPYD with {len(detected)} variant alleles: the two lowest-activity ones give the "
-                    "genotype (CPIC rule)"
-                )
-        phenotype, lookup, activity = _phenotype(defs, gene, [lookup_dip] if lookup_dip else call.diplotypes)
-        note = None
-        if gene == "SLCO1B1" and not call.diplotypes and (fallback := _slco1b1_rs4149056(call)):
-            phenotype = lookup = fallback
-            note = "no star-allele call: phenotype from the rs4149056 (c.521T>C) genotype alone (CPIC / PharmCAT rule)"
-        if call.diplotypes and phenotype is None:
-            note = (
-                "no CPIC phenotype table for this gene"
-                if gene not in defs.phenotypes
-                else "tied diplotypes differ in phenotype"
-                if len(call.diplotypes) > 1
-                else "diplotype not in the CPIC phenotype table"
-            )
-        results.append(
-            GeneResult(
-                gene=gene,
-                diplotypes=call.diplotypes,
-                phenotype=phenotype,
-                phenotypes=_each_phenotype(defs, gene, call.diplotypes),
-                activity_score=activity,
-                lookup_key=lookup,
-                not_assayed=call.not_assayed,
-                assumed_reference=call.assumed_reference,
-                detected_alleles=detected,
-                lookup_diplotype=lookup_dip if phenotype else None,
-                could_change=call.uncertain_alleles,
-                reason=call.reason,
-                phenotype_note=note,
-                chromosome=g.chromosome,
-                phased=call.phased,
-                score=call.score,
-                positions=call.positions,
-                warnings=call.warnings,
-            )
-        )
+        if gene not in outside:
+            chrom = bare(defs.genes[gene].chromosome)
+            gene_calls = {p: v for (c, p), v in calls.items() if c == chrom}
+            results.append(gene_result(defs, gene, gene_calls, missing_to_ref))
     for gene, oc in outside.items():
         results.append(_outside_result(defs, gene, oc))
     results.sort(key=lambda r: natural_key(r.gene))
@@ -295,7 +299,7 @@ def report_from_calls(
         drugs=recommend(defs, results),
         warnings=list(warnings),
         provenance=Provenance(
-            model_id="carelens.genomics.pgx", model_version=_definitions_version(defs), input_hash=_file_hash(path)
+            model_id="carelens.genomics.pgx", model_version=_definitions_version(defs), input_hash=_calls_hash(calls)
         ),
         definitions={k: defs.meta[k] for k in ("source", "definition_versions", "generated") if k in defs.meta},
     )
@@ -305,9 +309,7 @@ def _definitions_version(defs: PgxDefinitions) -> str:
     return "+".join(str(v) for v in defs.meta.get("definition_versions", [])) or "unknown"
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _calls_hash(calls: dict[tuple[str, int], list[SampleCall]]) -> str:
+    """Content hash of the genotypes the report rests on (not of the whole VCF: cheap on a genome)."""
+    parts = [f"{c}:{p}:{x.ref}:{x.genotype}:{x.phase_set}" for (c, p), xs in sorted(calls.items()) for x in xs]
+    return content_hash("\n".join(parts))
