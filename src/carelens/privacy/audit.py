@@ -20,8 +20,6 @@ from typing import Any
 
 import orjson
 
-from carelens.core.quarantine import BatchResult
-
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]  # fmt: skip
 
@@ -56,11 +54,11 @@ def source_identifiers(source: Path) -> list[tuple[str, str]]:
     for path in _files(source):
         name = path.name.lower()
         if name.endswith((".json", ".ndjson")) and not name.endswith(".phi.json"):
-            from carelens.ingest import read_fhir
+            from carelens.privacy.fhir import iter_resources
 
-            for item in read_fhir([path], BatchResult()):
-                if item.resource_type in ("Patient", "RelatedPerson"):
-                    found |= _fhir_identifiers(item.resource)
+            for resource in iter_resources([path]):
+                if resource["resourceType"] in ("Patient", "RelatedPerson"):
+                    found |= _fhir_identifiers(resource)
         elif name.endswith(".dcm"):
             found |= _dicom_identifiers(path)
         elif name.endswith((".vcf", ".vcf.gz")):
@@ -79,8 +77,6 @@ def _fhir_identifiers(r: dict[str, Any]) -> set[tuple[str, str]]:
             if family:
                 out.add(("name", f"{g} {family}"))
                 out.add(("name", f"{family}, {g}"))
-            if len(g) >= 4:
-                out.add(("name", g))
     for ident in r.get("identifier") or []:
         value = ident.get("value")
         if isinstance(value, str):

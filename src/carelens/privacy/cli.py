@@ -173,3 +173,19 @@ def dicom_cmd(
     result = deid_dicom_path(src, out, keys, DicomOptions(clean_pixels=not no_pixels), patients,
                              on_file=lambda _p: next(bar, None))  # fmt: skip
     _finish(result)
+
+
+@deid.command("train")
+def train_cmd(
+    out: Path = typer.Option(..., "--out", help="Where to write the model (token_model.json.gz)."),
+    patients: int = typer.Option(40, "--patients", help="Patients in the generated training cohort."),
+    seed: int = typer.Option(1001, "--seed", help="Seed of the training cohort (keep it apart from benchmarks)."),
+) -> None:
+    """Train the learned layer of the text de-identifier on notes carelens generates itself.
+
+    The shipped model (carelens/privacy/data/token_model.json.gz) was made with the defaults."""
+    from carelens.privacy.training import train
+
+    model = train(patients=patients, seed=seed)
+    model.save(out)
+    typer.echo(f"wrote {out} ({len(model.weights)} features)")

@@ -29,6 +29,7 @@ class PatientContext:
     addresses: list[str] = field(default_factory=list)
     cities: list[str] = field(default_factory=list)
     zips: list[str] = field(default_factory=list)
+    avoid: frozenset[str] = frozenset()  # real name words of every known patient: never used as surrogates
 
     @property
     def date_shift(self) -> int:

@@ -137,10 +137,17 @@ def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
             continue
         if merged:
             last = merged[-1]
-            joinable = last.type == span.type == "NAME" and not text[last.end : span.start].strip(" ,")
+            gap = text[last.end : span.start]
+            name_like = {last.type, span.type} <= {"NAME", "CITY", "STATE", "LOCATION"} and "NAME" in {
+                last.type,
+                span.type,
+            }
+            joinable = (last.type == span.type == "NAME" and not gap.strip(" ,")) or (name_like and gap == " ")
             joinable = joinable and "\n" not in text[last.end : span.start] and span.start - last.end <= 2
             if span.start < last.end or joinable:
                 kind = last.type if _RANK.get(last.type, 99) <= _RANK.get(span.type, 99) else span.type
+                if name_like and span.start >= last.end:
+                    kind = "NAME"
                 if (
                     span.start < last.end
                     and span.type != last.type

@@ -15,7 +15,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -51,18 +51,65 @@ class Profile:
         return cls(rules=data["rules"], name=data.get("name", str(path)))
 
 
+def iter_resources(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """Every resource in FHIR JSON / bundle / NDJSON files or folders (unreadable items skipped;
+    ``deid_fhir_path`` is the place that quarantines them)."""
+    for root in paths:
+        for path in fhir_files(Path(root)):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            chunks = data.splitlines() if path.suffix == ".ndjson" else [data]
+            for chunk in chunks:
+                try:
+                    value = orjson.loads(chunk) if chunk.strip() else None
+                except orjson.JSONDecodeError:
+                    continue
+                if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+                    continue
+                if value["resourceType"] == "Bundle":
+                    full_urls = _full_urls(value)
+                    for entry in value.get("entry") or []:
+                        inner = entry.get("resource") if isinstance(entry, dict) else None
+                        if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
+                            yield _with_local_refs(inner, full_urls)
+                else:
+                    yield value
+
+
+def _with_local_refs(resource: dict[str, Any], full_urls: dict[str, str]) -> dict[str, Any]:
+    for key in ("subject", "patient"):
+        ref = resource.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"] in full_urls:
+            resource = {**resource, key: {**ref, "reference": full_urls[ref["reference"]]}}
+    return resource
+
+
+def _patient_ref(resource: dict[str, Any]) -> str | None:
+    for key in ("subject", "patient"):
+        ref = resource.get(key)
+        if isinstance(ref, dict) and str(ref.get("reference", "")).startswith("Patient/"):
+            return str(ref["reference"]).split("/", 1)[1]
+    return None
+
+
 def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientContext]:
     """The ``PatientContext`` of every Patient in the given FHIR files, by patient id and by the
     id of each DocumentReference of that patient (notes are often named by document id)."""
-    from carelens.ingest import read_fhir
-
     out: dict[str, PatientContext] = {}
     documents: dict[str, str] = {}
-    for item in read_fhir(paths, BatchResult()):
-        if item.resource_type == "Patient":
-            out[item.id] = PatientContext.from_fhir(item.resource, keys)
-        elif item.resource_type == "DocumentReference" and item.patient_id:
-            documents[item.id] = item.patient_id
+    for resource in iter_resources(paths):
+        rid = str(resource.get("id", ""))
+        if resource["resourceType"] == "Patient" and rid:
+            out[rid] = PatientContext.from_fhir(resource, keys)
+        elif resource["resourceType"] == "DocumentReference" and rid:
+            pid = _patient_ref(resource)
+            if pid:
+                documents[rid] = pid
+    avoid = frozenset(w for ctx in out.values() for w in ctx.name_parts())
+    for ctx in out.values():
+        ctx.avoid = avoid
     for doc_id, patient_id in documents.items():
         if patient_id in out:
             out[doc_id] = out[patient_id]

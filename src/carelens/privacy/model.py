@@ -79,7 +79,7 @@ class TokenModel:
 
     weights: dict[str, list[float]]
     classes: tuple[str, ...] = CLASSES
-    threshold: float = 0.5
+    threshold: float = 0.7
 
     def proba(self, feats: list[str]) -> list[float]:
         z = [0.0] * len(self.classes)
@@ -98,9 +98,12 @@ class TokenModel:
         from carelens.privacy.detect import PhiSpan
 
         out = []
+        lex = lexicon()
         for i, tok in enumerate(tokens):
             if not tok.alpha or len(tok.low) < 2 or (tok.start, tok.end) in known:
                 continue
+            if tok.low in lex.clinical_words or (tok.low in lex.common_words and not lex.is_name(tok.low)):
+                continue  # the model adds unknown words and names, never ordinary vocabulary
             p = self.proba(token_features(tokens, i, text, mode))
             if 1.0 - p[0] >= self.threshold:
                 best = max(range(1, len(p)), key=lambda k: p[k])

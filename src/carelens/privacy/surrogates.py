@@ -36,15 +36,16 @@ def _pools() -> dict[str, list[str]]:
 class Surrogates:
     """Makes the replacement of each span for one patient (or one document without a patient)."""
 
-    def __init__(self, keys: KeyService, owner: str, shift_days: int) -> None:
+    def __init__(self, keys: KeyService, owner: str, shift_days: int, avoid: frozenset[str] = frozenset()) -> None:
         self.keys = keys
         self.owner = owner
         self.shift_days = shift_days
         self.first_parts: set[str] = set()
+        self.avoid = avoid
 
     @classmethod
     def for_context(cls, ctx: PatientContext) -> Surrogates:
-        sur = cls(ctx.keys, ctx.patient_id, ctx.date_shift)
+        sur = cls(ctx.keys, ctx.patient_id, ctx.date_shift, ctx.avoid | ctx.name_parts())
         for name in ctx.names:
             words = name.split()
             if words:
@@ -52,7 +53,12 @@ class Surrogates:
         return sur
 
     def _pick(self, kind: str, value: str, pool: list[str]) -> str:
-        return self.keys.choose(f"surrogate:{kind}:{self.owner}", value.lower(), pool)
+        """A keyed choice from ``pool`` that is never a real name word of a known patient."""
+        for attempt in range(20):
+            choice = self.keys.choose(f"surrogate:{kind}:{self.owner}:{attempt}", value.lower(), pool)
+            if not self.avoid or not (set(choice.lower().split()) & self.avoid):
+                return choice
+        return choice
 
     def replace(self, kind: str, original: str) -> str:
         """The surrogate of ``original`` (a span of type ``kind``)."""
