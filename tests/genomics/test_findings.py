@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from carelens.core.errors import InputError
-from carelens.genomics.findings import ACMG_FILE, find_secondary, load_acmg, stars
+from carelens.genomics.findings import ACMG_FILE, find_secondary, load_acmg, minimal, stars
 from tests.genomics.conftest import write_vcf
 
 OFFICIAL_HEADER = """##fileformat=VCFv4.1
@@ -191,3 +191,15 @@ def test_grch37_clinvar_refused(tmp_path: Path) -> None:
     clinvar.write_text(OFFICIAL_HEADER.replace("length=248956422", "length=249250621") + SYNTHETIC_CLINVAR[0] + "\n")
     with pytest.raises(InputError, match="GRCh37"):
         find_secondary(_sample(tmp_path), clinvar)
+
+
+def test_same_variant_written_differently_is_found(
+    clinvar_files: tuple[Path, Path], test_genes: Path, tmp_path: Path
+) -> None:
+    """DVL1 1338000 CT>C written as part of a multi-allelic record (CTT>CT,C) is still the ClinVar allele."""
+    rows = ["1\t1338000\t.\tCTT\tCT,C\t.\tPASS\t.\tGT\t0/1"]
+    vcf = write_vcf(tmp_path / "multi.vcf", rows, chrom="1", length=248956422)
+    found = find_secondary(vcf, clinvar_files[1], acmg_list=test_genes).findings
+    assert [(f.gene, f.pos, f.alt, f.zygosity) for f in found] == [("DVL1", 1338000, "CT", "heterozygous")]
+    assert minimal(1338000, "CTT", "CT") == (1338000, "CT", "C")
+    assert minimal(100, "CAG", "CTG") == (101, "A", "T")

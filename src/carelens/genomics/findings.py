@@ -180,11 +180,21 @@ def load_clinvar(path: Path, genes: set[str]) -> tuple[dict[tuple[str, int, str,
                 sig, rev, stars(rev), gene_list, conds.replace("_", " "), allele_id, kind == "conflicting", conf
             )
             for alt in v.ALT:
-                out[(bare(v.CHROM), v.POS, v.REF, alt)] = rec
+                out[(bare(v.CHROM), *minimal(v.POS, v.REF, alt))] = rec
     finally:
         vcf.close()
     meta["alleles_in_acmg_genes"] = len(out)
     return out, meta
+
+
+def minimal(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """The minimal representation of an allele (shared trailing, then leading bases trimmed), so that the same
+    variant written differently (e.g. after splitting a multi-allelic record) compares equal."""
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return pos, ref, alt
 
 
 def _zygosity(alleles: list[int], alt_index: int) -> str:
@@ -247,13 +257,13 @@ def find_secondary(
     scanned = 0
     try:
         for scanned, v in _iter_checked(reader, path):  # noqa: B007 (the count is reported)
-            key = (bare(v.CHROM), v.POS)
-            if key not in wanted:
-                continue
+            contig = bare(v.CHROM)
+            if (contig, v.POS) not in wanted and len(v.REF) == 1:
+                continue  # only a longer REF can move to a later position when trimmed
             gt = v.genotypes[0]
             alleles = [a for a in gt[:-1] if a is not None and a >= 0]
             for i, alt in enumerate(v.ALT, start=1):
-                rec = known.get((key[0], v.POS, v.REF, alt))
+                rec = known.get((contig, *minimal(v.POS, v.REF, alt)))
                 if rec is None or i not in alleles:
                     continue
                 gene = next(g for g in rec.genes if g in acmg)
