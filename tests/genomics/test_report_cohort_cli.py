@@ -50,6 +50,13 @@ def test_cohort_frequencies_in_the_lake(test_vcfs: Path, tmp_path: Path) -> None
     freq = con.execute("SELECT sum(frequency) FROM pgx_cohort WHERE gene='CYP2C19' AND kind='phenotype'").fetchone()
     assert freq is not None and abs(freq[0] - 1.0) < 1e-6
     assert "sample" not in [c[0] for c in con.execute("DESCRIBE pgx_cohort").fetchall()]  # no sample ids in the lake
+    con.close()
+    from carelens.store import Lake  # the store's SQL entry point sees the table too (carelens sql)
+
+    via_lake = Lake(tmp_path / "store").query("SELECT count(*) AS n FROM pgx_cohort WHERE gene = 'CYP2C19'")
+    assert via_lake.column("n").to_pylist() == [
+        len(rows) + len([r for r in result.rows if r.gene == "CYP2C19" and r.kind == "phenotype"])
+    ]
     png = plot_phenotypes(result, tmp_path / "cohort.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
