@@ -34,6 +34,7 @@ SIDECAR_SUFFIXES = (".phi.json", ".meta.json")
 _REFERENCE = re.compile(rb'("reference"\s*:\s*")([^"\\]+)(")')
 _REFERENCE_KEY = b'"reference":"'  # as orjson writes it: compact, no spaces
 _LITERAL_REFERENCE = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^"\\]*)?"')
+_LITERAL_VALUE = re.compile(rb"^([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?$")
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 
 
@@ -116,17 +117,29 @@ def is_export_log(data: bytes) -> bool:
     return isinstance(obj, dict) and "resourceType" not in obj and "eventId" in obj and "exportId" in obj
 
 
-def read_fhir_file(path: Path, batch: BatchResult, data: bytes | None = None) -> list[FhirRow]:
-    """All resources of one bundle or NDJSON file as :class:`FhirRow` (quarantining bad items)."""
+def read_fhir_file(
+    path: Path, batch: BatchResult, data: bytes | None = None, references: set[str] | None = None
+) -> list[FhirRow]:
+    """All resources of one bundle or NDJSON file as :class:`FhirRow` (quarantining bad items).
+
+    ``references``, when given, receives the literal ``Type/id`` references the file makes
+    (after normalising; a superset when some items were quarantined)."""
     source = str(path)
     if data is None:
         data = path.read_bytes()
     if _looks_binary(data):
         batch.quarantine(source, "file", "binary content, not a JSON text file")
         return []
+    found: set[bytes] = set()
     if path.name.lower().endswith(".ndjson"):
-        return _read_ndjson(data, source, batch)
-    return _read_json(data, source, batch)
+        rows = _read_ndjson(data, source, batch)
+        found.update(_LITERAL_REFERENCE.findall(data))
+    else:
+        rows = _read_json(data, source, batch, found)
+    if references is not None:
+        matches = (_LITERAL_VALUE.match(r) for r in found)
+        references.update(m.group(1).decode() for m in matches if m)
+    return rows
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -193,11 +206,12 @@ def _resource_problem(resource: Any) -> str | None:
     return None
 
 
-def _read_json(data: bytes, source: str, batch: BatchResult) -> list[FhirRow]:
+def _read_json(data: bytes, source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow]:
     try:
         top = orjson.loads(data)
     except orjson.JSONDecodeError as err:
         if _is_ndjson(data):  # NDJSON saved under a .json name
+            found.update(_LITERAL_REFERENCE.findall(data))
             return _read_ndjson(data, source, batch)
         batch.quarantine(source, "file", _json_error(err))
         return []
@@ -209,11 +223,13 @@ def _read_json(data: bytes, source: str, batch: BatchResult) -> list[FhirRow]:
         if reason:
             batch.quarantine(source, "file", reason)
             return []
-        return [_row(top, orjson.dumps(top), "resource", {})]
-    return _read_bundle(top, source, batch)
+        json = orjson.dumps(top)
+        found.update(_LITERAL_REFERENCE.findall(json))
+        return [_row(top, json, "resource", {})]
+    return _read_bundle(top, source, batch, found)
 
 
-def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult) -> list[FhirRow]:
+def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         batch.quarantine(source, "file", "Bundle.entry is not a list")
@@ -236,7 +252,7 @@ def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult) -> lis
         resources.append((index, resource))
         if full_url:
             full_urls[full_url] = f"{resource['resourceType']}/{resource['id']}"
-    jsons = _normalise_references([orjson.dumps(r) for _, r in resources], full_urls)
+    jsons = _normalise_references([orjson.dumps(r) for _, r in resources], full_urls, found)
     rows = []
     for (index, resource), json in zip(resources, jsons, strict=True):
         if json is None:
@@ -246,9 +262,10 @@ def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult) -> lis
     return rows
 
 
-def _normalise_references(jsons: list[bytes], full_urls: dict[str, str]) -> list[bytes | None]:
+def _normalise_references(jsons: list[bytes], full_urls: dict[str, str], found: set[bytes]) -> list[bytes | None]:
     """Rewrite references that name a bundle ``fullUrl`` to ``Type/id`` in the compact JSON of
-    each resource; None for a resource with a ``urn:`` reference that names no entry.
+    each resource; None for a resource with a ``urn:`` reference that names no entry. Every
+    reference value (after rewriting) is added to ``found``.
 
     Works on all resources at once (joined by newlines, which compact JSON never contains),
     splitting on the literal ``"reference":"`` key: a few C-level passes and one cheap step
@@ -256,6 +273,7 @@ def _normalise_references(jsons: list[bytes], full_urls: dict[str, str]) -> list
     """
     joined = b"\n".join(jsons)
     if not full_urls and b'"urn:' not in joined:
+        found.update(_LITERAL_REFERENCE.findall(joined))
         return list(jsons)
     targets = {url.encode(): key.encode() for url, key in full_urls.items()}
     pieces = joined.split(_REFERENCE_KEY)
@@ -265,8 +283,10 @@ def _normalise_references(jsons: list[bytes], full_urls: dict[str, str]) -> list
         target = targets.get(value)
         if target is not None:
             pieces[i] = target + quote + rest
-        elif value.startswith(b"urn:"):
-            missing = True
+            found.add(target)
+        else:
+            found.add(value)
+            missing = missing or value.startswith(b"urn:")
     out: list[bytes | None] = list(_REFERENCE_KEY.join(pieces).split(b"\n"))
     if missing:
         out = [None if json is not None and _has_urn_reference(json) else json for json in out]

@@ -94,6 +94,7 @@ class _File:
     tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     quarantine: BatchResult = field(default_factory=BatchResult)
     quarantine_keys: list[str | None] = field(default_factory=list)
+    references: set[str] = field(default_factory=set)
     items: int = 0
 
 
@@ -198,7 +199,7 @@ class _Run:
 
     # -- readers ---------------------------------------------------------------------------
     def read_fhir(self, held: _File, data: bytes) -> None:
-        rows = read_fhir_file(held.path, held.quarantine, data)
+        rows = read_fhir_file(held.path, held.quarantine, data, held.references)
         held.quarantine_keys.extend([None] * len(held.quarantine.quarantined))
         for row in rows:
             if row.resource_type == "DocumentReference":
@@ -267,8 +268,7 @@ class _Run:
         return self._lake_keys
 
     def finish(self, held: _File, final: bool) -> None:
-        refs = [] if final else literal_references(b"\n".join(r.json for r in held.resources))
-        if self.unresolved(refs):
+        if not final and self.unresolved(held.references):
             self.waiting.append(held)
             return
         if final:
