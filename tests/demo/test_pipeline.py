@@ -124,3 +124,47 @@ def test_a_failing_stage_does_not_stop_the_others(tmp_path: Path, monkeypatch: p
     assert stages["b"]["status"] == "skipped" and "no thing" in stages["b"]["reason"]
     assert stages["c"]["status"] == "done" and calls == ["fine", "fine"]
     assert "Jane" not in json.dumps(summary)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_demo_serves_the_workspace(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "CARELENS_STORE": str(tmp_path / "store")}
+    env.pop("CARELENS_DB_URL", None)
+    skips = [a for s in ("deidentify", "summarize", "imaging", "genomics", "models") for a in ("--skip", s)]
+    cmd = [sys.executable, "-m", "carelens.cli", "demo", "--patients", "1", "--out", str(tmp_path / "cohort"),
+           "--port", str(port), *skips]  # fmt: skip
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, "carelens demo exited instead of serving"
+            try:
+                if httpx.get(f"{base}/api/patients", timeout=2).status_code == 401:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the workspace did not come up"
+            time.sleep(1)
+        token = subprocess.run([sys.executable, "-m", "carelens.cli", "users", "token", "clinician"], env=env,
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        planted = json.loads((tmp_path / "cohort" / "planted.json").read_text())["patients"][0]
+        listed = httpx.get(f"{base}/api/patients", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert listed.status_code == 200
+        assert planted["patient_id"] in listed.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

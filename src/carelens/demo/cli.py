@@ -50,10 +50,10 @@ def demo(
     emit_json(summary)
     if no_serve or generate_only:
         return
-    from carelens.server import cli as server_cli
+    from carelens.demo.pipeline import serve
 
     say("serving the workspace (Ctrl-C to stop); log in with the demo users above")
-    server_cli.serve(host=host, port=port, store=root)
+    serve(root, host, port)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from carelens.core.errors import CarelensError, UsageError
 from carelens.demo.manifest import CohortManifest
 
@@ -429,5 +427,11 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     }
 
 
-def summary_json(summary: dict[str, Any]) -> bytes:
-    return orjson.dumps(summary, option=orjson.OPT_INDENT_2)
+def serve(store: Path, host: str, port: int) -> None:
+    """Serve the clinician workspace on the demo store (blocks until interrupted)."""
+    import uvicorn
+
+    server = _need("carelens.server", "create_app", "ServerSettings")
+    app = server.create_app(server.ServerSettings.from_env(store))
+    say(f"workspace on http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
