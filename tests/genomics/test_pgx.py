@@ -16,11 +16,21 @@ def _gene(report, name: str) -> GeneResult:  # type: ignore[no-untyped-def]
     return next(g for g in report.genes if g.gene == name)
 
 
-def test_unexpected_allele_is_not_called(test_vcfs: Path) -> None:
-    """TPMT rs72552740 A>T: T is not an allele of any definition -> no call with the reason, never a diplotype."""
-    g = _gene(pgx_report(test_vcfs / "haplotype/TPMT/unexpected.allele.vcf"), "TPMT")
+def test_unexpected_allele_blocks_the_call(test_vcfs: Path) -> None:
+    """CYP2C19 rs28399504 carries an allele no definition has ('Unk'): no call with the reason, never a diplotype."""
+    g = _gene(pgx_report(test_vcfs / "haplotype/cyp2c19/sUnks17.vcf"), "CYP2C19")
     assert g.diplotypes == [] and g.phenotype is None
-    assert "allele not in the TPMT definitions at chr6:18147910" in (g.reason or "")
+    assert "allele not in the CYP2C19 definitions at chr10:94762706" in (g.reason or "")
+
+
+def test_unexpected_allele_in_tpmt_is_read_as_reference(test_vcfs: Path) -> None:
+    """PharmCAT's rule for TPMT (and CACNA1S, DPYD, G6PD, NUDT15, RYR1): undocumented alleles read as reference,
+    said in a warning, and the VCF genotype kept in the evidence."""
+    g = _gene(pgx_report(test_vcfs / "haplotype/TPMT/unexpected.allele.vcf"), "TPMT")
+    assert g.diplotypes == ["*1/*1"] and g.reason is None
+    assert any("18147910" in w and "read as reference" in w for w in g.warnings)
+    pos = next(p for p in g.positions if p["position"] == 18147910)
+    assert pos["genotype"] == "T/T" and pos["read_as"] == "A/A"
 
 
 def test_genotype_index_beyond_alts_is_a_bad_genotype(test_vcfs: Path) -> None:

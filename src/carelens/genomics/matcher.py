@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from carelens.genomics.definitions import GeneDefinition, NamedAllele
 from carelens.genomics.vcf import SampleCall
@@ -34,6 +34,9 @@ IUPAC = {
     "N": "ACGT",
 }
 MAX_ARRANGEMENTS = 1 << 16
+# PharmCAT's rule: in these genes an allele the definitions do not know is read as the reference allele (with a
+# warning) instead of blocking the call
+UNDOCUMENTED_AS_REFERENCE = frozenset({"CACNA1S", "DPYD", "G6PD", "NUDT15", "RYR1", "TPMT"})
 
 
 def natural_key(name: str) -> list[object]:
@@ -180,8 +183,17 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
                 obs.warnings.append(f"{where}: genotype missing (./.); treated as not assayed")
             obs.not_assayed.append(locus.position)
             continue
-        if any(a not in {locus.ref, *locus.alts} for a in call.alleles):
-            obs.undocumented.append(locus.position)
+        vcf_genotype = call.genotype
+        known = {locus.ref, *locus.alts}
+        if any(a not in known for a in call.alleles):
+            if defn.gene not in UNDOCUMENTED_AS_REFERENCE:
+                obs.undocumented.append(locus.position)
+            else:
+                obs.warnings.append(
+                    f"{where}: allele not in the {defn.gene} definitions read as reference (PharmCAT rule for "
+                    f"{defn.gene}); a novel variant here would not be seen"
+                )
+                call = replace(call, alleles=tuple(a if a in known else locus.ref for a in call.alleles))
         obs.idx.append(i)
         obs.used.append(call)
         obs.evidence.append(
@@ -189,7 +201,8 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
                 "position": locus.position,
                 "rsid": locus.rsid,
                 "ref": locus.ref,
-                "genotype": call.genotype,
+                "genotype": vcf_genotype,
+                "read_as": call.genotype if call.genotype != vcf_genotype else None,
                 "phase_set": call.phase_set,
                 "filter": call.filter,
             }
