@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Principal, Problem, api_user
 from carelens.server.context import Context
+from carelens.server.data import SummaryUnavailable
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.store.appdb import audit
 
@@ -32,14 +33,15 @@ def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) ->
 
 
 @router.get("/patients/{pid}/summary")
-def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> JSONResponse:
+def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> Response:
     """The patient's record summary (the ``carelens summarize`` JSON)."""
     ctx = ctx_of(request)
-    view = ctx.view(pid)
-    if view.summary is None:
-        raise Problem(503, view.summary_error or "the summary is not available")
-    ctx.record(who, "api.summary", pid, view.model_version, view.input_hash)
-    return JSONResponse(view.summary)
+    try:
+        body, model, input_hash = ctx.summary_json(pid)
+    except SummaryUnavailable as err:
+        raise Problem(503, str(err)) from None
+    ctx.record(who, "api.summary", pid, model, input_hash)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/cohort")

@@ -153,7 +153,7 @@ def feedback(
     """Store accepted / overridden outcomes (with reason) and audit each, all or nothing."""
     _known(service_id)
     ctx = ctx_of(request)
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         for fb in body.feedback:
             reason = fb.overrideReason
             text = None

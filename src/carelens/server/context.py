@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
@@ -27,7 +30,7 @@ def default_data(settings: ServerSettings) -> ClinicalData:
 class PatientView:
     """Everything a patient page shows, computed once per request."""
 
-    def __init__(self, data: ClinicalData, patient: PatientRow) -> None:
+    def __init__(self, data: ClinicalData, patient: PatientRow, cache: dict[tuple[str, str], Any]) -> None:
         self.patient = patient
         self.input_hash = data.input_hash(patient.id)
         self.summary: dict[str, Any] | None = None
@@ -39,8 +42,11 @@ class PatientView:
         self.images = data.images(patient.id)
         self.pgx = data.pgx(patient.id)
         self.findings = data.findings(patient.id)
+        key = (patient.id, self.input_hash)
+        if self.summary is not None and key not in cache:
+            cache[key] = summary_items(self.summary)
         self.items: list[ReviewItem] = [
-            *(summary_items(self.summary) if self.summary else []),
+            *(cache.get(key, []) if self.summary else []),
             *image_items(self.images),
             *pgx_items(self.pgx),
             *finding_items(self.findings),
@@ -69,8 +75,18 @@ class Context:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self.issued_cards: dict[str, str] = {}
+        self._items: dict[tuple[str, str], list[ReviewItem]] = {}
+        self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cards_lock = threading.Lock()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in a transaction for writes. On SQLite the writers of this process take turns
+        here, rather than spinning on the database lock."""
+        with self._write_lock or nullcontext(), self.Session() as s, s.begin():
+            yield s
 
     def patient(self, pid: str) -> PatientRow:
         """The patient or 404 (the message never repeats the id)."""
@@ -80,7 +96,18 @@ class Context:
         return row
 
     def view(self, pid: str) -> PatientView:
-        return PatientView(self.data, self.patient(pid))
+        return PatientView(self.data, self.patient(pid), self._items)
+
+    def summary_json(self, pid: str) -> tuple[bytes, str, str]:
+        """The summary as JSON bytes, its model and input hash (serialised once per input hash)."""
+        self.patient(pid)
+        input_hash = self.data.input_hash(pid)
+        cached = self._summary_bytes.get((pid, input_hash))
+        if cached is None:
+            summary = self.data.summary(pid)
+            cached = (orjson.dumps(summary), "{}@{}".format(*summary_model(summary)))
+            self._summary_bytes[(pid, input_hash)] = cached
+        return cached[0], cached[1], input_hash
 
     def record(
         self,
@@ -92,7 +119,7 @@ class Context:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append one audit row in its own transaction."""
-        with self.Session() as s, s.begin():
+        with self.writing() as s:
             audit.append(s, who.username, action, patient_id, model_version, input_hash, detail)
 
     def remember_cards(self, cards: dict[str, str]) -> None:

@@ -96,7 +96,7 @@ def login(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not csrf_token or not hmac.compare_digest(cookie, csrf_token):
         raise Problem(403, "the login form's security token is missing or wrong; reload the page and try again")
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         user = appdb.authenticate(s, username, password)
         if user is None:
             appdb.audit.append(
@@ -126,7 +126,7 @@ def logout(request: Request, csrf_token: FormStr = "", who: Principal = Depends(
     """End the session."""
     check_csrf(who, csrf_token)
     ctx = ctx_of(request)
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         appdb.end_session(s, who.session_id or "")
         appdb.audit.append(s, who.username, "logout")
     response = RedirectResponse("/login", status_code=303)
@@ -256,7 +256,7 @@ def decision(
     ctx = ctx_of(request)
     view = ctx.view(pid)
     target = view.item(item)
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         decide(s, who, pid, target, action, reason, edited_text, view.input_hash)
     return RedirectResponse(f"/patients/{pid}#item-{target.key}", status_code=303)
 
@@ -270,7 +270,7 @@ def sign(
     ctx = ctx_of(request)
     view = ctx.view(pid)
     draft = {"summary": view.summary, "items": [i.model_dump() for i in view.items]}
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         row = sign_off(s, who, pid, view.items, draft, view.input_hash)
     return RedirectResponse(f"/patients/{pid}/signed/{row.id}", status_code=303)
 
@@ -358,7 +358,7 @@ def add_user(
     check_csrf(who, csrf_token)
     ctx = ctx_of(request)
     try:
-        with ctx.Session() as s, s.begin():
+        with ctx.writing() as s:
             appdb.add_user(s, username, password, role)
             appdb.audit.append(s, who.username, "user.add", detail={"user": username, "role": role})
     except InputError as err:
@@ -376,7 +376,7 @@ def issue_token(
     """Issue an API token for a user (shown once)."""
     check_csrf(who, csrf_token)
     ctx = ctx_of(request)
-    with ctx.Session() as s, s.begin():
+    with ctx.writing() as s:
         user = appdb.get_user(s, username)
         if user is None:
             raise Problem(404, "no such user")

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from carelens.store.appdb.clock import now_iso
@@ -29,19 +29,15 @@ def canonical(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def row_hash(event: AuditEvent) -> str:
-    """SHA-256 of the canonical content of ``event`` (everything but ``row_hash``)."""
-    content = {
-        "id": event.id,
-        "ts": event.ts,
-        "actor": event.actor,
-        "action": event.action,
-        "patient_id": event.patient_id,
-        "model_version": event.model_version,
-        "input_hash": event.input_hash,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
-    }
+FIELDS = ("id", "ts", "actor", "action", "patient_id", "model_version", "input_hash", "detail", "prev_hash")
+
+
+def row_hash(event: AuditEvent | dict[str, Any]) -> str:
+    """SHA-256 of the canonical content of an audit row (everything but ``row_hash``)."""
+    if isinstance(event, dict):
+        content = {k: event[k] for k in FIELDS}
+    else:
+        content = {k: getattr(event, k) for k in FIELDS}
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
@@ -53,8 +49,9 @@ def append(
     model_version: str | None = None,
     input_hash: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event inside the caller's transaction (commit it with the change it records).
+) -> dict[str, Any]:
+    """Append one event inside the caller's transaction (commit it with the change it records);
+    returns the row as a dict.
 
     Writers are serialised: an advisory lock on PostgreSQL, the database write lock on SQLite.
     """
@@ -62,27 +59,26 @@ def append(
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
     else:
         s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id))
-    head = s.get(AuditHead, 1, populate_existing=True)
-    last_id, last_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
-    event = AuditEvent(
-        id=last_id + 1,
-        ts=now_iso(),
-        actor=actor,
-        action=action,
-        patient_id=patient_id,
-        model_version=model_version,
-        input_hash=input_hash,
-        detail=canonical(detail or {}),
-        prev_hash=last_hash,
-    )
-    event.row_hash = row_hash(event)
-    s.add(event)
+    head = s.execute(select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1)).first()
+    last_id, last_hash = (head[0], head[1]) if head else (0, GENESIS)
+    row: dict[str, Any] = {
+        "id": last_id + 1,
+        "ts": now_iso(),
+        "actor": actor,
+        "action": action,
+        "patient_id": patient_id,
+        "model_version": model_version,
+        "input_hash": input_hash,
+        "detail": canonical(detail or {}),
+        "prev_hash": last_hash,
+    }
+    row["row_hash"] = row_hash(row)
+    s.execute(insert(AuditEvent).values(**row))
     if head is None:
-        s.add(AuditHead(id=1, last_id=event.id, last_hash=event.row_hash))
+        s.execute(insert(AuditHead).values(id=1, last_id=row["id"], last_hash=row["row_hash"]))
     else:
-        head.last_id, head.last_hash = event.id, event.row_hash
-    s.flush()
-    return event
+        s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=row["id"], last_hash=row["row_hash"]))
+    return row
 
 
 @dataclass(frozen=True)
