@@ -34,10 +34,8 @@ FIELDS = ("id", "ts", "actor", "action", "patient_id", "model_version", "input_h
 
 def row_hash(event: AuditEvent | dict[str, Any]) -> str:
     """SHA-256 of the canonical content of an audit row (everything but ``row_hash``)."""
-    if isinstance(event, dict):
-        content = {k: event[k] for k in FIELDS}
-    else:
-        content = {k: getattr(event, k) for k in FIELDS}
+    get = event.get if isinstance(event, dict) else lambda k: getattr(event, k)
+    content = {k: get(k) for k in FIELDS}
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
