@@ -1,0 +1,75 @@
+"""The matcher on PharmCAT's documented example (Named Allele Matcher 101): scores, missing positions, ties."""
+
+from __future__ import annotations
+
+from carelens.genomics.definitions import GeneDefinition, Locus, NamedAllele
+from carelens.genomics.matcher import call_gene
+from carelens.genomics.vcf import SampleCall
+
+POSITIONS = [101, 102, 103, 104, 105]
+REFS = ["C", "C", "T", "G", "A"]
+ALTS = ["T", "T", "C", "A", "G"]
+
+
+def _gene() -> GeneDefinition:
+    def allele(name: str, alleles: list[str | None], reference: bool = False) -> NamedAllele:
+        return NamedAllele(name, reference, tuple(alleles), sum(a is not None for a in alleles))
+
+    return GeneDefinition(
+        gene="TEST",
+        chromosome="chr1",
+        build="GRCh38",
+        version="test",
+        source="test",
+        loci=[
+            Locus(p, f"rs{i + 1}", r, (a,), None) for i, (p, r, a) in enumerate(zip(POSITIONS, REFS, ALTS, strict=True))
+        ],
+        alleles=[
+            allele("*1", REFS, reference=True),
+            allele("*2", ["T", None, None, "A", None]),
+            allele("*3", [None, None, None, "A", None]),
+            allele("*4", [None, "T", None, None, None]),
+            allele("*5", ["T", None, None, None, None]),
+        ],
+    )
+
+
+def _calls(genotypes: dict[int, str]) -> dict[int, list[SampleCall]]:
+    out = {}
+    for pos, gt in genotypes.items():
+        sep = "|" if "|" in gt else "/"
+        ref = REFS[POSITIONS.index(pos)]
+        out[pos] = [SampleCall("chr1", pos, ref, tuple(gt.split(sep)), sep == "|", None, "PASS", 1)]
+    return out
+
+
+SAMPLE = {101: "C/T", 102: "C/C", 103: "T/T", 104: "A/G", 105: "A/A"}
+
+
+def test_documented_example() -> None:
+    call = call_gene(_gene(), _calls(SAMPLE))
+    assert call.diplotypes == ["*1/*2"] and call.score == 7  # *3/*5 (score 2) loses
+
+
+def test_missing_rs5_lowers_the_score_only() -> None:
+    call = call_gene(_gene(), _calls({k: v for k, v in SAMPLE.items() if k != 105}))
+    assert call.diplotypes == ["*1/*2"] and call.score == 6 and call.not_assayed == [105]
+
+
+def test_missing_rs1_gives_a_tie_and_says_what_could_change() -> None:
+    call = call_gene(_gene(), _calls({k: v for k, v in SAMPLE.items() if k != 101}))
+    assert call.diplotypes == ["*1/*2", "*1/*3"] and call.score == 5
+    assert call.not_assayed == [101] and call.uncertain_alleles == ["*2", "*5"]
+
+
+def test_phase_decides_between_cis_and_trans() -> None:
+    cis = {101: "C|T", 102: "C|C", 103: "T|T", 104: "G|A", 105: "A|A"}  # T and A on strand 2: *2
+    trans = {101: "T|C", 102: "C|C", 103: "T|T", 104: "G|A", 105: "A|A"}  # T on strand 1, A on 2: *5/*3
+    assert call_gene(_gene(), _calls(cis)).diplotypes == ["*1/*2"]
+    assert call_gene(_gene(), _calls(trans)).diplotypes == ["*3/*5"]
+
+
+def test_haploid() -> None:
+    calls = {p: [SampleCall("chr1", p, r, (r,), False, None, "PASS", 1)] for p, r in zip(POSITIONS, REFS, strict=True)}
+    calls[104] = [SampleCall("chr1", 104, "G", ("A",), False, None, "PASS", 1)]
+    assert call_gene(_gene(), calls).diplotypes == ["*3"]
