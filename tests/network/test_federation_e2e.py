@@ -48,7 +48,7 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
     hub_address = f"127.0.0.1:{port}"
     procs = {"hub": start_hub(store, port=port)}
     try:
-        wait_for_port("127.0.0.1", port)
+        wait_for_port("127.0.0.1", port, proc=procs["hub"])
         for site, path in files.items():
             procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site)
         south_log = store.resolve() / "network" / "sites" / "south" / "outbound.jsonl"

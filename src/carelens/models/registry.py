@@ -349,10 +349,12 @@ def _metric_text(metrics: dict[str, Any]) -> str:
 def _subgroup_text(rows: list[dict[str, Any]]) -> str:
     parts = []
     for row in rows:
+        label = f"{row['site']}: " if row.get("site") else ""
+        label += f"{row.get('group')}={row.get('value')}"
         if row.get("suppressed"):
-            parts.append(f"{row.get('group')}={row.get('value')}: suppressed (small cell)")
+            parts.append(f"{label}: suppressed (small cell)")
         elif isinstance(row.get("auc"), int | float):
-            parts.append(f"{row.get('group')}={row.get('value')}: AUC {row['auc']:.3f} (n={row.get('n')})")
+            parts.append(f"{label}: AUC {row['auc']:.3f} (n={row.get('n')})")
     return "; ".join(parts)
 
 

@@ -129,4 +129,7 @@ def pooled(sites: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     w = np.asarray(weights)
     est = float(np.sum(w * np.asarray(values)) / w.sum())
     se = float(1 / math.sqrt(w.sum()))
-    return {"value": est, "ci_low": est - 1.96 * se, "ci_high": est + 1.96 * se, "n": sum(s["n"] for s in sites)}
+    low, high = est - 1.96 * se, est + 1.96 * se
+    if name != "ece":  # proportions and AUC live in [0, 1]
+        low, high = max(low, 0.0), min(high, 1.0)
+    return {"value": est, "ci_low": low, "ci_high": high, "n": sum(s["n"] for s in sites)}

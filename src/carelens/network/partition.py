@@ -19,7 +19,8 @@ def partition_npz(
     """Write ``<out_dir>/<site>.npz`` for each site.
 
     ``sites`` maps a site name to ``{"share": fraction of each split, "positive": wanted fraction
-    of label 1 (omit for the source's own mix), "max": cap on images per split}``. Shares are
+    of label 1 in the train split (omit for the source's own mix; val and test keep the source's
+    mix), "max": cap on images per split}``. Shares are
     drawn without replacement, so sites never overlap.
     """
     rng = np.random.default_rng(seed)
@@ -38,7 +39,7 @@ def partition_npz(
             labels = arrays[f"{split}_labels"].reshape(-1)
             total = round(float(spec.get("share", 1 / len(sites))) * len(labels))
             total = min(total, int(spec.get("max", total)))
-            positive = spec.get("positive")
+            positive = spec.get("positive") if split == "train" else None
             share_pos = float(positive) if positive is not None else float(labels.mean())
             n_pos = min(round(total * share_pos), len(pools[split][1]))
             n_neg = min(total - n_pos, len(pools[split][0]))

@@ -77,6 +77,8 @@ def _toml(value: Any) -> str:
 def _env(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "FLWR_HOME": str(home), "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0"}
+    # Flower starts its helpers (flower-superexec, flwr-serverapp, ...) by name: find this environment's
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -139,9 +141,12 @@ def stop(proc: Any, grace: float = 5.0) -> None:
             continue
 
 
-def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
+def wait_for_port(host: str, port: int, timeout: float = 60.0, proc: Any = None) -> None:
+    """Wait until something listens on ``host:port`` (fails early when ``proc`` has exited)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise InputError(f"hub process exited with status {proc.returncode} before listening; see its log")
         with socket.socket() as s:
             s.settimeout(1)
             if s.connect_ex((host, port)) == 0:

@@ -70,6 +70,8 @@ class _HubRules:
             summary["adopted"] = False
             return None, {}
         summary["adopted"] = parameters is not None
+        if parameters is not None:  # SecAgg+ dequantises to float64; the model travels as float32
+            parameters = ndarrays_to_parameters([a.astype(np.float32) for a in parameters_to_ndarrays(parameters)])
         losses = [float(r.metrics["loss"]) for _, r in results if isinstance(r.metrics.get("loss"), int | float)]
         if losses:
             summary["mean_site_loss"] = float(np.mean(losses))

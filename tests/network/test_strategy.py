@@ -1,0 +1,50 @@
+"""The hub's aggregation rules: minimum sites, failures logged, nothing non-finite adopted, DP."""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+
+from carelens.network.strategy import HubDP, Journal, make_strategy
+
+
+def _res(value: float, n: int, site: str) -> tuple[None, FitRes]:
+    params = ndarrays_to_parameters([np.full((2, 2), value, np.float32)])
+    return None, FitRes(Status(Code.OK, "Success"), params, n, {"site": site, "n_train": n, "loss": 0.5})
+
+
+def _strategy(journal: Journal, **kw: object):
+    return make_strategy("fedavg", [np.zeros((2, 2), np.float32)], journal, min_sites=2, **kw)  # type: ignore[arg-type]
+
+
+def test_weighted_average_with_a_failed_site_logged() -> None:
+    journal = Journal()
+    params, _ = _strategy(journal).aggregate_fit(1, [_res(1.0, 30, "a"), _res(4.0, 10, "b")], [RuntimeError("gone")])
+    assert params is not None
+    assert np.allclose(parameters_to_ndarrays(params)[0], 1.75)  # (30*1 + 10*4) / 40
+    assert journal.rounds[0]["sites"] == ["a", "b"] and journal.rounds[0]["adopted"]
+    assert journal.events == [{"round": 1, "event": "site failed", "reason": "gone"}]
+    assert journal.sites["a"]["n_train"] == 30
+
+
+def test_round_below_the_minimum_is_skipped_not_averaged() -> None:
+    journal = Journal()
+    params, _ = _strategy(journal).aggregate_fit(2, [_res(1.0, 30, "a")], [RuntimeError("timeout")])
+    assert params is None and not journal.rounds[0]["adopted"]
+    assert any(e["event"] == "round skipped" and "minimum is 2" in e["reason"] for e in journal.events)
+
+
+def test_non_finite_aggregate_is_never_adopted() -> None:
+    journal = Journal()
+    params, _ = _strategy(journal).aggregate_fit(1, [_res(np.inf, 30, "a"), _res(1.0, 10, "b")], [])
+    assert params is None and "non-finite" in journal.events[-1]["reason"]
+
+
+def test_dp_wrapper_adds_noise_and_skips_rounds_with_dropouts() -> None:
+    journal = Journal()
+    strategy = _strategy(journal, dp_noise=1.0, dp_clip=0.5, expected_sites=2)
+    assert isinstance(strategy, HubDP)
+    params, _ = strategy.aggregate_fit(1, [_res(1.0, 30, "a"), _res(1.0, 30, "b")], [])
+    assert params is not None and not np.allclose(parameters_to_ndarrays(params)[0], 1.0)
+    skipped, _ = strategy.aggregate_fit(2, [_res(1.0, 30, "a")], [RuntimeError("gone")])
+    assert skipped is None and "differential privacy" in journal.events[-1]["reason"]
