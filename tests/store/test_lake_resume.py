@@ -85,3 +85,44 @@ def test_sigkill_and_resume_equals_clean_run(
     on_disk = {p for t in TABLES for p in (killed.root / t).glob("*")}
     assert on_disk == {p for t in TABLES for p in killed.part_files(t)}  # nothing half-written left
     assert killed.query("SELECT count(*) AS n FROM notes").to_pylist() == [{"n": 1215}]
+
+
+class _Crash(BaseException):
+    """Stands for a kill: raised out of the writer, so nothing after it runs."""
+
+
+@pytest.mark.parametrize("crash_after", [1, 4, 14, 15])
+def test_crash_between_commits_with_waiting_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_after: int
+) -> None:
+    """Files that wait for references (and their quarantine) resume to the same tables."""
+    from carelens.store.lake import LakeWriter
+    from tests.ingest.test_bad_input import make_batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_batch(folder)
+    monkeypatch.setenv("CARELENS_LAKE_CHUNK_ROWS", "1")  # one commit per source file
+    clean = tmp_path / "clean"
+    expected = ingest([folder], clean)
+    assert expected.quarantined  # the batch holds bad items and a file that waits (resources.ndjson)
+
+    real_commit = LakeWriter.commit
+    calls = {"n": 0}
+
+    def crashing_commit(self: LakeWriter) -> None:
+        real_commit(self)
+        calls["n"] += 1
+        if calls["n"] == crash_after:
+            raise _Crash
+
+    monkeypatch.setattr(LakeWriter, "commit", crashing_commit)
+    store = tmp_path / "crashed"
+    with pytest.raises(_Crash):
+        ingest([folder], store)
+    monkeypatch.setattr(LakeWriter, "commit", real_commit)
+    resumed = ingest([folder], store)
+    assert resumed.unchanged == crash_after
+    killed, reference = Lake(store), Lake(clean)
+    for table in TABLES:
+        assert table_rows(killed, table) == table_rows(reference, table), table

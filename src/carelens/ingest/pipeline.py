@@ -9,8 +9,10 @@ records.
 
 Literal ``Type/id`` references are checked against every resource of the batch and of the
 lake (ingested or quarantined): a file whose references all resolve is committed at once; a
-file with references still unknown waits until the whole batch has been read, and its
-resources whose references still do not resolve are quarantined. Conditional references
+file with references still unknown waits (in memory) until the whole batch has been read, and
+its resources whose references still do not resolve are quarantined. Folders are read with
+Bulk Data files of often-referenced types first, so that in a usual export no file waits.
+Each file is read whole into memory. Conditional references
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
 Files are content-addressed: a file whose bytes were ingested before is not read again (it
@@ -43,6 +45,11 @@ from carelens.store.lake import Lake, LakeWriter, lake_keys
 
 NOTE_SIDECARS = (".meta.json", ".phi.json")
 DERIVED = ("notes", "dicom", "variants")
+REFERENCED_FIRST = (
+    "Patient", "Group", "Person", "Organization", "Location", "Practitioner", "PractitionerRole",
+    "Device", "Medication", "Substance", "Specimen", "Encounter", "EpisodeOfCare", "Condition",
+    "Procedure", "Observation", "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Claim",
+)  # fmt: skip
 
 
 class Skipped(BaseModel):
@@ -115,17 +122,27 @@ def ingest(paths: Iterable[Path], store: Path | None = None) -> IngestResult:
 
 
 def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
-    """Each file to look at, with whether it was named directly (not found in a folder)."""
+    """Each file to look at, with whether it was named directly (not found in a folder).
+
+    A folder's files come sorted, Bulk Data files of often-referenced types (Patient,
+    Practitioner, Organization, ...) first, so that references resolve as files are read and
+    few files wait for the end of the batch."""
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
+            for child in sorted(path.rglob("*"), key=_reading_order):
                 if child.is_file() and not child.name.startswith("."):
                     yield child, False
         elif path.is_file():
             yield path, True
         else:
             raise UsageError(f"no such file or folder: {path}")
+
+
+def _reading_order(path: Path) -> tuple[str, int, str]:
+    kind = path.name.split(".", 1)[0]
+    rank = REFERENCED_FIRST.index(kind) if kind in REFERENCED_FIRST else len(REFERENCED_FIRST)
+    return str(path.parent), rank, path.name
 
 
 def kind_of(path: Path, data: bytes) -> str | None:
