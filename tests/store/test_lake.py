@@ -140,6 +140,8 @@ def test_cli_sql_and_exit_codes(small: Path, tmp_path: Path, cli) -> None:
     code, _, err = cli("sql", "SELEC nonsense", store=store)
     assert code == 1 and err.startswith("error: SQL error") and len(err.strip().splitlines()) == 1
     assert cli("sql", "SELECT 1", "--format", "xml", store=store)[0] == 2
+    code, _, err = cli("sql", "SELECT 1", store=tmp_path / "nowhere")
+    assert code == 1 and "no lake in" in err and not (tmp_path / "nowhere").exists()
     assert cli("ingest", str(tmp_path / "missing"), store=store)[0] == 2
     assert cli("ingest", str(small), "--format", "yaml", store=store)[0] == 2
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from carelens.core.errors import UsageError
+from carelens.core.errors import InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
 
         if format not in ("json", "csv", "table"):
             raise UsageError("--format must be json, csv or table")
-        table = Lake(store).query(query)
+        lake = Lake(store)
+        if not lake.root.is_dir():
+            raise InputError(f"no lake in {lake.store} (run carelens ingest first, or give --store)")
+        table = lake.query(query)
         rows = table.to_pylist()
         if format == "json":
             emit_json(rows)
