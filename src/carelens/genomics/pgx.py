@@ -236,7 +236,7 @@ def gene_result(
         assumed_reference=call.assumed_reference,
         detected_alleles=detected,
         lookup_diplotype=lookup_dip if phenotype else None,
-        could_change=call.uncertain_alleles,
+        could_change=[] if gene in OUTSIDE_ONLY else call.uncertain_alleles,
         reason=call.reason,
         phenotype_note=note,
         chromosome=g.chromosome,
