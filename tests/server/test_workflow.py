@@ -41,7 +41,7 @@ def test_patient_page_shows_attention_first_evidence_models_images_and_pgx(ws_sq
     assert "probability 0.55" in page and "conformal set: normal, pneumonia" in page
     assert f'src="/patients/{PID}/imaging/0/heatmap"' in page
     assert "CYP2C19" in page and "*1/*2" in page and "Intermediate Metabolizer" in page
-    assert "clopidogrel: consider an alternative" in page
+    assert "<strong>clopidogrel</strong>: consider an alternative" in page
     assert "no allergies recorded" in page
 
 

@@ -129,6 +129,8 @@ def pgx_items(report: dict[str, Any] | None) -> list[ReviewItem]:
     mid, version = model_of(report, ("carelens-pgx", __version__))
     out = []
     for gene in report.get("genes", []):
+        if not gene.get("diplotypes"):
+            continue  # no call: listed in the table with its reason, nothing to decide on
         diplos = ", ".join(gene.get("diplotypes") or []) or "no call"
         text = f"{gene.get('gene')}: {diplos} ({gene.get('phenotype') or 'phenotype unknown'})"
         out.append(
