@@ -136,9 +136,11 @@ def test_quarantine_table_and_rows(batch: tuple[Path, int], tmp_path: Path) -> N
     assert ("S2", 94781859, "1|1", True) in [
         (r["sample"], r["pos"], r["gt"], r["phased"]) for r in variants.to_pylist()
     ]
-    dicom = lake.query("SELECT modality, rows, path, content_hash FROM dicom_instances").to_pylist()
+    dicom = lake.query("SELECT modality, rows, path, content_hash, patient_id FROM dicom_instances").to_pylist()
     assert dicom[0]["modality"] == "CT" and dicom[0]["rows"] == 128 and dicom[0]["path"].endswith("image.dcm")
     assert lake.query("SELECT instances FROM dicom_studies").to_pylist() == [{"instances": 1}]
+    links = lake.query("SELECT dicom_patient_id, fhir_patient_id FROM dicom_patient_links").to_pylist()
+    assert links == [{"dicom_patient_id": dicom[0]["patient_id"], "fhir_patient_id": None}]
 
 
 def test_no_phi_in_output_or_stderr(batch: tuple[Path, int], tmp_path: Path) -> None:

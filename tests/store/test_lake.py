@@ -159,3 +159,21 @@ def test_one_writer_at_a_time(small: Path, tmp_path: Path, cli) -> None:
         code, _, err = cli("ingest", str(small), store=store)
     assert code == 2 and err.strip() == "error: another carelens ingest is writing this store"
     assert cli("ingest", str(small), store=store)[0] == 0  # the lock goes with its holder
+
+
+def test_patient_identifier_links(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    person = patient("P7", "Di Test")
+    person["identifier"] = [{"system": "http://hospital.example/mrn", "value": "MRN-0007"}]
+    folder = tmp_path / "in"
+    write_json(folder / "p.json", person)
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientID = "MRN-0007"
+    ds.save_as(folder / "ct.dcm")
+    ingest([folder], tmp_path / "store")
+    lake = Lake(tmp_path / "store")
+    ids = lake.query("SELECT patient_id, system, value FROM patient_identifiers").to_pylist()
+    assert ids == [{"patient_id": "P7", "system": "http://hospital.example/mrn", "value": "MRN-0007"}]
+    assert lake.query("SELECT fhir_patient_id FROM dicom_patient_links").to_pylist() == [{"fhir_patient_id": "P7"}]

@@ -27,8 +27,10 @@ def register(app: typer.Typer) -> None:
 
         Tables: resources, notes, dicom_instances (views dicom_series, dicom_studies),
         variants, quarantine, sources, and one view per FHIR resource type ("Patient",
-        "Observation", ...). resources.json holds each resource as JSON with references as
-        Type/id; use DuckDB's JSON functions, e.g. json ->> '$.status'.
+        "Observation", ...). patient_identifiers lists each Patient's identifiers (system,
+        value); dicom_patient_links maps a DICOM PatientID (often an MRN) to Patient.id.
+        resources.json holds each resource as JSON with references as Type/id; use DuckDB's
+        JSON functions, e.g. json ->> '$.status'.
         """
         from carelens.core.output import emit_json
         from carelens.store.lake import Lake

@@ -107,6 +107,15 @@ _DUCK_TYPES = {
 }
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _EXTRA_VIEWS = {
+    "patient_identifiers": (
+        "SELECT id AS patient_id, unnest(json_extract_string(json, '$.identifier[*].system')) AS system,"
+        " unnest(json_extract_string(json, '$.identifier[*].value')) AS value"
+        " FROM resources WHERE resource_type = 'Patient'"
+    ),
+    "dicom_patient_links": (
+        "SELECT d.sop_uid, d.patient_id AS dicom_patient_id, i.patient_id AS fhir_patient_id"
+        " FROM dicom_instances d LEFT JOIN patient_identifiers i ON i.value = d.patient_id"
+    ),
     "dicom_series": (
         "SELECT study_uid, series_uid, any_value(patient_id) AS patient_id, any_value(modality) AS modality,"
         " any_value(series_date) AS series_date, any_value(series_description) AS series_description,"
