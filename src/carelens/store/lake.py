@@ -233,10 +233,12 @@ class Lake:
         before = self._marker().get("views", {})
         wanted = self.view_sql()
         views = {name: stable_id(sql) for name, sql in wanted.items()}
+        changed = [name for name in wanted if before.get(name) != views[name]]
         with duckdb.connect(str(self.catalog)) as con:
-            for name, sql in wanted.items():
-                if before.get(name) != views[name]:
-                    con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+            con.execute("BEGIN")  # one transaction: one WAL sync, not one per view
+            for name in changed:
+                con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {wanted[name]}')
+            con.execute("COMMIT")
         marker = {"root": str(self.root.absolute()), "chunks": chunks, "views": views}
         _atomic_write(self.root / "_catalog.json", orjson.dumps(marker))
 
