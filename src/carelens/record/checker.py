@@ -52,7 +52,9 @@ class EvidenceText:
     def add_text(self, text: str) -> None:
         low = text.lower()
         self.words.update(_words(low))
-        self.dates.update(_DATE.findall(text))
+        for found in _DATE.findall(text):
+            self.dates.add(found)
+            self.numbers.append(float(found[:4]))  # "since 2015" rests on 2015-06-01
         for match in _NUMBER.findall(_DATE.sub(" ", text)):
             self.numbers.append(float(match))
         if len(text) >= 4 and text[:4].isdigit():
