@@ -50,6 +50,11 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     planted = json.loads((tmp_path / "cohort" / "planted.json").read_text())
     assert stages["ingest"]["status"] == "done" and stages["ingest"]["ingested"]["Patient"] == 2
     assert stages["ingest"]["quarantined"] == 0
+    records = sum(g["positions"] for p in planted["patients"] for g in p["pgx"])
+    records += sum(len(p["pathogenic_variants"]) for p in planted["patients"])
+    assert stages["ingest"]["ingested"]["variants"] == records  # the patients' VCFs, not the ClinVar extract
+    assert stages["ingest"]["ingested"]["dicom"] == sum(len(p["images"]) for p in planted["patients"])
+    assert stages["ingest"]["ingested"]["notes"] == sum(len(p["notes"]) for p in planted["patients"])
     summarize = stages["summarize"]
     assert summarize["status"] == "done"
     assert summarize["found_active_problems"] == summarize["planted_active_problems"] > 0
@@ -116,11 +121,7 @@ def test_a_failing_stage_does_not_stop_the_others(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(pipeline, "STAGES", [("generate", fine), ("a", boom), ("b", missing), ("c", fine)])
     summary = run_demo(DemoOptions(out=tmp_path / "c", store=tmp_path / "s"))
     stages = summary["stages"]
-    assert stages["a"] == {
-        "status": "failed",
-        "reason": "internal error (RuntimeError)",
-        "seconds": stages["a"]["seconds"],
-    }
+    assert stages["a"]["status"] == "failed" and stages["a"]["reason"] == "internal error (RuntimeError)"
     assert stages["b"]["status"] == "skipped" and "no thing" in stages["b"]["reason"]
     assert stages["c"]["status"] == "done" and calls == ["fine", "fine"]
     assert "Jane" not in json.dumps(summary)

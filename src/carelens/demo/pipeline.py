@@ -107,7 +107,7 @@ def _manifest(run: DemoRun) -> CohortManifest:
 def stage_ingest(run: DemoRun) -> dict[str, Any]:
     ingest = _need("carelens.ingest", "ingest").ingest
     m, root = _manifest(run), run.options.out
-    paths = [root / "fhir", root / "dicom"] + ([root / "genomics"] if any(p.vcf for p in m.patients) else [])
+    paths = [root / "fhir", root / "dicom"] + [root / p.vcf for p in m.patients if p.vcf]  # not the ClinVar extract
     result = ingest([p for p in paths if p.exists()], run.options.store)
     # the clinical workspace reads the identified bundles from <store>/fhir
     fhir = run.options.store / "fhir"
@@ -384,9 +384,17 @@ STAGES: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
 ]
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (e.g. tesseract), in seconds."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Run the stages in order; the summary holds one entry per stage with its ``status``
-    (``done``, ``skipped`` or ``failed``), seconds taken, and what it did or why not."""
+    (``done``, ``skipped`` or ``failed``), wall-clock and CPU seconds, and what it did or why not."""
     unknown = set(options.skip) - {name for name, _ in STAGES}
     if unknown:
         raise UsageError(f"unknown stage {sorted(unknown)[0]}: stages are {', '.join(n for n, _ in STAGES)}")
@@ -400,7 +408,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             run.stages[name] = {"status": "skipped", "reason": "skipped on request", "seconds": 0.0}
             continue
         say(f"[{i}/{len(stages)}] {name} ...")
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), _cpu_seconds()
         try:
             result = {"status": "done", **fn(run)}
         except StageUnavailable as err:
@@ -415,6 +423,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             if name == "generate":
                 raise
         result["seconds"] = round(time.monotonic() - started, 2)
+        result["cpu_seconds"] = round(_cpu_seconds() - cpu_started, 2)
         run.stages[name] = result
         if result["status"] == "done":
             say(f"[{i}/{len(stages)}] {name} done in {result['seconds']} s")
