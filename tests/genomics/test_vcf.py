@@ -167,3 +167,22 @@ def test_missing_to_ref_is_explicit_and_listed(tmp_path: Path) -> None:
     assert assumed.diplotypes == ["*1/*2"]
     assert any("taken as reference" in w for w in assumed.warnings)
     assert {p["filter"] for p in assumed.positions} == {"PASS", "ASSUMED_REF"}
+
+
+def test_missing_gt(tmp_path: Path) -> None:
+    """No GT field at all: refused with the reason. GT absent on one record: that position is not assayed."""
+    no_gt = HEADER.replace('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n', "")
+    rows = [r.format(c="chr10").replace("\tGT\t", "\tPS\t").rsplit("\t", 1)[0] + "\t1" for r in CYP2C19_S1S2]
+    vcf = write_vcf(tmp_path / "nogt.vcf", rows, header=no_gt.format(chrom="chr10", length=133797422, samples="S1"))
+    with pytest.raises(InputError, match="no GT"):
+        pgx_report(vcf)
+    some = [r.format(c="chr10") for r in CYP2C19_S1S2]
+    some[1] = some[1].replace("\tGT\t0/1", "\tPS\t7")
+    g = _cyp2c19(pgx_report(write_vcf(tmp_path / "somegt.vcf", some)))
+    assert 94781859 in g.not_assayed and any("genotype missing" in w for w in g.warnings)
+
+
+def test_too_many_ties_is_not_a_call(tmp_path: Path) -> None:
+    """One position assayed out of 35: hundreds of diplotypes tie; reported as too little data, not as a call."""
+    g = _cyp2c19(pgx_report(write_vcf(tmp_path / "one.vcf", [CYP2C19_S1S2[2].format(c="chr10")])))
+    assert g.diplotypes == [] and "too little data" in (g.reason or "")

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError
-from carelens.genomics.vcf import _iter_checked, _open, bare, choose_sample, vcf_info
+from carelens.genomics.vcf import _iter_checked, _open, bare, choose_sample, genotype, vcf_info
 
 ACMG_FILE = Path(__file__).parent / "data" / "acmg_sf_v3.2.tsv"
 ACMG_VERSION = "3.2"
@@ -260,7 +260,7 @@ def find_secondary(
             contig = bare(v.CHROM)
             if (contig, v.POS) not in wanted and len(v.REF) == 1:
                 continue  # only a longer REF can move to a later position when trimmed
-            gt = v.genotypes[0]
+            gt = genotype(v, 0)
             alleles = [a for a in gt[:-1] if a is not None and a >= 0]
             for i, alt in enumerate(v.ALT, start=1):
                 rec = known.get((contig, *minimal(v.POS, v.REF, alt)))

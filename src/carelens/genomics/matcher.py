@@ -34,6 +34,7 @@ IUPAC = {
     "N": "ACGT",
 }
 MAX_ARRANGEMENTS = 1 << 16
+MAX_TIES = 12  # more tied diplotypes than this is "too little data", not a call
 # PharmCAT's rule: in these genes an allele the definitions do not know is read as the reference allele (with a
 # warning) instead of blocking the call
 UNDOCUMENTED_AS_REFERENCE = frozenset({"CACNA1S", "DPYD", "G6PD", "NUDT15", "RYR1", "TPMT"})
@@ -317,4 +318,11 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             if "|".join(sorted(pid.split("|"))) == key:
                 obs.warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
                 dips = [pick]
+    if len(dips) > MAX_TIES:
+        return result(
+            [],
+            None,
+            f"{len(dips)} diplotypes tie on the {len(used)} assayed positions "
+            f"({len(obs.not_assayed)} not assayed): too little data to call",
+        )
     return result(dips, top, None)

@@ -130,6 +130,9 @@ def vcf_info(path: Path) -> VcfInfo:
             f"{path.name}: the VCF is on GRCh37 (from its ##reference / contig lengths); carelens needs GRCh38 "
             "positions (lift it over first)"
         )
+    declared = re.findall(r"^##FORMAT=<ID=([^,>]+)", raw, re.M)
+    if info.samples and declared and "GT" not in declared:
+        raise InputError(f"{path.name}: the VCF has no GT (genotype) FORMAT field, so no genotypes to report")
     if build == "unknown":
         info.warnings.append("genome build not stated in the header; GRCh38 assumed")
     return info
@@ -152,7 +155,7 @@ def _call(variant, idx: int, line: int) -> SampleCall:
     ref = variant.REF
     alts = list(variant.ALT)
     choices = [ref, *alts]
-    gt = variant.genotypes[idx]
+    gt = genotype(variant, idx)
     phased = bool(gt[-1]) if len(gt) > 1 else False
     problem = None
     alleles: list[str | None] = []
@@ -181,6 +184,14 @@ def _call(variant, idx: int, line: int) -> SampleCall:
             ps = v
     filt = variant.FILTER or "PASS"
     return SampleCall(variant.CHROM, variant.POS, ref, tuple(alleles), phased, ps, filt, line, problem)
+
+
+def genotype(variant, idx: int) -> list:
+    """cyvcf2's ``[allele, ..., phased]`` for one sample; ``[-1, -1, False]`` when the record has no GT."""
+    try:
+        return list(variant.genotypes[idx])
+    except Exception:  # cyvcf2 raises a bare Exception when a record lacks GT
+        return [-1, -1, False]
 
 
 def _iter_checked(vcf, path: Path) -> Iterator:
