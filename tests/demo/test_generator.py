@@ -73,6 +73,19 @@ def test_same_seed_same_bytes_other_seed_other_cohort(tmp_path: Path, shared_dat
     assert hb["planted.json"] != hc["planted.json"]
 
 
+def test_same_seed_same_bytes_across_processes(tmp_path: Path, shared_data: Path) -> None:
+    """Nothing depends on the process (hash seed, clock): a fresh interpreter writes the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    generate_cohort(tmp_path / "here", patients=1, seed=11, shared_data=shared_data, training_images=False)
+    code = "import sys; from carelens.demo import generate_cohort; generate_cohort(sys.argv[1], 1, 11, None, False)"
+    env = {**os.environ, "PYTHONHASHSEED": "977", "CARELENS_SHARED_DATA": str(shared_data)}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], env=env, check=True, timeout=300)
+    assert _hashes(tmp_path / "here") == _hashes(tmp_path / "there")
+
+
 def test_layout(cohort: CohortManifest) -> None:
     root = cohort.root
     assert root is not None
