@@ -77,3 +77,22 @@ def test_pathogenic_variants(cohort: CohortManifest, shared_data: Path) -> None:
         assert v.acmg == (v.gene in {"BRCA1", "MUTYH"})
         if v.source == "clinvar-example":
             assert f"\n{v.chrom.removeprefix('chr')}\t{v.pos}\t.\t{v.ref}\t{v.alt}\t" in clinvar
+
+
+def test_htslib_accepts_the_bgzf(cohort: CohortManifest, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("bgzip") is None or shutil.which("tabix") is None:
+        pytest.skip("htslib tools (Debian tabix) not installed")
+    assert cohort.root is not None
+    vcf = cohort.patients[0].vcf
+    assert vcf is not None
+    copy = tmp_path / "p.vcf.gz"
+    shutil.copyfile(cohort.root / vcf, copy)
+    subprocess.run(["bgzip", "-t", str(copy)], check=True)
+    subprocess.run(["tabix", "-p", "vcf", str(copy)], check=True)
+    hit = subprocess.run(["tabix", str(copy), "chr10:94781859-94781859"], capture_output=True, text=True, check=True)
+    assert hit.stdout.split("\t")[2] == "rs4244285"
