@@ -13,7 +13,7 @@ normal films. Every model is the carelens image CNN trained by the same local ro
 All are scored on the full official test split (624 images). Goal: federated AUC >= 98% of the
 centralised AUC and above every site alone. Also printed: wall time, bytes per round.
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/federated.py [--rounds 4 --local-epochs 2]``
+Run: ``nice -n 10 .venv/bin/python benchmarks/federated.py [--rounds 3 --local-epochs 1]``
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def federated(files: dict[str, Path], store: Path, rounds: int, epochs: int, str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--local-epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--strategy", default="fedprox", choices=["fedavg", "fedprox"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -17,9 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from flwr.common import Context
+from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.serverapp import ServerApp
 
 app = ServerApp()
+
+
+class DropoutSafeSecAggPlus(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow with one fix: a site that drops out before the key-share stage
+    completes never masked anyone's vector, so it leaves the round's sampled set (Flower 1.42
+    would ask the others for key shares they never received, and the round would fail)."""
+
+    def share_keys_stage(self, grid: Any, context: Any, state: Any) -> bool:
+        ok = bool(super().share_keys_stage(grid, context, state))
+        state.sampled_node_ids = set(state.active_node_ids)
+        return ok
 
 
 def _cfg(context: Context) -> dict[str, Any]:
@@ -56,7 +68,7 @@ def _wait_for_sites(grid: Any, count: int, timeout: float) -> list[int]:
 
 def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, Any]:
     from flwr.server import LegacyContext, ServerConfig
-    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.server.workflow import DefaultWorkflow
 
     from carelens.network.local import get_weights, new_model
     from carelens.network.screen import ScreenedGrid
@@ -92,7 +104,7 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     )
     secagg = bool(cfg.get("secagg", True))
     fit_workflow = (
-        SecAggPlusWorkflow(
+        DropoutSafeSecAggPlus(
             num_shares=1.0,
             reconstruction_threshold=0.6,
             max_weight=float(cfg.get("max-weight", 10000.0)),
