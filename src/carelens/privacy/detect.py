@@ -73,7 +73,7 @@ class PhiSpan:
     source: str = "rule"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tok:
     start: int
     end: int
@@ -161,82 +161,118 @@ def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
 
 
 def _case_mode(text: str) -> str:
-    letters = [c for c in text[:4000] if c.isalpha()]
-    if not letters:
+    head = text[:4000]
+    upper = len(_UPPER.findall(head))
+    lower = len(_LOWER.findall(head))
+    if upper + lower == 0:
         return "mixed"
-    upper = sum(c.isupper() for c in letters) / len(letters)
-    if upper > 0.6:
+    share = upper / (upper + lower)
+    if share > 0.6:
         return "upper"
-    if upper < 0.01:
+    if share < 0.01:
         return "lower"
     return "mixed"
 
 
+_UPPER = re.compile(r"[A-ZÀ-Þ]")
+_LOWER = re.compile(r"[a-zß-ÿ]")
+
+
+_DIGIT_AGE = re.compile(r"(?<!\d)(?:9\d|1[0-2]\d)(?!\d)")
+_INSURER_WORDS = ("medicare", "medicaid", "aetna", "cigna", "humana", "anthem", "tricare", "kaiser", "united",
+                  "blue", "bcbs", "harvard", "tufts", "masshealth", "molina", "centene", "wellcare", "oscar")  # fmt: skip
+_STREET_FOREIGN_HINTS = ("strasse", "straße", "weg ", "gasse", "platz", "katu", "tie ", "vej", "gatan", "vägen", "utca")
+
+
 def _rule_spans(text: str) -> list[PhiSpan]:
+    """Identifiers with a shape. Cheap substring checks skip regexes that cannot match."""
     out: list[PhiSpan] = []
     add = out.append
-    for m in P.EMAIL.finditer(text):
-        add(PhiSpan(m.start(), m.end(), "EMAIL"))
-    for m in P.URL.finditer(text):
-        if "@" not in m.group(0):
-            add(PhiSpan(m.start(), m.end(), "URL"))
-    for rx in (P.IPV4, P.IPV6):
-        for m in rx.finditer(text):
-            add(PhiSpan(m.start(), m.end(), "IP"))
-    for m in P.SSN.finditer(text):
-        add(PhiSpan(m.start(), m.end(), "SSN"))
-    for m in P.PHONE.finditer(text):
-        kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
-        add(PhiSpan(m.start(), m.end(), kind))
-    for m in DATE_RE.finditer(text):
-        if is_plausible(m, text):
-            add(PhiSpan(m.start(), m.end(), "DATE"))
-    for m in P.AGE_OVER_89.finditer(text):
-        g = next(k for k in ("age", "age2", "age3", "age4") if m.group(k))
-        add(PhiSpan(m.start(g), m.end(g), "AGE"))
-    for m in P.ID_CUE.finditer(text):
-        cue = m.group("cue").lower().split()[0].rstrip(".'s")
-        kind = P.ID_TYPES.get(cue, "ID")
-        add(PhiSpan(m.start("value"), m.end("value"), kind))
-    for m in P.LONG_ID.finditer(text):
-        if not DATE_RE.fullmatch(m.group(0)):
-            add(PhiSpan(m.start(), m.end(), "ID"))
-    for m in P.VIN.finditer(text):
-        if any(c.isalpha() for c in m.group(0)) and any(c.isdigit() for c in m.group(0)):
-            add(PhiSpan(m.start(), m.end(), "VEHICLE"))
-    for rx in (P.STREET, P.STREET_FOREIGN, P.PO_BOX):
-        for m in rx.finditer(text):
-            add(PhiSpan(m.start(), m.end(), "ADDRESS"))
-    for m in P.ZIP.finditer(text):
-        before = text[max(0, m.start() - 30) : m.start()]
-        if re.search(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", before, re.IGNORECASE) or text[m.start()] == "0":
-            add(PhiSpan(m.start(), m.end(), "ZIP"))
-    for m in P.LIVES_AT.finditer(text):
-        add(PhiSpan(m.start("value"), m.end("value"), "ADDRESS"))
-    for m in P.CITY_STATE_ZIP.finditer(text):
-        if m.group("state").lower() in lexicon().state_abbrs:
-            add(PhiSpan(m.start("city"), m.end("city"), "CITY"))
-            add(PhiSpan(m.start("state"), m.end("state"), "STATE"))
-            add(PhiSpan(m.start("zip"), m.end("zip"), "ZIP"))
-    lex = lexicon()
-    for m in P.CITY_FAKER.finditer(text):
-        stem = (m.group("stem") or m.group("stem2")).lower()
-        if (
-            lex.is_name(stem)
-            and stem not in _VERY_COMMON
-            and (m.group("prefix") or m.group("prefix2") or m.group(0).lower() not in lex.common_words)
-        ):
-            add(PhiSpan(m.start(), m.end(), "CITY"))
-    for rx in (P.INSURERS,):
-        for m in rx.finditer(text):
-            add(PhiSpan(m.start(), m.end(), "ORGANIZATION"))
-    for m in P.ORG_CUE.finditer(text):
-        add(PhiSpan(m.start("value"), m.end("value"), "ORGANIZATION"))
     low = text.lower()
+    has_digit = any(c in text for c in "0123456789")
+    if "@" in text:
+        for m in P.EMAIL.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "EMAIL"))
+    if "." in text and ("http" in low or "www" in low or "ftp" in low or P.TLD_HINT.search(low)):
+        for m in P.URL.finditer(text):
+            if "@" not in m.group(0):
+                add(PhiSpan(m.start(), m.end(), "URL"))
+    if has_digit:
+        if text.count(".") >= 3:
+            for m in P.IPV4.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "IP"))
+        if text.count(":") >= 2:
+            for m in P.IPV6.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "IP"))
+        for m in P.SSN.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "SSN"))
+        for m in P.PHONE.finditer(text):
+            kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
+            add(PhiSpan(m.start(), m.end(), kind))
+        for m in P.PHONE_CUE.finditer(text):
+            value = m.group("value").rstrip(" .-(")
+            if sum(c.isdigit() for c in value) >= 6:
+                add(PhiSpan(m.start("value"), m.start("value") + len(value), "PHONE"))
+        for m in P.PHONE_GROUPS.finditer(text):
+            if sum(c.isdigit() for c in m.group(0)) >= 8 and not DATE_RE.fullmatch(m.group(0)):
+                add(PhiSpan(m.start(), m.end(), "PHONE"))
+        if "zip" in low or "postal" in low or "post code" in low:
+            for m in P.ZIP_CUE.finditer(text):
+                add(PhiSpan(m.start("value"), m.end("value"), "ZIP"))
+        if _DIGIT_AGE.search(text):
+            for m in P.AGE_OVER_89.finditer(text):
+                g = next(k for k in ("age", "age2", "age3", "age4") if m.group(k))
+                add(PhiSpan(m.start(g), m.end(g), "AGE"))
+        for m in P.ID_CUE.finditer(text):
+            cue = m.group("cue").lower().split()[0].rstrip(".'s")
+            add(PhiSpan(m.start("value"), m.end("value"), P.ID_TYPES.get(cue, "ID")))
+        for m in P.LONG_ID.finditer(text):
+            if not DATE_RE.fullmatch(m.group(0)):
+                add(PhiSpan(m.start(), m.end(), "ID"))
+        for m in P.VIN.finditer(text):
+            if any(c.isalpha() for c in m.group(0)):
+                add(PhiSpan(m.start(), m.end(), "VEHICLE"))
+        for m in P.STREET.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        if any(h in low for h in _STREET_FOREIGN_HINTS):
+            for m in P.STREET_FOREIGN.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        if "box" in low:
+            for m in P.PO_BOX.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        for m in P.ZIP.finditer(text):
+            before = text[max(0, m.start() - 30) : m.start()]
+            if text[m.start()] == "0" or _ZIP_BEFORE.search(before):
+                add(PhiSpan(m.start(), m.end(), "ZIP"))
+        if "liv" in low or "resid" in low or "address" in low:
+            for m in P.LIVES_AT.finditer(text):
+                add(PhiSpan(m.start("value"), m.end("value"), "ADDRESS"))
+        if "," in text:
+            for m in P.CITY_STATE_ZIP.finditer(text):
+                if m.group("state").lower() in lexicon().state_abbrs:
+                    add(PhiSpan(m.start("city"), m.end("city"), "CITY"))
+                    add(PhiSpan(m.start("state"), m.end("state"), "STATE"))
+                    add(PhiSpan(m.start("zip"), m.end("zip"), "ZIP"))
+        for m in DATE_RE.finditer(text):
+            if is_plausible(m, text):
+                add(PhiSpan(m.start(), m.end(), "DATE"))
+    if any(w in low for w in _INSURER_WORDS):
+        for m in P.INSURERS.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "ORGANIZATION"))
+    if any(w in low for w in ("insur", "payer", "carrier", "employ", "works")):
+        for m in P.ORG_CUE.finditer(text):
+            add(PhiSpan(m.start("value"), m.end("value"), "ORGANIZATION"))
     for name in KNOWN_HOSPITALS:
-        for m in _word_re(name).finditer(low):
-            add(PhiSpan(m.start(), m.end(), "HOSPITAL"))
+        if name in low:
+            for m in _word_re(name).finditer(low):
+                add(PhiSpan(m.start(), m.end(), "HOSPITAL"))
     return out
+
+
+_ZIP_BEFORE = re.compile(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", re.IGNORECASE)
+CITY_PREFIXES = {"north", "east", "west", "south", "new", "lake", "port", "fort", "mount", "saint", "st"}
+CITY_SUFFIXES = ("town", "ton", "land", "ville", "berg", "burgh", "borough", "bury", "view", "port", "mouth", "stad",
+                 "furt", "chester", "fort", "haven", "side", "shire")  # fmt: skip
 
 
 @lru_cache(maxsize=256)
@@ -356,6 +392,26 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                     is_name[middle] = True
         if tokens[k].low in RIGHT_CUES and a.low in lex.first_names and (not caps_informative or _is_cap(a)):
             is_name[i] = True
+    # proper-noun pairs in mixed-case text: "Caitlin Lennox", "Wisława Szczepańska"
+    if caps_informative:
+        for i in range(n - 1):
+            a, b = tokens[i], tokens[i + 1]
+            if not (a.alpha and b.alpha and _is_cap(a) and _is_cap(b)) or text[a.end : b.start] != " ":
+                continue
+            if a.text.isupper() or b.text.isupper() or a.low in _VERY_COMMON or b.low in _VERY_COMMON:
+                continue
+            unknown_a = strength[i] == 0 and a.low not in lex.common_words and len(a.low) >= 3
+            unknown_b = strength[i + 1] == 0 and b.low not in lex.common_words and len(b.low) >= 3
+            first_a = a.low in lex.first_names and strength[i] >= 2
+            if (unknown_a and unknown_b) or (first_a and unknown_b):
+                if first_a or not _sentence_start(tokens, i, text) or unknown_b:
+                    is_name[i] = is_name[i + 1] = True
+        for i in range(n - 1):  # "Enrico shouted ...": a first name opening a sentence before a lower-case word
+            a, b = tokens[i], tokens[i + 1]
+            if (strength[i] >= 2 and a.low in lex.first_names and _is_cap(a) and not a.text.isupper()
+                    and b.alpha and b.text.islower() and _sentence_start(tokens, i, text)
+                    and (b.low in RIGHT_CUES or b.low.endswith(("ed", "es", "s")))):  # fmt: skip
+                is_name[i] = True
     # 3. spread: a name-ish neighbour of a found name is part of it ("John MAY", "Smith, Anne")
     changed = True
     while changed:
@@ -384,29 +440,35 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
             if len(tok.text) == 1 and i + 1 < n and tokens[i + 1].text == ".":
                 end = tokens[i + 1].end
             out.append(PhiSpan(tok.start, end, "NAME", "dict"))
-    # 4. places: cities (1-3 words), states, countries are not PHI
+    # 4. places: cities (1-3 words), states (countries are not PHI); Faker-style towns
+    multi_first = lex.place_first_words
     for i in range(n):
-        if not tokens[i].alpha:
+        tok = tokens[i]
+        if not tok.alpha:
             continue
-        for size in (3, 2, 1):
-            if i + size > n:
-                continue
-            group = tokens[i : i + size]
-            if not all(t.alpha or t.text in ".-'" for t in group):
-                continue
-            phrase = text[group[0].start : group[-1].end].lower()
-            if phrase in lex.cities or phrase in lex.states:
-                if size == 1:
-                    w = group[0].low
-                    if w in _VERY_COMMON or len(w) < 4:
-                        continue
-                    if w in lex.common_words and not (caps_informative and _is_cap(group[0])):
-                        continue
-                    if caps_informative and not _is_cap(group[0]) and w in lex.common_words:
-                        continue
-                kind = "STATE" if phrase in lex.states else "CITY"
-                out.append(PhiSpan(group[0].start, group[-1].end, kind, "dict"))
-                break
+        w = tok.low
+        if w in multi_first:
+            for size in (3, 2):
+                if i + size > n:
+                    continue
+                group = tokens[i : i + size]
+                phrase = text[group[0].start : group[-1].end].lower()
+                if phrase in lex.cities or phrase in lex.states:
+                    kind = "STATE" if phrase in lex.states else "CITY"
+                    out.append(PhiSpan(group[0].start, group[-1].end, kind, "dict"))
+                    break
+        if (w in lex.cities or w in lex.states) and len(w) >= 4 and w not in _VERY_COMMON:
+            if w not in lex.common_words or (caps_informative and _is_cap(tok)):
+                out.append(PhiSpan(tok.start, tok.end, "STATE" if w in lex.states else "CITY", "dict"))
+        if w.endswith(CITY_SUFFIXES) and (not caps_informative or _is_cap(tok)) and w not in lex.common_words:
+            stem = next((w[: -len(x)] for x in CITY_SUFFIXES if w.endswith(x) and lex.is_name(w[: -len(x)])), None)
+            if stem and len(stem) >= 3 and stem not in _VERY_COMMON:
+                first = i - 1 if i >= 1 and tokens[i - 1].low in CITY_PREFIXES else i
+                out.append(PhiSpan(tokens[first].start, tok.end, "CITY", "dict"))
+        if w in CITY_PREFIXES and i + 1 < n and tokens[i + 1].alpha and tokens[i + 1].low in lex.first_names:
+            nxt = tokens[i + 1]
+            if (not caps_informative or (_is_cap(tok) and _is_cap(nxt))) and nxt.low not in _VERY_COMMON:
+                out.append(PhiSpan(tok.start, nxt.end, "CITY", "dict"))
     for i, tok in enumerate(tokens):  # "Boston, MA" / "MA 02115"
         if tok.alpha and len(tok.text) == 2 and tok.low in lex.state_abbrs and tok.text.isupper():
             prev_comma = i >= 1 and tokens[i - 1].text == "," and tok.low not in CREDENTIALS

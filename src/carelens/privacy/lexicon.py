@@ -651,6 +651,7 @@ class Lexicon:
     common_words: frozenset[str]
     clinical_words: frozenset[str]
     hospital_words: frozenset[str]
+    place_first_words: frozenset[str]
 
     def is_name(self, word: str) -> bool:
         return word in self.first_names or word in self.last_names
@@ -695,6 +696,7 @@ def lexicon() -> Lexicon:
         common_words=common,
         clinical_words=clinical,
         hospital_words=frozenset(HOSPITAL_WORDS),
+        place_first_words=frozenset(p.split()[0] for p in (*cities, *US_STATES) if " " in p),
     )
 
 

@@ -29,11 +29,16 @@ MODEL_FILE = "token_model.json.gz"
 CLASSES = ("O", "NAME", "LOCATION", "HOSPITAL")
 
 
+_UPPER_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝ"
+_LOWER_CHARS = "abcdefghijklmnopqrstuvwxyzßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýÿ"
+_SHAPE = str.maketrans(_UPPER_CHARS + _LOWER_CHARS + "0123456789",
+                       "X" * len(_UPPER_CHARS) + "x" * len(_LOWER_CHARS) + "d" * 10)  # fmt: skip
+_RUNS = re.compile(r"(.)\1{2,}")
+
+
 def shape(word: str) -> str:
-    s = re.sub(r"[A-ZÀ-Ý]", "X", word)
-    s = re.sub(r"[a-zß-ÿ]", "x", s)
-    s = re.sub(r"\d", "d", s)
-    return re.sub(r"(.)\1{2,}", r"\1\1", s)
+    """``Smith`` -> ``Xxx``, ``MRN12345`` -> ``XXdd`` (runs longer than two shortened)."""
+    return _RUNS.sub(r"\1\1", word.translate(_SHAPE))
 
 
 def token_features(tokens: list[_Tok], i: int, text: str, mode: str) -> list[str]:

@@ -11,6 +11,7 @@ URL = re.compile(
     r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|info|biz|us|uk|de|fr|hu|it|nl)(?:/[^\s<>\"')\]]*)?\b",
     I,
 )
+TLD_HINT = re.compile(r"\.(?:com|org|net|edu|gov|io|info|biz|us|uk|de|fr|hu|it|nl)\b")
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", I)
 SSN = re.compile(r"(?<![\d-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d-])|(?<=ssn)[\s:#]*\d{9}\b", I)
@@ -20,6 +21,15 @@ PHONE = re.compile(
     r"|(?<![\w.-])\d{3}-\d{4}(?![\w-])"
     r"|(?<![\w.-])\d{10}(?!\d)",
     I,
+)
+PHONE_CUE = re.compile(
+    r"\b(?:phone|tel|telephone|mobile|cell|pager|beeper|fax|contact|call(?:\s+me)?(?:\s+(?:at|on))?|answering\s+at|messages\s+to|reach(?:ed)?\s+(?:me\s+)?at)"
+    r"\s*(?:#|no\.?|number)?\s*[:.]?\s*(?P<value>\+?\(?\d[\d\s().-]{4,22}\d)",
+    I,
+)
+PHONE_GROUPS = re.compile(r"(?<![\w.,/:-])\+?\(?\d{1,4}\)?(?:[ .-]\d{2,4}){2,5}(?![\w/]|[.,]\d|-\d)")
+ZIP_CUE = re.compile(
+    r"\b(?:zip|postal|post)\s*(?:code)?\s*(?:is|:)?\s*(?P<value>[A-Z0-9][A-Z0-9 -]{1,8}[A-Z0-9]|\d{3,})\b", I
 )
 FAX_CUE = re.compile(r"fax\W{0,3}$", I)
 ID_CUE = re.compile(
