@@ -263,3 +263,17 @@ def test_training_images(cohort: CohortManifest) -> None:
 def test_rejects_empty_cohort(tmp_path: Path, bad: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         generate_cohort(tmp_path, patients=bad)
+
+
+def test_bundles_validate_as_fhir_r4(cohort: CohortManifest) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    assert cohort.root is not None
+    for p in cohort.patients:
+        data = json.loads((cohort.root / p.fhir).read_bytes())
+        assert len(Bundle.model_validate(data).entry) == len(data["entry"])
+    # the validation is real: a malformed Condition is refused
+    broken = next(e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Condition")
+    broken["clinicalStatus"] = "active"
+    with pytest.raises(ValueError):
+        Bundle.model_validate(data)
