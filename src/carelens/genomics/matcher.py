@@ -77,37 +77,6 @@ def matches_allele(expected: str, observed: str | None) -> bool:
     return False
 
 
-Strands = list[tuple[tuple[str | None, ...], tuple[str | None, ...] | None]]
-
-
-def _strand_pairs(calls: list[SampleCall]) -> Strands:
-    """Every (strand1, strand2) arrangement consistent with the phasing (first block's orientation fixed)."""
-    blocks: dict[object, list[int]] = {}
-    for i, c in enumerate(calls):
-        if len(c.alleles) < 2 or c.alleles[0] == c.alleles[1]:
-            continue
-        key: object = ("ps", c.phase_set) if c.phased else ("site", i)
-        blocks.setdefault(key, []).append(i)
-    block_list = list(blocks.values())
-    if len(block_list) > 1 and (1 << (len(block_list) - 1)) > MAX_ARRANGEMENTS:
-        return []
-    pairs: Strands = []
-    for flips in itertools.product((False, True), repeat=max(len(block_list) - 1, 0)):
-        flip_at = {}
-        for block, flip in zip(block_list[1:], flips, strict=True):
-            for i in block:
-                flip_at[i] = flip
-        s1, s2 = [], []
-        for i, c in enumerate(calls):
-            a1, a2 = c.alleles[0], c.alleles[1] if len(c.alleles) > 1 else c.alleles[0]
-            if flip_at.get(i):
-                a1, a2 = a2, a1
-            s1.append(a1)
-            s2.append(a2)
-        pairs.append((tuple(s1), tuple(s2)))
-    return pairs
-
-
 def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tuple[str, ...], int]]:
     """Definitions restricted to the assayed loci: (allele, expected alleles with reference defaults, score)."""
     ref = defn.reference
@@ -228,26 +197,79 @@ def _uncertain(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
     return sorted(names, key=natural_key)
 
 
-def _score(
-    prepared: list[tuple[NamedAllele, tuple[str, ...], int]], strand_pairs: Strands
-) -> dict[tuple[str, ...], int]:
-    """Best score of every allele pair that explains one arrangement of the sample's strands."""
-    cache: dict[tuple[str | None, ...], list[tuple[str, int]]] = {}
+Prepared = list[tuple[NamedAllele, tuple[str, ...], int]]
 
-    def match(strand: tuple[str | None, ...]) -> list[tuple[str, int]]:
-        if strand not in cache:
-            cache[strand] = [
-                (a.name, score)
-                for a, expected, score in prepared
-                if all(matches_allele(e, o) for e, o in zip(expected, strand, strict=True))
-            ]
-        return cache[strand]
 
+class _Compat:
+    """Bit sets of the named alleles compatible with an observed allele at each position (memoised)."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.everyone = (1 << len(prepared)) - 1
+        self.masks: dict[tuple[int, str | None], int] = {}
+        self.named: dict[int, list[tuple[str, int]]] = {}
+
+    def at(self, pos: int, observed: str | None) -> int:
+        key = (pos, observed)
+        if key not in self.masks:
+            self.masks[key] = sum(
+                1 << k for k, (_, expected, _) in enumerate(self.prepared) if matches_allele(expected[pos], observed)
+            )
+        return self.masks[key]
+
+    def names(self, bits: int) -> list[tuple[str, int]]:
+        """(name, score) of the alleles in ``bits``."""
+        if bits not in self.named:
+            self.named[bits] = [(a.name, sc) for k, (a, _, sc) in enumerate(self.prepared) if bits >> k & 1]
+        return self.named[bits]
+
+
+def _blocks(calls: list[SampleCall]) -> list[list[int]]:
+    """Heterozygous positions grouped by what fixes their phase: one block per phase set, one per unphased site."""
+    blocks: dict[object, list[int]] = {}
+    for i, c in enumerate(calls):
+        if c.alleles[0] != c.alleles[1]:
+            key: object = ("ps", c.phase_set) if c.phased else ("site", i)
+            blocks.setdefault(key, []).append(i)
+    return list(blocks.values())
+
+
+def _score(prepared: Prepared, calls: list[SampleCall]) -> dict[tuple[str, ...], int] | None:
+    """Best score of every allele pair that explains one arrangement of the sample's alleles on two strands
+    (the first block's orientation fixed); ``None`` when there are too many arrangements to try."""
+    compat = _Compat(prepared)
+    if len(calls[0].alleles) == 1:  # haploid: one strand
+        bits = compat.everyone
+        for pos, c in enumerate(calls):
+            bits &= compat.at(pos, c.alleles[0])
+        return {(name,): sc for name, sc in compat.names(bits)}
+    homozygous = compat.everyone
+    for pos, c in enumerate(calls):
+        if c.alleles[0] == c.alleles[1]:
+            homozygous &= compat.at(pos, c.alleles[0])
+    blocks = _blocks(calls)
+    if len(blocks) > 1 and (1 << (len(blocks) - 1)) > MAX_ARRANGEMENTS:
+        return None
+    # per block, the bits of (strand 1, strand 2) as written and swapped
+    oriented = []
+    for block in blocks:
+        first = second = compat.everyone
+        for pos in block:
+            first &= compat.at(pos, calls[pos].alleles[0])
+            second &= compat.at(pos, calls[pos].alleles[1])
+        oriented.append(((first, second), (second, first)))
     scored: dict[tuple[str, ...], int] = {}
-    for s1, s2 in strand_pairs:
-        m2 = match(s2) if s2 is not None else [("", 0)]
-        for (n1, sc1), (n2, sc2) in itertools.product(match(s1), m2):
-            names = tuple(sorted((n1, n2) if n2 else (n1,), key=natural_key))
+    seen: set[tuple[int, int]] = set()
+    for flips in itertools.product((0, 1), repeat=max(len(blocks) - 1, 0)):
+        s1 = s2 = homozygous
+        for block_bits, flip in zip(oriented, (0, *flips) if oriented else (), strict=True):
+            s1 &= block_bits[flip][0]
+            s2 &= block_bits[flip][1]
+        if not s1 or not s2 or (s1, s2) in seen:
+            continue
+        seen.add((s1, s2))
+        for (n1, sc1), (n2, sc2) in itertools.product(compat.names(s1), compat.names(s2)):
+            names = tuple(sorted((n1, n2), key=natural_key))
             scored[names] = max(scored.get(names, 0), sc1 + sc2)
     return scored
 
@@ -296,13 +318,9 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     ploidies = {len(c.alleles) for c in used}
     if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
         return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
-    if len(used[0].alleles) == 1:
-        strand_pairs: Strands = [(tuple(c.alleles[0] for c in used), None)]
-    else:
-        strand_pairs = _strand_pairs(used)
-        if not strand_pairs:
-            return result([], None, "too many unphased heterozygous positions to enumerate; not called")
-    scored = _score(_prepare(defn, obs.idx), strand_pairs)
+    scored = _score(_prepare(defn, obs.idx), used)
+    if scored is None:
+        return result([], None, "too many unphased heterozygous positions to enumerate; not called")
     if not scored:
         return result(
             [],

@@ -198,9 +198,9 @@ def gene_result(
 ) -> GeneResult:
     """One gene's call, phenotype and the evidence it rests on, with CPIC's gene-specific rules (DPYD, SLCO1B1)."""
     g = defs.genes[gene]
-    call = call_gene(g, calls, missing_to_ref)
     if gene in OUTSIDE_ONLY:
-        call.diplotypes, call.score, call.reason = [], None, OUTSIDE_ONLY[gene]
+        return GeneResult(gene=gene, diplotypes=[], phenotype=None, reason=OUTSIDE_ONLY[gene], chromosome=g.chromosome)
+    call = call_gene(g, calls, missing_to_ref)
     detected: list[str] = []
     lookup_dip = call.diplotypes[0] if len(call.diplotypes) == 1 else None
     if gene == "DPYD" and call.phased is False and not (call.reason or "").startswith("allele not in"):
@@ -236,7 +236,7 @@ def gene_result(
         assumed_reference=call.assumed_reference,
         detected_alleles=detected,
         lookup_diplotype=lookup_dip if phenotype else None,
-        could_change=[] if gene in OUTSIDE_ONLY else call.uncertain_alleles,
+        could_change=call.uncertain_alleles,
         reason=call.reason,
         phenotype_note=note,
         chromosome=g.chromosome,
