@@ -119,10 +119,12 @@ def test_gold_spans_are_exact_and_cover_identifiers(cohort: CohortManifest) -> N
             covered = [False] * len(text)
             for s in spans:
                 covered[s["start"] : s["end"]] = [True] * (s["end"] - s["start"])
-            # every occurrence of the patient's surname and MRN is inside a gold span
-            for value in (p.phi.family, p.mrn):
-                for m in re.finditer(re.escape(value), text, flags=re.IGNORECASE):
-                    assert all(covered[m.start() : m.end()]), f"{n.kind} note leaves an identifier unlabelled"
+            # every occurrence of the patient's and relatives' names, MRN and email is inside a gold span
+            names = {p.phi.given, p.phi.family} | {part for r in p.phi.relatives for part in r.split()}
+            for value in names | {p.mrn, p.phi.email}:
+                for form in {value, value.upper()}:
+                    for m in re.finditer(rf"\b{re.escape(form)}\b", text):
+                        assert all(covered[m.start() : m.end()]), f"{n.kind} note leaves an identifier unlabelled"
             if n.all_caps:
                 assert text == text.upper()
     assert {"NAME", "DATE", "PHONE", "MRN", "ADDRESS", "CITY", "ZIP", "HOSPITAL", "EMAIL", "AGE", "FAX"} <= kinds
