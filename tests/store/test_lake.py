@@ -91,6 +91,10 @@ def test_patient_resources_and_views(small: Path, tmp_path: Path) -> None:
         ("Patient", "P1"),
     ]
     assert json.loads(rows[1]["json"])["subject"] == {"reference": "Patient/P1"}
+    write_json(tmp_path / "again" / "same-p1.json", patient("P1", "Ann Test"))  # same resource, new file
+    ingest([tmp_path / "again"], store)
+    assert lake.query("SELECT count(*) AS n FROM \"Patient\" WHERE id = 'P1'").to_pylist() == [{"n": 2}]
+    assert len(lake.patient_resources("P1")) == 3
     assert lake.query("SELECT json ->> '$.status' AS s FROM \"Observation\" WHERE id = 'O2'").to_pylist() == [
         {"s": "final"}
     ]

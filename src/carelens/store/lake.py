@@ -182,9 +182,11 @@ class Lake:
             raise InputError(f"SQL error: {first}") from None
 
     def patient_resources(self, patient_id: str) -> pa.Table:
-        """Every FHIR resource of one patient (the Patient itself included)."""
+        """Every FHIR resource of one patient (the Patient itself included); a resource that
+        arrived identically in several files comes once."""
         return self.query(
-            "SELECT resource_type, id, json FROM resources WHERE patient_id = ? ORDER BY resource_type, id",
+            "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json FROM resources"
+            " WHERE patient_id = ? ORDER BY resource_type, id",
             [patient_id],
         )
 
