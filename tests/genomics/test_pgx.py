@@ -166,3 +166,13 @@ def test_slco1b1_falls_back_to_rs4149056(test_vcfs: Path) -> None:
     assert g.diplotypes == [] and g.reason and g.phenotype == "Decreased Function"
     assert "rs4149056" in (g.phenotype_note or "")
     assert any(d.drug == "simvastatin" and d.genes == {"SLCO1B1": "Decreased Function"} for d in report.drugs)
+
+
+def test_definitions_from_environment(pharmcat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "defs.json.gz"
+    write_definitions(pharmcat, out)
+    monkeypatch.setenv("CARELENS_PGX_DEFINITIONS", str(out))
+    assert load_definitions() is load_definitions(out)
+    monkeypatch.setenv("CARELENS_PGX_DEFINITIONS", str(tmp_path / "absent.json.gz"))
+    with pytest.raises(InputError, match="refresh-definitions"):
+        load_definitions()

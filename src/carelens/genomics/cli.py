@@ -136,7 +136,11 @@ def refresh_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of the copy shipped in the package."),
 ) -> None:
-    """Regenerate carelens' compact copy of the CPIC allele definitions, phenotypes and guidelines."""
+    """Regenerate carelens' compact copy of the CPIC allele definitions, phenotypes and guidelines.
+
+    Without --out the copy shipped in the package is replaced; a copy written elsewhere is used when
+    CARELENS_PGX_DEFINITIONS points to it.
+    """
     from carelens.core.errors import InputError
     from carelens.core.output import emit_json
     from carelens.genomics.definitions import DEFINITIONS_FILE, write_definitions

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,7 +200,7 @@ def write_definitions(source_dir: Path, out: Path = DEFINITIONS_FILE) -> dict[st
     out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(out, "wb", mtime=0) as fh:
         fh.write(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
-    load_definitions.cache_clear()
+    _load.cache_clear()
     return {
         **doc["meta"],
         "genes": len(doc["genes"]),
@@ -239,9 +240,13 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
     return PgxDefinitions(meta=doc["meta"], genes=genes, phenotypes=phenotypes, recommendations=recs)
 
 
+def load_definitions(path: Path | None = None) -> PgxDefinitions:
+    """Load the compact definitions: ``path``, else ``CARELENS_PGX_DEFINITIONS``, else the shipped copy."""
+    return _load(path or Path(os.environ.get("CARELENS_PGX_DEFINITIONS") or DEFINITIONS_FILE))
+
+
 @lru_cache(maxsize=4)
-def load_definitions(path: Path = DEFINITIONS_FILE) -> PgxDefinitions:
-    """Load the compact definitions (the shipped copy unless ``path`` is given)."""
+def _load(path: Path) -> PgxDefinitions:
     if not path.exists():
         raise InputError(f"PGx definitions not found at {path}; run 'carelens genome refresh-definitions --from DIR'")
     with gzip.open(path, "rb") as fh:
