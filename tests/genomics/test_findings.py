@@ -112,6 +112,7 @@ def test_official_layout_findings(clinvar_files: tuple[Path, Path], test_genes: 
     assert found[1338000].reportable and found[1338000].stars == 1 and found[1338000].zygosity == "heterozygous"
     assert found[1022225].stars == 0 and found[1022225].allele_id == "244110"
     assert report.records_scanned == len(SAMPLE_ROWS)
+    assert report.provenance is not None and report.provenance.model_version.startswith("ACMG SF custom list")
 
 
 def test_both_layouts_agree(clinvar_files: tuple[Path, Path], test_genes: Path, tmp_path: Path) -> None:

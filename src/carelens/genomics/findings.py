@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError
+from carelens.core.evidence import Provenance
+from carelens.core.ids import content_hash
 from carelens.genomics.vcf import _iter_checked, _open, bare, choose_sample, genotype, vcf_info
 
 ACMG_FILE = Path(__file__).parent / "data" / "acmg_sf_v3.2.tsv"
@@ -90,6 +92,7 @@ class FindingsReport(BaseModel):
     findings: list[Finding]
     records_scanned: int
     warnings: list[str] = Field(default_factory=list)
+    provenance: Provenance | None = None
 
 
 def load_acmg(path: Path = ACMG_FILE) -> dict[str, AcmgGene]:
@@ -295,7 +298,14 @@ def find_secondary(
         reader.close()
     _apply_rules(findings, acmg)
     version = ACMG_VERSION if acmg_list == ACMG_FILE else f"custom list {acmg_list.name}"
+    hashed = "\n".join(f"{f.chrom}:{f.pos}:{f.ref}:{f.alt}:{f.genotype}" for f in findings)
+    clinvar_version = str(meta.get("date") or meta.get("file"))
     return FindingsReport(
+        provenance=Provenance(
+            model_id="carelens.genomics.findings",
+            model_version=f"ACMG SF {version}; ClinVar {clinvar_version}",
+            input_hash=content_hash(hashed),
+        ),
         sample=name,
         acmg_version=version,
         clinvar=meta,
