@@ -126,7 +126,7 @@ def _site_keys(run: DemoRun) -> Any:
     """The site secret from the environment, else a demo secret kept beside the cohort (never in the store)."""
     import os
 
-    keys_mod = _need("carelens.privacy.keys", "KeyService", "write_secret")
+    keys_mod = _need("carelens.privacy", "KeyService", "write_secret")
     if os.environ.get("CARELENS_SECRET_FILE") or os.environ.get("CARELENS_SECRET"):
         return keys_mod.KeyService.from_env()
     secret = run.options.out / "site-secret.key"
@@ -138,22 +138,20 @@ def _site_keys(run: DemoRun) -> Any:
 def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     """Notes, FHIR, DICOM and VCF into ``<store>/research`` behind one key; files there are renamed
     so that no identified-zone id names them; then the leak audit and the planted canaries."""
-    fhir_mod = _need("carelens.privacy.fhir", "deid_fhir_path", "load_patients")
-    text_mod = _need("carelens.privacy.text", "deid_text_path")
-    dicom_mod = _need("carelens.privacy.dicom", "deid_dicom_path", "DicomOptions")
-    vcf_mod = _need("carelens.privacy.vcf", "deid_vcf")
-    audit_mod = _need("carelens.privacy.audit", "audit")
+    privacy = _need("carelens.privacy", "deid_fhir", "deid_text_path", "deid_dicom", "deid_vcf", "load_patients")
+    # the function, not the submodule of the same name (importing the submodule shadows the lazy export)
+    audit = _need("carelens.privacy.audit", "audit").audit
     m, root = _manifest(run), run.options.out
     keys = _site_keys(run)
     research = run.options.store / "research"
     work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
     shutil.rmtree(research, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
-    patients = fhir_mod.load_patients([root / "fhir"], keys)
+    patients = privacy.load_patients([root / "fhir"], keys)
     counts: dict[str, int] = {}
     reasons: list[str] = []  # the reasons only: the sources are identified-zone paths
 
-    fhir_batch = fhir_mod.deid_fhir_path(root / "fhir", work / "fhir", keys)
+    fhir_batch = privacy.deid_fhir(root / "fhir", work / "fhir", keys)
     reasons += [q.reason for q in fhir_batch.quarantined]
     for n, path in enumerate(sorted((work / "fhir").rglob("*.json")), start=1):
         _copy(path, research / "fhir" / f"bundle-{n:04d}.json")
@@ -163,27 +161,23 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     for p in m.patients:  # one folder per patient, so the de-identifier knows whose identifiers to look for
         for note in p.notes:
             _copy(root / "notes" / f"{note.note_id}.txt", notes_in / p.patient_id / f"{note.note_id}.txt")
-    text_batch = text_mod.deid_text_path(
-        notes_in, work / "notes-out", keys, lambda path: patients.get(path.parent.name)
-    )
+    text_batch = privacy.deid_text_path(notes_in, work / "notes-out", keys, lambda path: patients.get(path.parent.name))
     reasons += [q.reason for q in text_batch.quarantined]
     for n, path in enumerate(sorted((work / "notes-out").rglob("*.txt")), start=1):
         _copy(path, research / "notes" / f"note-{n:05d}.txt")
     counts["notes"] = n if (work / "notes-out").exists() else 0
 
-    dicom_batch = dicom_mod.deid_dicom_path(
-        root / "dicom", research / "dicom", keys, dicom_mod.DicomOptions(), patients
-    )
+    dicom_batch = privacy.deid_dicom(root / "dicom", research / "dicom", keys, privacy.DicomOptions(), patients)
     reasons += [q.reason for q in dicom_batch.quarantined]
     counts["dicom"] = sum(1 for _ in (research / "dicom").rglob("*.dcm")) if (research / "dicom").exists() else 0
 
     vcfs = [p for p in m.patients if p.vcf]
     for n, p in enumerate(vcfs, start=1):
-        vcf_mod.deid_vcf(root / str(p.vcf), research / "genomics" / f"sample-{n:04d}.vcf.gz", keys,
+        privacy.deid_vcf(root / str(p.vcf), research / "genomics" / f"sample-{n:04d}.vcf.gz", keys,
                          lambda _sample, pid=p.patient_id: pid)  # fmt: skip
     counts["vcf"] = len(vcfs)
 
-    report = audit_mod.audit(research, root / "fhir")
+    report = audit(research, root / "fhir")
     leaks = _canary_leaks(m, research)
     say(f"research zone: {counts}; leak audit: {len(report.leaks)} leaks; planted canaries found in {leaks} files")
     return {
