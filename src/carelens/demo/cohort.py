@@ -72,6 +72,7 @@ from faker import Faker
 
 from carelens.core.config import shared_data_dir
 from carelens.core.progress import progress
+from carelens.demo.catalog import NOTE_TYPES
 from carelens.demo.cxr import training_set
 from carelens.demo.dicom import uid_from, write_image
 from carelens.demo.fhir import ImagePlan, NoteDoc, build_bundle
@@ -163,7 +164,7 @@ def _patient(index: int, seed: int, fake: Faker, out: Path, genomics: Path | Non
             PlantedNote(
                 note_id=doc.document_id,
                 document_id=doc.document_id,
-                loinc=_loinc(note.kind),
+                loinc=NOTE_TYPES[note.kind][0],
                 kind=note.kind,
                 date=note.encounter.start.isoformat(),
                 all_caps=note.all_caps,
@@ -243,12 +244,6 @@ def _patient(index: int, seed: int, fake: Faker, out: Path, genomics: Path | Non
             relatives=[r.full for r in story.relatives],
         ),
     )
-
-
-def _loinc(kind: str) -> str:
-    from carelens.demo.catalog import NOTE_TYPES
-
-    return NOTE_TYPES[kind][0]
 
 
 def generate_cohort(
