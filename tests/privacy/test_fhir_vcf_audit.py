@@ -150,3 +150,14 @@ def test_vcf_rejects_non_vcf(tmp_path: Path, keys: KeyService) -> None:
     with pytest.raises(InputError, match="not a VCF"):
         deid_vcf(src, tmp_path / "o.vcf", keys)
     assert not (tmp_path / "o.vcf").exists()
+
+
+def test_cli_vcf_links_mrn_sample_to_patient_pseudonym(tmp_path: Path, canary_patient: dict, secret_env: Path):
+    src = _write_source(tmp_path, canary_patient)
+    vcf = tmp_path / "in.vcf"
+    vcf.write_text(VCF)
+    out = tmp_path / "out.vcf"
+    res = CliRunner().invoke(app, ["deid", "vcf", str(vcf), "--out", str(out), "--fhir", str(src)])
+    assert res.exit_code == 0, res.output
+    header = next(line for line in out.read_text().splitlines() if line.startswith("#CHROM"))
+    assert header.split("\t")[9] == KeyService.from_env().pseudonym("pat-canary-1")

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(deid, name="deid")
 
 
-def _keys(required: bool):  # type: ignore[no-untyped-def]
+def _keys(required: bool):
     from carelens.privacy.keys import KeyService
 
     try:
@@ -35,7 +35,7 @@ def _exists(path: Path) -> None:
         raise InputError(f"{path} does not exist")
 
 
-def _finish(result, json_out: bool = True) -> None:  # type: ignore[no-untyped-def]
+def _finish(result, json_out: bool = True) -> None:
     from carelens.core.output import emit_json
 
     emit_json({"done": dict(result.done), "quarantined": result.quarantined})
@@ -78,7 +78,7 @@ def text_cmd(
     if patient and fhir and patient not in patients:
         raise InputError(f"patient {patient} is not in the given FHIR files")
 
-    def context_for(path: Path):  # type: ignore[no-untyped-def]
+    def context_for(path: Path):
         from carelens.privacy.context import PatientContext
 
         if patient:
@@ -114,15 +114,28 @@ def vcf_cmd(
     src: Path = typer.Argument(..., help="A VCF (.vcf or .vcf.gz)."),
     out: Path = typer.Option(..., "--out", help="The de-identified VCF to write (.gz to compress)."),
     patient: str | None = typer.Option(None, "--patient", help="Patient id of a single-sample VCF."),
+    fhir: list[Path] = typer.Option([], "--fhir", help="FHIR files with the Patients (sample = MRN or file name)."),
 ) -> None:
-    """De-identify a VCF: sample ids become patient pseudonyms, identifying header lines are removed.
-    Needs the site secret."""
+    """De-identify a VCF: sample ids become patient pseudonyms (the same as in FHIR, notes and DICOM when the
+    patient is known), identifying header lines are removed. Needs the site secret."""
     from carelens.core.output import emit_json
+    from carelens.privacy.fhir import load_patients
     from carelens.privacy.vcf import deid_vcf
 
     _exists(src)
     keys = _keys(required=True)
-    counts = deid_vcf(src, out, keys, (lambda _s: patient) if patient else None)
+    patients = load_patients(fhir, keys) if fhir else {}
+    by_identifier = {i: ctx.patient_id for ctx in patients.values() for i in ctx.identifiers}
+    stem = src.name.split(".")[0]
+
+    def sample_patient(sample: str) -> str:
+        if patient:
+            return patient
+        if sample in by_identifier:
+            return by_identifier[sample]
+        return stem if stem in patients else sample
+
+    counts = deid_vcf(src, out, keys, sample_patient)
     emit_json({"done": counts, "out": str(out)})
 
 

@@ -280,7 +280,7 @@ def fhir_files(path: Path) -> list[Path]:
 
 
 def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | None = None, passthrough: bool = False,
-                   on_file: Callable[[Path], None] | None = None) -> BatchResult:  # fmt: skip
+                   on_file: Callable[[Path], object] | None = None) -> BatchResult:  # fmt: skip
     """De-identify FHIR bundles / NDJSON under ``src`` into ``out`` (same relative layout)."""
     files = fhir_files(src)
     result = BatchResult()

@@ -702,7 +702,7 @@ def lexicon() -> Lexicon:
 
 def _provider(module_name: str) -> type | None:
     try:
-        return importlib.import_module(module_name).Provider  # type: ignore[no-any-return]
+        return importlib.import_module(module_name).Provider
     except (ImportError, AttributeError):
         return None
 

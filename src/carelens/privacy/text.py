@@ -108,7 +108,7 @@ def deid_text_path(
     out: Path,
     keys: KeyService,
     context_for: Callable[[Path], PatientContext | None] | None = None,
-    on_file: Callable[[Path], None] | None = None,
+    on_file: Callable[[Path], object] | None = None,
 ) -> BatchResult:
     """De-identify one note or a folder of notes into ``out`` (same relative layout).
 
