@@ -172,3 +172,25 @@ def test_cli_summarize_json_and_markdown(tmp_path: Path, small_resources):
     assert result.exit_code == 0 and "## Needs attention" in md.read_text()
     result = runner.invoke(app, ["summarize", str(tmp_path / "absent.json")])
     assert result.exit_code != 0
+
+
+def test_stored_patient_id_is_read_from_the_lake(store: Path, tmp_path: Path, small_resources):
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(
+        orjson.dumps(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in small_resources]}
+        )
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(bundle)]).exit_code == 0
+    result = runner.invoke(app, ["summarize", "p1", "--no-notes"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["patient"] == "p1"
+    assert data["sections"][0]["items"][0]["citations"][0]["resource"] == "Condition/c1"
+    missing = runner.invoke(app, ["summarize", "nobody", "--no-notes"])
+    assert missing.exit_code == 1

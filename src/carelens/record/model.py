@@ -163,6 +163,7 @@ def build_record(resources: Iterable[dict[str, Any]], patient: str | None = None
     if no_id:
         warnings.append(f"{no_id} resources without resourceType or id were skipped")
 
+    assert patient is not None
     record = PatientRecord(patient_id=patient, patient=kept.get(f"Patient/{patient}"), resources=kept)
     record.notes, note_warnings = decode_notes(record.of_type("DocumentReference"))
     record.warnings = warnings + note_warnings + dangling_references(record)

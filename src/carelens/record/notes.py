@@ -192,7 +192,7 @@ def _matcher(nlp: Any, terms: dict[str, tuple[str, str]]) -> tuple[Any, dict[str
     from spacy.matcher import PhraseMatcher
 
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-    labels = {}
+    labels: dict[str, tuple[str, str]] = {}
     for term, doc in zip(terms, nlp.tokenizer.pipe(list(terms)), strict=True):
         key = f"T{len(labels)}"
         labels[key] = terms[term]
@@ -292,7 +292,7 @@ def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) 
     summary.notes.read = min(len(record.notes), limit) if limit else len(record.notes)
     summary.notes.limit = limit
     conditions = [display(c.get("code"), "").lower() for c in record.of_type("Condition")]
-    meds = {}
+    meds: dict[str, list[dict[str, Any]]] = {}
     for req in record.of_type("MedicationRequest") + record.of_type("MedicationStatement"):
         concept, _ = medication_concept(record, req)
         meds.setdefault(display(concept, "").lower(), []).append(req)

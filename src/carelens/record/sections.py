@@ -538,9 +538,9 @@ def devices(record: PatientRecord) -> list[SummaryItem]:
     for use in record.of_type("DeviceUseStatement"):
         if use.get("status") not in {"active", "intended", None}:
             continue
-        dev = record.resolve(use.get("device"))
-        concept = (dev or {}).get("type")
-        extra = [dev] if dev else []
+        used = record.resolve(use.get("device"))
+        concept = (used or {}).get("type")
+        extra = [used] if used else []
         items.append(
             SummaryItem(text=display(concept, "unnamed device"), codes=codes(concept), citations=cite(use, *extra))
         )
