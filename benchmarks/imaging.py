@@ -177,7 +177,8 @@ def main() -> None:
     text = table(rows)
     print(text)
     command = (
-        f".venv/bin/python benchmarks/imaging.py --budget {args.budget:.0f} --archs {args.archs} --seed {args.seed}"
+        f".venv/bin/python benchmarks/imaging.py --budget {args.budget:.0f} --archs {args.archs} --seed {args.seed} "
+        f"--threads {args.threads}"
     )
     report = "\n".join(
         [
@@ -186,7 +187,7 @@ def main() -> None:
             f"- Command: `{command}` (started {started.isoformat(timespec='seconds')})",
             f"- Machine: {machine}",
             f"- Data: PneumoniaMNIST from the shared data, train {3882} / val 524 / test 624 images; threshold, "
-            "temperature and conformal threshold (LAC, target 0.90) fitted on validation; metrics on test; 95% "
+            "temperature and conformal thresholds (class-conditional LAC, target 0.90) fitted on validation; metrics on test; 95% "
             "bootstrap intervals (1000 resamples).",
             f"- Training budget: {args.budget:.0f} s wall clock per network (same for both), seed {args.seed}; "
             "early stopping on validation AUC; test-time flip averaging.",
