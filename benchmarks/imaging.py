@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--archs", default="cnn,resnet18")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the trained model packages in this folder")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on busy shared cores)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "imaging.md")
     args = parser.parse_args()
@@ -162,7 +163,8 @@ def main() -> None:
     started = datetime.now(UTC)
     load_before = load_average()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep) if args.keep else scratch
         for arch in [a for a in args.archs.split(",") if a]:
             print(f"training {arch} for up to {args.budget:.0f} s ...", file=sys.stderr)
             rows.append(run_network(arch, data, args.budget, args.seed, args.device, args.threads, Path(tmp)))
@@ -186,9 +188,9 @@ def main() -> None:
             "",
             f"- Command: `{command}` (started {started.isoformat(timespec='seconds')})",
             f"- Machine: {machine}",
-            f"- Data: PneumoniaMNIST from the shared data, train {3882} / val 524 / test 624 images; threshold, "
-            "temperature and conformal thresholds (class-conditional LAC, target 0.90) fitted on validation; metrics on test; 95% "
-            "bootstrap intervals (1000 resamples).",
+            "- Data: PneumoniaMNIST from the shared data, train 3882 / val 524 / test 624 images; threshold, "
+            "temperature and conformal thresholds (class-conditional LAC, target 0.90) fitted on validation; "
+            "metrics on test; 95% bootstrap intervals (1000 resamples).",
             f"- Training budget: {args.budget:.0f} s wall clock per network (same for both), seed {args.seed}; "
             "early stopping on validation AUC; test-time flip averaging.",
             "- Goals: AUC ≥ 0.96, accuracy ≥ 0.88, ECE ≤ 0.03, coverage within 0.02 of target.",
