@@ -2,7 +2,7 @@
 the patient page for 30 s, side by side with /healthz (the floor: the same server and HTTP
 stack doing no work). Prints requests per second, p50/p95/p99 latency and errors per target.
 
-    .venv/bin/python benchmarks/server.py [--clients 50] [--seconds 30] [--patients 10] [--workers 1]
+    .venv/bin/python benchmarks/server.py [--clients 50] [--seconds 30] [--patients 10]
 
 The store is built in a temporary folder from the Synthea bundles of the shared data (real
 summaries from ``carelens.record.summarize``, cached by input hash after the warm-up); every
@@ -122,7 +122,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--patients", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="carelens-bench-") as tmp:
         store, env = prepare(Path(tmp), args.patients)
@@ -138,8 +137,6 @@ def main() -> None:
                 str(port),
                 "--store",
                 str(store),
-                "--workers",
-                str(args.workers),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -156,9 +153,8 @@ def main() -> None:
             pids = [p["id"] for p in httpx.get(f"{base}/api/patients", headers=bearer).json()["patients"]]
             cookies = login(base)
             started = time.perf_counter()
-            for _ in range(args.workers):  # each worker process computes a summary once per input hash
-                for pid in pids:
-                    httpx.get(f"{base}/api/patients/{pid}/summary", headers=bearer, timeout=120)
+            for pid in pids:  # the server computes each summary once per input hash
+                httpx.get(f"{base}/api/patients/{pid}/summary", headers=bearer, timeout=120)
             warm = time.perf_counter() - started
             targets = [("summary API", f"/api/patients/{pid}/summary", bearer) for pid in pids]
             targets += [("patient page", f"/patients/{pid}", {}) for pid in pids]
@@ -171,7 +167,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     print(
-        f"carelens serve, {args.workers} worker(s), {len(pids)} Synthea patients, {args.clients} concurrent "
+        f"carelens serve (one process), {len(pids)} Synthea patients, {args.clients} concurrent "
         f"clients, {args.seconds:.0f} s; summaries warmed in {warm:.1f} s (real summariser, then cached by "
         f"input hash); every request authenticated and audited"
     )

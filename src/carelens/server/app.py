@@ -79,8 +79,3 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_middleware(Guard, max_bytes=settings.max_body_bytes)
     return app
-
-
-def app_from_env() -> FastAPI:
-    """The app with settings from the environment (the factory ``carelens serve`` runs)."""
-    return create_app(ServerSettings.from_env())

@@ -75,34 +75,19 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
-    workers: int = typer.Option(1, "--workers", min=1, max=32, help="Server processes (each caches summaries)."),
 ) -> None:
     """Serve the clinician workspace: web pages, the JSON API and CDS Hooks."""
     import logging
-    import os
 
     import uvicorn
 
-    from carelens.core.config import get_settings
+    from carelens.server import ServerSettings, create_app
 
-    if store is not None:
-        os.environ["CARELENS_STORE"] = str(store)  # the workers build their app from the environment
-        get_settings.cache_clear()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from carelens.server.app import app_from_env
-
-    app_from_env()  # fail here, with one line, if the store or database cannot be opened
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = create_app(ServerSettings.from_env(store))
     typer.echo(f"carelens workspace on http://{host}:{port}/", err=True)
-    uvicorn.run(
-        "carelens.server.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
 
 
 def register(app: typer.Typer) -> None:
