@@ -87,3 +87,32 @@ def test_tampered_weights_are_refused(synthetic_npz: Path, tmp_path: Path) -> No
         load_package(tmp_path / "p")
     with pytest.raises(InputError, match="not a model package"):
         load_package(tmp_path)
+
+
+def test_cli_train_on_an_image_folder(tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+
+    from .conftest import synthetic_arrays
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = ["filename,label,split"]
+    for split, n, seed in (("train", 64, 7), ("val", 32, 8)):
+        arrays = synthetic_arrays(n, seed)
+        for i, (img, lab) in enumerate(zip(arrays["images"], arrays["labels"][:, 0], strict=True)):
+            name = f"{split}{i}.png"
+            Image.fromarray(img).save(folder / name)
+            rows.append(f"{name},{'square' if lab else 'plain'},{split}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    args = ["image", "train", "--data", str(folder), "--out", str(tmp_path / "pkg"), "--max-epochs", "1", "--seed", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["labels"] == ["plain", "square"]
+    assert out["training"]["counts"] == {"train": 64, "val": 32}
+    assert load_package(tmp_path / "pkg").id == out["id"]
