@@ -45,6 +45,7 @@ HOSPITAL_HEADS = {
     "hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice", "institute",
     "healthcare", "medical", "memorial", "rehab", "rehabilitation", "pharmacy", "associates", "home", "health",
     "sanatorium", "nursing", "practice", "group", "university", "college", "school", "laboratories", "labs",
+    "general", "regional", "community", "children's", "childrens",
 }  # fmt: skip
 HOSPITAL_ENDS = {"hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice",
                  "institute", "healthcare", "home", "sanatorium", "practice", "group", "associates", "pharmacy", "mc"}  # fmt: skip
