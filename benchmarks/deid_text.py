@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Benchmark: text de-identification, carelens vs Presidio, token-level recall/precision/F2 and notes/s.
 
 Corpora: (a) the demo cohort's notes with gold PHI spans (generated into a temp folder),

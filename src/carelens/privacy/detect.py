@@ -386,11 +386,11 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
             middle, k = k, k + 2
         b = tokens[k]
         gap = text[a.end : b.start]
-        if b.alpha and strength[k] >= 2 and "\n" not in gap and len(gap) <= (2 if middle is None else 5):
-            if not caps_informative or (_is_cap(a) and _is_cap(b)):
-                is_name[i] = is_name[k] = True
-                if middle is not None:
-                    is_name[middle] = True
+        close = b.alpha and strength[k] >= 2 and "\n" not in gap and len(gap) <= (2 if middle is None else 5)
+        if close and (not caps_informative or (_is_cap(a) and _is_cap(b))):
+            is_name[i] = is_name[k] = True
+            if middle is not None:
+                is_name[middle] = True
         if tokens[k].low in RIGHT_CUES and a.low in lex.first_names and (not caps_informative or _is_cap(a)):
             is_name[i] = True
     # proper-noun pairs in mixed-case text: "Caitlin Lennox", "Wisława Szczepańska"
@@ -404,9 +404,8 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
             unknown_a = strength[i] == 0 and a.low not in lex.common_words and len(a.low) >= 3
             unknown_b = strength[i + 1] == 0 and b.low not in lex.common_words and len(b.low) >= 3
             first_a = a.low in lex.first_names and strength[i] >= 2
-            if (unknown_a and unknown_b) or (first_a and unknown_b):
-                if first_a or not _sentence_start(tokens, i, text) or unknown_b:
-                    is_name[i] = is_name[i + 1] = True
+            if unknown_b and (unknown_a or first_a):
+                is_name[i] = is_name[i + 1] = True
         for i in range(n - 1):  # "Enrico shouted ...": a first name opening a sentence before a lower-case word
             a, b = tokens[i], tokens[i + 1]
             if (strength[i] >= 2 and a.low in lex.first_names and _is_cap(a) and not a.text.isupper()
@@ -458,9 +457,9 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                     kind = "STATE" if phrase in lex.states else "CITY"
                     out.append(PhiSpan(group[0].start, group[-1].end, kind, "dict"))
                     break
-        if (w in lex.cities or w in lex.states) and len(w) >= 4 and w not in _VERY_COMMON:
-            if w not in lex.common_words or (caps_informative and _is_cap(tok)):
-                out.append(PhiSpan(tok.start, tok.end, "STATE" if w in lex.states else "CITY", "dict"))
+        place = (w in lex.cities or w in lex.states) and len(w) >= 4 and w not in _VERY_COMMON
+        if place and (w not in lex.common_words or (caps_informative and _is_cap(tok))):
+            out.append(PhiSpan(tok.start, tok.end, "STATE" if w in lex.states else "CITY", "dict"))
         if w.endswith(CITY_SUFFIXES) and (not caps_informative or _is_cap(tok)) and w not in lex.common_words:
             stem = next((w[: -len(x)] for x in CITY_SUFFIXES if w.endswith(x) and lex.is_name(w[: -len(x)])), None)
             if stem and len(stem) >= 3 and stem not in _VERY_COMMON:

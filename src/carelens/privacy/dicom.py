@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """DICOM de-identification: the PS3.15 Annex E Basic Application Level Confidentiality
 Profile (the whole attribute table, ``data/annex_e_basic_profile.json``) with the options
 Retain Longitudinal Temporal Information with Modified Dates (the patient's date shift),
@@ -93,10 +94,10 @@ def action_for(tag: int, keyword: str, vr: str, options: DicomOptions) -> str | 
     action = row["basic"]
     if options.retain_dates_modified and vr in DATE_VRS and not keyword.startswith("PatientBirth"):
         return "C"
-    if options.clean_descriptors and vr in TEXT_VRS - {"PN"} and re.search(r"(Description|Comments?|Name|Label)$",
-                                                                            keyword or ""):  # fmt: skip
-        if keyword not in ("PatientName", "InstitutionName", "StationName") and "Physician" not in keyword:
-            return "C"
+    descriptor = vr in TEXT_VRS - {"PN"} and re.search(r"(Description|Comments?|Name|Label)$", keyword or "")
+    identifying = keyword in ("PatientName", "InstitutionName", "StationName") or "Physician" in keyword
+    if options.clean_descriptors and descriptor and not identifying:
+        return "C"
     # choose within combined actions: keep the attribute present when the choice allows it
     if action in ("Z/D", "X/Z", "X/Z/D"):
         return "Z"

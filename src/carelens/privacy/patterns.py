@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Compiled regular expressions for the identifiers that have a shape (rules layer)."""
 
 from __future__ import annotations
