@@ -213,3 +213,13 @@ def test_internal_error_is_a_plain_500(
     assert r.status_code == 500
     assert CANARY_NAME not in r.text and "Traceback" not in r.text
     assert "RuntimeError" in caplog.text and CANARY_NAME not in caplog.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/"])
+def test_login_never_redirects_off_site(ws_sqlite: Workspace, target: str) -> None:
+    client = ws_sqlite.client()
+    token = CSRF.search(client.get("/login").text)
+    assert token
+    form = {"username": "clinician", "password": "correct horse battery", "csrf_token": token.group(1), "next": target}
+    r = client.post("/login", data=form)
+    assert r.status_code == 303 and r.headers["location"] == "/patients"

@@ -65,7 +65,9 @@ def root(request: Request) -> Response:
 
 
 def _safe_next(target: str | None) -> str | None:
-    return target if target and target.startswith("/") and not target.startswith("//") else None
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None  # only paths on this site: no //host or /\\host open redirects
+    return target
 
 
 @router.get("/login")
