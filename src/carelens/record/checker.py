@@ -76,6 +76,12 @@ class EvidenceText:
         elif isinstance(obj, int | float) and not isinstance(obj, bool):
             self.numbers.append(float(obj))
 
+    def merge(self, other: EvidenceText) -> None:
+        self.words |= other.words
+        self.numbers += other.numbers
+        self.dates |= other.dates
+        self.codes |= other.codes
+
     def has_number(self, text: str) -> bool:
         value = float(text)
         decimals = len(text.split(".")[1]) if "." in text else 0
@@ -102,23 +108,38 @@ def citation_problem(citation: Citation, record: PatientRecord) -> str | None:
     return None
 
 
-def evidence_of(citations: Iterable[Citation], record: PatientRecord) -> EvidenceText:
+EvidenceCache = dict[tuple[str, tuple[int, int] | None], EvidenceText]
+
+
+def _one_evidence(citation: Citation, record: PatientRecord) -> EvidenceText:
+    ev = EvidenceText()
+    resource = record.resources.get(citation.resource)
+    if resource is None:
+        return ev
+    if citation.note_span is None:
+        ev.add_resource(resource)
+        return ev
+    note = record.note(citation.resource)
+    if note is not None:
+        start, end = citation.note_span
+        ev.add_text(note.text[start:end])
+        if note.date:
+            ev.add_text(note.date)
+    return ev
+
+
+def evidence_of(
+    citations: Iterable[Citation], record: PatientRecord, cache: EvidenceCache | None = None
+) -> EvidenceText:
     """The evidence of resolvable citations (a note span contributes only its own text and the
-    note's date)."""
+    note's date). ``cache`` keeps each citation's evidence across items of one check."""
+    cache = {} if cache is None else cache
     ev = EvidenceText()
     for citation in citations:
-        resource = record.resources.get(citation.resource)
-        if resource is None:
-            continue
-        if citation.note_span is None:
-            ev.add_resource(resource)
-            continue
-        note = record.note(citation.resource)
-        if note is not None:
-            start, end = citation.note_span
-            ev.add_text(note.text[start:end])
-            if note.date:
-                ev.add_text(note.date)
+        key = (citation.resource, citation.note_span)
+        if key not in cache:
+            cache[key] = _one_evidence(citation, record)
+        ev.merge(cache[key])
     return ev
 
 
@@ -145,15 +166,16 @@ def support_problem(text: str, codes: list[str], ev: EvidenceText, names: set[st
     return None
 
 
-def item_problem(item: SummaryItem, record: PatientRecord) -> str | None:
+def item_problem(item: SummaryItem, record: PatientRecord, cache: EvidenceCache | None = None) -> str | None:
     """Why an item fails the check, or None when every citation resolves and supports it."""
+    cache = {} if cache is None else cache
     if not item.citations:
         return "the item cites nothing"
     for citation in item.citations:
         problem = citation_problem(citation, record)
         if problem:
             return problem
-    ev = evidence_of(item.citations, record)
+    ev = evidence_of(item.citations, record, cache)
     problem = support_problem(item.text, item.codes, ev)
     if problem:
         return problem
@@ -161,7 +183,7 @@ def item_problem(item: SummaryItem, record: PatientRecord) -> str | None:
     for citation in item.citations:  # each cited resource must be about the item, not padding
         if citation.note_span is not None:
             continue
-        own = evidence_of([citation], record)
+        own = evidence_of([citation], record, cache)
         if (item.codes or claimed) and not (set(item.codes) & own.codes) and not (claimed & own.words):
             return "a citation shares no code or name with the item"
     return None
@@ -170,18 +192,21 @@ def item_problem(item: SummaryItem, record: PatientRecord) -> str | None:
 def check_summary(summary: Summary, record: PatientRecord) -> Summary:
     """Drop every item (in sections and needs-attention) that fails the check, listing it in
     ``dropped`` with its reason. Returns the same summary, changed in place."""
+    cache: EvidenceCache = {}
     for section in summary.sections:
-        section.items = _keep(section.items, record, summary.dropped)
+        section.items = _keep(section.items, record, summary.dropped, cache)
         if not section.items and section.empty_reason is None:
             section.empty_reason = "no verifiable information (items dropped, see dropped)"
-    summary.needs_attention = _keep(summary.needs_attention, record, summary.dropped)
+    summary.needs_attention = _keep(summary.needs_attention, record, summary.dropped, cache)
     return summary
 
 
-def _keep(items: list[SummaryItem], record: PatientRecord, dropped: list[Dropped]) -> list[SummaryItem]:
+def _keep(
+    items: list[SummaryItem], record: PatientRecord, dropped: list[Dropped], cache: EvidenceCache
+) -> list[SummaryItem]:
     kept = []
     for item in items:
-        problem = item_problem(item, record)
+        problem = item_problem(item, record, cache)
         if problem is None:
             kept.append(item)
         else:

@@ -42,6 +42,7 @@ class PatientRecord:
     warnings: list[str] = field(default_factory=list)
     _by_type: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     _by_uuid: dict[str, str] = field(default_factory=dict, repr=False)
+    _notes_by_id: dict[str, Note] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -80,7 +81,9 @@ class PatientRecord:
 
     def note(self, key: str) -> Note | None:
         """The decoded note of ``DocumentReference/<id>``."""
-        return next((n for n in self.notes if n.id == key), None)
+        if len(self._notes_by_id) != len(self.notes):
+            self._notes_by_id = {n.id: n for n in self.notes}
+        return self._notes_by_id.get(key)
 
     @property
     def size(self) -> int:

@@ -19,6 +19,7 @@ and uncertain mentions never become the patient's facts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -39,6 +40,7 @@ _DISCONTINUED_BACKWARD = ["was stopped", "was discontinued", "was held", "discon
 #: Triggers medspaCy's default ConText rules lack (common in clinical shorthand).
 _UNCERTAIN_EXTRA = ["questionable", "suspect", "suspected", "differential", "ddx", "versus", "vs", "?"]
 _NEGATED_EXTRA = ["(-)", "neg for", "negative for"]
+_STOP_WORDS = re.compile(r"\b(stop|stopped|stopping|discontinue|discontinued|d/c|held|hold)\b")
 _MED_NOISE = {
     "extended",
     "release",
@@ -188,15 +190,21 @@ def _line_sentences(doc: Any) -> None:
             nxt.is_sent_start = True
 
 
+#: Tokenised target terms, shared across patients (the shipped terms recur in every record).
+_TERM_DOCS: dict[str, Any] = {}
+
+
 def _matcher(nlp: Any, terms: dict[str, tuple[str, str]]) -> tuple[Any, dict[str, tuple[str, str]]]:
     from spacy.matcher import PhraseMatcher
 
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
     labels: dict[str, tuple[str, str]] = {}
-    for term, doc in zip(terms, nlp.tokenizer.pipe(list(terms)), strict=True):
+    new = [t for t in terms if t not in _TERM_DOCS]
+    _TERM_DOCS.update(zip(new, nlp.tokenizer.pipe(new), strict=True))
+    for term, (kind, canonical) in terms.items():
         key = f"T{len(labels)}"
-        labels[key] = terms[term]
-        matcher.add(key, [doc])
+        labels[key] = (kind, canonical)
+        matcher.add(key, [_TERM_DOCS[term]])
     return matcher, labels
 
 
@@ -209,11 +217,17 @@ def _section_at(sections: list[tuple[int, str]], offset: int) -> str | None:
     return current
 
 
-def extract_mentions(record: PatientRecord, limit: int | None = None) -> list[Mention]:
+#: ``keep(kind, canonical, section, sentence)``: whether a target found in a sentence is worth
+#: its ConText assertions (a filter that skips mentions that cannot change the summary).
+Keep = Callable[[str, str, str | None, str], bool]
+
+
+def extract_mentions(record: PatientRecord, limit: int | None = None, keep: Keep | None = None) -> list[Mention]:
     """Mentions in the newest ``limit`` notes (all when None), each note read once.
 
-    ConText runs on each sentence that holds a target (its scope never crosses a sentence),
-    which keeps its cost proportional to what was found rather than to the note's length.
+    ConText runs on each sentence that holds a target kept by ``keep`` (all by default; its
+    scope never crosses a sentence), which keeps its cost proportional to what matters rather
+    than to the note's length.
     """
     from spacy.tokens import Span
     from spacy.util import filter_spans
@@ -236,6 +250,11 @@ def extract_mentions(record: PatientRecord, limit: int | None = None) -> list[Me
             by_sentence.setdefault(span.sent.start, []).append(span)
         for found in by_sentence.values():
             sent = found[0].sent
+            if keep is not None:
+                lowered = sent.text.lower()
+                found = [f for f in found if keep(*labels[f.label_], _section_at(sections, f.start_char), lowered)]
+                if not found:
+                    continue
             sub = sent.as_doc()
             sub.ents = [Span(sub, f.start - sent.start, f.end - sent.start, label=f.label) for f in found]
             sub = context(sub)
@@ -288,16 +307,32 @@ def _note_only(m: Mention, what: str) -> SummaryItem:
 def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) -> None:
     """Read the notes and add what they say to ``summary``: note-only problems, medications and
     allergies (flagged), and conflicts with the structured data (in needs-attention)."""
-    mentions = extract_mentions(record, limit)
-    summary.notes.read = min(len(record.notes), limit) if limit else len(record.notes)
-    summary.notes.limit = limit
     conditions = [display(c.get("code"), "").lower() for c in record.of_type("Condition")]
     meds: dict[str, list[dict[str, Any]]] = {}
     for req in record.of_type("MedicationRequest") + record.of_type("MedicationStatement"):
         concept, _ = medication_concept(record, req)
         meds.setdefault(display(concept, "").lower(), []).append(req)
+    active_meds = [name for name, reqs in meds.items() if any(r.get("status") == "active" for r in reqs)]
     allergies = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a) and not no_known_allergy(a)]
     allergy_names = [display(a.get("code"), "").lower() for a in allergies]
+
+    def keep(kind: str, canonical: str, section: str | None, sentence: str) -> bool:
+        """Only what can add a fact or a conflict needs ConText."""
+        if kind == "nka":
+            return True
+        if kind == "problem":
+            return not _known(canonical, conditions)
+        if (section in _ALLERGY_SECTIONS or "allerg" in sentence) and not _known(canonical, allergy_names):
+            return True
+        if kind == "medication":
+            return not _known(canonical, list(meds)) or (
+                _known(canonical, active_meds) and _STOP_WORDS.search(sentence) is not None
+            )
+        return kind == "allergy" and not _known(canonical, allergy_names)
+
+    mentions = extract_mentions(record, limit, keep)
+    summary.notes.read = min(len(record.notes), limit) if limit else len(record.notes)
+    summary.notes.limit = limit
 
     seen: set[tuple[str, ...]] = set()
     by_code = {s.code: s for s in summary.sections}
