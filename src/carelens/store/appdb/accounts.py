@@ -71,12 +71,12 @@ def create_token(s: Session, user: User) -> str:
 
 
 def user_for_token(s: Session, token: str) -> User | None:
-    """The active user an API token belongs to, or None."""
-    row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(token), ApiToken.revoked.is_(False)))
-    if row is None:
-        return None
-    user = s.get(User, row.user_id)
-    return user if user is not None and user.active else None
+    """The active user an API token belongs to, or None (one query)."""
+    return s.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _sha256(token), ApiToken.revoked.is_(False), User.active.is_(True))
+    )
 
 
 def create_session(s: Session, user: User, ttl_s: float) -> tuple[str, str]:
@@ -93,11 +93,12 @@ def create_session(s: Session, user: User, ttl_s: float) -> tuple[str, str]:
 
 def session_user(s: Session, sid: str) -> tuple[WebSession, User] | None:
     """The live session and its active user for a cookie value, or None (unknown or expired)."""
-    row = s.get(WebSession, _sha256(sid))
-    if row is None or row.expires_at <= now_iso():
-        return None
-    user = s.get(User, row.user_id)
-    return (row, user) if user is not None and user.active else None
+    row = s.execute(
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.id_hash == _sha256(sid), WebSession.expires_at > now_iso(), User.active.is_(True))
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def end_session(s: Session, sid: str) -> None:
