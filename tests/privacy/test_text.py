@@ -129,3 +129,14 @@ def test_cli_text_folder_with_bad_inputs(tmp_path: Path, secret_env: Path) -> No
     assert spans and all(NOTE[s["start"] : s["end"]] == s["text"] for s in spans)
     assert set(spans[0]) == {"start", "end", "type", "text", "replacement"}
     assert not (out / "empty.txt").exists() and not (out / "binary.txt").exists()
+
+
+def test_nursing_shorthand_vitals_and_drugs_are_not_phi() -> None:
+    note = (
+        "NEURO: A+OX3, MAE. CV: HR 88 SINUS 90S, BP 120/80, NO ECTOPY. RESP: LS CLEAR, SAT 98% 2L NC.\n"
+        "GI: ABD SOFT, +BS. GU: FOLEY DRAINING CLEAR YELLOW URINE 40-60CC/HR. LASIX 40 IV GIVEN 2 UNITS 10 MIN.\n"
+        "PLAN: CONT CURRENT MEDS, MONITOR LYTES, K 3.9, MG 2.0. SPOKE WITH DAUGHTER LISA RE PLAN, CALL 617-555-0134.\n"
+    )
+    found = _found(note)
+    assert "LISA" in found and "617-555-0134" in found
+    assert found <= {"LISA", "617-555-0134"}, found

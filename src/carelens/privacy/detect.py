@@ -238,6 +238,17 @@ def _rule_spans(text: str) -> list[PhiSpan]:
         if any(h in low for h in _STREET_FOREIGN_HINTS):
             for m in P.STREET_FOREIGN.finditer(text):
                 add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        for rx in (P.UNIT, P.STREET_PREFIXED):
+            for m in rx.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        lex = lexicon()
+        for m in P.NUM_NAME_NUM.finditer(text):  # "6750 Koskikatu 25": the street word must not be vocabulary
+            first = m.group(0).split()[1].lower()
+            if len(first) >= 4 and first not in lex.common_words and first not in lex.clinical_words:
+                add(PhiSpan(m.start(), m.end(), "ADDRESS"))
+        if "box" in low:
+            for m in P.MILITARY.finditer(text):
+                add(PhiSpan(m.start(), m.end(), "ADDRESS"))
         if "box" in low:
             for m in P.PO_BOX.finditer(text):
                 add(PhiSpan(m.start(), m.end(), "ADDRESS"))

@@ -119,6 +119,19 @@ ORG_CUE = re.compile(
 STREET_FOREIGN = re.compile(
     r"\b[A-ZÀ-Ž][\w'-]+(?:strasse|straße|weg|gasse|platz|katu|tie|vej|gatan|vägen|utca)\s+\d{1,5}\w?\b", I
 )
+UNIT = re.compile(r"\b(?:apt|apartment|suite|ste|unit|room|rm)\.?\s*#?\s*\d{1,5}[A-Z]?\b", I)
+NUM_NAME_NUM = re.compile(
+    r"(?<![\d/.:-])\b\d{1,6}\s+(?!"
+    + _UNITS
+    + r"\b)[A-ZÀ-ÖØ-ÞĀ-Ž][\w'.-]*(?:\s+(?!"
+    + _UNITS
+    + r"\b)[^\W\d_][\w'.-]*){0,2}\s+\d{1,5}\b\.?"
+)
+MILITARY = re.compile(r"\b(?:PSC|Unit|CMR)\s+\d{3,5},?\s+Box\s+\d{3,5}\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b", I)
+STREET_PREFIXED = re.compile(
+    r"\b(?:via|rue|calle|avenida|avenue|strada|piazza|rua|viale|corso|avda)\s+[^\W\d_][\w'.-]*(?:\s+[^\W\d_][\w'.-]*){0,3}?\s+\d{1,5}\b",
+    I,
+)
 PO_BOX = re.compile(r"\bp\.?\s?o\.?\s*box\s+\d+\b", I)
 AGE_OVER_89 = re.compile(
     r"\b(?P<age>9\d|1[0-2]\d)(?=\s*(?:-|\s)?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|-?year-old|year\s+old|yr\s+old|f\b|m\b))"
