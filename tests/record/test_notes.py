@@ -29,6 +29,8 @@ warfarin 5 mg daily; metformin 500 mg twice daily
 
 # Assessment and Plan
 Stopped warfarin because of bleeding.
+The following procedures were conducted:
+- depression screening (procedure)
 """
 
 
@@ -69,7 +71,7 @@ def test_context_assertions(record):
 def test_negated_family_and_uncertain_mentions_never_become_problems(record):
     summary = summarize(record)
     texts = " ".join(i.text.lower() for s in summary.sections for i in s.items)
-    for never in ["chest pain", "shortness of breath", "breast cancer", "pulmonary embolism", "seizure"]:
+    for never in ["chest pain", "shortness of breath", "breast cancer", "pulmonary embolism", "seizure", "depression"]:
         assert never not in texts
 
 

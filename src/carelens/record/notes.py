@@ -287,6 +287,15 @@ def _known(canonical: str, names: list[str]) -> bool:
     return any(alt in n or (len(n) >= 4 and n in alt) for alt in canonical.split("|") for n in names)
 
 
+_PROCEDURE_AFTER = re.compile(r"\s*(screening|assessment|evaluation|scale|score|panel|test|questionnaire)\b")
+
+
+def _names_a_procedure(m: Mention) -> bool:
+    """ "depression screening (procedure)" names a procedure, not a problem."""
+    after = m.note.text[m.end : m.note.text.find("\n", m.end) % (len(m.note.text) + 1)][:60].lower()
+    return _PROCEDURE_AFTER.match(after) is not None or "(procedure)" in after or "(regime/therapy)" in after
+
+
 def _day(note: Note) -> str:
     return (note.date or "")[:10]
 
@@ -350,7 +359,7 @@ def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) 
                 seen.add(key)
                 _add(by_code["48765-2"], _note_only(m, "allergy"))
         elif m.kind == "problem":
-            if not _known(m.canonical, conditions) and key not in seen:
+            if not _known(m.canonical, conditions) and key not in seen and not _names_a_procedure(m):
                 seen.add(key)
                 target = by_code["11348-0"] if m.historical else by_code["11450-4"]
                 _add(target, _note_only(m, "problem"))
