@@ -17,7 +17,11 @@ def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
     image_budget: float = typer.Option(60.0, "--image-budget", help="Seconds for training the demo image model."),
-    skip: list[str] = typer.Option([], "--skip", help="A stage to leave out (repeat): ingest, deidentify, ..."),
+    skip: list[str] = typer.Option(
+        [],
+        "--skip",
+        help="A stage to leave out (repeat): ingest, deidentify, summarize, imaging, genomics, models or users.",
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the workspace listens on."),
     port: int = typer.Option(8000, "--port", help="TCP port of the workspace."),
 ) -> None:
@@ -26,7 +30,8 @@ def demo(
     Stages: generate, ingest, de-identify, summarize, image model (train + read the radiographs),
     genomics (pharmacogenomics + secondary findings), model registry, demo users (one-time
     passwords on stderr), then serve (unless --no-serve or --generate-only). Progress goes to
-    stderr, a JSON summary of every stage to stdout.
+    stderr, a JSON summary of every stage to stdout. Without CARELENS_SECRET_FILE the de-identification
+    uses a demo site secret kept in the cohort folder (never in the store).
     """
     from carelens.core.config import get_settings
     from carelens.core.output import emit_json
