@@ -161,3 +161,28 @@ def test_cli_vcf_links_mrn_sample_to_patient_pseudonym(tmp_path: Path, canary_pa
     assert res.exit_code == 0, res.output
     header = next(line for line in out.read_text().splitlines() if line.startswith("#CHROM"))
     assert header.split("\t")[9] == KeyService.from_env().pseudonym("pat-canary-1")
+
+
+def test_birth_year_of_people_over_89_is_folded(tmp_path: Path, keys: KeyService, canary_patient: dict) -> None:
+    from datetime import date
+
+    canary_patient["birthDate"] = "1920-03-04"
+    src = _write_source(tmp_path, canary_patient)
+    deid_fhir_path(src, tmp_path / "out", keys)
+    bundle = json.loads((tmp_path / "out" / "bundle.json").read_text())
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["birthDate"] == str(date.today().year - 90)
+
+
+def test_cli_text_uses_patient_context_from_fhir(tmp_path: Path, canary_patient: dict, secret_env: Path) -> None:
+    src = _write_source(tmp_path, canary_patient)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "doc-1.txt").write_text("zebulon seen today; quixly (sic) tolerated diet.\n")  # lower case, misspelt
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["deid", "text", str(notes), "--out", str(out), "--fhir", str(src)])
+    assert res.exit_code == 0, res.output
+    text = (out / "doc-1.txt").read_text().lower()
+    assert "zebulon" not in text and "quixly" not in text
+    spans = json.loads((out / "doc-1.phi.json").read_text())
+    assert {s["type"] for s in spans} == {"NAME"}
