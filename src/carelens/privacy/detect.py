@@ -40,6 +40,8 @@ RELATION_CUES = {
 RIGHT_CUES = {"is", "was", "presents", "presented", "reports", "reported", "denies", "states", "stated", "complains",
               "arrived", "returns", "returned", "notes", "endorses", "c/o", "says", "said", "called", "agreed", "comes",
               "came", "remains", "feels", "felt", "has", "had", "continues", "tolerated", "underwent"}  # fmt: skip
+WEAK_CUES = {"by", "with", "per", "to", "from", "pt", "pts", "pt's", "patient", "name", "named", "called", "cc",
+             "contact", "paged", "notified", "informed", "signed", "dictated"}  # fmt: skip
 CREDENTIALS = {"md", "rn", "np", "pa", "do", "phd", "lpn", "cnm", "crna", "dds", "pharmd", "msw", "lcsw", "bsn", "aprn"}
 HOSPITAL_HEADS = {
     "hospital", "hosp", "clinic", "clinics", "center", "centre", "ctr", "infirmary", "hospice", "institute",
@@ -274,6 +276,11 @@ def _rule_spans(text: str) -> list[PhiSpan]:
     if any(w in low for w in ("insur", "payer", "carrier", "employ", "works")):
         for m in P.ORG_CUE.finditer(text):
             add(PhiSpan(m.start("value"), m.end("value"), "ORGANIZATION"))
+    if "st" in low or "saint" in low:  # "St Elizabeth's", "ST ELIZABETHS", "Saint Vincents"
+        for m in P.SAINT_PLACE.finditer(text):
+            base = m.group("name").lower()
+            if base in lexicon().first_names and base not in _VERY_COMMON:
+                add(PhiSpan(m.start(), m.end(), "HOSPITAL"))
     for name in KNOWN_HOSPITALS:
         if name in low:
             for m in _word_re(name).finditer(low):
@@ -366,6 +373,10 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
         elif w in RELATION_CUES and j < n and tokens[j].alpha:
             t = tokens[j]
             plausible = strength[j] >= 1 and t.low not in _VERY_COMMON
+            if w in WEAK_CUES and t.low in lex.common_words and not lex.is_name(t.low):
+                plausible = False
+            elif w in WEAK_CUES and not caps_informative:
+                plausible = strength[j] == 3 or (strength[j] == 2 and t.low in lex.first_names)
             if caps_informative:
                 plausible = plausible or (_is_cap(t) and t.low not in lex.common_words and t.low not in _VERY_COMMON)
                 plausible = plausible and (_is_cap(t) or strength[j] == 3)

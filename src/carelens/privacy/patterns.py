@@ -132,6 +132,7 @@ STREET_PREFIXED = re.compile(
     r"\b(?:via|rue|calle|avenida|avenue|strada|piazza|rua|viale|corso|avda)\s+[^\W\d_][\w'.-]*(?:\s+[^\W\d_][\w'.-]*){0,3}?\s+\d{1,5}\b",
     I,
 )
+SAINT_PLACE = re.compile(r"\b(?:st|saint)\.?\s+(?P<name>[A-Z][a-z]+|[A-Z]+)(?:'s|'S|s|S)(?=\s|[.,;:]|$)", I)
 PO_BOX = re.compile(r"\bp\.?\s?o\.?\s*box\s+\d+\b", I)
 AGE_OVER_89 = re.compile(
     r"\b(?P<age>9\d|1[0-2]\d)(?=\s*(?:-|\s)?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|-?year-old|year\s+old|yr\s+old|f\b|m\b))"
