@@ -194,3 +194,19 @@ def test_stored_patient_id_is_read_from_the_lake(store: Path, tmp_path: Path, sm
     assert data["sections"][0]["items"][0]["citations"][0]["resource"] == "Condition/c1"
     missing = runner.invoke(app, ["summarize", "nobody", "--no-notes"])
     assert missing.exit_code == 1
+
+
+def test_an_active_drug_the_patient_is_allergic_to_is_a_conflict(small_resources):
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "a2",
+        "patient": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "category": ["medication"],
+        "code": coded("http://www.nlm.nih.gov/research/umls/rxnorm", "11289", "Warfarin"),
+    }
+    summary = summarize(build_record([*small_resources, allergy]), notes=False)
+    conflict = next(i for i in summary.needs_attention if "conflict" in i.flags)
+    assert conflict.text == "Conflict: allergy Warfarin; active medication Warfarin Sodium 5 MG Oral Tablet"
+    assert {c.resource for c in conflict.citations} == {"AllergyIntolerance/a2", "MedicationRequest/m1"}
+    assert summary.dropped == []

@@ -54,3 +54,27 @@ def high_risk_allergies(record: PatientRecord, allergy_items: list[SummaryItem])
                 item.model_copy(update={"text": f"High-risk allergy: {item.text}", "flags": [*item.flags, "high-risk"]})
             )
     return out
+
+
+def _substance_words(name: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{4,}", name.lower())} - {"allergy", "allergic", "substance", "product"}
+
+
+def allergy_medication_conflicts(allergy_items: list[SummaryItem], medications: list[SummaryItem]) -> list[SummaryItem]:
+    """An active medication whose name contains the substance of an active allergy."""
+    out = []
+    for allergy in allergy_items:
+        allergen = allergy.text.split(" (")[0]
+        for med in medications:
+            drug = re.split(r" — |, started ", med.text)[0]
+            if med.status != "active" or not _substance_words(allergen) & _substance_words(drug):
+                continue
+            out.append(
+                SummaryItem(
+                    text=f"Conflict: allergy {allergen}; active medication {drug}",
+                    codes=allergy.codes + med.codes,
+                    citations=allergy.citations + med.citations,
+                    flags=["conflict"],
+                )
+            )
+    return out

@@ -71,6 +71,7 @@ def summarize_record(record: PatientRecord, notes: bool = True, note_limit: int 
         ],
         needs_attention=[
             *attention.high_risk_allergies(record, allergy_items),
+            *attention.allergy_medication_conflicts(allergy_items, meds),
             *attention.high_alert_medicines(meds),
             *result_attention,
         ],
