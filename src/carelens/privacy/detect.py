@@ -535,9 +535,14 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
 def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[PhiSpan]:
     """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
     out: list[PhiSpan] = []
-    parts = ctx.name_parts()
+    parts, by_initial = _name_index(tuple(ctx.names))
     for tok in tokens:
-        if tok.alpha and len(tok.low) >= 2 and (tok.low in parts or (len(tok.low) >= 4 and _near(tok.low, parts))):
+        w = tok.low
+        if not tok.alpha or len(w) < 2:
+            continue
+        if w in parts or (
+            len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ()))
+        ):
             out.append(PhiSpan(tok.start, tok.end, "NAME", "known"))
     for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
                         *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
@@ -547,7 +552,7 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
     for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
         words = re.findall(r"\w+", value)
         if words:
-            rx = re.compile(r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
+            rx = _words_re(tuple(words))
             out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
     return out
 
@@ -561,8 +566,21 @@ def _loose_re(value: str) -> re.Pattern[str] | None:
     return re.compile(r"(?<![A-Za-z0-9])" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-def _near(word: str, parts: set[str]) -> bool:
-    return any(len(p) >= 4 and abs(len(p) - len(word)) <= 1 and p[0] == word[0] and _edit1(word, p) for p in parts)
+def _name_index(names: tuple[str, ...]) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+    """A patient's name words, and those of four letters or more by first letter (for typo matching)."""
+    parts: set[str] = set()
+    for name in names:
+        parts |= {w.lower() for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2}
+    by_initial: dict[str, list[str]] = {}
+    for p in parts:
+        if len(p) >= 4:
+            by_initial.setdefault(p[0], []).append(p)
+    return frozenset(parts), {k: tuple(v) for k, v in by_initial.items()}
+
+
+@lru_cache(maxsize=4096)
+def _words_re(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
 
 
 def _edit1(a: str, b: str) -> bool:
