@@ -3,9 +3,9 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint setup system services
+.PHONY: demo test lint setup system system-demo services
 
-demo: setup
+demo: setup system-demo
 	$(BIN)/carelens demo
 
 test: setup system services
@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 
 system:
 	bash scripts/system-packages.sh
+
+system-demo:
+	bash scripts/system-packages.sh demo
 
 services:
 	bash scripts/postgres.sh start

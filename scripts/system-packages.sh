@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: PostgreSQL (app database), tesseract (burned-in text in
-# DICOM), Chromium and its driver (browser tests), bcftools (genomics benchmark).
+# Debian packages carelens uses. `system-packages.sh demo`: tesseract only (burned-in text in
+# DICOM, the demo's de-identification stage). `system-packages.sh` (all, for the tests): also
+# PostgreSQL (app database), Chromium and its driver (browser tests), bcftools (genomics benchmark).
 set -euo pipefail
 need=()
-command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v tesseract >/dev/null || need+=(tesseract-ocr tesseract-ocr-eng)
-command -v chromium >/dev/null || need+=(chromium chromium-driver)
-command -v bcftools >/dev/null || need+=(bcftools tabix)
+if [ "${1:-all}" != demo ]; then
+  command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+  command -v chromium >/dev/null || need+=(chromium chromium-driver)
+  command -v bcftools >/dev/null || need+=(bcftools tabix)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root or install them)" >&2
