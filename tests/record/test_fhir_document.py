@@ -80,3 +80,24 @@ def test_cli_fhir_format(tmp_path: Path, small_resources):
     document = json.loads(out.read_text())
     assert document["type"] == "document"
     R4B.Bundle.model_validate(document)
+
+
+def test_stated_absence_is_an_entry_and_unstated_is_an_empty_reason(small_resources):
+    p = {"reference": "Patient/p1"}
+    none = {
+        "resourceType": "Condition",
+        "id": "none",
+        "subject": p,
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "160245001"}]},
+    }
+    record = build_record([small_resources[0], none])
+    summary = summarize(record, notes=False)
+    bundle = to_ips_bundle(summary, record)
+    check_document(bundle, summary)
+    by_code = {s["code"]["coding"][0]["code"]: s for s in bundle["entry"][0]["resource"]["section"]}
+    problems, meds = by_code["11450-4"], by_code["10160-0"]
+    urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    assert [urls[e["reference"]]["id"] for e in problems["entry"]] == ["none"]
+    assert "no known problems" in problems["text"]["div"]
+    assert meds["emptyReason"]["coding"][0]["code"] == "unavailable" and "no information" in meds["text"]["div"]

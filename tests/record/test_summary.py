@@ -12,7 +12,7 @@ from carelens.core import InputError
 from carelens.record import build_record, item_problem, load_record, summarize
 from carelens.record.sections import is_active_allergy, is_active_condition
 
-from .conftest import SCT, coded, note_ref
+from .conftest import LOINC, SCT, coded, note_ref
 
 IPS_ORDER = [
     "11450-4",
@@ -210,3 +210,173 @@ def test_an_active_drug_the_patient_is_allergic_to_is_a_conflict(small_resources
     assert conflict.text == "Conflict: allergy Warfarin; active medication Warfarin Sodium 5 MG Oral Tablet"
     assert {c.resource for c in conflict.citations} == {"AllergyIntolerance/a2", "MedicationRequest/m1"}
     assert summary.dropped == []
+
+
+IPS_ABSENT = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
+
+
+def test_required_sections_say_which_absence_the_record_states(small_resources):
+    """'No known problems / medications / allergies' resources make the required sections say so
+    (citing them) and are never listed as a problem, medication or allergy; 'no-allergy-info'
+    says there is no information, citing the resource that says it."""
+    p = {"reference": "Patient/p1"}
+    patient = [r for r in small_resources if r["resourceType"] == "Patient"]
+    statements = [
+        {
+            "resourceType": "Condition",
+            "id": "none",
+            "subject": p,
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": coded(SCT, "160245001", "No current problems or disability"),
+            "recordedDate": "2024-01-01",
+        },
+        {
+            "resourceType": "MedicationStatement",
+            "id": "nomeds",
+            "status": "active",
+            "subject": p,
+            "medicationCodeableConcept": coded(IPS_ABSENT, "no-known-medications", "No known medications"),
+            "dateAsserted": "2024-01-01",
+        },
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "noinfo",
+            "patient": p,
+            "code": coded(IPS_ABSENT, "no-allergy-info", "No information about allergies"),
+        },
+    ]
+    summary = summarize(build_record([*patient, *statements]), notes=False)
+    want = {
+        "11450-4": ("no known problems", "Condition/none"),
+        "10160-0": ("no known medications", "MedicationStatement/nomeds"),
+        "48765-2": ("no information", "AllergyIntolerance/noinfo"),
+    }
+    for code, (reason, resource) in want.items():
+        section = summary.section(code)
+        assert section.items == [] and section.empty_reason == reason, code
+        assert [c.resource for c in section.empty_citations] == [resource]
+    assert summary.section("11348-0").items == [] and summary.needs_attention == []
+
+    # a real problem next to the statement: the problem is listed, the statement is not
+    real = summarize(build_record([*small_resources, statements[0]]), notes=False).section("11450-4")
+    assert [i.text for i in real.items] == ["Hypertension (onset 2015-06-01)"] and real.empty_reason is None
+
+
+def test_other_sections_are_built_and_cited(small_resources):
+    """Immunizations, vital signs, procedures, devices, plan of care and encounters: latest
+    values, statuses honoured, every item cited; a high and rising result is 'worsening'."""
+    p = {"reference": "Patient/p1"}
+    lab = {"coding": [{"code": "laboratory"}]}
+    vital = {"coding": [{"code": "vital-signs"}]}
+    extra = [
+        {
+            "resourceType": "Immunization",
+            "id": f"i{n}",
+            "status": "completed",
+            "patient": p,
+            "vaccineCode": coded("http://hl7.org/fhir/sid/cvx", "140", "Influenza, seasonal"),
+            "occurrenceDateTime": day,
+        }
+        for n, day in ((1, "2022-10-01"), (2, "2023-10-01"))
+    ] + [
+        {
+            "resourceType": "Observation",
+            "id": "bp",
+            "status": "final",
+            "subject": p,
+            "category": [vital],
+            "code": coded(LOINC, "85354-9", "Blood pressure panel"),
+            "effectiveDateTime": "2024-03-01",
+            "component": [
+                {"code": coded(LOINC, "8480-6", "Systolic"), "valueQuantity": {"value": 142, "unit": "mm[Hg]"}},
+                {"code": coded(LOINC, "8462-4", "Diastolic"), "valueQuantity": {"value": 91, "unit": "mm[Hg]"}},
+            ],
+        },
+        *(
+            {
+                "resourceType": "Observation",
+                "id": f"a1c{n}",
+                "status": "final",
+                "subject": p,
+                "category": [lab],
+                "code": coded(LOINC, "4548-4", "Hemoglobin A1c"),
+                "effectiveDateTime": day,
+                "valueQuantity": {"value": value, "unit": "%"},
+            }
+            for n, day, value in ((1, "2023-06-01", 6.5), (2, "2024-02-01", 7.4))
+        ),
+        {
+            "resourceType": "Procedure",
+            "id": "pr1",
+            "status": "completed",
+            "subject": p,
+            "code": coded(SCT, "73761001", "Colonoscopy"),
+            "performedDateTime": "2021-05-05",
+        },
+        {
+            "resourceType": "Procedure",
+            "id": "pr2",
+            "status": "not-done",
+            "subject": p,
+            "code": coded(SCT, "80146002", "Appendectomy"),
+        },
+        {
+            "resourceType": "Device",
+            "id": "d1",
+            "status": "active",
+            "patient": p,
+            "type": coded(SCT, "14106009", "Cardiac pacemaker"),
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "cp1",
+            "status": "active",
+            "intent": "plan",
+            "subject": p,
+            "category": [coded(SCT, "698360004", "Diabetes self management plan")],
+            "activity": [{"detail": {"status": "in-progress", "code": coded(SCT, "160670007", "Diabetic diet")}}],
+            "period": {"start": "2023-06-01"},
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "cp0",
+            "status": "completed",
+            "intent": "plan",
+            "subject": p,
+            "category": [coded(SCT, "91251008", "Physical therapy procedure")],
+        },
+        {
+            "resourceType": "Goal",
+            "id": "g1",
+            "lifecycleStatus": "active",
+            "subject": p,
+            "description": {"text": "Hemoglobin A1c below 7"},
+        },
+        {
+            "resourceType": "ServiceRequest",
+            "id": "sr1",
+            "status": "active",
+            "intent": "order",
+            "subject": p,
+            "code": coded(SCT, "252416005", "Echocardiography"),
+            "authoredOn": "2024-03-01",
+        },
+    ]
+    summary = summarize(build_record([*small_resources, *extra]), notes=False)
+    assert summary.dropped == []
+    texts = {code: [i.text for i in summary.section(code).items] for code in IPS_ORDER}
+    assert texts["11369-6"] == ["Influenza, seasonal (latest 2023-10-01)"]
+    assert texts["8716-3"] == ["Blood pressure panel 142/91 mm[Hg] on 2024-03-01"]
+    assert texts["47519-4"] == ["Colonoscopy (latest 2021-05-05)"]  # not-done is not a procedure
+    assert texts["46264-8"] == ["Cardiac pacemaker"]
+    assert texts["18776-5"] == [
+        "Diabetes self management plan: Diabetic diet (since 2023-06-01)",
+        "Goal: Hemoglobin A1c below 7",
+        "Ordered: Echocardiography (2024-03-01)",
+    ]
+    assert texts["46240-8"] == ["2024-03-01: Encounter for check up"]
+    a1c = next(i for i in summary.section("30954-2").items if "A1c" in i.text)
+    assert "worsening" in a1c.flags and {c.resource for c in a1c.citations} == {"Observation/a1c1", "Observation/a1c2"}
+    assert any(i.text.startswith("Worsening result: Hemoglobin A1c 7.4 %") for i in summary.needs_attention)
+    for code in ("11369-6", "8716-3", "47519-4", "46264-8", "18776-5", "46240-8"):
+        assert all(i.citations for i in summary.section(code).items), code

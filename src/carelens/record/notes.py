@@ -28,7 +28,7 @@ from carelens.core import Citation
 from carelens.record.fields import codes, display
 from carelens.record.model import Note, PatientRecord, resource_key
 from carelens.record.schema import Section, Summary, SummaryItem
-from carelens.record.sections import is_active_allergy, medication_concept, no_known_allergy
+from carelens.record.sections import is_active_allergy, medication_concepts, no_known_allergy
 from carelens.record.vocab import NKA_PHRASES, NOTE_TERMS
 
 #: Section categories whose mentions are not the patient's current facts.
@@ -164,8 +164,7 @@ def vocabulary(record: PatientRecord) -> dict[str, tuple[str, str]]:
         name = display(cond.get("code"), "").lower()
         if len(name) >= 4:
             terms.setdefault(name, ("problem", name))
-    for req in record.of_type("MedicationRequest") + record.of_type("MedicationStatement"):
-        concept, _ = medication_concept(record, req)
+    for _, concept in medication_concepts(record):
         ingredient = _ingredient(display(concept, ""))
         if ingredient:
             terms.setdefault(ingredient, ("medication", ingredient))
@@ -318,8 +317,7 @@ def reconcile_notes(record: PatientRecord, summary: Summary, limit: int | None) 
     allergies (flagged), and conflicts with the structured data (in needs-attention)."""
     conditions = [display(c.get("code"), "").lower() for c in record.of_type("Condition")]
     meds: dict[str, list[dict[str, Any]]] = {}
-    for req in record.of_type("MedicationRequest") + record.of_type("MedicationStatement"):
-        concept, _ = medication_concept(record, req)
+    for req, concept in medication_concepts(record):
         meds.setdefault(display(concept, "").lower(), []).append(req)
     active_meds = [name for name, reqs in meds.items() if any(r.get("status") == "active" for r in reqs)]
     allergies = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a) and not no_known_allergy(a)]

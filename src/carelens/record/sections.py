@@ -25,7 +25,14 @@ from carelens.record.fields import (
 )
 from carelens.record.model import PatientRecord, resource_key
 from carelens.record.schema import SummaryItem
-from carelens.record.vocab import KEY_LABS, NO_KNOWN_ALLERGY, SMOKING_STATUS, Lab
+from carelens.record.vocab import (
+    KEY_LABS,
+    NO_KNOWN_ALLERGY,
+    NO_KNOWN_MEDICATION,
+    NO_KNOWN_PROBLEM,
+    SMOKING_STATUS,
+    Lab,
+)
 
 #: Cap on the items of long history sections (the rest are counted in ``omitted``).
 HISTORY_LIMIT = 20
@@ -45,6 +52,21 @@ def record_today(record: PatientRecord) -> str:
     days = [first_day(e, "period") for e in record.of_type("Encounter")]
     latest = max((d for d in days if d), default=None)
     return latest or date.today().isoformat()
+
+
+def statement_of(concept: Any, table: dict[str, str]) -> str | None:
+    """What a coded "nothing to list" statement says (``no known ...`` or ``no information``),
+    when ``concept`` is one of the codes of ``table``."""
+    return next((table[c["code"]] for c in codings(concept) if c.get("code") in table), None)
+
+
+def stated_absence(statements: list[tuple[dict[str, Any], str]], *dates: str) -> tuple[str, list[Citation]]:
+    """Why a required section is empty: what the newest of the ``(resource, statement)`` pairs
+    says, citing it; ``no information`` (citing nothing) when the record says nothing."""
+    if not statements:
+        return "no information", []
+    resource, said = max(statements, key=lambda pair: first_day(pair[0], *dates) or "")
+    return said, cite(resource)
 
 
 def _by_code(resources: list[dict[str, Any]], field: str) -> dict[str, list[dict[str, Any]]]:
@@ -68,9 +90,13 @@ def is_active_condition(cond: dict[str, Any]) -> bool:
     return status in {"active", "recurrence", "relapse"}
 
 
+def _problem_statement(cond: dict[str, Any]) -> str | None:
+    return statement_of(cond.get("code"), NO_KNOWN_PROBLEM)
+
+
 def problems(record: PatientRecord) -> list[SummaryItem]:
     """Active problems with their onset (one item per code, citing every active resource)."""
-    active = [c for c in record.of_type("Condition") if is_active_condition(c)]
+    active = [c for c in record.of_type("Condition") if is_active_condition(c) and not _problem_statement(c)]
     items = []
     for group in _by_code(active, "code").values():
         onsets = sorted(d for d in (first_day(c, "onsetDateTime", "onsetPeriod", "recordedDate") for c in group) if d)
@@ -88,6 +114,12 @@ def problems(record: PatientRecord) -> list[SummaryItem]:
     return sorted(items, key=lambda i: i.date or "", reverse=True)
 
 
+def problems_absence(record: PatientRecord) -> tuple[str, list[Citation]]:
+    """Why Problems is empty: a Condition saying "no known problems" (cited), or no information."""
+    found = [(c, s) for c in record.of_type("Condition") if is_active_condition(c) and (s := _problem_statement(c))]
+    return stated_absence(found, "recordedDate", "onsetDateTime")
+
+
 def past_illness(record: PatientRecord) -> tuple[list[SummaryItem], int]:
     """Resolved problems, most recent first (one item per code, the latest resolution)."""
     active_codes = {
@@ -99,6 +131,7 @@ def past_illness(record: PatientRecord) -> tuple[list[SummaryItem], int]:
         if not is_active_condition(c)
         and status_code(c.get("verificationStatus")) not in _INACTIVE_VERIFICATION
         and not set(codes(c.get("code"))) & active_codes
+        and not _problem_statement(c)
     ]
     items = []
     for group in _by_code(resolved, "code").values():
@@ -167,6 +200,12 @@ def _med_day(res: dict[str, Any]) -> str | None:
     return first_day(res, "authoredOn", "effectiveDateTime", "effectivePeriod", "dateAsserted")
 
 
+def medication_concepts(record: PatientRecord) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each medication order or statement with its concept, less those stating "no known medications"."""
+    pairs = [(req, medication_concept(record, req)[0]) for req in _med_orders(record)]
+    return [(req, concept) for req, concept in pairs if not statement_of(concept, NO_KNOWN_MEDICATION)]
+
+
 def medications(record: PatientRecord) -> list[SummaryItem]:
     """Active medications with dose and start, then recently stopped ones marked as such."""
     today = record_today(record)
@@ -179,6 +218,8 @@ def medications(record: PatientRecord) -> list[SummaryItem]:
         if req.get("intent") in {"proposal", "plan"} and req.get("status") != "active":
             continue
         concept, extra = medication_concept(record, req)
+        if statement_of(concept, NO_KNOWN_MEDICATION):
+            continue
         key = (codes(concept) or [display(concept).lower()])[0]
         groups[key].append(req)
         concepts.setdefault(key, (concept, extra))
@@ -223,6 +264,17 @@ def medications(record: PatientRecord) -> list[SummaryItem]:
     return active + stopped
 
 
+def medications_absence(record: PatientRecord) -> tuple[str, list[Citation]]:
+    """Why Medications is empty: a MedicationStatement or request saying "no known medications"
+    (cited), or no information."""
+    found = []
+    for req in _med_orders(record):
+        said = statement_of(medication_concept(record, req)[0], NO_KNOWN_MEDICATION)
+        if said and req.get("status") != "entered-in-error":
+            found.append((req, said))
+    return stated_absence(found, "dateAsserted", "authoredOn", "effectiveDateTime", "effectivePeriod")
+
+
 # --- allergies -----------------------------------------------------------------------------
 
 
@@ -233,21 +285,17 @@ def is_active_allergy(allergy: dict[str, Any]) -> bool:
 
 
 def no_known_allergy(allergy: dict[str, Any]) -> str | None:
-    """The "no known ..." statement an AllergyIntolerance makes, if it makes one."""
-    return next(
-        (NO_KNOWN_ALLERGY[c["code"]] for c in codings(allergy.get("code")) if c.get("code") in NO_KNOWN_ALLERGY), None
-    )
+    """The "no known ..." (or "no information") statement an AllergyIntolerance makes, if any."""
+    return statement_of(allergy.get("code"), NO_KNOWN_ALLERGY)
 
 
 def reactions(allergy: dict[str, Any]) -> list[str]:
     return [display(m) for r in allergy.get("reaction") or [] for m in r.get("manifestation") or []]
 
 
-def allergies(record: PatientRecord) -> tuple[list[SummaryItem], str | None, list[Citation]]:
-    """Active allergies, or why there are none: ``no known allergies`` (citing the resource
-    that says so) or ``no information``."""
-    active = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)]
-    real = [a for a in active if no_known_allergy(a) is None]
+def allergies(record: PatientRecord) -> list[SummaryItem]:
+    """Active allergies (not the resources that state there are none)."""
+    real = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a) and no_known_allergy(a) is None]
     items = []
     for allergy in real:
         name = display(allergy.get("code"), "unnamed substance")
@@ -267,13 +315,13 @@ def allergies(record: PatientRecord) -> tuple[list[SummaryItem], str | None, lis
                 date=first_day(allergy, "recordedDate", "onsetDateTime"),
             )
         )
-    if items:
-        return items, None, []
-    statements = [a for a in active if no_known_allergy(a)]
-    if statements:
-        latest = max(statements, key=lambda a: first_day(a, "recordedDate") or "")
-        return [], no_known_allergy(latest), cite(latest)
-    return [], "no information", []
+    return items
+
+
+def allergies_absence(record: PatientRecord) -> tuple[str, list[Citation]]:
+    """Why Allergies is empty: an AllergyIntolerance saying "no known allergies" (cited), or no information."""
+    active = [a for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)]
+    return stated_absence([(a, s) for a in active if (s := no_known_allergy(a))], "recordedDate")
 
 
 # --- observations --------------------------------------------------------------------------

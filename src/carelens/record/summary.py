@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from carelens import __version__
+from carelens.core import Citation
 from carelens.record import attention, sections
 from carelens.record.checker import check_summary
 from carelens.record.load import load_record
@@ -36,29 +37,28 @@ def _section(spec: tuple[str, str], items: list[SummaryItem], omitted: int = 0) 
     )
 
 
+def _required(spec: tuple[str, str], items: list[SummaryItem], absence: tuple[str, list[Citation]]) -> Section:
+    """A required IPS section: when empty, it says "no known ..." (citing the statement) or "no information"."""
+    reason, cited = (None, []) if items else absence
+    return Section(code=spec[0], title=spec[1], items=items, empty_reason=reason, empty_citations=cited)
+
+
 def summarize_record(record: PatientRecord, notes: bool = True, note_limit: int | None = DEFAULT_NOTE_LIMIT) -> Summary:
     """Summarise a loaded record (see :func:`summarize`)."""
     problems = sections.problems(record)
     meds = sections.medications(record)
-    allergy_items, allergy_reason, allergy_cites = sections.allergies(record)
+    allergy_items = sections.allergies(record)
     results, result_attention = sections.results(record)
     past, past_omitted = sections.past_illness(record)
     procs, procs_omitted = sections.procedures(record)
 
-    allergy_section = Section(
-        code=ALLERGIES[0],
-        title=ALLERGIES[1],
-        items=allergy_items,
-        empty_reason=allergy_reason,
-        empty_citations=allergy_cites,
-    )
     summary = Summary(
         patient=record.patient_id,
         generated_by=f"carelens {__version__}",
         sections=[
-            _section(PROBLEMS, problems),
-            _section(MEDICATIONS, meds),
-            allergy_section,
+            _required(PROBLEMS, problems, sections.problems_absence(record)),
+            _required(MEDICATIONS, meds, sections.medications_absence(record)),
+            _required(ALLERGIES, allergy_items, sections.allergies_absence(record)),
             _section(IMMUNIZATIONS, sections.immunizations(record)),
             _section(RESULTS, results),
             _section(VITAL_SIGNS, sections.vital_signs(record)),

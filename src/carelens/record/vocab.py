@@ -119,13 +119,28 @@ KEY_LABS: dict[str, Lab] = {
     "14959-1": Lab("Microalbumin/creatinine ratio", None, 30),
 }
 
-#: SNOMED CT codes that record the absence of allergies.
+#: Codes (SNOMED CT, and the IPS absent-unknown code system) of resources that record that a
+#: required section has nothing to list, with what they say: "no known ..." or "no information".
 NO_KNOWN_ALLERGY = {
     "716186003": "no known allergies",
     "409137002": "no known drug allergies",
     "429625007": "no known food allergies",
     "428607008": "no known environmental allergies",
     "428197003": "no known allergies",
+    "no-known-allergies": "no known allergies",
+    "no-known-medication-allergies": "no known medication allergies",
+    "no-known-environmental-allergies": "no known environmental allergies",
+    "no-known-food-allergies": "no known food allergies",
+    "no-allergy-info": "no information",
+}
+NO_KNOWN_PROBLEM = {
+    "160245001": "no known problems",
+    "no-known-problems": "no known problems",
+    "no-problem-info": "no information",
+}
+NO_KNOWN_MEDICATION = {
+    "no-known-medications": "no known medications",
+    "no-medication-info": "no information",
 }
 
 #: SNOMED CT code of anaphylaxis (a reaction that makes an allergy high-risk).
