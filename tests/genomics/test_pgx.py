@@ -83,6 +83,24 @@ def test_cyp2d6_needs_an_outside_call(test_vcfs: Path, tmp_path: Path) -> None:
     assert carbamazepine and all(d.genes == {"HLA-A": "No Result", "HLA-B": "*15:02 negative"} for d in carbamazepine)
 
 
+def test_hla_a_and_hla_b_outside_calls_pick_the_carbamazepine_recommendation(test_vcfs: Path, tmp_path: Path) -> None:
+    tsv = tmp_path / "hla.tsv"
+    tsv.write_text("HLA-A\t*31:01/*02:01\nHLA-B\t*08:01/*07:02\n")
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=tsv)
+    assert {g.gene: g.source for g in report.genes if g.gene.startswith("HLA")} == {
+        "HLA-A": "outside call",
+        "HLA-B": "outside call",
+    }
+    carbamazepine = [d for d in report.drugs if d.drug == "carbamazepine"]
+    assert carbamazepine and all(
+        d.genes == {"HLA-A": "*31:01 positive", "HLA-B": "*15:02 negative"} for d in carbamazepine
+    )
+    assert {d.strength for d in carbamazepine} <= {"Strong", "Optional"} and all(
+        d.recommendation for d in carbamazepine
+    )
+    assert not [d for d in report.drugs if d.drug == "abacavir" and "positive" in d.genes["HLA-B"]]
+
+
 def test_bad_outside_calls_file(tmp_path: Path, test_vcfs: Path) -> None:
     tsv = tmp_path / "bad.tsv"
     tsv.write_text("CYP2D6\n")

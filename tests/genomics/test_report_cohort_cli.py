@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from carelens.cli import app
 from carelens.genomics.cohort import cohort_frequencies, plot_phenotypes, write_to_lake
+from carelens.genomics.definitions import load_definitions
 from carelens.genomics.pgx import pgx_report
 from carelens.genomics.render import pgx_tsv, render_html
 
@@ -24,6 +25,12 @@ def test_html_report_shows_calls_evidence_and_drugs(test_vcfs: Path) -> None:
     assert "clopidogrel" in html and "Strong" in html
     assert "chr10:94781859" in html and "<code>A/A</code>" in html  # the position and genotype it rests on
     assert "not assayed" in html
+    # genes the VCF does not cover at all are named in one line, not dropped silently
+    uncovered = [g.gene for g in report.genes if g.reason and g.reason.startswith("none of the")]
+    assert "NAT2" in uncovered
+    line = next(x for x in html.splitlines() if "Not assayed at all" in x)
+    assert all(gene in line for gene in uncovered)
+    assert '<td class="strong">NAT2</td>' not in html and '<td class="strong">CYP2C19</td>' in html
 
 
 def test_tsv_has_one_row_per_gene(test_vcfs: Path) -> None:
@@ -98,3 +105,19 @@ def test_findings_and_pgx_formats(fmt: str, test_vcfs: Path, shared_data: Path, 
     assert "*2/*2" in pgx_out.read_text()
     text = findings_out.read_text()
     assert ("sample\tgene" in text) if fmt == "tsv" else ("Secondary findings" in text and "No pathogenic" in text)
+
+
+def test_refresh_definitions_command_records_source_and_version(
+    pharmcat: Path, test_vcfs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "defs.json.gz"
+    result = runner.invoke(app, ["genome", "refresh-definitions", "--from", str(pharmcat), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["source"].startswith("CPIC") and meta["definition_versions"] and meta["generated"]
+    assert meta["genes"] == 20 and meta["out"] == str(out) and out.exists()
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s2s2.vcf", definitions=load_definitions(out))
+    assert report.definitions["definition_versions"] == meta["definition_versions"]
+    assert report.provenance is not None and report.provenance.model_version == "+".join(meta["definition_versions"])
+    bad = runner.invoke(app, ["genome", "refresh-definitions", "--from", str(tmp_path / "absent")])
+    assert bad.exit_code != 0

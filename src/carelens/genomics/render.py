@@ -15,13 +15,24 @@ def _env() -> Environment:
     return Environment(loader=PackageLoader("carelens.genomics", "templates"), autoescape=select_autoescape(["j2"]))
 
 
+def uncovered_genes(pgx: PgxReport) -> list[str]:
+    """Genes none of whose positions is in the VCF (listed in one line, not as table rows)."""
+    return [g.gene for g in pgx.genes if not g.diplotypes and (g.reason or "").startswith("none of the")]
+
+
 def render_html(pgx: PgxReport | None = None, findings: FindingsReport | None = None) -> str:
     """One HTML page for a patient: PGx table with drug recommendations and/or secondary findings."""
     sample = pgx.sample if pgx else findings.sample if findings else ""
     return (
         _env()
         .get_template("report.html.j2")
-        .render(sample=sample, pgx=pgx, findings=findings, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        .render(
+            sample=sample,
+            pgx=pgx,
+            findings=findings,
+            uncovered=uncovered_genes(pgx) if pgx else [],
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        )
     )
 
 
