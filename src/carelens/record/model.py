@@ -19,6 +19,26 @@ SHARED_TYPES = frozenset(
 )
 #: Where a resource names its patient.
 SUBJECT_FIELDS = ("subject", "patient", "beneficiary")
+#: Types the summary reads: one of these that names no patient is left out with a warning.
+CLINICAL_TYPES = frozenset(
+    {
+        "AllergyIntolerance",
+        "CarePlan",
+        "Condition",
+        "Device",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentReference",
+        "Encounter",
+        "Goal",
+        "Immunization",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Observation",
+        "Procedure",
+        "ServiceRequest",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -150,7 +170,7 @@ def build_record(resources: Iterable[dict[str, Any]], patient: str | None = None
         warnings.append("the source has no Patient resource; summarising what refers to the given patient")
 
     kept: dict[str, dict[str, Any]] = {}
-    no_id = 0
+    no_id = no_patient = 0
     for res in items:
         rtype, rid = res.get("resourceType"), res.get("id")
         if not isinstance(rtype, str) or not isinstance(rid, str) or not rid:
@@ -161,10 +181,13 @@ def build_record(resources: Iterable[dict[str, Any]], patient: str | None = None
                 kept[f"Patient/{rid}"] = res
             continue
         if rtype not in SHARED_TYPES and _patient_of(subject_reference(res)) != patient:
+            no_patient += rtype in CLINICAL_TYPES and subject_reference(res) is None
             continue
         kept[f"{rtype}/{rid}"] = res
     if no_id:
         warnings.append(f"{no_id} resources without resourceType or id were skipped")
+    if no_patient:
+        warnings.append(f"{no_patient} clinical resources name no patient (no subject) and were left out")
 
     assert patient is not None
     record = PatientRecord(patient_id=patient, patient=kept.get(f"Patient/{patient}"), resources=kept)
