@@ -144,6 +144,10 @@ SYNTHETIC_CLINVAR = [  # fixture-only records on real ACMG genes to exercise the
     "CLNSIG=Pathogenic;GENEINFO=HFE:3077",
     "14\t90403500\t4\tG\tA\t.\t.\tALLELEID=4;CLNDN=Long_QT_syndrome;"
     "CLNREVSTAT=criteria_provided,_single_submitter;CLNSIG=Likely_pathogenic;GENEINFO=CALM1:801",
+    "X\t101398000\t5\tC\tT\t.\t.\tALLELEID=5;CLNDN=Fabry_disease;"
+    "CLNREVSTAT=criteria_provided,_single_submitter;CLNSIG=Pathogenic;GENEINFO=GLA:2717",
+    "2\t178530000\t6\tG\tA\t.\t.\tALLELEID=6;CLNDN=Dilated_cardiomyopathy;"
+    "CLNREVSTAT=criteria_provided,_single_submitter;CLNSIG=Pathogenic;GENEINFO=TTN:7273",
 ]
 
 
@@ -161,6 +165,8 @@ def test_gene_rules_on_shipped_list(tmp_path: Path) -> None:
         "chr1\t45332803\t.\tT\tC\t.\tPASS\t.\tGT\t0/1\t0/0",
         "chr6\t26092913\t.\tG\tA\t.\tPASS\t.\tGT\t1/1\t0/1",
         "chr14\t90403500\t.\tG\tA\t.\tPASS\t.\tGT\t0/0\t0/1",
+        "chrX\t101398000\t.\tC\tT\t.\tPASS\t.\tGT\t1\t0/1",
+        "chr2\t178530000\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/0",
     ]
     vcf = write_vcf(tmp_path / "two.vcf", rows, header=header)
     p1 = {f.gene + str(f.pos): f for f in find_secondary(vcf, clinvar, sample="P1").findings}
@@ -172,6 +178,10 @@ def test_gene_rules_on_shipped_list(tmp_path: Path) -> None:
     assert not p2["MUTYH45331556"].reportable  # single het in MUTYH: carrier
     assert p2["CALM190403500"].reportable  # v3.2 gene, AD
     assert "CALM190403500" not in p1
+    # X-linked: hemizygous and heterozygous carriers are both reported
+    assert p1["GLA101398000"].zygosity == "hemizygous" and p1["GLA101398000"].reportable
+    assert p2["GLA101398000"].zygosity == "heterozygous" and p2["GLA101398000"].reportable
+    assert p1["TTN178530000"].reportable and "truncating" in p1["TTN178530000"].rule_note
 
 
 def test_review_stars() -> None:
