@@ -22,8 +22,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import orjson
 
 from carelens.core.quarantine import BatchResult
@@ -207,6 +208,9 @@ def _resource_problem(resource: Any) -> str | None:
 
 
 def _read_json(data: bytes, source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow]:
+    rows = _read_bundle_fast(data, source, batch, found)
+    if rows is not None:
+        return rows
     try:
         top = orjson.loads(data)
     except orjson.JSONDecodeError as err:
@@ -227,6 +231,84 @@ def _read_json(data: bytes, source: str, batch: BatchResult, found: set[bytes]) 
         found.update(_LITERAL_REFERENCE.findall(json))
         return [_row(top, json, "resource", {})]
     return _read_bundle(top, source, batch, found)
+
+
+class _Reference(msgspec.Struct):
+    reference: str | None = None
+
+
+class _Head(msgspec.Struct):
+    """The fields of a resource that a lake row needs besides its JSON text."""
+
+    resourceType: str
+    id: str
+    subject: _Reference | None = None
+    patient: _Reference | None = None
+    beneficiary: _Reference | None = None
+
+
+class _HeadEntry(msgspec.Struct):
+    resource: _Head
+    fullUrl: str | None = None
+
+
+class _HeadBundle(msgspec.Struct):
+    resourceType: Literal["Bundle"]
+    entry: list[_HeadEntry] = []
+
+
+class _RawEntry(msgspec.Struct):
+    resource: msgspec.Raw
+
+
+class _RawBundle(msgspec.Struct):
+    entry: list[_RawEntry] = []
+
+
+_HEADS = msgspec.json.Decoder(_HeadBundle)
+_RAWS = msgspec.json.Decoder(_RawBundle)
+
+
+def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow] | None:
+    """A well-formed bundle read without building its objects: the whole text is compacted and
+    its references rewritten in a few C-level passes, then each resource's JSON is sliced out
+    of it (msgspec ``Raw``) next to the few fields a row needs. None for anything else (not a
+    bundle, malformed JSON, an entry needing a quarantine decision or an ``id`` from its
+    ``fullUrl``, a field of an unexpected type): :func:`_read_json` then reads the file the
+    general way, with its reasons; so does a reference value with an escape (``\\``), as the
+    source text is compared with ``fullUrl``s here, not the decoded value. (References outside
+    the resources, as in ``Bundle.signature``, are rewritten and added to ``found`` too; no
+    row keeps them.)"""
+    try:
+        compact = msgspec.json.format(data, indent=-1)
+        if not compact.isascii():
+            compact.decode("utf-8")  # msgspec does not check UTF-8 inside strings it skips
+        heads = _HEADS.decode(compact).entry
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return None
+    if not all(h.resource.resourceType and h.resource.id for h in heads):
+        return None
+    full_urls = {h.fullUrl: f"{h.resource.resourceType}/{h.resource.id}" for h in heads if h.fullUrl}
+    values: set[bytes] = set()
+    compact, missing = _rewrite_references(compact, full_urls, values)
+    if any(b"\\" in value for value in values):
+        return None  # an escape in a reference: only the general reader compares it exactly
+    found.update(values)
+    raws = _RAWS.decode(compact).entry  # the same JSON text, only reference values changed
+    rows = []
+    for index, (entry, raw) in enumerate(zip(heads, raws, strict=True)):
+        json = bytes(raw.resource)
+        if missing and _has_urn_reference(json):
+            batch.quarantine(source, f"entry {index}", "reference to a resource missing from the bundle")
+            continue
+        head = entry.resource
+        if head.resourceType == "Patient":
+            patient_id: str | None = head.id
+        else:
+            refs = (head.subject, head.patient, head.beneficiary)
+            patient_id = _patient_in([r.reference if r is not None else None for r in refs], full_urls)
+        rows.append(FhirRow(head.resourceType, head.id, patient_id, json, f"entry {index}"))
+    return rows
 
 
 def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow]:
@@ -264,19 +346,25 @@ def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult, found:
 
 def _normalise_references(jsons: list[bytes], full_urls: dict[str, str], found: set[bytes]) -> list[bytes | None]:
     """Rewrite references that name a bundle ``fullUrl`` to ``Type/id`` in the compact JSON of
-    each resource; None for a resource with a ``urn:`` reference that names no entry. Every
-    reference value (after rewriting) is added to ``found``.
+    each resource; None for a resource with a ``urn:`` reference that names no entry. Works on
+    all resources at once, joined by newlines (which compact JSON never contains)."""
+    joined, missing = _rewrite_references(b"\n".join(jsons), full_urls, found)
+    out: list[bytes | None] = list(joined.split(b"\n"))
+    if missing:
+        out = [None if json is not None and _has_urn_reference(json) else json for json in out]
+    return out
 
-    Works on all resources at once (joined by newlines, which compact JSON never contains),
-    splitting on the literal ``"reference":"`` key: a few C-level passes and one cheap step
-    per reference, no regular expression and no walk over the parsed objects.
-    """
-    joined = b"\n".join(jsons)
-    if not full_urls and b'"urn:' not in joined:
-        found.update(_LITERAL_REFERENCE.findall(joined))
-        return list(jsons)
-    targets = {url.encode(): key.encode() for url, key in full_urls.items()}
-    pieces = joined.split(_REFERENCE_KEY)
+
+def _rewrite_references(json: bytes, full_urls: dict[str, str], found: set[bytes]) -> tuple[bytes, bool]:
+    """``json`` (compact) with references that name a ``fullUrl`` rewritten to ``Type/id``, and
+    whether a ``urn:`` reference names none. Every reference value (after rewriting) is added
+    to ``found``. Splits on the literal ``"reference":"`` key: a few C-level passes and one
+    cheap step per reference, no regular expression and no walk over parsed objects."""
+    if not full_urls and b'"urn:' not in json:
+        found.update(_LITERAL_REFERENCE.findall(json))
+        return json, False
+    targets = {_json_text(url): _json_text(key) for url, key in full_urls.items()}
+    pieces = json.split(_REFERENCE_KEY)
     missing = False
     for i in range(1, len(pieces)):
         value, quote, rest = pieces[i].partition(b'"')
@@ -287,10 +375,12 @@ def _normalise_references(jsons: list[bytes], full_urls: dict[str, str], found: 
         else:
             found.add(value)
             missing = missing or value.startswith(b"urn:")
-    out: list[bytes | None] = list(_REFERENCE_KEY.join(pieces).split(b"\n"))
-    if missing:
-        out = [None if json is not None and _has_urn_reference(json) else json for json in out]
-    return out
+    return _REFERENCE_KEY.join(pieces), missing
+
+
+def _json_text(value: str) -> bytes:
+    """``value`` as it stands inside a compact JSON string (escaped), without the quotes."""
+    return orjson.dumps(value)[1:-1]
 
 
 def literal_references(json: bytes) -> list[str]:
@@ -310,9 +400,14 @@ def _row(resource: dict[str, Any], json: bytes, where: str, full_urls: dict[str,
 
 
 def _patient_of(resource: dict[str, Any], full_urls: dict[str, str]) -> str | None:
-    for name in _PATIENT_FIELDS:
-        value = resource.get(name)
-        raw = value.get("reference") if isinstance(value, dict) else None
+    values = (resource.get(name) for name in _PATIENT_FIELDS)
+    return _patient_in([v.get("reference") if isinstance(v, dict) else None for v in values], full_urls)
+
+
+def _patient_in(references: list[Any], full_urls: dict[str, str]) -> str | None:
+    """The patient id of the first ``subject``/``patient``/``beneficiary`` reference (in that
+    order) that names a Patient, after mapping bundle ``fullUrl``s."""
+    for raw in references:
         if isinstance(raw, str):
             ref = full_urls.get(raw, raw)
             if ref.startswith("Patient/"):
