@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,35 @@ def canary_note() -> str:
         f"Lives at {c['line']}, {c['city']}, MA {c['zip']}. Call {c['phone']}. SSN {c['ssn']}. "
         f"DOB 07/23/1951. Mr. Quixly tolerated diet.\n"
     )
+
+
+def canary_bundle(patient: dict) -> dict:
+    """A transaction bundle of the canary patient with a canary in every free-text field."""
+    c = CANARY
+    pid = patient["id"]
+    ref = {"reference": f"urn:uuid:{pid}", "display": f"{c['given']} {c['family']}"}
+    note = canary_note()
+    resources = [
+        patient,
+        {"resourceType": "Encounter", "id": "enc-1", "status": "finished", "subject": ref,
+         "period": {"start": "2019-07-23T10:00:00Z"},
+         "participant": [{"individual": {"display": f"Dr. {c['family']}"}}]},
+        {"resourceType": "Observation", "id": "obs-1", "status": "final", "subject": ref,
+         "code": {"text": "Comment"}, "effectiveDateTime": "2019-07-23",
+         "valueString": f"Call {c['given']} at {c['phone']}"},
+        {"resourceType": "Condition", "id": "cond-1", "subject": ref,
+         "note": [{"text": f"Reported by {c['given']} {c['family']}, MRN {c['mrn']}"}]},
+        {"resourceType": "DocumentReference", "id": "doc-1", "status": "current", "subject": ref,
+         "content": [{"attachment": {"contentType": "text/plain",
+                                     "data": base64.b64encode(note.encode()).decode()}}],
+         "description": f"Note for {c['family']}"},
+    ]  # fmt: skip
+    entries = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def write_canary_source(tmp_path: Path, patient: dict) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bundle.json").write_text(json.dumps(canary_bundle(patient)))
+    return src

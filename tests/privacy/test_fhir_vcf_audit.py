@@ -14,43 +14,13 @@ from carelens.privacy.audit import audit
 from carelens.privacy.fhir import deid_fhir_path
 from carelens.privacy.keys import KeyService
 from carelens.privacy.vcf import deid_vcf
-from tests.privacy.conftest import CANARY, canary_note
+from tests.privacy.conftest import CANARY, write_canary_source
 
 C = CANARY
 
 
-def _bundle(patient: dict) -> dict:
-    pid = patient["id"]
-    ref = {"reference": f"urn:uuid:{pid}", "display": f"{C['given']} {C['family']}"}
-    note = canary_note()
-    resources = [
-        patient,
-        {"resourceType": "Encounter", "id": "enc-1", "status": "finished", "subject": ref,
-         "period": {"start": "2019-07-23T10:00:00Z"},
-         "participant": [{"individual": {"display": f"Dr. {C['family']}"}}]},
-        {"resourceType": "Observation", "id": "obs-1", "status": "final", "subject": ref,
-         "code": {"text": "Comment"}, "effectiveDateTime": "2019-07-23",
-         "valueString": f"Call {C['given']} at {C['phone']}"},
-        {"resourceType": "Condition", "id": "cond-1", "subject": ref,
-         "note": [{"text": f"Reported by {C['given']} {C['family']}, MRN {C['mrn']}"}]},
-        {"resourceType": "DocumentReference", "id": "doc-1", "status": "current", "subject": ref,
-         "content": [{"attachment": {"contentType": "text/plain",
-                                     "data": base64.b64encode(note.encode()).decode()}}],
-         "description": f"Note for {C['family']}"},
-    ]  # fmt: skip
-    entries = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
-def _write_source(tmp_path: Path, patient: dict) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "bundle.json").write_text(json.dumps(_bundle(patient)))
-    return src
-
-
 def test_fhir_deid_removes_every_canary_and_keeps_references(tmp_path: Path, keys: KeyService, canary_patient: dict):
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     out = tmp_path / "out"
     result = deid_fhir_path(src, out, keys)
     assert result.done["resources"] == 5 and not result.quarantined
@@ -71,7 +41,7 @@ def test_fhir_deid_removes_every_canary_and_keeps_references(tmp_path: Path, key
 
 
 def test_audit_finds_canaries_without_deid(tmp_path: Path, keys: KeyService, canary_patient: dict) -> None:
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     passthrough = tmp_path / "passthrough"
     deid_fhir_path(src, passthrough, keys, passthrough=True)
     report = audit(passthrough, src)
@@ -96,7 +66,7 @@ def test_fhir_bad_input_quarantined(tmp_path: Path, keys: KeyService) -> None:
 
 
 def test_cli_fhir_needs_secret_and_audit_exit_codes(tmp_path: Path, canary_patient: dict, monkeypatch) -> None:
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     runner = CliRunner()
     monkeypatch.delenv("CARELENS_SECRET_FILE", raising=False)
     monkeypatch.delenv("CARELENS_SECRET", raising=False)
@@ -153,7 +123,7 @@ def test_vcf_rejects_non_vcf(tmp_path: Path, keys: KeyService) -> None:
 
 
 def test_cli_vcf_links_mrn_sample_to_patient_pseudonym(tmp_path: Path, canary_patient: dict, secret_env: Path):
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     vcf = tmp_path / "in.vcf"
     vcf.write_text(VCF)
     out = tmp_path / "out.vcf"
@@ -167,7 +137,7 @@ def test_birth_year_of_people_over_89_is_folded(tmp_path: Path, keys: KeyService
     from datetime import date
 
     canary_patient["birthDate"] = "1920-03-04"
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     deid_fhir_path(src, tmp_path / "out", keys)
     bundle = json.loads((tmp_path / "out" / "bundle.json").read_text())
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
@@ -175,7 +145,7 @@ def test_birth_year_of_people_over_89_is_folded(tmp_path: Path, keys: KeyService
 
 
 def test_cli_text_uses_patient_context_from_fhir(tmp_path: Path, canary_patient: dict, secret_env: Path) -> None:
-    src = _write_source(tmp_path, canary_patient)
+    src = write_canary_source(tmp_path, canary_patient)
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "doc-1.txt").write_text("zebulon seen today; quixly (sic) tolerated diet.\n")  # lower case, misspelt

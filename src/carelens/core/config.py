@@ -39,6 +39,12 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+def research_store(store: Path | None = None) -> Path:
+    """The research zone's store, ``<store>/research`` (de-identified data only; its lake is
+    ``<store>/research/lake``, apart from the identified lake ``<store>/lake``)."""
+    return (store if store is not None else get_settings().store) / "research"
+
+
 def shared_data_dir() -> Path | None:
     """The public test and benchmark data (``CARELENS_SHARED_DATA``, else ``../shared/data``
     next to the repository), or None when it is not on this machine."""

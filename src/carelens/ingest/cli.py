@@ -19,6 +19,12 @@ def register(app: typer.Typer) -> None:
             None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
         ),
         format: str = typer.Option("json", "--format", help="json (counts and quarantined items) or text (one line)."),
+        zone: str = typer.Option(
+            "clinical", "--zone", help="clinical (identified lake, default) or research (de-identified lake)."
+        ),
+        source: list[Path] = typer.Option(
+            [], "--source", help="research zone: the identified data PATH was de-identified from (repeatable)."
+        ),
     ) -> None:
         """Ingest files and folders into the lake; bad items are quarantined, the rest goes on.
 
@@ -29,13 +35,26 @@ def register(app: typer.Typer) -> None:
         {"ingested": {type: n, ..., "notes", "dicom", "variants"}, "quarantined": [{"source",
         "where", "reason"}]}. Exit 0 when everything was ingested, 3 when something was
         quarantined, 2 on usage errors.
+
+        --zone research --source SRC: de-identified files go into the research lake
+        (STORE/research/lake; query it with carelens sql --zone research). The leak audit
+        first searches them for every identifier known from SRC (the identified FHIR, DICOM
+        or VCF they were made from); on any leak the whole batch is refused, nothing is
+        ingested, and the command exits 4 naming how many leaks of which kinds.
         """
         from carelens.core.output import emit_json
         from carelens.ingest.pipeline import ingest
+        from carelens.ingest.research import ingest_research
 
         if format not in ("json", "text"):
             raise UsageError("--format must be json or text")
-        result = ingest(paths, store)
+        if zone not in ("clinical", "research"):
+            raise UsageError("--zone must be clinical or research")
+        if zone == "research" and not source:
+            raise UsageError("--zone research needs --source: the identified data the batch was de-identified from")
+        if zone == "clinical" and source:
+            raise UsageError("--source is for --zone research only")
+        result = ingest_research(paths, source, store) if zone == "research" else ingest(paths, store)
         if format == "json":
             emit_json(result.summary())
         else:

@@ -5,7 +5,8 @@ names, identifiers such as MRN and SSN, phone numbers, address lines, exact birt
 DICOM patient attributes; VCF sample names) and searches every file under ``out`` (text,
 JSON/NDJSON, DICOM headers, VCF), case-insensitive and tolerant of separators. A leak names
 what kind of value leaked and where (file and offset, line or DICOM attribute), never the
-value. The research-zone ingest calls it and refuses a batch with leaks.
+value. The research-zone ingest (``carelens ingest --zone research``) calls it and refuses a
+batch with leaks; ``out`` and ``source`` may each be several files or folders.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -48,10 +50,10 @@ class AuditReport:
                 "identifiers_searched": dict(self.identifiers)}  # fmt: skip
 
 
-def source_identifiers(source: Path) -> list[tuple[str, str]]:
+def source_identifiers(source: Path | Sequence[Path]) -> list[tuple[str, str]]:
     """(kind, value) of every identifier known from the files under ``source``."""
     found: set[tuple[str, str]] = set()
-    for path in _files(source):
+    for path in (p for root in _roots(source) for p in _files(root)):
         name = path.name.lower()
         if name.endswith((".json", ".ndjson")) and not name.endswith(".phi.json"):
             from carelens.privacy.fhir import iter_resources
@@ -145,7 +147,7 @@ def _pattern(kind: str, value: str) -> str:
     return r"(?<![A-Za-z0-9])" + r"[\s\-./()^]{0,2}".join(re.escape(c) for c in chars) + r"(?![A-Za-z0-9])"
 
 
-def audit(out: Path, source: Path) -> AuditReport:
+def audit(out: Path | Sequence[Path], source: Path | Sequence[Path]) -> AuditReport:
     """Every identifier from ``source`` found anywhere under ``out`` (kinds and locations only)."""
     idents = source_identifiers(source)
     report = AuditReport(identifiers=Counter(kind for kind, _ in idents))
@@ -157,18 +159,24 @@ def audit(out: Path, source: Path) -> AuditReport:
             searches.append((kind, _anchor(kind, value), re.compile(_pattern(kind, value), re.IGNORECASE)))
         except ValueError:
             continue
-    base = out if out.is_dir() else out.parent
-    for path in _files(out):
-        report.files_scanned += 1
-        rel = str(path.relative_to(base))
-        for where, text in _texts(path):
-            low = text.lower()
-            for kind, anchor, regex in searches:
-                if anchor not in low:
-                    continue
-                for m in regex.finditer(text):
-                    report.leaks.append(Leak(kind, f"{rel}:{where}" if where else f"{rel}:offset {m.start()}"))
+    roots = _roots(out)
+    for root in roots:  # locations relative to the folder given (to its parent when several are)
+        base = root if root.is_dir() and len(roots) == 1 else root.parent
+        for path in _files(root):
+            report.files_scanned += 1
+            rel = str(path.relative_to(base))
+            for where, text in _texts(path):
+                low = text.lower()
+                for kind, anchor, regex in searches:
+                    if anchor not in low:
+                        continue
+                    for m in regex.finditer(text):
+                        report.leaks.append(Leak(kind, f"{rel}:{where}" if where else f"{rel}:offset {m.start()}"))
     return report
+
+
+def _roots(paths: Path | Sequence[Path]) -> list[Path]:
+    return [paths] if isinstance(paths, Path) else list(paths)
 
 
 def _anchor(kind: str, value: str) -> str:

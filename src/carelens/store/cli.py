@@ -22,8 +22,11 @@ def register(app: typer.Typer) -> None:
             None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
         ),
         format: str = typer.Option("json", "--format", help="json (a list of row objects), csv or table."),
+        zone: str = typer.Option(
+            "clinical", "--zone", help="clinical (identified lake, default) or research (STORE/research/lake)."
+        ),
     ) -> None:
-        """Query the lake with SQL (DuckDB).
+        """Query the lake with SQL (DuckDB); --zone research queries the de-identified research lake.
 
         Tables: resources, notes, dicom_instances (views dicom_series, dicom_studies),
         variants, quarantine, sources, and one view per FHIR resource type ("Patient",
@@ -32,14 +35,18 @@ def register(app: typer.Typer) -> None:
         resources.json holds each resource as JSON with references as Type/id; use DuckDB's
         JSON functions, e.g. json ->> '$.status'.
         """
+        from carelens.core.config import research_store
         from carelens.core.output import emit_json
         from carelens.store.lake import Lake
 
         if format not in ("json", "csv", "table"):
             raise UsageError("--format must be json, csv or table")
-        lake = Lake(store)
+        if zone not in ("clinical", "research"):
+            raise UsageError("--zone must be clinical or research")
+        lake = Lake(research_store(store) if zone == "research" else store)
         if not lake.root.is_dir():
-            raise InputError(f"no lake in {lake.store} (run carelens ingest first, or give --store)")
+            hint = "carelens ingest --zone research" if zone == "research" else "carelens ingest"
+            raise InputError(f"no lake in {lake.store} (run {hint} first, or give --store)")
         table = lake.query(query)
         rows = table.to_pylist()
         if format == "json":

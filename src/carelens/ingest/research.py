@@ -1,0 +1,44 @@
+"""Ingest into the research zone: the leak audit runs first and a batch that leaks is refused.
+
+``ingest_research(paths, source)`` searches every file under ``paths`` for the identifiers
+known from ``source`` (the identified data they were de-identified from, see
+:func:`carelens.privacy.audit`). On any leak nothing is ingested and :class:`BatchRefused`
+names how many leaks of which kinds (never the values); otherwise the batch is ingested into
+the research lake ``<store>/research/lake``, apart from the identified lake.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from carelens.core.config import research_store
+from carelens.core.errors import InputError, UsageError
+from carelens.ingest.pipeline import IngestResult, ingest
+
+
+class BatchRefused(InputError):
+    """The leak audit found identifiers of the source in the batch; nothing was ingested."""
+
+    exit_code = 4
+
+
+def ingest_research(paths: Sequence[Path], source: Sequence[Path], store: Path | None = None) -> IngestResult:
+    """Audit ``paths`` against ``source``, then ingest them into the research lake (all or nothing)."""
+    from carelens.privacy.audit import audit
+
+    for path in [*paths, *source]:
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
+    report = audit(list(paths), list(source))
+    if not report.identifiers:
+        raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
+    if report.leaks:
+        kinds = Counter(leak.value_kind for leak in report.leaks)
+        listing = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+        raise BatchRefused(
+            f"batch refused: the leak audit found {len(report.leaks)} identifiers of the source in it ({listing});"
+            " nothing was ingested (`carelens deid audit PATH --source SOURCE` lists where)"
+        )
+    return ingest(paths, research_store(store))
