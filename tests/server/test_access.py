@@ -3,6 +3,7 @@ table, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.server.conftest import Workspace
@@ -10,11 +11,16 @@ from tests.server.fixture_store import PID
 
 CDS = "/cds-services/carelens-patient-view"
 HOOK = {"hook": "patient-view", "hookInstance": "h-1", "context": {"userId": "Practitioner/1", "patientId": PID}}
-FEEDBACK = {"feedback": [{"card": "c-1", "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}
+FEEDBACK = "feedback"  # filled in with a card the HOOK row issued
 
 # (method, path, kind, body) -> expected status for anonymous, clinician, researcher, admin.
 # kind "api": bearer tokens; kind "page": session cookies (anonymous GET is sent to the login page).
 MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
+    ("GET", "/", "page", None, (303, 303, 303, 303)),
+    ("GET", "/login", "page", None, (200, 200, 200, 200)),
+    ("POST", "/login", "page", {"username": "clinician", "password": "x"}, (403, 403, 403, 403)),
+    ("GET", "/api/openapi.json", "api", None, (200, 200, 200, 200)),
+    ("GET", "/static/app.css", "page", None, (200, 200, 200, 200)),
     ("GET", "/api/patients", "api", None, (401, 200, 403, 403)),
     ("GET", f"/api/patients/{PID}/summary", "api", None, (401, 200, 403, 403)),
     ("GET", "/api/cohort", "api", None, (401, 403, 200, 200)),
@@ -28,6 +34,7 @@ MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", f"/patients/{PID}", "page", None, (303, 200, 403, 403)),
     ("GET", f"/patients/{PID}/evidence?ref=Condition/cond-htn", "page", None, (303, 200, 403, 403)),
     ("GET", f"/patients/{PID}/imaging/0/heatmap", "page", None, (303, 200, 403, 403)),
+    ("GET", f"/patients/{PID}/imaging/0/image", "page", None, (303, 200, 403, 403)),
     ("POST", f"/patients/{PID}/decisions", "page", "accept", (401, 303, 403, 403)),
     ("POST", f"/patients/{PID}/sign", "page", {}, (401, 303, 403, 403)),
     ("GET", f"/patients/{PID}/signed/1", "page", None, (303, 200, 403, 403)),
@@ -51,16 +58,35 @@ WHO = ("anonymous", "clinician", "researcher", "admin")
 
 
 def _first_item(ws: Workspace) -> str:
-    import re
-
     page = ws.clients["clinician"].get(f"/patients/{PID}").text
     found = re.search(r'name="item" value="([^"]+)"', page)
     assert found
     return found.group(1)
 
 
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$")
+
+
+def test_the_matrix_covers_every_route(ws_sqlite: Workspace) -> None:
+    """A route added to the app without a row here fails this test."""
+    app: Any = ws_sqlite.app
+    routes = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
+    routes |= {("GET", "/healthz"), ("GET", "/static/{path}")}  # outside the schema
+    rows = [(m, p.split("?")[0]) for m, p, *_ in MATRIX]
+    missing = sorted(f"{m} {t}" for m, t in routes if not any(rm == m and _template(t).match(rp) for rm, rp in rows))
+    assert not missing, "routes without a row in the access matrix: " + ", ".join(missing)
+
+
+def _feedback(ws: Workspace) -> dict[str, Any]:
+    r = ws.client().post(CDS, json=HOOK, headers=ws.bearer("clinician"))
+    card = r.json()["cards"][0]["uuid"]
+    return {"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}
+
+
 def test_access_matrix(ws: Workspace) -> None:
     item = _first_item(ws)
+    feedback = _feedback(ws)
     csrf = {role: ws.csrf(role) for role in WHO[1:]}
     anonymous = ws.client()
     actual: list[tuple[str, str, tuple[int, ...]]] = []
@@ -70,7 +96,7 @@ def test_access_matrix(ws: Workspace) -> None:
             if kind == "api":
                 client = anonymous if who == "anonymous" else ws.client()
                 headers = {} if who == "anonymous" else ws.bearer(who)
-                r = client.request(method, path, json=body, headers=headers)
+                r = client.request(method, path, json=feedback if body == FEEDBACK else body, headers=headers)
             else:
                 client = anonymous if who == "anonymous" else ws.clients[who]
                 data = None

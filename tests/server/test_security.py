@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from carelens.store.appdb import AuditEvent, ReviewDecision
+from carelens.store.appdb import ApiToken, AuditEvent, ReviewDecision, SignedSummary, User
 from tests.server.conftest import CSRF, Workspace, login, make_workspace
 from tests.server.fixture_store import CANARY_NAME, CANARY_SSN, PID
 
@@ -40,6 +40,27 @@ def test_decision_with_missing_or_wrong_csrf_is_refused_and_stores_nothing(ws: W
     assert r.status_code == 403
     assert "security token" in r.text
     assert _counts(ws) == before
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "data"),
+    [
+        ("clinician", f"/patients/{PID}/sign", {}),
+        ("admin", "/admin/users", {"username": "mallory", "role": "admin", "password": "long enough pw"}),
+        ("admin", "/admin/users/clinician/token", {}),
+        ("clinician", "/logout", {}),
+    ],
+)
+def test_every_other_form_needs_its_csrf_token(ws_sqlite: Workspace, role: str, path: str, data: dict) -> None:
+    ws = ws_sqlite
+    with Session(ws.engine) as s:
+        before = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
+    r = ws.clients[role].post(path, data={**data, "csrf_token": "forged"})
+    assert r.status_code == 403 and "security token" in r.text
+    with Session(ws.engine) as s:
+        after = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
+    assert after == before
+    assert ws.clients[role].get("/models").status_code == 200  # still logged in
 
 
 def test_csrf_token_of_another_session_is_refused(ws: Workspace) -> None:

@@ -3,12 +3,14 @@ of every view and decision, and CDS Hooks (shapes per the specification)."""
 
 from __future__ import annotations
 
+import json
 import re
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from carelens.store.appdb import AuditEvent, CdsFeedback, audit
+from carelens.store.appdb import AuditEvent, CdsFeedback, SignedSummary, audit
 from tests.server.conftest import Workspace
 from tests.server.fixture_store import CITED, IMAGE_MODEL, NOTE, PID
 
@@ -109,6 +111,9 @@ def test_sign_off_with_nothing_accepted_is_refused(ws_sqlite: Workspace) -> None
     csrf = ws_sqlite.csrf("clinician", "/patients")
     r = ws_sqlite.clients["clinician"].post(f"/patients/{PID}/sign", data={"csrf_token": csrf})
     assert r.status_code == 400 and "nothing to sign" in r.text
+    with Session(ws_sqlite.engine) as s:
+        assert s.scalars(select(SignedSummary)).first() is None
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "sign")).first() is None
 
 
 def test_every_view_read_and_decision_is_audited(ws: Workspace) -> None:
@@ -229,3 +234,43 @@ def test_cds_feedback_override_without_reason_stores_nothing(ws: Workspace) -> N
     )
     with Session(ws.engine) as s:
         assert s.scalars(select(CdsFeedback)).first() is None
+
+
+def test_every_model_card_link_opens_a_card_with_maker_use_performance_limits(ws_sqlite: Workspace) -> None:
+    client = ws_sqlite.clients["clinician"]
+    links = set(re.findall(r'class="model-card" href="([^"]+)"', client.get(f"/patients/{PID}").text))
+    assert len(links) == 4  # summary, image model, PGx, findings
+    for link in links:
+        card = client.get(link)
+        assert card.status_code == 200, link
+        lead = card.text[card.text.index("Who made it") : card.text.index("Registry id")]
+        assert "not documented" not in lead, link  # who made it, intended use, limitations
+        performance = card.text[card.text.index("<h2>Performance</h2>") : card.text.index("HTI-1")]
+        assert "No measured performance" not in performance, link
+
+
+def test_image_files_are_audited_with_their_model(ws_sqlite: Workspace) -> None:
+    ws = ws_sqlite
+    assert ws.clients["clinician"].get(f"/patients/{PID}/imaging/0/heatmap").status_code == 200
+    (row,) = audit.events(ws.engine, PID, limit=1)
+    assert (row.action, row.actor, row.model_version) == ("view.heatmap", "clinician", f"{IMAGE_MODEL}@1.0.0")
+
+
+def test_cds_feedback_is_tied_to_the_issuing_audit_row_across_restarts(ws: Workspace) -> None:
+    from carelens.server import create_app
+
+    hook = {"hook": "patient-view", "hookInstance": "h-2", "context": {"patientId": PID}}
+    card = ws.client().post(CDS, json=hook, headers=ws.bearer("clinician")).json()["cards"][0]["uuid"]
+    (issued,) = [e for e in audit.events(ws.engine, PID) if e.action == "cds.patient-view"]
+    restarted = TestClient(create_app(ws.app.state.ctx.settings))  # type: ignore[attr-defined]
+    body = {"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-28T05:00:00Z"}]}
+    assert restarted.post(f"{CDS}/feedback", json=body, headers=ws.bearer("clinician")).status_code == 200
+    (event,) = [e for e in audit.events(ws.engine) if e.action == "cds.feedback.accepted"]
+    assert event.patient_id == PID and event.model_version == issued.model_version
+    assert json.loads(event.detail)["issued_in"] == issued.id
+
+    unknown = {"feedback": [body["feedback"][0], {**body["feedback"][0], "card": "never-issued"}]}
+    r = restarted.post(f"{CDS}/feedback", json=unknown, headers=ws.bearer("clinician"))
+    assert r.status_code == 404 and "nothing was stored" in r.json()["detail"]
+    with Session(ws.engine) as s:
+        assert len(list(s.scalars(select(CdsFeedback)))) == 1  # only the first request's

@@ -8,11 +8,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import ANY_ROLE, CLINICIAN, Principal, Problem, api_user
+from carelens.server.context import CardOrigin, Context
 from carelens.server.items import ReviewItem
-from carelens.store.appdb import CdsFeedback, audit, now_iso
+from carelens.store.appdb import AuditEvent, CdsFeedback, audit, now_iso
 
 router = APIRouter(prefix="/cds-services")
 SERVICE_ID = "carelens-patient-view"
@@ -82,8 +85,9 @@ def _known(service_id: str) -> None:
 
 
 @router.get("")
-def discovery(who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
+def discovery(request: Request, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
     """CDS Hooks discovery: the services this server offers."""
+    ctx_of(request).record(who, "cds.discovery")
     return {"services": [SERVICE]}
 
 
@@ -134,16 +138,30 @@ def patient_view(
                 ],
             }
         ]
-    ctx.remember_cards({c["uuid"]: pid for c in cards})
-    ctx.record(
+    uuids = [c["uuid"] for c in cards]
+    row = ctx.record(
         who,
         "cds.patient-view",
         pid,
         view.model_version,
         view.input_hash,
-        {"hookInstance": body.hookInstance[:64], "cards": len(cards)},
+        {"hookInstance": body.hookInstance[:64], "cards": uuids},
     )
+    ctx.remember_cards({u: (pid, row["id"], view.model_version) for u in uuids})
     return {"cards": cards}
+
+
+def card_origin(s: Session, ctx: Context, card: str) -> CardOrigin | None:
+    """Where a card was issued: remembered since start-up, else found in the audit log."""
+    if card in ctx.issued_cards:
+        return ctx.issued_cards[card]
+    row = s.execute(
+        select(AuditEvent.patient_id, AuditEvent.id, AuditEvent.model_version)
+        .where(AuditEvent.action == "cds.patient-view", AuditEvent.detail.contains(f'"{card}"'))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
 
 
 @router.post("/{service_id}/feedback")
@@ -155,6 +173,10 @@ def feedback(
     ctx = ctx_of(request)
     with ctx.writing() as s:
         for fb in body.feedback:
+            origin = card_origin(s, ctx, fb.card)
+            if origin is None:
+                raise Problem(404, "no card with this uuid was issued by this service; nothing was stored")
+            pid, issued_in, model_version = origin
             reason = fb.overrideReason
             text = None
             if reason is not None:
@@ -173,7 +195,8 @@ def feedback(
                 s,
                 who.username,
                 f"cds.feedback.{fb.outcome}",
-                ctx.issued_cards.get(fb.card),
-                detail={"card": fb.card, "service": service_id, "reason": text},
+                pid,
+                model_version,
+                detail={"card": fb.card, "service": service_id, "reason": text, "issued_in": issued_in},
             )
     return {}

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
 from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
+from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
 from carelens.store.appdb import audit, get_engine
 
 TEMPLATES = Path(__file__).with_name("templates")
+CardOrigin = tuple[str | None, int, str | None]  # patient id, audit row that issued the card, model version
 
 
 def default_data(settings: ServerSettings) -> ClinicalData:
@@ -76,7 +78,7 @@ class Context:
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
-        self.issued_cards: dict[str, str] = {}
+        self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cards_lock = threading.Lock()
@@ -96,7 +98,12 @@ class Context:
         return row
 
     def view(self, pid: str) -> PatientView:
-        return PatientView(self.data, self.patient(pid), self._items)
+        """The patient page's content; items are labelled with their model card's name."""
+        view = PatientView(self.data, self.patient(pid), self._items)
+        for item in view.items:
+            if not item.model_label:
+                item.model_label = model_name(self.settings.store, item.model_id) or ""
+        return view
 
     def summary_json(self, pid: str) -> tuple[bytes, str, str]:
         """The summary as JSON bytes, its model and input hash (serialised once per input hash)."""
@@ -117,13 +124,13 @@ class Context:
         model_version: str | None = None,
         input_hash: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> None:
-        """Append one audit row in its own transaction."""
+    ) -> dict[str, Any]:
+        """Append one audit row in its own transaction; returns the row."""
         with self.writing() as s:
-            audit.append(s, who.username, action, patient_id, model_version, input_hash, detail)
+            return audit.append(s, who.username, action, patient_id, model_version, input_hash, detail)
 
-    def remember_cards(self, cards: dict[str, str]) -> None:
-        """Card uuid -> patient id, so that CDS feedback can name the patient in the audit log."""
+    def remember_cards(self, cards: dict[str, CardOrigin]) -> None:
+        """Card uuid -> where it was issued, so that CDS feedback can name it in the audit log."""
         with self._cards_lock:
             if len(self.issued_cards) > 100_000:
                 self.issued_cards.clear()

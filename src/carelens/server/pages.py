@@ -28,6 +28,7 @@ from carelens.server.auth import (
     page_user,
 )
 from carelens.server.data import note_text
+from carelens.server.items import model_of
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
 from carelens.store import appdb
@@ -239,6 +240,9 @@ def imaging_file(
     path = outputs.file(str(rel)) if rel and outputs is not None else None
     if path is None:
         raise Problem(404, f"no {what} file for this image")
+    model = "{}@{}".format(*model_of(preds[index], ("unknown-imaging-model", "unknown")))
+    input_hash = str(preds[index].get("input_hash") or ctx.data.input_hash(pid))
+    ctx.record(who, f"view.{what}", pid, model, input_hash, {"index": index})
     return FileResponse(path, media_type="image/png")
 
 

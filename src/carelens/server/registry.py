@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import CarelensError
+from carelens.server.builtin_cards import builtin_card, builtin_list
 
 MODEL_ID = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
 _weights_sha: dict[Path, str] = {}
+_names: dict[tuple[Path, str], str] = {}
 _lock = threading.Lock()
 
 
@@ -28,14 +30,13 @@ def _registry(store: Path) -> Any:
 
 
 def list_models(store: Path) -> list[dict[str, Any]]:
-    """One line per registered model (id, name, version, metrics, ...); empty without a registry."""
+    """One line per registered model (id, name, version, metrics, ...), then the built-in components."""
     registry = _registry(store)
-    if registry is None:
-        return []
     try:
-        return list(registry.list())
+        registered = list(registry.list()) if registry is not None else []
     except (CarelensError, OSError, ValueError):
-        return []
+        registered = []
+    return registered + builtin_list()
 
 
 def _weights_digest(path: Path) -> str:
@@ -46,10 +47,11 @@ def _weights_digest(path: Path) -> str:
 
 
 def model_card(store: Path, ref: str) -> dict[str, Any] | None:
-    """The exported registry entry (card, metrics, the 31 HTI-1 attributes) for ``ref``, or None."""
+    """The exported registry entry (card, metrics, the 31 HTI-1 attributes) for ``ref``, the
+    built-in component's card, or None."""
     registry = _registry(store)
     if registry is None:
-        return None
+        return builtin_card(ref)
     base = ref.split("@", 1)[0]
     try:
         for model_id in registry.ids():
@@ -58,5 +60,16 @@ def model_card(store: Path, ref: str) -> dict[str, Any] | None:
             if base in (model_id, entry.name) or base == _weights_digest(weights):
                 return dict(registry.export(model_id))
     except (CarelensError, OSError, ValueError):
-        return None
-    return None
+        return builtin_card(ref)
+    return builtin_card(ref)
+
+
+def model_name(store: Path, ref: str) -> str | None:
+    """The card's model name for ``ref`` (remembered once found), or None without a card."""
+    key = (store, ref)
+    if key not in _names:
+        card = model_card(store, ref)
+        if card is None:
+            return None
+        _names[key] = str(card.get("name") or ref)
+    return _names[key]
