@@ -119,7 +119,7 @@ def test_clinician_checks_evidence_rejects_and_signs(server, browser) -> None:  
     assert page.locator("#needs-attention li.item").count() == 3
     page.screenshot(path=str(ARTIFACTS / "1-patient-page.png"), full_page=True)
 
-    page.click("a.citation:has-text('DocumentReference/note-hp')")
+    page.click("a.citation[title='DocumentReference/note-hp']")
     mark = page.locator("mark#cited")
     assert mark.inner_text() == CITED
     assert mark.is_visible()

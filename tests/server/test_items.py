@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from carelens.server.items import finding_items, image_items, pgx_items
+from carelens.server.items import finding_items, image_items, pgx_items, split_drugs
 
 PREDICTION = {  # ImagePrediction.to_dict() of carelens.imaging.predict
     "source": "cxr-001.dcm",
@@ -61,3 +61,17 @@ def test_findings_flag_only_reportable_variants() -> None:
     reportable, carrier = finding_items([{**base, "reportable": True}, {**base, "gene": "MUTYH", "reportable": False}])
     assert reportable.text == "BRCA2 chr13:32340300 A>AT Pathogenic heterozygous" and reportable.needs_attention
     assert not carrier.needs_attention
+
+
+def test_split_drugs_puts_the_patients_own_medications_first() -> None:
+    summary = {
+        "sections": [
+            {"code": "10160-0", "items": [{"text": "capecitabine 500 mg oral tablet, started 2020-01-07"}]},
+            {"code": "11450-4", "items": [{"text": "history of warfarin allergy"}]},  # not a medication
+        ]
+    }
+    drugs = [{"drug": "warfarin"}, {"drug": "capecitabine", "genes": {"DPYD": "1.0"}}, {"drug": "cape"}]
+    current, other = split_drugs(drugs, summary)
+    assert [d["drug"] for d in current] == ["capecitabine"]
+    assert [d["drug"] for d in other] == ["warfarin", "cape"]  # whole words only
+    assert split_drugs(drugs, None) == ([], drugs)

@@ -43,7 +43,9 @@ def test_patient_page_shows_attention_first_evidence_models_images_and_pgx(ws_sq
     assert "probability 0.55" in page and "conformal set: normal, pneumonia" in page
     assert f'src="/patients/{PID}/imaging/0/heatmap"' in page
     assert "CYP2C19" in page and "*1/*2" in page and "Intermediate Metabolizer" in page
-    assert "<strong>clopidogrel</strong>: consider an alternative" in page
+    current = page[page.index("Drugs on this patient") : page.index('id="findings"')]
+    assert "<strong>clopidogrel</strong>: consider an alternative" in current  # the patient takes it
+    assert 'href="#image-0">image and heatmap</a>' in page and 'id="image-0"' in page  # an image read's evidence
     assert "no allergies recorded" in page
 
 

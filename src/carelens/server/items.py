@@ -3,6 +3,7 @@ or reject: summary items, image reads, pharmacogenomic calls and genomic finding
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -11,6 +12,7 @@ from carelens import __version__
 from carelens.core.ids import stable_id
 
 SUMMARY_MODEL = "carelens-record-summary"
+MEDICATIONS = "10160-0"  # LOINC code of the IPS medication section
 REFER = "uncertain: refer"
 Kind = Literal["summary", "image", "pgx", "finding"]
 
@@ -175,3 +177,20 @@ def finding_items(findings: list[dict[str, Any]]) -> list[ReviewItem]:
             )
         )
     return out
+
+
+def split_drugs(drugs: list[Any], summary: dict[str, Any] | None) -> tuple[list[Any], list[Any]]:
+    """PGx drug recommendations split into (drugs on the summary's medication list, the rest)."""
+    meds = " | ".join(
+        str(i.get("text", "")).lower()
+        for s in (summary or {}).get("sections", [])
+        if s.get("code") == MEDICATIONS
+        for i in s.get("items", [])
+    )
+    current: list[Any] = []
+    other: list[Any] = []
+    for d in drugs:
+        name = str(d.get("drug") or d.get("name") or "") if isinstance(d, dict) else ""
+        taken = bool(name) and re.search(rf"\b{re.escape(name.lower())}\b", meds) is not None
+        (current if taken else other).append(d)
+    return current, other

@@ -28,7 +28,7 @@ from carelens.server.auth import (
     page_user,
 )
 from carelens.server.data import note_text
-from carelens.server.items import model_of
+from carelens.server.items import model_of, split_drugs
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
 from carelens.store import appdb
@@ -181,7 +181,7 @@ def patient_page(request: Request, pid: PatientId, who: Principal = Depends(page
         signed=signed,
         images=[i for i in view.items if i.kind == "image"],
         pgx=[i for i in view.items if i.kind == "pgx"],
-        drugs=(view.pgx or {}).get("drugs", []),
+        drugs=split_drugs((view.pgx or {}).get("drugs", []), view.summary),
         findings=[i for i in view.items if i.kind == "finding"],
     )
 
