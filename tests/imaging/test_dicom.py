@@ -58,6 +58,22 @@ def test_rescale_and_window_are_applied(tmp_path: Path) -> None:
     assert np.corrcoef(pixels[inside], hu[inside])[0, 1] > 0.99
 
 
+def test_voi_lut_sequence_is_applied(tmp_path: Path) -> None:
+    """A VOI LUT (here a step at raw value 1000) replaces the window: output follows the table."""
+    ds = pydicom.dcmread(_testfile("MR_small.dcm"))
+    raw = ds.pixel_array.astype(np.int64)
+    del ds.WindowCenter, ds.WindowWidth
+    lut = pydicom.Dataset()
+    lut.add_new("LUTDescriptor", "US", [4096, 0, 16])
+    lut.add_new("LUTData", "US", [0 if v < 1000 else 4095 for v in range(4096)])
+    ds.VOILUTSequence = [lut]
+    path = tmp_path / "voi_lut.dcm"
+    ds.save_as(path)
+    pixels = read_image(path).pixels
+    assert 0 < (raw >= 1000).mean() < 1
+    np.testing.assert_array_equal(pixels, (raw >= 1000).astype(np.float32))
+
+
 @pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"])
 def test_lossless_compressed_syntaxes_match_uncompressed(name: str) -> None:
     reference = read_image(_testfile("MR_small.dcm")).pixels

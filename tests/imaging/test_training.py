@@ -116,3 +116,40 @@ def test_cli_train_on_an_image_folder(tmp_path: Path) -> None:
     assert out["labels"] == ["plain", "square"]
     assert out["training"]["counts"] == {"train": 64, "val": 32}
     assert load_package(tmp_path / "pkg").id == out["id"]
+
+
+def _banded(n: int, task: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Three bright horizontal bands, one per class: one band (multi-class) or any of them (multi-label)."""
+    if task == "multiclass":
+        present = np.eye(3, dtype=bool)[rng.integers(0, 3, n)]
+    else:
+        present = rng.random((n, 3)) < 0.5
+    images = rng.normal(60, 15, (n, 28, 28))
+    for k in range(3):
+        images[present[:, k], 3 + 8 * k : 9 + 8 * k, 4:24] += 150
+    labels = present.argmax(axis=1)[:, None] if task == "multiclass" else present.astype(np.uint8)
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_train_and_predict_multiclass_and_multilabel(tmp_path: Path, task: str) -> None:
+    from PIL import Image
+
+    from carelens.imaging.predict import predict_image
+
+    rng = np.random.default_rng(0)
+    parts = {}
+    for split, n in (("train", 96), ("val", 48)):
+        parts[f"{split}_images"], parts[f"{split}_labels"] = _banded(n, task, rng)
+    np.savez(tmp_path / "bands.npz", **parts)
+    meta = train(tmp_path / "bands.npz", tmp_path / "pkg", TrainConfig(max_epochs=2, arch_options=FAST, bootstrap=50))
+    assert meta["task"] == task and len(meta["labels"]) == 3
+    assert (meta["conformal"] is None) == (task == "multilabel")
+    assert 0.0 <= meta["metrics"]["validation"]["ece"] <= 1.0
+    Image.fromarray(parts["val_images"][0]).save(tmp_path / "one.png")
+    pred = predict_image(load_package(tmp_path / "pkg"), tmp_path / "one.png")
+    assert set(pred.probabilities) == set(meta["labels"])
+    if task == "multiclass":
+        assert isinstance(pred.finding, str) and pred.conformal_set and pred.finding in meta["labels"]
+    else:
+        assert isinstance(pred.finding, list) and pred.conformal_set is None and not pred.uncertain_refer
