@@ -34,8 +34,9 @@ SIDECAR_SUFFIXES = (".phi.json", ".meta.json")
 
 _REFERENCE = re.compile(rb'("reference"\s*:\s*")([^"\\]+)(")')
 _REFERENCE_KEY = b'"reference":"'  # as orjson writes it: compact, no spaces
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 _LITERAL_REFERENCE = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^"\\]*)?"')
-_LITERAL_VALUE = re.compile(rb"^([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?$")
+_LITERAL_VALUES = re.compile(rb"^([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?$", re.MULTILINE)
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 
 
@@ -137,9 +138,8 @@ def read_fhir_file(
         found.update(_LITERAL_REFERENCE.findall(data))
     else:
         rows = _read_json(data, source, batch, found)
-    if references is not None:
-        matches = (_LITERAL_VALUE.match(r) for r in found)
-        references.update(m.group(1).decode() for m in matches if m)
+    if references is not None:  # one value a line: a reference value never holds a raw newline
+        references.update(m.decode() for m in _LITERAL_VALUES.findall(b"\n".join(found)))
     return rows
 
 
@@ -246,6 +246,11 @@ class _Head(msgspec.Struct):
     patient: _Reference | None = None
     beneficiary: _Reference | None = None
 
+    def references(self) -> Iterator[str | None]:
+        """The ``subject``, ``patient`` and ``beneficiary`` reference values, in that order."""
+        for field in (self.subject, self.patient, self.beneficiary):
+            yield field.reference if field is not None else None
+
 
 class _HeadEntry(msgspec.Struct):
     resource: _Head
@@ -302,11 +307,7 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
             batch.quarantine(source, f"entry {index}", "reference to a resource missing from the bundle")
             continue
         head = entry.resource
-        if head.resourceType == "Patient":
-            patient_id: str | None = head.id
-        else:
-            refs = (head.subject, head.patient, head.beneficiary)
-            patient_id = _patient_in([r.reference if r is not None else None for r in refs], full_urls)
+        patient_id = head.id if head.resourceType == "Patient" else _patient_in(head.references(), full_urls)
         rows.append(FhirRow(head.resourceType, head.id, patient_id, json, f"entry {index}"))
     return rows
 
@@ -363,19 +364,30 @@ def _rewrite_references(json: bytes, full_urls: dict[str, str], found: set[bytes
     if not full_urls and b'"urn:' not in json:
         found.update(_LITERAL_REFERENCE.findall(json))
         return json, False
-    targets = {_json_text(url): _json_text(key) for url, key in full_urls.items()}
+    targets = _json_texts(full_urls)
+    get = targets.get
     pieces = json.split(_REFERENCE_KEY)
-    missing = False
+    values = []
     for i in range(1, len(pieces)):
-        value, quote, rest = pieces[i].partition(b'"')
-        target = targets.get(value)
+        piece = pieces[i]
+        end = piece.find(b'"')
+        value = piece[:end]
+        target = get(value)
         if target is not None:
-            pieces[i] = target + quote + rest
-            found.add(target)
-        else:
-            found.add(value)
-            missing = missing or value.startswith(b"urn:")
+            pieces[i] = target + piece[end:]
+            value = target
+        values.append(value)
+    unique = set(values)
+    found.update(unique)
+    missing = any(value.startswith(b"urn:") for value in unique.difference(targets.values()))
     return _REFERENCE_KEY.join(pieces), missing
+
+
+def _json_texts(full_urls: dict[str, str]) -> dict[bytes, bytes]:
+    """``full_urls`` (fullUrl -> ``Type/id``) as they stand in compact JSON text."""
+    if not _NEEDS_ESCAPE.search("".join(full_urls) + "".join(full_urls.values())):
+        return {url.encode(): key.encode() for url, key in full_urls.items()}
+    return {_json_text(url): _json_text(key) for url, key in full_urls.items()}
 
 
 def _json_text(value: str) -> bytes:
@@ -404,7 +416,7 @@ def _patient_of(resource: dict[str, Any], full_urls: dict[str, str]) -> str | No
     return _patient_in([v.get("reference") if isinstance(v, dict) else None for v in values], full_urls)
 
 
-def _patient_in(references: list[Any], full_urls: dict[str, str]) -> str | None:
+def _patient_in(references: Iterable[Any], full_urls: dict[str, str]) -> str | None:
     """The patient id of the first ``subject``/``patient``/``beneficiary`` reference (in that
     order) that names a Patient, after mapping bundle ``fullUrl``s."""
     for raw in references:

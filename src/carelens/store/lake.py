@@ -97,6 +97,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     "sources": pa.schema([("source_hash", S), ("path", S), ("kind", S), ("items", pa.int64())]),
 }
 TABLES = tuple(SCHEMAS)
+_LONG_TEXT_COLUMNS = {"json", "text"}  # no min/max statistics: no query filters on a range of them
+_UNIQUE_COLUMNS = _LONG_TEXT_COLUMNS | {"id", "content_hash", "note_id", "sop_uid", "where"}  # no dictionary
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
     pa.large_string(): "VARCHAR",
@@ -331,7 +333,14 @@ class LakeWriter:
             target.parent.mkdir(parents=True, exist_ok=True)
             arrays = [_array(values, field.type) for values, field in zip(columns, SCHEMAS[table], strict=True)]
             tmp = target.with_suffix(".parquet.tmp")
-            pq.write_table(pa.Table.from_arrays(arrays, schema=SCHEMAS[table]), tmp, compression="zstd")
+            names = SCHEMAS[table].names
+            pq.write_table(
+                pa.Table.from_arrays(arrays, schema=SCHEMAS[table]),
+                tmp,
+                compression="zstd",
+                use_dictionary=[n for n in names if n not in _UNIQUE_COLUMNS],
+                write_statistics=[n for n in names if n not in _LONG_TEXT_COLUMNS],
+            )
             os.replace(tmp, target)
             parts[table] = relative
         self._seq += 1
