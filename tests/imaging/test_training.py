@@ -120,10 +120,8 @@ def test_cli_train_on_an_image_folder(tmp_path: Path) -> None:
 
 def _banded(n: int, task: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Three bright horizontal bands, one per class: one band (multi-class) or any of them (multi-label)."""
-    if task == "multiclass":
-        present = np.eye(3, dtype=bool)[rng.integers(0, 3, n)]
-    else:
-        present = rng.random((n, 3)) < 0.5
+    one_each = np.eye(3, dtype=bool)[rng.integers(0, 3, n)]
+    present = one_each if task == "multiclass" else rng.random((n, 3)) < 0.5
     images = rng.normal(60, 15, (n, 28, 28))
     for k in range(3):
         images[present[:, k], 3 + 8 * k : 9 + 8 * k, 4:24] += 150
