@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 
-from carelens.network.strategy import HubDP, Journal, make_strategy
+from carelens.network.strategy import HubDP, Journal, epsilon_spent, make_strategy
 
 
 def _res(value: float, n: int, site: str) -> tuple[None, FitRes]:
@@ -48,3 +51,24 @@ def test_dp_wrapper_adds_noise_and_skips_rounds_with_dropouts() -> None:
     assert params is not None and not np.allclose(parameters_to_ndarrays(params)[0], 1.0)
     skipped, _ = strategy.aggregate_fit(2, [_res(1.0, 30, "a")], [RuntimeError("gone")])
     assert skipped is None and "differential privacy" in journal.events[-1]["reason"]
+
+
+def test_dp_epsilon_and_site_counts_reach_the_registry_entry(tmp_path: Path) -> None:
+    from carelens.models import Registry
+    from carelens.network.local import get_weights, new_model
+    from carelens.network.screen import ScreenedGrid
+    from carelens.network.server_app import _register, privacy_record
+
+    journal = Journal()
+    journal.sites = {"north": {"n_train": 120, "n_train_pos": 80}, "east": {"n_train": 100, "n_train_pos": 50}}
+    model = new_model()
+    privacy = privacy_record(True, 1.1, 0.5, 3)
+    evaluation = {"split": "test", "sites": [], "pooled": {}}
+    cfg = {"store": str(tmp_path), "rounds": 3}
+    model_id = _register(cfg, model, get_weights(model), journal, evaluation, privacy, ScreenedGrid(None, journal), 3)
+    exported = Registry(tmp_path).export(model_id)
+    dp = exported["training"]["privacy"]["differential_privacy"]
+    assert dp["epsilon"] == pytest.approx(epsilon_spent(1.1, 3), abs=1e-4) and dp["clipping_norm"] == 0.5
+    assert exported["training"]["privacy"]["secure_aggregation"].startswith("SecAgg+")
+    assert {s["site"]: s["counts"]["train"] for s in exported["lineage"]["sites"]} == {"east": 100, "north": 120}
+    assert "differential_privacy" not in privacy_record(True, 0.0, 1.0, 3)

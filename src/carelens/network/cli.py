@@ -143,6 +143,7 @@ def node_start(
     capture: Path | None = typer.Option(
         None, "--capture-outbound", help="Keep a copy of every message that leaves the site in this folder."
     ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
     store: Path | None = StoreOpt,
 ) -> None:
     """Run a site node (a Flower SuperNode) until interrupted; its data is checked first."""
@@ -157,7 +158,7 @@ def node_start(
         typer.echo(
             f"warning: site {site}: data failed the schema check ({err.reason}); tasks will be refused", err=True
         )
-    proc = start_node(site, data, hub_address, _store(store), port, capture)
+    proc = start_node(site, data, hub_address, _store(store), port, capture, threads=threads)
     typer.echo(f"site {site} connected to hub {hub_address}", err=True)
     _serve(proc)
 

@@ -2,9 +2,9 @@
 own data, behind the outbound guard and SecAgg+ (``mods``, outermost first).
 
 Node config (``flower-supernode --node-config``): ``site`` (name), ``data`` (npz or folder),
-optional ``outbound-log`` (folder for the size log) and ``capture`` (folder keeping a copy of
-every outgoing message). Torch loads only for training and evaluation messages, not for the
-SecAgg+ key-exchange stages.
+optional ``outbound-log`` (folder for the size log), ``capture`` (folder keeping a copy of
+every outgoing message) and ``threads`` (torch CPU threads; absent: torch's default). Torch
+loads only for training and evaluation messages, not for the SecAgg+ key-exchange stages.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class SiteClient(NumPyClient):
         self.arch = str(context.run_config.get("arch", "cnn"))
         self.image_size = int(context.run_config.get("image-size", 28))
         self.seed = int(context.run_config.get("seed", 0))
+        self.threads = int(context.node_config.get("threads", 0))
 
     def _data(self):
         from carelens.network.sitedata import load_site_data
@@ -52,8 +53,12 @@ class SiteClient(NumPyClient):
             raise InputError(f"site data failed the schema check: {err.reason}") from None
 
     def _model(self, parameters: list[Any]):
+        import torch
+
         from carelens.network.local import new_model, set_weights
 
+        if self.threads > 0:  # several sites sharing few cores train faster one thread each
+            torch.set_num_threads(self.threads)
         model = new_model(self.arch, self.image_size, self.seed)
         try:
             set_weights(model, parameters)

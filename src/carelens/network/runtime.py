@@ -103,8 +103,10 @@ def start_node(
     port: int | None = None,
     capture: Path | None = None,
     log: Path | None = None,
+    threads: int | None = None,
 ) -> Any:
-    """Start a site's SuperNode connected to ``hub`` (host:port) with the site's data path."""
+    """Start a site's SuperNode connected to ``hub`` (host:port) with the site's data path
+    (``threads``: torch CPU threads for the site's training and scoring)."""
     from carelens.network.guard import SITE_NAME
 
     if not SITE_NAME.match(site):
@@ -113,6 +115,8 @@ def start_node(
     config = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
     if capture is not None:
         config["capture"] = str(Path(capture).resolve())
+    if threads:
+        config["threads"] = int(threads)
     node_config = " ".join(f"{k}={_toml(v)}" for k, v in config.items())
     cmd = [_bin("flower-supernode"), "--insecure", "--superlink", hub, "--port", str(port or free_port())]
     cmd += ["--node-config", node_config]

@@ -9,6 +9,7 @@ then removed with the other sites' shares) and nothing from it is averaged in.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from carelens.network.strategy import Journal
 
 SECAGG_RECORD = "secaggplus_configs"
+POLL_SECONDS = 0.5  # Flower's own send_and_receive sleeps 3 s between pulls; every protocol step pays it
 
 
 def _size(msg: Any) -> int:
@@ -79,7 +81,7 @@ class ScreenedGrid:
         by_id: dict[str, Any] = {}
         for msg in sent:
             self.bytes_out[msg.metadata.group_id] += _size(msg)
-        replies = list(self._grid.send_and_receive(sent, timeout=timeout))
+        replies = self._exchange(sent, timeout)
         for msg in sent:
             by_id[msg.metadata.message_id] = msg
         screened = []
@@ -103,6 +105,22 @@ class ScreenedGrid:
             if msg.metadata.dst_node_id not in answered:
                 self.journal.event(msg.metadata.group_id, "no reply", node=self.site_of(msg.metadata.dst_node_id))
         return screened
+
+    def _exchange(self, messages: list[Any], timeout: float | None) -> list[Any]:
+        """Flower's ``send_and_receive`` (push, then pull until every reply is in or the timeout),
+        polling every ``POLL_SECONDS``."""
+        pending = set(self._grid.push_messages(messages))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Any] = []
+        while pending:
+            pulled = list(self._grid.pull_messages(pending))
+            replies += pulled
+            pending -= {m.metadata.reply_to_message_id for m in pulled}
+            if pending and deadline is not None and time.monotonic() >= deadline:
+                break
+            if pending:
+                time.sleep(POLL_SECONDS)
+        return replies
 
     def _learn_site(self, node: int, reply: Any) -> None:
         if reply.has_error():

@@ -72,7 +72,7 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
 
     from carelens.network.local import get_weights, new_model
     from carelens.network.screen import ScreenedGrid
-    from carelens.network.strategy import Journal, epsilon_spent, make_strategy
+    from carelens.network.strategy import Journal, make_strategy
 
     journal = Journal()
     screened = ScreenedGrid(grid, journal)
@@ -119,18 +119,7 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     adopted = sum(1 for r in journal.rounds if r.get("adopted"))
     evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")))
     _name_nodes(journal, screened)
-    privacy: dict[str, Any] = {"secure_aggregation": "SecAgg+ (Flower SecAggPlusWorkflow)" if secagg else "off"}
-    if dp_noise > 0:
-        privacy["differential_privacy"] = {
-            "mechanism": "Gaussian, central noise on the aggregate, client-side clipping (Flower)",
-            "noise_multiplier": dp_noise,
-            "clipping_norm": float(cfg.get("dp-clip", 1.0)),
-            "rounds": rounds,
-            "delta": 1e-5,
-            "epsilon": round(epsilon_spent(dp_noise, rounds), 4),
-            "unit": "site (each site's whole update per round)",
-            "accountant": "Renyi DP, no subsampling",
-        }
+    privacy = privacy_record(secagg, dp_noise, float(cfg.get("dp-clip", 1.0)), rounds)
     model_id = _register(cfg, model, weights, journal, evaluation, privacy, screened, adopted)
     return {
         "mode": "train",
@@ -143,6 +132,25 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
         "privacy": privacy,
         "bytes_per_round": _bytes(screened),
     }
+
+
+def privacy_record(secagg: bool, dp_noise: float, dp_clip: float, rounds: int) -> dict[str, Any]:
+    """What the registry entry says about the run's privacy: SecAgg+ and, with DP, the epsilon spent."""
+    from carelens.network.strategy import epsilon_spent
+
+    privacy: dict[str, Any] = {"secure_aggregation": "SecAgg+ (Flower SecAggPlusWorkflow)" if secagg else "off"}
+    if dp_noise > 0:
+        privacy["differential_privacy"] = {
+            "mechanism": "Gaussian, central noise on the aggregate, client-side clipping (Flower)",
+            "noise_multiplier": dp_noise,
+            "clipping_norm": dp_clip,
+            "rounds": rounds,
+            "delta": 1e-5,
+            "epsilon": round(epsilon_spent(dp_noise, rounds), 4),
+            "unit": "site (each site's whole update per round)",
+            "accountant": "Renyi DP, no subsampling",
+        }
+    return privacy
 
 
 def _name_nodes(journal: Any, screened: Any) -> None:
