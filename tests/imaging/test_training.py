@@ -151,3 +151,12 @@ def test_train_and_predict_multiclass_and_multilabel(tmp_path: Path, task: str) 
         assert isinstance(pred.finding, str) and pred.conformal_set and pred.finding in meta["labels"]
     else:
         assert isinstance(pred.finding, list) and pred.conformal_set is None and not pred.uncertain_refer
+
+
+def test_medmnist_file_names_set_the_accepted_modalities(synthetic_npz: Path, tmp_path: Path) -> None:
+    """A MedMNIST+ file at another size (pneumoniamnist_64.npz) still names its modality for the input checks."""
+    import shutil
+
+    data = shutil.copy(synthetic_npz, tmp_path / "pneumoniamnist_64.npz")
+    meta = train(data, tmp_path / "p", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=20))
+    assert meta["preprocessing"]["modalities"] == ["CR", "DX"]

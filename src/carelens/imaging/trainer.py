@@ -249,7 +249,7 @@ def _model_json(
 ) -> dict[str, Any]:
     labels = train_set.label_names
     counts = _class_counts(train_set)
-    stem = data_name.lower().split(".")[0]
+    stem = data_name.lower().split(".")[0].split("_")[0]  # pneumoniamnist_64.npz: pneumoniamnist
     modalities = cfg.modalities if cfg.modalities is not None else MEDMNIST_MODALITIES.get(stem)
     vm = val_metrics
     ci = vm.get("ci", {}).get("auc", [None, None])
