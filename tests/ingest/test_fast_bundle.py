@@ -91,3 +91,15 @@ def test_bad_utf8_past_the_binary_sniff_is_quarantined(tmp_path: Path) -> None:
     assert result.done == {}
     assert [(q.where, q.reason.split(" at ")[0]) for q in result.quarantined] == [("file", "malformed JSON")]
     assert Lake(tmp_path / "store").read_table("resources").num_rows == 0
+
+
+def test_bundle_of_bad_entries_only(tmp_path: Path) -> None:
+    doc = {"resourceType": "Bundle", "entry": [{"resource": {"id": "x"}}, {"fullUrl": "urn:uuid:y"}]}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    result = ingest([path], tmp_path / "store")
+    assert result.done == {}
+    assert [(q.where, q.reason) for q in result.quarantined] == [
+        ("entry 0", "entry without resourceType"),
+        ("entry 1", "entry without resource"),
+    ]

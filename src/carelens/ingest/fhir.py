@@ -349,6 +349,8 @@ def _normalise_references(jsons: list[bytes], full_urls: dict[str, str], found: 
     """Rewrite references that name a bundle ``fullUrl`` to ``Type/id`` in the compact JSON of
     each resource; None for a resource with a ``urn:`` reference that names no entry. Works on
     all resources at once, joined by newlines (which compact JSON never contains)."""
+    if not jsons:
+        return []
     joined, missing = _rewrite_references(b"\n".join(jsons), full_urls, found)
     out: list[bytes | None] = list(joined.split(b"\n"))
     if missing:
