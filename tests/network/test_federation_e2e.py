@@ -37,7 +37,7 @@ def _lines(path: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
     tmp_path: Path, shared_data: Path
 ) -> None:
@@ -50,7 +50,8 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
     try:
         wait_for_port("127.0.0.1", port, proc=procs["hub"])
         for site, path in files.items():
-            procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site)
+            # one torch thread per site: three sites share the test machine's few cores
+            procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site, threads=1)
         south_log = store.resolve() / "network" / "sites" / "south" / "outbound.jsonl"
 
         def drop_south_in_round_two() -> None:
@@ -63,7 +64,7 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
         killer = threading.Thread(target=drop_south_in_round_two, daemon=True)
         killer.start()
         settings = {"rounds": 2, "min-sites": 2, "expected-sites": 3, "timeout": 150, "cohort": "test slices"}
-        result = run_job(hub_address, store, settings, timeout=850, quiet=True)
+        result = run_job(hub_address, store, settings, timeout=1100, quiet=True)
         killer.join(timeout=5)
 
         assert result["rounds_adopted"] == 2
