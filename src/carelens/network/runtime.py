@@ -112,7 +112,7 @@ def start_node(
     if not SITE_NAME.match(site):
         raise InputError("site name must be 1-40 letters, digits, '.', '_' or '-'")
     home = network_dir(store) / "sites" / site
-    config = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
+    config: dict[str, Any] = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
     if capture is not None:
         config["capture"] = str(Path(capture).resolve())
     if threads:
