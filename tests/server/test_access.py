@@ -51,6 +51,9 @@ MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
         (401, 403, 403, 303),
     ),
     ("POST", "/admin/users/clinician/token", "page", {}, (401, 403, 403, 200)),
+    ("POST", "/admin/users/newbie/revoke-tokens", "page", {}, (401, 403, 403, 303)),
+    ("POST", "/admin/users/newbie/disable", "page", {}, (401, 403, 403, 303)),
+    ("POST", "/admin/users/newbie/enable", "page", {}, (401, 403, 403, 303)),
     ("GET", "/healthz", "page", None, (200, 200, 200, 200)),
     ("POST", "/logout", "page", {}, (401, 303, 303, 303)),
 ]

@@ -60,6 +60,7 @@ def test_users_tokens_and_audit_verify(tmp_path: Path) -> None:
 
 
 def test_every_server_command_has_help() -> None:
-    for args in (["users", "add"], ["users", "token"], ["serve"], ["audit", "verify"]):
+    commands = ("add", "token", "list", "disable", "enable", "revoke-tokens")
+    for args in (*(["users", c] for c in commands), ["serve"], ["audit", "verify"]):
         r = subprocess.run([sys.executable, "-m", "carelens.cli", *args, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Usage" in r.stdout, args

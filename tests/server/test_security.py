@@ -42,24 +42,32 @@ def test_decision_with_missing_or_wrong_csrf_is_refused_and_stores_nothing(ws: W
     assert _counts(ws) == before
 
 
+def _state(ws: Workspace) -> list[int | None]:
+    """Row counts, active users and live tokens: what a forged form could change."""
+    with Session(ws.engine) as s:
+        counts = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
+        active = s.scalar(select(func.count()).select_from(User).where(User.active.is_(True)))
+        live = s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.revoked.is_(False)))
+    return [*counts, active, live]
+
+
 @pytest.mark.parametrize(
     ("role", "path", "data"),
     [
         ("clinician", f"/patients/{PID}/sign", {}),
         ("admin", "/admin/users", {"username": "mallory", "role": "admin", "password": "long enough pw"}),
         ("admin", "/admin/users/clinician/token", {}),
+        ("admin", "/admin/users/clinician/disable", {}),
+        ("admin", "/admin/users/researcher/revoke-tokens", {}),
         ("clinician", "/logout", {}),
     ],
 )
 def test_every_other_form_needs_its_csrf_token(ws_sqlite: Workspace, role: str, path: str, data: dict) -> None:
     ws = ws_sqlite
-    with Session(ws.engine) as s:
-        before = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
+    before = _state(ws)
     r = ws.clients[role].post(path, data={**data, "csrf_token": "forged"})
     assert r.status_code == 403 and "security token" in r.text
-    with Session(ws.engine) as s:
-        after = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
-    assert after == before
+    assert _state(ws) == before
     assert ws.clients[role].get("/models").status_code == 200  # still logged in
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from carelens.core.errors import InputError
+from carelens.core.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 users = typer.Typer(help="Manage workspace users and API tokens.", no_args_is_help=True)
 audit_cli = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
@@ -56,6 +61,76 @@ def users_token(
         token = appdb.create_token(s, user)
         appdb.audit.append(s, "cli", "token.issue", detail={"user": username})
     typer.echo(token)
+
+
+@users.command("list")
+def users_list(
+    fmt: str = typer.Option("json", "--format", help="json or table."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """List users (json: {"users": [{"username", "role", "active", "created_at", "tokens"}]}; tokens: live ones)."""
+    from sqlalchemy.orm import Session
+
+    from carelens.core.output import emit_json
+    from carelens.store import appdb
+
+    if fmt not in ("json", "table"):
+        raise UsageError(f"unknown format {fmt!r}: choose one of json, table")
+    with Session(appdb.get_engine(_db_url(store))) as s:
+        rows = appdb.list_users(s)
+    if fmt == "json":
+        emit_json({"users": rows})
+        return
+    for r in rows:
+        state = "active" if r["active"] else "disabled"
+        typer.echo(f"{r['username']}  {r['role']}  {state}  tokens={r['tokens']}  created {r['created_at']}")
+
+
+def _change(store: Path | None, action: str, username: str, change: Callable[[Session], dict[str, int]]) -> None:
+    """Apply one account change and its audit row in one transaction; print the JSON result."""
+    from sqlalchemy.orm import Session
+
+    from carelens.core.output import emit_json
+    from carelens.store import appdb
+
+    with Session(appdb.get_engine(_db_url(store))) as s, s.begin():
+        result = change(s)
+        appdb.audit.append(s, "cli", action, detail={"user": username, **result})
+    emit_json({"user": username, **result})
+
+
+@users.command("disable")
+def users_disable(
+    username: str = typer.Argument(..., help="The user to disable."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Disable USER: no more logins; their sessions end and their API tokens are revoked at once
+    (json: {"user", "sessions", "tokens"}: how many were ended). The last active admin cannot be disabled."""
+    from carelens.store import appdb
+
+    _change(store, "user.disable", username, lambda s: appdb.set_active(s, username, False))
+
+
+@users.command("enable")
+def users_enable(
+    username: str = typer.Argument(..., help="The user to enable again."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Enable USER again (old sessions and tokens stay ended: they log in and get a new token)."""
+    from carelens.store import appdb
+
+    _change(store, "user.enable", username, lambda s: appdb.set_active(s, username, True))
+
+
+@users.command("revoke-tokens")
+def users_revoke_tokens(
+    username: str = typer.Argument(..., help="The user whose API tokens to revoke."),
+    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+) -> None:
+    """Revoke every API token of USER at once (json: {"user", "tokens"}: how many); the user stays active."""
+    from carelens.store import appdb
+
+    _change(store, "token.revoke", username, lambda s: {"tokens": appdb.revoke_tokens(s, username)})
 
 
 @audit_cli.command("verify")

@@ -32,13 +32,14 @@ from carelens.server.items import model_of, split_drugs
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
 from carelens.store import appdb
-from carelens.store.appdb import ROLES, SignedSummary, User
+from carelens.store.appdb import ROLES, SignedSummary
 
 router = APIRouter()
 PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
 REF = re.compile(r"^[A-Za-z]{1,64}/[A-Za-z0-9\-\.]{1,64}$")
 HOME = {CLINICIAN: "/patients", RESEARCHER: "/research", ADMIN: "/admin/users"}
 FormStr = Annotated[str, Form()]
+UserName = Annotated[str, Path(max_length=64)]
 
 
 def render(request: Request, template: str, who: Principal | None, status: int = 200, **values: Any) -> Response:
@@ -339,9 +340,9 @@ def research(request: Request, who: Principal = Depends(page_user(RESEARCHER, AD
     return render(request, "research.html", who, cohort=ctx.data.cohort(), models=list_models(ctx.settings.store))
 
 
-def _users(request: Request) -> list[User]:
+def _users(request: Request) -> list[dict[str, object]]:
     with ctx_of(request).Session() as s:
-        return list(s.scalars(select(User).order_by(User.username)))
+        return appdb.list_users(s)
 
 
 @router.get("/admin/users")
@@ -375,17 +376,64 @@ def add_user(
 @router.post("/admin/users/{username}/token")
 def issue_token(
     request: Request,
-    username: Annotated[str, Path(max_length=64)],
+    username: UserName,
     csrf_token: FormStr = "",
     who: Principal = Depends(page_user(ADMIN)),
 ) -> Response:
     """Issue an API token for a user (shown once)."""
     check_csrf(who, csrf_token)
     ctx = ctx_of(request)
-    with ctx.writing() as s:
-        user = appdb.get_user(s, username)
-        if user is None:
-            raise Problem(404, "no such user")
-        token = appdb.create_token(s, user)
-        appdb.audit.append(s, who.username, "token.issue", detail={"user": username})
+    try:
+        with ctx.writing() as s:
+            user = appdb.get_user(s, username)
+            if user is None:
+                raise Problem(404, "no such user")
+            token = appdb.create_token(s, user)
+            appdb.audit.append(s, who.username, "token.issue", detail={"user": username})
+    except InputError as err:
+        return render(request, "users.html", who, status=400, users=_users(request), roles=ROLES, error=err.reason)
     return render(request, "users.html", who, users=_users(request), roles=ROLES, token=token, token_user=username)
+
+
+def _change_user(request: Request, who: Principal, csrf_token: str, username: str, change: str) -> Response:
+    """One account change by an admin (CSRF-checked, audited); back to the user list."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    try:
+        if change == "user.disable" and username == who.username:
+            raise InputError("you cannot disable your own account")
+        with ctx.writing() as s:
+            if appdb.get_user(s, username) is None:
+                raise Problem(404, "no such user")
+            if change == "token.revoke":
+                result = {"tokens": appdb.revoke_tokens(s, username)}
+            else:
+                result = appdb.set_active(s, username, change == "user.enable")
+            appdb.audit.append(s, who.username, change, detail={"user": username, **result})
+    except InputError as err:
+        return render(request, "users.html", who, status=400, users=_users(request), roles=ROLES, error=err.reason)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{username}/disable")
+def disable_user(
+    request: Request, username: UserName, csrf_token: FormStr = "", who: Principal = Depends(page_user(ADMIN))
+) -> Response:
+    """Disable a user: no more logins; their sessions end and their API tokens are revoked at once."""
+    return _change_user(request, who, csrf_token, username, "user.disable")
+
+
+@router.post("/admin/users/{username}/enable")
+def enable_user(
+    request: Request, username: UserName, csrf_token: FormStr = "", who: Principal = Depends(page_user(ADMIN))
+) -> Response:
+    """Enable a user again (they log in anew; revoked tokens stay revoked)."""
+    return _change_user(request, who, csrf_token, username, "user.enable")
+
+
+@router.post("/admin/users/{username}/revoke-tokens")
+def revoke_user_tokens(
+    request: Request, username: UserName, csrf_token: FormStr = "", who: Principal = Depends(page_user(ADMIN))
+) -> Response:
+    """Revoke every API token of a user at once (the user stays active)."""
+    return _change_user(request, who, csrf_token, username, "token.revoke")

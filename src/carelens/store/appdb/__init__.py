@@ -12,7 +12,10 @@ from carelens.store.appdb.accounts import (
     create_token,
     end_session,
     get_user,
+    list_users,
+    revoke_tokens,
     session_user,
+    set_active,
     user_for_token,
 )
 from carelens.store.appdb.audit import ChainReport
@@ -52,10 +55,13 @@ __all__ = [
     "end_session",
     "get_engine",
     "get_user",
+    "list_users",
     "make_engine",
     "now_iso",
+    "revoke_tokens",
     "session_user",
     "sessionmaker_for",
+    "set_active",
     "upgrade",
     "user_for_token",
 ]

@@ -9,7 +9,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from carelens.core.errors import InputError
@@ -63,7 +63,10 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
 
 
 def create_token(s: Session, user: User) -> str:
-    """A new API token for ``user``; only its hash is stored, so show it to the user once."""
+    """A new API token for ``user``; only its hash is stored, so show it to the user once.
+    A disabled user gets none (``InputError``)."""
+    if not user.active:
+        raise InputError(f"user {user.username} is disabled; enable it before issuing a token")
     token = "cl_" + secrets.token_urlsafe(32)
     s.add(ApiToken(user_id=user.id, token_hash=_sha256(token), created_at=now_iso(), revoked=False))
     s.flush()
@@ -77,6 +80,57 @@ def user_for_token(s: Session, token: str) -> User | None:
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == _sha256(token), ApiToken.revoked.is_(False), User.active.is_(True))
     )
+
+
+def list_users(s: Session) -> list[dict[str, object]]:
+    """Every user by name: role, active, created_at and how many live (unrevoked) tokens they hold."""
+    live = (
+        select(ApiToken.user_id, func.count().label("n"))
+        .where(ApiToken.revoked.is_(False))
+        .group_by(ApiToken.user_id)
+        .subquery()
+    )
+    rows = s.execute(
+        select(User, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.user_id == User.id).order_by(User.username)
+    )
+    return [
+        {"username": u.username, "role": u.role, "active": u.active, "created_at": u.created_at, "tokens": int(n)}
+        for u, n in rows
+    ]
+
+
+def _existing(s: Session, username: str) -> User:
+    user = get_user(s, username)
+    if user is None:
+        raise InputError(f"no user named {username}")
+    return user
+
+
+def revoke_tokens(s: Session, username: str) -> int:
+    """Revoke every live API token of ``username`` (at once: the next request with one is 401); returns how many."""
+    user = _existing(s, username)
+    result = s.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False)).values(revoked=True)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def set_active(s: Session, username: str, active: bool) -> dict[str, int]:
+    """Enable or disable ``username``. Disabling ends their sessions and revokes their tokens at once
+    (re-enabling revives neither: they log in again and get new tokens). The last active admin
+    cannot be disabled. Returns how many sessions and tokens were ended."""
+    user = _existing(s, username)
+    if not active and user.active and user.role == "admin":
+        admins = s.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True)))
+        if (admins or 0) <= 1:
+            raise InputError(f"{username} is the last active admin and cannot be disabled")
+    user.active = active
+    ended = {"sessions": 0, "tokens": 0}
+    if not active:
+        result = s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        ended = {"sessions": int(getattr(result, "rowcount", 0) or 0), "tokens": revoke_tokens(s, username)}
+    s.flush()
+    return ended
 
 
 def create_session(s: Session, user: User, ttl_s: float) -> tuple[str, str]:
