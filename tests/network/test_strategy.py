@@ -72,3 +72,28 @@ def test_dp_epsilon_and_site_counts_reach_the_registry_entry(tmp_path: Path) -> 
     assert exported["training"]["privacy"]["secure_aggregation"].startswith("SecAgg+")
     assert {s["site"]: s["counts"]["train"] for s in exported["lineage"]["sites"]} == {"east": 100, "north": 120}
     assert "differential_privacy" not in privacy_record(True, 0.0, 1.0, 3)
+
+
+def test_fedprox_term_keeps_a_site_near_the_global_model(site_npz: Path) -> None:
+    import torch
+
+    from carelens.network.local import fit, get_weights, new_model, set_weights
+    from carelens.network.sitedata import load_site_data
+    from carelens.network.strategy import HubFedProx
+
+    assert isinstance(make_strategy("fedprox", [np.zeros(2, np.float32)], Journal(), proximal_mu=0.5), HubFedProx)
+    train = load_site_data(site_npz, "north").split("train")
+    start = get_weights(new_model())
+
+    def drift(mu: float) -> float:
+        model = new_model()
+        set_weights(model, start)
+        fit(model, train, epochs=3, lr=1e-2, proximal_mu=mu)
+        return float(
+            sum(
+                ((torch.from_numpy(a) - torch.from_numpy(b)) ** 2).sum()
+                for a, b in zip(get_weights(model), start, strict=True)
+            )
+        )
+
+    assert drift(5.0) < 0.5 * drift(0.0)
