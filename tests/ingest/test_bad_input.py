@@ -158,4 +158,5 @@ def test_no_phi_in_output_or_stderr(batch: tuple[Path, int], tmp_path: Path) -> 
     assert "Zebediah" not in proc.stderr and "ingest" in proc.stderr  # the progress bar was there
     out = json.loads(proc.stdout)
     assert len(out["quarantined"]) == len(EXPECTED) and out["ingested"]["notes"] == 2
+    assert f"quarantined {len(EXPECTED)}" in proc.stderr.splitlines()[-1]
     assert all("\n" not in q["reason"] for q in out["quarantined"])

@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         headers (pixel data by reference) and VCF/VCF.gz (GRCh38). Files already ingested are
         left alone; an interrupted run can simply be run again. Prints
         {"ingested": {type: n, ..., "notes", "dicom", "variants"}, "quarantined": [{"source",
-        "where", "reason"}]}. Exit 0 when everything was ingested, 3 when something was
-        quarantined, 2 on usage errors.
+        "where", "reason"}]} on stdout and "ingested N, quarantined M" on stderr. Exit 0 when
+        everything was ingested, 3 when something was quarantined, 2 on usage errors.
 
         --zone research --source SRC: de-identified files go into the research lake
         (STORE/research/lake; query it with carelens sql --zone research). The leak audit
@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         result = ingest_research(paths, source, store) if zone == "research" else ingest(paths, store)
         if format == "json":
             emit_json(result.summary())
+            typer.echo(result.text(), err=True)  # the one-line count, on stderr beside the JSON
         else:
             typer.echo(result.text())
         raise typer.Exit(result.exit_code)
