@@ -35,9 +35,13 @@ def test_patient_page_shows_attention_first_evidence_models_images_and_pgx(ws_sq
     assert "Potassium 6.1 mmol/L (high)" in flagged  # the summary's needs_attention item
     assert "uncertain: refer" in flagged  # the abstaining image read
     assert "BRCA2 c.5946del Pathogenic" in flagged  # the secondary finding
+    # the PGx result that bears on a drug the patient takes, with the order, genotype and CPIC text
+    assert "clopidogrel (taken: Clopidogrel 75 MG Oral Tablet) with CYP2C19 *1/*2 (Intermediate Metabolizer)" in flagged
+    assert f"/patients/{PID}/evidence?ref=MedicationRequest/med-clopi" in flagged
+    assert "consider an alternative" in flagged and "The clinician decides" in flagged
     assert f'href="/patients/{PID}/evidence?ref=DocumentReference/note-hp&amp;start={NOTE.index(CITED)}' in page
     items = _items(page)
-    assert len(items) == len(set(items)) == 8  # 4 summary + 2 images + 1 PGx gene + 1 finding, each once
+    assert len(items) == len(set(items)) == 9  # 4 summary + 2 images + PGx gene and drug + 1 finding, each once
     assert page.count('class="model-card"') == len(items)  # a model card link on every AI item
     assert f'href="/models/{IMAGE_MODEL}"' in page
     assert "probability 0.55" in page and "conformal set: normal, pneumonia" in page
@@ -175,9 +179,12 @@ def test_cds_patient_view_cards_and_feedback(ws: Workspace) -> None:
     r = ws.client().post(CDS, json=hook, headers=ws.bearer("clinician"))
     assert r.status_code == 200
     cards = r.json()["cards"]
-    assert len(cards) == 3
+    assert len(cards) == 4
     for card in cards:
         _check_card(card)
+    (pgx,) = [c for c in cards if "clopidogrel" in c["summary"]]
+    assert "CPIC (strength not stated, general): consider an alternative" in pgx["detail"]
+    assert pgx["source"]["url"].endswith("/models/carelens-pgx") and "clinician decides" in pgx["detail"]
     assert {c["indicator"] for c in cards} == {"warning", "critical"}
     assert any(c["source"]["url"].endswith(f"/models/{IMAGE_MODEL}") for c in cards)
     assert all(c["links"][0]["url"].endswith(f"/patients/{PID}") for c in cards)

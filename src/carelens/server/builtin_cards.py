@@ -50,7 +50,10 @@ _CARDS: dict[str, dict[str, Any]] = {
         "task": "genotype calling",
         "card": {
             **_COMMON,
-            "output_value": "Diplotypes and phenotypes per pharmacogene, with the CPIC recommendation per drug.",
+            "output_value": "Diplotypes and phenotypes per pharmacogene, with the CPIC recommendation per drug. "
+            "In the workspace, a drug on the active medication list with a CPIC recommendation whose phenotype is "
+            "not normal or indeterminate is flagged under 'Needs attention' with the recommendation, its strength "
+            "and the genotype; the clinician decides.",
             "output_type": "classification (diplotype and phenotype) and recommendation (CPIC)",
             "intended_use": "Show how a patient's genotype affects drug choice and dosing.",
             "intended_patient_population": "Patients with a germline VCF.",

@@ -100,10 +100,15 @@ def shorten(text: str, limit: int = 140) -> str:
 def _card(item: ReviewItem, pid: str, base: str) -> dict[str, Any]:
     indicator = "critical" if item.kind == "finding" else "warning"
     evidence = ", ".join(c.get("resource", "") for c in item.citations[:5]) or "see the workspace"
+    cpic = "".join(
+        f"\n\nCPIC ({r.get('strength') or 'strength not stated'}, {r.get('population') or 'general'}): {r.get('text')}"
+        for r in item.detail.get("recommendations", [])
+    )
+    rule = f"\n\n{item.detail['rule']}" if item.detail.get("rule") else ""
     return {
         "uuid": str(uuid.uuid5(CARD_NAMESPACE, f"{pid}|{item.key}")),
         "summary": shorten(f"{item.section}: {item.text}"),
-        "detail": f"{item.text}\n\nEvidence: {evidence}. Model: {item.model_id} {item.model_version}.",
+        "detail": f"{item.text}{cpic}\n\nEvidence: {evidence}. Model: {item.model_id} {item.model_version}.{rule}",
         "indicator": indicator,
         "source": {
             "label": shorten(f"carelens {item.model_id} {item.model_version}", 100),

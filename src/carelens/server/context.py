@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
 from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
+from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
 from carelens.store.appdb import audit, get_engine
@@ -50,6 +51,7 @@ class PatientView:
         self.items: list[ReviewItem] = [
             *(cache.get(key, []) if self.summary else []),
             *image_items(self.images),
+            *medication_pgx_items(self.pgx, self.summary),
             *pgx_items(self.pgx),
             *finding_items(self.findings),
         ]

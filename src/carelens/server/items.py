@@ -179,18 +179,22 @@ def finding_items(findings: list[dict[str, Any]]) -> list[ReviewItem]:
     return out
 
 
+def medication_items(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The items of the summary's IPS medication section (active first, then recently stopped)."""
+    return [i for s in (summary or {}).get("sections", []) if s.get("code") == MEDICATIONS for i in s.get("items", [])]
+
+
+def mentions(drug: str, text: str) -> bool:
+    """Whether ``text`` names ``drug`` as a whole word (case-insensitive)."""
+    return bool(drug) and re.search(rf"\b{re.escape(drug.lower())}\b", text.lower()) is not None
+
+
 def split_drugs(drugs: list[Any], summary: dict[str, Any] | None) -> tuple[list[Any], list[Any]]:
     """PGx drug recommendations split into (drugs on the summary's medication list, the rest)."""
-    meds = " | ".join(
-        str(i.get("text", "")).lower()
-        for s in (summary or {}).get("sections", [])
-        if s.get("code") == MEDICATIONS
-        for i in s.get("items", [])
-    )
+    meds = " | ".join(str(i.get("text", "")) for i in medication_items(summary))
     current: list[Any] = []
     other: list[Any] = []
     for d in drugs:
         name = str(d.get("drug") or d.get("name") or "") if isinstance(d, dict) else ""
-        taken = bool(name) and re.search(rf"\b{re.escape(name.lower())}\b", meds) is not None
-        (current if taken else other).append(d)
+        (current if mentions(name, meds) else other).append(d)
     return current, other

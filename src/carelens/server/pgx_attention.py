@@ -1,0 +1,114 @@
+"""Pharmacogenomic results that bear on a drug the patient takes now, flagged for "Needs attention".
+
+The rule (one item per active medication and CPIC drug):
+
+* the drug: a CPIC recommendation in the patient's ``genome pgx`` report names a drug that an
+  *active* item of the summary's medication section mentions (whole word, case-insensitive;
+  recently stopped medications are left out);
+* the genotype: at least one gene of that recommendation is called in the report and its
+  phenotype is not normal or indeterminate. The phenotype is the report's own for the gene, else
+  the recommendation's CPIC lookup value (HLA: "*57:01 positive"); "Normal ...", "Indeterminate",
+  "No Result", an allele "negative" and a bare activity score with no phenotype do not flag.
+  Rapid and ultrarapid metabolizers do flag: CPIC changes dosing for several drugs on them.
+
+The item carries its evidence (every CPIC recommendation for the drug with strength and
+population, the genotype it rests on, the medication order it concerns). It informs; the
+clinician decides.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from carelens import __version__
+from carelens.core.ids import stable_id
+from carelens.server.items import ReviewItem, medication_items, mentions, model_of
+
+NOT_ACTIONABLE = re.compile(r"normal|indeterminate|no result|unknown|negative|^[\d.]+$", re.IGNORECASE)
+CLINICIAN_DECIDES = (
+    "Flagged because a CPIC recommendation applies to a drug on the active medication list and the "
+    "phenotype is not normal or indeterminate. The clinician decides whether to act on it."
+)
+
+
+def _genes(rec: dict[str, Any]) -> dict[str, str | None]:
+    """Gene -> CPIC lookup value of a recommendation (older reports name a single ``gene``)."""
+    genes = rec.get("genes")
+    if isinstance(genes, dict):
+        return {str(g): str(v) if v is not None else None for g, v in genes.items()}
+    return {str(rec["gene"]): None} if rec.get("gene") else {}
+
+
+def _actionable(rec: dict[str, Any], called: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The called genes of ``rec`` whose phenotype is neither normal nor indeterminate."""
+    out = []
+    for gene, lookup in _genes(rec).items():
+        result = called.get(gene)
+        if result is None:
+            continue
+        phenotype = result.get("phenotype") or lookup
+        if phenotype and not NOT_ACTIONABLE.search(str(phenotype).strip()):
+            out.append(
+                {
+                    "gene": gene,
+                    "diplotypes": list(result.get("diplotypes") or []),
+                    "phenotype": str(phenotype),
+                    "activity_score": result.get("activity_score"),
+                    "source": result.get("source") or "vcf",
+                }
+            )
+    return out
+
+
+def _recommendation(rec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": str(rec.get("recommendation") or rec.get("text") or ""),
+        "strength": rec.get("strength"),
+        "population": rec.get("population"),
+        "guideline": rec.get("guideline"),
+        "url": rec.get("url"),
+    }
+
+
+def medication_pgx_items(report: dict[str, Any] | None, summary: dict[str, Any] | None) -> list[ReviewItem]:
+    """Needs-attention items for active medications a non-normal pharmacogenomic result affects."""
+    if not report or not summary:
+        return []
+    called = {str(g.get("gene")): g for g in report.get("genes", []) if g.get("diplotypes")}
+    meds = [m for m in medication_items(summary) if m.get("status") in (None, "active")]
+    by_drug: dict[str, list[dict[str, Any]]] = {}
+    for rec in report.get("drugs", []):
+        if isinstance(rec, dict) and (rec.get("drug") or rec.get("name")):
+            by_drug.setdefault(str(rec.get("drug") or rec.get("name")), []).append(rec)
+    model_id, version = model_of(report, ("carelens-pgx", __version__))
+    out: list[ReviewItem] = []
+    for drug, recs in by_drug.items():
+        flagged = [(rec, genes) for rec in recs if (genes := _actionable(rec, called))]
+        if not flagged:
+            continue
+        genotype = list({g["gene"]: g for _, genes in flagged for g in genes}.values())
+        for med in (m for m in meds if mentions(drug, str(m.get("text", "")))):
+            citations = [c if isinstance(c, dict) else {"resource": str(c)} for c in med.get("citations", [])]
+            calls = "; ".join(f"{g['gene']} {', '.join(g['diplotypes'])} ({g['phenotype']})" for g in genotype)
+            strengths = ", ".join(dict.fromkeys(str(r.get("strength") or "strength not stated") for r, _ in flagged))
+            out.append(
+                ReviewItem(
+                    key=stable_id("pgx-medication", drug, med.get("text"), calls),
+                    kind="pgx",
+                    section="Pharmacogenomics",
+                    text=f"{drug} (taken: {med.get('text')}) with {calls}: CPIC recommendation applies ({strengths})",
+                    citations=citations,
+                    needs_attention=True,
+                    model_id=model_id,
+                    model_version=version,
+                    detail={
+                        "medication": {"text": med.get("text"), "citations": citations},
+                        "drug": drug,
+                        "genotype": genotype,
+                        "recommendations": [_recommendation(r) for r, _ in flagged],
+                        "rule": CLINICIAN_DECIDES,
+                    },
+                )
+            )
+    return out
