@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "CARELENS_SUMMARIZER": "tests.server.fixture_store:summarize",
     }
     env.pop("CARELENS_DB_URL", None)
-    for user in ("clinician", "researcher"):
+    for user in ("clinician", "researcher", "admin"):
         _cli(env, "users", "add", user, "--role", user, stdin=PASSWORD + "\n")
     port = _free_port()
     log = (tmp_path_factory.getbasetemp() / "serve.log").open("w")
@@ -116,7 +116,10 @@ def test_clinician_checks_evidence_rejects_and_signs(server, browser) -> None:  
     assert page.url == f"{base}/patients"
     page.click("text=Zebulon Canaryfield")
     assert page.url == f"{base}/patients/{PID}"
-    assert page.locator("#needs-attention li.item").count() == 3
+    assert page.locator("#needs-attention li.item").count() == 4
+    pgx = page.locator("#needs-attention li.item", has_text="CYP2C19 *1/*2").inner_text()
+    assert "clopidogrel (taken: Clopidogrel 75 MG Oral Tablet)" in pgx and "consider an alternative" in pgx
+    assert "clinician decides" in pgx
     page.screenshot(path=str(ARTIFACTS / "1-patient-page.png"), full_page=True)
 
     page.click("a.citation[title='DocumentReference/note-hp']")
@@ -134,7 +137,7 @@ def test_clinician_checks_evidence_rejects_and_signs(server, browser) -> None:  
     rejected = page.locator("li.item.decided-reject", has_text="Hypertension")
     assert "resolved in 2019 per cardiology letter" in rejected.inner_text()
 
-    accept = page.locator("li.item", has_text="Clopidogrel 75 MG Oral Tablet")
+    accept = page.locator("#summary li.item", has_text="Clopidogrel 75 MG Oral Tablet")
     accept.locator("select[name=action]").select_option("accept")
     accept.locator("button[type=submit]").click()
     page.wait_for_load_state()
@@ -164,3 +167,28 @@ def test_researcher_is_refused_the_patient_page(server, browser) -> None:  # typ
     assert "Canaryfield" not in page.content()
     page.screenshot(path=str(ARTIFACTS / "5-researcher-refused.png"))
     context.close()
+
+
+def test_admin_disables_a_user_whose_open_session_ends_at_once(server, browser) -> None:  # type: ignore[no-untyped-def]
+    base, _ = server
+    clinician = browser.new_context().new_page()
+    _login(clinician, base, "clinician")
+    assert clinician.url == f"{base}/patients"
+    admin_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    admin = admin_context.new_page()
+    _login(admin, base, "admin")
+    assert admin.url == f"{base}/admin/users"
+    admin.locator("#user-clinician button", has_text="Disable").click()
+    admin.wait_for_url(f"{base}/admin/users")
+    assert "disabled" in admin.locator("#user-clinician").inner_text()
+    admin.screenshot(path=str(ARTIFACTS / "6-admin-disabled-user.png"))
+    clinician.goto(f"{base}/patients")
+    assert clinician.url.startswith(f"{base}/login")
+    _login(clinician, base, "clinician")
+    assert "Wrong user name or password" in clinician.inner_text("main")
+    admin.locator("#user-clinician button", has_text="Enable").click()
+    admin.wait_for_url(f"{base}/admin/users")
+    _login(clinician, base, "clinician")
+    assert clinician.url == f"{base}/patients"
+    clinician.context.close()
+    admin_context.close()
