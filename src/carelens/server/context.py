@@ -8,6 +8,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import orjson
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,7 @@ from carelens.server.items import ReviewItem, finding_items, image_items, pgx_it
 from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
-from carelens.store.appdb import audit, get_engine
+from carelens.store.appdb import audit, begin_write, get_engine
 
 TEMPLATES = Path(__file__).with_name("templates")
 CardOrigin = tuple[str | None, int, str | None]  # patient id, audit row that issued the card, model version
@@ -28,6 +29,16 @@ def default_data(settings: ServerSettings) -> ClinicalData:
     """The clinical data of a store: FHIR bundles under ``<store>/fhir`` and outputs under
     ``<store>/outputs``."""
     return BundleData(settings.store / "fhir", settings.store / "outputs", settings.summarizer)
+
+
+def templates() -> Jinja2Templates:
+    """The page templates, compiled once at start-up (no per-render file checks: restart to change them)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=jinja2.select_autoescape(), auto_reload=False
+    )
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    return Jinja2Templates(env=env)
 
 
 class PatientView:
@@ -78,7 +89,7 @@ class Context:
         self.engine = get_engine(settings.db_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
-        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates = templates()
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
@@ -87,9 +98,11 @@ class Context:
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        """A session in a transaction for writes. On SQLite the writers of this process take turns
-        here, rather than spinning on the database lock."""
+        """A session in a write transaction (``BEGIN IMMEDIATE`` on SQLite, so that other server
+        processes wait their turn instead of failing). On SQLite the writers of this process also
+        take turns here, rather than spinning on the database lock."""
         with self._write_lock or nullcontext(), self.Session() as s, s.begin():
+            begin_write(s)
             yield s
 
     def patient(self, pid: str) -> PatientRow:

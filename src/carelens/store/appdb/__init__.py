@@ -20,7 +20,7 @@ from carelens.store.appdb.accounts import (
 )
 from carelens.store.appdb.audit import ChainReport
 from carelens.store.appdb.clock import now_iso
-from carelens.store.appdb.engine import dispose_all, get_engine, make_engine, sessionmaker_for, upgrade
+from carelens.store.appdb.engine import begin_write, dispose_all, get_engine, make_engine, sessionmaker_for, upgrade
 from carelens.store.appdb.models import (
     ROLES,
     ApiToken,
@@ -49,6 +49,7 @@ __all__ = [
     "add_user",
     "audit",
     "authenticate",
+    "begin_write",
     "create_session",
     "create_token",
     "dispose_all",

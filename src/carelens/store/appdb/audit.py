@@ -18,9 +18,10 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from carelens.store.appdb.clock import now_iso
-from carelens.store.appdb.models import AuditEvent, AuditHead
+from carelens.store.appdb.models import AuditEvent, AuditHead, Base
 
 GENESIS = "0" * 64
+_EVENTS, _HEAD = Base.metadata.tables["audit_log"], Base.metadata.tables["audit_head"]
 _PG_LOCK_KEY = 0x0CA2E1E5
 
 
@@ -53,11 +54,12 @@ def append(
 
     Writers are serialised: an advisory lock on PostgreSQL, the database write lock on SQLite.
     """
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    conn = s.connection()  # Core statements on the tables: no ORM work per audited request
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
     else:
-        s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id))
-    head = s.execute(select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1)).first()
+        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=_HEAD.c.last_id))
+    head = conn.execute(select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)).first()
     last_id, last_hash = (head[0], head[1]) if head else (0, GENESIS)
     row: dict[str, Any] = {
         "id": last_id + 1,
@@ -71,11 +73,11 @@ def append(
         "prev_hash": last_hash,
     }
     row["row_hash"] = row_hash(row)
-    s.execute(insert(AuditEvent).values(**row))
+    conn.execute(insert(_EVENTS).values(**row))
     if head is None:
-        s.execute(insert(AuditHead).values(id=1, last_id=row["id"], last_hash=row["row_hash"]))
+        conn.execute(insert(_HEAD).values(id=1, last_id=row["id"], last_hash=row["row_hash"]))
     else:
-        s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=row["id"], last_hash=row["row_hash"]))
+        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=row["id"], last_hash=row["row_hash"]))
     return row
 
 

@@ -53,6 +53,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def begin_write(s: Session) -> None:
+    """Take the database write lock now, at the start of ``s``'s transaction: ``BEGIN IMMEDIATE``
+    on SQLite, so that a writer in another process waits (busy timeout) instead of failing on a
+    stale read snapshot. PostgreSQL needs nothing here (row and advisory locks do the work)."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url`` (default: the settings' app database), migrated on first use."""
     url = url or get_settings().db_url
