@@ -13,13 +13,14 @@ import orjson
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
+from carelens.server.auditor import GroupAuditor
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
 from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
 from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
-from carelens.store.appdb import audit, begin_write, get_engine
+from carelens.store.appdb import begin_write, get_engine
 
 TEMPLATES = Path(__file__).with_name("templates")
 CardOrigin = tuple[str | None, int, str | None]  # patient id, audit row that issued the card, model version
@@ -95,6 +96,7 @@ class Context:
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cards_lock = threading.Lock()
+        self.auditor = GroupAuditor(self.writing)
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -140,9 +142,9 @@ class Context:
         input_hash: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append one audit row in its own transaction; returns the row."""
-        with self.writing() as s:
-            return audit.append(s, who.username, action, patient_id, model_version, input_hash, detail)
+        """Append one audit row (group-committed with the rows of concurrent requests); returns
+        the row once it is committed."""
+        return self.auditor.record((who.username, action, patient_id, model_version, input_hash, detail))
 
     def remember_cards(self, cards: dict[str, CardOrigin]) -> None:
         """Card uuid -> where it was issued, so that CDS feedback can name it in the audit log."""

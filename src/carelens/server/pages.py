@@ -50,7 +50,7 @@ def render(request: Request, template: str, who: Principal | None, status: int =
 
 
 @router.get("/healthz", include_in_schema=False)
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 

@@ -40,6 +40,10 @@ def row_hash(event: AuditEvent | dict[str, Any]) -> str:
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
+Event = tuple[str, str, str | None, str | None, str | None, dict[str, Any] | None]
+"""actor, action, patient_id, model_version, input_hash, detail: the arguments of ``append``."""
+
+
 def append(
     s: Session,
     actor: str,
@@ -54,31 +58,41 @@ def append(
 
     Writers are serialised: an advisory lock on PostgreSQL, the database write lock on SQLite.
     """
-    conn = s.connection()  # Core statements on the tables: no ORM work per audited request
+    return append_many(s, [(actor, action, patient_id, model_version, input_hash, detail)])[0]
+
+
+def append_many(s: Session, events: list[Event]) -> list[dict[str, Any]]:
+    """Append several events, chained in order, inside the caller's transaction with one read
+    and one update of the head (Core statements: no ORM work per row); returns the rows."""
+    conn = s.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
     else:
         conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=_HEAD.c.last_id))
     head = conn.execute(select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)).first()
     last_id, last_hash = (head[0], head[1]) if head else (0, GENESIS)
-    row: dict[str, Any] = {
-        "id": last_id + 1,
-        "ts": now_iso(),
-        "actor": actor,
-        "action": action,
-        "patient_id": patient_id,
-        "model_version": model_version,
-        "input_hash": input_hash,
-        "detail": canonical(detail or {}),
-        "prev_hash": last_hash,
-    }
-    row["row_hash"] = row_hash(row)
-    conn.execute(insert(_EVENTS).values(**row))
+    rows: list[dict[str, Any]] = []
+    for actor, action, patient_id, model_version, input_hash, detail in events:
+        row: dict[str, Any] = {
+            "id": last_id + 1,
+            "ts": now_iso(),
+            "actor": actor,
+            "action": action,
+            "patient_id": patient_id,
+            "model_version": model_version,
+            "input_hash": input_hash,
+            "detail": canonical(detail or {}),
+            "prev_hash": last_hash,
+        }
+        row["row_hash"] = last_hash = row_hash(row)
+        last_id = row["id"]
+        rows.append(row)
+    conn.execute(insert(_EVENTS), rows)
     if head is None:
-        conn.execute(insert(_HEAD).values(id=1, last_id=row["id"], last_hash=row["row_hash"]))
+        conn.execute(insert(_HEAD).values(id=1, last_id=last_id, last_hash=last_hash))
     else:
-        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=row["id"], last_hash=row["row_hash"]))
-    return row
+        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=last_id, last_hash=last_hash))
+    return rows
 
 
 @dataclass(frozen=True)
