@@ -32,12 +32,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for ``url`` (SQLite files get WAL, foreign keys and a busy timeout)."""
+    """A SQLAlchemy engine for ``url`` (SQLite files get WAL, foreign keys, a busy timeout and a
+    pool large enough for every server thread)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
+        pool: dict[str, int] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            # as large as the server's thread pool: an overflow connection would be opened (its
+            # pragmas run) and closed again on every request under load
+            pool = {"pool_size": 48, "max_overflow": 16}
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql"):
