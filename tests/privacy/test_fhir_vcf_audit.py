@@ -156,3 +156,24 @@ def test_cli_text_uses_patient_context_from_fhir(tmp_path: Path, canary_patient:
     assert "zebulon" not in text and "quixly" not in text
     spans = json.loads((out / "doc-1.phi.json").read_text())
     assert {s["type"] for s in spans} == {"NAME"}
+
+
+def test_audit_tells_a_name_that_is_a_word_from_the_word(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    language = {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US", "display": "English (United States)"}],
+                "text": "English (United States)"}  # fmt: skip
+    people = [{"resourceType": "Patient", "id": f"p{i}", "name": [{"family": family, "given": [given]}],
+               "communication": [{"language": language}]}
+              for i, (family, given) in enumerate([("Day", "Robin"), ("May", "Kayla"), ("English", "Ann")])]  # fmt: skip
+    (src / "patients.ndjson").write_text("\n".join(json.dumps(p) for p in people) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "words.txt").write_text("Improved by hospital day 4. Next labs May 15, seen 13-May-2024.\n")
+    (out / "names.txt").write_text("Seen with Dr. Day.\nMAY, KAYLA\n")
+    (out / "lower.txt").write_text("pt seen by day team\n")  # no letter case to tell a name from a word
+    (out / "coded.json").write_text(json.dumps({"language": language, "note": "Seen by Dr. English."}))
+    locations = sorted(leak.location for leak in audit(out, src).leaks)
+    # "MAY, KAYLA" is both the family name and "family, given"
+    assert locations == ["coded.json:offset 169", "lower.txt:offset 11", "names.txt:offset 14", "names.txt:offset 19",
+                         "names.txt:offset 19"]  # fmt: skip

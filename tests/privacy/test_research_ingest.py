@@ -34,7 +34,9 @@ def test_clean_batch_goes_into_the_research_lake_only(tmp_path: Path, keys: KeyS
     store = tmp_path / "store"
     code, out = _invoke(["ingest", str(batch), "--zone", "research", "--source", str(src), "--store", str(store)])
     assert code == 0, out
-    assert json.loads(out)["ingested"]["Patient"] == 1
+    summary = json.loads(out)
+    assert summary["ingested"]["Patient"] == 1 and summary["leak_audit"]["leaks"] == 0
+    assert summary["leak_audit"]["identifiers_searched"]["mrn"] >= 1
     assert (store / "research" / "lake").is_dir() and not (store / "lake").exists()
     sql = ["sql", "SELECT id FROM Patient", "--store", str(store)]
     code, rows = _invoke([*sql, "--zone", "research"])

@@ -50,6 +50,28 @@ def test_all_caps_names_and_hospital_but_not_clinical_words() -> None:
         assert not any(word in f.split() for f in found), word
 
 
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Seen by Dr. Joy Green today.", {"Joy Green"}),
+        ("PCP: Dr. Hope Lee. Will follow up.", {"Hope Lee"}),
+        ("Mrs. May is better today.", {"May"}),
+        ("DR. GRACE LEE SAW PT.", {"GRACE LEE"}),
+        ("F/U W/ DR. MURPHY @ CLINIC 6/19.", {"MURPHY"}),  # an eponym ("Murphy's sign") after a title
+        ("DR. MAY CHEN TO CALL.", {"MAY CHEN"}),
+    ],
+)
+def test_a_name_that_is_also_a_word_is_a_name_after_a_title(text: str, names: set[str]) -> None:
+    found = _found(text)
+    assert all(any(n in f for f in found) for n in names), found
+    assert not any(w in f.split() for f in found for w in ("Will", "today", "better"))
+
+
+def test_a_word_after_a_title_stays_a_word_when_nothing_says_it_is_a_name() -> None:
+    assert _found("Dr. will see pt in am.") == set()
+    assert _found("DR. WILL SEE PT IN AM.") == set()
+
+
 def test_offsets_are_exact_and_replacements_applied(keys: KeyService) -> None:
     res = deidentify_text(NOTE, keys=keys, document_id="n1")
     assert res.spans

@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         (STORE/research/lake; query it with carelens sql --zone research). The leak audit
         first searches them for every identifier known from SRC (the identified FHIR, DICOM
         or VCF they were made from); on any leak the whole batch is refused, nothing is
-        ingested, and the command exits 4 naming how many leaks of which kinds.
+        ingested, and the command exits 4 naming how many leaks of which kinds; a clean
+        batch's JSON adds "leak_audit": {"leaks": 0, "files_scanned", "identifiers_searched"}.
         """
         from carelens.core.output import emit_json
         from carelens.ingest.pipeline import ingest
@@ -54,9 +55,17 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--zone research needs --source: the identified data the batch was de-identified from")
         if zone == "clinical" and source:
             raise UsageError("--source is for --zone research only")
-        result = ingest_research(paths, source, store) if zone == "research" else ingest(paths, store)
+        audit = None
+        if zone == "research":
+            result, audit = ingest_research(paths, source, store)
+        else:
+            result = ingest(paths, store)
         if format == "json":
-            emit_json(result.summary())
+            summary = result.summary()
+            if audit is not None:
+                summary["leak_audit"] = {"leaks": 0, "files_scanned": audit.files_scanned,
+                                         "identifiers_searched": dict(audit.identifiers)}  # fmt: skip
+            emit_json(summary)
             typer.echo(result.text(), err=True)  # the one-line count, on stderr beside the JSON
         else:
             typer.echo(result.text())

@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carelens.core.config import research_store
 from carelens.core.errors import InputError, UsageError
 from carelens.ingest.pipeline import IngestResult, ingest
+
+if TYPE_CHECKING:
+    from carelens.privacy.audit import AuditReport
 
 
 class BatchRefused(InputError):
@@ -23,8 +27,19 @@ class BatchRefused(InputError):
 
     exit_code = 4
 
+    def __init__(self, report: AuditReport) -> None:
+        self.leaks = len(report.leaks)
+        kinds = Counter(leak.value_kind for leak in report.leaks)
+        listing = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+        super().__init__(
+            f"batch refused: the leak audit found {self.leaks} identifiers of the source in it ({listing});"
+            " nothing was ingested (`carelens deid audit PATH --source SOURCE` lists where)"
+        )
 
-def ingest_research(paths: Sequence[Path], source: Sequence[Path], store: Path | None = None) -> IngestResult:
+
+def ingest_research(
+    paths: Sequence[Path], source: Sequence[Path], store: Path | None = None
+) -> tuple[IngestResult, AuditReport]:
     """Audit ``paths`` against ``source``, then ingest them into the research lake (all or nothing)."""
     from carelens.privacy.audit import audit
 
@@ -35,10 +50,5 @@ def ingest_research(paths: Sequence[Path], source: Sequence[Path], store: Path |
     if not report.identifiers:
         raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
     if report.leaks:
-        kinds = Counter(leak.value_kind for leak in report.leaks)
-        listing = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
-        raise BatchRefused(
-            f"batch refused: the leak audit found {len(report.leaks)} identifiers of the source in it ({listing});"
-            " nothing was ingested (`carelens deid audit PATH --source SOURCE` lists where)"
-        )
-    return ingest(paths, research_store(store))
+        raise BatchRefused(report)
+    return ingest(paths, research_store(store)), report

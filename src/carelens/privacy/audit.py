@@ -3,7 +3,10 @@
 ``audit(out, source)`` collects the identifiers of each patient in ``source`` (FHIR Patient
 names, identifiers such as MRN and SSN, phone numbers, address lines, exact birth dates;
 DICOM patient attributes; VCF sample names) and searches every file under ``out`` (text,
-JSON/NDJSON, DICOM headers, VCF), case-insensitive and tolerant of separators. A leak names
+JSON/NDJSON, DICOM headers, VCF), case-insensitive and tolerant of separators; a one-word
+name that is also an ordinary word ("Day", "May", "Fields") does not count where it is that
+word: lower-case in mixed-case text, a month in a date ("May 15"), or the label of a code
+of the source ("English (United States)"). A leak names
 what kind of value leaked and where (file and offset, line or DICOM attribute), never the
 value. The research-zone ingest (``carelens ingest --zone research``) calls it and refuses a
 batch with leaks; ``out`` and ``source`` may each be several files or folders.
@@ -21,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from carelens.privacy.detect import case_mode
+from carelens.privacy.lexicon import lexicon
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]  # fmt: skip
@@ -52,7 +58,13 @@ class AuditReport:
 
 def source_identifiers(source: Path | Sequence[Path]) -> list[tuple[str, str]]:
     """(kind, value) of every identifier known from the files under ``source``."""
+    return _scan_source(source)[0]
+
+
+def _scan_source(source: Path | Sequence[Path]) -> tuple[list[tuple[str, str]], set[str]]:
+    """The identifiers of ``source``, and the labels of its FHIR codes ("English (United States)")."""
     found: set[tuple[str, str]] = set()
+    labels: set[str] = set()
     for path in (p for root in _roots(source) for p in _files(root)):
         name = path.name.lower()
         if name.endswith((".json", ".ndjson")) and not name.endswith(".phi.json"):
@@ -61,11 +73,28 @@ def source_identifiers(source: Path | Sequence[Path]) -> list[tuple[str, str]]:
             for resource in iter_resources([path]):
                 if resource["resourceType"] in ("Patient", "RelatedPerson"):
                     found |= _fhir_identifiers(resource)
+                _code_labels(resource, labels)
         elif name.endswith(".dcm"):
             found |= _dicom_identifiers(path)
         elif name.endswith((".vcf", ".vcf.gz")):
             found |= {("sample", s) for s in _vcf_samples(path)}
-    return sorted(v for v in found if len(re.sub(r"\W", "", v[1])) >= 3)
+    return sorted(v for v in found if len(re.sub(r"\W", "", v[1])) >= 3), labels
+
+
+def _code_labels(value: Any, out: set[str]) -> None:
+    """Coding displays and CodeableConcept texts anywhere in a resource."""
+    if isinstance(value, dict):
+        if isinstance(value.get("display"), str) and "code" in value:
+            out.add(value["display"])
+        if isinstance(value.get("text"), str) and "coding" in value:
+            out.add(value["text"])
+        for item in value.values():
+            if isinstance(item, dict | list):
+                _code_labels(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _code_labels(item, out)
 
 
 def _fhir_identifiers(r: dict[str, Any]) -> set[tuple[str, str]]:
@@ -147,16 +176,42 @@ def _pattern(kind: str, value: str) -> str:
     return r"(?<![A-Za-z0-9])" + r"[\s\-./()^]{0,2}".join(re.escape(c) for c in chars) + r"(?![A-Za-z0-9])"
 
 
+def _is_word(kind: str, value: str) -> bool:
+    """A one-word name that is also an ordinary word ("Day", "May", "Fields")."""
+    return kind == "name" and value.isalpha() and lexicon().is_ambiguous(value.lower())
+
+
+def _ordinary_use(text: str, m: re.Match[str], labels: set[str]) -> bool:
+    """Whether a match of such a name is the ordinary word, not the name: lower-case in
+    mixed-case text ("hospital day 4", "lung fields"), a month in a date ("May 15", "13-May-2024"),
+    or inside a JSON string that is the label of one of the source's codes ("English (United States)")."""
+    opening, closing = text.rfind('"', 0, m.start()), text.find('"', m.end())
+    if opening >= 0 and closing >= 0 and text[opening + 1 : closing] in labels:
+        return True
+    word = m.group(0)
+    low = word.lower()
+    month = any(low in (x.lower(), x[:3].lower()) for x in MONTHS)
+    before, after = text[max(0, m.start() - 2) : m.start()], text[m.end() : m.end() + 3]
+    if month and (re.match(r"\W{0,2}\d", after) or re.search(r"\d[\s\-/.]$", before)):
+        return True
+    if not word.islower():
+        return False
+    start = max(text.rfind("\n", 0, m.start()), text.rfind("\\n", 0, m.start()), m.start() - 300)
+    ends = [e for e in (text.find("\n", m.end()), text.find("\\n", m.end())) if e >= 0]
+    return case_mode(text[max(start, 0) : min([*ends, m.end() + 300])]) == "mixed"
+
+
 def audit(out: Path | Sequence[Path], source: Path | Sequence[Path]) -> AuditReport:
     """Every identifier from ``source`` found anywhere under ``out`` (kinds and locations only)."""
-    idents = source_identifiers(source)
+    idents, labels = _scan_source(source)
     report = AuditReport(identifiers=Counter(kind for kind, _ in idents))
     if not idents:
         return report
     searches = []
     for kind, value in idents:
         try:
-            searches.append((kind, _anchor(kind, value), re.compile(_pattern(kind, value), re.IGNORECASE)))
+            regex = re.compile(_pattern(kind, value), re.IGNORECASE)
+            searches.append((kind, _anchor(kind, value), regex, _is_word(kind, value)))
         except ValueError:
             continue
     roots = _roots(out)
@@ -167,10 +222,12 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path]) -> AuditRep
             rel = str(path.relative_to(base))
             for where, text in _texts(path):
                 low = text.lower()
-                for kind, anchor, regex in searches:
+                for kind, anchor, regex, word in searches:
                     if anchor not in low:
                         continue
                     for m in regex.finditer(text):
+                        if word and _ordinary_use(text, m, labels):
+                            continue
                         report.leaks.append(Leak(kind, f"{rel}:{where}" if where else f"{rel}:offset {m.start()}"))
     return report
 

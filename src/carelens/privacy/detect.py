@@ -104,7 +104,7 @@ def detect_phi(text: str, context: PatientContext | None = None, model: bool = T
     spans += _rule_spans(text)
     tokens = tokenize(text)
     lex = lexicon()
-    mode = _case_mode(text)
+    mode = case_mode(text)
     spans += _token_spans(text, tokens, lex, mode)
     if context is not None:
         spans += _known_spans(text, tokens, context)
@@ -163,7 +163,8 @@ def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
     return merged
 
 
-def _case_mode(text: str) -> str:
+def case_mode(text: str) -> str:
+    """``upper``, ``lower`` or ``mixed``: whether letter case tells names from words in ``text``."""
     head = text[:4000]
     upper = len(_UPPER.findall(head))
     lower = len(_LOWER.findall(head))
@@ -303,6 +304,20 @@ def _is_cap(tok: _Tok) -> bool:
     return tok.text[0].isupper()
 
 
+def _titled_name(tokens: list[_Tok], k: int, title: int, text: str, lex: Lexicon, mode: str) -> bool:
+    """A name that is also a common word ("Joy", "May", "Will") right after a title ("Dr. Joy
+    Green", "DR. MURPHY", "Mrs. May"): capitalised in mixed-case text or not a stop word, else followed
+    by a name word in the same line."""
+    t = tokens[k]
+    if tokens[title].low not in TITLES or not lex.is_name(t.low) or (mode == "mixed" and not _is_cap(t)):
+        return False
+    if (mode == "mixed" and not t.text.isupper()) or t.low not in ENGLISH_STOP_WORDS:
+        return True
+    nxt = tokens[k + 1] if k + 1 < len(tokens) else None  # "DR. MAY CHEN" but not "DR. WILL SEE PT"
+    return (nxt is not None and nxt.alpha and "\n" not in text[t.end : nxt.start] and lex.is_name(nxt.low)
+            and nxt.low not in _VERY_COMMON)  # fmt: skip
+
+
 def _sentence_start(tokens: list[_Tok], i: int, text: str) -> bool:
     if i == 0:
         return True
@@ -361,7 +376,7 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                 t = tokens[k]
                 if (
                     not t.alpha
-                    or (t.low in _VERY_COMMON and strength[k] < 2)
+                    or (t.low in _VERY_COMMON and strength[k] < 2 and not _titled_name(tokens, k, i, text, lex, mode))
                     or "\n" in text[tokens[k - 1].end : t.start]
                 ):
                     break

@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from carelens.privacy.detect import _case_mode, tokenize
+from carelens.privacy.detect import case_mode, tokenize
 from carelens.privacy.model import CLASSES, TokenModel, token_features
 
 LABELS = {"NAME": "NAME", "CITY": "LOCATION", "STATE": "LOCATION", "ADDRESS": "LOCATION", "ZIP": "LOCATION",
@@ -23,7 +23,7 @@ LABELS = {"NAME": "NAME", "CITY": "LOCATION", "STATE": "LOCATION", "ADDRESS": "L
 def examples(text: str, gold: list[dict]) -> tuple[list[dict[str, float]], list[str]]:
     """Features and labels of the alphabetic tokens of one note."""
     tokens = tokenize(text)
-    mode = _case_mode(text)
+    mode = case_mode(text)
     feats, labels = [], []
     for i, tok in enumerate(tokens):
         if not tok.alpha or len(tok.low) < 2:
