@@ -2,7 +2,7 @@
 the patient page for 30 s, side by side with /healthz (the floor: the same server and HTTP
 stack doing no work). Prints requests per second, p50/p95/p99 latency and errors per target.
 
-    .venv/bin/python benchmarks/server.py [--clients 50] [--seconds 30] [--patients 10] [--client-procs 2]
+    .venv/bin/python benchmarks/server.py [--clients 50] [--seconds 30] [--patients 10] [--client-procs 2] [--workers 2]
 
 The store is built in a temporary folder from the Synthea bundles of the shared data (real
 summaries from ``carelens.record.summarize``, cached by input hash after the warm-up); every
@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--patients", type=int, default=10)
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="carelens serve --workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="carelens-bench-") as tmp:
         store, env = prepare(Path(tmp), args.patients)
@@ -196,6 +197,8 @@ def main() -> None:
                 str(port),
                 "--store",
                 str(store),
+                "--workers",
+                str(args.workers),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -212,8 +215,11 @@ def main() -> None:
             pids = [p["id"] for p in httpx.get(f"{base}/api/patients", headers=bearer).json()["patients"]]
             cookies = login(base)
             started = time.perf_counter()
-            for pid in pids:  # the server computes each summary once per input hash
-                httpx.get(f"{base}/api/patients/{pid}/summary", headers=bearer, timeout=120)
+            rounds = 1 if args.workers == 1 else 6 * args.workers  # new connections: every process sees each patient
+            for _ in range(rounds):  # each server process computes a summary once per input hash
+                for pid in pids:
+                    httpx.get(f"{base}/api/patients/{pid}/summary", headers=bearer, timeout=120)
+                    httpx.get(f"{base}/patients/{pid}", headers={"Cookie": cookies}, timeout=120)
             warm = time.perf_counter() - started
             targets = [("summary API", f"/api/patients/{pid}/summary", bearer) for pid in pids]
             targets += [("patient page", f"/patients/{pid}", {}) for pid in pids]
@@ -226,7 +232,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     print(
-        f"carelens serve (one process), {len(pids)} Synthea patients, {args.clients} concurrent "
+        f"carelens serve --workers {args.workers}, {len(pids)} Synthea patients, {args.clients} concurrent "
         f"clients, {args.seconds:.0f} s; summaries warmed in {warm:.1f} s (real summariser, then cached by "
         f"input hash); every request authenticated and audited"
     )

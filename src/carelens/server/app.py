@@ -4,6 +4,7 @@ headers, PHI-free errors and logs)."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -79,3 +80,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_middleware(Guard, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``)."""
+    store = os.environ.get("CARELENS_SERVE_STORE")
+    return create_app(ServerSettings.from_env(Path(store) if store else None))

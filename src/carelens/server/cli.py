@@ -150,9 +150,13 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=16, help="Server processes (each caches summaries; the audit chain is shared)."
+    ),
 ) -> None:
     """Serve the clinician workspace: web pages, the JSON API and CDS Hooks."""
     import logging
+    import os
 
     import uvicorn
 
@@ -160,9 +164,20 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(ServerSettings.from_env(store))
-    typer.echo(f"carelens workspace on http://{host}:{port}/", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
+    app = create_app(ServerSettings.from_env(store))  # fails here, in one line, on a bad store or database
+    typer.echo(f"carelens workspace on http://{host}:{port}/ ({workers} process(es))", err=True)
+    if workers > 1 and store is not None:
+        os.environ["CARELENS_SERVE_STORE"] = str(store)  # the worker processes build their own app
+    uvicorn.run(
+        app if workers == 1 else "carelens.server.app:app_from_env",
+        factory=workers > 1,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def register(app: typer.Typer) -> None:
