@@ -69,6 +69,7 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     assert deid["status"] == "done", deid
     assert deid["canary_leaks"] == 0 and deid["audit_leaks"] == 0 and deid["audit_files_scanned"] > 0
     assert deid["written"]["notes"] == sum(len(p["notes"]) for p in planted["patients"])
+    assert deid["research_lake"]["ingested"]["Patient"] == 2 and deid["research_lake"]["quarantined"] == 0
     assert deid["written"]["dicom"] + deid["quarantined"] >= sum(len(p["images"]) for p in planted["patients"])
     research = tmp_path / "store" / "research"
     names = " ".join(str(p.relative_to(research)) for p in research.rglob("*"))

@@ -137,13 +137,16 @@ def _site_keys(run: DemoRun) -> Any:
 
 def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     """Notes, FHIR, DICOM and VCF into ``<store>/research`` behind one key; files there are renamed
-    so that no identified-zone id names them; then the leak audit and the planted canaries."""
+    so that no identified-zone id names them; the planted canaries are looked for; then the research
+    ingest runs the leak audit against the identified FHIR, DICOM and VCF and, when nothing leaked,
+    fills the research lake (``<store>/research/lake``)."""
+    from carelens.core.config import research_store
+
     privacy = _need("carelens.privacy", "deid_fhir", "deid_text_path", "deid_dicom", "deid_vcf", "load_patients")
-    # the function, not the submodule of the same name (importing the submodule shadows the lazy export)
-    audit = _need("carelens.privacy.audit", "audit").audit
+    research_ingest = _need("carelens.ingest.research", "ingest_research", "BatchRefused")
     m, root = _manifest(run), run.options.out
     keys = _site_keys(run)
-    research = run.options.store / "research"
+    research = research_store(run.options.store)
     work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
     shutil.rmtree(research, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -163,8 +166,12 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
             _copy(root / "notes" / f"{note.note_id}.txt", notes_in / p.patient_id / f"{note.note_id}.txt")
     text_batch = privacy.deid_text_path(notes_in, work / "notes-out", keys, lambda path: patients.get(path.parent.name))
     reasons += [q.reason for q in text_batch.quarantined]
+    kinds = {note.note_id: note.kind for p in m.patients for note in p.notes}
     for n, path in enumerate(sorted((work / "notes-out").rglob("*.txt")), start=1):
-        _copy(path, research / "notes" / f"note-{n:05d}.txt")
+        target = research / "notes" / f"note-{n:05d}.txt"
+        _copy(path, target)  # the sidecar links the note to the patient's research-zone id
+        meta = {"patient_id": keys.pseudonym(path.parent.name), "type": kinds[path.stem]}
+        _write_json(target.with_suffix(".meta.json"), meta)
     counts["notes"] = n if (work / "notes-out").exists() else 0
 
     dicom_batch = privacy.deid_dicom(root / "dicom", research / "dicom", keys, privacy.DicomOptions(), patients)
@@ -177,18 +184,20 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
                          lambda _sample, pid=p.patient_id: pid)  # fmt: skip
     counts["vcf"] = len(vcfs)
 
-    report = audit(research, root / "fhir")
     leaks = _canary_leaks(m, research)
-    say(f"research zone: {counts}; leak audit: {len(report.leaks)} leaks; planted canaries found in {leaks} files")
-    return {
-        "research_zone": str(research),
-        "written": counts,
-        "quarantined": len(reasons),
-        "quarantine_reasons": sorted(set(reasons)),
-        "audit_leaks": len(report.leaks),
-        "audit_files_scanned": report.files_scanned,
-        "canary_leaks": leaks,
-    }
+    batch = [research / d for d in ("fhir", "notes", "dicom", "genomics") if (research / d).exists()]
+    sources = [s for s in [root / "fhir", root / "dicom"] + [root / str(p.vcf) for p in vcfs] if s.exists()]
+    out: dict[str, Any] = {"research_zone": str(research), "written": counts, "quarantined": len(reasons),
+                           "quarantine_reasons": sorted(set(reasons)), "canary_leaks": leaks}  # fmt: skip
+    try:
+        lake, report = research_ingest.ingest_research(batch, sources, run.options.store)
+    except research_ingest.BatchRefused as refused:  # the boundary held: the stage fails, its counts are kept
+        say(f"research zone: {counts}; {refused.reason}")
+        return {**out, "status": "failed", "reason": refused.reason, "audit_leaks": refused.leaks}
+    say(f"research zone: {counts}; leak audit: 0 leaks in {report.files_scanned} files; planted canaries found in "
+        f"{leaks} files; research lake: {lake.text()}")  # fmt: skip
+    lake_counts = {"ingested": lake.ingested(), "quarantined": len(lake.quarantined)}
+    return {**out, "audit_leaks": 0, "audit_files_scanned": report.files_scanned, "research_lake": lake_counts}
 
 
 def _copy(src: Path, dst: Path) -> None:
