@@ -551,25 +551,37 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
     """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
     out: list[PhiSpan] = []
     parts, by_initial = _name_index(tuple(ctx.names))
-    for tok in tokens:
-        w = tok.low
-        if not tok.alpha or len(w) < 2:
-            continue
-        if w in parts or (
-            len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ()))
-        ):
-            out.append(PhiSpan(tok.start, tok.end, "NAME", "known"))
+    words = {tok.low for tok in tokens if tok.alpha and len(tok.low) >= 2}  # each distinct word checked once
+    names = {w for w in words if w in parts or (
+        len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ())))}  # fmt: skip
+    if names:
+        out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
+    # a pattern is compiled and run only where its characters occur (separators aside): most values
+    # are absent from most notes, and compiling a loose pattern costs about a millisecond
+    squeezed = _LOOSE_GAP.sub("", text).lower()
     for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
                         *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
+        if _squeeze(value) not in squeezed:
+            continue
         rx = _loose_re(value)
         if rx is not None:
             out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
+    low = text.lower()
     for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
         words = re.findall(r"\w+", value)
-        if words:
+        if words and all(w.lower() in low for w in words):
             rx = _words_re(tuple(words))
             out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
     return out
+
+
+_LOOSE_GAP = re.compile(r"[\s\-./()]+")
+
+
+@lru_cache(maxsize=4096)
+def _squeeze(value: str) -> str:
+    """The characters a loose match of ``value`` has in a row once separators are removed."""
+    return "".join(c for c in value if c.isalnum()).lower()
 
 
 @lru_cache(maxsize=4096)
@@ -581,6 +593,7 @@ def _loose_re(value: str) -> re.Pattern[str] | None:
     return re.compile(r"(?<![A-Za-z0-9])" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)
 def _name_index(names: tuple[str, ...]) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
     """A patient's name words, and those of four letters or more by first letter (for typo matching)."""
     parts: set[str] = set()
