@@ -163,9 +163,9 @@ def test_audit_tells_a_name_that_is_a_word_from_the_word(tmp_path: Path) -> None
     src.mkdir()
     language = {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US", "display": "English (United States)"}],
                 "text": "English (United States)"}  # fmt: skip
+    names = [("Day", "Robin"), ("May", "Kayla"), ("English", "Ann")]
     people = [{"resourceType": "Patient", "id": f"p{i}", "name": [{"family": family, "given": [given]}],
-               "communication": [{"language": language}]}
-              for i, (family, given) in enumerate([("Day", "Robin"), ("May", "Kayla"), ("English", "Ann")])]  # fmt: skip
+               "communication": [{"language": language}]} for i, (family, given) in enumerate(names)]  # fmt: skip
     (src / "patients.ndjson").write_text("\n".join(json.dumps(p) for p in people) + "\n")
     out = tmp_path / "out"
     out.mkdir()

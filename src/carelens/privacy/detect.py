@@ -551,8 +551,8 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
     """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
     out: list[PhiSpan] = []
     parts, by_initial = _name_index(tuple(ctx.names))
-    words = {tok.low for tok in tokens if tok.alpha and len(tok.low) >= 2}  # each distinct word checked once
-    names = {w for w in words if w in parts or (
+    distinct = {tok.low for tok in tokens if tok.alpha and len(tok.low) >= 2}  # each word checked once
+    names = {w for w in distinct if w in parts or (
         len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ())))}  # fmt: skip
     if names:
         out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
