@@ -19,7 +19,8 @@ from flwr.compat.common.recorddict_compat import (
 
 from carelens.network.guard import GuardRefusal, OutboundLog, check_result, outbound_guard
 from carelens.network.local import get_weights, new_model
-from carelens.network.screen import screen_reply
+from carelens.network.screen import ScreenedGrid, screen_reply
+from carelens.network.strategy import Journal
 
 from .conftest import CANARY_MRNS, CANARY_NAMES, write_site
 
@@ -140,3 +141,27 @@ def test_hub_screen_rejects_mismatched_and_non_finite_updates() -> None:
     assert screen_reply(good, [(3, 3)]) is None
     assert "do not match" in (screen_reply(wrong, [(3, 3)]) or "")
     assert "non-finite" in (screen_reply(nan, [(3, 3)]) or "")
+
+
+def test_flowers_stand_in_for_an_unfinished_upload_drops_that_site() -> None:
+    """A site that dies while uploading its reply: Flower's grid returns an error message that names
+    the hub as its sender; the screen re-addresses it to the site, so the workflow drops that site."""
+    from flwr.common import Error, Metadata
+
+    sent = _message(MessageType.TRAIN, [np.zeros((3, 3), np.float32)], {})
+
+    class DeadSiteGrid:
+        def push_messages(self, messages: list[Message]) -> list[str]:
+            return [m.metadata.message_id for m in messages]
+
+        def pull_messages(self, ids: set[str]) -> list[Message]:
+            meta = Metadata(run_id=1, message_id="", src_node_id=1, dst_node_id=1, reply_to_message_id=next(iter(ids)),
+                            group_id="", created_at=0.0, ttl=0, message_type="system")  # fmt: skip
+            return [Message(metadata=meta, error=Error(code=3, reason="Reply message objects are unavailable."))]
+
+    journal = Journal()
+    [reply] = ScreenedGrid(DeadSiteGrid(), journal).send_and_receive([sent], timeout=1)
+    assert reply.has_error() and reply.metadata.src_node_id == 7 and reply.metadata.group_id == "1"
+    assert journal.events == [
+        {"round": "1", "event": "site error", "node": "node 7", "reason": "Reply message objects are unavailable."}
+    ]

@@ -87,9 +87,15 @@ class ScreenedGrid:
         screened = []
         answered = set()
         for reply in replies:
+            original = by_id.get(reply.metadata.reply_to_message_id)
+            stand_in = original is not None and reply.metadata.src_node_id != original.metadata.dst_node_id
+            if reply.has_error() and stand_in:
+                # Flower's own stand-in for a reply whose upload never finished (the site went away
+                # while sending) names the hub as its sender: re-address it to the site, so that the
+                # workflow drops that site for the round instead of keeping it as if it had replied
+                reply = Message(Error(code=reply.error.code, reason=reply.error.reason), reply_to=original)
             group = reply.metadata.group_id
             self.bytes_in[group] += _size(reply)
-            original = by_id.get(reply.metadata.reply_to_message_id)
             node = reply.metadata.src_node_id
             answered.add(node)
             shapes = _sent_shapes(original) if original is not None else None
