@@ -103,11 +103,6 @@ LIVES_AT = re.compile(
 CITY_STATE_ZIP = re.compile(
     r"(?P<city>\b[A-Z][A-Za-z'.-]+(?:\s+[A-Z][A-Za-z'.-]+){0,2}),\s*(?P<state>[A-Z]{2})\s+(?P<zip>\d{5}(?:-\d{4})?)\b"
 )
-CITY_FAKER = re.compile(
-    r"\b(?P<prefix>(?:north|east|west|south|new|lake|port|fort|mount|saint|st\.?)\s+)?(?P<stem>[A-Z][a-z]+)(?P<suffix>town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|chester|fort|haven|side|shire)\b"
-    r"|\b(?P<prefix2>north|east|west|south|new|lake|port|fort|mount)\s+(?P<stem2>[A-Z][a-z]+)\b",
-    I,
-)
 INSURERS = re.compile(
     r"\b(?:medicare|medicaid|aetna|cigna|humana|anthem|tricare|kaiser(?:\s+permanente)?|united\s*health(?:care)?|blue\s+cross(?:\s+blue\s+shield)?|blue\s+shield(?:\s+of(?:\s+the)?(?:\s+[A-Z][a-z]+){1,2})?|bcbs|harvard\s+pilgrim|tufts\s+health(?:\s+plan)?|masshealth|molina|centene|wellcare|oscar)\b",
     I,
