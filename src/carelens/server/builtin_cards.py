@@ -37,7 +37,7 @@ _CARDS: dict[str, dict[str, Any]] = {
             "intended_patient_population": "Any patient with a FHIR R4 record.",
             "performance": "Synthetic demo cohort (20 patients): 61/61 planted active problems listed, 0 negated, "
             "family-history or uncertain mentions listed as problems (benchmarks/results/demo.md); "
-            "p95 95 ms CPU per patient (benchmarks/results/summary.md).",
+            "p95 118 ms per patient, newest 10 notes read (benchmarks/results/summary.md).",
             "limitations": "Validated only on synthetic records (Synthea and generated notes). It can miss a problem "
             "worded unusually in free text and does not judge clinical relevance: open the citation before "
             "relying on an item.",

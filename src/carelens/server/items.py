@@ -189,12 +189,16 @@ def mentions(drug: str, text: str) -> bool:
     return bool(drug) and re.search(rf"\b{re.escape(drug.lower())}\b", text.lower()) is not None
 
 
+def drug_name(rec: Any) -> str:
+    """The drug a PGx recommendation is about ("" when it names none)."""
+    return str(rec.get("drug") or rec.get("name") or "") if isinstance(rec, dict) else ""
+
+
 def split_drugs(drugs: list[Any], summary: dict[str, Any] | None) -> tuple[list[Any], list[Any]]:
     """PGx drug recommendations split into (drugs on the summary's medication list, the rest)."""
     meds = " | ".join(str(i.get("text", "")) for i in medication_items(summary))
     current: list[Any] = []
     other: list[Any] = []
     for d in drugs:
-        name = str(d.get("drug") or d.get("name") or "") if isinstance(d, dict) else ""
-        (current if mentions(name, meds) else other).append(d)
+        (current if mentions(drug_name(d), meds) else other).append(d)
     return current, other

@@ -23,7 +23,7 @@ from typing import Any
 
 from carelens import __version__
 from carelens.core.ids import stable_id
-from carelens.server.items import ReviewItem, medication_items, mentions, model_of
+from carelens.server.items import ReviewItem, drug_name, medication_items, mentions, model_of
 
 NOT_ACTIONABLE = re.compile(r"normal|indeterminate|no result|unknown|negative|^[\d.]+$", re.IGNORECASE)
 CLINICIAN_DECIDES = (
@@ -79,8 +79,8 @@ def medication_pgx_items(report: dict[str, Any] | None, summary: dict[str, Any] 
     meds = [m for m in medication_items(summary) if m.get("status") in (None, "active")]
     by_drug: dict[str, list[dict[str, Any]]] = {}
     for rec in report.get("drugs", []):
-        if isinstance(rec, dict) and (rec.get("drug") or rec.get("name")):
-            by_drug.setdefault(str(rec.get("drug") or rec.get("name")), []).append(rec)
+        if drug := drug_name(rec):
+            by_drug.setdefault(drug, []).append(rec)
     model_id, version = model_of(report, ("carelens-pgx", __version__))
     out: list[ReviewItem] = []
     for drug, recs in by_drug.items():
