@@ -88,8 +88,8 @@ class ScreenedGrid:
         answered = set()
         for reply in replies:
             original = by_id.get(reply.metadata.reply_to_message_id)
-            stand_in = original is not None and reply.metadata.src_node_id != original.metadata.dst_node_id
-            if reply.has_error() and stand_in:
+            sender = reply.metadata.src_node_id
+            if reply.has_error() and original is not None and sender != original.metadata.dst_node_id:
                 # Flower's own stand-in for a reply whose upload never finished (the site went away
                 # while sending) names the hub as its sender: re-address it to the site, so that the
                 # workflow drops that site for the round instead of keeping it as if it had replied
