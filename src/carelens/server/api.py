@@ -33,14 +33,14 @@ def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) ->
 
 
 @router.get("/patients/{pid}/summary")
-def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> Response:
+async def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> Response:
     """The patient's record summary (the ``carelens summarize`` JSON)."""
     ctx = ctx_of(request)
     try:
-        body, model, input_hash = ctx.summary_json(pid)
+        body, model, input_hash = await ctx.summary_json_async(pid)
     except SummaryUnavailable as err:
         raise Problem(503, str(err)) from None
-    ctx.record(who, "api.summary", pid, model, input_hash)
+    await ctx.arecord(who, "api.summary", pid, model, input_hash)
     return Response(body, media_type="application/json")
 
 

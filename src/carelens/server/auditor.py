@@ -4,6 +4,7 @@ database write lock. Each caller still returns only once its row is committed.""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable
@@ -19,8 +20,9 @@ MAX_BATCH = 500
 
 
 class GroupAuditor:
-    """``record(event)`` blocks until the event's row is committed (with whatever else was
-    waiting) and returns it; a failed transaction raises in every caller of that batch."""
+    """``record(event)`` blocks (``arecord`` awaits) until the event's row is committed (with
+    whatever else was waiting) and returns it; a failed transaction raises in every caller of
+    that batch."""
 
     def __init__(self, writing: Callable[[], AbstractContextManager[Session]]) -> None:
         self._writing = writing
@@ -29,13 +31,21 @@ class GroupAuditor:
         self._start = threading.Lock()
 
     def record(self, event: audit.Event) -> dict[str, Any]:
+        return self.submit(event).result()
+
+    async def arecord(self, event: audit.Event) -> dict[str, Any]:
+        """``record`` for async routes: the event loop serves others while the row is committed."""
+        return await asyncio.wrap_future(self.submit(event))
+
+    def submit(self, event: audit.Event) -> Future[dict[str, Any]]:
+        """Queue ``event``; the future gives its row once committed."""
         done: Future[dict[str, Any]] = Future()
         self._queue.put((event, done))
         with self._start:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="carelens-audit", daemon=True)
                 self._thread.start()
-        return done.result()
+        return done
 
     def _run(self) -> None:
         while True:

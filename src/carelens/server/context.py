@@ -12,11 +12,13 @@ import jinja2
 import orjson
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from carelens.server.auditor import GroupAuditor
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
 from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
+from carelens.server.page_cache import PageCache
 from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
@@ -92,10 +94,12 @@ class Context:
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
         self.templates = templates()
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._qmark = self.engine.dialect.paramstyle == "qmark"
         self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cards_lock = threading.Lock()
+        self.pages = PageCache()
         self.auditor = GroupAuditor(self.writing)
 
     @contextmanager
@@ -122,6 +126,15 @@ class Context:
                 item.model_label = model_name(self.settings.store, item.model_id) or ""
         return view
 
+    async def summary_json_async(self, pid: str) -> tuple[bytes, str, str]:
+        """``summary_json`` from async code: from memory once computed, else in a worker thread."""
+        self.patient(pid)
+        input_hash = self.data.input_hash(pid)
+        cached = self._summary_bytes.get((pid, input_hash))
+        if cached is None:
+            return await run_in_threadpool(self.summary_json, pid)
+        return cached[0], cached[1], input_hash
+
     def summary_json(self, pid: str) -> tuple[bytes, str, str]:
         """The summary as JSON bytes, its model and input hash (serialised once per input hash)."""
         self.patient(pid)
@@ -132,6 +145,25 @@ class Context:
             cached = (orjson.dumps(summary), "{}@{}".format(*summary_model(summary)))
             self._summary_bytes[(pid, input_hash)] = cached
         return cached[0], cached[1], input_hash
+
+    def fetch_one_now(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The first row of a plain SQL read (``?`` placeholders), on a pooled DB-API connection."""
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(sql if self._qmark else sql.replace("?", "%s"), params)
+            row = cur.fetchone()
+            cur.close()
+        finally:
+            conn.close()
+        return tuple(row) if row is not None else None
+
+    async def fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """``fetch_one_now`` from async code: inline on SQLite (a local read of microseconds),
+        in a worker thread for a database across the network."""
+        if self._qmark:
+            return self.fetch_one_now(sql, params)
+        return await run_in_threadpool(self.fetch_one_now, sql, params)
 
     def record(
         self,
@@ -145,6 +177,18 @@ class Context:
         """Append one audit row (group-committed with the rows of concurrent requests); returns
         the row once it is committed."""
         return self.auditor.record((who.username, action, patient_id, model_version, input_hash, detail))
+
+    async def arecord(
+        self,
+        who: Principal,
+        action: str,
+        patient_id: str | None = None,
+        model_version: str | None = None,
+        input_hash: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``record`` for async routes."""
+        return await self.auditor.arecord((who.username, action, patient_id, model_version, input_hash, detail))
 
     def remember_cards(self, cards: dict[str, CardOrigin]) -> None:
         """Card uuid -> where it was issued, so that CDS feedback can name it in the audit log."""

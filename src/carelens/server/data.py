@@ -145,6 +145,19 @@ class Outputs:
         data = self._read(f"genomics/{pid}.findings.json") or []
         return data if isinstance(data, list) else data.get("findings", [])
 
+    def stamp(self, pid: str) -> tuple[tuple[int, int, int] | None, ...]:
+        """(modification time, size, inode) of each of the patient's output files (None: absent); it
+        changes whenever an output is written."""
+        stamps = []
+        for rel in (f"imaging/{pid}.json", f"genomics/{pid}.pgx.json", f"genomics/{pid}.findings.json"):
+            try:
+                st = (self.root / rel).stat()
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
     def file(self, rel: str) -> Path | None:
         """A file named inside an output, only if it lies under the outputs folder."""
         path = (self.root / "imaging" / rel).resolve()
@@ -223,6 +236,10 @@ class BundleData:
 
     def input_hash(self, pid: str) -> str:
         return self._hashes[self._patients[pid][0]]
+
+    def version(self, pid: str) -> tuple[Any, ...]:
+        """What the patient page shows from this data: the input hash and the outputs' stamps."""
+        return (self.input_hash(pid), self.outputs.stamp(pid))
 
     def summary(self, pid: str) -> dict[str, Any]:
         return self.cache.get(pid, self.input_hash(pid))

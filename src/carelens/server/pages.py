@@ -10,8 +10,9 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
 from carelens.server.api import PATIENT_ID, ctx_of
@@ -26,9 +27,12 @@ from carelens.server.auth import (
     Problem,
     check_csrf,
     page_user,
+    session_principal,
 )
+from carelens.server.context import Context
 from carelens.server.data import note_text
 from carelens.server.items import model_of, split_drugs
+from carelens.server.page_cache import REVIEW_STATE_SQL, RenderedPage
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
 from carelens.store import appdb
@@ -55,15 +59,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/")
-def root(request: Request) -> Response:
+async def root(request: Request) -> Response:
     """Home: the page for the user's role (or the login page)."""
     sid = request.cookies.get(SESSION_COOKIE)
-    if sid:
-        with ctx_of(request).Session() as s:
-            found = appdb.session_user(s, sid)
-            if found:
-                return RedirectResponse(HOME[found[1].role], status_code=303)
-    return RedirectResponse("/login", status_code=303)
+    who = await session_principal(request, sid) if sid else None
+    return RedirectResponse(HOME[who.role] if who else "/login", status_code=303)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -147,37 +147,28 @@ def patient_list(request: Request, who: Principal = Depends(page_user(CLINICIAN)
     return render(request, "patients.html", who, patients=rows)
 
 
-@router.get("/patients/{pid}")
-def patient_page(request: Request, pid: PatientId, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
-    """The patient page: needs attention first, every item with evidence, model card, decision."""
-    ctx = ctx_of(request)
+def render_patient(ctx: Context, pid: str) -> RenderedPage:
+    """Render the patient page for the cache's placeholder user (templates, decisions, signed versions)."""
     view = ctx.view(pid)
     with ctx.Session() as s:
         decisions = latest_decisions(s, pid)
         signed = list(
-            s.scalars(
-                select(
-                    SignedSummary.id,
-                )
-                .where(SignedSummary.patient_id == pid)
-                .order_by(SignedSummary.id.desc())
-            )
+            s.scalars(select(SignedSummary.id).where(SignedSummary.patient_id == pid).order_by(SignedSummary.id.desc()))
         )
-    ctx.record(who, "view.patient", pid, view.model_version, view.input_hash, {"items": len(view.items)})
     attention = [i for i in view.items if i.needs_attention]
     sections: dict[str, list[Any]] = {}
     for item in view.items:
         if item.kind == "summary" and not (item.needs_attention and item.section == "Needs attention"):
             sections.setdefault(item.section, []).append(item)
-    empty = [s for s in (view.summary or {}).get("sections", []) if not s.get("items")]
-    return render(
-        request,
-        "patient.html",
-        who,
+    who = ctx.pages.marks
+    html = ctx.templates.env.get_template("patient.html").render(
+        who=who,
+        csrf=who.csrf,
+        home=HOME,
         view=view,
         attention=attention,
         sections=sections,
-        empty=empty,
+        empty=[s for s in (view.summary or {}).get("sections", []) if not s.get("items")],
         decisions=decisions,
         signed=signed,
         images=[i for i in view.items if i.kind == "image"],
@@ -185,6 +176,24 @@ def patient_page(request: Request, pid: PatientId, who: Principal = Depends(page
         drugs=split_drugs((view.pgx or {}).get("drugs", []), view.summary),
         findings=[i for i in view.items if i.kind == "finding"],
     )
+    return RenderedPage(html.encode(), view.model_version, view.input_hash, len(view.items))
+
+
+@router.get("/patients/{pid}")
+async def patient_page(request: Request, pid: PatientId, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
+    """The patient page: needs attention first, every item with evidence, model card, decision
+    (rendered once per state it shows, see ``page_cache``)."""
+    ctx = ctx_of(request)
+    ctx.patient(pid)
+    version = getattr(ctx.data, "version", None)
+    state = (version(pid), await ctx.fetch_one(REVIEW_STATE_SQL, (pid,) * 4)) if version else None
+    page = ctx.pages.get(pid, state) if state else None
+    if page is None:
+        page = await run_in_threadpool(render_patient, ctx, pid)
+        if state:
+            ctx.pages.put(pid, state, page)
+    await ctx.arecord(who, "view.patient", pid, page.model_version, page.input_hash, {"items": page.items})
+    return HTMLResponse(ctx.pages.fill(page, who))
 
 
 @router.get("/patients/{pid}/evidence")
