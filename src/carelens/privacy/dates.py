@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from carelens.privacy.gating import FOLDS_TO_ASCII, Gated
+
 MONTHS = {
     "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4,
     "may": 5, "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9,
@@ -45,6 +47,13 @@ _ALTS = [
     rf"(?P<myn_m>{_MNUM})/(?P<myn_y>{_YEAR4})",
 ]
 DATE_RE = re.compile(r"(?<![\w/.\-])(?:" + "|".join(f"(?:{a})" for a in _ALTS) + r")(?![\w/]|\.\d|-\d)", re.IGNORECASE)
+# Where a date can start: a digit, or the first letter of a month name, not after [\w/.-].
+DATES = Gated(
+    DATE_RE,
+    r"[\dJjFfMmAaSsOoNnDd" + FOLDS_TO_ASCII + r"](?<![\w/.\-].)"
+    r"(?:(?<=\d)(?=\d{7}|\d{0,3}[-/.\s]|\d?(?i:st|nd|rd|th))"
+    r"|(?i:(?<=j)(?=an|un|ul)|(?<=f)(?=eb)|(?<=m)(?=ar|ay)|(?<=a)(?=pr|ug)|(?<=s)(?=ep)|(?<=o)(?=ct)|(?<=n)(?=ov)|(?<=d)(?=ec)))",
+)
 _MDN_NOT = re.compile(r"\s*(?:strength|murmur|ns\b|assist|power|pulses?|reflex|scale|ml|mg|tab|of\b)", re.IGNORECASE)
 
 

@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
-from carelens.privacy.dates import DATE_RE, is_plausible
+from carelens.privacy.dates import DATE_RE, DATES, is_plausible
 from carelens.privacy.lexicon import CLINICAL_WORDS, Lexicon, lexicon
 
 # The order decides which type wins when spans of two types overlap.
@@ -268,7 +268,7 @@ def _rule_spans(text: str) -> list[PhiSpan]:
                     add(PhiSpan(m.start("city"), m.end("city"), "CITY"))
                     add(PhiSpan(m.start("state"), m.end("state"), "STATE"))
                     add(PhiSpan(m.start("zip"), m.end("zip"), "ZIP"))
-        for m in DATE_RE.finditer(text):
+        for m in DATES.finditer(text):
             if is_plausible(m, text):
                 add(PhiSpan(m.start(), m.end(), "DATE"))
     if any(w in low for w in _INSURER_WORDS):

@@ -10,14 +10,14 @@ hundreds of notes per second on one core.
 from __future__ import annotations
 
 import gzip
-import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import orjson
 
 from carelens.privacy.lexicon import lexicon
@@ -86,33 +86,46 @@ class TokenModel:
     classes: tuple[str, ...] = CLASSES
     threshold: float = 0.7
 
-    def proba(self, feats: list[str]) -> list[float]:
-        z = [0.0] * len(self.classes)
-        for f in feats:
-            w = self.weights.get(f)
-            if w is not None:
-                for k in range(len(z)):
-                    z[k] += w[k]
-        top = max(z)
-        e = [math.exp(v - top) for v in z]
-        total = sum(e)
-        return [v / total for v in e]
+    def proba(self, feats: list[list[str]]) -> np.ndarray:
+        """Class probabilities, one row per token's feature list (unknown features weigh nothing)."""
+        index, matrix = self._matrix
+        missing = len(matrix) - 1
+        get = index.get
+        rows = [get(f, missing) for token in feats for f in token]
+        starts = np.cumsum([0] + [len(token) for token in feats[:-1]])
+        z = np.add.reduceat(matrix[rows], starts, axis=0)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    @cached_property
+    def _matrix(self) -> tuple[dict[str, int], np.ndarray]:
+        """Feature -> row of a weight matrix whose last row (for unknown features) is zero."""
+        index = {f: i for i, f in enumerate(self.weights)}
+        matrix = np.zeros((len(index) + 1, len(self.classes)))
+        if index:
+            matrix[:-1] = np.array(list(self.weights.values()), dtype=float)
+        return index, matrix
 
     def spans(self, text: str, tokens: list[_Tok], mode: str, known: set[tuple[int, int]]) -> list[PhiSpan]:
         """Spans of the alphabetic tokens the model calls PHI."""
         from carelens.privacy.detect import PhiSpan
 
-        out = []
         lex = lexicon()
+        todo = []
         for i, tok in enumerate(tokens):
             if not tok.alpha or len(tok.low) < 2 or (tok.start, tok.end) in known:
                 continue
             if tok.low in lex.clinical_words or (tok.low in lex.common_words and not lex.is_name(tok.low)):
                 continue  # the model adds unknown words and names, never ordinary vocabulary
-            p = self.proba(token_features(tokens, i, text, mode))
-            if 1.0 - p[0] >= self.threshold:
-                best = max(range(1, len(p)), key=lambda k: p[k])
-                out.append(PhiSpan(tok.start, tok.end, self.classes[best], "model"))
+            todo.append(i)
+        if not todo:
+            return []
+        p = self.proba([token_features(tokens, i, text, mode) for i in todo])
+        out = []
+        for i, row in zip(todo, p, strict=True):
+            if 1.0 - row[0] >= self.threshold:
+                tok = tokens[i]
+                out.append(PhiSpan(tok.start, tok.end, self.classes[int(row[1:].argmax()) + 1], "model"))
         return out
 
     def save(self, path: Path) -> None:

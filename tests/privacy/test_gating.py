@@ -1,0 +1,125 @@
+"""Gated patterns find exactly what their full patterns find (the gate only saves time)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from carelens.core.config import shared_data_dir
+from carelens.demo import generate_cohort
+from carelens.privacy import dates, patterns
+from carelens.privacy.gating import Gated, word_gate
+
+GATED = {
+    name: value for module in (patterns, dates) for name, value in vars(module).items() if isinstance(value, Gated)
+}
+
+# Pieces that sit on the edges of the gates: case folds onto ASCII (long s, dotless i, Kelvin
+# sign), cue words glued to values, separators before and after digits.
+PIECES = [
+    "mrn",
+    "MRN#",
+    "ssn",
+    "SSN:",
+    "Jan",
+    "sept",
+    "\u017fep",
+    "\u0131",
+    "\u212a",
+    "\u0130d",
+    "id",
+    "ID",
+    "age ",
+    "aged ",
+    "at ",
+    "95",
+    "101",
+    "1",
+    "9",
+    "555",
+    "-",
+    "(",
+    ")",
+    "+",
+    ".",
+    "/",
+    ":",
+    "#",
+    " ",
+    "\n",
+    ",",
+    "a",
+    "Z",
+    "12345",
+    "0",
+    "tel",
+    "Apt",
+    "via",
+    "St",
+    "Box",
+    "PSC",
+    "lives at",
+    "192.168.",
+    "fe80:",
+    "2020",
+    "'",
+    "_",
+    "x",
+    "Boston, MA 02115",
+    "1HGCM82633A004352",
+    "O'",
+    "4th",
+    "of",
+    "phone",
+    "zip",
+    "blue cross",
+    "Dr. ",
+]
+
+
+def fuzz_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    out = tmp_path_factory.mktemp("cohort")
+    generate_cohort(out, patients=6, seed=5)
+    found = [p.read_text() for p in sorted((out / "notes").glob("*.txt"))]
+    data = shared_data_dir()
+    if data is not None and (data / "deid" / "presidio_synth_dataset_v2.json").exists():
+        rows = json.loads((data / "deid" / "presidio_synth_dataset_v2.json").read_text())
+        found += [row["full_text"] for row in rows[:400]]
+    return found + fuzz_texts(3000)
+
+
+def test_every_shape_pattern_of_the_rules_layer_is_gated() -> None:
+    assert {"PHONE", "ID_CUE", "IPV4", "SSN", "AGE_OVER_89", "LONG_ID", "STREET", "DATES"} <= set(GATED)
+
+
+@pytest.mark.parametrize("name", sorted(GATED))
+def test_gated_matches_equal_full_matches(name: str, texts: list[str]) -> None:
+    gated = GATED[name]
+    found = 0
+    for text in texts:
+        full = [m.span() for m in gated.pattern.finditer(text)]
+        assert [m.span() for m in gated.finditer(text)] == full, f"{name} differs on {text!r}"
+        found += len(full)
+    assert found > 0, f"{name} never matched: the comparison proves nothing"
+
+
+def test_a_gate_that_misses_a_start_is_caught() -> None:
+    """The comparison above can fail: a gate admitting only '+' loses a phone number."""
+    narrow = Gated(patterns.PHONE.pattern, r"[+]")
+    text = "call 617-555-0100 today"
+    assert [m.group() for m in patterns.PHONE.finditer(text)] == ["617-555-0100"]
+    assert list(narrow.finditer(text)) == []
+
+
+def test_word_gate_admits_word_starts_of_its_words_only() -> None:
+    gate = re.compile(word_gate("mrn policy"))
+    assert [m.start() for m in gate.finditer("MRN: 1, xmrn, Policy#, pol")] == [0, 14, 23]
