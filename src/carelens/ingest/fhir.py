@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,10 +248,14 @@ class _Head(msgspec.Struct):
     patient: _Reference | None = None
     beneficiary: _Reference | None = None
 
-    def references(self) -> Iterator[str | None]:
+    def references(self) -> tuple[str | None, str | None, str | None]:
         """The ``subject``, ``patient`` and ``beneficiary`` reference values, in that order."""
-        for field in (self.subject, self.patient, self.beneficiary):
-            yield field.reference if field is not None else None
+        subject, patient, beneficiary = self.subject, self.patient, self.beneficiary
+        return (
+            subject.reference if subject is not None else None,
+            patient.reference if patient is not None else None,
+            beneficiary.reference if beneficiary is not None else None,
+        )
 
 
 class _HeadEntry(msgspec.Struct):
@@ -300,15 +306,17 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
         return None  # an escape in a reference: only the general reader compares it exactly
     found.update(values)
     raws = _RAWS.decode(compact).entry  # the same JSON text, only reference values changed
-    rows = []
+    rows: list[FhirRow] = []
+    append = rows.append
     for index, (entry, raw) in enumerate(zip(heads, raws, strict=True)):
         json = bytes(raw.resource)
         if missing and _has_urn_reference(json):
             batch.quarantine(source, f"entry {index}", "reference to a resource missing from the bundle")
             continue
         head = entry.resource
-        patient_id = head.id if head.resourceType == "Patient" else _patient_in(head.references(), full_urls)
-        rows.append(FhirRow(head.resourceType, head.id, patient_id, json, f"entry {index}"))
+        rtype, rid = head.resourceType, head.id
+        patient_id = rid if rtype == "Patient" else _patient_in(head.references(), full_urls)
+        append(FhirRow(rtype, rid, patient_id, json, f"entry {index}"))
     return rows
 
 
@@ -361,28 +369,24 @@ def _normalise_references(jsons: list[bytes], full_urls: dict[str, str], found: 
 def _rewrite_references(json: bytes, full_urls: dict[str, str], found: set[bytes]) -> tuple[bytes, bool]:
     """``json`` (compact) with references that name a ``fullUrl`` rewritten to ``Type/id``, and
     whether a ``urn:`` reference names none. Every reference value (after rewriting) is added
-    to ``found``. Splits on the literal ``"reference":"`` key: a few C-level passes and one
-    cheap step per reference, no regular expression and no walk over parsed objects."""
+    to ``found``. Splits on the literal ``"reference":"`` key and maps the values with C-level
+    ``map`` calls: no regular expression, no Python step per reference."""
     if not full_urls and b'"urn:' not in json:
         found.update(_LITERAL_REFERENCE.findall(json))
         return json, False
     targets = _json_texts(full_urls)
-    get = targets.get
     pieces = json.split(_REFERENCE_KEY)
-    values = []
-    for i in range(1, len(pieces)):
-        piece = pieces[i]
-        end = piece.find(b'"')
-        value = piece[:end]
-        target = get(value)
-        if target is not None:
-            pieces[i] = target + piece[end:]
-            value = target
-        values.append(value)
-    unique = set(values)
+    count = len(pieces) - 1
+    split = list(map(bytes.partition, pieces[1:], repeat(b'"', count)))  # (value, '"', rest)
+    values = list(map(itemgetter(0), split))
+    mapped = list(map(targets.get, values, values))
+    out = [pieces[0], *[_REFERENCE_KEY, b"", b'"', b""] * count]
+    out[2::4] = mapped
+    out[4::4] = map(itemgetter(2), split)
+    unique = set(mapped)
     found.update(unique)
     missing = any(value.startswith(b"urn:") for value in unique.difference(targets.values()))
-    return _REFERENCE_KEY.join(pieces), missing
+    return b"".join(out), missing
 
 
 def _json_texts(full_urls: dict[str, str]) -> dict[bytes, bytes]:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,20 +174,21 @@ class _Run:
         self.waiting: list[_File] = []
 
     def run(self, files: list[tuple[Path, bool]]) -> None:
-        for path, named in progress(files, desc="ingest", unit="file"):
-            self.one(path.absolute(), named)
+        paths = [path.absolute() for path, _ in files]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-read") as pool:
+            loaded = _read_ahead(pool, paths)
+            for (_, named), path, item in zip(progress(files, desc="ingest", unit="file"), paths, loaded, strict=True):
+                self.one(path, named, item)
         for held in self.waiting:
             self.finish(held, final=True)
 
-    def one(self, path: Path, named: bool) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
+    def one(self, path: Path, named: bool, loaded: tuple[bytes, str] | OSError) -> None:
+        if isinstance(loaded, OSError):
             held = _File(path=path, source_hash=f"unreadable:{path}", kind="unknown")
-            self.bad(held, "file", f"cannot read the file ({type(err).__name__})")
+            self.bad(held, "file", f"cannot read the file ({type(loaded).__name__})")
             self.result.quarantined.extend(held.quarantine.quarantined)
             return
-        digest = hashlib.sha256(data).hexdigest()
+        data, digest = loaded
         if digest in self.writer.committed or digest in self.seen:
             self.result.unchanged += 1
             return
@@ -336,6 +339,27 @@ class _Run:
         result.quarantined.extend(quarantined)
         items = len(held.resources) + held.items + len(quarantined)
         self.writer.source_done(held.source_hash, source, held.kind, items)
+
+
+def _load(path: Path) -> tuple[bytes, str] | OSError:
+    """A file's bytes and SHA-256 (hex), or the error that kept it from being read."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return err
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path]) -> Iterator[tuple[bytes, str] | OSError]:
+    """:func:`_load` of each path in order, the next file read and hashed in the background
+    (both release the GIL) while this one is parsed; at most two files in memory."""
+    pending: deque[Future[tuple[bytes, str] | OSError]] = deque()
+    for path in paths:
+        pending.append(pool.submit(_load, path))
+        if len(pending) > 1:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _resource_columns(rows: list[FhirRow], source: str) -> list[list[Any]]:

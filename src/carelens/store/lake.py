@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -262,8 +263,11 @@ class Lake:
                 raise UsageError("another carelens ingest is writing this store") from None
             writer = LakeWriter(self, rows_per_chunk)
             writer.remove_uncommitted()
-            yield writer
-            writer.commit()
+            try:
+                yield writer
+                writer.commit()
+            finally:
+                writer.close()
             if not self._catalog_current():
                 self.refresh()
 
@@ -279,6 +283,8 @@ class LakeWriter:
         self._columns: dict[str, list[list[Any]]] = {}
         self._sources: list[dict[str, Any]] = []
         self._pending_rows = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-lake")
+        self._writing: Future[None] | None = None
 
     def remove_uncommitted(self) -> None:
         """Delete part and tmp files that no manifest names (left by a killed writer)."""
@@ -320,18 +326,44 @@ class LakeWriter:
             self.commit()
 
     def commit(self) -> None:
-        """Write the pending chunk's part files, then its manifest (the commit point)."""
+        """Hand the pending chunk to the background thread, which writes its part files, then
+        its manifest (the commit point). One chunk is written at a time, in order, while the
+        next one fills (Parquet writing releases the GIL)."""
         if not self._sources:
             return
-        chunk = stable_id(*sorted(s["hash"] for s in self._sources), length=24)
+        self.wait()
+        self._seq += 1
+        types = sorted(set(self._columns["resources"][0])) if "resources" in self._columns else []
+        self._writing = self._pool.submit(self._write_chunk, self._columns, self._sources, self._seq, types)
+        self._columns = {}
+        self._sources = []
+        self._pending_rows = 0
+
+    def wait(self) -> None:
+        """Wait for the chunk being written; raises what its writing raised."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def close(self) -> None:
+        """Wait for the last chunk and stop the background thread."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
+
+    def _write_chunk(
+        self, columns: dict[str, list[list[Any]]], sources: list[dict[str, Any]], seq: int, types: list[str]
+    ) -> None:
+        chunk = stable_id(*sorted(s["hash"] for s in sources), length=24)
         parts: dict[str, str] = {}
-        for table, columns in self._columns.items():
-            if not columns[0]:
+        for table, values in columns.items():
+            if not values[0]:
                 continue
             relative = f"{table}/part-{chunk}.parquet"
             target = self.lake.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            arrays = [_array(values, field.type) for values, field in zip(columns, SCHEMAS[table], strict=True)]
+            arrays = [_array(column, field.type) for column, field in zip(values, SCHEMAS[table], strict=True)]
             tmp = target.with_suffix(".parquet.tmp")
             names = SCHEMAS[table].names
             pq.write_table(
@@ -343,15 +375,10 @@ class LakeWriter:
             )
             os.replace(tmp, target)
             parts[table] = relative
-        self._seq += 1
-        types = sorted(set(self._columns["resources"][0])) if "resources" in self._columns else []
-        manifest = {"chunk": chunk, "seq": self._seq, "sources": self._sources, "parts": parts, "resource_types": types}
+        manifest = {"chunk": chunk, "seq": seq, "sources": sources, "parts": parts, "resource_types": types}
         folder = self.lake.root / "_manifest"
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(folder / f"{chunk}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        self._columns = {}
-        self._sources = []
-        self._pending_rows = 0
 
 
 def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
