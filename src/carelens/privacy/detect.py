@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -556,15 +557,17 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
         len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ())))}  # fmt: skip
     if names:
         out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
-    # a pattern is compiled and run only where its characters occur (separators aside): most values
-    # are absent from most notes, and compiling a loose pattern costs about a millisecond
-    squeezed = _LOOSE_GAP.sub("", text).lower()
+    # identifiers are found in the text with separators removed (compiling a loose pattern per value
+    # would cost about a millisecond); the regex is the fallback where lower-casing changes lengths
+    squeezed, offsets = _squeezed(text)
     for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
                         *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
-        if _squeeze(value) not in squeezed:
+        needle = _squeeze(value)
+        if len(needle) < 4 or needle not in squeezed:
             continue
-        rx = _loose_re(value)
-        if rx is not None:
+        if len(squeezed) == len(offsets):
+            out += [PhiSpan(a, b, kind, "known") for a, b in _loose_find(text, squeezed, offsets, needle)]
+        elif (rx := _loose_re(value)) is not None:
             out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
     low = text.lower()
     for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
@@ -575,7 +578,36 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
     return out
 
 
-_LOOSE_GAP = re.compile(r"[\s\-./()]+")
+_LOOSE_KEPT = re.compile(r"[^\s\-./()]+")
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _squeezed(text: str) -> tuple[str, list[int]]:
+    """``text`` without the separators a loose identifier may contain, lower-cased, and the offset
+    in ``text`` of each character kept."""
+    runs = list(_LOOSE_KEPT.finditer(text))
+    offsets = [i for m in runs for i in range(m.start(), m.end())]
+    return "".join(m.group() for m in runs).lower(), offsets
+
+
+def _loose_find(text: str, squeezed: str, offsets: list[int], needle: str) -> list[tuple[int, int]]:
+    """Where ``needle`` occurs in ``text`` with at most two separators between its characters and no
+    letter or digit on either side (what ``_loose_re`` matches)."""
+    found = []
+    i = squeezed.find(needle)
+    while i >= 0:
+        pos = offsets[i : i + len(needle)]
+        start, end = pos[0], pos[-1] + 1
+        if (
+            all(b - a <= 3 for a, b in pairwise(pos))
+            and (start == 0 or text[start - 1] not in _ASCII_ALNUM)
+            and (end == len(text) or text[end] not in _ASCII_ALNUM)
+        ):
+            found.append((start, end))
+            i = squeezed.find(needle, i + len(needle))
+        else:
+            i = squeezed.find(needle, i + 1)
+    return found
 
 
 @lru_cache(maxsize=4096)
