@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import re
 from pathlib import Path
 
@@ -186,3 +187,18 @@ def test_ndjson_under_json_name(tmp_path: Path) -> None:
     pretty = write_json(tmp_path / "pretty.json", patient("p2"))
     pretty.write_text(pretty.read_text()[:-1] + "\n}\n}")  # a stray brace: malformed, not NDJSON
     assert list(read_fhir([pretty], batch)) == [] and batch.quarantined[0].reason.startswith("malformed JSON")
+
+
+def test_read_ahead_keeps_order_and_returns_errors(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from carelens.ingest.pipeline import _read_ahead
+
+    paths = [tmp_path / f"{name}.txt" for name in "abc"]
+    for path in paths[::2]:
+        path.write_bytes(path.stem.encode() * 3)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loaded = list(_read_ahead(pool, paths))
+    assert loaded[0] == (b"aaa", hashlib.sha256(b"aaa").hexdigest())
+    assert isinstance(loaded[1], FileNotFoundError)
+    assert loaded[2] == (b"ccc", hashlib.sha256(b"ccc").hexdigest())

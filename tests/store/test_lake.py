@@ -181,3 +181,23 @@ def test_patient_identifier_links(tmp_path: Path) -> None:
     ids = lake.query("SELECT patient_id, system, value FROM patient_identifiers").to_pylist()
     assert ids == [{"patient_id": "P7", "system": "http://hospital.example/mrn", "value": "MRN-0007"}]
     assert lake.query("SELECT fhir_patient_id FROM dicom_patient_links").to_pylist() == [{"fhir_patient_id": "P7"}]
+
+
+def test_failed_background_write_raises_and_commits_nothing(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import carelens.store.lake as lake_module
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    store = tmp_path / "store"
+    real = lake_module.pq.write_table
+    monkeypatch.setattr(lake_module.pq, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        ingest([small], store)
+    lake = Lake(store)
+    assert lake.manifests() == []
+    monkeypatch.setattr(lake_module.pq, "write_table", real)
+    again = ingest([small], store)
+    assert again.unchanged == 0 and again.ingested()["Patient"] == 2

@@ -12,7 +12,8 @@ lake (ingested or quarantined): a file whose references all resolve is committed
 file with references still unknown waits (in memory) until the whole batch has been read, and
 its resources whose references still do not resolve are quarantined. Folders are read with
 Bulk Data files of often-referenced types first, so that in a usual export no file waits.
-Each file is read whole into memory. Conditional references
+Each file is read whole into memory, the next one read and hashed in a background thread
+meanwhile. Conditional references
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
 Files are content-addressed: a file whose bytes were ingested before is not read again (it

@@ -4,7 +4,8 @@ catalog (``<store>/lake/catalog.duckdb``) of views over them, queryable with SQL
 Writes are crash-safe and content-addressed. A writer collects the rows of whole source files
 into a chunk; committing a chunk writes each table's part file (tmp file, then rename) and
 then the chunk's manifest (``_manifest/<chunk>.json``, tmp then rename), which lists the
-chunk's source-file hashes and part files. The manifest rename is the commit point: part
+chunk's source-file hashes and part files (a background thread does both, one chunk at a time,
+while the next chunk fills). The manifest rename is the commit point: part
 files no manifest names (left by a killed writer) are deleted when the next writer opens the
 lake, and a source whose hash a manifest lists is never ingested again. So killing a writer
 at any moment and running it again yields exactly the tables of an uninterrupted run.
