@@ -308,6 +308,7 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
     raws = _RAWS.decode(compact).entry  # the same JSON text, only reference values changed
     rows: list[FhirRow] = []
     append = rows.append
+    patients: dict[tuple[str | None, ...], str | None] = {}  # most resources share their subject
     for index, (entry, raw) in enumerate(zip(heads, raws, strict=True)):
         json = bytes(raw.resource)
         if missing and _has_urn_reference(json):
@@ -315,7 +316,14 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
             continue
         head = entry.resource
         rtype, rid = head.resourceType, head.id
-        patient_id = rid if rtype == "Patient" else _patient_in(head.references(), full_urls)
+        if rtype == "Patient":
+            patient_id: str | None = rid
+        else:
+            references = head.references()
+            if references in patients:
+                patient_id = patients[references]
+            else:
+                patient_id = patients[references] = _patient_in(references, full_urls)
         append(FhirRow(rtype, rid, patient_id, json, f"entry {index}"))
     return rows
 
