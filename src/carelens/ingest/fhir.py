@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import orjson
@@ -387,7 +387,7 @@ def _rewrite_references(json: bytes, full_urls: dict[str, str], found: set[bytes
     count = len(pieces) - 1
     split = list(map(bytes.partition, pieces[1:], repeat(b'"', count)))  # (value, '"', rest)
     values = list(map(itemgetter(0), split))
-    mapped = list(map(targets.get, values, values))
+    mapped = cast(list[bytes], list(map(targets.get, values, values)))  # the value itself by default
     out = [pieces[0], *[_REFERENCE_KEY, b"", b'"', b""] * count]
     out[2::4] = mapped
     out[4::4] = map(itemgetter(2), split)
