@@ -13,8 +13,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
+from typing import NamedTuple
 
+import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from carelens.privacy import patterns as P
@@ -559,54 +560,91 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
         out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
     # identifiers are found in the text with separators removed (compiling a loose pattern per value
     # would cost about a millisecond); the regex is the fallback where lower-casing changes lengths
-    squeezed, offsets = _squeezed(text)
+    squeezed = _squeezed(text)
     for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
                         *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
         needle = _squeeze(value)
-        if len(needle) < 4 or needle not in squeezed:
+        if len(needle) < 4 or needle not in squeezed.text:
             continue
-        if len(squeezed) == len(offsets):
-            out += [PhiSpan(a, b, kind, "known") for a, b in _loose_find(text, squeezed, offsets, needle)]
+        if squeezed.offsets is not None:
+            out += [PhiSpan(a, b, kind, "known") for a, b in _loose_find(text, squeezed, needle)]
         elif (rx := _loose_re(value)) is not None:
             out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
     low = text.lower()
     for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
-        words = re.findall(r"\w+", value)
-        if words and all(w.lower() in low for w in words):
-            rx = _words_re(tuple(words))
-            out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
+        words = _value_words(value)
+        if words and all(w in low for w in words):
+            rx = _words_re(words)
+            if len(low) == len(text):  # a match starts where its first word does
+                out += [PhiSpan(m.start(), m.end(), kind, "known") for m in _matches_at(rx, text, low, words[0])]
+            else:
+                out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
     return out
 
 
-_LOOSE_KEPT = re.compile(r"[^\s\-./()]+")
+@lru_cache(maxsize=4096)
+def _value_words(value: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in re.findall(r"\w+", value))
+
+
+def _matches_at(rx: re.Pattern[str], text: str, low: str, first: str) -> list[re.Match[str]]:
+    """``rx.finditer(text)`` for a pattern whose matches start with ``first`` (``low`` is ``text`` lower-cased)."""
+    found: list[re.Match[str]] = []
+    end = 0
+    i = low.find(first)
+    while i >= 0:
+        if i >= end and (m := rx.match(text, i)) is not None:
+            found.append(m)
+            end = m.end()
+        i = low.find(first, i + 1)
+    return found
+
+
+_LOOSE_GAP = re.compile(r"[\s\-./()]+")
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
-def _squeezed(text: str) -> tuple[str, list[int]]:
-    """``text`` without the separators a loose identifier may contain, lower-cased, and the offset
-    in ``text`` of each character kept."""
-    runs = list(_LOOSE_KEPT.finditer(text))
-    offsets = [i for m in runs for i in range(m.start(), m.end())]
-    return "".join(m.group() for m in runs).lower(), offsets
+class _Squeezed(NamedTuple):
+    """A text without the separators a loose identifier may contain, lower-cased, and the offset in
+    the original of each character kept (None where lower-casing changed a length)."""
+
+    text: str
+    offsets: np.ndarray | None
 
 
-def _loose_find(text: str, squeezed: str, offsets: list[int], needle: str) -> list[tuple[int, int]]:
+# which code points _LOOSE_GAP removes (\s, i.e. str.isspace, and - . / ( )); none is above U+3000
+_IS_SEPARATOR = np.zeros(0x3002, dtype=bool)
+_IS_SEPARATOR[[ord(c) for c in "-./()\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"]] = (
+    True
+)
+_IS_SEPARATOR[0x2000:0x200B] = True
+
+
+def _squeezed(text: str) -> _Squeezed:
+    squeezed = _LOOSE_GAP.sub("", text).lower()
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    offsets = np.flatnonzero(~_IS_SEPARATOR[np.minimum(points, 0x3001)])
+    return _Squeezed(squeezed, offsets if len(offsets) == len(squeezed) else None)
+
+
+def _loose_find(text: str, squeezed: _Squeezed, needle: str) -> list[tuple[int, int]]:
     """Where ``needle`` occurs in ``text`` with at most two separators between its characters and no
-    letter or digit on either side (what ``_loose_re`` matches)."""
+    ASCII letter or digit on either side (what ``_loose_re`` matches)."""
+    assert squeezed.offsets is not None
     found = []
-    i = squeezed.find(needle)
+    i = squeezed.text.find(needle)
     while i >= 0:
-        pos = offsets[i : i + len(needle)]
-        start, end = pos[0], pos[-1] + 1
+        pos = squeezed.offsets[i : i + len(needle)]
+        start, end = int(pos[0]), int(pos[-1]) + 1
         if (
-            all(b - a <= 3 for a, b in pairwise(pos))
+            int(np.diff(pos).max(initial=0)) <= 3
             and (start == 0 or text[start - 1] not in _ASCII_ALNUM)
             and (end == len(text) or text[end] not in _ASCII_ALNUM)
         ):
             found.append((start, end))
-            i = squeezed.find(needle, i + len(needle))
+            i = squeezed.text.find(needle, i + len(needle))
         else:
-            i = squeezed.find(needle, i + 1)
+            i = squeezed.text.find(needle, i + 1)
     return found
 
 
