@@ -4,6 +4,7 @@ intact chain, every event exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
@@ -23,8 +24,9 @@ def test_concurrent_writers_keep_one_intact_chain(ws: Workspace) -> None:
     who = Principal(1, "load-reader", "clinician")
     before = audit.verify(ws.engine).rows
 
-    def read(n: int) -> int:
-        return int(ctx.record(who, "view.patient", f"p{n}", detail={"n": n})["id"])
+    async def read_all() -> list[int]:
+        rows = await asyncio.gather(*(ctx.arecord(who, "view.patient", f"p{n}", detail={"n": n}) for n in range(READS)))
+        return [int(row["id"]) for row in rows]
 
     def write(n: int) -> int:
         with Session(other) as s, s.begin():
@@ -33,7 +35,7 @@ def test_concurrent_writers_keep_one_intact_chain(ws: Workspace) -> None:
 
     with ThreadPoolExecutor(16) as pool:
         pending_writes = [pool.submit(write, n) for n in range(OTHER)]  # queued among the reads
-        reads = list(pool.map(read, range(READS)))
+        reads = asyncio.run(read_all())
         writes = [w.result() for w in pending_writes]
     other.dispose()
 

@@ -1,66 +1,68 @@
-"""Group commit of the audit rows of reads: one writer thread appends every row that is waiting
-in one transaction, so that 50 concurrent page views cost one commit, not 50 turns at the
-database write lock. Each caller still returns only once its row is committed."""
+"""Group commit of the audit rows of reads: the rows that the requests of one event loop add
+while a batch is being written are appended together in the next transaction, so that 50
+concurrent page views cost a few commits, not 50 turns at the database write lock. Each
+request still gets its response only once its row is committed."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from carelens.store.appdb import audit
 
 MAX_BATCH = 500
+Waiting = list[tuple[audit.Event, asyncio.Future[dict[str, Any]]]]
 
 
 class GroupAuditor:
-    """``record(event)`` blocks (``arecord`` awaits) until the event's row is committed (with
-    whatever else was waiting) and returns it; a failed transaction raises in every caller of
-    that batch."""
+    """``arecord(event)`` returns the event's row once it is committed (with whatever else was
+    waiting); a failed transaction raises in every caller of that batch. On a local database
+    (``inline``) a batch is written on the event loop itself, which saves handing every
+    statement over to another thread; otherwise in a worker thread, one batch at a time.
+    ``record`` appends one row at once, for sync routes."""
 
-    def __init__(self, writing: Callable[[], AbstractContextManager[Session]]) -> None:
+    def __init__(self, writing: Callable[[], AbstractContextManager[Session]], inline: bool) -> None:
         self._writing = writing
-        self._queue: queue.SimpleQueue[tuple[audit.Event, Future[dict[str, Any]]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._inline = inline
+        self._waiting: dict[asyncio.AbstractEventLoop, Waiting] = {}
+        self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}  # strong refs to the tasks
 
     def record(self, event: audit.Event) -> dict[str, Any]:
-        return self.submit(event).result()
+        return self._append([event])[0]
 
     async def arecord(self, event: audit.Event) -> dict[str, Any]:
-        """``record`` for async routes: the event loop serves others while the row is committed."""
-        return await asyncio.wrap_future(self.submit(event))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._waiting.setdefault(loop, []).append((event, done))
+        if loop not in self._flushing:
+            self._flushing[loop] = loop.create_task(self._flush(loop))
+        return await done
 
-    def submit(self, event: audit.Event) -> Future[dict[str, Any]]:
-        """Queue ``event``; the future gives its row once committed."""
-        done: Future[dict[str, Any]] = Future()
-        self._queue.put((event, done))
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="carelens-audit", daemon=True)
-                self._thread.start()
-        return done
+    def _append(self, events: list[audit.Event]) -> list[dict[str, Any]]:
+        with self._writing() as s:
+            return audit.append_many(s, events)
 
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write the waiting rows, batch after batch, until none is left."""
+        try:
+            while waiting := self._waiting.get(loop):
+                batch, waiting[:] = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+                events = [event for event, _ in batch]
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                with self._writing() as s:
-                    rows = audit.append_many(s, [event for event, _ in batch])
-            except Exception as err:  # nothing was stored: every waiting request fails
-                for _, done in batch:
-                    done.set_exception(err)
-                continue
-            for (_, done), row in zip(batch, rows, strict=True):
-                done.set_result(row)
+                    rows = self._append(events) if self._inline else await run_in_threadpool(self._append, events)
+                except Exception as err:  # nothing was stored: every waiting request fails
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(err)
+                    continue
+                for (_, done), row in zip(batch, rows, strict=True):
+                    if not done.done():
+                        done.set_result(row)
+        finally:
+            self._waiting.pop(loop, None)
+            self._flushing.pop(loop, None)

@@ -95,12 +95,13 @@ class Context:
         self.templates = templates()
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self._qmark = self.engine.dialect.paramstyle == "qmark"
+        self.local_db = self.engine.dialect.name == "sqlite"  # reads and audit batches run on the event loop
         self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cards_lock = threading.Lock()
         self.pages = PageCache()
-        self.auditor = GroupAuditor(self.writing)
+        self.auditor = GroupAuditor(self.writing, inline=self.local_db)
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -161,7 +162,7 @@ class Context:
     async def fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """``fetch_one_now`` from async code: inline on SQLite (a local read of microseconds),
         in a worker thread for a database across the network."""
-        if self._qmark:
+        if self.local_db:
             return self.fetch_one_now(sql, params)
         return await run_in_threadpool(self.fetch_one_now, sql, params)
 
@@ -174,8 +175,7 @@ class Context:
         input_hash: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append one audit row (group-committed with the rows of concurrent requests); returns
-        the row once it is committed."""
+        """Append one audit row now (sync routes); returns the committed row."""
         return self.auditor.record((who.username, action, patient_id, model_version, input_hash, detail))
 
     async def arecord(
@@ -187,7 +187,7 @@ class Context:
         input_hash: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """``record`` for async routes."""
+        """``record`` for async routes, group-committed with the rows of concurrent requests."""
         return await self.auditor.arecord((who.username, action, patient_id, model_version, input_hash, detail))
 
     def remember_cards(self, cards: dict[str, CardOrigin]) -> None:
