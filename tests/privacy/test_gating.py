@@ -12,7 +12,7 @@ import pytest
 from carelens.core.config import shared_data_dir
 from carelens.demo import generate_cohort
 from carelens.privacy import dates, patterns
-from carelens.privacy.detect import _IS_SEPARATOR, _LOOSE_GAP, _loose_find, _loose_re, _squeeze, _squeezed
+from carelens.privacy.detect import _IS_SEPARATOR, _LOOSE_GAP, _loose_find, _loose_re, _squeeze, _squeezed, case_mode
 from carelens.privacy.gating import Gated, word_gate
 
 GATED = {
@@ -152,3 +152,27 @@ def test_loose_identifier_finder_equals_its_regex() -> None:
             compared += 1
             found += len(expected)
     assert compared == 15000 and found > 1000
+
+
+def test_stop_words_are_scikit_learns() -> None:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from carelens.privacy.stopwords import STOP_WORDS
+
+    assert STOP_WORDS == ENGLISH_STOP_WORDS
+
+
+def _case_mode_by_regex(text: str) -> str:
+    head = text[:4000]
+    upper, lower = len(re.findall(r"[A-ZÀ-Þ]", head)), len(re.findall(r"[a-zß-ÿ]", head))
+    if upper + lower == 0:
+        return "mixed"
+    share = upper / (upper + lower)
+    return "upper" if share > 0.6 else "lower" if share < 0.01 else "mixed"
+
+
+def test_case_mode_counts_letters_as_the_regex_does(texts: list[str]) -> None:
+    extra = ["ÀÉÎ ×÷ ßÿ", "ΑΒΓ ЖЗИ abc", "UPPER CASE NOTE ÷", "lower case ×", "", "12345"]
+    modes = [case_mode(t) for t in texts + extra]
+    assert modes == [_case_mode_by_regex(t) for t in texts + extra]
+    assert {"upper", "lower", "mixed"} <= set(modes)

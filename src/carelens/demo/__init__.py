@@ -2,10 +2,31 @@
 ``carelens demo`` pipeline that runs every stage on it.
 
 See :mod:`carelens.demo.cohort` for the layout of the generated files and the facts planted.
+The names below are imported on first use: the cohort generator pulls in SciPy and pydicom,
+which every other command's start-up would otherwise pay for.
 """
 
-from carelens.demo.cohort import generate_cohort
-from carelens.demo.manifest import CohortManifest, PlantedPatient
-from carelens.demo.story import REFERENCE_DATE
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carelens.demo.cohort import generate_cohort
+    from carelens.demo.manifest import CohortManifest, PlantedPatient
+    from carelens.demo.story import REFERENCE_DATE
 
 __all__ = ["REFERENCE_DATE", "CohortManifest", "PlantedPatient", "generate_cohort"]
+
+_HOME = {
+    "generate_cohort": "carelens.demo.cohort",
+    "CohortManifest": "carelens.demo.manifest",
+    "PlantedPatient": "carelens.demo.manifest",
+    "REFERENCE_DATE": "carelens.demo.story",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'carelens.demo' has no attribute {name!r}")

@@ -16,12 +16,12 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
 from carelens.privacy.dates import DATE_RE, DATES, is_plausible
 from carelens.privacy.lexicon import CLINICAL_WORDS, Lexicon, lexicon
+from carelens.privacy.stopwords import STOP_WORDS
 
 # The order decides which type wins when spans of two types overlap.
 TYPE_PRIORITY = [
@@ -60,7 +60,7 @@ KNOWN_HOSPITALS = [
     "st. elizabeth's", "caritas", "carney", "youville", "hebrew rehab", "mayo clinic", "cleveland clinic",
     "johns hopkins", "mount sinai", "mt sinai", "cedars-sinai", "cedars sinai",
 ]  # fmt: skip
-_VERY_COMMON = frozenset(ENGLISH_STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
+_VERY_COMMON = frozenset(STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
     "no", "not", "yes", "on", "in", "at", "of", "and", "or", "for", "the", "a", "an", "is", "was", "are", "be",
     "has", "had", "have", "this", "that", "with", "as", "by", "to", "from", "up", "down", "out", "over", "off",
     "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
@@ -167,9 +167,9 @@ def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
 
 def case_mode(text: str) -> str:
     """``upper``, ``lower`` or ``mixed``: whether letter case tells names from words in ``text``."""
-    head = text[:4000]
-    upper = len(_UPPER.findall(head))
-    lower = len(_LOWER.findall(head))
+    head = text[:4000].encode("latin-1", "replace")  # the letter ranges below are all Latin-1
+    upper = len(head.translate(None, _NOT_UPPER))
+    lower = len(head.translate(None, _NOT_LOWER))
     if upper + lower == 0:
         return "mixed"
     share = upper / (upper + lower)
@@ -180,8 +180,10 @@ def case_mode(text: str) -> str:
     return "mixed"
 
 
-_UPPER = re.compile(r"[A-ZÀ-Þ]")
-_LOWER = re.compile(r"[a-zß-ÿ]")
+_UPPER_BYTES = {*range(0x41, 0x5B), *range(0xC0, 0xDF)}  # A-Z, À-Þ
+_LOWER_BYTES = {*range(0x61, 0x7B), *range(0xDF, 0x100)}  # a-z, ß-ÿ
+_NOT_UPPER = bytes(b for b in range(256) if b not in _UPPER_BYTES)
+_NOT_LOWER = bytes(b for b in range(256) if b not in _LOWER_BYTES)
 
 
 _DIGIT_AGE = re.compile(r"(?<!\d)(?:9\d|1[0-2]\d)(?!\d)")
@@ -313,7 +315,7 @@ def _titled_name(tokens: list[_Tok], k: int, title: int, text: str, lex: Lexicon
     t = tokens[k]
     if tokens[title].low not in TITLES or not lex.is_name(t.low) or (mode == "mixed" and not _is_cap(t)):
         return False
-    if (mode == "mixed" and not t.text.isupper()) or t.low not in ENGLISH_STOP_WORDS:
+    if (mode == "mixed" and not t.text.isupper()) or t.low not in STOP_WORDS:
         return True
     nxt = tokens[k + 1] if k + 1 < len(tokens) else None  # "DR. MAY CHEN" but not "DR. WILL SEE PT"
     return (nxt is not None and nxt.alpha and "\n" not in text[t.end : nxt.start] and lex.is_name(nxt.low)
@@ -552,6 +554,8 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
 def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[PhiSpan]:
     """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
     out: list[PhiSpan] = []
+    if not (ctx.names or ctx.identifiers or ctx.phones or ctx.zips or ctx.addresses or ctx.cities):
+        return out
     parts, by_initial = _name_index(tuple(ctx.names))
     distinct = {tok.low for tok in tokens if tok.alpha and len(tok.low) >= 2}  # each word checked once
     names = {w for w in distinct if w in parts or (
@@ -560,7 +564,7 @@ def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[Phi
         out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
     # identifiers are found in the text with separators removed (compiling a loose pattern per value
     # would cost about a millisecond); the regex is the fallback where lower-casing changes lengths
-    squeezed = _squeezed(text)
+    squeezed = _squeezed(text) if ctx.identifiers or ctx.phones or ctx.zips else _Squeezed("", None)
     for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
                         *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
         needle = _squeeze(value)
