@@ -100,12 +100,12 @@ def login(
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not csrf_token or not hmac.compare_digest(cookie, csrf_token):
         raise Problem(403, "the login form's security token is missing or wrong; reload the page and try again")
-    with ctx.writing() as s:
+    with ctx.Session() as s:  # the password check (argon2, slow on purpose) holds no write lock
         user = appdb.authenticate(s, username, password)
+        known = user is not None or appdb.get_user(s, username) is not None
+    with ctx.writing() as s:
         if user is None:
-            appdb.audit.append(
-                s, "anonymous", "login.failed", detail={"user_known": appdb.get_user(s, username) is not None}
-            )
+            appdb.audit.append(s, "anonymous", "login.failed", detail={"user_known": known})
         else:
             sid, _ = appdb.create_session(s, user, ctx.settings.session_ttl_s)
             appdb.audit.append(s, user.username, "login")
