@@ -25,6 +25,7 @@ from carelens.core.errors import InputError
 from carelens.core.ids import content_hash
 
 Summarizer = Callable[[Any, str | None], Any]
+Stamp = tuple[int, int, int] | None  # (modification time, size, inode) of a file, None when absent
 SMALL_CELL = 5
 
 
@@ -145,10 +146,10 @@ class Outputs:
         data = self._read(f"genomics/{pid}.findings.json") or []
         return data if isinstance(data, list) else data.get("findings", [])
 
-    def stamp(self, pid: str) -> tuple[tuple[int, int, int] | None, ...]:
+    def stamp(self, pid: str) -> tuple[Stamp, ...]:
         """(modification time, size, inode) of each of the patient's output files (None: absent); it
         changes whenever an output is written."""
-        stamps = []
+        stamps: list[Stamp] = []
         for rel in (f"imaging/{pid}.json", f"genomics/{pid}.pgx.json", f"genomics/{pid}.findings.json"):
             try:
                 st = (self.root / rel).stat()
