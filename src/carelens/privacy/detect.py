@@ -68,8 +68,7 @@ _VERY_COMMON = frozenset(STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PhiSpan:
+class PhiSpan(NamedTuple):
     """One identifier found in a text: ``text[start:end]``, its type and what found it."""
 
     start: int

@@ -36,9 +36,14 @@ _SHAPE = str.maketrans(_UPPER_CHARS + _LOWER_CHARS + "0123456789",
 _RUNS = re.compile(r"(.)\1{2,}")
 
 
+@lru_cache(maxsize=1 << 16)
 def shape(word: str) -> str:
     """``Smith`` -> ``Xxx``, ``MRN12345`` -> ``XXdd`` (runs longer than two shortened)."""
-    return _RUNS.sub(r"\1\1", word.translate(_SHAPE))
+    return _RUNS.sub(_two, word.translate(_SHAPE))
+
+
+def _two(run: re.Match[str]) -> str:
+    return run.group(1) * 2
 
 
 def token_features(tokens: list[_Tok], i: int, text: str, mode: str) -> list[str]:
