@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-from sqlalchemy.orm import Session
 
 from carelens.store.appdb import now_iso
 
@@ -36,11 +35,6 @@ class Problem(Exception):
     def __init__(self, status: int, message: str, login: bool = False) -> None:
         super().__init__(message)
         self.status, self.message, self.login = status, message, login
-
-
-def db(request: Request) -> Session:
-    """A new app-database session for this request."""
-    return request.app.state.ctx.Session()
 
 
 def _sha256(value: str) -> str:
