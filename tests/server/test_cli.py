@@ -64,3 +64,37 @@ def test_every_server_command_has_help() -> None:
     for args in (*(["users", c] for c in commands), ["serve"], ["audit", "verify"]):
         r = subprocess.run([sys.executable, "-m", "carelens.cli", *args, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Usage" in r.stdout, args
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_writes_the_access_log_in_every_process(tmp_path: Path, workers: str) -> None:
+    """One PHI-free line a request on stderr, also from the worker processes of ``--workers 2``."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CARELENS_STORE": str(tmp_path / "store")}
+    env.pop("CARELENS_DB_URL", None)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        cmd = [sys.executable, "-m", "carelens.cli", "serve", "--port", str(port), "--workers", workers]
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline, answered = time.monotonic() + 90, 0
+            while time.monotonic() < deadline and answered < 4:
+                try:
+                    answered += httpx.get(f"http://127.0.0.1:{port}/patients/p-123", timeout=2).status_code > 0
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+            assert answered == 4, "carelens serve did not answer within 90 s"
+            time.sleep(0.5)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    lines = [line for line in log.read_text().splitlines() if "carelens.server.access" in line]
+    assert len(lines) >= 4, log.read_text()[-2000:]
+    assert all("GET /patients/{id}" in line and "p-123" not in line for line in lines)

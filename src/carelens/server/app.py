@@ -82,7 +82,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     return app
 
 
+def configure_logging() -> None:
+    """One-line INFO logs on stderr (the PHI-free access log among them) in a serving process."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def app_from_env() -> FastAPI:
-    """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``)."""
+    """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``);
+    each process sets up its own logging, as the parent's does not reach it."""
+    configure_logging()
     store = os.environ.get("CARELENS_SERVE_STORE")
     return create_app(ServerSettings.from_env(Path(store) if store else None))

@@ -155,15 +155,14 @@ def serve(
     ),
 ) -> None:
     """Serve the clinician workspace: web pages, the JSON API and CDS Hooks."""
-    import logging
     import os
 
     import uvicorn
 
     from carelens.server import ServerSettings, create_app
+    from carelens.server.app import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()
     app = create_app(ServerSettings.from_env(store))  # fails here, in one line, on a bad store or database
     typer.echo(f"carelens workspace on http://{host}:{port}/ ({workers} process(es))", err=True)
     if workers > 1 and store is not None:
