@@ -3,14 +3,13 @@ sessions for pages; roles decide what each may see; CSRF tokens guard every form
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
-from carelens.store.appdb import now_iso
+from carelens.store.appdb import SESSION_SQL, TOKEN_SQL, now_iso, secret_hash
 
 SESSION_COOKIE = "cl_session"
 LOGIN_CSRF_COOKIE = "cl_login_csrf"
@@ -37,23 +36,6 @@ class Problem(Exception):
         self.status, self.message, self.login = status, message, login
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-# Plain SQL, not the ORM: every request runs one of these (about 20x cheaper). Each request
-# reads the database, so a revoked token, an ended session or a disabled user is refused on
-# the very next request, in every server process.
-TOKEN_SQL = (
-    "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id "
-    "WHERE t.token_hash = ? AND t.revoked = ? AND u.active = ?"
-)
-SESSION_SQL = (
-    "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id "
-    "WHERE s.id_hash = ? AND s.expires_at > ? AND u.active = ?"
-)
-
-
 def _check_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
     if principal.role not in roles:
         raise Problem(403, f"the {principal.role} role may not see this")
@@ -61,14 +43,15 @@ def _check_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
 
 
 async def token_principal(request: Request, token: str) -> Principal | None:
-    """The active user of a live API token, or None."""
-    row = await request.app.state.ctx.fetch_one(TOKEN_SQL, (_sha256(token), False, True))
+    """The active user of a live API token, or None. One plain SQL read on every request: a
+    revoked token or disabled user is refused on the very next one, in every server process."""
+    row = await request.app.state.ctx.fetch_one(TOKEN_SQL, (secret_hash(token), False, True))
     return Principal(row[0], row[1], row[2]) if row else None
 
 
 async def session_principal(request: Request, sid: str) -> Principal | None:
     """The active user of a live (unexpired) session cookie, or None."""
-    row = await request.app.state.ctx.fetch_one(SESSION_SQL, (_sha256(sid), now_iso(), True))
+    row = await request.app.state.ctx.fetch_one(SESSION_SQL, (secret_hash(sid), now_iso(), True))
     return Principal(row[0], row[1], row[2], csrf=row[3], session_id=sid) if row else None
 
 

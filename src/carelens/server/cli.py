@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from carelens.core.errors import InputError, UsageError
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 users = typer.Typer(help="Manage workspace users and API tokens.", no_args_is_help=True)
 audit_cli = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
@@ -86,7 +81,7 @@ def users_list(
         typer.echo(f"{r['username']}  {r['role']}  {state}  tokens={r['tokens']}  created {r['created_at']}")
 
 
-def _change(store: Path | None, action: str, username: str, change: Callable[[Session], dict[str, int]]) -> None:
+def _change(store: Path | None, change: str, username: str) -> None:
     """Apply one account change and its audit row in one transaction; print the JSON result."""
     from sqlalchemy.orm import Session
 
@@ -94,8 +89,7 @@ def _change(store: Path | None, action: str, username: str, change: Callable[[Se
     from carelens.store import appdb
 
     with Session(appdb.get_engine(_db_url(store))) as s, s.begin():
-        result = change(s)
-        appdb.audit.append(s, "cli", action, detail={"user": username, **result})
+        result = appdb.change_account(s, "cli", change, username)
     emit_json({"user": username, **result})
 
 
@@ -106,9 +100,7 @@ def users_disable(
 ) -> None:
     """Disable USER: no more logins; their sessions end and their API tokens are revoked at once
     (json: {"user", "sessions", "tokens"}: how many were ended). The last active admin cannot be disabled."""
-    from carelens.store import appdb
-
-    _change(store, "user.disable", username, lambda s: appdb.set_active(s, username, False))
+    _change(store, "user.disable", username)
 
 
 @users.command("enable")
@@ -117,9 +109,7 @@ def users_enable(
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
 ) -> None:
     """Enable USER again (old sessions and tokens stay ended: they log in and get a new token)."""
-    from carelens.store import appdb
-
-    _change(store, "user.enable", username, lambda s: appdb.set_active(s, username, True))
+    _change(store, "user.enable", username)
 
 
 @users.command("revoke-tokens")
@@ -128,9 +118,7 @@ def users_revoke_tokens(
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
 ) -> None:
     """Revoke every API token of USER at once (json: {"user", "tokens"}: how many); the user stays active."""
-    from carelens.store import appdb
-
-    _change(store, "token.revoke", username, lambda s: {"tokens": appdb.revoke_tokens(s, username)})
+    _change(store, "token.revoke", username)
 
 
 @audit_cli.command("verify")

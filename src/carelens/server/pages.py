@@ -48,9 +48,13 @@ UserName = Annotated[str, Path(max_length=64)]
 
 def render(request: Request, template: str, who: Principal | None, status: int = 200, **values: Any) -> Response:
     """Render a page with the user, their CSRF token and the navigation for their role."""
-    ctx = ctx_of(request)
-    values.update(who=who, csrf=who.csrf if who else None, home=HOME)
-    return ctx.templates.TemplateResponse(request, template, values, status_code=status)
+    values.update(_chrome(who))
+    return ctx_of(request).templates.TemplateResponse(request, template, values, status_code=status)
+
+
+def _chrome(who: Principal | None) -> dict[str, Any]:
+    """What every page's frame shows: the user, their CSRF token, the navigation for their role."""
+    return {"who": who, "csrf": who.csrf if who else None, "home": HOME}
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -160,11 +164,8 @@ def render_patient(ctx: Context, pid: str) -> RenderedPage:
     for item in view.items:
         if item.kind == "summary" and not (item.needs_attention and item.section == "Needs attention"):
             sections.setdefault(item.section, []).append(item)
-    who = ctx.pages.marks
     html = ctx.templates.env.get_template("patient.html").render(
-        who=who,
-        csrf=who.csrf,
-        home=HOME,
+        **_chrome(ctx.pages.marks),
         view=view,
         attention=attention,
         sections=sections,
@@ -414,11 +415,7 @@ def _change_user(request: Request, who: Principal, csrf_token: str, username: st
         with ctx.writing() as s:
             if appdb.get_user(s, username) is None:
                 raise Problem(404, "no such user")
-            if change == "token.revoke":
-                result = {"tokens": appdb.revoke_tokens(s, username)}
-            else:
-                result = appdb.set_active(s, username, change == "user.enable")
-            appdb.audit.append(s, who.username, change, detail={"user": username, **result})
+            appdb.change_account(s, who.username, change, username)
     except InputError as err:
         return render(request, "users.html", who, status=400, users=_users(request), roles=ROLES, error=err.reason)
     return RedirectResponse("/admin/users", status_code=303)

@@ -6,14 +6,18 @@ the Alembic migrations ship in the package and are applied (``upgrade head``) on
 
 from carelens.store.appdb import audit
 from carelens.store.appdb.accounts import (
+    SESSION_SQL,
+    TOKEN_SQL,
     add_user,
     authenticate,
+    change_account,
     create_session,
     create_token,
     end_session,
     get_user,
     list_users,
     revoke_tokens,
+    secret_hash,
     session_user,
     set_active,
     user_for_token,
@@ -36,6 +40,8 @@ from carelens.store.appdb.models import (
 
 __all__ = [
     "ROLES",
+    "SESSION_SQL",
+    "TOKEN_SQL",
     "ApiToken",
     "AuditEvent",
     "AuditHead",
@@ -50,6 +56,7 @@ __all__ = [
     "audit",
     "authenticate",
     "begin_write",
+    "change_account",
     "create_session",
     "create_token",
     "dispose_all",
@@ -60,6 +67,7 @@ __all__ = [
     "make_engine",
     "now_iso",
     "revoke_tokens",
+    "secret_hash",
     "session_user",
     "sessionmaker_for",
     "set_active",

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from carelens.core.errors import InputError
+from carelens.store.appdb import audit
 from carelens.store.appdb.clock import now_iso
 from carelens.store.appdb.models import ROLES, ApiToken, User, WebSession
 
@@ -27,8 +28,22 @@ def _dummy_hash() -> str:
     return _hasher.hash("not-a-real-password")
 
 
-def _sha256(value: str) -> str:
+def secret_hash(value: str) -> str:
+    """How an API token or session id is stored (SHA-256 hex): the secret itself never is."""
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+# The lookups of ``user_for_token`` and ``session_user`` as plain SQL (``?`` placeholders), for
+# callers that run one on every request (the server: about 20x cheaper than the ORM). Parameters:
+# (secret_hash(token), False, True) and (secret_hash(sid), now_iso(), True).
+TOKEN_SQL = (
+    "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.token_hash = ? AND t.revoked = ? AND u.active = ?"
+)
+SESSION_SQL = (
+    "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE s.id_hash = ? AND s.expires_at > ? AND u.active = ?"
+)
 
 
 def add_user(s: Session, username: str, password: str, role: str) -> User:
@@ -68,7 +83,7 @@ def create_token(s: Session, user: User) -> str:
     if not user.active:
         raise InputError(f"user {user.username} is disabled; enable it before issuing a token")
     token = "cl_" + secrets.token_urlsafe(32)
-    s.add(ApiToken(user_id=user.id, token_hash=_sha256(token), created_at=now_iso(), revoked=False))
+    s.add(ApiToken(user_id=user.id, token_hash=secret_hash(token), created_at=now_iso(), revoked=False))
     s.flush()
     return token
 
@@ -78,7 +93,7 @@ def user_for_token(s: Session, token: str) -> User | None:
     return s.scalar(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _sha256(token), ApiToken.revoked.is_(False), User.active.is_(True))
+        .where(ApiToken.token_hash == secret_hash(token), ApiToken.revoked.is_(False), User.active.is_(True))
     )
 
 
@@ -133,12 +148,28 @@ def set_active(s: Session, username: str, active: bool) -> dict[str, int]:
     return ended
 
 
+ACCOUNT_CHANGES = ("user.disable", "user.enable", "token.revoke")
+
+
+def change_account(s: Session, actor: str, change: str, username: str) -> dict[str, int]:
+    """One of ``ACCOUNT_CHANGES`` to ``username`` and its audit row by ``actor``, in the caller's
+    transaction; returns how many sessions and tokens it ended."""
+    if change == "token.revoke":
+        result = {"tokens": revoke_tokens(s, username)}
+    elif change in ("user.disable", "user.enable"):
+        result = set_active(s, username, change == "user.enable")
+    else:
+        raise InputError(f"unknown account change {change!r}: choose one of {', '.join(ACCOUNT_CHANGES)}")
+    audit.append(s, actor, change, detail={"user": username, **result})
+    return result
+
+
 def create_session(s: Session, user: User, ttl_s: float) -> tuple[str, str]:
     """Start a browser session; returns (session id for the cookie, CSRF token)."""
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     s.add(
         WebSession(
-            id_hash=_sha256(sid), user_id=user.id, csrf_token=csrf, created_at=now_iso(), expires_at=now_iso(ttl_s)
+            id_hash=secret_hash(sid), user_id=user.id, csrf_token=csrf, created_at=now_iso(), expires_at=now_iso(ttl_s)
         )
     )
     s.flush()
@@ -150,14 +181,14 @@ def session_user(s: Session, sid: str) -> tuple[WebSession, User] | None:
     row = s.execute(
         select(WebSession, User)
         .join(User, User.id == WebSession.user_id)
-        .where(WebSession.id_hash == _sha256(sid), WebSession.expires_at > now_iso(), User.active.is_(True))
+        .where(WebSession.id_hash == secret_hash(sid), WebSession.expires_at > now_iso(), User.active.is_(True))
     ).first()
     return (row[0], row[1]) if row else None
 
 
 def end_session(s: Session, sid: str) -> None:
     """Log out: delete the session."""
-    s.execute(delete(WebSession).where(WebSession.id_hash == _sha256(sid)))
+    s.execute(delete(WebSession).where(WebSession.id_hash == secret_hash(sid)))
 
 
 def purge_expired_sessions(s: Session) -> int:
