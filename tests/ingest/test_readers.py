@@ -198,7 +198,9 @@ def test_read_ahead_keeps_order_and_returns_errors(tmp_path: Path) -> None:
     for path in paths[::2]:
         path.write_bytes(path.stem.encode() * 3)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        loaded = list(_read_ahead(pool, paths))
+        read = list(_read_ahead(pool, [(path, index == 1) for index, path in enumerate(paths)]))
+    assert [(path, named) for path, named, _ in read] == [(paths[0], False), (paths[1], True), (paths[2], False)]
+    loaded = [item for _, _, item in read]
     assert loaded[0] == (b"aaa", hashlib.sha256(b"aaa").hexdigest())
     assert isinstance(loaded[1], FileNotFoundError)
     assert loaded[2] == (b"ccc", hashlib.sha256(b"ccc").hexdigest())

@@ -400,8 +400,8 @@ def _rewrite_references(json: bytes, full_urls: dict[str, str], found: set[bytes
 def _json_texts(full_urls: dict[str, str]) -> dict[bytes, bytes]:
     """``full_urls`` (fullUrl -> ``Type/id``) as they stand in compact JSON text."""
     if not _NEEDS_ESCAPE.search("".join(full_urls) + "".join(full_urls.values())):
-        return {url.encode(): key.encode() for url, key in full_urls.items()}
-    return {_json_text(url): _json_text(key) for url, key in full_urls.items()}
+        return dict(zip(map(str.encode, full_urls), map(str.encode, full_urls.values()), strict=True))
+    return dict(zip(map(_json_text, full_urls), map(_json_text, full_urls.values()), strict=True))
 
 
 def _json_text(value: str) -> bytes:

@@ -13,7 +13,13 @@ file with references still unknown waits (in memory) until the whole batch has b
 its resources whose references still do not resolve are quarantined. Folders are read with
 Bulk Data files of often-referenced types first, so that in a usual export no file waits.
 Each file is read whole into memory, the next one read and hashed in a background thread
-meanwhile. Conditional references
+meanwhile. On a machine with spare cores, a batch with enough FHIR text shares its FHIR files
+with forked helper processes (``CARELENS_INGEST_PROCESSES``, default one per core, at most 4),
+each file read by whichever process is free first: a helper parses its files and writes their
+Parquet parts, and this process commits each of its chunks once every reference the chunk
+makes resolves, or drops the chunk and reads its files itself (also all of a failed helper's
+files): the tables are those of a single-process run.
+Conditional references
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
 Files are content-addressed: a file whose bytes were ingested before is not read again (it
@@ -27,10 +33,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +47,19 @@ import orjson
 from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError, UsageError
+from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_cores
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult
 from carelens.ingest.dicom import is_dicom, read_dicom_header
-from carelens.ingest.fhir import FhirRow, is_export_log, literal_references, read_fhir_file
+from carelens.ingest.fhir import FhirRow, is_export_log, is_fhir_name, literal_references, read_fhir_file
 from carelens.ingest.notes import decode_note, read_text_note
 from carelens.ingest.vcf import is_vcf, read_vcf
 from carelens.store.lake import Lake, LakeWriter, lake_keys
 
 NOTE_SIDECARS = (".meta.json", ".phi.json")
 DERIVED = ("notes", "dicom", "variants")
+SHARE_MIN_BYTES = 4_000_000  # FHIR text per process worth forking a helper for (~20 ms of parsing)
+CATALOG_AT = 0.6  # of the shared files taken: the catalog starts opening, in the background
 REFERENCED_FIRST = (
     "Patient", "Group", "Person", "Organization", "Location", "Practitioner", "PractitionerRole",
     "Device", "Medication", "Substance", "Specimen", "Encounter", "EpisodeOfCare", "Condition",
@@ -69,6 +81,14 @@ class IngestResult(BatchResult):
     unchanged: int = 0
     skipped: list[Skipped] = Field(default_factory=list)
     text_notes: int = 0
+
+    def merge(self, other: IngestResult) -> None:
+        """Add ``other``'s counts and records to these."""
+        self.done.update(other.done)
+        self.quarantined.extend(other.quarantined)
+        self.unchanged += other.unchanged
+        self.skipped.extend(other.skipped)
+        self.text_notes += other.text_notes
 
     def ingested(self) -> dict[str, int]:
         """The counts of the command-line contract: resource types, then notes, dicom, variants."""
@@ -108,16 +128,21 @@ class _File:
     items: int = 0
 
 
-def ingest(paths: Iterable[Path], store: Path | None = None) -> IngestResult:
-    """Ingest files and folders (FHIR, ``.txt`` notes, DICOM, VCF) into the store's lake."""
+def ingest(paths: Iterable[Path], store: Path | None = None, processes: int | None = None) -> IngestResult:
+    """Ingest files and folders (FHIR, ``.txt`` notes, DICOM, VCF) into the store's lake.
+
+    ``processes``: how many processes may parse FHIR files (1: this one only; default
+    ``CARELENS_INGEST_PROCESSES``, else one per CPU core, at most 4)."""
     files = list(expand(paths))
     result = IngestResult()
     lake = Lake(store)
+    if processes is None:
+        processes = int(os.environ.get("CARELENS_INGEST_PROCESSES") or min(spare_cores() + 1, 4))
     collecting = gc.isenabled()
     gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
     try:
         with lake.writer() as writer:
-            _Run(lake, writer, result).run(files)
+            _Run(lake, writer, result).run(files, processes)
     finally:
         if collecting:
             gc.enable()
@@ -164,24 +189,107 @@ def kind_of(path: Path, data: bytes) -> str | None:
     return None
 
 
+@dataclass
+class _Share:
+    """What a helper process did with the files it took: per source file (by hash) what it
+    ingested and quarantined, the staged chunks (manifests) and the references each source
+    makes to resources the helper did not read; ``result`` has what is not in a chunk
+    (unchanged and skipped files, unreadable ones); ``known`` the ``Type/id`` it read;
+    ``taken`` the indices of the shared files it took."""
+
+    result: IngestResult
+    outcomes: dict[str, IngestResult]
+    staged: list[dict[str, Any]]
+    needs: dict[str, set[str]]
+    known: set[str]
+    taken: list[int]
+
+
 class _Run:
-    def __init__(self, lake: Lake, writer: LakeWriter, result: IngestResult) -> None:
+    def __init__(
+        self, lake: Lake, writer: LakeWriter, result: IngestResult, outcomes: dict[str, IngestResult] | None = None
+    ) -> None:
         self.lake = lake
         self.writer = writer
         self.result = result
+        self.outcomes = outcomes  # per source file, in a helper process
         self.seen: set[str] = set()
         self.known: set[str] = set()
         self._lake_keys: set[str] | None = None
         self.waiting: list[_File] = []
 
-    def run(self, files: list[tuple[Path, bool]]) -> None:
-        paths = [path.absolute() for path, _ in files]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-read") as pool:
-            loaded = _read_ahead(pool, paths)
-            for (_, named), path, item in zip(progress(files, desc="ingest", unit="file"), paths, loaded, strict=True):
-                self.one(path, named, item)
+    def run(self, files: list[tuple[Path, bool]], processes: int = 1) -> None:
+        own, shared, helpers = _split(files, processes)
+        bar = iter(progress(range(len(files)), desc="ingest", unit="file"))
+        claims = Claims(len(shared))
+        forked = [Forked(partial(self.help, shared, claims)) for _ in range(helpers)]  # before any thread starts
+        mine: list[int] = []
+        self.read_all(chain(own, _take(shared, claims, mine, self.near_end)), bar)
+        if forked:
+            self.writer.commit()  # written while the helpers finish
+        self.writer.open_catalog()
+        reports: list[_Share] = []
+        for helper in forked:
+            try:
+                reports.append(helper.result())
+            except HelperFailed:
+                continue  # its files are read here, below
+        taken = set(mine).union(*(report.taken for report in reports))
+        self.read_all((item for index, item in enumerate(shared) if index not in taken), bar)
+        for report in reports:
+            self.known |= report.known
+        for report in reports:
+            self.settle(report, {shared[i][0].absolute(): shared[i][1] for i in report.taken})
+            for _ in report.taken:
+                next(bar, None)
         for held in self.waiting:
             self.finish(held, final=True)
+
+    def near_end(self, fraction: float) -> None:
+        """Called as this process takes shared files: near the end, the catalog starts opening."""
+        if fraction >= CATALOG_AT:
+            self.writer.open_catalog()
+
+    def read_all(self, files: Iterable[tuple[Path, bool]], bar: Iterator[int] | None = None) -> None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-read") as pool:
+            for path, named, item in _read_ahead(pool, files):
+                self.one(path, named, item)
+                if bar is not None:
+                    next(bar, None)
+
+    def help(self, shared: list[tuple[Path, bool]], claims: Claims) -> _Share:
+        """In a helper process: read shared files as they are free into staged chunks (see
+        :class:`_Share`)."""
+        writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True)
+        run = _Run(self.lake, writer, IngestResult(), outcomes={})
+        taken: list[int] = []
+        try:
+            run.read_all(_take(shared, claims, taken))
+            needs = {held.source_hash: run.unresolved(held.references) for held in run.waiting}
+            for held in run.waiting:
+                run.commit(held)
+            writer.commit()
+        finally:
+            writer.close()
+        return _Share(run.result, run.outcomes or {}, writer.staged, needs, run.known, taken)
+
+    def settle(self, share: _Share, named: dict[Path, bool]) -> None:
+        """Commit each chunk a helper staged whose references all resolve and whose sources this
+        run did not read too; drop the others and read their files here."""
+        self.result.merge(share.result)
+        for manifest in share.staged:
+            hashes = [s["hash"] for s in manifest["sources"]]
+            needs = set().union(*(share.needs.get(h, set()) for h in hashes))
+            if not self.seen.intersection(hashes) and not self.unresolved(needs):
+                self.writer.commit_staged(manifest)
+                self.seen.update(hashes)
+                for h in hashes:
+                    self.result.merge(share.outcomes[h])
+                continue
+            self.writer.discard_staged(manifest)
+            for source in manifest["sources"]:
+                path = Path(source["path"])
+                self.one(path, named.get(path, False), _load(path))
 
     def one(self, path: Path, named: bool, loaded: tuple[bytes, str] | OSError) -> None:
         if isinstance(loaded, OSError):
@@ -310,13 +418,20 @@ class _Run:
             kept.append(row)
         held.resources, held.notes = kept, notes
 
+    def result_for(self, held: _File) -> IngestResult:
+        """Where a committed file's counts go: the run's result, or in a helper its own."""
+        if self.outcomes is None:
+            return self.result
+        outcome = self.outcomes[held.source_hash] = IngestResult()
+        return outcome
+
     def commit(self, held: _File) -> None:
         source = str(held.path)
-        result = self.result
+        result = self.result_for(held)
         if held.resources:
-            self.writer.add_columns("resources", _resource_columns(held.resources, source))
-            for row in held.resources:
-                result.done[row.resource_type] += 1
+            columns = _resource_columns(held.resources, source)
+            self.writer.add_columns("resources", columns)
+            result.done.update(columns[0])  # resource types
         if held.notes:
             self.writer.add_rows("notes", held.notes.values())
             result.done["notes"] += len(held.notes)
@@ -342,6 +457,42 @@ class _Run:
         self.writer.source_done(held.source_hash, source, held.kind, items)
 
 
+def _split(
+    files: list[tuple[Path, bool]], processes: int
+) -> tuple[list[tuple[Path, bool]], list[tuple[Path, bool]], int]:
+    """The files only this process reads; the FHIR files it shares with helper processes (each
+    taken by whichever process is free next, in reading order); how many helpers to fork:
+    none where forking is not possible or the FHIR text is too little to be worth one."""
+    if processes < 2 or not can_fork():
+        return files, [], 0
+    shared = [item for item in files if is_fhir_name(item[0])]
+    helpers = min(processes, _total_size(shared) // SHARE_MIN_BYTES) - 1
+    if helpers < 1:
+        return files, [], 0
+    return [item for item in files if not is_fhir_name(item[0])], shared, helpers
+
+
+def _total_size(files: list[tuple[Path, bool]]) -> int:
+    total = 0
+    for path, _ in files:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue  # read (and quarantined) later
+    return total
+
+
+def _take(
+    shared: list[tuple[Path, bool]], claims: Claims, taken: list[int], near_end: Callable[[float], None] | None = None
+) -> Iterator[tuple[Path, bool]]:
+    """The shared files this process takes, as it is free; their indices go to ``taken``."""
+    for index in claims:
+        taken.append(index)
+        if near_end is not None:
+            near_end(index / len(shared))
+        yield shared[index]
+
+
 def _load(path: Path) -> tuple[bytes, str] | OSError:
     """A file's bytes and SHA-256 (hex), or the error that kept it from being read."""
     try:
@@ -351,16 +502,22 @@ def _load(path: Path) -> tuple[bytes, str] | OSError:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path]) -> Iterator[tuple[bytes, str] | OSError]:
-    """:func:`_load` of each path in order, the next file read and hashed in the background
-    (both release the GIL) while this one is parsed; at most two files in memory."""
-    pending: deque[Future[tuple[bytes, str] | OSError]] = deque()
-    for path in paths:
-        pending.append(pool.submit(_load, path))
+def _read_ahead(
+    pool: ThreadPoolExecutor, files: Iterable[tuple[Path, bool]]
+) -> Iterator[tuple[Path, bool, tuple[bytes, str] | OSError]]:
+    """Each file (absolute path), whether it was named, and :func:`_load` of it, in order: the
+    next file read and hashed in the background (both release the GIL) while this one is
+    parsed; at most two files in memory."""
+    pending: deque[tuple[Path, bool, Future[tuple[bytes, str] | OSError]]] = deque()
+    for path, named in files:
+        path = path.absolute()
+        pending.append((path, named, pool.submit(_load, path)))
         if len(pending) > 1:
-            yield pending.popleft().result()
+            path, named, loading = pending.popleft()
+            yield path, named, loading.result()
     while pending:
-        yield pending.popleft().result()
+        path, named, loading = pending.popleft()
+        yield path, named, loading.result()
 
 
 def _resource_columns(rows: list[FhirRow], source: str) -> list[list[Any]]:

@@ -99,6 +99,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "sources": pa.schema([("source_hash", S), ("path", S), ("kind", S), ("items", pa.int64())]),
 }
 TABLES = tuple(SCHEMAS)
+CHUNK_TEXT_BYTES = 4_000_000  # a chunk is also committed at this much long text (resource JSON)
 _LONG_TEXT_COLUMNS = {"json", "text"}  # no min/max statistics: no query filters on a range of them
 _UNIQUE_COLUMNS = _LONG_TEXT_COLUMNS | {"id", "content_hash", "note_id", "sop_uid", "where"}  # no dictionary
 _DUCK_TYPES = {
@@ -229,9 +230,10 @@ class Lake:
                 )
         return views
 
-    def refresh(self) -> None:
+    def refresh(self, con: Any = None) -> None:
         """Bring the catalog's views up to date with the committed part files (only the views
-        whose definition changed are re-created)."""
+        whose definition changed are re-created). ``con``: a read-write connection to the
+        catalog to use (left open), else one is opened for this refresh."""
         import duckdb
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -240,11 +242,11 @@ class Lake:
         wanted = self.view_sql()
         views = {name: stable_id(sql) for name, sql in wanted.items()}
         changed = [name for name in wanted if before.get(name) != views[name]]
-        with duckdb.connect(str(self.catalog)) as con:
-            con.execute("BEGIN")  # one transaction: one WAL sync, not one per view
-            for name in changed:
-                con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {wanted[name]}')
-            con.execute("COMMIT")
+        if con is None:
+            with duckdb.connect(str(self.catalog)) as own:
+                _create_views(own, {name: wanted[name] for name in changed})
+        else:
+            _create_views(con, {name: wanted[name] for name in changed})
         marker = {"root": str(self.root.absolute()), "chunks": chunks, "views": views}
         _atomic_write(self.root / "_catalog.json", orjson.dumps(marker))
 
@@ -253,7 +255,8 @@ class Lake:
     def writer(self, rows_per_chunk: int | None = None) -> Iterator[LakeWriter]:
         """Exclusive, crash-safe writing (one writer per lake at a time); commits what is
         pending and refreshes the catalog on a normal exit. A chunk is committed once it holds
-        ``rows_per_chunk`` rows (``CARELENS_LAKE_CHUNK_ROWS``, default 10,000)."""
+        ``rows_per_chunk`` rows (``CARELENS_LAKE_CHUNK_ROWS``, default 10,000) or
+        :data:`CHUNK_TEXT_BYTES` of resource JSON, so the background writer keeps up."""
         if rows_per_chunk is None:
             rows_per_chunk = int(os.environ.get("CARELENS_LAKE_CHUNK_ROWS") or 10_000)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -267,25 +270,34 @@ class Lake:
             try:
                 yield writer
                 writer.commit()
+                writer.wait()
+                if not self._catalog_current():
+                    self.refresh(writer.catalog())
             finally:
                 writer.close()
-            if not self._catalog_current():
-                self.refresh()
 
 
 class LakeWriter:
-    """Collects rows of whole source files and commits them chunk by chunk (see module doc)."""
+    """Collects rows of whole source files and commits them chunk by chunk (see module doc).
 
-    def __init__(self, lake: Lake, rows_per_chunk: int) -> None:
+    A ``staging`` writer (in an ingest helper process) writes each chunk's part files but not its
+    manifest: the chunk's manifest goes to ``staged``, for the process holding the lake's lock to
+    commit (:meth:`commit_staged`) or drop (:meth:`discard_staged`)."""
+
+    def __init__(self, lake: Lake, rows_per_chunk: int, staging: bool = False) -> None:
         self.lake = lake
         self.rows_per_chunk = rows_per_chunk
         self.committed = lake.committed_sources()
+        self.staging = staging
+        self.staged: list[dict[str, Any]] = []
         self._seq = len(lake.manifests())
         self._columns: dict[str, list[list[Any]]] = {}
         self._sources: list[dict[str, Any]] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-lake")
         self._writing: Future[None] | None = None
+        self._catalog: Future[Any] | None = None
 
     def remove_uncommitted(self) -> None:
         """Delete part and tmp files that no manifest names (left by a killed writer)."""
@@ -317,13 +329,16 @@ class LakeWriter:
         for target, values in zip(pending, columns, strict=True):
             target.extend(values)
         self._pending_rows += len(columns[0]) if columns else 0
+        for name, values in zip(SCHEMAS[table].names, columns, strict=True):
+            if name in _LONG_TEXT_COLUMNS:
+                self._pending_bytes += sum(map(len, values))
 
     def source_done(self, source_hash: str, path: str, kind: str, items: int) -> None:
         """Mark a source file's rows complete; commits when the chunk is big enough."""
         self._sources.append({"hash": source_hash, "path": path, "kind": kind, "items": items})
         self.add_rows("sources", [(source_hash, path, kind, items)])
         self.committed.add(source_hash)
-        if self._pending_rows >= self.rows_per_chunk:
+        if self._pending_rows >= self.rows_per_chunk or self._pending_bytes >= CHUNK_TEXT_BYTES:
             self.commit()
 
     def commit(self) -> None:
@@ -339,6 +354,7 @@ class LakeWriter:
         self._columns = {}
         self._sources = []
         self._pending_rows = 0
+        self._pending_bytes = 0
 
     def wait(self) -> None:
         """Wait for the chunk being written; raises what its writing raised."""
@@ -346,12 +362,44 @@ class LakeWriter:
         if writing is not None:
             writing.result()
 
+    def open_catalog(self) -> None:
+        """Open the catalog and bring it up to date with the chunks committed so far, in the
+        background (DuckDB opens a database and creates views without holding the GIL), so
+        the refresh at the end of writing has only the last changes to make. Call it when the
+        end is near: the open catalog keeps readers out until :meth:`close`."""
+        if self._catalog is None:
+            opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carelens-catalog")
+            self._catalog = opener.submit(self._open_catalog)
+            opener.shutdown(wait=False)
+
+    def _open_catalog(self) -> Any:
+        import duckdb
+
+        con = duckdb.connect(str(self.lake.catalog))
+        try:
+            self.lake.refresh(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def catalog(self) -> Any:
+        """The catalog connection :meth:`open_catalog` opened, or None (also when opening it
+        failed: the refresh that opens it again raises what went wrong)."""
+        opening = self._catalog
+        if opening is None or opening.exception() is not None:
+            return None
+        return opening.result()
+
     def close(self) -> None:
-        """Wait for the last chunk and stop the background thread."""
+        """Wait for the last chunk, stop the background thread, close the catalog connection."""
         try:
             self.wait()
         finally:
             self._pool.shutdown()
+            con, self._catalog = self.catalog(), None
+            if con is not None:
+                con.close()
 
     def _write_chunk(
         self, columns: dict[str, list[list[Any]]], sources: list[dict[str, Any]], seq: int, types: list[str]
@@ -365,7 +413,7 @@ class LakeWriter:
             target = self.lake.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             arrays = [_array(column, field.type) for column, field in zip(values, SCHEMAS[table], strict=True)]
-            tmp = target.with_suffix(".parquet.tmp")
+            tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # a helper process writes its own
             names = SCHEMAS[table].names
             pq.write_table(
                 pa.Table.from_arrays(arrays, schema=SCHEMAS[table]),
@@ -377,9 +425,28 @@ class LakeWriter:
             os.replace(tmp, target)
             parts[table] = relative
         manifest = {"chunk": chunk, "seq": seq, "sources": sources, "parts": parts, "resource_types": types}
+        if self.staging:
+            self.staged.append(manifest)
+        else:
+            self._write_manifest(manifest)
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
         folder = self.lake.root / "_manifest"
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / f"{chunk}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        _atomic_write(folder / f"{manifest['chunk']}.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+    def commit_staged(self, manifest: dict[str, Any]) -> None:
+        """Commit a chunk whose part files a staging writer wrote: its manifest is written (the
+        commit point) after the chunks before it, with the next sequence number."""
+        self.wait()
+        self._seq += 1
+        self.committed.update(s["hash"] for s in manifest["sources"])
+        self._writing = self._pool.submit(self._write_manifest, {**manifest, "seq": self._seq})
+
+    def discard_staged(self, manifest: dict[str, Any]) -> None:
+        """Delete the part files of a staged chunk that will not be committed."""
+        for relative in manifest["parts"].values():
+            (self.lake.root / relative).unlink(missing_ok=True)
 
 
 def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
@@ -390,6 +457,13 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
         np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
         return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(values)))
     return pa.array(values, type=kind)
+
+
+def _create_views(con: Any, views: dict[str, str]) -> None:
+    con.execute("BEGIN")  # one transaction: one WAL sync, not one per view
+    for name, sql in views.items():
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+    con.execute("COMMIT")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,0 +1,127 @@
+"""Ingest with helper processes stores exactly what a single-process ingest stores: the same
+tables, counts and quarantine, whichever process read a file, whether its references resolve
+inside its share or only across shares, and when a helper fails."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import carelens.ingest.pipeline as pipeline
+from carelens.core.forked import Claims, Forked
+from carelens.ingest import IngestResult, ingest
+from carelens.store import TABLES, Lake
+from tests.ingest.makefiles import bundle, observation, patient, write_json, write_ndjson
+from tests.ingest.test_bad_input import make_batch
+
+
+def lake_rows(store: Path) -> dict[str, list[tuple[str, ...]]]:
+    """Every table's rows, sorted (chunking differs between runs; contents must not)."""
+    lake = Lake(store)
+    return {t: sorted(tuple(str(v) for v in r.values()) for r in lake.read_table(t).to_pylist()) for t in TABLES}
+
+
+def outcome(result: IngestResult) -> tuple[object, ...]:
+    quarantined = sorted((Path(q.source).name, q.where, q.reason) for q in result.quarantined)
+    skipped = sorted(Path(s.source).name for s in result.skipped)
+    return result.text(), dict(result.done), quarantined, skipped, result.unchanged
+
+
+def both_ways(paths: list[Path], tmp_path: Path, processes: int = 2) -> tuple[IngestResult, IngestResult]:
+    single = ingest(paths, tmp_path / "single", processes=1)
+    shared = ingest(paths, tmp_path / "shared", processes=processes)
+    assert outcome(shared) == outcome(single)
+    assert lake_rows(tmp_path / "shared") == lake_rows(tmp_path / "single")
+    return single, shared
+
+
+@pytest.fixture
+def small_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Share out even a few small files, so the tests below reach the helper processes."""
+    monkeypatch.setattr(pipeline, "SHARE_MIN_BYTES", 1)
+
+
+def test_fhir_files_are_shared_in_reading_order(tmp_path: Path, small_shares: None) -> None:
+    files = [(write_json(tmp_path / f"{i}.json", bundle(patient(f"P{i}"))), False) for i in range(3)]
+    note = tmp_path / "n.txt"
+    note.write_text("a note")
+    own, shared, helpers = pipeline._split([files[0], (note, False), *files[1:]], processes=3)
+    assert (own, shared, helpers) == ([(note, False)], files, 2)
+    assert pipeline._split(files, processes=1) == (files, [], 0)
+
+
+def test_no_helpers_for_little_fhir(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "b.json", bundle(patient("P1")))
+    assert pipeline._split([(path, True)], processes=4) == ([(path, True)], [], 0)
+
+
+def test_claims_hand_each_index_to_one_process() -> None:
+    claims = Claims(500)
+    helpers = [Forked(lambda: list(claims)) for _ in range(2)]
+    mine = list(claims)
+    theirs = [helper.result() for helper in helpers]
+    taken = sorted(mine + theirs[0] + theirs[1])
+    assert taken == list(range(500))
+    assert list(Claims(0)) == []
+
+
+def test_shared_data_same_as_single_process(shared_data: Path, tmp_path: Path) -> None:
+    fhir = shared_data / "fhir"
+    single, _ = both_ways([fhir / "synthea-r4", fhir / "bulk-10-patients"], tmp_path)
+    assert single.quarantined == [] and single.done["notes"] == 1215
+
+
+def test_bad_input_same_as_single_process(tmp_path: Path, small_shares: None) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_batch(folder)
+    single, _ = both_ways([folder], tmp_path, processes=3)
+    assert any(q.where == "line 2" and "missing from the batch" in q.reason for q in single.quarantined)
+
+
+def test_references_across_shares_resolve_or_are_quarantined(tmp_path: Path, small_shares: None) -> None:
+    """Each process holds files whose references only the other's files satisfy; one reference
+    names nothing at all, so its chunk is dropped and read again by the main process."""
+    folder = tmp_path / "in"
+    for i in range(6):
+        write_ndjson(folder / f"patients{i}.ndjson", patient(f"P{i}"))
+        refs = [observation(f"O{i}-{j}", f"Patient/P{(i + j) % 6}") for j in range(1, 4)]
+        write_ndjson(folder / f"obs{i}.ndjson", *refs)
+    write_ndjson(folder / "obs-dangling.ndjson", observation("OX", "Patient/nobody"), observation("OY", "Patient/P1"))
+    write_json(folder / "dup-a.json", bundle(patient("PD"), observation("OD", "urn:uuid:PD")))
+    (folder / "dup-b.json").write_bytes((folder / "dup-a.json").read_bytes())  # same bytes: read once
+    single, _ = both_ways([folder], tmp_path)
+    assert [(q.where, "missing from the batch" in q.reason) for q in single.quarantined] == [("line 1", True)]
+    assert single.unchanged == 1 and single.done["Observation"] == 6 * 3 + 1 + 1
+
+
+def test_failed_helper_files_are_read_by_the_main_process(
+    tmp_path: Path, small_shares: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper takes every file, then dies: the main process reads them all itself."""
+    parent, real_take = os.getpid(), pipeline._take
+
+    def late_in_the_parent(*args: Any, **kwargs: Any) -> Iterator[tuple[Path, bool]]:
+        if os.getpid() == parent:
+            time.sleep(0.5)  # the helper takes the files first
+        yield from real_take(*args, **kwargs)
+
+    def broken(self: object, shared: list[tuple[Path, bool]], claims: Claims) -> None:
+        taken = list(claims)
+        raise MemoryError(f"pretend the helper ran out of memory after taking {len(taken)} files")
+
+    monkeypatch.setattr(pipeline, "_take", late_in_the_parent)
+    monkeypatch.setattr(pipeline._Run, "help", broken)  # the forked child runs these copies
+    folder = tmp_path / "in"
+    for i in range(6):
+        write_json(folder / f"b{i}.json", bundle(patient(f"P{i}"), observation(f"O{i}", f"urn:uuid:P{i}")))
+    _, shared = both_ways([folder], tmp_path)
+    assert shared.done["Patient"] == 6
+    lake = Lake(tmp_path / "shared")
+    named = {p.name for p in (lake.root / "resources").iterdir()}
+    assert named == {Path(m["parts"]["resources"]).name for m in lake.manifests()}  # no part file left over
