@@ -44,7 +44,7 @@ class TrainConfig:
     tta: bool = True
     device: str = "cpu"
     conformal_target: float = 0.90
-    conformal_method: str = "lac"
+    conformal_method: str = "aps"
     class_conditional: bool = True
     threshold_rule: str = "youden"
     ood_z: float = 5.0
@@ -101,6 +101,10 @@ def evaluation_metrics(
         sets = prediction_sets(proba, conformal)
         out["conformal_target"] = conformal.target
         out["conformal_coverage"] = coverage(sets, labels)
+        out["conformal_coverage_per_class"] = [
+            coverage([s for s, y in zip(sets, labels, strict=True) if y == k], labels[labels == k])
+            for k in range(proba.shape[1])
+        ]
         out["conformal_method"] = conformal.method
         out["mean_set_size"] = float(np.mean([len(s) for s in sets]))
         out["refer_rate"] = float(np.mean([len(s) != 1 for s in sets]))
