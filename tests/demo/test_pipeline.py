@@ -33,7 +33,13 @@ def test_generate_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "reason"), [(["--patients", "0"], "--patients"), (["--skip", "nope"], "unknown stage")]
+    ("args", "reason"),
+    [
+        (["--patients", "0"], "--patients"),
+        (["--skip", "nope"], "unknown stage"),
+        (["--image-epochs", "0"], "--image-epochs"),
+        (["--image-budget", "-1"], "--image-budget"),
+    ],
 )
 def test_bad_usage_is_one_line(tmp_path: Path, args: list[str], reason: str) -> None:
     proc = _demo(tmp_path, "--no-serve", *args)

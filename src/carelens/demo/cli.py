@@ -16,7 +16,12 @@ def demo(
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
-    image_budget: float = typer.Option(60.0, "--image-budget", help="Seconds for training the demo image model."),
+    image_epochs: int = typer.Option(
+        3, "--image-epochs", help="Epochs for training the demo image model (seeded: the same model on any machine)."
+    ),
+    image_budget: float | None = typer.Option(
+        None, "--image-budget", help="At most this many seconds for training the demo image model (default: no cap)."
+    ),
     skip: list[str] = typer.Option(
         [],
         "--skip",
@@ -39,7 +44,9 @@ def demo(
 
     if patients < 1:
         raise UsageError("--patients must be at least 1")
-    if image_budget <= 0:
+    if image_epochs < 1:
+        raise UsageError("--image-epochs must be at least 1")
+    if image_budget is not None and image_budget <= 0:
         raise UsageError("--image-budget must be positive")
     root = store or get_settings().store
     options = DemoOptions(
@@ -47,6 +54,7 @@ def demo(
         store=root,
         patients=patients,
         seed=seed,
+        image_epochs=image_epochs,
         image_budget_s=image_budget,
         generate_only=generate_only,
         skip=frozenset(skip),

@@ -34,13 +34,15 @@ class StageUnavailable(Exception):
 @dataclass
 class DemoOptions:
     """What ``carelens demo`` does: cohort size and seed, where the cohort and the store go,
-    the image-training budget, and whether to stop after generating or to serve at the end."""
+    the image model's training (epochs, and an optional cap in seconds), and whether to stop
+    after generating or to serve at the end."""
 
     out: Path
     store: Path
     patients: int = 20
     seed: int = 0
-    image_budget_s: float = 60.0
+    image_epochs: int = 3
+    image_budget_s: float | None = None
     generate_only: bool = False
     skip: frozenset[str] = frozenset()
 
@@ -269,7 +271,10 @@ def stage_imaging(run: DemoRun) -> dict[str, Any]:
     npz = root / m.training_images
     model_dir = root / "models" / "demo-cxr"
     cfg = trainer.TrainConfig(
-        seed=run.options.seed, time_budget=run.options.image_budget_s, max_epochs=30, modalities=["DX", "CR"]
+        seed=run.options.seed,
+        time_budget=run.options.image_budget_s,
+        max_epochs=run.options.image_epochs,
+        modalities=["DX", "CR"],
     )
     splits = (data.load_npz(npz, "train", IMAGE_LABELS), data.load_npz(npz, "val", IMAGE_LABELS))
     meta = trainer.train(splits, model_dir, cfg)
