@@ -148,6 +148,9 @@ def test_cli_sql_and_exit_codes(small: Path, tmp_path: Path, cli) -> None:
     assert code == 1 and "no lake in" in err and not (tmp_path / "nowhere").exists()
     assert cli("ingest", str(tmp_path / "missing"), store=store)[0] == 2
     assert cli("ingest", str(small), "--format", "yaml", store=store)[0] == 2
+    assert cli("ingest", str(small), "--processes", "0", store=store)[0] == 2
+    code, out, _ = cli("ingest", str(small), "--processes", "1", "--format", "text", store=tmp_path / "one")
+    assert (code, out.strip()) == (0, "ingested 8, quarantined 0")
 
 
 @pytest.mark.parametrize("command", ["ingest", "sql"])

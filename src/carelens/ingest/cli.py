@@ -25,6 +25,11 @@ def register(app: typer.Typer) -> None:
         source: list[Path] = typer.Option(
             [], "--source", help="research zone: the identified data PATH was de-identified from (repeatable)."
         ),
+        processes: int | None = typer.Option(
+            None,
+            "--processes",
+            help="Processes parsing FHIR files (default: CARELENS_INGEST_PROCESSES, else one per CPU core, at most 4).",
+        ),
     ) -> None:
         """Ingest files and folders into the lake; bad items are quarantined, the rest goes on.
 
@@ -34,7 +39,9 @@ def register(app: typer.Typer) -> None:
         left alone; an interrupted run can simply be run again. Prints
         {"ingested": {type: n, ..., "notes", "dicom", "variants"}, "quarantined": [{"source",
         "where", "reason"}]} on stdout and "ingested N, quarantined M" on stderr. Exit 0 when
-        everything was ingested, 3 when something was quarantined, 2 on usage errors.
+        everything was ingested, 3 when something was quarantined, 2 on usage errors. With
+        spare CPU cores, FHIR files are parsed by forked helper processes too (--processes);
+        the tables are the same as with one process.
 
         --zone research --source SRC: de-identified files go into the research lake
         (STORE/research/lake; query it with carelens sql --zone research). The leak audit
@@ -55,11 +62,13 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--zone research needs --source: the identified data the batch was de-identified from")
         if zone == "clinical" and source:
             raise UsageError("--source is for --zone research only")
+        if processes is not None and processes < 1:
+            raise UsageError("--processes must be at least 1")
         audit = None
         if zone == "research":
-            result, audit = ingest_research(paths, source, store)
+            result, audit = ingest_research(paths, source, store, processes)
         else:
-            result = ingest(paths, store)
+            result = ingest(paths, store, processes)
         if format == "json":
             summary = result.summary()
             if audit is not None:

@@ -38,9 +38,10 @@ class BatchRefused(InputError):
 
 
 def ingest_research(
-    paths: Sequence[Path], source: Sequence[Path], store: Path | None = None
+    paths: Sequence[Path], source: Sequence[Path], store: Path | None = None, processes: int | None = None
 ) -> tuple[IngestResult, AuditReport]:
-    """Audit ``paths`` against ``source``, then ingest them into the research lake (all or nothing)."""
+    """Audit ``paths`` against ``source``, then ingest them into the research lake (all or
+    nothing); ``processes`` as for :func:`carelens.ingest.ingest`."""
     from carelens.privacy.audit import audit
 
     for path in [*paths, *source]:
@@ -51,4 +52,4 @@ def ingest_research(
         raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
     if report.leaks:
         raise BatchRefused(report)
-    return ingest(paths, research_store(store)), report
+    return ingest(paths, research_store(store), processes), report
