@@ -17,7 +17,7 @@ def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
     image_epochs: int = typer.Option(
-        3, "--image-epochs", help="Epochs for training the demo image model (seeded: the same model on any machine)."
+        2, "--image-epochs", help="Epochs for training the demo image model (seeded: the same model on any machine)."
     ),
     image_budget: float | None = typer.Option(
         None, "--image-budget", help="At most this many seconds for training the demo image model (default: no cap)."

@@ -41,7 +41,7 @@ class DemoOptions:
     store: Path
     patients: int = 20
     seed: int = 0
-    image_epochs: int = 3
+    image_epochs: int = 2
     image_budget_s: float | None = None
     generate_only: bool = False
     skip: frozenset[str] = frozenset()
