@@ -34,6 +34,11 @@ def test_evaluate_json_contract(package_dir: Path, pneumonia_small: Path) -> Non
     lo, hi = out["ci"]["auc"]
     assert lo <= out["auc"] <= hi
     assert "brier" in out and out["model"]["id"] == json.loads((package_dir / "model.json").read_text())["id"]
+    labels = np.load(pneumonia_small)["test_labels"][:, 0]
+    per_class = out["conformal_coverage_per_class"]
+    assert len(per_class) == 2 and out["labels"] == ["normal", "pneumonia"]
+    overall = sum(c * np.mean(labels == k) for k, c in enumerate(per_class))
+    assert overall == pytest.approx(out["conformal_coverage"])  # the classes' coverages add up to the whole
 
 
 @pytest.mark.parametrize(
@@ -57,6 +62,7 @@ def test_evaluate_reports_with_plots(
     assert result.exit_code == 0, result.output
     text = (tmp_path / name).read_text()
     assert marker in text and "roc.png" in text and "reliability.png" in text
+    assert "conformal coverage, true normal" in text
     for png in ("roc.png", "reliability.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -65,7 +65,10 @@ def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path
     assert set(on_disk["card"]) >= {"intended_use", "data", "performance", "limitations"}
     assert on_disk["metrics"]["validation"]["auc"] > 0.6  # better than chance after two epochs on an easy task
     assert len(on_disk["metrics"]["validation"]["ci"]["auc"]) == 2
-    assert (tmp_path / "a" / "MODEL_CARD.md").read_text().startswith("# Model card")
+    card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card")
+    labels = on_disk["labels"]
+    assert all(f"conformal coverage, true {label} |" in card for label in labels)  # a shift shows per class
     assert (tmp_path / "a" / "reliability.png").exists() and (tmp_path / "a" / "checkpoint.pt").exists()
     different = train(synthetic_npz, tmp_path / "c", TrainConfig(max_epochs=2, seed=4, arch_options=FAST))
     assert different["id"] != meta["id"]

@@ -65,6 +65,7 @@ def evaluate(
     result = {**{k: result[k] for k in CONTRACT_KEYS}, **{k: v for k, v in result.items() if k not in CONTRACT_KEYS}}
     result["split"] = split
     result["model"] = {"id": package.id, "version": package.version, "name": package.meta.get("name")}
+    result["labels"] = package.labels
     result["quarantined"] = [q.model_dump() for q in arrays.quarantined]
     result["subgroups"] = subgroup_metrics(arrays, logits, package)
     if out is not None:
@@ -126,6 +127,10 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             ("conformal coverage", f"{_fmt(result['conformal_coverage'])} (target {result['conformal_target']})")
         )
+        for label, value in zip(
+            result.get("labels", []), result.get("conformal_coverage_per_class") or [], strict=False
+        ):
+            rows.append((f"conformal coverage, true {label}", _fmt(value)))
         rows.append(("mean set size", _fmt(result.get("mean_set_size"))))
         rows.append(("uncertain: refer rate", _fmt(result.get("refer_rate"))))
     rows.append(("operating threshold", _fmt(result.get("operating_threshold"))))

@@ -161,6 +161,9 @@ def render_model_card(meta: dict[str, Any]) -> str:
                 f"| {split} | conformal coverage (target {metrics.get('conformal_target')}) | "
                 f"{_fmt(metrics['conformal_coverage'])} |"
             )
+        per_class = metrics.get("conformal_coverage_per_class") or []
+        for label, value in zip(meta.get("labels", []), per_class, strict=False):
+            lines.append(f"| {split} | conformal coverage, true {label} | {_fmt(value)} |")
     lines += [
         "",
         f"Calibration: temperature {meta.get('calibration', {}).get('temperature', 1.0):.3f} (fitted on validation). "
