@@ -82,7 +82,7 @@ def conformal_variants(
     """Test coverage (overall and per true class) and set size of each conformal variant,
     calibrated on the same validation probabilities: LAC and APS scores, one threshold or one
     per class."""
-    from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+    from carelens.imaging.conformal import calibrate_conformal, coverage, coverage_per_class, prediction_sets
     from carelens.imaging.trainer import TrainConfig
 
     default = TrainConfig()
@@ -96,12 +96,7 @@ def conformal_variants(
                     "variant": f"{method.upper()}, {'per class' if per_class else 'one threshold'}",
                     "default": (method, per_class) == (default.conformal_method, default.class_conditional),
                     "coverage": coverage(sets, test_labels),
-                    "per_class": [
-                        coverage(
-                            [s for s, y in zip(sets, test_labels, strict=True) if y == k], test_labels[test_labels == k]
-                        )
-                        for k in (0, 1)
-                    ],
+                    "per_class": coverage_per_class(sets, test_labels, 2),
                     "set_size": float(np.mean([len(s) for s in sets])),
                     "empty": float(np.mean([len(s) == 0 for s in sets])),
                 }

@@ -112,3 +112,11 @@ def coverage(sets: list[list[int]], labels: np.ndarray) -> float:
     if not sets:
         return float("nan")
     return float(np.mean([int(y) in s for s, y in zip(sets, labels, strict=True)]))
+
+
+def coverage_per_class(sets: list[list[int]], labels: np.ndarray, classes: int) -> list[float]:
+    """:func:`coverage` among the examples of each true class (NaN for a class with none)."""
+    labels = np.asarray(labels)
+    return [
+        coverage([s for s, y in zip(sets, labels, strict=True) if y == k], labels[labels == k]) for k in range(classes)
+    ]

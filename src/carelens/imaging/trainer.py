@@ -17,7 +17,7 @@ import torch
 from carelens import __version__
 from carelens.core import UsageError
 from carelens.imaging.calibration import brier_score, expected_calibration_error, fit_temperature, reliability_diagram
-from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+from carelens.imaging.conformal import calibrate_conformal, coverage, coverage_per_class, prediction_sets
 from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
@@ -101,10 +101,7 @@ def evaluation_metrics(
         sets = prediction_sets(proba, conformal)
         out["conformal_target"] = conformal.target
         out["conformal_coverage"] = coverage(sets, labels)
-        out["conformal_coverage_per_class"] = [
-            coverage([s for s, y in zip(sets, labels, strict=True) if y == k], labels[labels == k])
-            for k in range(proba.shape[1])
-        ]
+        out["conformal_coverage_per_class"] = coverage_per_class(sets, labels, proba.shape[1])
         out["conformal_method"] = conformal.method
         out["mean_set_size"] = float(np.mean([len(s) for s in sets]))
         out["refer_rate"] = float(np.mean([len(s) != 1 for s in sets]))

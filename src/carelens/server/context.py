@@ -93,9 +93,9 @@ class Context:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
         self.templates = templates()
-        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
-        self._qmark = self.engine.dialect.paramstyle == "qmark"
         self.local_db = self.engine.dialect.name == "sqlite"  # reads and audit batches run on the event loop
+        self._write_lock = threading.Lock() if self.local_db else None
+        self._qmark = self.engine.dialect.paramstyle == "qmark"
         self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
