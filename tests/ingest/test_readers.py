@@ -201,6 +201,6 @@ def test_read_ahead_keeps_order_and_returns_errors(tmp_path: Path) -> None:
         read = list(_read_ahead(pool, [(path, index == 1) for index, path in enumerate(paths)]))
     assert [(path, named) for path, named, _ in read] == [(paths[0], False), (paths[1], True), (paths[2], False)]
     loaded = [item for _, _, item in read]
-    assert loaded[0] == (b"aaa", hashlib.sha256(b"aaa").hexdigest())
+    assert loaded[0] == (b"aaa", hashlib.sha256(b"note\0aaa").hexdigest(), "note")  # kind and bytes
     assert isinstance(loaded[1], FileNotFoundError)
-    assert loaded[2] == (b"ccc", hashlib.sha256(b"ccc").hexdigest())
+    assert loaded[2] == (b"ccc", hashlib.sha256(b"note\0ccc").hexdigest(), "note")

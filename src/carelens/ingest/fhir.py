@@ -40,6 +40,10 @@ _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 _LITERAL_REFERENCE = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^"\\]*)?"')
 _LITERAL_VALUES = re.compile(rb"^([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?$", re.MULTILINE)
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # the FHIR R4 id datatype
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+BOM = b"\xef\xbb\xbf"
+TOO_DEEP = "JSON nested too deeply"
 
 
 @dataclass
@@ -131,18 +135,30 @@ def read_fhir_file(
     source = str(path)
     if data is None:
         data = path.read_bytes()
+    data = strip_bom(data)
     if _looks_binary(data):
         batch.quarantine(source, "file", "binary content, not a JSON text file")
         return []
     found: set[bytes] = set()
-    if path.name.lower().endswith(".ndjson"):
-        rows = _read_ndjson(data, source, batch)
-        found.update(_LITERAL_REFERENCE.findall(data))
-    else:
-        rows = _read_json(data, source, batch, found)
+    before = len(batch.quarantined)
+    try:
+        if path.name.lower().endswith(".ndjson"):
+            rows = _read_ndjson(data, source, batch)
+            found.update(_LITERAL_REFERENCE.findall(data))
+        else:
+            rows = _read_json(data, source, batch, found)
+    except RecursionError:  # a parser's own depth limit; orjson's gives a JSONDecodeError
+        del batch.quarantined[before:]
+        batch.quarantine(source, "file", TOO_DEEP)
+        return []
     if references is not None:  # one value a line: a reference value never holds a raw newline
         references.update(m.decode() for m in _LITERAL_VALUES.findall(b"\n".join(found)))
     return rows
+
+
+def strip_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte order mark."""
+    return data[len(BOM) :] if data.startswith(BOM) else data
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -157,6 +173,8 @@ def _looks_binary(data: bytes) -> bool:
 
 
 def _json_error(err: orjson.JSONDecodeError) -> str:
+    if "recursion" in str(err) or "depth limit" in str(err):
+        return TOO_DEEP
     if "end of data" in str(err) or "EOF" in str(err):
         return f"truncated JSON (unexpected end of data at line {err.lineno})"
     return f"malformed JSON at line {err.lineno} column {err.colno}"
@@ -204,8 +222,12 @@ def _resource_problem(resource: Any) -> str | None:
         return "not a JSON object"
     if not isinstance(resource.get("resourceType"), str) or not resource["resourceType"]:
         return "entry without resourceType"
+    if not RESOURCE_TYPE.fullmatch(resource["resourceType"]):
+        return "resourceType is not a FHIR resource type name"
     if not isinstance(resource.get("id"), str) or not resource["id"]:
         return "resource without id"
+    if not FHIR_ID.fullmatch(resource["id"]):
+        return "id is not a FHIR id (1-64 of A-Z a-z 0-9 - .)"
     return None
 
 
@@ -297,7 +319,7 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
         heads = _HEADS.decode(compact).entry
     except (msgspec.MsgspecError, UnicodeDecodeError):
         return None
-    if not all(h.resource.resourceType and h.resource.id for h in heads):
+    if not all(_valid_head(h.resource) for h in heads):
         return None
     full_urls = {h.fullUrl: f"{h.resource.resourceType}/{h.resource.id}" for h in heads if h.fullUrl}
     values: set[bytes] = set()
@@ -326,6 +348,10 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
                 patient_id = patients[references] = _patient_in(references, full_urls)
         append(FhirRow(rtype, rid, patient_id, json, f"entry {index}"))
     return rows
+
+
+def _valid_head(head: _Head) -> bool:
+    return bool(RESOURCE_TYPE.fullmatch(head.resourceType) and FHIR_ID.fullmatch(head.id))
 
 
 def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult, found: set[bytes]) -> list[FhirRow]:

@@ -22,11 +22,13 @@ files): the tables are those of a single-process run.
 Conditional references
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
-Files are content-addressed: a file whose bytes were ingested before is not read again (it
-is counted in ``unchanged``); a Bulk Data export log and note sidecars are ``skipped``, as are
-files of unknown kind found in a folder (a file of unknown kind named on the command line is
-quarantined). A file that cannot be read (permissions) is quarantined for this run only, not
-recorded in the lake, so the next run tries it again. Hidden files in folders are ignored.
+Files are content-addressed by their kind and bytes (an empty ``.json`` and an empty ``.dcm``
+are two sources): a file ingested before is not read again (it is counted in ``unchanged``,
+and what was quarantined of it then is reported again, from the lake's quarantine table); a
+Bulk Data export log and note sidecars are ``skipped``, as are files of unknown kind found in
+a folder (a file of unknown kind named on the command line is quarantined). A file that
+cannot be read (permissions) is quarantined for this run only, not recorded in the lake, so
+the next run tries it again. Hidden files in folders are ignored.
 """
 
 from __future__ import annotations
@@ -51,7 +53,15 @@ from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_c
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult
 from carelens.ingest.dicom import is_dicom, read_dicom_header
-from carelens.ingest.fhir import FhirRow, is_export_log, is_fhir_name, literal_references, read_fhir_file
+from carelens.ingest.fhir import (
+    TOO_DEEP,
+    FhirRow,
+    is_export_log,
+    is_fhir_name,
+    literal_references,
+    read_fhir_file,
+    strip_bom,
+)
 from carelens.ingest.notes import decode_note, read_text_note
 from carelens.ingest.vcf import is_vcf, read_vcf
 from carelens.store.lake import Lake, LakeWriter, lake_keys
@@ -217,6 +227,8 @@ class _Run:
         self.known: set[str] = set()
         self._lake_keys: set[str] | None = None
         self.waiting: list[_File] = []
+        self.prior = frozenset(writer.committed)  # sources in the lake before this run
+        self._prior_quarantine: dict[str, list[tuple[str, str]]] | None = None
 
     def run(self, files: list[tuple[Path, bool]], processes: int = 1) -> None:
         own, shared, helpers = _split(files, processes)
@@ -262,6 +274,7 @@ class _Run:
         :class:`_Share`)."""
         writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True)
         run = _Run(self.lake, writer, IngestResult(), outcomes={})
+        run.prior = self.prior
         taken: list[int] = []
         try:
             run.read_all(_take(shared, claims, taken))
@@ -291,17 +304,19 @@ class _Run:
                 path = Path(source["path"])
                 self.one(path, named.get(path, False), _load(path))
 
-    def one(self, path: Path, named: bool, loaded: tuple[bytes, str] | OSError) -> None:
+    def one(self, path: Path, named: bool, loaded: tuple[bytes, str, str | None] | OSError) -> None:
         if isinstance(loaded, OSError):
             held = _File(path=path, source_hash=f"unreadable:{path}", kind="unknown")
             self.bad(held, "file", f"cannot read the file ({type(loaded).__name__})")
             self.result.quarantined.extend(held.quarantine.quarantined)
             return
-        data, digest = loaded
+        data, digest, kind = loaded
         if digest in self.writer.committed or digest in self.seen:
             self.result.unchanged += 1
+            if digest in self.prior:
+                for where, reason in self.prior_quarantine().get(digest, []):
+                    self.result.quarantine(str(path), where, reason)
             return
-        kind = kind_of(path, data)
         if kind == "sidecar" or (kind == "fhir" and path.name.lower().endswith(".ndjson") and is_export_log(data)):
             self.result.skipped.append(Skipped(source=str(path), reason="not patient data (sidecar or export log)"))
             return
@@ -310,6 +325,16 @@ class _Run:
             return
         self.seen.add(digest)
         held = _File(path=path, source_hash=digest, kind=kind or "unknown")
+        try:
+            self.read(held, kind, data)
+        except RecursionError:  # any reader's depth limit: the file, not the batch, fails
+            held = _File(path=path, source_hash=digest, kind=kind or "unknown")
+            self.bad(held, "file", TOO_DEEP if kind == "fhir" else "nested too deeply")
+        self.finish(held, final=False)
+
+    def read(self, held: _File, kind: str | None, data: bytes) -> None:
+        if kind in ("fhir", "note", "vcf"):
+            data = strip_bom(data)
         if kind == "fhir":
             self.read_fhir(held, data)
         elif kind == "note":
@@ -320,7 +345,16 @@ class _Run:
             self.read_vcf(held, data)
         else:
             self.bad(held, "file", "not a FHIR, note, DICOM or VCF file")
-        self.finish(held, final=False)
+
+    def prior_quarantine(self) -> dict[str, list[tuple[str, str]]]:
+        """``where`` and reason of what was quarantined of each source in an earlier run."""
+        if self._prior_quarantine is None:
+            table = self.lake.read_table("quarantine", ["where", "reason", "source_hash"]).to_pydict()
+            found: dict[str, list[tuple[str, str]]] = {}
+            for where, reason, digest in zip(table["where"], table["reason"], table["source_hash"], strict=True):
+                found.setdefault(digest, []).append((where, reason))
+            self._prior_quarantine = found
+        return self._prior_quarantine
 
     def bad(self, held: _File, where: str, reason: str, key: str | None = None) -> None:
         held.quarantine.quarantine(str(held.path), where, reason)
@@ -493,22 +527,26 @@ def _take(
         yield shared[index]
 
 
-def _load(path: Path) -> tuple[bytes, str] | OSError:
-    """A file's bytes and SHA-256 (hex), or the error that kept it from being read."""
+def _load(path: Path) -> tuple[bytes, str, str | None] | OSError:
+    """A file's bytes, content hash (SHA-256 hex of its kind and bytes) and kind (see
+    :func:`kind_of`), or the error that kept it from being read."""
     try:
         data = path.read_bytes()
     except OSError as err:
         return err
-    return data, hashlib.sha256(data).hexdigest()
+    kind = kind_of(path, data)
+    digest = hashlib.sha256(f"{kind or 'unknown'}\0".encode())
+    digest.update(data)
+    return data, digest.hexdigest(), kind
 
 
 def _read_ahead(
     pool: ThreadPoolExecutor, files: Iterable[tuple[Path, bool]]
-) -> Iterator[tuple[Path, bool, tuple[bytes, str] | OSError]]:
+) -> Iterator[tuple[Path, bool, tuple[bytes, str, str | None] | OSError]]:
     """Each file (absolute path), whether it was named, and :func:`_load` of it, in order: the
     next file read and hashed in the background (both release the GIL) while this one is
     parsed; at most two files in memory."""
-    pending: deque[tuple[Path, bool, Future[tuple[bytes, str] | OSError]]] = deque()
+    pending: deque[tuple[Path, bool, Future[tuple[bytes, str, str | None] | OSError]]] = deque()
     for path, named in files:
         path = path.absolute()
         pending.append((path, named, pool.submit(_load, path)))
