@@ -28,6 +28,7 @@ from carelens.core.quarantine import BatchResult
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
 from carelens.privacy.text import deidentify_text
+from carelens.privacy.zip3 import safe_harbor_zip
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d\d)(?:-(\d\d)(T[0-9:.]+(?:Z|[+-]\d\d:\d\d)?)?)?)?$")
 _IDENTIFYING_EXTENSIONS = ("mothersMaidenName", "birthPlace", "geolocation", "patient-birthTime", "us-core-race-text")
@@ -262,8 +263,7 @@ def _generalize(value: str, to: str, days: int) -> str:
             return str(date.today().year - 90)  # Safe Harbor: ages over 89 fold into one 90+ group
         return shifted
     if to == "zip3":
-        digits = re.sub(r"\D", "", value)
-        return digits[:3] + "00" if len(digits) >= 5 else ""
+        return safe_harbor_zip(value)
     return ""
 
 
