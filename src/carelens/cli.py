@@ -7,7 +7,6 @@ inside the command functions so that ``carelens --help`` and light commands star
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from functools import lru_cache
 
@@ -15,6 +14,7 @@ import typer
 
 from carelens import __version__
 from carelens.core.errors import CarelensError
+from carelens.core.settings import load_settings
 
 CAPABILITIES = (
     "carelens.demo.cli",
@@ -27,6 +27,7 @@ CAPABILITIES = (
     "carelens.models.cli",
     "carelens.network.cli",
     "carelens.server.cli",
+    "carelens.core.cli",
 )
 
 # The capability that registers each top-level command: the ``carelens`` command imports only that
@@ -48,6 +49,7 @@ COMMAND_HOMES = {
     "users": "carelens.server.cli",
     "audit": "carelens.server.cli",
     "serve": "carelens.server.cli",
+    "settings": "carelens.core.cli",
 }
 
 
@@ -61,6 +63,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Clinical AI platform: ingest, de-identify, summarise, read images and genomes, decide."""
+    load_settings()  # every CARELENS_* variable checked before any command does work
 
 
 def build_app(capabilities: tuple[str, ...] = CAPABILITIES) -> typer.Typer:
@@ -109,10 +112,17 @@ def main() -> None:
         typer.echo(f"error: {err.reason}", err=True)
         sys.exit(err.exit_code)
     except Exception as err:  # last line of defence against PHI in tracebacks
-        if os.environ.get("CARELENS_DEBUG") == "1":
+        if _debug():
             raise
         typer.echo(f"error: internal error ({type(err).__name__}); rerun with CARELENS_DEBUG=1 for details", err=True)
         sys.exit(1)
+
+
+def _debug() -> bool:
+    try:
+        return load_settings().debug
+    except CarelensError:
+        return False
 
 
 if __name__ == "__main__":

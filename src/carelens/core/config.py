@@ -1,42 +1,12 @@
-"""Where carelens keeps its data, read from the environment once per process."""
+"""Where carelens keeps its data (the settings themselves are in :mod:`carelens.core.settings`)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-DEFAULT_STORE = Path("carelens-data")
+from carelens.core.settings import DEFAULT_STORE, Settings, get_settings, load_settings
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Process-wide settings.
-
-    store: the lake and everything else carelens writes (``CARELENS_STORE``, default
-    ``./carelens-data``). db_url: the app database (``CARELENS_DB_URL``, default SQLite inside
-    the store). secret_file: the site secret for pseudonyms and date shifts
-    (``CARELENS_SECRET_FILE``; ``CARELENS_SECRET`` may hold the secret itself). It never lives
-    in the lake.
-    """
-
-    store: Path
-    db_url: str
-    secret_file: Path | None
-
-    @classmethod
-    def from_env(cls, store: Path | None = None) -> Settings:
-        root = Path(store or os.environ.get("CARELENS_STORE") or DEFAULT_STORE)
-        db_url = os.environ.get("CARELENS_DB_URL") or f"sqlite:///{(root / 'app.sqlite').resolve()}"
-        secret = os.environ.get("CARELENS_SECRET_FILE")
-        return cls(store=root, db_url=db_url, secret_file=Path(secret) if secret else None)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings from the environment (cached; tests call ``get_settings.cache_clear()``)."""
-    return Settings.from_env()
+__all__ = ["DEFAULT_STORE", "Settings", "get_settings", "load_settings", "research_store", "shared_data_dir"]
 
 
 def research_store(store: Path | None = None) -> Path:
@@ -48,8 +18,8 @@ def research_store(store: Path | None = None) -> Path:
 def shared_data_dir() -> Path | None:
     """The public test and benchmark data (``CARELENS_SHARED_DATA``, else ``../shared/data``
     next to the repository), or None when it is not on this machine."""
-    env = os.environ.get("CARELENS_SHARED_DATA")
-    candidates = [Path(env)] if env else []
+    env = load_settings().shared_data
+    candidates = [env] if env else []
     repo_root = Path(__file__).resolve().parents[3]
     candidates += [repo_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for path in candidates:

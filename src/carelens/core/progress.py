@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from tqdm import tqdm
 
+from carelens.core.settings import load_settings
+
 T = TypeVar("T")
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
     """Iterate ``items`` with a progress bar on stderr."""
-    show = sys.stderr.isatty() or os.environ.get("CARELENS_PROGRESS") == "1"
+    show = sys.stderr.isatty() or load_settings().progress
     yield from tqdm(items, desc=desc, total=total, unit=unit, file=sys.stderr, disable=not show, leave=False)

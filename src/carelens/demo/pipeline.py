@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import CarelensError, UsageError
+from carelens.core.settings import load_settings
 from carelens.demo.manifest import CohortManifest
 
 DEMO_USERS = (("clinician", "clinician"), ("researcher", "researcher"), ("admin", "admin"))
@@ -126,10 +127,10 @@ def stage_ingest(run: DemoRun) -> dict[str, Any]:
 
 def _site_keys(run: DemoRun) -> Any:
     """The site secret from the environment, else a demo secret kept beside the cohort (never in the store)."""
-    import os
 
     keys_mod = _need("carelens.privacy", "KeyService", "write_secret")
-    if os.environ.get("CARELENS_SECRET_FILE") or os.environ.get("CARELENS_SECRET"):
+    settings = load_settings()
+    if settings.secret_file or settings.secret:
         return keys_mod.KeyService.from_env()
     secret = run.options.out / "site-secret.key"
     if not secret.exists():

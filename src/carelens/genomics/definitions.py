@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import html
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import InputError
+from carelens.core.settings import load_settings
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFINITIONS_FILE = DATA_DIR / "pgx_definitions.json.gz"
@@ -242,7 +242,7 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
 
 def load_definitions(path: Path | None = None) -> PgxDefinitions:
     """Load the compact definitions: ``path``, else ``CARELENS_PGX_DEFINITIONS``, else the shipped copy."""
-    return _load(path or Path(os.environ.get("CARELENS_PGX_DEFINITIONS") or DEFINITIONS_FILE))
+    return _load(path or load_settings().pgx_definitions or DEFINITIONS_FILE)
 
 
 @lru_cache(maxsize=4)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +51,7 @@ from carelens.core.errors import InputError, UsageError
 from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_cores
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult
+from carelens.core.settings import load_settings
 from carelens.ingest.dicom import is_dicom, read_dicom_header
 from carelens.ingest.fhir import (
     TOO_DEEP,
@@ -147,7 +147,7 @@ def ingest(paths: Iterable[Path], store: Path | None = None, processes: int | No
     result = IngestResult()
     lake = Lake(store)
     if processes is None:
-        processes = int(os.environ.get("CARELENS_INGEST_PROCESSES") or min(spare_cores() + 1, 4))
+        processes = load_settings().ingest_processes or min(spare_cores() + 1, 4)
     collecting = gc.isenabled()
     gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from carelens.core.errors import InputError, UsageError
+from carelens.core.settings import load_settings
 
 T = TypeVar("T")
 
@@ -49,12 +50,11 @@ class KeyService:
 
         Raises ``UsageError`` with the way to fix it when neither is set.
         """
-        path = os.environ.get("CARELENS_SECRET_FILE")
-        if path:
-            return cls.from_file(Path(path))
-        value = os.environ.get("CARELENS_SECRET")
-        if value:
-            return cls(_decode_secret(value.strip().encode()))
+        settings = load_settings()
+        if settings.secret_file:
+            return cls.from_file(settings.secret_file)
+        if settings.secret:
+            return cls(_decode_secret(settings.secret.get_secret_value().strip().encode()))
         raise UsageError(
             "no site secret: set CARELENS_SECRET_FILE to a file made by `carelens deid keygen FILE` "
             "(or CARELENS_SECRET to the secret itself)"

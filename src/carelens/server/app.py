@@ -4,7 +4,6 @@ headers, PHI-free errors and logs)."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carelens import __version__
+from carelens.core.settings import load_settings
 from carelens.server import api, cds, pages
 from carelens.server.auth import Problem
 from carelens.server.context import Context
@@ -92,5 +92,4 @@ def app_from_env() -> FastAPI:
     """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``);
     each process sets up its own logging, as the parent's does not reach it."""
     configure_logging()
-    store = os.environ.get("CARELENS_SERVE_STORE")
-    return create_app(ServerSettings.from_env(Path(store) if store else None))
+    return create_app(ServerSettings.from_env(load_settings().serve_store))

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carelens.core.config import get_settings
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
+from carelens.core.settings import Settings
 
 
 @dataclass
@@ -38,16 +32,12 @@ class ServerSettings:
     @classmethod
     def from_env(cls, store: Path | None = None) -> ServerSettings:
         """Settings from ``CARELENS_*`` environment variables (store overridable)."""
-        base = get_settings()
-        root = Path(store) if store is not None else base.store
-        db_url = os.environ.get("CARELENS_DB_URL") or (
-            base.db_url if store is None else f"sqlite:///{(root / 'app.sqlite').resolve()}"
-        )
+        base = Settings.from_env(store)
         return cls(
-            store=root,
-            db_url=db_url,
-            session_ttl_s=_env_float("CARELENS_SESSION_TTL", 1800.0),
-            max_body_bytes=int(_env_float("CARELENS_MAX_BODY", 64 * 1024)),
-            secure_cookies=os.environ.get("CARELENS_SECURE_COOKIES") == "1",
-            summarizer=os.environ.get("CARELENS_SUMMARIZER") or "carelens.record:summarize",
+            store=base.store,
+            db_url=base.db_url,
+            session_ttl_s=base.session_ttl,
+            max_body_bytes=int(base.max_body),
+            secure_cookies=base.secure_cookies,
+            summarizer=base.summarizer,
         )

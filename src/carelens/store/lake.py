@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from carelens.core.config import get_settings
 from carelens.core.errors import InputError, UsageError
 from carelens.core.ids import stable_id
+from carelens.core.settings import load_settings
 
 S = pa.string()
 SCHEMAS: dict[str, pa.Schema] = {
@@ -258,7 +259,7 @@ class Lake:
         ``rows_per_chunk`` rows (``CARELENS_LAKE_CHUNK_ROWS``, default 10,000) or
         :data:`CHUNK_TEXT_BYTES` of resource JSON, so the background writer keeps up."""
         if rows_per_chunk is None:
-            rows_per_chunk = int(os.environ.get("CARELENS_LAKE_CHUNK_ROWS") or 10_000)
+            rows_per_chunk = load_settings().lake_chunk_rows
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             try:
