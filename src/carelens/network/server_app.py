@@ -148,7 +148,7 @@ def privacy_record(secagg: bool, dp_noise: float, dp_clip: float, rounds: int) -
             "delta": 1e-5,
             "epsilon": round(epsilon_spent(dp_noise, rounds), 4),
             "unit": "site (each site's whole update per round)",
-            "accountant": "Renyi DP, no subsampling",
+            "accountant": "privacy loss distribution (dp-accounting PLDAccountant), no subsampling",
         }
     return privacy
 

@@ -158,11 +158,13 @@ def make_strategy(
 
 def epsilon_spent(noise_multiplier: float, rounds: int, delta: float = 1e-5) -> float:
     """Site-level (epsilon, delta)-DP of ``rounds`` Gaussian releases of the clipped sum with
-    noise ``noise_multiplier`` x clip norm and every site in every round (no subsampling):
-    Renyi DP ``rounds * a / (2 sigma^2)`` at order ``a``, converted with ``log(1/delta)/(a-1)``,
-    minimised over ``a``."""
+    noise ``noise_multiplier`` x clip norm and every site in every round (no subsampling), from
+    Google's ``dp_accounting`` privacy-loss-distribution accountant (tight composition)."""
     if noise_multiplier <= 0:
         return math.inf
-    orders = np.concatenate([np.linspace(1.01, 10, 200), np.linspace(10.5, 1000, 400)])
-    eps = rounds * orders / (2 * noise_multiplier**2) + math.log(1 / delta) / (orders - 1)
-    return float(eps.min())
+    import dp_accounting
+    from dp_accounting.pld.pld_privacy_accountant import PLDAccountant
+
+    accountant = PLDAccountant()
+    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier), rounds)
+    return float(accountant.get_epsilon(delta))
