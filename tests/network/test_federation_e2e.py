@@ -68,7 +68,10 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
         killer.join(timeout=5)
 
         assert result["rounds_adopted"] == 2
+        assert result["ok"] is False and result["status"] == "failed"  # a site failed in round 2: the run did too
+        assert any(line.startswith("round 2: south:") for line in result["failures"])
         entry = Registry(store).entry(result["model_id"])
+        assert entry.package["status"] == "failed" and entry.package["failures"] == result["failures"]
         rounds = entry.training["rounds_log"]
         assert rounds[0]["sites"] == ["east", "north", "south"] and rounds[0]["adopted"]
         assert rounds[1]["sites"] == ["east", "north"] and rounds[1]["adopted"]

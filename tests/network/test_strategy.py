@@ -65,7 +65,8 @@ def test_dp_epsilon_and_site_counts_reach_the_registry_entry(tmp_path: Path) -> 
     privacy = privacy_record(True, 1.1, 0.5, 3)
     evaluation = {"split": "test", "sites": [], "pooled": {}}
     cfg = {"store": str(tmp_path), "rounds": 3}
-    model_id = _register(cfg, model, get_weights(model), journal, evaluation, privacy, ScreenedGrid(None, journal), 3)
+    grid = ScreenedGrid(None, journal)
+    model_id, _ = _register(cfg, model, get_weights(model), journal, evaluation, privacy, grid, 3, {"status": "ok"})
     exported = Registry(tmp_path).export(model_id)
     dp = exported["training"]["privacy"]["differential_privacy"]
     assert dp["epsilon"] == pytest.approx(epsilon_spent(1.1, 3), abs=1e-4) and dp["clipping_norm"] == 0.5

@@ -248,6 +248,11 @@ class Registry:
         raise InputError("could not append a record: too many concurrent writers")
 
     # reading -------------------------------------------------------------------------------
+    def next_version(self, name: str) -> str:
+        """The version a new entry named ``name`` gets: one past its highest numeric version."""
+        versions = [e.version for e in map(self.entry, self.ids()) if e.name == name]
+        return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -316,6 +321,7 @@ class Registry:
             "sites": [s.get("site") for s in entry.lineage.get("sites", []) if isinstance(s, dict)],
             "metrics": {k: round(m.value, 4) for k, m in entry.metrics.items()},
             "records": len(self.records(entry.id)),
+            "status": str(entry.package.get("status", "ok")),
         }
 
     def list(self) -> list[dict[str, Any]]:

@@ -27,18 +27,13 @@ def _store(store: Path | None) -> Path:
     return store or get_settings().store
 
 
-def _serve(proc) -> None:
-    from carelens.network.runtime import stop
+def _serve(proc, log: Path) -> None:
+    from carelens.core.errors import InputError
+    from carelens.network.runtime import serve
 
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        stop(proc)
-        return
+    code = serve(proc)
     if code:
-        from carelens.core.errors import InputError
-
-        raise InputError(f"process exited with status {code}; see its log in the store's network folder")
+        raise InputError(f"process exited with status {code}; see {log}")
 
 
 @hub.command("start")
@@ -50,11 +45,10 @@ def hub_start(
     """Run the hub (a Flower SuperLink, insecure mode) until interrupted."""
     from carelens.network.runtime import network_dir, start_hub
 
+    log = network_dir(_store(store)) / "hub" / "superlink.log"
     proc = start_hub(_store(store), host, port)
-    typer.echo(
-        f"hub listening on {host}:{port} (log: {network_dir(_store(store)) / 'hub' / 'superlink.log'})", err=True
-    )
-    _serve(proc)
+    typer.echo(f"hub listening on {host}:{port} (log: {log})", err=True)
+    _serve(proc, log)
 
 
 @hub.command("train")
@@ -102,7 +96,18 @@ def hub_train(
     }
     if strategy not in ("fedavg", "fedprox"):
         raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
-    emit_json(run_job(hub_address, _store(store), settings))
+    _report(run_job(hub_address, _store(store), settings))
+
+
+def _report(result: dict) -> None:
+    """The job's JSON on stdout; a run with any failed site (or a model no better than chance)
+    also exits non-zero with a one-line reason."""
+    from carelens.core.errors import InputError
+
+    emit_json(result)
+    if not result.get("ok"):
+        failures = result.get("failures") or ["unknown reason"]
+        raise InputError(f"federated {result.get('mode', 'job')} failed: {'; '.join(failures)}"[:400])
 
 
 @hub.command("validate")
@@ -131,7 +136,7 @@ def hub_validate(
         "expected-sites": sites or min_sites,
         "timeout": timeout,
     }
-    emit_json(run_job(hub_address, _store(store), settings))
+    _report(run_job(hub_address, _store(store), settings))
 
 
 @node.command("start")
@@ -146,21 +151,18 @@ def node_start(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
     store: Path | None = StoreOpt,
 ) -> None:
-    """Run a site node (a Flower SuperNode) until interrupted; its data is checked first."""
-    from carelens.core.errors import InputError
-    from carelens.network.runtime import start_node
+    """Run a site node (a Flower SuperNode) until stopped; it refuses to start on data that fails
+    the schema check."""
+    from carelens.network.runtime import check_site_name, network_dir, start_node
     from carelens.network.sitedata import describe, load_site_data
 
-    try:
-        summary = describe(load_site_data(data, site))
-        typer.echo(f"site {site}: data passed the schema check: {summary['counts']}", err=True)
-    except InputError as err:
-        typer.echo(
-            f"warning: site {site}: data failed the schema check ({err.reason}); tasks will be refused", err=True
-        )
+    check_site_name(site)
+    summary = describe(load_site_data(data, site))  # a node never starts on data it cannot use
+    typer.echo(f"site {site}: data passed the schema check: {summary['counts']}", err=True)
+    log = network_dir(_store(store)) / "sites" / site / "supernode.log"
     proc = start_node(site, data, hub_address, _store(store), port, capture, threads=threads)
-    typer.echo(f"site {site} connected to hub {hub_address}", err=True)
-    _serve(proc)
+    typer.echo(f"site {site}: node started, joining hub {hub_address} (log: {log})", err=True)
+    _serve(proc, log)
 
 
 def register(app: typer.Typer) -> None:

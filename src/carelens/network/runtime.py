@@ -1,12 +1,13 @@
 """Starting the partner network on a real network: the hub is a Flower SuperLink, each site a
 SuperNode; a training or validation job is a ``flwr run`` of the carelens Flower App (a folder
 holding only ``pyproject.toml`` that names ``carelens.network.server_app:app`` and
-``carelens.network.client_app:app``). Everything runs in insecure (no TLS) mode, meant for
-loopback and tests; put TLS in front for real partners (Flower's ``--ssl-*`` options).
+``carelens.network.client_app:app``). A hub or node stops everything it started on any stop
+signal (:func:`serve`) and dies with its command (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -19,9 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from carelens.core.errors import InputError
+from carelens.core.errors import InputError, UsageError
 
 DEFAULT_HUB_PORT = 9092
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
 APP_NAME = "carelens-federation"
 
 RUN_DEFAULTS: dict[str, Any] = {
@@ -44,7 +47,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "image-size": 28,
     "seed": 0,
     "name": "carelens-federated-cnn",
-    "version": "1",
+    "version": "",
     "card": "",
     "cohort": "",
     "model": "",
@@ -107,10 +110,7 @@ def start_node(
 ) -> Any:
     """Start a site's SuperNode connected to ``hub`` (host:port) with the site's data path
     (``threads``: torch CPU threads for the site's training and scoring)."""
-    from carelens.network.guard import SITE_NAME
-
-    if not SITE_NAME.match(site):
-        raise InputError("site name must be 1-40 letters, digits, '.', '_' or '-'")
+    check_site_name(site)
     home = network_dir(store) / "sites" / site
     config: dict[str, Any] = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
     if capture is not None:
@@ -123,26 +123,90 @@ def start_node(
     return _spawn(cmd, _env(home), log or home / "supernode.log")
 
 
+def check_site_name(site: str) -> None:
+    """Raise ``UsageError`` unless ``site`` is a valid site name."""
+    from carelens.network.guard import SITE_NAME
+
+    if not SITE_NAME.match(site):
+        raise UsageError("site name must be 1-40 letters, digits, '.', '_' or '-'")
+
+
 def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> Any:
+    """Start ``cmd`` in its own process group (its helpers join it), logging to ``log``; it gets
+    SIGTERM if this process dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log, "ab")  # noqa: SIM115 - the child keeps it open
-    return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None,
+    )
+
+
+def _die_with_parent(parent: int) -> Any:
+    def setup() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the death signal was set
+            os._exit(1)
+
+    return setup
+
+
+class Stopped(Exception):
+    """A stop signal (SIGTERM, SIGINT, SIGHUP) reached a process serving the network."""
+
+
+def serve(proc: Any) -> int:
+    """Wait for ``proc`` (a hub or node); on SIGTERM, SIGINT or SIGHUP stop it and everything it
+    started (its process group), so no Flower helper outlives the command holding its ports.
+    Returns its exit status (0 when stopped by a signal)."""
+
+    def stopping(signum: int, frame: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stopping) for sig in STOP_SIGNALS}
+    try:
+        return int(proc.wait())
+    except (Stopped, KeyboardInterrupt):
+        return 0
+    finally:
+        for sig in STOP_SIGNALS:  # a second signal while stopping must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        stop(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stop(proc: Any, grace: float = 5.0) -> None:
-    """Stop a process started here and everything it started (its process group)."""
-    if proc.poll() is not None:
-        return
+    """Stop a process started here and everything it started: SIGTERM to its process group (even
+    when the process itself has already ended), SIGKILL to whatever is left after ``grace`` s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
+        if not _signal_group(proc.pid, sig):
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()  # reaps the leader, so that only live members keep the group
+            if not _signal_group(proc.pid, 0):
+                break
+            time.sleep(0.05)
+        else:
             continue
+        break
+    proc.poll()
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when no process of it is left."""
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a zombie-only group on some kernels
+        return False
+    return True
 
 
 def wait_for_port(host: str, port: int, timeout: float = 60.0, proc: Any = None) -> None:
@@ -217,6 +281,6 @@ def run_job(hub: str, store: Path, settings: dict[str, Any], timeout: float = 36
     if not result.exists():
         raise InputError(f"federated job failed (flwr run exit {proc.returncode}); see {net / 'hub'}/superlink.log")
     data = json.loads(result.read_text(encoding="utf-8"))
-    if not data.get("ok"):
+    if not data.get("ok") and "failures" not in data:  # the job itself failed: no result to show
         raise InputError(f"federated job failed at the hub: {data.get('reason', 'unknown reason')}")
     return data

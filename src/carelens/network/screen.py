@@ -70,9 +70,14 @@ class ScreenedGrid:
         self.bytes_out: dict[str, int] = defaultdict(int)
         self.bytes_in: dict[str, int] = defaultdict(int)
         self.node_sites: dict[int, str] = {}
+        self.refused: dict[int, str] = {}  # nodes left out of the run, with the reason
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)
+
+    def get_node_ids(self) -> list[int]:
+        """The connected nodes, less those refused (a site name already taken by another node)."""
+        return [node for node in self._grid.get_node_ids() if node not in self.refused]
 
     def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
         from flwr.common import Error, Message
@@ -99,8 +104,7 @@ class ScreenedGrid:
             node = reply.metadata.src_node_id
             answered.add(node)
             shapes = _sent_shapes(original) if original is not None else None
-            self._learn_site(node, reply)
-            why = screen_reply(reply, shapes)
+            why = self._learn_site(node, reply) or screen_reply(reply, shapes)
             if reply.has_error():
                 self.journal.event(group, "site error", node=self.site_of(node), reason=reply.error.reason)
             if why is not None and original is not None:
@@ -128,15 +132,24 @@ class ScreenedGrid:
                 time.sleep(POLL_SECONDS)
         return replies
 
-    def _learn_site(self, node: int, reply: Any) -> None:
+    def _learn_site(self, node: int, reply: Any) -> str | None:
+        """Note the site name a reply gives; a name another node holds refuses this node for the
+        rest of the run (returns why), as does any reply from a node refused before."""
+        if node in self.refused:
+            return self.refused[node]
         if reply.has_error():
-            return
+            return None
         for name in ("fitres.metrics", "evaluateres.metrics"):
             site = (
                 reply.content.config_records.get(name, {}).get("site") if name in reply.content.config_records else None
             )
-            if isinstance(site, str):
-                self.node_sites[node] = site
+            if not isinstance(site, str):
+                continue
+            if any(other != node and taken == site for other, taken in self.node_sites.items()):
+                self.refused[node] = f"site name {site} is already used by another node"
+                return self.refused[node]
+            self.node_sites[node] = site
+        return None
 
     def site_of(self, node: int) -> str:
         return self.node_sites.get(node, f"node {node}")

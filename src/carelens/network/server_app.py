@@ -48,7 +48,7 @@ def main(grid: Any, context: Context) -> None:
             result = run_validation(grid, cfg)
         else:
             result = run_training(grid, context, cfg)
-        result["ok"] = True
+        result["ok"] = not result["failures"]
     except Exception as err:
         result = {"ok": False, "reason": f"{type(err).__name__}: {err}"[:500]}
     result["wall_seconds"] = round(time.time() - started, 1)
@@ -83,7 +83,8 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     expected = int(cfg.get("expected-sites", min_sites))
     rounds = int(cfg.get("rounds", 3))
     timeout = float(cfg.get("timeout", 300))
-    nodes = _wait_for_sites(grid, expected, float(cfg.get("join-timeout", 120)))
+    _wait_for_sites(grid, expected, float(cfg.get("join-timeout", 120)))
+    nodes = roll_call(screened, timeout)
     if len(nodes) < min_sites:
         raise RuntimeError(f"only {len(nodes)} site(s) connected, the minimum is {min_sites}")
     dp_noise = float(cfg.get("dp-noise", 0.0))
@@ -120,10 +121,16 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")))
     _name_nodes(journal, screened)
     privacy = privacy_record(secagg, dp_noise, float(cfg.get("dp-clip", 1.0)), rounds)
-    model_id = _register(cfg, model, weights, journal, evaluation, privacy, screened, adopted)
+    failures = failures_of(journal, evaluation)
+    chance = no_better_than_chance(evaluation)
+    status = {"status": "failed" if failures or chance else "ok", "failures": failures + chance}
+    model_id, version = _register(cfg, model, weights, journal, evaluation, privacy, screened, adopted, status)
     return {
         "mode": "train",
         "model_id": model_id,
+        "version": version,
+        "status": status["status"],
+        "failures": status["failures"],
         "rounds": rounds,
         "rounds_adopted": adopted,
         "sites": evaluation["sites"],
@@ -132,6 +139,66 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
         "privacy": privacy,
         "bytes_per_round": _bytes(screened),
     }
+
+
+def roll_call(grid: Any, timeout: float) -> list[int]:
+    """Ask every connected node for its site name (an evaluation message with ``roll-call`` set:
+    no data is read, only the name returns); a node naming a site another node already holds is
+    refused for the whole run. Returns the nodes taking part."""
+    import numpy as np
+    from flwr.common import EvaluateIns, Message, MessageType, ndarrays_to_parameters
+    from flwr.compat.common.recorddict_compat import evaluateins_to_recorddict
+
+    placeholder = [np.zeros(1, np.float32)]  # Flower cannot carry an empty parameter list
+    ins = EvaluateIns(parameters=ndarrays_to_parameters(placeholder), config={"roll-call": True})
+    messages = [
+        Message(
+            content=evaluateins_to_recorddict(ins, True),
+            dst_node_id=node,
+            message_type=MessageType.EVALUATE,
+            group_id="roll-call",
+        )
+        for node in sorted(grid.get_node_ids())
+    ]
+    grid.send_and_receive(messages, timeout=timeout)
+    return list(grid.get_node_ids())
+
+
+FAILURE_EVENTS = ("site failed", "site error", "no reply", "update rejected")
+
+
+def failures_of(journal: Any, evaluation: dict[str, Any]) -> list[str]:
+    """Every site failure of the run, one line each: a round a site failed, a reply the hub
+    rejected, a site that did not validate. Any one of them makes the run a failure."""
+    found = [
+        f"round {e['round']}: {e.get('node', 'a site')}: {e['event']}" + (f" ({e['reason']})" * bool(e.get("reason")))
+        for e in journal.events
+        if e.get("event") in FAILURE_EVENTS
+    ]
+    found += [f"validation: {s['site']}: {s['refused']}" for s in evaluation["sites"] if "refused" in s]
+    return found
+
+
+def no_better_than_chance(evaluation: dict[str, Any]) -> list[str]:
+    """Sites where the model does no better than chance: Youden's J (sensitivity + specificity
+    - 1) at most 0, or an AUC whose 95% CI reaches down to 0.5."""
+    found = []
+    for site in evaluation["sites"]:
+        metrics = site.get("metrics", {})
+        if "refused" in site:
+            continue
+        sens, spec = _value(metrics.get("sensitivity")), _value(metrics.get("specificity"))
+        low = (metrics.get("auc") or {}).get("ci_low")
+        if sens is not None and spec is not None and sens + spec - 1 <= 0:
+            found.append(f"{site['site']}: no better than chance (sensitivity {sens:.2f}, specificity {spec:.2f})")
+        elif isinstance(low, int | float) and low <= 0.5:
+            found.append(f"{site['site']}: no better than chance (AUC 95% CI reaches {low:.2f})")
+    return found
+
+
+def _value(metric: Any) -> float | None:
+    value = metric.get("value") if isinstance(metric, dict) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def privacy_record(secagg: bool, dp_noise: float, dp_clip: float, rounds: int) -> dict[str, Any]:
@@ -217,7 +284,8 @@ def _register(
     privacy: dict[str, Any],
     screened: Any,
     adopted: int,
-) -> str:
+    status: dict[str, Any],
+) -> tuple[str, str]:
     import torch
 
     from carelens.models import Registry
@@ -241,9 +309,15 @@ def _register(
     subgroups = [
         {**row, "site": s["site"]} for s in evaluation["sites"] if "refused" not in s for row in s.get("subgroups", [])
     ]
+    registry = Registry(str(cfg["store"]))
+    name = str(cfg.get("name", "carelens-federated-cnn"))
+    version = str(cfg.get("version") or registry.next_version(name))
+    if any(e.name == name and e.version == version for e in map(registry.entry, registry.ids())):
+        raise RuntimeError(f"model {name} version {version} is already registered")
     meta = {
-        "name": str(cfg.get("name", "carelens-federated-cnn")),
-        "version": str(cfg.get("version", "1")),
+        "name": name,
+        "version": version,
+        **status,
         "arch": str(cfg.get("arch", "cnn")),
         "task": "binary",
         "labels": ["normal", "pneumonia"],
@@ -275,8 +349,8 @@ def _register(
         },
         "card": card,
     }
-    entry = Registry(str(cfg["store"])).register_weights(buf.getvalue(), meta)
-    return entry.id
+    entry = registry.register_weights(buf.getvalue(), meta)
+    return entry.id, version
 
 
 def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +370,7 @@ def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     journal = Journal()
     screened = ScreenedGrid(grid, journal)
     _wait_for_sites(grid, int(cfg.get("expected-sites", cfg.get("min-sites", 1))), float(cfg.get("join-timeout", 60)))
+    roll_call(screened, float(cfg.get("timeout", 300)))
     evaluation = federated_evaluate(screened, get_weights(model), cfg, split=str(cfg.get("split", "test")))
     _name_nodes(journal, screened)
     answered = [s for s in evaluation["sites"] if "refused" not in s]
@@ -310,6 +385,8 @@ def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
         "sites": evaluation["sites"],
         "pooled": evaluation["pooled"],
         "events": journal.events,
+        "failures": failures_of(journal, evaluation) + no_better_than_chance(evaluation),
     }
+    report["status"] = "failed" if report["failures"] else "ok"
     record = registry.append_record(entry.id, "validation", report)
     return {"mode": "validate", "model_id": entry.id, "record": record["seq"], **report}

@@ -9,6 +9,7 @@ read.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def load_site_data(path: str | Path, site: str, image_shape: tuple[int, ...] = (
     npz = find_npz(path)
     try:
         data = np.load(npz, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"site data {npz.name}: not a readable .npz file ({type(err).__name__})") from None
     splits: dict[str, SiteSplit] = {}
     with data:
