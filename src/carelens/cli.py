@@ -14,6 +14,7 @@ import typer
 
 from carelens import __version__
 from carelens.core.errors import CarelensError
+from carelens.core.output import colour_allowed
 from carelens.core.settings import load_settings
 
 CAPABILITIES = (
@@ -74,6 +75,7 @@ def build_app(capabilities: tuple[str, ...] = CAPABILITIES) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        rich_markup_mode="rich" if colour_allowed() else None,  # off a terminal: plain Click errors, no ANSI
     )
     app.callback()(_root)
     for module in capabilities:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from carelens.core.errors import UsageError
+from carelens.core.options import format_option
 from carelens.core.output import emit_json
 
 
 def settings_command(
-    fmt: str = typer.Option("json", "--format", help="json (the values now in force) or markdown (the table)."),
+    fmt: str = format_option("json", ("json", "markdown"), "json (the values now in force) or markdown (the table)."),
 ) -> None:
     """Every CARELENS_* setting: its value now (json, the secret masked) or the documentation table
     (markdown, as in the README)."""
     from carelens.core.settings import load_settings, public_settings, settings_table
 
-    if fmt not in ("json", "markdown"):
-        raise UsageError(f"unknown format {fmt!r}: choose one of json, markdown")
     if fmt == "markdown":
         typer.echo(settings_table(), nl=False)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,19 @@ def emit_json(obj: Any, out: Path | None = None) -> None:
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def colour_allowed() -> bool:
+    """Colour on stderr only at a terminal and without ``NO_COLOR`` (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
 
 
 def _default(obj: Any) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core import UsageError
+from carelens.core.options import format_option
 from carelens.core.output import emit_json
 
 image_app = typer.Typer(help="Train, evaluate and run image models (MONAI).", no_args_is_help=True)
@@ -87,15 +88,13 @@ def evaluate_cmd(
     model_dir: Path = typer.Argument(..., help="A model package folder."),
     data: Path = typer.Option(..., "--data", help="A .npz file or a folder of images with labels.csv."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
-    fmt: str = typer.Option("json", "--format", help="json, markdown or html."),
+    fmt: str = format_option("json", ("json", "markdown", "html"), "json, markdown or html."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the report and the ROC/reliability plots."),
 ) -> None:
     """Evaluate a model package: AUC, accuracy, sensitivity, specificity (95% CIs), ECE, conformal coverage."""
     from carelens.imaging.evaluate import evaluate, to_html, to_markdown
     from carelens.imaging.package import load_package
 
-    if fmt not in ("json", "markdown", "html"):
-        raise UsageError("--format must be json, markdown or html")
     result = evaluate(load_package(model_dir), data, split, out)
     if fmt == "json":
         emit_json(result, out / "evaluation.json" if out else None)
@@ -111,7 +110,7 @@ def evaluate_cmd(
 def predict_cmd(
     model_dir: Path = typer.Argument(..., help="A model package folder."),
     images: list[Path] = typer.Argument(..., help="DICOM, PNG or JPEG files (or folders of them)."),
-    fmt: str = typer.Option("json", "--format", help="json, dicom-sr or fhir."),
+    fmt: str = format_option("json", ("json", "dicom-sr", "fhir"), "json, dicom-sr or fhir."),
     out: Path | None = typer.Option(None, "--out", help="Folder for per-image results and heatmaps."),
     heatmaps: bool = typer.Option(True, "--heatmaps/--no-heatmaps", help="Grad-CAM heatmaps (sanity-checked)."),
 ) -> None:
@@ -124,8 +123,6 @@ def predict_cmd(
     from carelens.imaging.predict import expand_inputs, predict_files
     from carelens.imaging.reports import fhir_diagnostic_report, validate_fhir, write_dicom_sr
 
-    if fmt not in ("json", "dicom-sr", "fhir"):
-        raise UsageError("--format must be json, dicom-sr or fhir")
     if fmt == "dicom-sr" and out is None:
         raise UsageError("--format dicom-sr writes files: give --out DIR")
     package = load_package(model_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
+from carelens.core.options import choice, format_option
 
 
 def register(app: typer.Typer) -> None:
@@ -18,9 +19,14 @@ def register(app: typer.Typer) -> None:
         store: Path | None = typer.Option(
             None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
         ),
-        format: str = typer.Option("json", "--format", help="json (counts and quarantined items) or text (one line)."),
-        zone: str = typer.Option(
-            "clinical", "--zone", help="clinical (identified lake, default) or research (de-identified lake)."
+        format: str = format_option(
+            "json", ("json", "text"), "json (counts and quarantined items) or text (one line)."
+        ),
+        zone: str = choice(
+            "clinical",
+            "--zone",
+            ("clinical", "research"),
+            "clinical (identified lake, default) or research (de-identified lake).",
         ),
         source: list[Path] = typer.Option(
             [], "--source", help="research zone: the identified data PATH was de-identified from (repeatable)."
@@ -54,10 +60,6 @@ def register(app: typer.Typer) -> None:
         from carelens.ingest.pipeline import ingest
         from carelens.ingest.research import ingest_research
 
-        if format not in ("json", "text"):
-            raise UsageError("--format must be json or text")
-        if zone not in ("clinical", "research"):
-            raise UsageError("--zone must be clinical or research")
         if zone == "research" and not source:
             raise UsageError("--zone research needs --source: the identified data the batch was de-identified from")
         if zone == "clinical" and source:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from carelens.core.errors import InputError, UsageError
+from carelens.core.errors import InputError
+from carelens.core.options import format_option
 from carelens.core.output import emit_json
 
 models = typer.Typer(help="The model registry: list, show and export model cards.", no_args_is_help=True)
@@ -20,20 +21,14 @@ def _registry(store: Path | None):
     return Registry(store)
 
 
-def _format(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"unknown format {value!r}: choose one of {', '.join(allowed)}")
-    return value
-
-
 @models.command("list")
 def list_models(
-    fmt: str = typer.Option("table", "--format", help="json or table."),
+    fmt: str = format_option("json", ("json", "table"), "json (default) or table."),
     store: Path | None = StoreOpt,
 ) -> None:
     """List registered models, newest first (json: {"models": [{"id", "name", "version", ...}]})."""
     rows = _registry(store).list()
-    if _format(fmt, ("json", "table")) == "json":
+    if fmt == "json":
         emit_json({"models": rows})
         return
     for r in rows:
@@ -46,7 +41,7 @@ def list_models(
 @models.command("show")
 def show(
     model: str = typer.Argument(..., help="Model id, unique id prefix, or name (newest)."),
-    fmt: str = typer.Option("json", "--format", help="json or html."),
+    fmt: str = format_option("json", ("json", "html"), "json or html."),
     store: Path | None = StoreOpt,
 ) -> None:
     """Show one model's entry: lineage, metrics with CIs, subgroups, HTI-1 attributes, records."""
@@ -56,7 +51,7 @@ def show(
 @models.command("export")
 def export(
     model: str = typer.Argument(..., help="Model id, unique id prefix, or name (newest)."),
-    fmt: str = typer.Option("json", "--format", help="json (with the 31 HTI-1 attributes) or html (model card)."),
+    fmt: str = format_option("json", ("json", "html"), "json (with the 31 HTI-1 attributes) or html (model card)."),
     out: Path | None = typer.Option(None, "--out", help="Write to this file instead of stdout."),
     store: Path | None = StoreOpt,
 ) -> None:
@@ -66,7 +61,7 @@ def export(
 
 def _export(model: str, fmt: str, out: Path | None, store: Path | None) -> None:
     data = _registry(store).export(model)
-    if _format(fmt, ("json", "html")) == "json":
+    if fmt == "json":
         emit_json(data, out)
         return
     from carelens.models.card import render_html

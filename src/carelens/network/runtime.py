@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -223,6 +224,16 @@ def wait_for_port(host: str, port: int, timeout: float = 60.0, proc: Any = None)
     raise InputError(f"hub at {host}:{port} did not start within {int(timeout)} s")
 
 
+def _relay(stream: Any) -> None:
+    """Flower's job log to stderr as it comes (its colour codes only at a terminal)."""
+    from carelens.core.output import colour_allowed, plain
+
+    keep = colour_allowed()
+    for line in stream:
+        sys.stderr.write(line if keep else plain(line))
+        sys.stderr.flush()
+
+
 def write_app(folder: Path) -> Path:
     """The carelens Flower App: only a ``pyproject.toml`` naming the carelens apps."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -273,11 +284,19 @@ def run_job(hub: str, store: Path, settings: dict[str, Any], timeout: float = 36
     values = {**settings, "store": str(Path(store).resolve()), "result": str(result)}
     overrides = " ".join(f"{k}={_toml(v)}" for k, v in values.items())
     cmd = [_bin("flwr"), "run", str(app), "carelens", "--stream", "--run-config", overrides]
-    out = subprocess.DEVNULL if quiet else sys.stderr
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, errors="replace")
+    relay = threading.Thread(target=_relay, args=(proc.stdout,), daemon=True) if proc.stdout else None
+    if relay is not None:
+        relay.start()
     try:
-        proc = subprocess.run(cmd, env=env, stdout=out, stderr=out, timeout=timeout, check=False)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
         raise InputError(f"federated job did not finish within {int(timeout)} s") from None
+    finally:
+        if relay is not None:
+            relay.join(timeout=5)
     if not result.exists():
         raise InputError(f"federated job failed (flwr run exit {proc.returncode}); see {net / 'hub'}/superlink.log")
     data = json.loads(result.read_text(encoding="utf-8"))

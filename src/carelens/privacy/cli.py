@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import InputError, UsageError
+from carelens.core.options import format_option
 
 deid = typer.Typer(help="De-identify notes, FHIR, DICOM and VCF behind one key; audit the output for leaks.",
                    no_args_is_help=True)  # fmt: skip
@@ -47,12 +48,18 @@ def _finish(result, json_out: bool = True) -> None:
 def keygen(
     path: Path = typer.Argument(..., help="Where to write the new site secret (created with 0600 permissions)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing secret (re-derives every pseudonym)."),
+    format: str = format_option("json", ("json", "text"), 'json ({"path", "fingerprint"}) or text.'),
 ) -> None:
     """Write a new random site secret; point CARELENS_SECRET_FILE at it. Keep it out of the lake."""
+    from carelens.core.output import emit_json
     from carelens.privacy.keys import KeyService, write_secret
 
     write_secret(path, overwrite=force)
-    typer.echo(f"wrote {path} (key fingerprint {KeyService.from_file(path).fingerprint})")
+    fingerprint = KeyService.from_file(path).fingerprint
+    if format == "json":
+        emit_json({"path": str(path), "fingerprint": fingerprint})
+    else:
+        typer.echo(f"wrote {path} (key fingerprint {fingerprint})")
 
 
 @deid.command("text")
@@ -143,7 +150,7 @@ def vcf_cmd(
 def audit_cmd(
     out: Path = typer.Argument(..., help="De-identified output (file or folder) to search."),
     source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
-    format: str = typer.Option("json", "--format", help="json (default) or text."),
+    format: str = format_option("json", ("json", "text"), "json (default) or text."),
 ) -> None:
     """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone,
     address, birth date). Prints {"leaks": [{"value_kind", "location"}], ...}; exit 4 when anything leaked."""
@@ -155,12 +162,10 @@ def audit_cmd(
     report = audit(out, source)
     if format == "json":
         emit_json(report.as_dict())
-    elif format == "text":
+    else:
         for leak in report.leaks:
             typer.echo(f"{leak.value_kind}\t{leak.location}")
         typer.echo(f"{len(report.leaks)} leaks in {report.files_scanned} files", err=True)
-    else:
-        raise UsageError("--format must be json or text")
     if report.leaks:
         raise typer.Exit(4)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from carelens.core.errors import InputError, UsageError
+from carelens.core.errors import InputError
+from carelens.core.options import format_option
 
 users = typer.Typer(help="Manage workspace users and API tokens.", no_args_is_help=True)
 audit_cli = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
@@ -60,7 +61,7 @@ def users_token(
 
 @users.command("list")
 def users_list(
-    fmt: str = typer.Option("json", "--format", help="json or table."),
+    fmt: str = format_option("json", ("json", "table"), "json or table."),
     store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
 ) -> None:
     """List users (json: {"users": [{"username", "role", "active", "created_at", "tokens"}]}; tokens: live ones)."""
@@ -69,8 +70,6 @@ def users_list(
     from carelens.core.output import emit_json
     from carelens.store import appdb
 
-    if fmt not in ("json", "table"):
-        raise UsageError(f"unknown format {fmt!r}: choose one of json, table")
     with Session(appdb.get_engine(_db_url(store))) as s:
         rows = appdb.list_users(s)
     if fmt == "json":

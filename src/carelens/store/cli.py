@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from carelens.core.errors import InputError, UsageError
+from carelens.core.errors import InputError
+from carelens.core.options import choice, format_option
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +22,12 @@ def register(app: typer.Typer) -> None:
         store: Path | None = typer.Option(
             None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
         ),
-        format: str = typer.Option("json", "--format", help="json (a list of row objects), csv or table."),
-        zone: str = typer.Option(
-            "clinical", "--zone", help="clinical (identified lake, default) or research (STORE/research/lake)."
+        format: str = format_option("json", ("json", "csv", "table"), "json (a list of row objects), csv or table."),
+        zone: str = choice(
+            "clinical",
+            "--zone",
+            ("clinical", "research"),
+            "clinical (identified lake, default) or research (STORE/research/lake).",
         ),
     ) -> None:
         """Query the lake with SQL (DuckDB); --zone research queries the de-identified research lake.
@@ -39,10 +43,6 @@ def register(app: typer.Typer) -> None:
         from carelens.core.output import emit_json
         from carelens.store.lake import Lake
 
-        if format not in ("json", "csv", "table"):
-            raise UsageError("--format must be json, csv or table")
-        if zone not in ("clinical", "research"):
-            raise UsageError("--zone must be clinical or research")
         lake = Lake(research_store(store) if zone == "research" else store)
         if not lake.root.is_dir():
             hint = "carelens ingest --zone research" if zone == "research" else "carelens ingest"
