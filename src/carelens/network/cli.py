@@ -165,6 +165,26 @@ def node_start(
     _serve(proc, log)
 
 
+@node.command("prepare-site")
+def node_prepare_site(
+    folder: Path = typer.Argument(..., help="The site's images (PNG, JPEG or DICOM) with a labels CSV."),
+    out: Path = typer.Option(..., "--out", help="The site data file to write (.npz)."),
+    labels: Path | None = typer.Option(None, "--labels", help="The labels CSV (default: labels.csv in FOLDER)."),
+    image_size: int = typer.Option(28, "--image-size", help="Images are resized to this many pixels square."),
+) -> None:
+    """Make a site's data file for `node start --data`: images and labels (two classes) split
+    70/15/15 by patient_id unless the CSV has a split column; optional patient_id, sex and
+    age_group columns travel along (only counts ever leave the site). Prints {"out", "counts",
+    "label_counts", "labels", "left_out"}."""
+    from carelens.network.prepare import prepare_site
+
+    if image_size < 8:
+        raise UsageError("--image-size must be at least 8")
+    if out.suffix != ".npz":
+        raise UsageError("--out must name a .npz file")
+    emit_json(prepare_site(folder, out, labels, image_size))
+
+
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
     app.add_typer(hub, name="hub")
