@@ -61,7 +61,7 @@ def _group_alive(group: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc: Linux")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_hub_stops_everything_it_started_on_any_stop_signal(sig: signal.Signals, tmp_path: Path) -> None:
-    from carelens.network.runtime import free_port, wait_for_port
+    from carelens.network.runtime import descendants, free_port, wait_for_port
 
     port = free_port()
     env = {**os.environ, "CARELENS_STORE": str(tmp_path)}
@@ -71,12 +71,16 @@ def test_hub_stops_everything_it_started_on_any_stop_signal(sig: signal.Signals,
         wait_for_port("127.0.0.1", port, timeout=90)
         [superlink] = _children(hub.pid)
         assert os.getpgid(superlink) == superlink != os.getpgid(hub.pid)  # its own group, helpers in it
+        deadline = time.monotonic() + 30
+        while not descendants(superlink) and time.monotonic() < deadline:  # Flower's superexec starts
+            time.sleep(0.2)
+        tree = [superlink, *descendants(superlink)]
         hub.send_signal(sig)
         assert hub.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
-        while _group_alive(superlink) and time.monotonic() < deadline:
+        while any(_live(pid) for pid in tree) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(superlink), "a Flower process outlived the hub"
+        assert not [pid for pid in tree if _live(pid)], "a Flower process outlived the hub"
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))  # the port is free again
@@ -88,7 +92,7 @@ def test_hub_stops_everything_it_started_on_any_stop_signal(sig: signal.Signals,
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG: Linux")
 def test_flower_processes_die_with_a_killed_hub_command(tmp_path: Path) -> None:
-    from carelens.network.runtime import free_port, wait_for_port
+    from carelens.network.runtime import descendants, free_port, wait_for_port
 
     port = free_port()
     env = {**os.environ, "CARELENS_STORE": str(tmp_path)}
@@ -98,12 +102,25 @@ def test_flower_processes_die_with_a_killed_hub_command(tmp_path: Path) -> None:
     try:
         wait_for_port("127.0.0.1", port, timeout=90)
         [group] = _children(hub.pid)
+        deadline = time.monotonic() + 30
+        while not descendants(group) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        tree = [group, *descendants(group)]
         hub.kill()  # SIGKILL: no handler runs; the parent-death signal stops the SuperLink
         hub.wait()
         deadline = time.monotonic() + 20
-        while _group_alive(group) and time.monotonic() < deadline:
+        while any(_live(pid) for pid in tree) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(group), "a Flower process outlived the killed hub command"
+        assert not [pid for pid in tree if _live(pid)], "a Flower process outlived the killed hub command"
     finally:
         if group is not None and _group_alive(group):
             os.killpg(group, signal.SIGKILL)
+
+
+def _live(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -19,6 +19,9 @@ node = typer.Typer(
 
 StoreOpt = typer.Option(None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data).")
 HubOpt = typer.Option("127.0.0.1:9092", "--hub", help="Hub address host:port.")
+CaOpt = typer.Option(
+    None, "--ca", help="The hub's CA certificate (ca.crt from `hub certs`): required unless the hub is loopback."
+)
 
 
 def _store(store: Path | None) -> Path:
@@ -40,14 +43,20 @@ def _serve(proc, log: Path) -> None:
 def hub_start(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(9092, "--port", help="Port of the hub's API (sites and jobs connect here)."),
+    tls: Path | None = typer.Option(
+        None, "--tls", help="Folder from `hub certs`: TLS and node authentication (required unless --host is loopback)."
+    ),
     store: Path | None = StoreOpt,
 ) -> None:
-    """Run the hub (a Flower SuperLink, insecure mode) until interrupted."""
-    from carelens.network.runtime import network_dir, start_hub
+    """Run the hub (a Flower SuperLink) until stopped: on loopback it may run without TLS; on any
+    other address only with TLS and node authentication (sites registered with `hub add-site`)."""
+    from carelens.network.runtime import hub_command, network_dir, start_hub
 
+    hub_command(host, port, tls)  # the options checked before anything starts
     log = network_dir(_store(store)) / "hub" / "superlink.log"
-    proc = start_hub(_store(store), host, port)
-    typer.echo(f"hub listening on {host}:{port} (log: {log})", err=True)
+    proc = start_hub(_store(store), host, port, tls=tls)
+    security = "TLS, registered nodes only" if tls else "loopback, no TLS"
+    typer.echo(f"hub listening on {host}:{port} ({security}; log: {log})", err=True)
     _serve(proc, log)
 
 
@@ -68,6 +77,7 @@ def hub_train(
     cohort: str = typer.Option("", "--cohort", help="Cohort definition recorded in the lineage."),
     timeout: int = typer.Option(300, "--timeout", help="Seconds to wait for the sites in each protocol step."),
     hub_address: str = HubOpt,
+    ca: Path | None = CaOpt,
     store: Path | None = StoreOpt,
 ) -> None:
     """Train the carelens image model across the connected sites; prints the new registry entry."""
@@ -96,7 +106,7 @@ def hub_train(
     }
     if strategy not in ("fedavg", "fedprox"):
         raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
-    _report(run_job(hub_address, _store(store), settings))
+    _report(run_job(hub_address, _store(store), settings, root_cert=ca))
 
 
 def _report(result: dict) -> None:
@@ -118,6 +128,7 @@ def hub_validate(
     sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting."),
     timeout: int = typer.Option(300, "--timeout", help="Seconds to wait for the sites' results."),
     hub_address: str = HubOpt,
+    ca: Path | None = CaOpt,
     store: Path | None = StoreOpt,
 ) -> None:
     """Each site scores MODEL on its own data and returns aggregate metrics only (small cells
@@ -136,7 +147,46 @@ def hub_validate(
         "expected-sites": sites or min_sites,
         "timeout": timeout,
     }
-    _report(run_job(hub_address, _store(store), settings))
+    _report(run_job(hub_address, _store(store), settings, root_cert=ca))
+
+
+@hub.command("certs")
+def hub_certs(
+    folder: Path = typer.Argument(..., help="Folder for the CA and the hub's certificate and key."),
+    hosts: list[str] = typer.Option(..., "--host", help="Name or address the sites dial (repeatable)."),
+) -> None:
+    """Make a private CA and the hub's TLS certificate (give ca.crt to every site; keep the keys)."""
+    from carelens.network.security import make_certs
+
+    emit_json(make_certs(folder, hosts))
+
+
+@hub.command("add-site")
+def hub_add_site(
+    public_key: Path = typer.Argument(..., help="The site's public key (SITE.pub from `node keygen`)."),
+    hub_address: str = HubOpt,
+    ca: Path | None = CaOpt,
+    store: Path | None = StoreOpt,
+) -> None:
+    """Register a site's public key with the running hub: only registered nodes may connect."""
+    from carelens.network.runtime import register_site
+
+    if not public_key.is_file():
+        raise UsageError(f"{public_key.name}: file not found")
+    typer.echo(register_site(hub_address, _store(store), public_key, ca))
+
+
+@node.command("keygen")
+def node_keygen(
+    folder: Path = typer.Argument(..., help="Folder for SITE.key (stays here) and SITE.pub (for the hub)."),
+    site: str = typer.Option(..., "--site", help="This site's name."),
+) -> None:
+    """Make this site's key pair for node authentication; send SITE.pub to the hub's operator."""
+    from carelens.network.runtime import check_site_name
+    from carelens.network.security import make_node_key
+
+    check_site_name(site)
+    emit_json(make_node_key(folder, site))
 
 
 @node.command("start")
@@ -149,18 +199,25 @@ def node_start(
         None, "--capture-outbound", help="Keep a copy of every message that leaves the site in this folder."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
+    ca: Path | None = CaOpt,
+    key: Path | None = typer.Option(
+        None, "--key", help="This site's private key (`node keygen`): required unless the hub is loopback."
+    ),
     store: Path | None = StoreOpt,
 ) -> None:
     """Run a site node (a Flower SuperNode) until stopped; it refuses to start on data that fails
     the schema check."""
-    from carelens.network.runtime import check_site_name, network_dir, start_node
+    from carelens.network.runtime import check_site_name, network_dir, node_security, start_node
     from carelens.network.sitedata import describe, load_site_data
 
     check_site_name(site)
+    node_security(hub_address, ca, key)
     summary = describe(load_site_data(data, site))  # a node never starts on data it cannot use
     typer.echo(f"site {site}: data passed the schema check: {summary['counts']}", err=True)
     log = network_dir(_store(store)) / "sites" / site / "supernode.log"
-    proc = start_node(site, data, hub_address, _store(store), port, capture, threads=threads)
+    proc = start_node(
+        site, data, hub_address, _store(store), port, capture, threads=threads, root_cert=ca, auth_key=key
+    )
     typer.echo(f"site {site}: node started, joining hub {hub_address} (log: {log})", err=True)
     _serve(proc, log)
 

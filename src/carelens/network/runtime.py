@@ -1,8 +1,9 @@
 """Starting the partner network on a real network: the hub is a Flower SuperLink, each site a
 SuperNode; a training or validation job is a ``flwr run`` of the carelens Flower App (a folder
 holding only ``pyproject.toml`` that names ``carelens.network.server_app:app`` and
-``carelens.network.client_app:app``). A hub or node stops everything it started on any stop
-signal (:func:`serve`) and dies with its command (``PR_SET_PDEATHSIG``).
+``carelens.network.client_app:app``). Beyond loopback the hub runs only with TLS and Flower's
+node authentication (:mod:`carelens.network.security`). A hub or node stops everything it
+started on any stop signal (:func:`serve`) and dies with its command (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -91,12 +92,26 @@ def network_dir(store: Path) -> Path:
     return Path(store).resolve() / "network"
 
 
-def start_hub(store: Path, host: str = "127.0.0.1", port: int = DEFAULT_HUB_PORT, log: Path | None = None) -> Any:
-    """Start the hub's SuperLink (returns the process; it runs until stopped)."""
+def start_hub(
+    store: Path, host: str = "127.0.0.1", port: int = DEFAULT_HUB_PORT, log: Path | None = None, tls: Path | None = None
+) -> Any:
+    """Start the hub's SuperLink (returns the process; it runs until stopped): with TLS and node
+    authentication from the files in ``tls`` (required unless ``host`` is loopback)."""
     home = network_dir(store) / "hub"
-    cmd = [_bin("flower-superlink"), "--insecure", "--host", host, "--port", str(port)]
-    cmd.append("--disable-runtime-dependency-installation")
-    return _spawn(cmd, _env(home), log or home / "superlink.log")
+    return _spawn(hub_command(host, port, tls), _env(home), log or home / "superlink.log")
+
+
+def hub_command(host: str, port: int, tls: Path | None) -> list[str]:
+    """The SuperLink command line (see :func:`start_hub`)."""
+    from carelens.network.security import hub_tls_files, require_tls
+
+    require_tls(host, tls is not None, "hub host")
+    cmd = [_bin("flower-superlink"), "--host", host, "--port", str(port), "--disable-runtime-dependency-installation"]
+    if tls is None:
+        return [*cmd, "--insecure"]
+    ca, cert, key = hub_tls_files(tls)
+    return [*cmd, "--ssl-ca-certfile", str(ca), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
+            "--enable-supernode-auth"]  # fmt: skip
 
 
 def start_node(
@@ -108,9 +123,12 @@ def start_node(
     capture: Path | None = None,
     log: Path | None = None,
     threads: int | None = None,
+    root_cert: Path | None = None,
+    auth_key: Path | None = None,
 ) -> Any:
     """Start a site's SuperNode connected to ``hub`` (host:port) with the site's data path
-    (``threads``: torch CPU threads for the site's training and scoring)."""
+    (``threads``: torch CPU threads for the site's training and scoring); ``root_cert`` (the
+    hub's CA) and ``auth_key`` (the site's private key) are required unless the hub is loopback."""
     check_site_name(site)
     home = network_dir(store) / "sites" / site
     config: dict[str, Any] = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
@@ -119,9 +137,54 @@ def start_node(
     if threads:
         config["threads"] = int(threads)
     node_config = " ".join(f"{k}={_toml(v)}" for k, v in config.items())
-    cmd = [_bin("flower-supernode"), "--insecure", "--superlink", hub, "--port", str(port or free_port())]
-    cmd += ["--node-config", node_config]
+    cmd = [_bin("flower-supernode"), "--superlink", hub, "--port", str(port or free_port())]
+    cmd += ["--node-config", node_config, *node_security(hub, root_cert, auth_key)]
     return _spawn(cmd, _env(home), log or home / "supernode.log")
+
+
+def node_security(hub: str, root_cert: Path | None, auth_key: Path | None) -> list[str]:
+    """The SuperNode's TLS and authentication options (``--insecure`` only towards loopback)."""
+    from carelens.network.security import host_of, require_tls
+
+    require_tls(host_of(hub), root_cert is not None and auth_key is not None, "hub")
+    if root_cert is None and auth_key is None:
+        return ["--insecure"]
+    if root_cert is None or auth_key is None:
+        raise UsageError("TLS to the hub needs both the hub's CA certificate and this site's key")
+    for path in (root_cert, auth_key):
+        if not Path(path).is_file():
+            raise UsageError(f"{Path(path).name}: file not found")
+    return ["--root-certificates", str(Path(root_cert).resolve()), "--auth-supernode-private-key",
+            str(Path(auth_key).resolve())]  # fmt: skip
+
+
+def _cli_env(hub: str, store: Path, root_cert: Path | None) -> dict[str, str]:
+    """The environment of the ``flwr`` command line, its config naming the hub."""
+    from carelens.network.security import host_of, require_tls
+
+    require_tls(host_of(hub), root_cert is not None, "hub")
+    home = network_dir(store) / "cli"
+    env = _env(home)
+    security = f'root-certificates = "{Path(root_cert).resolve()}"' if root_cert else "insecure = true"
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "carelens"\n\n[superlink.carelens]\naddress = "{hub}"\n{security}\n',
+        encoding="utf-8",
+    )
+    return env
+
+
+def register_site(hub: str, store: Path, public_key: Path, root_cert: Path | None) -> str:
+    """Register a site's public key with the hub (only registered nodes may connect); returns
+    Flower's answer (the node id)."""
+    env = _cli_env(hub, store, root_cert)
+    cmd = [_bin("flwr"), "supernode", "register", str(Path(public_key).resolve()), "carelens", "--format", "json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode:
+        from carelens.core.output import plain
+
+        lines = [line for line in plain(proc.stdout + proc.stderr).splitlines() if line.strip()]
+        raise InputError(f"the hub refused the site key: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return proc.stdout.strip()
 
 
 def check_site_name(site: str) -> None:
@@ -182,30 +245,61 @@ def serve(proc: Any) -> int:
 
 
 def stop(proc: Any, grace: float = 5.0) -> None:
-    """Stop a process started here and everything it started: SIGTERM to its process group (even
-    when the process itself has already ended), SIGKILL to whatever is left after ``grace`` s."""
+    """Stop a process started here and everything it started: its process group and every
+    descendant (Flower starts some helpers in sessions of their own), SIGTERM first, SIGKILL to
+    whatever is left after ``grace`` seconds; also when the process itself has already ended."""
+    pids = {proc.pid, *descendants(proc.pid)}
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not _signal_group(proc.pid, sig):
-            break
+        _signal_group(proc.pid, sig)
+        for pid in pids:
+            _signal(pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             proc.poll()  # reaps the leader, so that only live members keep the group
-            if not _signal_group(proc.pid, 0):
-                break
+            pids = {pid for pid in pids if _alive(pid)}
+            if not pids and not _signal_group(proc.pid, 0):
+                return
             time.sleep(0.05)
-        else:
-            continue
-        break
     proc.poll()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``; none elsewhere)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                children = [int(c) for c in task.read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return _signal(pid, 0) and not sys.platform.startswith("linux")
+    return state != "Z"
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(group: int, sig: int) -> bool:
     """Send ``sig`` to a process group; False when no process of it is left."""
     try:
         os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a zombie-only group on some kernels
+    except (ProcessLookupError, PermissionError):  # PermissionError: a zombie-only group on some kernels
         return False
     return True
 
@@ -267,18 +361,21 @@ clientapp = "carelens.network.client_app:app"
     return folder
 
 
-def run_job(hub: str, store: Path, settings: dict[str, Any], timeout: float = 3600, quiet: bool = False) -> dict:
-    """Submit a training or validation job to the hub with ``flwr run`` and wait for its result."""
+def run_job(
+    hub: str,
+    store: Path,
+    settings: dict[str, Any],
+    timeout: float = 3600,
+    quiet: bool = False,
+    root_cert: Path | None = None,
+) -> dict:
+    """Submit a training or validation job to the hub with ``flwr run`` and wait for its result
+    (``root_cert``: the hub's CA certificate, required unless the hub is loopback)."""
     unknown = set(settings) - set(RUN_DEFAULTS)
     if unknown:
         raise InputError(f"unknown job setting(s): {', '.join(sorted(unknown))}")
     net = network_dir(store)
-    home = net / "cli"
-    env = _env(home)
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "carelens"\n\n[superlink.carelens]\naddress = "{hub}"\ninsecure = true\n',
-        encoding="utf-8",
-    )
+    env = _cli_env(hub, store, root_cert)
     app = write_app(net / "app")
     result = net / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
     values = {**settings, "store": str(Path(store).resolve()), "result": str(result)}
