@@ -37,6 +37,12 @@ _EXPORTS = {
     "stop": "carelens.network.runtime",
     "wait_for_port": "carelens.network.runtime",
     "free_port": "carelens.network.runtime",
+    "serve": "carelens.network.runtime",
+    "register_site": "carelens.network.runtime",
+    "prepare_site": "carelens.network.prepare",
+    "make_certs": "carelens.network.security",
+    "make_node_key": "carelens.network.security",
+    "is_loopback": "carelens.network.security",
 }
 
 __all__ = sorted(_EXPORTS)
