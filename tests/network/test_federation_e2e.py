@@ -55,9 +55,9 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
         south_log = store.resolve() / "network" / "sites" / "south" / "outbound.jsonl"
 
         def drop_south_in_round_two() -> None:
-            # SecAgg+ sends 4 replies per round; the 5th is south's first reply of round 2
+            # the roll call's reply, then 4 SecAgg+ replies per round: the 6th is south's first of round 2
             deadline = time.monotonic() + 800
-            while _lines(south_log) < 5 and time.monotonic() < deadline:
+            while _lines(south_log) < 6 and time.monotonic() < deadline:
                 time.sleep(0.5)
             stop(procs["south"], grace=1)
 
@@ -95,7 +95,7 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
         assert exported["hti1"]["local_validity"] and len(exported["hti1"]) == 31
 
         blobs = b"".join(p.read_bytes() for p in (tmp_path / "capture" / "north").glob("*.bin"))
-        assert len(list((tmp_path / "capture" / "north").glob("*.bin"))) >= 9  # 8 SecAgg+ replies + evaluations
+        assert len(list((tmp_path / "capture" / "north").glob("*.bin"))) >= 10  # roll call, 8 SecAgg+, evaluations
         hub_side = json.dumps([result, validation, exported]).encode()
         for canary in [*CANARY_NAMES, *CANARY_MRNS, "CANARY"]:
             assert canary.encode() not in blobs and canary.encode() not in hub_side
