@@ -27,9 +27,10 @@ def test_fhir_deid_removes_every_canary_and_keeps_references(tmp_path: Path, key
     report = audit(out, src)
     assert report.identifiers["name"] >= 3 and report.identifiers["mrn"] >= 1
     assert report.clean, report.leaks
-    bundle = json.loads((out / "bundle.json").read_text())
-    by_type = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
     pseudonym = keys.pseudonym("pat-canary-1")
+    assert [p.name for p in out.iterdir()] == [f"{pseudonym}.json"]  # the output is named by the pseudonym
+    bundle = json.loads((out / f"{pseudonym}.json").read_text())
+    by_type = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
     assert by_type["Patient"]["id"] == pseudonym
     assert all(by_type[t]["subject"]["reference"] == f"Patient/{pseudonym}" for t in ("Encounter", "Condition"))
     assert by_type["Patient"]["birthDate"] == "1951" or len(by_type["Patient"]["birthDate"]) == 4
@@ -139,7 +140,7 @@ def test_birth_year_of_people_over_89_is_folded(tmp_path: Path, keys: KeyService
     canary_patient["birthDate"] = "1920-03-04"
     src = write_canary_source(tmp_path, canary_patient)
     deid_fhir_path(src, tmp_path / "out", keys)
-    bundle = json.loads((tmp_path / "out" / "bundle.json").read_text())
+    bundle = json.loads((tmp_path / "out" / f"{keys.pseudonym('pat-canary-1')}.json").read_text())
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     assert patient["birthDate"] == str(date.today().year - 90)
 
