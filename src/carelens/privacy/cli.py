@@ -116,8 +116,9 @@ def vcf_cmd(
     patient: str | None = typer.Option(None, "--patient", help="Patient id of a single-sample VCF."),
     fhir: list[Path] = typer.Option([], "--fhir", help="FHIR files with the Patients (sample = MRN or file name)."),
 ) -> None:
-    """De-identify a VCF: sample ids become patient pseudonyms (the same as in FHIR, notes and DICOM when the
-    patient is known), identifying header lines are removed. Needs the site secret."""
+    """De-identify a VCF by allow-list: sample ids become patient pseudonyms (the same as in FHIR, notes and DICOM
+    when the patient is known); only fileformat, contig (ID, length) and INFO/FORMAT/FILTER/ALT definitions stay in
+    the header; ID column, INFO and FORMAT keys by allow-list. Needs the site secret; exit 1 on a broken VCF."""
     from carelens.core.output import emit_json
     from carelens.privacy.fhir import load_patients
     from carelens.privacy.vcf import deid_vcf
@@ -135,7 +136,13 @@ def vcf_cmd(
             return by_identifier[sample]
         return stem if stem in patients else sample
 
-    counts = deid_vcf(src, out, keys, sample_patient)
+    known = None
+    if fhir:
+        from carelens.privacy.fhir import known_identifiers
+        from carelens.privacy.known import Known
+
+        known = Known(values={v for k in known_identifiers(fhir).values() for v in k.values})
+    counts = deid_vcf(src, out, keys, sample_patient, known)
     emit_json({"done": counts, "out": str(out)})
 
 
