@@ -35,7 +35,7 @@ import orjson
 
 from carelens.privacy.detect import case_mode
 from carelens.privacy.keys import KeyService
-from carelens.privacy.known import Known, patterns
+from carelens.privacy.known import Known, add_dicom, patterns
 from carelens.privacy.lexicon import lexicon
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -151,19 +151,8 @@ def _dicom_identifiers(path: Path, known: dict[str, Known]) -> None:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception:
         return
-    pid = str(ds.get("PatientID", "") or "") or f"dicom:{path}"
-    mine = known.setdefault(pid, Known())
-    for kw in ("PatientName", "OtherPatientNames", "PatientMotherBirthName", "ReferringPhysicianName"):
-        for part in re.split(r"[\^ =]+", str(ds.get(kw, "") or "")):
-            mine.add("name", part)
-    for kw, kind in (("PatientID", "mrn"), ("OtherPatientIDs", "mrn"), ("PatientAddress", "address"),
-                     ("PatientTelephoneNumbers", "phone"), ("AccessionNumber", "accession")):  # fmt: skip
-        value = ds.get(kw)
-        if value:
-            mine.add(kind, str(value))
-    bd = str(ds.get("PatientBirthDate", "") or "")
-    if re.fullmatch(r"\d{8}", bd):
-        mine.birth_date = f"{bd[:4]}-{bd[4:6]}-{bd[6:]}"
+    mine = known.setdefault(str(ds.get("PatientID", "") or "") or f"dicom:{path}", Known())
+    mine.birth_date = add_dicom(ds, mine) or mine.birth_date
 
 
 def _vcf_samples(path: Path) -> list[str]:

@@ -178,3 +178,19 @@ def collect(items: Iterable[tuple[Path, list[tuple[dict[str, Any], str]]]],
         if len(in_file) == 1:
             add_file_name(path, out.setdefault(next(iter(in_file)), Known()), ignore)
     return out
+
+
+def add_dicom(ds: Any, known: Known) -> str:
+    """Add the patient attributes of a DICOM dataset to ``known``; returns its birth date (ISO) or ''."""
+    for kw in ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName"):
+        for part in re.split(r"[\^ =]+", str(ds.get(kw, "") or "")):
+            known.add("name", part)
+    for kw, kind in (("PatientID", "mrn"), ("OtherPatientIDs", "mrn"), ("PatientAddress", "address"),
+                     ("PatientTelephoneNumbers", "phone"), ("AccessionNumber", "accession"),
+                     ("MedicalRecordLocator", "mrn"), ("IssuerOfPatientID", "mrn")):  # fmt: skip
+        value = ds.get(kw)
+        for item in value if isinstance(value, list) or type(value).__name__ == "MultiValue" else [value]:
+            if item:
+                known.add(kind, str(item))
+    bd = str(ds.get("PatientBirthDate", "") or "")
+    return f"{bd[:4]}-{bd[4:6]}-{bd[6:]}" if re.fullmatch(r"\d{8}", bd) else ""
