@@ -152,8 +152,10 @@ def audit_cmd(
     source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
     format: str = typer.Option("json", "--format", help="json (default) or text."),
 ) -> None:
-    """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone,
-    address, birth date). Prints {"leaks": [{"value_kind", "location"}], ...}; exit 4 when anything leaked."""
+    """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone, address,
+    device ids, birth dates in a birth context) in every file and folder name, JSON string, decoded attachment,
+    DICOM attribute and VCF line. Prints {"leaks": [{"value_kind", "location", "reason"}], ...} (never a value);
+    exit 4 when anything leaked."""
     from carelens.core.output import emit_json
     from carelens.privacy.audit import audit
 
@@ -164,7 +166,7 @@ def audit_cmd(
         emit_json(report.as_dict())
     elif format == "text":
         for leak in report.leaks:
-            typer.echo(f"{leak.value_kind}\t{leak.location}")
+            typer.echo(f"{leak.value_kind}\t{leak.location}\t{leak.reason}")
         typer.echo(f"{len(report.leaks)} leaks in {report.files_scanned} files", err=True)
     else:
         raise UsageError("--format must be json or text")
