@@ -155,3 +155,16 @@ def test_group_0002_is_rebuilt(tmp_path: Path, keys: KeyService) -> None:
     assert sorted(e.keyword for e in meta if e.keyword != "FileMetaInformationGroupLength") == sorted([
         "FileMetaInformationVersion", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID",
         "ImplementationClassUID", "ImplementationVersionName"])  # fmt: skip
+
+
+@needs_tesseract
+def test_audit_reads_burned_in_text_when_asked(tmp_path: Path, keys: KeyService) -> None:
+    leaky = tmp_path / "leaky"
+    _base(leaky / "a.dcm", text=("QUIXLEY 8842", 90, False))
+    source = _fhir_free_source(tmp_path)
+    assert not any(x.value_kind == "burned_in_text" for x in audit(leaky, source, keys).leaks)  # headers only
+    found = [x for x in audit(leaky, source, keys, pixels=True).leaks if x.value_kind == "burned_in_text"]
+    assert [x.location for x in found] == ["a.dcm:PixelData"]
+    out = tmp_path / "out"
+    deid_dicom_path(leaky, out, keys)
+    assert audit(out, source, keys, pixels=True).clean

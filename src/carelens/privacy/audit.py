@@ -205,10 +205,12 @@ class _Searches:
         return out
 
 
-def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeyService | None = None) -> AuditReport:
+def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeyService | None = None,
+          pixels: bool = False) -> AuditReport:  # fmt: skip
     """Every identifier from ``source`` found anywhere under ``out`` (kinds, places and reasons only).
     ``keys``: the site key (default: the one in the environment, when set) to tell whose output a
-    file is, so that birth dates are looked for in their own patient's files."""
+    file is, so that birth dates are looked for in their own patient's files. ``pixels``: also look
+    for burned-in text in DICOM pixels (the OCR and text-region check of the de-identifier; slow)."""
     src = _scan_source(source)
     searches = _Searches.build(src.known)
     report = AuditReport(identifiers=searches.counts)
@@ -230,7 +232,25 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
             named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
             mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
             _search(report, searches, src, pieces, mine)
+            if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)) and _burned_in_text(path):
+                location = _redacted(f"{rel}:PixelData", searches)
+                report.leaks.append(Leak("burned_in_text", location, "text is readable in the pixels (OCR)"))
     return report
+
+
+def _burned_in_text(path: Path) -> bool:
+    """Whether the de-identifier's OCR and text-region check finds text in any frame of a DICOM file."""
+    import pydicom
+
+    from carelens.privacy.dicom import _to_uint8, find_text
+
+    try:
+        arr = pydicom.dcmread(path, force=True).pixel_array
+    except Exception:  # pixels that cannot be decoded cannot be shown to be free of text
+        return True
+    multi = arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4))
+    frames = arr if multi else arr[None, ...]
+    return any(find_text(_to_uint8(frame)) for frame in frames)
 
 
 def _owners(known: dict[str, Known], keys: KeyService | None) -> dict[str, str]:

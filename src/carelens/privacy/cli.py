@@ -151,6 +151,7 @@ def audit_cmd(
     out: Path = typer.Argument(..., help="De-identified output (file or folder) to search."),
     source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
     format: str = typer.Option("json", "--format", help="json (default) or text."),
+    pixels: bool = typer.Option(False, "--pixels", help="Also OCR DICOM pixels for burned-in text (slow)."),
 ) -> None:
     """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone, address,
     device ids, birth dates in a birth context) in every file and folder name, JSON string, decoded attachment,
@@ -161,7 +162,7 @@ def audit_cmd(
 
     _exists(out)
     _exists(source)
-    report = audit(out, source)
+    report = audit(out, source, pixels=pixels)
     if format == "json":
         emit_json(report.as_dict())
     elif format == "text":
