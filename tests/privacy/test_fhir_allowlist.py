@@ -76,3 +76,33 @@ def test_profile_without_resources_is_refused(tmp_path: Path) -> None:
         assert "allow-list" in str(err)
     else:
         raise AssertionError("an old rules profile must be refused")
+
+
+def test_huge_text_attachment_quarantines_the_resource(tmp_path: Path, keys: KeyService, monkeypatch) -> None:
+    import base64
+
+    from carelens.privacy import fhir
+
+    monkeypatch.setattr(fhir, "MAX_ATTACHMENT_BYTES", 1024)
+    src = tmp_path / "src"
+    src.mkdir()
+    doc = {"resourceType": "DocumentReference", "id": "d1", "status": "current",
+           "content": [{"attachment": {"contentType": "text/plain",
+                                       "data": base64.b64encode(b"Quixley " * 400).decode()}}]}  # fmt: skip
+    (src / "DocumentReference.000.ndjson").write_text(json.dumps(doc) + "\n")
+    result = deid_fhir_path(src, tmp_path / "out", keys)
+    assert [q.reason for q in result.quarantined] == ["DocumentReference: text attachment over 1,024 bytes"]
+    assert not (tmp_path / "out").exists()  # nothing half-cleaned is written
+
+
+def test_cli_refuses_a_bad_profile_in_one_line(tmp_path: Path, secret_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+
+    bad = tmp_path / "p.json"
+    bad.write_text("{not json")
+    src = tmp_path / "src"
+    src.mkdir()
+    res = CliRunner().invoke(app, ["deid", "fhir", str(src), "--out", str(tmp_path / "o"), "--profile", str(bad)])
+    assert res.exit_code != 0 and "not a readable allow-list profile" in str(res.exception)

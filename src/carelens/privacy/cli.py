@@ -105,7 +105,11 @@ def fhir_cmd(
 
     _exists(src)
     keys = _keys(required=True)
-    result = deid_fhir_path(src, out, keys, Profile.from_file(profile) if profile else None)
+    try:
+        chosen = Profile.from_file(profile) if profile else None
+    except (OSError, ValueError) as err:  # JSON errors are ValueErrors
+        raise InputError(f"--profile {profile}: not a readable allow-list profile ({type(err).__name__})") from None
+    result = deid_fhir_path(src, out, keys, chosen)
     _finish(result)
 
 

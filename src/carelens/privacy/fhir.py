@@ -457,7 +457,7 @@ def _decode_text_attachment(data: Any, content_type: str) -> str:
     if not isinstance(data, str):
         raise Unsafe("attachment data is not base64 text")
     if len(data) > MAX_ATTACHMENT_BYTES * 4 // 3 + 4:
-        raise Unsafe(f"text attachment over {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MiB")
+        raise Unsafe(f"text attachment over {MAX_ATTACHMENT_BYTES:,} bytes")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
