@@ -186,9 +186,11 @@ def dicom_cmd(
     fhir: list[Path] = typer.Option([], "--fhir", help="FHIR files with the Patients (to link by MRN or folder)."),
     no_pixels: bool = typer.Option(False, "--no-clean-pixels", help="Skip OCR of burned-in text."),
 ) -> None:
-    """De-identify DICOM: PS3.15 Annex E Basic Profile with Retain Longitudinal Temporal Information (Modified
-    Dates), Retain Patient Characteristics and Clean Descriptors; UIDs remapped; private tags removed; burned-in
-    text blanked by OCR (tesseract) and checked. Needs the site secret. Exit 3 when some files were quarantined."""
+    """De-identify DICOM by allow-list: PS3.15 Table E.1-1 with its option columns (Retain Longitudinal Temporal
+    Information with Modified Dates, Retain Patient Characteristics, Clean Descriptors, Clean Structured Content),
+    attributes outside the table removed unless on the keep list, private and UN tags removed, group 0002 rebuilt,
+    UIDs remapped, files named <pseudonym>/<keyed hash>.dcm; burned-in text found by OCR in any orientation and
+    polarity, blanked and checked. Needs the site secret. Exit 3 when some files were quarantined."""
     from carelens.core.progress import progress
     from carelens.privacy.dicom import DicomOptions, deid_dicom_path, dicom_files
     from carelens.privacy.fhir import load_patients
