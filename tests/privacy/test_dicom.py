@@ -77,7 +77,9 @@ def test_dicom_deid_headers_uids_pixels_and_audit(tmp_path: Path, keys: KeyServi
         ("nopixels.dcm", "no pixel data: burned-in text cannot be checked")
     ]
     assert not (out / "nopixels.dcm").exists()
-    a, b = pydicom.dcmread(out / "a.dcm"), pydicom.dcmread(out / "b.dcm")
+    name = {n: keys.pseudonym(C["mrn"]) + "/" + keys.hash_hex("dicom-file", n, 24) + ".dcm" for n in ("a.dcm", "b.dcm")}
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.dcm")) == sorted(name.values())
+    a, b = pydicom.dcmread(out / name["a.dcm"]), pydicom.dcmread(out / name["b.dcm"])
     original = pydicom.dcmread(src / "a.dcm")
     assert a.PatientIdentityRemoved == "YES"
     codes = [item.CodeValue for item in a.DeidentificationMethodCodeSequence]
@@ -100,7 +102,7 @@ def test_dicom_deid_headers_uids_pixels_and_audit(tmp_path: Path, keys: KeyServi
         return pytesseract.image_to_string(Image.fromarray(bright).resize((512, 512)), config="--psm 11")
 
     assert "MRN" in read(src / "a.dcm").upper()  # the canary is readable before
-    assert "MRN" not in read(out / "a.dcm").upper() and C["mrn"] not in read(out / "a.dcm")
+    assert "MRN" not in read(out / name["a.dcm"]).upper() and C["mrn"] not in read(out / name["a.dcm"])
 
 
 def test_unreadable_compressed_pixels_quarantined(tmp_path: Path, keys: KeyService) -> None:

@@ -54,7 +54,7 @@ def test_batch_with_a_planted_canary_is_refused_whole(tmp_path: Path, keys: KeyS
     args = ["ingest", str(batch), "--zone", "research", "--source", str(src), "--store", str(store)]
     code, reason = _invoke(args)
     assert code == 4
-    assert "refused" in reason and "found 3 " in reason and "(mrn 1, name 2)" in reason and "\n" not in reason
+    assert "refused" in reason and "found 2 " in reason and "(mrn 1, name 1)" in reason and "\n" not in reason
     assert not any(v in reason for v in (CANARY["given"], CANARY["family"], CANARY["mrn"], "leaky"))
     assert not (store / "research" / "lake").exists()  # not even the clean files
     (batch / "notes" / "leaky.txt").unlink()

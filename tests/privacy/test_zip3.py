@@ -53,6 +53,7 @@ def test_fhir_postal_code_of_a_restricted_area(tmp_path: Path, keys: KeyService,
     canary_patient["address"][0]["postalCode"] = "03601"
     src = write_canary_source(tmp_path, canary_patient)
     deid_fhir_path(src, tmp_path / "out", keys)
-    bundle = json.loads((tmp_path / "out" / "bundle.json").read_text())
+    (written,) = (tmp_path / "out").glob("*.json")  # output files are named by pseudonym
+    bundle = json.loads(written.read_text())
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     assert [a.get("postalCode") for a in patient["address"]] == ["00000"]

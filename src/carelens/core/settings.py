@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     shared_data: Path | None = Field(
         default=None, description="The public test and benchmark data (default: `../shared/data` if present)."
     )
+    small_cell: int = Field(
+        default=11,
+        ge=2,
+        description="Research views hide every count below this (totals too, with complementary suppression).",
+    )
     progress: bool = Field(default=False, description="Show progress bars on stderr even when it is not a terminal.")
     debug: bool = Field(default=False, description="Show tracebacks of internal errors.")
     serve_store: Path | None = Field(
@@ -157,7 +162,8 @@ def _type_name(name: str) -> str:
     for kind, label in kinds.items():
         if kind in str(field.annotation):
             return label
-    return "integer ≥ 1" if "int" in str(field.annotation) or field.metadata else str(field.annotation)
+    floor = next((m.ge for m in field.metadata if hasattr(m, "ge")), 1)
+    return f"integer ≥ {floor}" if "int" in str(field.annotation) or field.metadata else str(field.annotation)
 
 
 def public_settings(settings: Settings) -> dict[str, Any]:

@@ -188,12 +188,14 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     counts["vcf"] = len(vcfs)
 
     leaks = _canary_leaks(m, research)
-    batch = [research / d for d in ("fhir", "notes", "dicom", "genomics") if (research / d).exists()]
+    # the notes are in the FHIR bundles too (DocumentReference): the text files are audited, not ingested again
+    batch = [research / d for d in ("fhir", "dicom", "genomics") if (research / d).exists()]
+    notes = [research / "notes"] if (research / "notes").exists() else []
     sources = [s for s in [root / "fhir", root / "dicom"] + [root / str(p.vcf) for p in vcfs] if s.exists()]
     out: dict[str, Any] = {"research_zone": str(research), "written": counts, "quarantined": len(reasons),
                            "quarantine_reasons": sorted(set(reasons)), "canary_leaks": leaks}  # fmt: skip
     try:
-        lake, report = research_ingest.ingest_research(batch, sources, run.options.store)
+        lake, report = research_ingest.ingest_research(batch, sources, run.options.store, audit_also=notes)
     except research_ingest.BatchRefused as refused:  # the boundary held: the stage fails, its counts are kept
         say(f"research zone: {counts}; {refused.reason}")
         return {**out, "status": "failed", "reason": refused.reason, "audit_leaks": refused.leaks}

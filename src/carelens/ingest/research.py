@@ -38,16 +38,21 @@ class BatchRefused(InputError):
 
 
 def ingest_research(
-    paths: Sequence[Path], source: Sequence[Path], store: Path | None = None, processes: int | None = None
+    paths: Sequence[Path],
+    source: Sequence[Path],
+    store: Path | None = None,
+    processes: int | None = None,
+    audit_also: Sequence[Path] = (),
 ) -> tuple[IngestResult, AuditReport]:
     """Audit ``paths`` against ``source``, then ingest them into the research lake (all or
-    nothing); ``processes`` as for :func:`carelens.ingest.ingest`."""
+    nothing); ``processes`` as for :func:`carelens.ingest.ingest`. ``audit_also``: research-zone
+    files that are audited with the batch but not ingested (copies of what the batch already holds)."""
     from carelens.privacy.audit import audit
 
-    for path in [*paths, *source]:
+    for path in [*paths, *source, *audit_also]:
         if not path.exists():
             raise InputError(f"{path} does not exist")
-    report = audit(list(paths), list(source))
+    report = audit([*paths, *audit_also], list(source))
     if not report.identifiers:
         raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
     if report.leaks:

@@ -1,23 +1,31 @@
 """Leak audit: search de-identified output for every identifier known from the source.
 
-``audit(out, source)`` collects the identifiers of each patient in ``source`` (FHIR Patient
-names, identifiers such as MRN and SSN, phone numbers, address lines, exact birth dates;
-DICOM patient attributes; VCF sample names) and searches every file under ``out`` (text,
-JSON/NDJSON, DICOM headers, VCF), case-insensitive and tolerant of separators; a one-word
-name that is also an ordinary word ("Day", "May", "Fields") does not count where it is that
-word: lower-case in mixed-case text, a month in a date ("May 15"), or the label of a code
-of the source ("English (United States)"). A leak names
-what kind of value leaked and where (file and offset, line or DICOM attribute), never the
-value. The research-zone ingest (``carelens ingest --zone research``) calls it and refuses a
-batch with leaks; ``out`` and ``source`` may each be several files or folders.
+``audit(out, source)`` collects the identifiers of each patient in ``source``: from every
+person-like FHIR resource, Coverage, Device and the source file names
+(:mod:`carelens.privacy.known`), DICOM patient attributes, VCF sample names. It searches every
+file and folder name under ``out`` and every piece of every file: each JSON string (with its
+path), base64 attachments of any content type decoded, every DICOM attribute (file meta,
+sequences, binary and UN values as text), each VCF or text line. Names match word by word, in
+any case, with trailing digits ("Anna123") or letters spaced out ("A n n a"); a one-word name
+that is also an ordinary word ("Day", "May", "Fields") does not count where it is that word
+(lower case in mixed-case text, a month in a date, the label of a code of the source). Codes
+(MRN, SSN, phone, serial numbers) match with any separators. A birth date counts only as a date
+in a birth context ("DOB", "born", "birthDate") and, when the site key is at hand, only in the
+output of that patient (files holding the patient's pseudonym), so a shifted date that happens to
+equal someone's birth date is not a leak. A leak names the kind of identifier, where it is and
+why it matched, never the value. The research-zone ingest calls it and refuses a batch with
+leaks; ``out`` and ``source`` may each be several files or folders.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
 import gzip
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,18 +34,45 @@ from typing import Any
 import orjson
 
 from carelens.privacy.detect import case_mode
+from carelens.privacy.keys import KeyService
+from carelens.privacy.known import Known, add_dicom, patterns
 from carelens.privacy.lexicon import lexicon
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]+")
+_SPACED = re.compile(r"(?<![^\W\d_])(?:[^\W\d_][ ._\-]){2,}[^\W\d_](?![^\W\d_])")
+_BIRTH_CONTEXT = re.compile(r"birth|born|\bdob\b|d\.o\.b|\bb-?day\b|geboren|naissance", re.IGNORECASE)
+_DATES = re.compile(
+    r"(?<!\d)(?:(\d{4})-(\d\d)-(\d\d)|(\d{4})(\d\d)(\d\d)|(\d{1,2})[/-](\d{1,2})[/-](\d{4})"
+    r"|(" + "|".join(m[:3] for m in MONTHS) + r")[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})"
+    r"|(\d{1,2})[\s-](" + "|".join(m[:3] for m in MONTHS) + r")[a-z]*[\s-](\d{4}))(?!\d)",
+    re.IGNORECASE,
+)
+_PSEUDONYM = re.compile(r"P[0-9a-f]{16}")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]{16,}$")
+_BINARY_SKIP = (".npz", ".npy", ".png", ".jpg", ".jpeg", ".parquet", ".pt", ".onnx", ".duckdb")
+_WHY = {
+    "name": "a name word of the patient (any case, digits after it or letters spaced out allowed)",
+    "address": "a street address line of the patient (any punctuation between words)",
+    "mrn": "an identifier of the patient (MRN, subscriber id, record id; any separators)",
+    "ssn": "the patient's social security number (any separators)",
+    "phone": "a telephone number of the patient (any separators)",
+    "email": "an e-mail address (or its local part) of the patient",
+    "device": "a serial, lot or UDI of the patient's device (any separators)",
+    "accession": "an accession number of the patient's study (any separators)",
+    "sample": "a VCF sample id of the source",
+    "birth_date": "the patient's birth date as a date in a birth context",
+}
 
 
 @dataclass
 class Leak:
-    """One identifier found in the output: its kind (``name``, ``mrn``...) and location."""
+    """One identifier found in the output: its kind (``name``, ``mrn``...), where, and why."""
 
     value_kind: str
     location: str
+    reason: str = ""
 
 
 @dataclass
@@ -51,34 +86,46 @@ class AuditReport:
         return not self.leaks
 
     def as_dict(self) -> dict[str, Any]:
-        return {"leaks": [{"value_kind": x.value_kind, "location": x.location} for x in self.leaks],
+        return {"leaks": [{"value_kind": x.value_kind, "location": x.location, "reason": x.reason} for x in self.leaks],
                 "clean": self.clean, "files_scanned": self.files_scanned,
                 "identifiers_searched": dict(self.identifiers)}  # fmt: skip
 
 
+# -- the source ----------------------------------------------------------------------------
+@dataclass
+class _Source:
+    known: dict[str, Known] = field(default_factory=dict)
+    labels: set[str] = field(default_factory=set)
+
+
 def source_identifiers(source: Path | Sequence[Path]) -> list[tuple[str, str]]:
     """(kind, value) of every identifier known from the files under ``source``."""
-    return _scan_source(source)[0]
+    found = _scan_source(source).known.values()
+    return sorted({v for k in found for v in k.values} | {("birth_date", k.birth_date) for k in found if k.birth_date})
 
 
-def _scan_source(source: Path | Sequence[Path]) -> tuple[list[tuple[str, str]], set[str]]:
-    """The identifiers of ``source``, and the labels of its FHIR codes ("English (United States)")."""
-    found: set[tuple[str, str]] = set()
-    labels: set[str] = set()
+def _scan_source(source: Path | Sequence[Path]) -> _Source:
+    from carelens.privacy.fhir import iter_resources, known_identifiers
+
+    out = _Source()
+    fhir: list[Path] = []
     for path in (p for root in _roots(source) for p in _files(root)):
         name = path.name.lower()
         if name.endswith((".json", ".ndjson")) and not name.endswith(".phi.json"):
-            from carelens.privacy.fhir import iter_resources
-
-            for resource in iter_resources([path]):
-                if resource["resourceType"] in ("Patient", "RelatedPerson"):
-                    found |= _fhir_identifiers(resource)
-                _code_labels(resource, labels)
-        elif name.endswith(".dcm"):
-            found |= _dicom_identifiers(path)
+            fhir.append(path)
+        elif name.endswith(".dcm") or _is_dicom(path):
+            _dicom_identifiers(path, out.known)
         elif name.endswith((".vcf", ".vcf.gz")):
-            found |= {("sample", s) for s in _vcf_samples(path)}
-    return sorted(v for v in found if len(re.sub(r"\W", "", v[1])) >= 3), labels
+            for sample in _vcf_samples(path):
+                out.known.setdefault(f"vcf:{sample}", Known()).add("sample", sample)
+    if fhir:
+        for pid, known in known_identifiers(fhir).items():
+            mine = out.known.setdefault(pid, Known())
+            mine.values |= known.values
+            mine.birth_date = mine.birth_date or known.birth_date
+        for resource in iter_resources(fhir):
+            _code_labels(resource, out.labels)
+    return out
 
 
 def _code_labels(value: Any, out: set[str]) -> None:
@@ -97,55 +144,15 @@ def _code_labels(value: Any, out: set[str]) -> None:
                 _code_labels(item, out)
 
 
-def _fhir_identifiers(r: dict[str, Any]) -> set[tuple[str, str]]:
-    out: set[tuple[str, str]] = set()
-    for name in r.get("name") or []:
-        given = [g for g in name.get("given") or [] if isinstance(g, str)]
-        family = name.get("family") if isinstance(name.get("family"), str) else ""
-        if family:
-            out.add(("name", family))
-        for g in given:
-            if family:
-                out.add(("name", f"{g} {family}"))
-                out.add(("name", f"{family}, {g}"))
-    for ident in r.get("identifier") or []:
-        value = ident.get("value")
-        if isinstance(value, str):
-            system = str(ident.get("system", "")).lower()
-            kind = "ssn" if "ssn" in system or re.fullmatch(r"\d{3}-\d{2}-\d{4}", value) else "mrn"
-            out.add((kind, value))
-    for tel in r.get("telecom") or []:
-        if isinstance(tel.get("value"), str):
-            out.add(("email" if "@" in tel["value"] else "phone", tel["value"]))
-    for addr in r.get("address") or []:
-        for line in addr.get("line") or []:
-            out.add(("address", str(line)))
-    if isinstance(r.get("birthDate"), str) and len(r["birthDate"]) >= 10:
-        out.add(("birth_date", r["birthDate"][:10]))
-    return out
-
-
-def _dicom_identifiers(path: Path) -> set[tuple[str, str]]:
+def _dicom_identifiers(path: Path, known: dict[str, Known]) -> None:
     import pydicom
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception:
-        return set()
-    out: set[tuple[str, str]] = set()
-    name = str(ds.get("PatientName", "") or "")
-    for part in re.split(r"[\^ ]+", name):
-        if len(part) >= 3:
-            out.add(("name", part))
-    for kw, kind in (("PatientID", "mrn"), ("OtherPatientIDs", "mrn"), ("PatientAddress", "address"),
-                     ("PatientTelephoneNumbers", "phone"), ("AccessionNumber", "accession")):  # fmt: skip
-        value = ds.get(kw)
-        if value:
-            out.add((kind, str(value)))
-    bd = str(ds.get("PatientBirthDate", "") or "")
-    if re.fullmatch(r"\d{8}", bd):
-        out.add(("birth_date", f"{bd[:4]}-{bd[4:6]}-{bd[6:]}"))
-    return out
+        return
+    mine = known.setdefault(str(ds.get("PatientID", "") or "") or f"dicom:{path}", Known())
+    mine.birth_date = add_dicom(ds, mine) or mine.birth_date
 
 
 def _vcf_samples(path: Path) -> list[str]:
@@ -162,31 +169,186 @@ def _vcf_samples(path: Path) -> list[str]:
     return []
 
 
-def _pattern(kind: str, value: str) -> str:
-    if kind == "birth_date":
-        d = date.fromisoformat(value)
-        forms = [d.isoformat(), f"{d.year}{d.month:02d}{d.day:02d}", f"0?{d.month}/0?{d.day}/{d.year}",
-                 f"0?{d.month}-0?{d.day}-{d.year}", f"{MONTHS[d.month - 1]}\\s+{d.day},?\\s+{d.year}",
-                 f"{d.day:02d}-{MONTHS[d.month - 1][:3]}-{d.year}"]  # fmt: skip
-        return r"(?<!\d)(?:" + "|".join(forms) + r")(?!\d)"
-    chars = [c for c in value if c.isalnum()]
-    if kind in ("name", "address"):
-        words = re.findall(r"\w+", value)
-        return r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)"
-    return r"(?<![A-Za-z0-9])" + r"[\s\-./()^]{0,2}".join(re.escape(c) for c in chars) + r"(?![A-Za-z0-9])"
+# -- the search ----------------------------------------------------------------------------
+@dataclass
+class _Searches:
+    """Every identifier of the source, indexed for a fast first pass over whole files."""
+
+    names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # word -> patients
+    codes: dict[str, list[tuple[str, str, re.Pattern[str]]]] = field(default_factory=lambda: defaultdict(list))
+    births: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def build(cls, known: dict[str, Known]) -> _Searches:
+        out = cls()
+        for pid, k in known.items():
+            for kind, value in k.values:
+                if kind == "city":
+                    continue  # also street, organisation and place names: the text de-identifier owns them
+                out.counts[kind] += 1
+                if kind == "name":
+                    for word in re.split(r"[\s,^]+", value):
+                        letters = "".join(_WORD.findall(word)).lower()
+                        if len(letters) >= 3:
+                            out.names[letters].add(pid)
+                    continue
+                flat = re.sub(r"[^a-z0-9]", "", value.lower())
+                if len(flat) >= (8 if kind == "address" else 5):
+                    out.codes[flat] += [(kind, pid, re.compile(p, re.IGNORECASE)) for p in patterns(kind, value)]
+            if k.birth_date:
+                out.counts["birth_date"] += 1
+                try:
+                    out.births[date.fromisoformat(k.birth_date)].add(pid)
+                except ValueError:
+                    continue
+        return out
 
 
-def _is_word(kind: str, value: str) -> bool:
-    """A one-word name that is also an ordinary word ("Day", "May", "Fields")."""
-    return kind == "name" and value.isalpha() and lexicon().is_ambiguous(value.lower())
+def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeyService | None = None,
+          pixels: bool = False) -> AuditReport:  # fmt: skip
+    """Every identifier from ``source`` found anywhere under ``out`` (kinds, places and reasons only).
+    ``keys``: the site key (default: the one in the environment, when set) to tell whose output a
+    file is, so that birth dates are looked for in their own patient's files. ``pixels``: also look
+    for burned-in text in DICOM pixels (the OCR and text-region check of the de-identifier; slow)."""
+    src = _scan_source(source)
+    searches = _Searches.build(src.known)
+    report = AuditReport(identifiers=searches.counts)
+    if not src.known:
+        return report
+    owners = _owners(src.known, keys)
+    roots = _roots(out)
+    for root in roots:  # locations relative to the folder given (to its parent when several are)
+        base = root if root.is_dir() and len(roots) == 1 else root.parent
+        seen_dirs: set[Path] = set()
+        for path in _files(root):
+            report.files_scanned += 1
+            rel = path.relative_to(base)
+            for parent in rel.parents:
+                if str(parent) != "." and parent not in seen_dirs:
+                    seen_dirs.add(parent)
+                    _search(report, searches, src, [(f"{parent}/", "folder name", parent.name)], set())
+            pieces = [(str(rel), "file name", path.name), *((str(rel), w, t) for w, t in _pieces(path))]
+            named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
+            mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
+            _search(report, searches, src, pieces, mine)
+            if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)) and _burned_in_text(path):
+                location = _redacted(f"{rel}:PixelData", searches)
+                report.leaks.append(Leak("burned_in_text", location, "text is readable in the pixels (OCR)"))
+    return report
+
+
+def _burned_in_text(path: Path) -> bool:
+    """Whether the de-identifier's OCR and text-region check finds text in any frame of a DICOM file."""
+    import pydicom
+
+    from carelens.privacy.dicom import _to_uint8, find_text
+
+    try:
+        arr = pydicom.dcmread(path, force=True).pixel_array
+    except Exception:  # pixels that cannot be decoded cannot be shown to be free of text
+        return True
+    multi = arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4))
+    frames = arr if multi else arr[None, ...]
+    return any(find_text(_to_uint8(frame)) for frame in frames)
+
+
+def _owners(known: dict[str, Known], keys: KeyService | None) -> dict[str, str]:
+    """pseudonym -> source patient id (empty without a site key)."""
+    if keys is None:
+        try:
+            keys = KeyService.from_env()
+        except Exception:  # no key configured: birth dates are then looked for in every file
+            return {}
+    return {keys.pseudonym(pid): pid for pid in known}
+
+
+def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[str, str, str]],
+            mine: set[str]) -> None:  # fmt: skip
+    text = "\x00".join(t for _r, _w, t in pieces)
+    starts, pos = [], 0
+    for _r, _w, t in pieces:
+        starts.append(pos)
+        pos += len(t) + 1
+
+    def where(offset: int) -> tuple[str, str]:
+        i = bisect.bisect_right(starts, offset) - 1
+        rel, w, _t = pieces[i]
+        return _redacted(f"{rel}:{w}" if w else f"{rel}:offset {offset - starts[i]}", s), pieces[i][2]
+
+    hits: set[tuple[str, str]] = set()
+    for m in _WORD.finditer(text):
+        word = m.group(0).lower()
+        if word in s.names and not (_is_word(word) and _ordinary_use(text, m, src.labels)):
+            hits.add(("name", where(m.start())[0]))
+    for m in _SPACED.finditer(text):
+        if "".join(_WORD.findall(m.group(0))).lower() in s.names:
+            hits.add(("name", where(m.start())[0]))
+    flat = re.sub(r"[^a-z0-9]", "", text.lower())
+    for code, searches in s.codes.items():
+        if code in flat:
+            for kind, _pid, regex in searches:
+                for m in regex.finditer(text):
+                    hits.add((kind, where(m.start())[0]))
+    if s.births:
+        for m in _DATES.finditer(text):
+            found = _date_of(m)
+            pids = s.births.get(found) if found else None
+            if not pids or (mine and not pids & mine):
+                continue
+            loc, piece = where(m.start())
+            i = bisect.bisect_right(starts, m.start()) - 1
+            rel_start = m.start() - starts[i]
+            context = piece[max(0, rel_start - 80) : rel_start + 40] + " " + loc
+            if _BIRTH_CONTEXT.search(context):
+                hits.add(("birth_date", loc))
+    report.leaks += [Leak(kind, loc, _WHY.get(kind, "an identifier of the patient")) for kind, loc in sorted(hits)]
+
+
+def _redacted(location: str, s: _Searches) -> str:
+    """``location`` with every part that holds an identifier (a file, folder or key named by
+    it) replaced by ``*``: a report never prints an identifier."""
+    parts = re.split(r"([/.:\[\]\s]+)", location)
+    out = []
+    for part in parts:
+        words = {w.lower() for w in _WORD.findall(part)}
+        flat = re.sub(r"[^a-z0-9]", "", part.lower())
+        bad = words & s.names.keys() or any(code in flat for code in s.codes if len(flat) >= 5)
+        out.append("*" if bad else part)
+    return "".join(out)
+
+
+def _date_of(m: re.Match[str]) -> date | None:
+    g = m.groups()
+    try:
+        if g[0]:
+            return date(int(g[0]), int(g[1]), int(g[2]))
+        if g[3]:
+            return date(int(g[3]), int(g[4]), int(g[5]))
+        if g[6]:
+            return date(int(g[8]), int(g[6]), int(g[7]))
+        if g[9]:
+            return date(int(g[11]), _month(g[9]), int(g[10]))
+        return date(int(g[14]), _month(g[13]), int(g[12]))
+    except ValueError:
+        return None
+
+
+def _month(name: str) -> int:
+    return [m[:3].lower() for m in MONTHS].index(name[:3].lower()) + 1
+
+
+def _is_word(word: str) -> bool:
+    """A one-word name that is also an ordinary word ("day", "may", "fields")."""
+    return word.isalpha() and lexicon().is_ambiguous(word)
 
 
 def _ordinary_use(text: str, m: re.Match[str], labels: set[str]) -> bool:
     """Whether a match of such a name is the ordinary word, not the name: lower-case in
     mixed-case text ("hospital day 4", "lung fields"), a month in a date ("May 15", "13-May-2024"),
-    or inside a JSON string that is the label of one of the source's codes ("English (United States)")."""
-    opening, closing = text.rfind('"', 0, m.start()), text.find('"', m.end())
-    if opening >= 0 and closing >= 0 and text[opening + 1 : closing] in labels:
+    or inside a string that is the label of one of the source's codes ("English (United States)")."""
+    opening, closing = text.rfind("\x00", 0, m.start()), text.find("\x00", m.end())
+    if text[opening + 1 : closing if closing >= 0 else len(text)] in labels:
         return True
     word = m.group(0)
     low = word.lower()
@@ -196,88 +358,93 @@ def _ordinary_use(text: str, m: re.Match[str], labels: set[str]) -> bool:
         return True
     if not word.islower():
         return False
-    start = max(text.rfind("\n", 0, m.start()), text.rfind("\\n", 0, m.start()), m.start() - 300)
-    ends = [e for e in (text.find("\n", m.end()), text.find("\\n", m.end())) if e >= 0]
+    start = max(text.rfind("\n", 0, m.start()), text.rfind("\x00", 0, m.start()), m.start() - 300)
+    ends = [e for e in (text.find("\n", m.end()), text.find("\x00", m.end())) if e >= 0]
     return case_mode(text[max(start, 0) : min([*ends, m.end() + 300])]) == "mixed"
 
 
-def audit(out: Path | Sequence[Path], source: Path | Sequence[Path]) -> AuditReport:
-    """Every identifier from ``source`` found anywhere under ``out`` (kinds and locations only)."""
-    idents, labels = _scan_source(source)
-    report = AuditReport(identifiers=Counter(kind for kind, _ in idents))
-    if not idents:
-        return report
-    searches = []
-    for kind, value in idents:
-        try:
-            regex = re.compile(_pattern(kind, value), re.IGNORECASE)
-            searches.append((kind, _anchor(kind, value), regex, _is_word(kind, value)))
-        except ValueError:
-            continue
-    roots = _roots(out)
-    for root in roots:  # locations relative to the folder given (to its parent when several are)
-        base = root if root.is_dir() and len(roots) == 1 else root.parent
-        for path in _files(root):
-            report.files_scanned += 1
-            rel = str(path.relative_to(base))
-            for where, text in _texts(path):
-                low = text.lower()
-                for kind, anchor, regex, word in searches:
-                    if anchor not in low:
-                        continue
-                    for m in regex.finditer(text):
-                        if word and _ordinary_use(text, m, labels):
-                            continue
-                        report.leaks.append(Leak(kind, f"{rel}:{where}" if where else f"{rel}:offset {m.start()}"))
-    return report
-
-
+# -- the pieces of a file ------------------------------------------------------------------
 def _roots(paths: Path | Sequence[Path]) -> list[Path]:
     return [paths] if isinstance(paths, Path) else list(paths)
-
-
-def _anchor(kind: str, value: str) -> str:
-    """A literal every match must contain (a fast pre-filter before the regex)."""
-    if kind == "birth_date":
-        return value[:4]
-    runs = re.findall(r"[a-z]+|\d+", value.lower())
-    return max(runs, key=len) if runs else ""
 
 
 def _files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def _texts(path: Path) -> list[tuple[str, str]]:
-    """(location, text) pieces of a file: DICOM attributes, VCF lines or the whole text."""
+def _pieces(path: Path) -> list[tuple[str, str]]:
+    """(location, text) pieces of a file: JSON strings by path, decoded attachments, DICOM
+    attributes, or lines of text."""
     name = path.name.lower()
     if name.endswith(".dcm") or _is_dicom(path):
-        return _dicom_texts(path)
+        return _dicom_pieces(path)
     try:
         data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile):
-        return []
-    if name.endswith((".npz", ".npy", ".png", ".jpg", ".parquet")):
-        return []
-    text = data.decode("utf-8", errors="replace")
-    if name.endswith((".json", ".ndjson")) and "base64" not in name:
-        text = text + "\n" + _decoded_attachments(data)
-    return [("", text)]
-
-
-def _decoded_attachments(data: bytes) -> str:
-    """Base64 text attachments inside FHIR JSON, decoded (a leak can hide there)."""
-    import base64
-
-    out = []
-    for m in re.finditer(rb'"data"\s*:\s*"([A-Za-z0-9+/=]{8,})"', data):
+        return [("unreadable", "")]
+    if name.endswith(_BINARY_SKIP):
+        return [("", data.decode("latin-1"))] if len(data) < 1_000_000 else []
+    if name.endswith((".json", ".ndjson")):
         try:
-            out.append(base64.b64decode(m.group(1)).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return "\n".join(out)
+            docs = (
+                [orjson.loads(data)]
+                if name.endswith(".json")
+                else [orjson.loads(x) for x in data.splitlines() if x.strip()]
+            )
+        except orjson.JSONDecodeError:
+            docs = None
+        if docs is not None:
+            out: list[tuple[str, str]] = []
+            for i, doc in enumerate(docs):
+                out += _json_pieces(doc, f"line {i + 1} " if name.endswith(".ndjson") else "")
+            return out
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    return [(f"line {i}", line) for i, line in enumerate(lines, 1) if line.strip()]
+
+
+def _json_pieces(value: Any, path: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for where, key, item in _json_strings(value, path):
+        out.append((where, key))  # keys are places a name can hide too
+        out.append((where, item))
+        if key == "data" and _BASE64.match(item):
+            decoded = _decode_any(item)
+            if decoded:
+                out.append((f"{where} (decoded attachment)", decoded))
+    return out
+
+
+def _json_strings(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _json_strings(v, f"{path}.{k}" if path else str(k))
+            if not isinstance(v, str):
+                yield (f"{path}.{k}" if path else str(k)), str(k), ""
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, path.rsplit(".", 1)[-1], value
+
+
+def _decode_any(data: str) -> str:
+    """A base64 attachment of any content type as text: UTF-8, UTF-16, else Latin-1 (so the
+    ASCII inside a PDF or other binary is searched)."""
+    try:
+        raw = base64.b64decode(re.sub(r"\s", "", data), validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[1::2].count(0) > len(raw) // 4:
+        try:
+            return raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def _is_dicom(path: Path) -> bool:
@@ -289,25 +456,34 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def _dicom_texts(path: Path) -> list[tuple[str, str]]:
+def _dicom_pieces(path: Path) -> list[tuple[str, str]]:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(path, force=True, defer_size=1 << 20)
     except Exception:
         return [("unreadable", "")]
     out: list[tuple[str, str]] = []
 
     def visit(dataset: Any, prefix: str) -> None:
         for elem in dataset:
+            name = f"{prefix}{elem.keyword or str(elem.tag)}"
+            if elem.tag == 0x7FE00010:
+                continue  # pixels: burned-in text is the OCR check's (carelens.privacy.dicom)
             if elem.VR == "SQ":
-                for i, item in enumerate(elem.value):
-                    visit(item, f"{prefix}{elem.keyword or elem.tag}[{i}].")
-            elif elem.VR not in ("OB", "OW", "OF", "OD", "OL", "UN") and elem.value is not None:
-                out.append((f"{prefix}{elem.keyword or str(elem.tag)}", str(elem.value)))
+                for i, item in enumerate(elem.value or []):
+                    visit(item, f"{name}[{i}].")
+            elif isinstance(elem.value, bytes):
+                out.append((name, elem.value[:1_000_000].decode("latin-1")))
+            elif elem.value is not None:
+                out.append((name, str(elem.value)))
 
-    visit(ds.file_meta, "meta.") if hasattr(ds, "file_meta") else None
-    visit(ds, "")
+    if getattr(ds, "file_meta", None) is not None:
+        visit(ds.file_meta, "meta.")
+    try:
+        visit(ds, "")
+    except Exception:
+        out.append(("unreadable", ""))
     return out
 
 

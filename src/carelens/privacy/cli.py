@@ -112,7 +112,11 @@ def fhir_cmd(
 
     _exists(src)
     keys = _keys(required=True)
-    result = deid_fhir_path(src, out, keys, Profile.from_file(profile) if profile else None)
+    try:
+        chosen = Profile.from_file(profile) if profile else None
+    except (OSError, ValueError) as err:  # JSON errors are ValueErrors
+        raise InputError(f"--profile {profile}: not a readable allow-list profile ({type(err).__name__})") from None
+    result = deid_fhir_path(src, out, keys, chosen)
     _finish(result)
 
 
@@ -123,8 +127,9 @@ def vcf_cmd(
     patient: str | None = typer.Option(None, "--patient", help="Patient id of a single-sample VCF."),
     fhir: list[Path] = typer.Option([], "--fhir", help="FHIR files with the Patients (sample = MRN or file name)."),
 ) -> None:
-    """De-identify a VCF: sample ids become patient pseudonyms (the same as in FHIR, notes and DICOM when the
-    patient is known), identifying header lines are removed. Needs the site secret."""
+    """De-identify a VCF by allow-list: sample ids become patient pseudonyms (the same as in FHIR, notes and DICOM
+    when the patient is known); only fileformat, contig (ID, length) and INFO/FORMAT/FILTER/ALT definitions stay in
+    the header; ID column, INFO and FORMAT keys by allow-list. Needs the site secret; exit 1 on a broken VCF."""
     from carelens.core.output import emit_json
     from carelens.privacy.fhir import load_patients
     from carelens.privacy.vcf import deid_vcf
@@ -142,7 +147,13 @@ def vcf_cmd(
             return by_identifier[sample]
         return stem if stem in patients else sample
 
-    counts = deid_vcf(src, out, keys, sample_patient)
+    known = None
+    if fhir:
+        from carelens.privacy.fhir import known_identifiers
+        from carelens.privacy.known import Known
+
+        known = Known(values={v for k in known_identifiers(fhir).values() for v in k.values})
+    counts = deid_vcf(src, out, keys, sample_patient, known)
     emit_json({"done": counts, "out": str(out)})
 
 
@@ -151,20 +162,23 @@ def audit_cmd(
     out: Path = typer.Argument(..., help="De-identified output (file or folder) to search."),
     source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
     format: str = format_option("json", ("json", "text"), "json (default) or text."),
+    pixels: bool = typer.Option(False, "--pixels", help="Also OCR DICOM pixels for burned-in text (slow)."),
 ) -> None:
-    """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone,
-    address, birth date). Prints {"leaks": [{"value_kind", "location"}], ...}; exit 4 when anything leaked."""
+    """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone, address,
+    device ids, birth dates in a birth context) in every file and folder name, JSON string, decoded attachment,
+    DICOM attribute and VCF line. Prints {"leaks": [{"value_kind", "location", "reason"}], ...} (never a value);
+    exit 4 when anything leaked."""
     from carelens.core.output import emit_json
     from carelens.privacy.audit import audit
 
     _exists(out)
     _exists(source)
-    report = audit(out, source)
+    report = audit(out, source, pixels=pixels)
     if format == "json":
         emit_json(report.as_dict())
     else:
         for leak in report.leaks:
-            typer.echo(f"{leak.value_kind}\t{leak.location}")
+            typer.echo(f"{leak.value_kind}\t{leak.location}\t{leak.reason}")
         typer.echo(f"{len(report.leaks)} leaks in {report.files_scanned} files", err=True)
     if report.leaks:
         raise typer.Exit(4)
@@ -177,9 +191,11 @@ def dicom_cmd(
     fhir: list[Path] = typer.Option([], "--fhir", help="FHIR files with the Patients (to link by MRN or folder)."),
     no_pixels: bool = typer.Option(False, "--no-clean-pixels", help="Skip OCR of burned-in text."),
 ) -> None:
-    """De-identify DICOM: PS3.15 Annex E Basic Profile with Retain Longitudinal Temporal Information (Modified
-    Dates), Retain Patient Characteristics and Clean Descriptors; UIDs remapped; private tags removed; burned-in
-    text blanked by OCR (tesseract) and checked. Needs the site secret. Exit 3 when some files were quarantined."""
+    """De-identify DICOM by allow-list: PS3.15 Table E.1-1 with its option columns (Retain Longitudinal Temporal
+    Information with Modified Dates, Retain Patient Characteristics, Clean Descriptors, Clean Structured Content),
+    attributes outside the table removed unless on the keep list, private and UN tags removed, group 0002 rebuilt,
+    UIDs remapped, files named <pseudonym>/<keyed hash>.dcm; burned-in text found by OCR in any orientation and
+    polarity, blanked and checked. Needs the site secret. Exit 3 when some files were quarantined."""
     from carelens.core.progress import progress
     from carelens.privacy.dicom import DicomOptions, deid_dicom_path, dicom_files
     from carelens.privacy.fhir import load_patients

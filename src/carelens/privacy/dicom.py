@@ -1,10 +1,15 @@
 # ruff: noqa: E501
-"""DICOM de-identification: the PS3.15 Annex E Basic Application Level Confidentiality
-Profile (the whole attribute table, ``data/annex_e_basic_profile.json``) with the options
-Retain Longitudinal Temporal Information with Modified Dates (the patient's date shift),
-Retain Patient Characteristics and Clean Descriptors (the text de-identifier), consistent UID
-remapping (keyed hash under ``2.25``), private tags removed, and burned-in text found by OCR
-(tesseract), blanked and checked by a second OCR pass (Clean Pixel Data).
+"""DICOM de-identification by allow-list: PS3.15 Annex E Table E.1-1 with its real action and
+option columns (``data/annex_e_profile.json``) and, for attributes that are not rows of the table,
+a keep list (``data/dicom_keep.json``): every other attribute, every private and every unknown
+(UN) attribute is removed, sequences are recursed, and every string that stays is searched for
+the patient's known identifiers. Options on by default: Retain Longitudinal Temporal Information
+with Modified Dates (the patient's date shift), Retain Patient Characteristics, Clean Descriptors
+and Clean Structured Content (the text de-identifier), Clean Pixel Data. UIDs are remapped with a
+keyed hash under ``2.25``; group 0002 is rebuilt from scratch; output files are named
+``<patient pseudonym>/<keyed hash>.dcm``. Burned-in text is found by OCR (tesseract) at 0, 90
+and 270 degrees on the bright, dark, plain and inverted image and by a text-region detector,
+blanked, and checked again the same way; BurnedInAnnotation says NO only after that check.
 
 Every file is written to a temporary name and renamed, so nothing half-written is left as if
 it were clean; a file that cannot be made clean is quarantined with a one-line reason.
@@ -27,23 +32,21 @@ from typing import Any
 from carelens.core.quarantine import BatchResult
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
+from carelens.privacy.known import Known, add_dicom, add_file_name
 from carelens.privacy.text import deidentify_text
 
 # CID 7050 De-identification Method codes (DCM)
 CODES = {
     "basic": ("113100", "Basic Application Confidentiality Profile"),
     "clean_pixel": ("113101", "Clean Pixel Data Option"),
+    "clean_structured_content": ("113104", "Clean Structured Content Option"),
     "clean_descriptors": ("113105", "Clean Descriptors Option"),
     "retain_dates_modified": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
     "retain_patient_chars": ("113108", "Retain Patient Characteristics Option"),
 }
-PATIENT_CHARACTERISTICS_KEEP = {
-    "PatientSex", "PatientAge", "PatientSize", "PatientWeight", "EthnicGroup", "SmokingStatus", "PregnancyStatus",
-    "PatientSexNeutered", "PatientSpeciesDescription", "PatientBreedDescription", "PatientSpeciesCodeSequence",
-    "PatientBreedCodeSequence", "PatientSizeCodeSequence",
-}  # fmt: skip
-PATIENT_CHARACTERISTICS_CLEAN = {"Allergies", "MedicalAlerts", "SpecialNeeds", "PatientState", "AdditionalPatientHistory",
-                                 "Occupation"}  # fmt: skip
+# option flag -> its column of Table E.1-1 (the first enabled column with an entry decides)
+OPTION_COLUMNS = (("retain_dates_modified", "rtnLongModifDatesOpt"), ("retain_patient_chars", "rtnPatCharsOpt"),
+                  ("clean_descriptors", "cleanDescOpt"), ("clean_structured_content", "cleanStructContOpt"))  # fmt: skip
 TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN"}
 DATE_VRS = {"DA", "DT", "TM"}
 
@@ -55,6 +58,7 @@ class DicomOptions:
     retain_dates_modified: bool = True
     retain_patient_chars: bool = True
     clean_descriptors: bool = True
+    clean_structured_content: bool = True
     clean_pixels: bool = True
 
 
@@ -68,14 +72,22 @@ class DicomResult:
 
 
 @lru_cache(maxsize=1)
-def basic_profile() -> dict[str, dict[str, str]]:
-    """Tag (``GGGGEEEE``, ``xx`` wildcards) -> {name, basic action} of PS3.15 Table E.1-1."""
-    data = json.loads(resources.files("carelens.privacy").joinpath("data/annex_e_basic_profile.json").read_text())
+def basic_profile() -> dict[str, dict[str, Any]]:
+    """Tag (``GGGGEEEE``, ``xx`` wildcards) -> {name, basic, options} of PS3.15 Table E.1-1."""
+    data = json.loads(resources.files("carelens.privacy").joinpath("data/annex_e_profile.json").read_text())
     return data["attributes"]
 
 
+@lru_cache(maxsize=1)
+def keep_list() -> frozenset[str]:
+    """Keywords of attributes outside Table E.1-1 that may leave."""
+    data = json.loads(resources.files("carelens.privacy").joinpath("data/dicom_keep.json").read_text())
+    return frozenset(data["keywords"])
+
+
 def action_for(tag: int, keyword: str, vr: str, options: DicomOptions) -> str | None:
-    """The action (``D Z X K C U``) for an attribute, options applied, or None to keep it."""
+    """The action (``D Z X K C U``) of Table E.1-1 for an attribute, options applied; None when
+    the attribute is not a row of the table (the keep list decides)."""
     key = f"{tag:08X}"
     table = basic_profile()
     row = table.get(key)
@@ -85,26 +97,22 @@ def action_for(tag: int, keyword: str, vr: str, options: DicomOptions) -> str | 
             row = table.get("50xxxxxx")
         elif group.startswith("60"):
             row = table.get(f"60xx{elem}")
-    if options.retain_patient_chars and keyword in PATIENT_CHARACTERISTICS_KEEP:
-        return "K"
-    if options.retain_patient_chars and keyword in PATIENT_CHARACTERISTICS_CLEAN:
-        return "C"
     if row is None:
         return None
-    action = row["basic"]
-    if options.retain_dates_modified and vr in DATE_VRS and not keyword.startswith("PatientBirth"):
-        return "C"
-    descriptor = vr in TEXT_VRS - {"PN"} and re.search(r"(Description|Comments?|Name|Label)$", keyword or "")
-    identifying = keyword in ("PatientName", "InstitutionName", "StationName") or "Physician" in keyword
-    if options.clean_descriptors and descriptor and not identifying:
-        return "C"
+    action = str(row["basic"])
+    for flag, column in OPTION_COLUMNS:
+        if getattr(options, flag) and column in row.get("options", {}):
+            action = str(row["options"][column])
+            break
     # choose within combined actions: keep the attribute present when the choice allows it
     if action in ("Z/D", "X/Z", "X/Z/D"):
         return "Z"
     if action == "X/D":
         return "D"
-    if action == "X/Z/U*":
+    if action in ("X/Z/U*", "Z/U*", "X/U*", "U*"):
         return "U" if vr == "UI" else "Z"
+    if action not in ("D", "Z", "X", "K", "C", "U"):
+        return "X"
     return action
 
 
@@ -128,45 +136,59 @@ class DicomDeidentifier:
             return self.patients[pid]
         return PatientContext(patient_id=pid or "unknown-dicom-patient", keys=self.keys)
 
-    def dataset(self, ds: Any, ctx: PatientContext) -> DicomResult:
-        """De-identify ``ds`` in place (headers only; pixels: ``clean_pixels``)."""
+    def known_for(self, ds: Any, ctx: PatientContext, path: Path | None = None) -> Known:
+        """The identifiers to search kept strings for: the header's own, the patient's, the file's name."""
+        known = Known()
+        add_dicom(ds, known)
+        for name in ctx.names:
+            known.add("name", name)
+        for value in [*ctx.identifiers, *ctx.phones]:
+            known.add("mrn", value)
+        for line in ctx.addresses:
+            known.add("address", line)
+        if path is not None:
+            add_file_name(path, known, frozenset({"dicom", "image", "series", "study", "slice", "frame"}))
+            for folder in path.parent.parts[-2:]:
+                add_file_name(Path(folder), known, frozenset({"dicom", "image", "series", "study", "data"}))
+        return known
+
+    def dataset(self, ds: Any, ctx: PatientContext, known: Known | None = None) -> DicomResult:
+        """De-identify ``ds`` in place (headers only; pixels: ``clean_burned_in_text``)."""
         result = DicomResult()
-        ds.remove_private_tags()
-        self._walk(ds, ctx, result)
+        known = known or self.known_for(ds, ctx)
+        self._walk(ds, ctx, known, result)
         pseudonym = ctx.pseudonym
         ds.PatientID = pseudonym
         ds.PatientName = pseudonym
-        if "file_meta" in ds.__dict__ or hasattr(ds, "file_meta"):
-            meta = ds.file_meta
-            if "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:
-                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         return result
 
-    def _walk(self, ds: Any, ctx: PatientContext, result: DicomResult) -> None:
+    def _walk(self, ds: Any, ctx: PatientContext, known: Known, result: DicomResult) -> None:
         for elem in list(ds):
             if elem.tag.group == 0x0002:
-                continue
+                continue  # the file meta is rebuilt, not cleaned
             action = action_for(int(elem.tag), elem.keyword, elem.VR, self.options)
-            if action is None or action == "K":
-                if elem.VR == "SQ":
-                    for item in elem.value:
-                        self._walk(item, ctx, result)
-                continue
+            if action is None:
+                allowed = not elem.tag.is_private and elem.VR != "UN" and elem.keyword in keep_list()
+                action = "K" if allowed else "X"
             result.actions[action] = result.actions.get(action, 0) + 1
             if action == "X":
                 del ds[elem.tag]
             elif elem.VR == "SQ":
                 if action == "Z":
                     elem.value = []
+                elif action == "D" and elem.keyword not in keep_list():
+                    del ds[elem.tag]  # a dummy sequence carries nothing: removing it is the stricter choice
                 else:
                     for item in elem.value:
-                        self._walk(item, ctx, result)
+                        self._walk(item, ctx, known, result)
+            elif action == "K":
+                elem.value = _scrubbed(elem, known)
             elif action == "Z":
                 elem.value = ""
             elif action == "U":
                 elem.value = _map_uids(elem.value, self.keys)
             elif action == "C":
-                elem.value = self._clean(elem, ctx)
+                elem.value = _scrubbed(elem, known, self._clean(elem, ctx))
             else:  # D
                 elem.value = _dummy(elem.VR, elem.value, ctx.date_shift, self.keys)
 
@@ -180,6 +202,20 @@ class DicomDeidentifier:
             cleaned = [deidentify_text(str(v), ctx).text[:limit] if str(v).strip() else str(v) for v in values]
             return cleaned if len(cleaned) > 1 else cleaned[0]
         return elem.value
+
+
+def _scrubbed(elem: Any, known: Known, value: Any = None) -> Any:
+    """A kept or cleaned value with every known identifier in its strings removed (bytes of a
+    kept binary value are left: only image and lookup-table data are on the keep list)."""
+    value = elem.value if value is None else value
+    if elem.VR == "PN":
+        multi = isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
+        value = [str(v) for v in value] if multi else str(value)
+    if isinstance(value, str):
+        return known.scrub(value, "") if elem.VR not in ("UI",) else value
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return [known.scrub(v, "") if isinstance(v, str) and elem.VR != "UI" else v for v in value]
+    return value
 
 
 def _map_uids(value: Any, keys: KeyService) -> Any:
@@ -226,14 +262,13 @@ def _shift_value(vr: str, value: Any, shift: int) -> Any:
 
 # ---------------------------------------------------------------------------------------
 def clean_burned_in_text(ds: Any) -> tuple[int, int]:
-    """OCR the pixels (tesseract), blank every word box, OCR again.
+    """Find burned-in text (OCR in every orientation and polarity, and text-like regions), blank
+    it, and look again the same way.
 
-    Returns (boxes blanked, words still readable after blanking). Raises ``RuntimeError``
+    Returns (regions blanked, text regions still found after blanking). Raises ``RuntimeError``
     when tesseract is not installed.
     """
     import numpy as np
-    import pytesseract
-    from PIL import Image
 
     if shutil.which("tesseract") is None:
         raise RuntimeError("tesseract is not installed (Debian package tesseract-ocr)")
@@ -244,14 +279,15 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
     out_frames = []
     for frame in frames:
         frame = frame.copy()
-        boxes = _ocr_boxes(_to_uint8(frame), pytesseract, Image)
+        boxes = find_text(_to_uint8(frame))
         fill = frame.min()
         h, w = frame.shape[:2]
         for x, y, bw, bh in boxes:
-            pad = max(2, bh // 4)
+            pad = max(2, min(bw, bh) // 4)
             frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
             blanked += 1
-        left += len(_ocr_boxes(_to_uint8(frame), pytesseract, Image))
+        if boxes:
+            left += len(find_text(_to_uint8(frame)))
         out_frames.append(frame)
     new = np.stack(out_frames) if arr.ndim == frames.ndim else out_frames[0]
     ds.PixelData = new.astype(arr.dtype).tobytes()
@@ -261,33 +297,85 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
 def _to_uint8(frame: Any) -> Any:
     import numpy as np
 
+    if frame.ndim == 3:
+        frame = frame.mean(axis=2)
     f = frame.astype(np.float32)
     lo, hi = float(f.min()), float(f.max())
     scaled = (f - lo) / (hi - lo) * 255 if hi > lo else f * 0
     return scaled.astype(np.uint8)
 
 
-def _ocr_boxes(img: Any, pytesseract: Any, image_cls: Any) -> list[tuple[int, int, int, int]]:
-    """Word boxes tesseract reads in the image: burned-in text is drawn at (near) full
-    intensity, so the brightest pixels are read as black-on-white first, then the plain and
-    inverted image."""
+def find_text(img: Any) -> list[tuple[int, int, int, int]]:
+    """Boxes (x, y, w, h) of text in an 8-bit image: what tesseract reads at 0, 90 and 270
+    degrees in the brightest pixels, the darkest, the image and its inverse, plus text-like
+    regions (rows or columns of small bright marks) that OCR may not read."""
     import numpy as np
+    import pytesseract
+    from PIL import Image
 
+    h, w = img.shape
     bright = np.where(img >= max(int(img.max()) - 8, 1), 0, 255).astype(np.uint8)
-    boxes = []
-    for candidate in (bright, 255 - img, img):
-        pil = image_cls.fromarray(candidate)
-        scale = max(1, min(4, 1200 // max(pil.size)))
-        if scale > 1:
-            pil = pil.resize((pil.width * scale, pil.height * scale), image_cls.LANCZOS)
-        data = pytesseract.image_to_data(pil, config="--psm 11", output_type=pytesseract.Output.DICT)
-        for i, word in enumerate(data["text"]):
-            if word.strip() and len(re.sub(r"\W", "", word)) >= 2 and float(data["conf"][i]) >= 40:
-                boxes.append((data["left"][i] // scale, data["top"][i] // scale, data["width"][i] // scale + 1,
-                              data["height"][i] // scale + 1))  # fmt: skip
-        if boxes:
-            break
-    return boxes
+    dark = np.where(img <= int(img.min()) + 8, 0, 255).astype(np.uint8)
+    boxes: list[tuple[int, int, int, int]] = []
+    for k in (0, 1, 3):
+        for candidate in (bright, 255 - img, img, dark) if k == 0 else (bright, dark):
+            rotated = np.ascontiguousarray(np.rot90(candidate, k))
+            found = _ocr(rotated, pytesseract, Image)
+            boxes += [_unrotate(b, k, w, h) for b in found]
+            if found:
+                break
+    return boxes + _text_regions(img)
+
+
+def _ocr(img: Any, pytesseract: Any, image_cls: Any) -> list[tuple[int, int, int, int]]:
+    pil = image_cls.fromarray(img)
+    scale = max(1, min(4, 1200 // max(pil.size)))
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), image_cls.LANCZOS)
+    data = pytesseract.image_to_data(pil, config="--psm 11", output_type=pytesseract.Output.DICT)
+    out = []
+    for i, word in enumerate(data["text"]):
+        big = data["width"][i] >= 8 * scale and data["height"][i] >= 5 * scale  # smaller: noise, not legible text
+        if big and word.strip() and len(re.sub(r"\W", "", word)) >= 2 and float(data["conf"][i]) >= 60:
+            out.append((data["left"][i] // scale, data["top"][i] // scale, data["width"][i] // scale + 1,
+                        data["height"][i] // scale + 1))  # fmt: skip
+    return out
+
+
+def _unrotate(box: tuple[int, int, int, int], k: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """A box found in ``np.rot90(image, k)`` in the coordinates of the image (w x h)."""
+    x, y, bw, bh = box
+    if k == 1:
+        return (w - y - bh, x, bh, bw)
+    if k == 3:
+        return (y, h - x - bw, bh, bw)
+    return box
+
+
+def _text_regions(img: Any) -> list[tuple[int, int, int, int]]:
+    """Rows or columns of at least four small marks at the image's brightest level (burned-in
+    text that OCR does not read: small, rotated or unusual fonts)."""
+    import numpy as np
+    from scipy import ndimage
+
+    mask = img >= max(int(img.max()) - 8, 1)
+    if not mask.any() or mask.mean() > 0.2:
+        return []
+    labels, _n = ndimage.label(mask)
+    small = np.zeros_like(mask)
+    for i, sl in enumerate(ndimage.find_objects(labels), 1):
+        hh, ww = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if 2 <= max(hh, ww) <= 40 and hh * ww <= 1600:
+            small[sl] |= labels[sl] == i
+    out = []
+    for structure in (np.ones((3, 9), bool), np.ones((9, 3), bool)):
+        groups, _m = ndimage.label(ndimage.binary_dilation(small, structure))
+        for j, sl in enumerate(ndimage.find_objects(groups), 1):
+            gh, gw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+            marks = ndimage.label(small[sl] & (groups[sl] == j))[1]
+            if marks >= 4 and max(gh, gw) >= 2.5 * min(gh, gw):
+                out.append((sl[1].start, sl[0].start, gw, gh))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,37 +387,39 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
 
     try:
         ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as err:
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"not a readable DICOM file ({type(err).__name__})") from None
     if "PixelData" not in ds:
         raise ValueError("no pixel data: burned-in text cannot be checked")
     ctx = deid.context_for(ds, path)
-    pixels_changed = False
+    known = deid.known_for(ds, ctx, path)
+    syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
     result = DicomResult()
+    burned = str(ds.get("BurnedInAnnotation", "") or "")
     if deid.options.clean_pixels:
         try:
-            if ds.file_meta.TransferSyntaxUID.is_compressed:
+            if syntax is not None and syntax.is_compressed:
                 ds.decompress()
-                pixels_changed = True
             _ = ds.pixel_array
         except Exception:  # decoders raise many kinds; their messages are not needed here
-            syntax = ds.file_meta.get("TransferSyntaxUID")
             name = getattr(syntax, "name", "unknown transfer syntax")
             raise ValueError(f"pixel data cannot be decoded ({name}, {ds.get('BitsStored', '?')}-bit)") from None
         try:
             result.text_boxes_blanked, result.text_left_after_cleaning = clean_burned_in_text(ds)
         except RuntimeError as err:
             raise ValueError(str(err)) from None
-        pixels_changed = True
         if result.text_left_after_cleaning:
-            raise ValueError(f"burned-in text still readable after blanking ({result.text_left_after_cleaning} words)")
-        if "BurnedInAnnotation" in ds:
-            ds.BurnedInAnnotation = "NO"
-    header = deid.dataset(ds, ctx)
+            raise ValueError(f"burned-in text still found after blanking ({result.text_left_after_cleaning} regions)")
+        syntax = ExplicitVRLittleEndian
+    try:
+        header = deid.dataset(ds, ctx, known)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"header cannot be cleaned ({type(err).__name__})") from None
     result.actions = header.actions
+    # checked pixels carry no text any more; unchecked ones may (unless the source said NO)
+    ds.BurnedInAnnotation = "NO" if deid.options.clean_pixels or burned == "NO" else "YES"
     _record_method(ds, deid.options)
-    if pixels_changed:
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = _file_meta(ds, syntax or ExplicitVRLittleEndian)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
@@ -340,6 +430,20 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
     return result
 
 
+def _file_meta(ds: Any, syntax: Any) -> Any:
+    """Group 0002 rebuilt from nothing: no source AE title, no private information."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "CARELENS"
+    return meta
+
+
 def _record_method(ds: Any, options: DicomOptions) -> None:
     from pydicom.dataset import Dataset
 
@@ -347,6 +451,8 @@ def _record_method(ds: Any, options: DicomOptions) -> None:
     used = ["basic"]
     if options.clean_pixels:
         used.append("clean_pixel")
+    if options.clean_structured_content:
+        used.append("clean_structured_content")
     if options.clean_descriptors:
         used.append("clean_descriptors")
     if options.retain_dates_modified:
@@ -373,15 +479,21 @@ def dicom_files(path: Path) -> list[Path]:
 def deid_dicom_path(src: Path, out: Path, keys: KeyService, options: DicomOptions | None = None,
                     patients: dict[str, PatientContext] | None = None,
                     on_file: Callable[[Path], object] | None = None) -> BatchResult:  # fmt: skip
-    """De-identify DICOM files under ``src`` into ``out`` (same layout; patient folders renamed
-    to pseudonyms when a folder is named by a known patient id)."""
+    """De-identify DICOM files under ``src`` into ``out`` as ``<patient pseudonym>/<keyed hash>.dcm``
+    (input file and folder names, which often name the patient, never reach the output)."""
+    import pydicom
+
     deid = DicomDeidentifier(keys, options, patients)
     result = BatchResult()
     base = src if src.is_dir() else src.parent
     for path in dicom_files(src):
         rel = path.relative_to(base)
-        parts = [keys.pseudonym(p) if p in deid.patients else p for p in rel.parts[:-1]]
-        target = out.joinpath(*parts, rel.name)
+        try:
+            head = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+            pseudonym = deid.context_for(head, path).pseudonym
+        except Exception:  # unreadable: deid_dicom_file says why
+            pseudonym = "unknown"
+        target = out / pseudonym / (keys.hash_hex("dicom-file", rel.as_posix(), 24) + ".dcm")
         try:
             deid_dicom_file(path, target, deid)
         except ValueError as err:

@@ -1,17 +1,22 @@
-"""FHIR de-identification with path rules in the spirit of Microsoft's FHIR anonymizer.
+"""FHIR de-identification by allow-list (HIPAA Safe Harbor).
 
-Methods: ``keep``, ``redact``, ``dateShift``, ``cryptoHash``, ``substitute``, ``generalize``
-and ``text`` (the text de-identifier, with the patient's context). The Safe Harbor default
-profile ships as ``data/fhir_safe_harbor.json``. Ids and references are hashed with the site
-key (a Patient's id becomes its pseudonym), so references stay consistent across resources,
-files and runs. Bundles come out as bundles, NDJSON as NDJSON, under the same relative path.
+The profile (``data/fhir_safe_harbor.json``) names, per resource type, the elements that may
+leave and how each is treated (kept, shifted, generalised, hashed, run through the text
+de-identifier); every element it does not name is removed. Extensions are kept or removed by
+value type, attachments that are not text are dropped (and counted), Bundle-level fields are
+rebuilt (no link, meta, identifier, timestamp or response location). Every string that leaves,
+decoded attachments included, is searched for every identifier known for the patient (Patient,
+RelatedPerson, Coverage, Device and the source file's name; ``carelens.privacy.known``) and
+matches are replaced. Ids and references are hashed with the site key (a Patient's id becomes
+its pseudonym), so references stay consistent across resources, files and runs. Output file
+names are pseudonyms: ``<patient pseudonym>.json`` for a one-patient bundle, a keyed hash
+otherwise (bulk files named only by resource type keep that name).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import json
 import os
 import re
@@ -27,40 +32,72 @@ import orjson
 from carelens.core.quarantine import BatchResult
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
+from carelens.privacy.known import Known, collect, patient_of
 from carelens.privacy.text import deidentify_text
 from carelens.privacy.zip3 import safe_harbor_zip
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d\d)(?:-(\d\d)(T[0-9:.]+(?:Z|[+-]\d\d:\d\d)?)?)?)?$")
-_IDENTIFYING_EXTENSIONS = ("mothersMaidenName", "birthPlace", "geolocation", "patient-birthTime", "us-core-race-text")
+_BULK_NAME = re.compile(r"^[A-Z][A-Za-z]+(\.\d{1,6})?\.ndjson$")
+_URI = re.compile(r"^(?:https?://[A-Za-z0-9.\-]+(?:/[A-Za-z0-9.\-_]+)*|urn:oid:[0-9.]+|urn:ietf:rfc:\d+)$")
+MAX_ATTACHMENT_BYTES = 8 * 1024 * 1024
+BUNDLE_TYPES = {"document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
+                "searchset", "collection"}  # fmt: skip
+
+
+class Unsafe(ValueError):
+    """A resource that cannot be made safe (quarantined whole, never written half-cleaned)."""
 
 
 @dataclass
 class Profile:
-    """An ordered list of path rules (first match wins)."""
+    """The allow-list: per resource type element -> method, nested keys, extension value types."""
 
-    rules: list[dict[str, Any]]
+    resources: dict[str, dict[str, str]]
+    elements: dict[str, str]
+    extensions: dict[str, str]
+    removed_extensions: tuple[str, ...] = ()
     name: str = ""
 
     @classmethod
+    def _from(cls, data: dict[str, Any], name: str) -> Profile:
+        if not isinstance(data.get("resources"), dict):
+            raise ValueError(f"{name}: not an allow-list profile (no 'resources')")
+        return cls(resources=data["resources"], elements=data.get("elements", {}),
+                   extensions=data.get("extensions", {}), removed_extensions=tuple(data.get("removed_extensions", ())),
+                   name=data.get("name", name))  # fmt: skip
+
+    @classmethod
     def default(cls) -> Profile:
-        data = json.loads(resources.files("carelens.privacy").joinpath("data/fhir_safe_harbor.json").read_text())
-        return cls(rules=data["rules"], name=data["name"])
+        text = resources.files("carelens.privacy").joinpath("data/fhir_safe_harbor.json").read_text()
+        return cls._from(json.loads(text), "default")
 
     @classmethod
     def from_file(cls, path: Path) -> Profile:
-        data = json.loads(Path(path).read_text())
-        return cls(rules=data["rules"], name=data.get("name", str(path)))
+        return cls._from(json.loads(Path(path).read_text()), str(path))
+
+    def allowed(self, rtype: str) -> dict[str, str]:
+        return {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
+
+    def type_words(self) -> frozenset[str]:
+        return frozenset({t.lower() for t in self.resources} | {"bundle", "fhir", "export", "ndjson", "data"})
 
 
 def iter_resources(paths: list[Path]) -> Iterator[dict[str, Any]]:
     """Every resource in FHIR JSON / bundle / NDJSON files or folders (unreadable items skipped;
     ``deid_fhir_path`` is the place that quarantines them)."""
+    for _path, items in iter_file_resources(paths):
+        yield from (r for r, _full in items)
+
+
+def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[dict[str, Any], dict[str, str]]]]]:
+    """(file, [(resource, the bundle's fullUrl map)]) for every FHIR file under ``paths``."""
     for root in paths:
         for path in fhir_files(Path(root)):
             try:
                 data = path.read_bytes()
             except OSError:
                 continue
+            items: list[tuple[dict[str, Any], dict[str, str]]] = []
             chunks = data.splitlines() if path.suffix == ".ndjson" else [data]
             for chunk in chunks:
                 try:
@@ -74,30 +111,31 @@ def iter_resources(paths: list[Path]) -> Iterator[dict[str, Any]]:
                     for entry in value.get("entry") or []:
                         inner = entry.get("resource") if isinstance(entry, dict) else None
                         if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
-                            yield _with_local_refs(inner, full_urls)
+                            items.append((_with_local_refs(inner, full_urls), full_urls))
                 else:
-                    yield value
+                    items.append((value, {}))
+            yield path, items
 
 
 def _with_local_refs(resource: dict[str, Any], full_urls: dict[str, str]) -> dict[str, Any]:
-    for key in ("subject", "patient"):
+    for key in ("subject", "patient", "beneficiary"):
         ref = resource.get(key)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"] in full_urls:
             resource = {**resource, key: {**ref, "reference": full_urls[ref["reference"]]}}
     return resource
 
 
-def _patient_ref(resource: dict[str, Any]) -> str | None:
-    for key in ("subject", "patient"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and str(ref.get("reference", "")).startswith("Patient/"):
-            return str(ref["reference"]).split("/", 1)[1]
-    return None
+def known_identifiers(paths: list[Path], profile: Profile | None = None) -> dict[str, Known]:
+    """Every identifier known for each patient in the FHIR files (``carelens.privacy.known``)."""
+    words = (profile or Profile.default()).type_words()
+    items = ((p, [(r, patient_of(r)) for r, _f in found]) for p, found in iter_file_resources(paths))
+    return collect(items, words)
 
 
 def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientContext]:
     """The ``PatientContext`` of every Patient in the given FHIR files, by patient id and by the
-    id of each DocumentReference of that patient (notes are often named by document id)."""
+    id of each DocumentReference of that patient (notes are often named by document id); each
+    context also knows the identifiers of the patient's RelatedPersons, Coverage and Devices."""
     out: dict[str, PatientContext] = {}
     documents: dict[str, str] = {}
     for resource in iter_resources(paths):
@@ -105,9 +143,15 @@ def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientConte
         if resource["resourceType"] == "Patient" and rid:
             out[rid] = PatientContext.from_fhir(resource, keys)
         elif resource["resourceType"] == "DocumentReference" and rid:
-            pid = _patient_ref(resource)
+            pid = patient_of(resource)
             if pid:
                 documents[rid] = pid
+    for pid, known in known_identifiers(paths).items():
+        if pid in out:
+            ctx = out[pid]
+            ctx.names += [v for k, v in sorted(known.values) if k == "name" and v not in ctx.names]
+            ctx.identifiers += [v for k, v in sorted(known.values) if k in ("mrn", "ssn", "device")
+                                and v not in ctx.identifiers]  # fmt: skip
     avoid = frozenset(w for ctx in out.values() for w in ctx.name_parts())
     for ctx in out.values():
         ctx.avoid = avoid
@@ -117,14 +161,20 @@ def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientConte
     return out
 
 
+_REMOVED = object()
+
+
 @dataclass
 class FhirDeidentifier:
-    """De-identifies resources with one key, one profile and the known patients."""
+    """De-identifies resources with one key, one allow-list profile and the known patients."""
 
     keys: KeyService
     profile: Profile = field(default_factory=Profile.default)
     patients: dict[str, PatientContext] = field(default_factory=dict)
     passthrough: bool = False
+    known: dict[str, Known] = field(default_factory=dict)
+    dropped_attachments: int = 0
+    _text_cache: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def new_id(self, resource_type: str, old: str) -> str:
         if resource_type == "Patient":
@@ -141,106 +191,284 @@ class FhirDeidentifier:
         return self.keys.hash_hex("fhir-ref", ref, 32)
 
     def context_of(self, resource: dict[str, Any], full_urls: dict[str, str]) -> PatientContext:
-        if resource.get("resourceType") == "Patient" and resource.get("id"):
-            pid = str(resource["id"])
-        else:
-            pid = ""
-            for key in ("subject", "patient", "beneficiary"):
-                ref = (resource.get(key) or {}).get("reference") if isinstance(resource.get(key), dict) else None
-                if isinstance(ref, str):
-                    ref = full_urls.get(ref, ref)
-                    if ref.startswith("Patient/"):
-                        pid = ref.split("/", 1)[1]
-                        break
+        pid = patient_of(resource, full_urls)
         if pid in self.patients:
             return self.patients[pid]
         return PatientContext(patient_id=pid or f"resource:{resource.get('id', '')}", keys=self.keys)
 
-    def resource(self, resource: dict[str, Any], full_urls: dict[str, str] | None = None) -> dict[str, Any]:
-        """A de-identified copy of one resource."""
+    def resource(self, resource: dict[str, Any], full_urls: dict[str, str] | None = None,
+                 owner: str = "") -> dict[str, Any]:  # fmt: skip
+        """A de-identified copy of one resource (``Unsafe`` when it cannot be made safe).
+        ``owner``: the patient the resource belongs to when it names none (a one-patient bundle)."""
         if self.passthrough:
             return resource
         full_urls = full_urls or {}
         ctx = self.context_of(resource, full_urls)
+        if owner and ctx.patient_id.startswith("resource:") and owner in self.patients:
+            ctx = self.patients[owner]
+        known = self.known.get(ctx.patient_id) or self.known.get(owner) or Known()
+        job = _Job(self, ctx, known, full_urls)
+        return job.resource(resource)
+
+
+@dataclass
+class _Job:
+    """One resource's de-identification: the patient context and known identifiers at hand."""
+
+    deid: FhirDeidentifier
+    ctx: PatientContext
+    known: Known
+    full_urls: dict[str, str]
+
+    def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = str(resource["resourceType"])
-        out = self._walk(resource, rtype, rtype, ctx, full_urls, None)
-        return out if isinstance(out, dict) else {"resourceType": rtype}
+        allowed = self.deid.profile.allowed(rtype)
+        out: dict[str, Any] = {"resourceType": rtype}
+        for key, value in resource.items():
+            method = allowed.get(key)
+            if key == "resourceType" or method is None:
+                continue
+            if key == "id":
+                new: Any = self.deid.new_id(rtype, str(value))
+            else:
+                new = self.apply(method, value, key)
+            if new is not _REMOVED and new != [] and new != {}:
+                out[key] = new
+        return out
 
-    # ------------------------------------------------------------------------------------
-    def _rule(self, path: str, value: Any, parent: dict[str, Any] | None) -> dict[str, Any] | None:
-        for rule in self.profile.rules:
-            if fnmatch.fnmatchcase(path, rule["path"]) and _when(rule.get("when"), value, parent, path):
-                return rule
-        return None
-
-    def _walk(self, value: Any, path: str, rtype: str, ctx: PatientContext, full_urls: dict[str, str],
-              parent: dict[str, Any] | None) -> Any:  # fmt: skip
-        rule = self._rule(path, value, parent) if path != rtype else None
-        if rule is not None:
-            return self._apply(rule, value, path, rtype, ctx, full_urls, parent)
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                new = self._walk(v, f"{path}.{k}", rtype, ctx, full_urls, value)
-                if new is not _REMOVED:
-                    out[k] = new
-            return out
-        if isinstance(value, list):
-            items = [self._walk(v, path, rtype, ctx, full_urls, parent) for v in value]
+    # -- methods ---------------------------------------------------------------------------
+    def apply(self, method: str, value: Any, key: str) -> Any:
+        if isinstance(value, list) and method not in ("keep",):
+            items = [self.apply(method, v, key) for v in value]
             return [v for v in items if v is not _REMOVED]
-        if isinstance(value, str) and _DATE.match(value):
-            return _shift_fhir_date(value, ctx.date_shift)
+        if method == "remove":
+            return _REMOVED
+        handler = getattr(self, "m_" + method, None)
+        if handler is None:
+            raise ValueError(f"unknown FHIR de-identification method {method!r}")
+        return handler(value, key)
+
+    def m_keep(self, value: Any, key: str) -> Any:
+        return self.scrub_all(value)
+
+    def m_id(self, value: Any, key: str) -> Any:
+        return self.deid.keys.hash_hex("fhir-id", str(value), 32)
+
+    def m_uid(self, value: Any, key: str) -> Any:
+        return self.deid.keys.uid(value) if isinstance(value, str) and value else _REMOVED
+
+    def m_hash(self, value: Any, key: str) -> Any:
+        if isinstance(value, dict | list):
+            return _REMOVED
+        return self.deid.keys.hash_hex("fhir-value", str(value), 32)
+
+    def m_shift(self, value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return self.m_walk(value, key)
+        return (
+            _shift_fhir_date(value, self.ctx.date_shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
+        )
+
+    def m_year(self, value: Any, key: str) -> Any:
+        return _generalize(str(value), "year", self.ctx.date_shift) if isinstance(value, str) else _REMOVED
+
+    def m_text(self, value: Any, key: str) -> Any:
+        if not isinstance(value, str):
+            return self.m_walk(value, key) if isinstance(value, dict) else value
+        return self.text(value)
+
+    def m_meta(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        profiles = [p for p in value.get("profile") or [] if isinstance(p, str) and _URI.match(p)]
+        kept = [p for p in profiles if self.known.scrub(p) == p]
+        return {"profile": kept} if kept else _REMOVED
+
+    def m_concept(self, value: Any, key: str) -> Any:
+        if isinstance(value, str):
+            return self.scrub_all(value) if key == "code" else self.text(value)
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in ("system", "version") and isinstance(v, str):
+                out[k] = v if _URI.match(v) or k == "version" else self.deid.keys.hash_hex("fhir-value", v, 32)
+                out[k] = self.scrub_all(out[k])
+            elif k == "code":
+                out[k] = self.scrub_all(v)
+            elif k in ("display", "text"):
+                out[k] = self.text(v) if isinstance(v, str) else _REMOVED
+            elif k == "coding":
+                out[k] = self.apply("concept", v, k)
+            elif k in ("extension", "userSelected"):
+                out[k] = self.apply("extension", v, k) if k == "extension" else v
+        return {k: v for k, v in out.items() if v is not _REMOVED}
+
+    def m_reference(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        out: dict[str, Any] = {}
+        if isinstance(value.get("reference"), str):
+            out["reference"] = self.deid.new_reference(value["reference"], self.full_urls)
+        if isinstance(value.get("type"), str) and re.fullmatch(r"[A-Z][A-Za-z]+", value["type"]):
+            out["type"] = value["type"]
+        if isinstance(value.get("identifier"), dict):
+            out["identifier"] = self.m_identifier(value["identifier"], "identifier")
+        return out or _REMOVED
+
+    def m_identifier(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        out: dict[str, Any] = {}
+        if isinstance(value.get("system"), str):
+            out["system"] = (
+                value["system"]
+                if _URI.match(value["system"])
+                else self.deid.keys.hash_hex("fhir-value", value["system"], 16)
+            )
+        if isinstance(value.get("use"), str):
+            out["use"] = self.scrub_all(value["use"])
+        if isinstance(value.get("type"), dict):
+            out["type"] = self.m_concept(value["type"], "type")
+        if value.get("value") is not None:
+            out["value"] = self.deid.keys.hash_hex("fhir-value", str(value["value"]), 32)
+        return out
+
+    def m_address(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        out: dict[str, Any] = {}
+        for k in ("state", "country", "use", "type"):
+            if isinstance(value.get(k), str):
+                out[k] = self.text(value[k])
+        if isinstance(value.get("postalCode"), str):
+            zip3 = _generalize(value["postalCode"], "zip3", 0)
+            if zip3:
+                out["postalCode"] = zip3
+        return out or _REMOVED
+
+    def m_attachment(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        content_type = str(value.get("contentType") or "")
+        out: dict[str, Any] = {}
+        if content_type:
+            out["contentType"] = (
+                content_type
+                if re.fullmatch(r"[\w.+\-]+/[\w.+\-]+(; ?charset=[\w\-]+)?", content_type)
+                else "application/octet-stream"
+            )
+        if isinstance(value.get("language"), str):
+            out["language"] = self.scrub_all(value["language"])
+        if isinstance(value.get("title"), str):
+            out["title"] = self.text(value["title"])
+        if isinstance(value.get("creation"), str):
+            shifted = self.m_shift(value["creation"], "creation")
+            if shifted is not _REMOVED:
+                out["creation"] = shifted
+        if "data" in value:
+            if not content_type.lower().startswith("text/"):
+                self.deid.dropped_attachments += 1
+            else:
+                text = _decode_text_attachment(value["data"], content_type)
+                out["data"] = base64.b64encode(self.text(text).encode("utf-8")).decode("ascii")
+                out["contentType"] = (
+                    "text/plain; charset=utf-8"
+                    if "plain" in content_type
+                    else content_type.split(";")[0] + "; charset=utf-8"
+                )
+        elif "url" in value:
+            self.deid.dropped_attachments += 1
+        return out or _REMOVED
+
+    def m_extension(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict):
+            return _REMOVED
+        url = value.get("url")
+        if not isinstance(url, str) or not _URI.match(url) or self.known.scrub(url) != url:
+            return _REMOVED
+        if url.endswith(self.deid.profile.removed_extensions):
+            return _REMOVED
+        out: dict[str, Any] = {"url": url}
+        if isinstance(value.get("extension"), list):
+            nested = self.apply("extension", value["extension"], "extension")
+            if nested:
+                out["extension"] = nested
+        for k, v in value.items():
+            if k.startswith("value"):
+                method = self.deid.profile.extensions.get(k)
+                new = self.apply(method, v, k) if method else _REMOVED
+                if new is _REMOVED:
+                    return _REMOVED  # a value type that may not leave removes the whole extension
+                out[k] = new
+        return out if len(out) > 1 else _REMOVED
+
+    def m_contained(self, value: Any, key: str) -> Any:
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            return _REMOVED
+        return self.resource(value)
+
+    def m_walk(self, value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                method = self.deid.profile.elements.get(k)
+                new = self.apply(method, v, k) if method else self.m_walk(v, k)
+                if new is not _REMOVED and new != [] and new != {}:
+                    out[k] = new
+            return out or _REMOVED
+        if isinstance(value, list):
+            return [v for v in (self.m_walk(v, key) for v in value) if v is not _REMOVED]
+        if isinstance(value, str):
+            if _DATE.match(value):
+                return _shift_fhir_date(value, self.ctx.date_shift)
+            return self.text(value)
         return value
 
-    def _apply(self, rule: dict[str, Any], value: Any, path: str, rtype: str, ctx: PatientContext,
-               full_urls: dict[str, str], parent: dict[str, Any] | None) -> Any:  # fmt: skip
-        method = rule["method"]
-        if method == "keep":
+    def m_value(self, value: Any, key: str) -> Any:
+        return self.text(value) if isinstance(value, str) else self.m_walk(value, key)
+
+    # -- strings ---------------------------------------------------------------------------
+    def text(self, value: str) -> str:
+        """Free text: the text de-identifier with the patient's context, then known identifiers."""
+        if not value.strip():
             return value
-        if method == "redact":
-            return _REMOVED
+        if _DATE.match(value):
+            return _shift_fhir_date(value, self.ctx.date_shift)
+        cache = self.deid._text_cache
+        key = (self.ctx.patient_id, value)
+        if key not in cache:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = self.known.scrub(deidentify_text(value, self.ctx).text)
+        return cache[key]
+
+    def scrub_all(self, value: Any) -> Any:
+        """Kept values: every string searched for known identifiers all the same."""
+        if isinstance(value, str):
+            return self.known.scrub(value)
         if isinstance(value, list):
-            return [self._apply(rule, v, path, rtype, ctx, full_urls, parent) for v in value]
+            return [self.scrub_all(v) for v in value]
         if isinstance(value, dict):
-            return self._walk(value, path + ".", rtype, ctx, full_urls, parent)
-        if method == "cryptoHash":
-            if path.endswith(".reference") or path.endswith(".fullUrl"):
-                return self.new_reference(str(value), full_urls)
-            if path == f"{rtype}.id":
-                return self.new_id(rtype, str(value))
-            return self.keys.hash_hex("fhir-value", str(value), 32)
-        if method == "dateShift":
-            return _shift_fhir_date(str(value), ctx.date_shift) if _DATE.match(str(value)) else _REMOVED
-        if method == "substitute":
-            return f"{rule.get('value', 'REDACTED')} {self.keys.hash_hex('substitute', str(value), 6)}"
-        if method == "generalize":
-            return _generalize(str(value), rule.get("to", ""), ctx.date_shift)
-        if method == "text":
-            if path.endswith("attachment.data"):
-                return _deid_base64(str(value), ctx)
-            return deidentify_text(str(value), ctx).text if isinstance(value, str) else value
-        raise ValueError(f"unknown FHIR de-identification method {method!r}")
+            return {k: self.scrub_all(v) for k, v in value.items()}
+        return value
 
 
-_REMOVED = object()
-
-
-def _when(cond: str | None, value: Any, parent: dict[str, Any] | None, path: str) -> bool:
-    if cond is None:
-        return True
-    if cond == "HumanName":
-        items = value if isinstance(value, list) else [value]
-        return any(isinstance(v, dict) and ({"family", "given", "text"} & set(v)) for v in items)
-    if cond == "identifying-extension":
-        items = value if isinstance(value, list) else [value]
-        return any(isinstance(v, dict) and str(v.get("url", "")).endswith(_IDENTIFYING_EXTENSIONS) for v in items)
-    if cond == "not-terminology":
-        return not (isinstance(parent, dict) and ("system" in parent or "code" in parent))
-    if cond == "text-attachment":
-        return isinstance(parent, dict) and str(parent.get("contentType", "text/plain")).startswith("text/")
-    if cond == "free-text":
-        return isinstance(value, str) and not (isinstance(parent, dict) and "coding" in parent)
-    return False
+def _decode_text_attachment(data: Any, content_type: str) -> str:
+    if not isinstance(data, str):
+        raise Unsafe("attachment data is not base64 text")
+    if len(data) > MAX_ATTACHMENT_BYTES * 4 // 3 + 4:
+        raise Unsafe(f"text attachment over {MAX_ATTACHMENT_BYTES:,} bytes")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Unsafe("attachment data is not valid base64") from None
+    m = re.search(r"charset=([\w\-]+)", content_type, re.IGNORECASE)
+    charset = m.group(1) if m else ("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8")
+    try:
+        return raw.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        raise Unsafe(f"text attachment does not decode as {charset[:20]}") from None
 
 
 def _shift_fhir_date(value: str, days: int) -> str:
@@ -250,7 +478,10 @@ def _shift_fhir_date(value: str, days: int) -> str:
     year, month, day, time_part = m.groups()
     if month is None:
         return value  # a year alone is not an identifier
-    d = date(int(year), int(month), int(day or 15)) + timedelta(days=days)
+    try:
+        d = date(int(year), int(month), int(day or 15)) + timedelta(days=days)
+    except ValueError:
+        return ""
     if day is None:
         return f"{d.year:04d}-{d.month:02d}"
     return d.isoformat() + (time_part or "")
@@ -267,78 +498,136 @@ def _generalize(value: str, to: str, days: int) -> str:
     return ""
 
 
-def _deid_base64(data: str, ctx: PatientContext) -> str:
-    try:
-        text = base64.b64decode(data, validate=False).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return ""  # not text we can clean: drop it rather than pass it through
-    return base64.b64encode(deidentify_text(text, ctx).text.encode("utf-8")).decode("ascii")
-
-
 def fhir_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     return sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson") and not p.name.endswith(".phi.json"))
 
 
+def output_name(path: Path, rel: Path, patient_ids: set[str], keys: KeyService, profile: Profile,
+                taken: set[str]) -> str:  # fmt: skip
+    """The pseudonymous name of a de-identified file (never the input's name, which can name
+    the patient): a bulk file's resource-type name ("Condition.000.ndjson"), the patient's
+    pseudonym, or a keyed hash of the input's path."""
+    bulk = _BULK_NAME.match(path.name) and path.name.split(".")[0] in profile.resources and len(rel.parts) == 1
+    if bulk:
+        name = path.name
+    elif len(patient_ids) == 1:
+        name = keys.pseudonym(next(iter(patient_ids))) + path.suffix
+    else:
+        name = "fhir-" + keys.hash_hex("fhir-file", rel.as_posix(), 20) + path.suffix
+    if name in taken:
+        name = f"{name.split('.')[0]}-{keys.hash_hex('fhir-file', rel.as_posix(), 8)}{path.suffix}"
+    taken.add(name)
+    return name
+
+
 def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | None = None, passthrough: bool = False,
                    on_file: Callable[[Path], object] | None = None) -> BatchResult:  # fmt: skip
-    """De-identify FHIR bundles / NDJSON under ``src`` into ``out`` (same relative layout)."""
+    """De-identify FHIR bundles / NDJSON under ``src`` into ``out`` (flat, pseudonymous names).
+    A resource that cannot be made safe is quarantined and left out; attachments that are not
+    text are dropped and counted (``done["attachments_dropped"]``)."""
     files = fhir_files(src)
     result = BatchResult()
-    patients = {k: v for k, v in load_patients(files, keys).items()}
-    deid = FhirDeidentifier(keys, profile or Profile.default(), patients, passthrough)
+    profile = profile or Profile.default()
+    patients = load_patients(files, keys)
+    deid = FhirDeidentifier(keys, profile, patients, passthrough, known_identifiers(files, profile))
     base = src if src.is_dir() else src.parent
+    taken: set[str] = set()
     for path in files:
-        target = out / path.relative_to(base)
         try:
             data = path.read_bytes()
         except OSError as err:
             result.quarantine(str(path), "file", f"unreadable: {err.strerror}")
             continue
+        rel = path.relative_to(base)
         if path.suffix == ".ndjson":
-            lines = []
+            lines, pids = [], set()
             for n, line in enumerate(data.splitlines(), 1):
                 if not line.strip():
                     continue
                 resource = _parse(line, str(path), f"line {n}", result)
                 if resource is not None:
-                    lines.append(orjson.dumps(deid.resource(resource)))
-                    result.done["resources"] += 1
+                    pids.add(patient_of(resource))
+                    new = _safely(deid, resource, {}, "", str(path), f"line {n}", result)
+                    if new is not None:
+                        lines.append(orjson.dumps(new))
             if lines:
-                _write_atomic(target, b"\n".join(lines) + b"\n")
+                owners = set() if "" in pids else pids
+                name = path.name if passthrough else output_name(path, rel, owners, keys, profile, taken)
+                _write_atomic(out / name, b"\n".join(lines) + b"\n")
         else:
             resource = _parse(data, str(path), "file", result)
             if resource is None:
                 continue
             if resource["resourceType"] == "Bundle":
-                full_urls = _full_urls(resource)
-                entries = []
-                for i, entry in enumerate(resource.get("entry") or []):
-                    inner = entry.get("resource") if isinstance(entry, dict) else None
-                    if not isinstance(inner, dict) or not isinstance(inner.get("resourceType"), str):
-                        result.quarantine(str(path), f"entry {i}", "entry has no resource with a resourceType")
-                        continue
-                    new_entry = {k: v for k, v in entry.items() if k not in ("resource", "fullUrl")}
-                    if "fullUrl" in entry and not passthrough:
-                        new_entry["fullUrl"] = deid.new_reference(str(entry["fullUrl"]), full_urls)
-                    elif "fullUrl" in entry:
-                        new_entry["fullUrl"] = entry["fullUrl"]
-                    if "request" in entry and not passthrough:
-                        new_entry["request"] = {"method": entry["request"].get("method", "POST"),
-                                                "url": inner["resourceType"]}  # fmt: skip
-                    new_entry["resource"] = deid.resource(inner, full_urls)
-                    entries.append(new_entry)
-                    result.done["resources"] += 1
-                bundle = {k: v for k, v in resource.items() if k not in ("entry", "id", "identifier")}
-                bundle["entry"] = entries
-                _write_atomic(target, orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+                bundle, pids = _bundle(deid, resource, str(path), result)
+                payload = bundle
             else:
-                _write_atomic(target, orjson.dumps(deid.resource(resource), option=orjson.OPT_INDENT_2))
-                result.done["resources"] += 1
+                pids = {patient_of(resource)} - {""}
+                new = _safely(deid, resource, {}, "", str(path), "file", result)
+                if new is None:
+                    continue
+                payload = new
+            name = path.name if passthrough else output_name(path, rel, pids, keys, profile, taken)
+            _write_atomic(out / name, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
         if on_file:
             on_file(path)
+    if deid.dropped_attachments:
+        result.done["attachments_dropped"] += deid.dropped_attachments
     return result
+
+
+def _safely(deid: FhirDeidentifier, resource: dict[str, Any], full_urls: dict[str, str], owner: str, source: str,
+            where: str, result: BatchResult) -> dict[str, Any] | None:  # fmt: skip
+    try:
+        new = deid.resource(resource, full_urls, owner)
+    except Unsafe as err:
+        result.quarantine(source, where, f"{resource.get('resourceType')}: {err}")
+        return None
+    result.done["resources"] += 1
+    return new
+
+
+def _bundle(deid: FhirDeidentifier, resource: dict[str, Any], source: str,
+            result: BatchResult) -> tuple[dict[str, Any], set[str]]:  # fmt: skip
+    full_urls = _full_urls(resource)
+    inner = [(i, e.get("resource") if isinstance(e, dict) else None) for i, e in enumerate(resource.get("entry") or [])]
+    pids = {patient_of(r, full_urls) for _i, r in inner if isinstance(r, dict)} - {""}
+    owner = next(iter(pids)) if len(pids) == 1 else ""
+    entries = []
+    for i, res in inner:
+        entry = resource["entry"][i]
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            result.quarantine(source, f"entry {i}", "entry has no resource with a resourceType")
+            continue
+        if deid.passthrough:
+            entries.append(entry)
+            result.done["resources"] += 1
+            continue
+        new = _safely(deid, _with_local_refs(res, full_urls), full_urls, owner, source, f"entry {i}", result)
+        if new is None:
+            continue
+        new_entry: dict[str, Any] = {}
+        if "fullUrl" in entry:
+            new_entry["fullUrl"] = deid.new_reference(str(entry["fullUrl"]), full_urls)
+        new_entry["resource"] = new
+        request = entry.get("request")
+        if isinstance(request, dict):
+            method = str(request.get("method", "POST"))
+            new_entry["request"] = {"method": method if method in ("GET", "POST", "PUT", "DELETE", "PATCH") else "POST",
+                                    "url": res["resourceType"]}  # fmt: skip
+        response = entry.get("response")
+        if isinstance(response, dict) and re.fullmatch(r"\d{3}( [A-Za-z ]{0,20})?", str(response.get("status", ""))):
+            new_entry["response"] = {"status": str(response["status"])[:3]}
+        entries.append(new_entry)
+    if deid.passthrough:
+        return resource, pids
+    bundle: dict[str, Any] = {"resourceType": "Bundle"}
+    if resource.get("type") in BUNDLE_TYPES:
+        bundle["type"] = resource["type"]
+    bundle["entry"] = entries
+    return bundle, pids
 
 
 def _parse(data: bytes, source: str, where: str, result: BatchResult) -> dict[str, Any] | None:

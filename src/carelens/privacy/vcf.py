@@ -1,59 +1,113 @@
-"""VCF de-identification: sample ids become the patients' pseudonyms; header lines that
-identify people, places or runs are cleaned; variant records are kept as they are.
+"""VCF de-identification by allow-list (``data/vcf_allowlist.json``).
 
-Kept: ``##fileformat``, ``##contig``, ``##INFO``/``##FORMAT``/``##FILTER``/``##ALT``,
-``##reference`` (reduced to its file name), ``##source`` (program name only). Removed:
-``##fileDate``, ``##commandline`` and other command lines, ``##SAMPLE``/``##PEDIGREE`` (names),
-and any other ``##key=value`` line that is not a known, harmless key.
+Header: ``##fileformat``; ``##contig`` with ID and length only; ``##INFO``/``##FORMAT``/
+``##FILTER``/``##ALT`` definitions of allowed ids with ID, Number, Type and the Description
+run through the text de-identifier; every other ``##`` line (``##source``, ``##commandline``,
+``##reference``, ``##fileDate``, ``##SAMPLE``...) and free ``#`` comment is removed. Records:
+the ID column keeps dbSNP ids only, INFO and FORMAT keys not allowed are removed, INFO values
+and FILTER names are kept only when they are plain tokens (free text in them is searched for the
+known identifiers), sample ids become the patients' pseudonyms. A broken file (no
+``##fileformat``, no ``#CHROM`` line before records, malformed meta or record lines) raises
+``InputError`` and nothing is written.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 from collections.abc import Callable
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from carelens.core.errors import InputError
 from carelens.privacy.keys import KeyService
+from carelens.privacy.known import Known, add_file_name
+from carelens.privacy.text import deidentify_text
 
-KEEP = ("fileformat", "contig", "INFO", "FORMAT", "FILTER", "ALT", "phasing", "assembly")
+_META = re.compile(r"^##([A-Za-z_]+)=(.*)$")
+_STRUCT = re.compile(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|[^,]*)')
+_TOKEN = re.compile(r"^[A-Za-z0-9_.+*:\-]{1,64}$")
+_VALUE = re.compile(r"^[A-Za-z0-9_.,:|/&()+\-=%*>~\[\]?]*$")
+_REF = re.compile(r"^[ACGTNacgtn]+$")
+_ALT = re.compile(
+    r"^(?:[ACGTNacgtn*.]+|<[A-Za-z0-9_:.*\-]+>|[ACGTNacgtn]*[\[\]][A-Za-z0-9_.]+:\d+[\[\]][ACGTNacgtn]*)$"
+)
+_CHROM = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
+_RSID = re.compile(r"^rs\d{1,12}$")
 
 
-def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str], str] | None = None) -> dict[str, int]:
+@lru_cache(maxsize=1)
+def allow_list() -> dict[str, Any]:
+    """The shipped allow-list: INFO keys, FORMAT keys and meta-line keys that may leave."""
+    text = resources.files("carelens.privacy").joinpath("data/vcf_allowlist.json").read_text()
+    data = json.loads(text)
+    return {k: set(data[k]) for k in ("info", "format", "meta")}
+
+
+def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str], str] | None = None,
+             known: Known | None = None) -> dict[str, int]:  # fmt: skip
     """Write a de-identified copy of ``src`` to ``out`` (gzip when ``out`` ends in .gz).
 
     ``sample_map(sample)`` gives the patient id of a sample (default: the sample name itself);
-    its pseudonym replaces the sample id. Written atomically; ``InputError`` on a non-VCF.
+    its pseudonym replaces the sample id. ``known``: identifiers to search free text for (the
+    sample ids and the file's name are always searched). Written atomically; ``InputError``
+    with a one-line reason on a broken or non-VCF file.
     """
     mapping = sample_map or (lambda s: s)
-    opener = gzip.open if src.name.endswith(".gz") else open
+    opener = gzip.open if src.name.endswith((".gz", ".bgz")) else open
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gzip.open if out.name.endswith(".gz") else open
-    counts = {"records": 0, "samples": 0, "header_lines_removed": 0}
+    job = _Job(keys, Known(values=set(known.values)) if known else Known())
+    add_file_name(src, job.known, frozenset({"vcf", "sample", "samples", "genome", "exome", "variants"}))
+    counts = {"records": 0, "samples": 0, "header_lines_removed": 0, "records_dropped": 0}
     try:
         with opener(src, "rt", encoding="utf-8") as inp, writer(tmp, "wt", encoding="utf-8") as dst:
             first = inp.readline()
             if not first.startswith("##fileformat=VCF"):
                 raise InputError(f"{src.name}: not a VCF (no ##fileformat=VCF header)")
-            dst.write(first)
-            for line in inp:
+            dst.write(f"##fileformat={first.split('=', 1)[1].strip()[:12]}\n")
+            header: list[str] = []
+            seen_chrom = False
+            for n, line in enumerate(inp, 2):
+                line = line.rstrip("\n")
                 if line.startswith("##"):
-                    cleaned = clean_header_line(line)
-                    if cleaned is None:
-                        counts["header_lines_removed"] += 1
-                    else:
-                        dst.write(cleaned)
+                    header.append(line)
                 elif line.startswith("#CHROM"):
-                    cols = line.rstrip("\n").split("\t")
+                    cols = line.split("\t")
+                    if cols[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+                        raise InputError(f"{src.name}: line {n}: malformed #CHROM header")
+                    for sample in cols[9:]:
+                        job.known.add("sample", sample)
+                    for meta in header:
+                        cleaned = job.meta_line(meta, src.name, n)
+                        if cleaned is None:
+                            counts["header_lines_removed"] += 1
+                        else:
+                            dst.write(cleaned + "\n")
                     samples = [keys.pseudonym(mapping(s)) for s in cols[9:]]
                     counts["samples"] = len(samples)
-                    dst.write("\t".join(cols[:9] + samples) + "\n")
+                    dst.write("\t".join(cols[:9] + samples if samples else cols[:8]) + "\n")
+                    seen_chrom = True
+                elif line.startswith("#"):
+                    counts["header_lines_removed"] += 1  # a free comment
+                elif not line.strip():
+                    continue
+                elif not seen_chrom:
+                    raise InputError(f"{src.name}: line {n}: a record before the #CHROM header")
                 else:
-                    dst.write(line)
-                    counts["records"] += 1
+                    record = job.record(line, counts["samples"], src.name, n)
+                    if record is None:
+                        counts["records_dropped"] += 1
+                    else:
+                        dst.write(record + "\n")
+                        counts["records"] += 1
+            if not seen_chrom:
+                raise InputError(f"{src.name}: no #CHROM header line")
         os.replace(tmp, out)
     except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as err:
         tmp.unlink(missing_ok=True)
@@ -64,24 +118,87 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
     return counts
 
 
-def clean_header_line(line: str) -> str | None:
-    """The header line as it may leave, or None when it must go."""
-    m = re.match(r"^##([A-Za-z_]+)=", line)
-    if not m:
-        return None
-    key = m.group(1)
-    if key in KEEP:
-        return line
-    if key == "reference":
-        return "##reference=" + _last_part(line.split("=", 1)[1]) + "\n"
-    if key == "source":
-        return "##source=" + (_last_part(line.split("=", 1)[1]).split(" ")[0] or "unknown") + "\n"
-    return None
+class _Job:
+    """One file's cleaning: the key, the identifiers to search for, the declared ids."""
 
+    def __init__(self, keys: KeyService, known: Known) -> None:
+        self.keys = keys
+        self.known = known
+        self.filters: set[str] = {"PASS"}
+        self.alts: set[str] = set()
+        self._text: dict[str, str] = {}
 
-def _last_part(value: str) -> str:
-    """The file or program name at the end of a path (directories can name people or sites)."""
-    return _PATH_SEP.split(value.strip())[-1]
+    def text(self, value: str) -> str:
+        if value not in self._text:
+            cleaned = deidentify_text(value, keys=self.keys, document_id="vcf-header").text
+            self._text[value] = self.known.scrub(cleaned).replace('"', "'")
+        return self._text[value]
 
+    def meta_line(self, line: str, name: str, n: int) -> str | None:
+        """The header line as it may leave, or None when it must go."""
+        m = _META.match(line)
+        allowed = allow_list()
+        if not m or m.group(1) not in allowed["meta"] or m.group(1) == "fileformat":
+            return None
+        key, value = m.groups()
+        if not (value.startswith("<") and value.endswith(">")):
+            raise InputError(f"{name}: malformed ##{key} line")
+        fields = dict(_STRUCT.findall(value[1:-1]))
+        ident = fields.get("ID", "")
+        if not _TOKEN.match(ident):
+            raise InputError(f"{name}: ##{key} line without a valid ID")
+        if self.known.scrub(ident) != ident:
+            return None
+        if key == "contig":
+            length = fields.get("length", "")
+            return f"##contig=<ID={ident}" + (f",length={length}" if length.isdigit() else "") + ">"
+        if (key == "INFO" and ident not in allowed["info"]) or (key == "FORMAT" and ident not in allowed["format"]):
+            return None
+        if key == "FILTER":
+            self.filters.add(ident)
+        if key == "ALT":
+            self.alts.add(ident)
+        parts = [f"ID={ident}"]
+        for attr in ("Number", "Type"):
+            if attr in fields and _TOKEN.match(fields[attr]):
+                parts.append(f"{attr}={fields[attr]}")
+        description = fields.get("Description", "").strip('"')
+        parts.append(f'Description="{self.text(description)}"')
+        return f"##{key}=<" + ",".join(parts) + ">"
 
-_PATH_SEP = re.compile(r"[/\\]")
+    def record(self, line: str, samples: int, name: str, n: int) -> str | None:
+        cols = line.split("\t")
+        if len(cols) < 8 or len(cols) != (9 + samples if samples else len(cols)) or not cols[1].isdigit():
+            raise InputError(f"{name}: line {n}: malformed record")
+        chrom, pos, ident, ref, alt, qual, flt, info = cols[:8]
+        if not _CHROM.match(chrom) or self.known.scrub(chrom) != chrom or not _REF.match(ref):
+            return None
+        if not all(_ALT.match(a) for a in alt.split(",")):
+            return None
+        ids = [i for i in ident.split(";") if _RSID.match(i)]
+        qual = qual if re.fullmatch(r"[0-9.eE+\-]+|\.", qual) else "."
+        filters = [f for f in flt.split(";") if f in self.filters]
+        out = [chrom, pos, ";".join(ids) or ".", ref, alt, qual, ";".join(filters) or ".", self.info(info)]
+        if samples:
+            out += self.sample_columns(cols[8], cols[9:])
+        return "\t".join(out)
+
+    def info(self, info: str) -> str:
+        allowed = allow_list()["info"]
+        kept = []
+        for item in info.split(";"):
+            key, _eq, value = item.partition("=")
+            if key in allowed and _VALUE.match(value) and self.known.scrub(value) == value:
+                kept.append(item)
+        return ";".join(kept) or "."
+
+    def sample_columns(self, fmt: str, values: list[str]) -> list[str]:
+        allowed = allow_list()["format"]
+        keys = fmt.split(":")
+        keep = [i for i, k in enumerate(keys) if k in allowed]
+        out = [":".join(keys[i] for i in keep) or "GT"]
+        for value in values:
+            parts = value.split(":")
+            cells = [parts[i] if i < len(parts) and re.fullmatch(r"[0-9.,/|\-eE+]*", parts[i]) else "." for i in keep]
+            out.append(":".join(cells) or ".")
+        return out

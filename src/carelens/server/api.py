@@ -46,10 +46,12 @@ async def summary(request: Request, pid: PatientId, who: Principal = Depends(api
 
 @router.get("/cohort")
 def cohort(request: Request, who: Principal = Depends(api_user(RESEARCHER, ADMIN))) -> dict[str, Any]:
-    """De-identified cohort counts (small cells suppressed)."""
+    """De-identified cohort counts from the research lake (small cells and their complements suppressed)."""
+    from carelens.server.research import cohort as research_cohort
+
     ctx = ctx_of(request)
     ctx.record(who, "api.cohort")
-    return ctx.data.cohort()
+    return research_cohort(ctx.settings.store)
 
 
 @router.get("/models")

@@ -347,7 +347,10 @@ def research(request: Request, who: Principal = Depends(page_user(RESEARCHER, AD
     """The research zone: de-identified cohort counts and the model registry."""
     ctx = ctx_of(request)
     ctx.record(who, "view.research")
-    return render(request, "research.html", who, cohort=ctx.data.cohort(), models=list_models(ctx.settings.store))
+    from carelens.server.research import cohort as research_cohort
+
+    cohort = research_cohort(ctx.settings.store)
+    return render(request, "research.html", who, cohort=cohort, models=list_models(ctx.settings.store))
 
 
 def _users(request: Request) -> list[dict[str, object]]:

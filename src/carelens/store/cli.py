@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         "Observation", ...). patient_identifiers lists each Patient's identifiers (system,
         value); dicom_patient_links maps a DICOM PatientID (often an MRN) to Patient.id.
         resources.json holds each resource as JSON with references as Type/id; use DuckDB's
-        JSON functions, e.g. json ->> '$.status'.
+        JSON functions, e.g. json ->> '$.status'. --zone research runs SELECT only, in a DuckDB
+        sandbox that reads the research lake's files and nothing else (no other file, ATTACH,
+        COPY, extension or SET).
         """
         from carelens.core.config import research_store
         from carelens.core.output import emit_json
@@ -47,7 +49,12 @@ def register(app: typer.Typer) -> None:
         if not lake.root.is_dir():
             hint = "carelens ingest --zone research" if zone == "research" else "carelens ingest"
             raise InputError(f"no lake in {lake.store} (run {hint} first, or give --store)")
-        table = lake.query(query)
+        if zone == "research":  # a sandbox: SELECT only, over the research lake's files only
+            from carelens.store.sandbox import sandboxed_query
+
+            table = sandboxed_query(lake, query)
+        else:
+            table = lake.query(query)
         rows = table.to_pylist()
         if format == "json":
             emit_json(rows)
