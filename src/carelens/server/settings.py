@@ -21,9 +21,14 @@ class ServerSettings:
 
     store: the carelens store (lake, outputs); db_url: the app database; session_ttl_s: how long
     a browser session lives (``CARELENS_SESSION_TTL``, default 30 min); max_body_bytes: larger
-    request bodies are refused with 413; secure_cookies: mark cookies Secure (behind HTTPS);
-    summarizer: "module:function" taking (source, patient) and returning the summary (default
-    ``carelens.record:summarize``); data: a ready ``ClinicalData`` (tests, embedding).
+    request bodies are refused with 413; secure_cookies: mark cookies Secure and send HSTS
+    (``CARELENS_SECURE_COOKIES=1``; on by itself for requests that arrive over HTTPS, directly or
+    from a trusted proxy); public_url: the base URL users and EHRs reach the workspace at
+    (``CARELENS_PUBLIC_URL``), used for every absolute link and as the CDS JWT audience, never the
+    request's Host header; cds_clients: the JSON file of CDS clients allowed to sign JWTs
+    (``CARELENS_CDS_CLIENTS``, see ``cds_jwt``); summarizer: "module:function" taking (source,
+    patient) and returning the summary (default ``carelens.record:summarize``); data: a ready
+    ``ClinicalData`` (tests, embedding).
     """
 
     store: Path
@@ -31,6 +36,8 @@ class ServerSettings:
     session_ttl_s: float = 1800.0
     max_body_bytes: int = 64 * 1024
     secure_cookies: bool = False
+    public_url: str | None = None
+    cds_clients: Path | None = None
     summarizer: str = "carelens.record:summarize"
     data: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -49,5 +56,7 @@ class ServerSettings:
             session_ttl_s=_env_float("CARELENS_SESSION_TTL", 1800.0),
             max_body_bytes=int(_env_float("CARELENS_MAX_BODY", 64 * 1024)),
             secure_cookies=os.environ.get("CARELENS_SECURE_COOKIES") == "1",
+            public_url=os.environ.get("CARELENS_PUBLIC_URL") or None,
+            cds_clients=Path(clients) if (clients := os.environ.get("CARELENS_CDS_CLIENTS")) else None,
             summarizer=os.environ.get("CARELENS_SUMMARIZER") or "carelens.record:summarize",
         )
