@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import ANY_ROLE, CLINICIAN, Principal, Problem, api_user
 from carelens.server.items import ReviewItem
+from carelens.server.schemas import CdsCards, CdsDiscovery, Empty
 from carelens.store.appdb import CdsCard, CdsFeedback, audit, now_iso
 
 router = APIRouter(prefix="/cds-services")
@@ -85,7 +86,7 @@ def _known(service_id: str) -> None:
         raise Problem(404, "no CDS service with this id")
 
 
-@router.get("")
+@router.get("", response_model=CdsDiscovery)
 def discovery(request: Request, who: Principal = Depends(api_user(*ANY_ROLE, scope="cds"))) -> dict[str, Any]:
     """CDS Hooks discovery: the services this server offers."""
     ctx_of(request).record(who, "cds.discovery")
@@ -130,7 +131,7 @@ def _card(item: ReviewItem, pid: str, base: str | None) -> dict[str, Any]:
     }
 
 
-@router.post("/{service_id}")
+@router.post("/{service_id}", response_model=CdsCards)
 def patient_view(
     request: Request,
     service_id: ServiceId,
@@ -182,7 +183,7 @@ def card_origin(s: Session, card: str) -> tuple[str, int, str | None] | None:
     return (found.patient_id, found.audit_id, found.model_version) if found else None
 
 
-@router.post("/{service_id}/feedback")
+@router.post("/{service_id}/feedback", response_model=Empty)
 def feedback(
     request: Request,
     service_id: ServiceId,
