@@ -162,3 +162,26 @@ def test_migration_reseals_an_unkeyed_chain(tmp_path: Path) -> None:
     report = audit.verify(eng)
     assert report.ok and report.rows == 3
     eng.dispose()
+
+
+def test_fhir_export_follows_balp_for_patient_reads_and_denials(engine) -> None:  # type: ignore[no-untyped-def]
+    from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
+
+    from carelens.store.appdb.fhir_audit import export_bundle
+
+    with Session(engine) as s, s.begin():
+        audit.append(s, "anonymous", "access.denied", detail={"status": 401, "reason": "missing bearer token"})
+        audit.append(s, "ada", "login")
+    events = [e["resource"] for e in export_bundle(engine, since=0)["entry"]]
+    read, denied, login = events[0], events[-2], events[-1]
+    for event in events:
+        FhirAuditEvent.model_validate(event)
+    assert read["meta"]["profile"] == [
+        "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+    ]
+    assert read["entity"][0]["what"]["reference"] == "Patient/p0" and read["outcome"] == "0"
+    assert denied["outcome"] == "4" and denied["outcomeDesc"] == "missing bearer token"
+    assert login["subtype"][0]["code"] == "110122" and login["action"] == "E"
+    seal = {d["type"]: d["valueString"] for d in read["entity"][-1]["detail"]}["carelens.row_hash"]
+    assert seal == audit.events(engine, "p0")[0].row_hash
+    assert len(export_bundle(engine, since=7)["entry"]) == 1

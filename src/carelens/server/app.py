@@ -117,7 +117,10 @@ def configure_logging() -> None:
 
 def app_from_env() -> FastAPI:
     """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``);
-    each process sets up its own logging, as the parent's does not reach it."""
+    each process sets up its own logging and owner-only file creation, as the parent's do not reach it."""
+    from carelens.store.permissions import private_umask
+
+    private_umask()
     configure_logging()
     store = os.environ.get("CARELENS_SERVE_STORE")
     return create_app(ServerSettings.from_env(Path(store) if store else None))
