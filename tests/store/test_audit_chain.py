@@ -47,8 +47,10 @@ def _rechain(engine, mac, from_id: int = 1) -> None:  # type: ignore[no-untyped-
 def test_intact_chain_verifies_against_its_signed_head(engine) -> None:  # type: ignore[no-untyped-def]
     report = audit.verify(engine)
     assert report.ok and report.rows == 6 and report.checkpoints == 1
-    head = auditkeys.read_head(audit.keys_for(engine).folder)
-    assert head["last_id"] == 6 and auditkeys.check_signature(head)
+    keys = audit.keys_for(engine)
+    head = auditkeys.read_head(keys.folder)
+    assert head["last_id"] == 6 and auditkeys.check_signature(head, keys=keys)
+    assert not auditkeys.check_signature({**head, "last_id": 5}, keys=keys)
 
 
 def test_edit_and_recompute_without_the_key_is_detected(engine) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +111,7 @@ def test_anchor_alone_catches_a_full_rewrite(engine) -> None:  # type: ignore[no
     _rechain(engine, keys.mac)
     with Session(engine) as s:
         head = s.get(appdb.AuditHead, 1)
-        (keys.folder / auditkeys.HEAD_FILE).write_text(json.dumps(keys.checkpoint(head.last_id, head.last_hash, "t")))
+        (keys.folder / auditkeys.HEAD_FILE).write_text(json.dumps(keys.head(head.last_id, head.last_hash, "t")))
     assert audit.verify(engine).ok  # consistent without the anchor: that is why anchors are kept elsewhere
     report = audit.verify(engine, anchors=[anchor])
     assert not report.ok and "row 6 differs from the anchored checkpoint" in report.reason
@@ -185,3 +187,15 @@ def test_fhir_export_follows_balp_for_patient_reads_and_denials(engine) -> None:
     seal = {d["type"]: d["valueString"] for d in read["entity"][-1]["detail"]}["carelens.row_hash"]
     assert seal == audit.events(engine, "p0")[0].row_hash
     assert len(export_bundle(engine, since=7)["entry"]) == 1
+
+
+def test_a_rolled_back_append_leaves_the_signed_head_alone(engine) -> None:  # type: ignore[no-untyped-def]
+    s = Session(engine)
+    with s.begin():
+        audit.append(s, "ada", "view")
+        s.rollback()
+    with s.begin():  # the same session commits other rows later: the head follows them only
+        audit.append(s, "ada", "view.patient", patient_id="p9")
+    s.close()
+    report = audit.verify(engine)
+    assert report.ok and report.rows == 7

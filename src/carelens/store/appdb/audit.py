@@ -112,9 +112,27 @@ def append_many(s: Session, events: list[Event]) -> list[dict[str, Any]]:
         conn.execute(insert(_HEAD).values(id=1, last_id=last_id, last_hash=last_hash))
     else:
         conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_id=last_id, last_hash=last_hash))
-    final = (last_id, last_hash, rows[-1]["ts"])
-    event.listen(s, "after_commit", lambda _s: auditkeys.write_head(keys, *final), once=True)
+    _head_after_commit(s, keys, (last_id, last_hash, rows[-1]["ts"]))
     return rows
+
+
+def _head_after_commit(s: Session, keys: AuditKeys, head: tuple[int, str, str]) -> None:
+    """Write the signed head file once ``s``'s transaction commits (the newest head of the
+    transaction; nothing when it rolls back)."""
+    if "audit_head" not in s.info and not event.contains(s, "after_commit", _write_pending):
+        event.listen(s, "after_commit", _write_pending)
+        event.listen(s, "after_rollback", _drop_pending)
+    s.info["audit_head"] = (keys, head)
+
+
+def _write_pending(s: Session) -> None:
+    pending = s.info.pop("audit_head", None)
+    if pending is not None:
+        auditkeys.write_head(pending[0], *pending[1])
+
+
+def _drop_pending(s: Session) -> None:
+    s.info.pop("audit_head", None)
 
 
 @dataclass(frozen=True)
@@ -159,9 +177,9 @@ def _walk(s: Session, keys: AuditKeys | None) -> tuple[ChainReport | None, int, 
     return None, expected_id - 1, prev, hashes
 
 
-def _against(cp: dict[str, Any], what: str, last: int, hashes: dict[int, str], public_key: str | None) -> str | None:
+def _against(cp: dict[str, Any], what: str, last: int, hashes: dict[int, str], keys: AuditKeys | None) -> str | None:
     """Why the chain disagrees with a signed head or checkpoint, or None."""
-    if not auditkeys.check_signature(cp, public_key):
+    if not auditkeys.check_signature(cp, keys.public_key if keys else None, keys):
         return f"the {what} has a bad signature (forged or from another key)"
     cid = int(cp["last_id"])
     if cid > last:
@@ -200,7 +218,7 @@ def verify(engine: Engine, anchors: list[dict[str, Any]] | None = None) -> Chain
     checks += [("saved checkpoint", cp) for cp in auditkeys.saved_checkpoints(folder)]
     checks += [("anchored checkpoint", cp) for cp in anchors or []]
     for what, cp in checks:
-        why = _against(cp, what, last, hashes, keys.public_key if keys else None)
+        why = _against(cp, what, last, hashes, keys)
         if why is not None:
             return ChainReport(False, rows, None, why, len(checks))
     return ChainReport(True, rows, checkpoints=len(checks), head={"last_id": last, "last_hash": prev})

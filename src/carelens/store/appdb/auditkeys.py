@@ -1,11 +1,11 @@
-"""The audit chain's keys and its signed head, kept outside the database.
+"""The audit chain's keys and its sealed head, kept outside the database.
 
 ``<audit dir>/audit.key`` (0600, made on first use) holds an HMAC key that seals every audit row
-and an Ed25519 key that signs checkpoints of the chain's head. ``audit-head.json`` is the signed
-newest head, rewritten after every commit that appends rows; ``audit-checkpoints.jsonl`` keeps
-the checkpoints exported with ``carelens audit checkpoint``. Someone who can rewrite the database
-but not this folder cannot recompute the chain, and truncating or wiping the log is seen against
-the signed head. Anchor exported checkpoints elsewhere (a ticket, a WORM bucket) to catch someone
+and an Ed25519 key that signs checkpoints of the chain's head. ``audit-head.json`` is the newest
+head (sealed with the HMAC key), rewritten after every commit that appends rows;
+``audit-checkpoints.jsonl`` keeps the checkpoints exported with ``carelens audit checkpoint``.
+Someone who can rewrite the database but not this folder cannot recompute the chain, and
+truncating or wiping the log is seen against the sealed head. Anchor exported checkpoints elsewhere (a ticket, a WORM bucket) to catch someone
 who holds the folder too.
 
 The folder: ``CARELENS_AUDIT_DIR``, else the SQLite database's folder (the store), else the store.
@@ -33,9 +33,12 @@ from carelens.core.errors import InputError
 from carelens.store.permissions import private_dir, write_private
 
 KEY_FILE, HEAD_FILE, CHECKPOINTS_FILE = "audit.key", "audit-head.json", "audit-checkpoints.jsonl"
-CHECKPOINT_TYPE = "carelens.audit.checkpoint/1"
+CHECKPOINT_TYPE, HEAD_TYPE = "carelens.audit.checkpoint/1", "carelens.audit.head/1"
 _bound: dict[str, Path] = {}
 _keys: dict[Path, AuditKeys] = {}
+_head_fds: dict[tuple[Path, int], int] = {}
+_head_lock = threading.Lock()
+MAX_OPEN_HEADS = 16
 _lock = threading.Lock()
 
 
@@ -62,6 +65,12 @@ class AuditKeys:
 
     def mac(self, text: str) -> str:
         return hmac.new(self.mac_key, text.encode(), hashlib.sha256).hexdigest()
+
+    def head(self, last_id: int, last_hash: str, ts: str) -> dict[str, Any]:
+        """The head as the head file keeps it, sealed with the HMAC key (cheap enough for every
+        commit; ``checkpoint`` signs the exported ones)."""
+        body = {"type": HEAD_TYPE, "last_id": last_id, "last_hash": last_hash, "ts": ts}
+        return {**body, "mac": self.mac(canonical(body))}
 
     def checkpoint(self, last_id: int, last_hash: str, ts: str) -> dict[str, Any]:
         """A signed statement of the head: verifiable by anyone holding ``public_key``."""
@@ -120,8 +129,15 @@ def load_keys(folder: Path, create: bool = True) -> AuditKeys | None:
         return keys
 
 
-def check_signature(checkpoint: dict[str, Any], public_key: str | None = None) -> bool:
-    """Whether ``checkpoint`` carries a valid signature (by ``public_key`` when given)."""
+def check_signature(checkpoint: dict[str, Any], public_key: str | None = None, keys: AuditKeys | None = None) -> bool:
+    """Whether ``checkpoint`` carries a valid signature (by ``public_key`` when given), or, for a
+    head file, a valid seal under ``keys``."""
+    if checkpoint.get("type") == HEAD_TYPE:
+        try:
+            body = {k: checkpoint[k] for k in ("type", "last_id", "last_hash", "ts")}
+        except KeyError:
+            return False
+        return keys is not None and hmac.compare_digest(keys.mac(canonical(body)), str(checkpoint.get("mac")))
     try:
         body = {k: checkpoint[k] for k in ("type", "last_id", "last_hash", "ts", "key")}
         key = public_key or body["key"]
@@ -135,20 +151,38 @@ def check_signature(checkpoint: dict[str, Any], public_key: str | None = None) -
     return True
 
 
+def _head_fd(folder: Path) -> int:
+    """This process's open descriptor of the head file (one per process: ``flock`` excludes
+    other processes only through their own descriptions)."""
+    key = (folder, os.getpid())
+    fd = _head_fds.get(key)
+    if fd is None:
+        if len(_head_fds) >= MAX_OPEN_HEADS:  # many stores in one process (tests): reopen later
+            for old in _head_fds.values():
+                os.close(old)
+            _head_fds.clear()
+        fd = _head_fds[key] = os.open(folder / HEAD_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    return fd
+
+
 def write_head(keys: AuditKeys, last_id: int, last_hash: str, ts: str) -> None:
-    """Record the signed head after a commit; never moves it back (processes may finish out of order)."""
-    path = keys.folder / HEAD_FILE
-    fd = os.open(keys.folder / (HEAD_FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    """Record the sealed head after a commit, in place under a lock; never moves it back
+    (processes may finish out of order)."""
+    with _head_lock:
+        fd = _head_fd(keys.folder)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        current = read_head(keys.folder)
-        if current is not None and int(current.get("last_id", 0)) >= last_id:
-            return
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        write_private(tmp, canonical(keys.checkpoint(last_id, last_hash, ts)).encode())
-        os.replace(tmp, path)
-    finally:
-        os.close(fd)
+        try:
+            try:
+                current = json.loads(os.pread(fd, 65536, 0) or b"{}")
+            except ValueError:
+                current = {}
+            if int(current.get("last_id", -1)) >= last_id:
+                return
+            data = canonical(keys.head(last_id, last_hash, ts)).encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read_head(folder: Path) -> dict[str, Any] | None:
