@@ -5,8 +5,8 @@ and an Ed25519 key that signs checkpoints of the chain's head. ``audit-head.json
 head (sealed with the HMAC key), rewritten after every commit that appends rows;
 ``audit-checkpoints.jsonl`` keeps the checkpoints exported with ``carelens audit checkpoint``.
 Someone who can rewrite the database but not this folder cannot recompute the chain, and
-truncating or wiping the log is seen against the sealed head. Anchor exported checkpoints elsewhere (a ticket, a WORM bucket) to catch someone
-who holds the folder too.
+truncating or wiping the log is seen against the sealed head. Anchor exported checkpoints
+elsewhere (a ticket, a WORM bucket) to catch someone who holds the folder too.
 
 The folder: ``CARELENS_AUDIT_DIR``, else the SQLite database's folder (the store), else the store.
 """
