@@ -82,3 +82,28 @@ def test_passwords_are_read_without_echo_at_a_terminal(monkeypatch: pytest.Monke
 def test_passwords_come_from_stdin_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("piped password\n"))
     assert server_cli._read_password() == "piped password"
+
+
+def test_summarize_of_a_record_is_audited_with_the_os_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+    from carelens.core.config import get_settings
+    from carelens.store import appdb
+    from tests.server.fixture_store import PID, write_store
+
+    source = write_store(tmp_path / "source")
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("CARELENS_STORE", str(store))
+    monkeypatch.delenv("CARELENS_DB_URL", raising=False)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(
+        app, ["summarize", str(source / "fhir" / "bundle.json"), "--patient", PID, "--no-notes"]
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = [e for e in appdb.audit.events(appdb.get_engine(f"sqlite:///{store / 'app.sqlite'}"))]
+    assert (row.actor, row.action, row.patient_id) == ("cli", "cli.summarize", PID)
+    assert json.loads(row.detail)["from"] == "file" and json.loads(row.detail)["os_user"]
+    get_settings.cache_clear()
+    dispose_all()
