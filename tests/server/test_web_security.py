@@ -123,3 +123,12 @@ def test_every_refusal_is_audited_without_phi(ws_sqlite: Workspace) -> None:
     ]
     assert {d["path"] for _, d in found} == {"/api/patients", "/patients/{id}"}  # ids masked
     assert "pat-canary-1" not in json.dumps(found) and "cl_forged" not in json.dumps(found)
+
+
+def test_the_address_the_browser_used_is_same_origin_too(ws_sqlite: Workspace) -> None:
+    """A user who reaches the workspace as http://testserver (not the configured public URL)
+    can still log in: their browser's Origin is the host it talked to."""
+    client = TestClient(ws_sqlite.app, follow_redirects=False)
+    token = CSRF.search(client.get("/login").text)
+    assert token
+    assert _login_post(client, token.group(1), {"Origin": "http://testserver"}) == 303

@@ -137,9 +137,8 @@ def login_csrf(key: bytes, nonce: str) -> str:
     return hmac.new(key, b"login-csrf|" + nonce.encode(), "sha256").hexdigest()
 
 
-def allowed_origin(request: Request, public_url: str | None) -> str:
-    """The origin forms may come from: the configured public URL's, else this request's own."""
-    url = URL(public_url) if public_url else request.url
+def origin_of(url: URL) -> str:
+    """``scheme://host[:port]`` of a URL (default ports left out), as browsers send ``Origin``."""
     default = {"http": 80, "https": 443}.get(url.scheme)
     port = f":{url.port}" if url.port and url.port != default else ""
     return f"{url.scheme}://{url.hostname}{port}"
@@ -147,15 +146,17 @@ def allowed_origin(request: Request, public_url: str | None) -> str:
 
 def same_origin(request: Request) -> None:
     """Dependency for the pages: an unsafe method (a form post) must come from this site's own
-    pages (``Origin``, else ``Referer``), so that a cross-site form cannot use the cookies."""
+    pages: its ``Origin`` (else its ``Referer``'s origin) is the configured public URL's or the
+    one the browser addressed; a post with neither is refused. A cross-site form cannot then
+    use the cookies, and a planted login cookie is of no use from another site."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
-    expected = allowed_origin(request, request.app.state.ctx.settings.public_url)
+    public = request.app.state.ctx.settings.public_url
+    allowed = {origin_of(request.url), *([origin_of(URL(public))] if public else [])}
     origin = request.headers.get("origin")
     if origin is None and request.headers.get("referer"):
-        ref = URL(request.headers["referer"])
-        origin = allowed_origin(request, f"{ref.scheme}://{ref.netloc}")
-    if origin != expected:
+        origin = origin_of(URL(request.headers["referer"]))
+    if origin not in allowed:
         raise Problem(403, "cross-site form submission refused (Origin does not match this site)")
 
 
