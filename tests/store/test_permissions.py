@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +15,7 @@ from sqlalchemy.orm import Session
 from carelens.store import appdb
 from carelens.store.permissions import private_dir, store_warning, too_open, write_private
 from tests.server.fixture_store import write_store
-
-
-def carelens(store: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CARELENS_STORE": str(store)}
-    env.pop("CARELENS_DB_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "carelens.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=300
-    )
+from tests.server.test_cli import carelens
 
 
 @pytest.mark.slow
