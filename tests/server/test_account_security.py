@@ -180,3 +180,16 @@ def test_token_scopes(ws_sqlite: Workspace) -> None:
     assert ws.client().post(CDS, json=hook, headers=api).status_code == 401
     assert ws.client().post(CDS, json=hook, headers=cds).status_code == 200
     assert ws.client().get("/api/patients", headers=cds).status_code == 401
+
+
+def test_failures_are_forgotten_after_a_quiet_day(ws_sqlite: Workspace, frozen: list[float]) -> None:
+    ws = ws_sqlite
+    with Session(ws.engine) as s, s.begin():
+        for i in range(throttle.ACCOUNT_FREE):
+            throttle.failed(s, f"made-up-{i}", None)
+        throttle.failed(s, "clinician", None)
+    frozen[0] += throttle.FORGET_AFTER_S + 1
+    with Session(ws.engine) as s, s.begin():
+        throttle.failed(s, "researcher", None)
+        keys = set(s.scalars(select(appdb.models.LoginThrottle.key)))
+    assert keys == {"user:researcher"}

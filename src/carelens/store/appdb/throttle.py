@@ -16,6 +16,7 @@ from carelens.store.appdb.models import LoginThrottle
 ACCOUNT_FREE, ADDRESS_FREE = 3, 10  # failures before any wait
 LOCK_AFTER = 10  # account failures in a row that lock it
 MAX_WAIT_S = 900.0
+FORGET_AFTER_S = 86400.0  # failures older than a day (and no lock) are forgotten
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,11 @@ def check(s: Session, username: str, address: str | None) -> Verdict:
 
 
 def failed(s: Session, username: str, address: str | None) -> Verdict:
-    """Count a failed login; returns what the next attempt faces."""
+    """Count a failed login; returns what the next attempt faces. Unlocked entries quiet for
+    ``FORGET_AFTER_S`` are dropped first (so made-up user names do not pile up)."""
     now = clock.now_iso()
+    stale = clock.now_iso(-FORGET_AFTER_S)  # a block ends at most MAX_WAIT_S after the last failure
+    s.execute(delete(LoginThrottle).where(LoginThrottle.locked.is_(False), LoginThrottle.last_failure_at < stale))
     for key, free in _keys(username, address):
         row = s.get(LoginThrottle, key)
         if row is None:
