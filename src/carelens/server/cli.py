@@ -198,7 +198,7 @@ def audit_verify(
     store: Path | None = STORE_OPTION,
 ) -> None:
     """Check the audit chain: every row's seal (HMAC, key outside the database), the head, the
-    signed head file, saved checkpoints and the --anchor files. Exit 0 when intact, 1 naming the
+    sealed head file, saved checkpoints and the --anchor files. Exit 0 when intact, 1 naming the
     first problem (json: {"ok", "rows", "bad_row", "reason", "checkpoints", "head"})."""
     import json
 
@@ -219,7 +219,7 @@ def audit_verify(
         where = f" at row {report.bad_row}" if report.bad_row else ""
         raise InputError(f"audit chain broken{where}: {report.reason}")
     if fmt == "text":
-        typer.echo(f"audit chain intact: {report.rows} rows, {report.checkpoints} signed heads/checkpoints agree")
+        typer.echo(f"audit chain intact: {report.rows} rows, {report.checkpoints} heads/checkpoints agree")
 
 
 @audit_cli.command("checkpoint")

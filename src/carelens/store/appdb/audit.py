@@ -1,10 +1,10 @@
-"""The append-only audit log: an HMAC-sealed hash chain with signed heads kept outside the database.
+"""The append-only audit log: an HMAC-sealed hash chain with a sealed head kept outside the database.
 
 Each row stores ``prev_hash`` (the previous row's ``row_hash``; 64 zeros for the first) and
 ``row_hash`` = HMAC-SHA256 (key in ``<audit dir>/audit.key``, never in the database) of its
 canonical JSON content including ``prev_hash``: someone who can write the database cannot edit a
 row and recompute the chain. ``audit_head`` keeps the newest id and hash, and after every commit
-the signed head file (``auditkeys.write_head``) does too, outside the database, so that deleting
+the sealed head file (``auditkeys.write_head``) does too, outside the database, so that deleting
 the newest rows, or wiping the log and its head, is detected. ``checkpoint`` exports a signed head
 for anchoring elsewhere; ``verify`` checks the chain against the head file, the saved checkpoints
 and any anchors given.
