@@ -132,3 +132,14 @@ def test_the_address_the_browser_used_is_same_origin_too(ws_sqlite: Workspace) -
     token = CSRF.search(client.get("/login").text)
     assert token
     assert _login_post(client, token.group(1), {"Origin": "http://testserver"}) == 303
+
+
+def test_a_malformed_public_url_is_refused_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from carelens.core.errors import InputError
+
+    for bad in ("carelens.example", "https://carelens.example/", "javascript:alert(1)", "https://a b"):
+        with pytest.raises(InputError, match="CARELENS_PUBLIC_URL"):
+            ServerSettings(store=tmp_path, db_url="sqlite://", public_url=bad)
+    assert ServerSettings(store=tmp_path, db_url="sqlite://", public_url="https://h.example:8443/carelens").public_url

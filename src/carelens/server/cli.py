@@ -284,7 +284,8 @@ def serve(
     private_umask()
     configure_logging()
     if not os.environ.get("CARELENS_PUBLIC_URL") and host not in ("0.0.0.0", "::"):
-        os.environ["CARELENS_PUBLIC_URL"] = f"http://{host}:{port}"  # links and the CDS JWT audience
+        shown = f"[{host}]" if ":" in host else host
+        os.environ["CARELENS_PUBLIC_URL"] = f"http://{shown}:{port}"  # links and the CDS JWT audience
     app = create_app(ServerSettings.from_env(store))  # fails here, in one line, on a bad store or database
     typer.echo(f"carelens workspace on http://{host}:{port}/ ({workers} process(es))", err=True)
     if workers > 1 and store is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from carelens.core.config import get_settings
+from carelens.core.errors import InputError
 
 
 def _env_float(name: str, default: float) -> float:
@@ -41,6 +43,14 @@ class ServerSettings:
     summarizer: str = "carelens.record:summarize"
     data: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        url = self.public_url
+        if url is not None and (not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url) or url.endswith("/")):
+            raise InputError(
+                "CARELENS_PUBLIC_URL must be an absolute http(s) URL without a trailing slash, "
+                "e.g. https://carelens.example.org"
+            )
 
     @classmethod
     def from_env(cls, store: Path | None = None) -> ServerSettings:
