@@ -73,7 +73,8 @@ def login(base: str) -> str:
     with httpx.Client(base_url=base) as client:
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
         assert token
-        r = client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)})
+        form = {"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)}
+        r = client.post("/login", data=form, headers={"Origin": base})  # as a browser's form post
         assert r.status_code == 303, r.status_code
         return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 

@@ -105,9 +105,13 @@ def _app_for(args: list[str]) -> typer.Typer:
 def main() -> None:
     """Entry point: run the app; errors become one line on stderr and an exit code.
 
-    Unexpected exceptions print only their type (their message could quote patient data);
+    Files and folders are created owner-only (umask 077). Unexpected exceptions print only
+    their type (their message could quote patient data);
     ``CARELENS_DEBUG=1`` shows the traceback.
     """
+    from carelens.store.permissions import private_umask
+
+    private_umask()  # the store holds PHI and credentials: everything made from here is owner-only
     try:
         _app_for(sys.argv[1:])()
     except CarelensError as err:

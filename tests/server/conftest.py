@@ -20,6 +20,7 @@ from tests.server.fixture_store import write_store
 from tests.server.pg import scratch_db_url
 
 PASSWORD = "correct horse battery"
+PUBLIC_URL = "https://carelens.example"  # the configured public base URL of the test workspace
 ROLES = ("clinician", "researcher", "admin")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -35,7 +36,8 @@ class Workspace:
     clients: dict[str, TestClient] = field(default_factory=dict)
 
     def client(self) -> TestClient:
-        return TestClient(self.app, follow_redirects=False)
+        """A browser-like client: its form posts carry this site's Origin, as browsers' do."""
+        return TestClient(self.app, follow_redirects=False, headers={"Origin": PUBLIC_URL})
 
     def login(self, role: str) -> TestClient:
         client = self.client()
@@ -56,7 +58,9 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
     form = client.get("/login")
     token = CSRF.search(form.text)
     assert token is not None
-    r = client.post("/login", data={"username": username, "password": password, "csrf_token": token.group(1)})
+    origin = client.headers.get("origin") or str(client.base_url).rstrip("/")  # a browser's form post
+    form = {"username": username, "password": password, "csrf_token": token.group(1)}
+    r = client.post("/login", data=form, headers={"Origin": origin})
     assert r.status_code == 303 and "failed" not in r.headers["location"], "login failed"
 
 
@@ -68,6 +72,7 @@ def make_workspace(db_url: str, root: Path, **settings: object) -> Workspace:
         for role in ROLES:
             user = appdb.add_user(s, role, PASSWORD, role)
             ws.tokens[role] = appdb.create_token(s, user)
+    settings = {"public_url": PUBLIC_URL, **settings}
     ws.app = create_app(
         ServerSettings(store=store, db_url=db_url, summarizer="tests.server.fixture_store:summarize", **settings)
     )  # type: ignore[arg-type]

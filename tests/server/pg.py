@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from carelens.store.appdb import dispose_all
+from carelens.store.appdb import auditkeys, dispose_all
 
 
 @contextmanager
@@ -25,8 +25,10 @@ def scratch_db_url(backend: str, tmp_path: Path, postgres_url: str | None) -> It
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    auditkeys.bind(url, tmp_path / "audit-pg")  # the keys of this scratch database, outside it
     try:
-        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+        yield url
     finally:
         dispose_all()
         with admin.begin() as conn:

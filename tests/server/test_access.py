@@ -19,7 +19,7 @@ MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/", "page", None, (303, 303, 303, 303)),
     ("GET", "/login", "page", None, (200, 200, 200, 200)),
     ("POST", "/login", "page", {"username": "clinician", "password": "x"}, (403, 403, 403, 403)),
-    ("GET", "/api/openapi.json", "api", None, (200, 200, 200, 200)),
+    ("GET", "/api/openapi.json", "api", None, (401, 200, 200, 200)),
     ("GET", "/static/app.css", "page", None, (200, 200, 200, 200)),
     ("GET", "/api/patients", "api", None, (401, 200, 403, 403)),
     ("GET", f"/api/patients/{PID}/summary", "api", None, (401, 200, 403, 403)),
@@ -54,6 +54,9 @@ MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
     ("POST", "/admin/users/newbie/revoke-tokens", "page", {}, (401, 403, 403, 303)),
     ("POST", "/admin/users/newbie/disable", "page", {}, (401, 403, 403, 303)),
     ("POST", "/admin/users/newbie/enable", "page", {}, (401, 403, 403, 303)),
+    ("POST", "/admin/users/newbie/unlock", "page", {}, (401, 403, 403, 303)),
+    ("GET", "/account/password", "page", None, (303, 200, 200, 200)),
+    ("POST", "/account/password", "page", {"current": "wrong", "new": "x", "confirm": "x"}, (401, 400, 400, 400)),
     ("GET", "/healthz", "page", None, (200, 200, 200, 200)),
     ("POST", "/logout", "page", {}, (401, 303, 303, 303)),
 ]

@@ -41,7 +41,7 @@ def test_disabled_user_is_locked_out_at_once_and_enabling_revives_nothing(ws: Wo
 
     assert _admin_post(ws, "/admin/users/clinician/disable") == 303
     r = api.get("/api/patients", headers=ws.bearer("clinician"))
-    assert r.status_code == 401 and r.json() == {"detail": "invalid or revoked token"}
+    assert r.status_code == 401 and r.json() == {"detail": "invalid, expired or revoked token"}
     assert clinician.get("/patients").status_code == 303  # sent to the login page
     assert clinician.post(f"/patients/{PID}/sign", data={"csrf_token": csrf}).status_code == 401
     with pytest.raises(AssertionError, match="login failed"):

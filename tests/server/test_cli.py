@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ def test_users_tokens_and_audit_verify(tmp_path: Path) -> None:
     store = tmp_path / "store"
     added = carelens(store, "users", "add", "dr.ada", "--role", "clinician", stdin="a long password\n")
     assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {"user": "dr.ada", "role": "clinician", "one_time": False}
     assert "a long password" not in added.stdout + added.stderr
 
     dup = carelens(store, "users", "add", "dr.ada", "--role", "clinician", stdin="a long password\n")
@@ -33,14 +35,17 @@ def test_users_tokens_and_audit_verify(tmp_path: Path) -> None:
     bad = carelens(store, "users", "add", "rex", "--role", "surgeon", stdin="a long password\n")
     assert bad.returncode == 1 and "role must be one of" in bad.stderr
     empty = carelens(store, "users", "add", "rex", "--role", "researcher")
-    assert empty.returncode == 1 and "no password on stdin" in empty.stderr
+    assert empty.returncode == 1 and "no password given" in empty.stderr
 
     token = carelens(store, "users", "token", "dr.ada")
     assert token.returncode == 0 and token.stdout.strip().startswith("cl_")
     assert carelens(store, "users", "token", "nobody").returncode == 1
 
     ok = carelens(store, "audit", "verify")
-    assert ok.returncode == 0 and "intact: 2 rows" in ok.stdout  # user.add, token.issue
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+    assert json.loads(ok.stdout)["rows"] == 2  # user.add, token.issue
+    text_ok = carelens(store, "audit", "verify", "--format", "text")
+    assert text_ok.returncode == 0 and "intact: 2 rows" in text_ok.stdout
 
     engine = create_engine(f"sqlite:///{store / 'app.sqlite'}")
     with engine.begin() as conn:
@@ -49,7 +54,8 @@ def test_users_tokens_and_audit_verify(tmp_path: Path) -> None:
     dispose_all()
     broken = carelens(store, "audit", "verify")
     assert broken.returncode == 1
-    assert broken.stderr.strip() == "error: audit chain broken at row 2: row 2 was altered (hash mismatch)"
+    assert broken.stderr.strip() == "error: audit chain broken at row 2: row 2 was altered (seal mismatch)"
+    assert json.loads(broken.stdout)["ok"] is False and json.loads(broken.stdout)["bad_row"] == 2
 
     engine = create_engine(f"sqlite:///{store / 'app.sqlite'}")
     with engine.begin() as conn:
@@ -60,8 +66,9 @@ def test_users_tokens_and_audit_verify(tmp_path: Path) -> None:
 
 
 def test_every_server_command_has_help() -> None:
-    commands = ("add", "token", "list", "disable", "enable", "revoke-tokens")
-    for args in (*(["users", c] for c in commands), ["serve"], ["audit", "verify"]):
+    commands = ("add", "passwd", "token", "list", "disable", "enable", "unlock", "revoke-tokens")
+    audits = (["audit", "verify"], ["audit", "checkpoint"], ["audit", "export"])
+    for args in (*(["users", c] for c in commands), ["serve"], *audits):
         r = subprocess.run([sys.executable, "-m", "carelens.cli", *args, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Usage" in r.stdout, args
 

@@ -44,7 +44,7 @@ def test_token_revoked_elsewhere_is_refused_on_the_next_request(ws: Workspace, o
     with Session(other) as s, s.begin():
         assert appdb.revoke_tokens(s, "clinician") == 1
     r = api.get(SUMMARY, headers=ws.bearer("clinician"))
-    assert r.status_code == 401 and r.json() == {"detail": "invalid or revoked token"}
+    assert r.status_code == 401 and r.json() == {"detail": "invalid, expired or revoked token"}
 
 
 def test_user_disabled_elsewhere_loses_the_page_and_the_api_at_once(ws: Workspace, other: Engine) -> None:

@@ -29,6 +29,14 @@ def _counts(ws: Workspace) -> tuple[int, int]:
         ) or 0
 
 
+def _denied(ws: Workspace, before: tuple[int, int], status: int) -> None:
+    """The refusal stored nothing but its own audit row (action access.denied, with its status)."""
+    assert _counts(ws) == (before[0], before[1] + 1)
+    with Session(ws.engine) as s:
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
+    assert last.action == "access.denied" and f'"status":{status}' in last.detail
+
+
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
 def test_decision_with_missing_or_wrong_csrf_is_refused_and_stores_nothing(ws: Workspace, token: str | None) -> None:
     item = _item(ws)
@@ -39,13 +47,13 @@ def test_decision_with_missing_or_wrong_csrf_is_refused_and_stores_nothing(ws: W
     r = ws.clients["clinician"].post(f"/patients/{PID}/decisions", data=data)
     assert r.status_code == 403
     assert "security token" in r.text
-    assert _counts(ws) == before
+    _denied(ws, before, 403)
 
 
 def _state(ws: Workspace) -> list[int | None]:
     """Row counts, active users and live tokens: what a forged form could change."""
     with Session(ws.engine) as s:
-        counts = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary, AuditEvent)]
+        counts = [s.scalar(select(func.count()).select_from(t)) for t in (User, ApiToken, SignedSummary)]
         active = s.scalar(select(func.count()).select_from(User).where(User.active.is_(True)))
         live = s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.revoked.is_(False)))
     return [*counts, active, live]
@@ -110,7 +118,7 @@ def test_session_expires(backend_url: str, tmp_path: Path) -> None:
     before = _counts(ws)
     r = client.post(f"/patients/{PID}/decisions", data={"item": "x", "action": "accept", "csrf_token": csrf})
     assert r.status_code == 401 and "expired" in r.text
-    assert _counts(ws) == before
+    _denied(ws, before, 401)
 
 
 def test_logout_ends_the_session(ws_sqlite: Workspace) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -164,10 +165,14 @@ def _check_card(card: dict) -> None:
     assert isinstance(card["summary"], str) and 0 < len(card["summary"]) <= 140
     assert card["indicator"] in ("info", "warning", "critical")
     assert isinstance(card["source"]["label"], str) and card["source"]["label"]
-    assert card["source"]["url"].startswith("http")
+    assert card["source"]["url"].startswith("https://carelens.example/")  # the configured base, not Host
     assert re.fullmatch(r"[0-9a-f-]{36}", card["uuid"])
     for link in card.get("links", []):
-        assert link["type"] in ("absolute", "smart") and link["label"] and link["url"].startswith("http")
+        assert (
+            link["type"] in ("absolute", "smart")
+            and link["label"]
+            and link["url"].startswith("https://carelens.example/")
+        )
 
 
 def test_cds_patient_view_cards_and_feedback(ws: Workspace) -> None:
@@ -278,8 +283,25 @@ def test_cds_feedback_is_tied_to_the_issuing_audit_row_across_restarts(ws: Works
     assert event.patient_id == PID and event.model_version == issued.model_version
     assert json.loads(event.detail)["issued_in"] == issued.id
 
-    unknown = {"feedback": [body["feedback"][0], {**body["feedback"][0], "card": "never-issued"}]}
+    never = "00000000-0000-4000-8000-000000000000"
+    unknown = {"feedback": [body["feedback"][0], {**body["feedback"][0], "card": never}]}
     r = restarted.post(f"{CDS}/feedback", json=unknown, headers=ws.bearer("clinician"))
     assert r.status_code == 404 and "nothing was stored" in r.json()["detail"]
     with Session(ws.engine) as s:
         assert len(list(s.scalars(select(CdsFeedback)))) == 1  # only the first request's
+
+
+WILDCARDS = ["%", "_", "%%%%%%%%-%%%%-%%%%-%%%%-%%%%%%%%%%%%", "________-____-____-____-____________"]
+
+
+@pytest.mark.parametrize("card", WILDCARDS)
+def test_cds_feedback_wildcards_never_match_an_issued_card(ws_sqlite: Workspace, card: str) -> None:
+    """Card ids are matched exactly: SQL wildcards are malformed ids (422), nothing is stored."""
+    ws = ws_sqlite
+    hook = {"hook": "patient-view", "hookInstance": "h-3", "context": {"patientId": PID}}
+    assert ws.client().post(CDS, json=hook, headers=ws.bearer("clinician")).status_code == 200
+    body = {"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-28T05:00:00Z"}]}
+    r = ws.client().post(f"{CDS}/feedback", json=body, headers=ws.bearer("clinician"))
+    assert r.status_code == 422
+    with Session(ws.engine) as s:
+        assert s.scalars(select(CdsFeedback)).first() is None

@@ -29,7 +29,7 @@ def test_migrations_create_every_table_at_head(db_url: str) -> None:
     expected = {"users", "api_tokens", "sessions", "review_decisions", "signed_summaries", "audit_log", "cds_feedback"}
     assert expected <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     appdb.upgrade(engine)  # a second upgrade is a no-op
     assert appdb.get_engine(db_url) is engine
 
@@ -49,9 +49,15 @@ def test_users_passwords_are_hashed_and_checked(db_url: str) -> None:
 @pytest.mark.parametrize(
     ("name", "password", "role", "reason"),
     [
-        ("bad name!", "long enough", "clinician", "user name"),
-        ("bob", "long enough", "surgeon", "role must be one of"),
-        ("bob", "short", "admin", "at least 8"),
+        ("bad name!", "long enough pw", "clinician", "user name"),
+        ("bob", "long enough pw", "surgeon", "role must be one of"),
+        ("bob", "short", "admin", "at least 12"),
+        ("bob", "12345678", "admin", "at least 12"),
+        ("bob", " " * 12, "admin", "only spaces"),
+        ("bob.the.builder", "bob.the.builder", "admin", "user name"),
+        ("bob", "passwordpassword", "admin", "too common"),
+        ("bob", "aaaaaaaaaaaaa", "admin", "too common"),
+        ("bob", "x" * 129, "admin", "at most 128"),
     ],
 )
 def test_add_user_rejects_bad_input(db_url: str, name: str, password: str, role: str, reason: str) -> None:
@@ -64,13 +70,13 @@ def test_duplicate_user_is_refused(db_url: str) -> None:
     with Session(engine) as s, s.begin():
         appdb.add_user(s, "ada", "correct horse", "admin")
     with Session(engine) as s, pytest.raises(InputError, match="already exists"):
-        appdb.add_user(s, "ada", "another one", "admin")
+        appdb.add_user(s, "ada", "another one here", "admin")
 
 
 def test_tokens_are_stored_only_as_hashes(db_url: str) -> None:
     engine = appdb.get_engine(db_url)
     with Session(engine) as s, s.begin():
-        user = appdb.add_user(s, "rex", "research pw", "researcher")
+        user = appdb.add_user(s, "rex", "research password", "researcher")
         token = appdb.create_token(s, user)
     with Session(engine) as s:
         hashes = list(s.scalars(text("SELECT token_hash FROM api_tokens")))
@@ -142,7 +148,7 @@ def test_audit_rehashed_row_breaks_the_next_link(db_url: str) -> None:
     with Session(engine) as s, s.begin():
         row = s.get(appdb.AuditEvent, 2)
         row.actor = "mallory"
-        row.row_hash = audit.row_hash(row)
+        row.row_hash = audit.row_hash(row, audit.keys_for(engine))
     report = audit.verify(engine)
     assert (report.ok, report.bad_row) == (False, 3)
 

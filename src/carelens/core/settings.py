@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         default=ByteSize(64 * 1024), description="Larger request bodies are refused with 413 (bytes, or 64KiB, 1MB)."
     )
     secure_cookies: bool = Field(default=False, description="Mark the workspace's cookies Secure (serve behind HTTPS).")
+    public_url: str | None = Field(
+        default=None,
+        description="The base URL users and EHRs reach the workspace at (every absolute link, the CDS JWT audience; "
+        "`serve` defaults it to http://HOST:PORT).",
+    )
+    cds_clients: Path | None = Field(
+        default=None, description="JSON list of CDS clients (EHRs) allowed to call with a signed JWT."
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1", description="Proxies whose X-Forwarded-* headers `serve` trusts (comma-separated)."
+    )
+    audit_dir: Path | None = Field(
+        default=None,
+        description="Where the audit key and sealed head live (default: the SQLite database's folder, else the store).",
+    )
     summarizer: str = Field(
         default="carelens.record:summarize", description="`module:function` writing patient summaries in the workspace."
     )

@@ -374,8 +374,8 @@ def stage_users(run: DemoRun) -> dict[str, Any]:
                 kept.append(name)
                 continue
             password = secrets.token_urlsafe(12)
-            appdb.add_user(s, name, password, role)
-            appdb.audit.append(s, "demo", "user.add", detail={"user": name, "role": role})
+            appdb.add_user(s, name, password, role, one_time=True)  # changed at the first login
+            appdb.audit.append(s, "demo", "user.add", detail={"user": name, "role": role, "one_time": True})
             created.append(name)
             print(f"demo: user {name} ({role}) one-time password: {password}", file=sys.stderr, flush=True)
     if kept:

@@ -57,7 +57,10 @@ def register(app: typer.Typer) -> None:
 
         if note_limit < 0:
             raise UsageError("--note-limit must be 0 (all notes) or more")
+        from carelens.store.appdb.audit import record_command
+
         record = load_record(source, patient)
+        record_command(None, "cli.summarize", record.patient_id, {"from": "file" if Path(source).exists() else "lake"})
         summary = summarize_record(record, notes=notes, note_limit=note_limit or None)
         if narrative_url:
             from carelens.record.narrative import add_narrative
@@ -90,7 +93,10 @@ def register(app: typer.Typer) -> None:
 
         if top < 1:
             raise UsageError("--top must be 1 or more")
+        from carelens.store.appdb.audit import record_command
+
         answer = ask(source, question, patient=patient, top=top)
+        record_command(None, "cli.ask", answer.patient, {"from": "file" if Path(source).exists() else "lake"})
         if fmt is AskFormat.json:
             emit_json(answer, out)
         else:

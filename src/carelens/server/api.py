@@ -12,6 +12,7 @@ from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Princip
 from carelens.server.context import Context
 from carelens.server.data import SummaryUnavailable
 from carelens.server.registry import MODEL_ID, list_models, model_card
+from carelens.server.schemas import AuditReport, Cohort, ModelCard, ModelList, PatientList
 from carelens.store.appdb import audit
 
 router = APIRouter(prefix="/api")
@@ -19,11 +20,20 @@ PATIENT_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
 PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
 
 
+def _summary_model() -> type:
+    """The summary's schema for the docs (``carelens.record``'s model; a plain object without it)."""
+    try:
+        from carelens.record.schema import Summary
+    except ImportError:
+        return dict
+    return Summary
+
+
 def ctx_of(request: Request) -> Context:
     return request.app.state.ctx
 
 
-@router.get("/patients")
+@router.get("/patients", response_model=PatientList)
 def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) -> dict[str, Any]:
     """The patients in the clinical zone (identified: clinicians only)."""
     ctx = ctx_of(request)
@@ -32,7 +42,11 @@ def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) ->
     return {"patients": [r.model_dump() for r in rows]}
 
 
-@router.get("/patients/{pid}/summary")
+@router.get(
+    "/patients/{pid}/summary",
+    response_class=Response,
+    responses={200: {"model": _summary_model(), "description": "The summary", "content": {"application/json": {}}}},
+)
 async def summary(request: Request, pid: PatientId, who: Principal = Depends(api_user(CLINICIAN))) -> Response:
     """The patient's record summary (the ``carelens summarize`` JSON)."""
     ctx = ctx_of(request)
@@ -44,7 +58,7 @@ async def summary(request: Request, pid: PatientId, who: Principal = Depends(api
     return Response(body, media_type="application/json")
 
 
-@router.get("/cohort")
+@router.get("/cohort", response_model=Cohort)
 def cohort(request: Request, who: Principal = Depends(api_user(RESEARCHER, ADMIN))) -> dict[str, Any]:
     """De-identified cohort counts from the research lake (small cells and their complements suppressed)."""
     from carelens.server.research import cohort as research_cohort
@@ -54,7 +68,7 @@ def cohort(request: Request, who: Principal = Depends(api_user(RESEARCHER, ADMIN
     return research_cohort(ctx.settings.store)
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList)
 def models(request: Request, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
     """The model registry: every model's card."""
     ctx = ctx_of(request)
@@ -62,7 +76,7 @@ def models(request: Request, who: Principal = Depends(api_user(*ANY_ROLE))) -> d
     return {"models": list_models(ctx.settings.store)}
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}", response_model=ModelCard)
 def model(request: Request, model_id: str, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
     """One model card."""
     if not MODEL_ID.match(model_id):
@@ -75,10 +89,10 @@ def model(request: Request, model_id: str, who: Principal = Depends(api_user(*AN
     return card
 
 
-@router.get("/audit/verify")
+@router.get("/audit/verify", response_model=AuditReport)
 def verify(request: Request, who: Principal = Depends(api_user(ADMIN))) -> dict[str, Any]:
     """Walk the audit hash chain: ``ok``, rows checked, the first bad row."""
     ctx = ctx_of(request)
     report = audit.verify(ctx.engine)
     ctx.record(who, "api.audit.verify", detail={"ok": report.ok})
-    return {"ok": report.ok, "rows": report.rows, "bad_row": report.bad_row, "reason": report.reason}
+    return report.as_json()

@@ -1,5 +1,6 @@
 """The app factory: API, CDS Hooks and pages behind one guard (body limit, security
-headers, PHI-free errors and logs)."""
+headers, HSTS behind TLS, PHI-free errors and logs); every 401/403 is audited; the OpenAPI
+schema is served to signed-in users only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,9 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from carelens import __version__
 from carelens.core.settings import load_settings
 from carelens.server import api, cds, pages
-from carelens.server.auth import Problem
+from carelens.server.auth import Principal, Problem, signed_in
 from carelens.server.context import Context
-from carelens.server.middleware import Guard
+from carelens.server.middleware import Guard, masked_path
 from carelens.server.settings import ServerSettings
 
 log = logging.getLogger("carelens.server")
@@ -36,8 +37,27 @@ def _error(request: Request, status: int, message: str) -> Response:
     return pages.render(request, "error.html", None, status=status, code=status, message=message)
 
 
+async def _audit_denial(request: Request, exc: Problem) -> None:
+    """Every refusal is an access decision: one audit row (who, status, masked path, why)."""
+    detail = {
+        "status": exc.status,
+        "method": request.method,
+        "path": masked_path(request.url.path),
+        "reason": exc.message,
+        "address": request.client.host if request.client else None,
+    }
+    try:
+        await request.app.state.ctx.auditor.arecord((exc.who or "anonymous", "access.denied", None, None, None, detail))
+    except Exception as err:  # the refusal stands even when it cannot be recorded
+        log.error("could not audit a refusal (%s)", type(err).__name__)
+
+
 async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
+    if exc.status in (401, 403):
+        await _audit_denial(request, exc)
+    if exc.redirect and request.method == "GET" and not _wants_json(request):
+        return RedirectResponse(exc.redirect, status_code=303)
     if exc.login and not _wants_json(request):
         if request.method == "GET":
             expired = "&expired=1" if "expired" in exc.message else ""
@@ -69,8 +89,15 @@ async def _http(request: Request, exc: Exception) -> Response:
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The carelens workspace: ``/api``, ``/cds-services`` and the clinician pages."""
     settings = settings or ServerSettings.from_env()
-    app = FastAPI(title="carelens", version=__version__, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(title="carelens", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = Context(settings)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(request: Request, who: Principal = Depends(signed_in)) -> JSONResponse:
+        """The OpenAPI schema (typed responses, security schemes), for signed-in users only."""
+        request.app.state.ctx.record(who, "api.openapi")
+        return JSONResponse(app.openapi())
+
     app.include_router(api.router)
     app.include_router(cds.router)
     app.include_router(pages.router)
@@ -78,7 +105,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_middleware(Guard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Guard, max_bytes=settings.max_body_bytes, hsts=settings.secure_cookies)
     return app
 
 
@@ -90,6 +117,9 @@ def configure_logging() -> None:
 
 def app_from_env() -> FastAPI:
     """The app of one ``carelens serve --workers N`` process (its store in ``CARELENS_SERVE_STORE``);
-    each process sets up its own logging, as the parent's does not reach it."""
+    each process sets up its own logging and owner-only file creation, as the parent's do not reach it."""
+    from carelens.store.permissions import private_umask
+
+    private_umask()
     configure_logging()
     return create_app(ServerSettings.from_env(load_settings().serve_store))

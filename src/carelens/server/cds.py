@@ -1,5 +1,7 @@
 """CDS Hooks 2.0: discovery, the ``patient-view`` service (cards with the model card as
-source and a link to the patient page) and the feedback endpoint (into the audit log)."""
+source and a link to the patient page, under the configured public base URL) and the feedback
+endpoint (into the audit log, for cards this service issued, matched exactly). Callers present
+an API token with the ``cds`` scope or a signed JWT (``cds_jwt``)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import ANY_ROLE, CLINICIAN, Principal, Problem, api_user
-from carelens.server.context import CardOrigin, Context
 from carelens.server.items import ReviewItem
-from carelens.store.appdb import AuditEvent, CdsFeedback, audit, now_iso
+from carelens.server.schemas import CdsCards, CdsDiscovery, Empty
+from carelens.store.appdb import CdsCard, CdsFeedback, audit, now_iso
 
 router = APIRouter(prefix="/cds-services")
 SERVICE_ID = "carelens-patient-view"
@@ -30,6 +31,7 @@ SERVICE = {
     "usageRequirements": "A carelens clinician account; cards link to the carelens workspace.",
 }
 ServiceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-_.]{1,64}$")]
+CARD_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class HookContext(BaseModel):
@@ -59,7 +61,7 @@ class OverrideReason(BaseModel):
 
 
 class Feedback(BaseModel):
-    card: str = Field(min_length=1, max_length=64)
+    card: str = Field(pattern=CARD_UUID, description="the uuid of a card this service issued")
     outcome: Literal["accepted", "overridden"]
     overrideReason: OverrideReason | None = None
     acceptedSuggestions: list[dict[str, Any]] | None = None
@@ -84,8 +86,8 @@ def _known(service_id: str) -> None:
         raise Problem(404, "no CDS service with this id")
 
 
-@router.get("")
-def discovery(request: Request, who: Principal = Depends(api_user(*ANY_ROLE))) -> dict[str, Any]:
+@router.get("", response_model=CdsDiscovery)
+def discovery(request: Request, who: Principal = Depends(api_user(*ANY_ROLE, scope="cds"))) -> dict[str, Any]:
     """CDS Hooks discovery: the services this server offers."""
     ctx_of(request).record(who, "cds.discovery")
     return {"services": [SERVICE]}
@@ -97,7 +99,18 @@ def shorten(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _card(item: ReviewItem, pid: str, base: str) -> dict[str, Any]:
+def _links(base: str | None, pid: str) -> list[dict[str, str]]:
+    """The link to the patient page, only under the configured public base URL."""
+    if base is None:
+        return []
+    return [{"label": "Open in the carelens workspace", "url": f"{base}/patients/{pid}", "type": "absolute"}]
+
+
+def _source(label: str, base: str | None, path: str) -> dict[str, Any]:
+    return {"label": label, **({"url": f"{base}{path}"} if base else {})}
+
+
+def _card(item: ReviewItem, pid: str, base: str | None) -> dict[str, Any]:
     indicator = "critical" if item.kind == "finding" else "warning"
     evidence = ", ".join(c.get("resource", "") for c in item.citations[:5]) or "see the workspace"
     cpic = "".join(
@@ -111,24 +124,27 @@ def _card(item: ReviewItem, pid: str, base: str) -> dict[str, Any]:
         "detail": f"{item.text}{cpic}\n\nEvidence: {evidence}. Model: {item.model_id} {item.model_version}.{rule}",
         "indicator": indicator,
         "source": {
-            "label": shorten(f"carelens {item.model_id} {item.model_version}", 100),
-            "url": f"{base}/models/{item.model_id}",
+            **_source(shorten(f"carelens {item.model_id} {item.model_version}", 100), base, f"/models/{item.model_id}"),
             "topic": {"system": "urn:carelens:kind", "code": item.kind, "display": item.section},
         },
-        "links": [{"label": "Open in the carelens workspace", "url": f"{base}/patients/{pid}", "type": "absolute"}],
+        "links": _links(base, pid),
     }
 
 
-@router.post("/{service_id}")
+@router.post("/{service_id}", response_model=CdsCards)
 def patient_view(
-    request: Request, service_id: ServiceId, body: HookRequest, who: Principal = Depends(api_user(CLINICIAN))
+    request: Request,
+    service_id: ServiceId,
+    body: HookRequest,
+    who: Principal = Depends(api_user(CLINICIAN, scope="cds")),
 ) -> dict[str, Any]:
-    """The patient-view hook: one card per item that needs attention (or one info card)."""
+    """The patient-view hook: one card per item that needs attention (or one info card). Links
+    point under the configured public base URL (none without one), never the request's Host."""
     _known(service_id)
     ctx = ctx_of(request)
     pid = body.context.patientId
     view = ctx.view(pid)
-    base = str(request.base_url).rstrip("/")
+    base = ctx.settings.public_url.rstrip("/") if ctx.settings.public_url else None
     cards = [_card(item, pid, base) for item in view.items if item.needs_attention]
     if not cards:
         state = "ready" if view.summary is not None else "not available"
@@ -137,48 +153,49 @@ def patient_view(
                 "uuid": str(uuid.uuid5(CARD_NAMESPACE, f"{pid}|overview|{view.input_hash}")),
                 "summary": shorten(f"carelens summary {state}: {len(view.items)} AI items, none flagged"),
                 "indicator": "info",
-                "source": {"label": "carelens", "url": f"{base}/models"},
-                "links": [
-                    {"label": "Open in the carelens workspace", "url": f"{base}/patients/{pid}", "type": "absolute"}
-                ],
+                "source": _source("carelens", base, "/models"),
+                "links": _links(base, pid),
             }
         ]
     uuids = [c["uuid"] for c in cards]
-    row = ctx.record(
-        who,
-        "cds.patient-view",
-        pid,
-        view.model_version,
-        view.input_hash,
-        {"hookInstance": body.hookInstance[:64], "cards": uuids},
-    )
-    ctx.remember_cards({u: (pid, row["id"], view.model_version) for u in uuids})
+    with ctx.writing() as s:
+        row = audit.append(
+            s,
+            who.username,
+            "cds.patient-view",
+            pid,
+            view.model_version,
+            view.input_hash,
+            {"hookInstance": body.hookInstance[:64], "cards": uuids},
+        )
+        for u in uuids:  # the same card issued again points at its newest issue
+            s.merge(
+                CdsCard(
+                    uuid=u, patient_id=pid, audit_id=row["id"], model_version=view.model_version, issued_at=now_iso()
+                )
+            )
     return {"cards": cards}
 
 
-def card_origin(s: Session, ctx: Context, card: str) -> CardOrigin | None:
-    """Where a card was issued: remembered since start-up, else found in the audit log."""
-    if card in ctx.issued_cards:
-        return ctx.issued_cards[card]
-    row = s.execute(
-        select(AuditEvent.patient_id, AuditEvent.id, AuditEvent.model_version)
-        .where(AuditEvent.action == "cds.patient-view", AuditEvent.detail.contains(f'"{card}"'))
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
-    ).first()
-    return (row[0], row[1], row[2]) if row else None
+def card_origin(s: Session, card: str) -> tuple[str, int, str | None] | None:
+    """Where the card with exactly this uuid was issued (patient, audit row, model), or None."""
+    found = s.get(CdsCard, card)
+    return (found.patient_id, found.audit_id, found.model_version) if found else None
 
 
-@router.post("/{service_id}/feedback")
+@router.post("/{service_id}/feedback", response_model=Empty)
 def feedback(
-    request: Request, service_id: ServiceId, body: FeedbackRequest, who: Principal = Depends(api_user(CLINICIAN))
+    request: Request,
+    service_id: ServiceId,
+    body: FeedbackRequest,
+    who: Principal = Depends(api_user(CLINICIAN, scope="cds")),
 ) -> dict[str, Any]:
     """Store accepted / overridden outcomes (with reason) and audit each, all or nothing."""
     _known(service_id)
     ctx = ctx_of(request)
     with ctx.writing() as s:
         for fb in body.feedback:
-            origin = card_origin(s, ctx, fb.card)
+            origin = card_origin(s, fb.card)
             if origin is None:
                 raise Problem(404, "no card with this uuid was issued by this service; nothing was stored")
             pid, issued_in, model_version = origin

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,10 +23,11 @@ from carelens.server.page_cache import PageCache
 from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
 from carelens.server.settings import ServerSettings
-from carelens.store.appdb import begin_write, get_engine
+from carelens.store.appdb import audit, auditkeys, begin_write, get_engine
+from carelens.store.permissions import store_warning
 
 TEMPLATES = Path(__file__).with_name("templates")
-CardOrigin = tuple[str | None, int, str | None]  # patient id, audit row that issued the card, model version
+log = logging.getLogger("carelens.server")
 
 
 def default_data(settings: ServerSettings) -> ClinicalData:
@@ -89,17 +91,22 @@ class Context:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        auditkeys.bind_store(settings.db_url, settings.store)
         self.engine = get_engine(settings.db_url)
+        keys = audit.keys_for(self.engine)
+        assert keys is not None
+        self.form_key = keys.derive("web-forms")
+        warning = store_warning(settings.store)
+        if warning:
+            log.warning("%s", warning)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.data: ClinicalData = settings.data if settings.data is not None else default_data(settings)
         self.templates = templates()
         self.local_db = self.engine.dialect.name == "sqlite"  # reads and audit batches run on the event loop
         self._write_lock = threading.Lock() if self.local_db else None
         self._qmark = self.engine.dialect.paramstyle == "qmark"
-        self.issued_cards: dict[str, CardOrigin] = {}
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
-        self._cards_lock = threading.Lock()
         self.pages = PageCache()
         self.auditor = GroupAuditor(self.writing, inline=self.local_db)
 
@@ -189,10 +196,3 @@ class Context:
     ) -> dict[str, Any]:
         """``record`` for async routes, group-committed with the rows of concurrent requests."""
         return await self.auditor.arecord((who.username, action, patient_id, model_version, input_hash, detail))
-
-    def remember_cards(self, cards: dict[str, CardOrigin]) -> None:
-        """Card uuid -> where it was issued, so that CDS feedback can name it in the audit log."""
-        with self._cards_lock:
-            if len(self.issued_cards) > 100_000:
-                self.issued_cards.clear()
-            self.issued_cards.update(cards)

@@ -1,4 +1,4 @@
-"""ASGI middleware: request body limit (413), security headers, PHI-free access log."""
+"""ASGI middleware: request body limit (413), security headers (HSTS over TLS), PHI-free access log."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _ID_SEGMENT = re.compile(r"/(patients|signed|models|users|cds-services)/[^/]+")
 
 
@@ -38,12 +39,14 @@ class _TooLarge(BaseException):
 
 class Guard:
     """Refuses bodies over ``max_bytes`` with 413 (declared or streamed), adds the security
-    headers and ``Cache-Control: no-store`` (except static files), and logs one PHI-free line
-    per request."""
+    headers and ``Cache-Control: no-store`` (except static files), HSTS when the request came
+    over HTTPS (directly or from a trusted proxy) or ``hsts`` says the site is behind TLS, and
+    logs one PHI-free line per request."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, hsts: bool = False) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,13 +54,14 @@ class Guard:
             return
         start, state = time.perf_counter(), {"started": False, "status": 0, "seen": 0}
         path = scope.get("path", "")
+        extra = [HSTS] if self.hsts or scope.get("scheme") == "https" else []
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 state["started"], state["status"] = True, message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
                 cache = b"public, max-age=3600" if path.startswith("/static/") else b"no-store"
-                message["headers"] = [*headers, *SECURITY_HEADERS, (b"cache-control", cache)]
+                message["headers"] = [*headers, *SECURITY_HEADERS, *extra, (b"cache-control", cache)]
             await send(message)
 
         async def limited_receive() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import (
     ADMIN,
     ANY_ROLE,
+    CHANGE_PASSWORD,
     CLINICIAN,
     LOGIN_CSRF_COOKIE,
     RESEARCHER,
@@ -26,7 +27,9 @@ from carelens.server.auth import (
     Principal,
     Problem,
     check_csrf,
+    login_csrf,
     page_user,
+    same_origin,
     session_principal,
 )
 from carelens.server.context import Context
@@ -38,7 +41,7 @@ from carelens.server.reviews import composition, decide, latest_decisions, sign_
 from carelens.store import appdb
 from carelens.store.appdb import ROLES, SignedSummary
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(same_origin)])
 PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
 REF = re.compile(r"^[A-Za-z]{1,64}/[A-Za-z0-9\-\.]{1,64}$")
 HOME = {CLINICIAN: "/patients", RESEARCHER: "/research", ADMIN: "/admin/users"}
@@ -76,56 +79,115 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def secure_cookies(request: Request) -> bool:
+    """Mark cookies Secure: configured so, or the request came over HTTPS (directly or from a
+    trusted proxy's X-Forwarded-Proto, see ``carelens serve``)."""
+    return ctx_of(request).settings.secure_cookies or request.url.scheme == "https"
+
+
+LOGIN_MESSAGES = {
+    "expired": "Your session has expired; please log in again.",
+    "failed": "Wrong user name or password.",
+    "changed": "Your password was changed; please log in with the new one.",
+}
+
+
 @router.get("/login")
-def login_form(request: Request, next: str | None = None, expired: int = 0, failed: int = 0) -> Response:
-    """The login form (a double-submit CSRF token guards it)."""
-    token = secrets.token_urlsafe(32)
-    message = "Your session has expired; please log in again." if expired else None
-    if failed:
-        message = "Wrong user name or password."
+def login_form(
+    request: Request, next: str | None = None, expired: int = 0, failed: int = 0, changed: int = 0
+) -> Response:
+    """The login form. Its CSRF token is bound by HMAC (the server's key) to a random nonce in
+    a cookie: planting a cookie is not enough to forge it, and the same-origin check refuses
+    cross-site posts."""
+    nonce = secrets.token_urlsafe(32)
+    flags = {"failed": failed, "changed": changed, "expired": expired}
+    shown = [LOGIN_MESSAGES[key] for key, on in flags.items() if on]
+    message = shown[0] if shown else None
+    token = login_csrf(ctx_of(request).form_key, nonce)
     response = render(request, "login.html", None, login_csrf=token, next=_safe_next(next) or "", message=message)
     response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        path="/login",
-        secure=ctx_of(request).settings.secure_cookies,
+        LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="strict", path="/login", secure=secure_cookies(request)
     )
     return response
+
+
+def _refused(request: Request, status: int, message: str) -> Response:
+    return render(request, "login.html", None, status=status, login_csrf="", next="", message=message, blocked=True)
 
 
 @router.post("/login")
 def login(
     request: Request, username: FormStr = "", password: FormStr = "", csrf_token: FormStr = "", next: FormStr = ""
 ) -> Response:
-    """Check the password, start a session, go to ``next`` or the role's home page."""
+    """Check the password (throttled per account and per address), start a session, go to
+    ``next`` or the role's home page (or the password change, for a one-time password)."""
     ctx = ctx_of(request)
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not csrf_token or not hmac.compare_digest(cookie, csrf_token):
+    nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not nonce or not csrf_token or not hmac.compare_digest(login_csrf(ctx.form_key, nonce), csrf_token):
         raise Problem(403, "the login form's security token is missing or wrong; reload the page and try again")
+    address = request.client.host if request.client else None
+    username = username[:64]
+    with ctx.Session() as s:
+        verdict = appdb.throttle.check(s, username, address)
+    if not verdict.allowed:
+        with ctx.writing() as s:
+            appdb.audit.append(
+                s, "anonymous", "login.blocked", detail={"user": username, "locked": verdict.locked, "address": address}
+            )
+        if verdict.locked:
+            return _refused(
+                request, 423, "Too many failed logins: this account is locked. Ask an administrator to unlock it."
+            )
+        return _refused(request, 429, f"Too many failed logins. Try again in {int(verdict.wait_s) + 1} seconds.")
     with ctx.Session() as s:  # the password check (argon2, slow on purpose) holds no write lock
         user = appdb.authenticate(s, username, password)
         known = user is not None or appdb.get_user(s, username) is not None
     with ctx.writing() as s:
         if user is None:
-            appdb.audit.append(s, "anonymous", "login.failed", detail={"user_known": known})
+            appdb.throttle.failed(s, username, address)
+            appdb.audit.append(s, "anonymous", "login.failed", detail={"user_known": known, "address": address})
         else:
+            appdb.throttle.succeeded(s, username, address)
             sid, _ = appdb.create_session(s, user, ctx.settings.session_ttl_s)
-            appdb.audit.append(s, user.username, "login")
-            role = user.role
+            appdb.audit.append(s, user.username, "login", detail={"address": address})
+            role, must_change = user.role, user.must_change_password
     if user is None:
         return RedirectResponse("/login?failed=1", status_code=303)
-    target = _safe_next(next)
-    response = RedirectResponse(target or HOME[role], status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        sid,
-        httponly=True,
-        samesite="strict",
-        secure=ctx.settings.secure_cookies,
-    )
+    target = CHANGE_PASSWORD if must_change else (_safe_next(next) or HOME[role])
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=secure_cookies(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.get(CHANGE_PASSWORD)
+def password_form(request: Request, who: Principal = Depends(page_user(*ANY_ROLE))) -> Response:
+    """Change your password (required first after a one-time password)."""
+    return render(request, "password.html", who, forced=who.must_change_password)
+
+
+@router.post(CHANGE_PASSWORD)
+def change_password(
+    request: Request,
+    current: FormStr = "",
+    new: FormStr = "",
+    confirm: FormStr = "",
+    csrf_token: FormStr = "",
+    who: Principal = Depends(page_user(*ANY_ROLE)),
+) -> Response:
+    """Check the current password and the policy, store the new one, end every session."""
+    check_csrf(who, csrf_token)
+    ctx = ctx_of(request)
+    try:
+        if new != confirm:
+            raise InputError("the two new passwords differ")
+        with ctx.writing() as s:
+            ended = appdb.set_password(s, who.username, new, current=current)
+            appdb.audit.append(s, who.username, "user.password", detail={"user": who.username, "sessions": ended})
+    except InputError as err:
+        return render(request, "password.html", who, status=400, forced=who.must_change_password, error=err.reason)
+    response = RedirectResponse("/login?changed=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
     return response
 
 
@@ -379,8 +441,8 @@ def add_user(
     ctx = ctx_of(request)
     try:
         with ctx.writing() as s:
-            appdb.add_user(s, username, password, role)
-            appdb.audit.append(s, who.username, "user.add", detail={"user": username, "role": role})
+            appdb.add_user(s, username, password, role, one_time=True)
+            appdb.audit.append(s, who.username, "user.add", detail={"user": username, "role": role, "one_time": True})
     except InputError as err:
         return render(request, "users.html", who, status=400, users=_users(request), roles=ROLES, error=err.reason)
     return RedirectResponse("/admin/users", status_code=303)
@@ -438,6 +500,14 @@ def enable_user(
 ) -> Response:
     """Enable a user again (they log in anew; revoked tokens stay revoked)."""
     return _change_user(request, who, csrf_token, username, "user.enable")
+
+
+@router.post("/admin/users/{username}/unlock")
+def unlock_user(
+    request: Request, username: UserName, csrf_token: FormStr = "", who: Principal = Depends(page_user(ADMIN))
+) -> Response:
+    """Unlock an account that failed logins locked (audited)."""
+    return _change_user(request, who, csrf_token, username, "user.unlock")
 
 
 @router.post("/admin/users/{username}/revoke-tokens")

@@ -56,6 +56,13 @@ def register(app: typer.Typer) -> None:
         else:
             table = lake.query(query)
         rows = table.to_pylist()
+        if zone == "clinical":  # identified data: audited (the query's hash, never its text)
+            import hashlib
+
+            from carelens.store.appdb.audit import record_command
+
+            digest = hashlib.sha256(query.encode()).hexdigest()
+            record_command(store, "cli.sql", detail={"zone": zone, "query_sha256": digest, "rows": len(rows)})
         if format == "json":
             emit_json(rows)
         elif format == "csv":

@@ -4,7 +4,7 @@ SQLAlchemy on SQLite by default (inside the store) or PostgreSQL by URL (``CAREL
 the Alembic migrations ship in the package and are applied (``upgrade head``) on first use.
 """
 
-from carelens.store.appdb import audit
+from carelens.store.appdb import audit, throttle
 from carelens.store.appdb.accounts import (
     SESSION_SQL,
     TOKEN_SQL,
@@ -20,6 +20,7 @@ from carelens.store.appdb.accounts import (
     secret_hash,
     session_user,
     set_active,
+    set_password,
     user_for_token,
 )
 from carelens.store.appdb.audit import ChainReport
@@ -31,12 +32,15 @@ from carelens.store.appdb.models import (
     AuditEvent,
     AuditHead,
     Base,
+    CdsCard,
     CdsFeedback,
+    CdsJti,
     ReviewDecision,
     SignedSummary,
     User,
     WebSession,
 )
+from carelens.store.appdb.passwords import check_password
 
 __all__ = [
     "ROLES",
@@ -46,7 +50,9 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "CdsCard",
     "CdsFeedback",
+    "CdsJti",
     "ChainReport",
     "ReviewDecision",
     "SignedSummary",
@@ -57,6 +63,7 @@ __all__ = [
     "authenticate",
     "begin_write",
     "change_account",
+    "check_password",
     "create_session",
     "create_token",
     "dispose_all",
@@ -71,6 +78,8 @@ __all__ = [
     "session_user",
     "sessionmaker_for",
     "set_active",
+    "set_password",
+    "throttle",
     "upgrade",
     "user_for_token",
 ]

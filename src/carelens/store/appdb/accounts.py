@@ -1,4 +1,5 @@
-"""Users, API tokens and browser sessions (passwords argon2id-hashed, tokens stored as SHA-256)."""
+"""Users, API tokens and browser sessions (passwords argon2id-hashed under the policy of
+``passwords``, tokens stored as SHA-256 with an expiry and scopes)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from carelens.core.errors import InputError
-from carelens.store.appdb import audit
+from carelens.store.appdb import audit, throttle
 from carelens.store.appdb.clock import now_iso
 from carelens.store.appdb.models import ROLES, ApiToken, User, WebSession
+from carelens.store.appdb.passwords import check_password
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-MIN_PASSWORD = 8
+SCOPES = ("api", "cds")  # the JSON API, CDS Hooks
+TOKEN_TTL_DAYS = 90
 
 
 @cache
@@ -35,31 +38,60 @@ def secret_hash(value: str) -> str:
 
 # The lookups of ``user_for_token`` and ``session_user`` as plain SQL (``?`` placeholders), for
 # callers that run one on every request (the server: about 20x cheaper than the ORM). Parameters:
-# (secret_hash(token), False, True) and (secret_hash(sid), now_iso(), True).
+# (secret_hash(token), False, True, now_iso()) and (secret_hash(sid), now_iso(), True).
 TOKEN_SQL = (
-    "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id "
-    "WHERE t.token_hash = ? AND t.revoked = ? AND u.active = ?"
+    "SELECT u.id, u.username, u.role, t.scopes FROM api_tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.token_hash = ? AND t.revoked = ? AND u.active = ? AND (t.expires_at IS NULL OR t.expires_at > ?)"
 )
 SESSION_SQL = (
-    "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id "
-    "WHERE s.id_hash = ? AND s.expires_at > ? AND u.active = ?"
+    "SELECT u.id, u.username, u.role, s.csrf_token, u.must_change_password FROM sessions s "
+    "JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ? AND u.active = ?"
 )
 
 
-def add_user(s: Session, username: str, password: str, role: str) -> User:
-    """Create a user; raises ``InputError`` for a bad name, role, short password or a duplicate."""
+def add_user(s: Session, username: str, password: str, role: str, one_time: bool = False) -> User:
+    """Create a user; raises ``InputError`` for a bad name, role, weak password or a duplicate.
+    A ``one_time`` password must be changed at the first login."""
     if not USERNAME.match(username):
         raise InputError("user name must be 1-64 letters, digits or . _ @ -")
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InputError(f"password must have at least {MIN_PASSWORD} characters")
+    check_password(username, password)
     if s.scalar(select(User).where(User.username == username)) is not None:
         raise InputError(f"user {username} already exists")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role, active=True, created_at=now_iso())
+    user = User(
+        username=username,
+        password_hash=_hasher.hash(password),
+        role=role,
+        active=True,
+        created_at=now_iso(),
+        must_change_password=one_time,
+        password_changed_at=now_iso(),
+    )
     s.add(user)
     s.flush()
     return user
+
+
+def set_password(s: Session, username: str, new: str, current: str | None = None, one_time: bool = False) -> int:
+    """Give ``username`` a new password (policy-checked; ``current`` must match when given; the
+    new one must differ from it). Ends every session of the user; returns how many. ``one_time``
+    (an admin's reset) makes the user change it at the next login."""
+    user = _existing(s, username)
+    if current is not None:
+        try:
+            _hasher.verify(user.password_hash, current)
+        except (VerificationError, InvalidHashError):
+            raise InputError("the current password is wrong") from None
+        if current == new:
+            raise InputError("the new password must differ from the current one")
+    check_password(username, new)
+    user.password_hash = _hasher.hash(new)
+    user.must_change_password = one_time
+    user.password_changed_at = now_iso()
+    result = s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    s.flush()
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def get_user(s: Session, username: str) -> User | None:
@@ -77,39 +109,68 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-def create_token(s: Session, user: User) -> str:
-    """A new API token for ``user``; only its hash is stored, so show it to the user once.
-    A disabled user gets none (``InputError``)."""
+def create_token(s: Session, user: User, days: float = TOKEN_TTL_DAYS, scopes: tuple[str, ...] = SCOPES) -> str:
+    """A new API token for ``user``, valid ``days`` days for ``scopes`` (of ``SCOPES``); only its
+    hash is stored, so show it to the user once. A disabled user gets none (``InputError``)."""
     if not user.active:
         raise InputError(f"user {user.username} is disabled; enable it before issuing a token")
+    if not 0 < days <= 366:
+        raise InputError("a token lives between a moment and 366 days")
+    unknown = sorted(set(scopes) - set(SCOPES)) or ([] if scopes else ["(none)"])
+    if unknown:
+        raise InputError(f"unknown token scope {unknown[0]}: choose from {', '.join(SCOPES)}")
     token = "cl_" + secrets.token_urlsafe(32)
-    s.add(ApiToken(user_id=user.id, token_hash=secret_hash(token), created_at=now_iso(), revoked=False))
+    s.add(
+        ApiToken(
+            user_id=user.id,
+            token_hash=secret_hash(token),
+            created_at=now_iso(),
+            revoked=False,
+            expires_at=now_iso(days * 86400),
+            scopes=" ".join(sorted(set(scopes))),
+        )
+    )
     s.flush()
     return token
 
 
 def user_for_token(s: Session, token: str) -> User | None:
-    """The active user an API token belongs to, or None (one query)."""
+    """The active user a live (unrevoked, unexpired) API token belongs to, or None (one query)."""
     return s.scalar(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == secret_hash(token), ApiToken.revoked.is_(False), User.active.is_(True))
+        .where(
+            ApiToken.token_hash == secret_hash(token),
+            ApiToken.revoked.is_(False),
+            User.active.is_(True),
+            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now_iso()),
+        )
     )
 
 
 def list_users(s: Session) -> list[dict[str, object]]:
-    """Every user by name: role, active, created_at and how many live (unrevoked) tokens they hold."""
+    """Every user by name: role, active, created_at, how many live (unrevoked, unexpired) tokens
+    they hold, whether failed logins locked them and whether they must change their password."""
     live = (
         select(ApiToken.user_id, func.count().label("n"))
-        .where(ApiToken.revoked.is_(False))
+        .where(ApiToken.revoked.is_(False), (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now_iso()))
         .group_by(ApiToken.user_id)
         .subquery()
     )
     rows = s.execute(
         select(User, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.user_id == User.id).order_by(User.username)
     )
+    locked = throttle.locked_users(s)
     return [
-        {"username": u.username, "role": u.role, "active": u.active, "created_at": u.created_at, "tokens": int(n)}
+        {
+            "username": u.username,
+            "role": u.role,
+            "active": u.active,
+            "created_at": u.created_at,
+            "tokens": int(n),
+            "locked": u.username.lower() in locked,
+            "must_change_password": u.must_change_password,
+        }
         for u, n in rows
     ]
 
@@ -148,7 +209,7 @@ def set_active(s: Session, username: str, active: bool) -> dict[str, int]:
     return ended
 
 
-ACCOUNT_CHANGES = ("user.disable", "user.enable", "token.revoke")
+ACCOUNT_CHANGES = ("user.disable", "user.enable", "user.unlock", "token.revoke")
 
 
 def change_account(s: Session, actor: str, change: str, username: str) -> dict[str, int]:
@@ -156,6 +217,9 @@ def change_account(s: Session, actor: str, change: str, username: str) -> dict[s
     transaction; returns how many sessions and tokens it ended."""
     if change == "token.revoke":
         result = {"tokens": revoke_tokens(s, username)}
+    elif change == "user.unlock":
+        _existing(s, username)
+        result = {"unlocked": int(throttle.unlock(s, username))}
     elif change in ("user.disable", "user.enable"):
         result = set_active(s, username, change == "user.enable")
     else:

@@ -26,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[str] = mapped_column(String(32))
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    password_changed_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ApiToken(Base):
@@ -37,6 +39,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[str] = mapped_column(String(32))
     revoked: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    scopes: Mapped[str] = mapped_column(String(64), default="api cds")
 
 
 class WebSession(Base):
@@ -116,3 +120,34 @@ class CdsFeedback(Base):
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     outcome_at: Mapped[str] = mapped_column(String(32))
+
+
+class LoginThrottle(Base):
+    """Failed logins of one account (``user:NAME``) or address (``addr:IP``): backoff until
+    ``blocked_until``; ``locked`` accounts wait for an admin (``carelens users unlock``)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[str] = mapped_column(String(32))
+    blocked_until: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    locked: Mapped[bool] = mapped_column(default=False)
+
+
+class CdsCard(Base):
+    """A card the patient-view service issued: feedback must name one exactly."""
+
+    __tablename__ = "cds_cards"
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(128))
+    audit_id: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str | None] = mapped_column(Text, nullable=True)
+    issued_at: Mapped[str] = mapped_column(String(32))
+
+
+class CdsJti(Base):
+    """The ``jti`` of a CDS client's JWT, kept until it expires so that a replay is refused."""
+
+    __tablename__ = "cds_jti"
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[str] = mapped_column(String(32))
