@@ -329,7 +329,11 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             "(possible novel allele or allele combination); not called",
         )
     top = max(scored.values())
-    dips = sorted((diplotype_name(k) for k, v in scored.items() if v == top), key=natural_key)
+    # PharmCAT reports a sub-allele (SLCO1B1 *45.001) by its core allele's name (*45)
+    sub = defn.suballeles
+    dips = sorted(
+        {diplotype_name(tuple(sub.get(n, n) for n in k)) for k, v in scored.items() if v == top}, key=natural_key
+    )
     if len(dips) > 1 and not phased and defn.unphased_priorities:
         key = "|".join(sorted(dips))
         for pid, pick in defn.unphased_priorities.items():
