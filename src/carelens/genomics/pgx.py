@@ -13,7 +13,7 @@ from carelens.core.ids import content_hash
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
-from carelens.genomics.vcf import SampleCall, bare, read_calls
+from carelens.genomics.vcf import SampleCall, bare, file_hash, read_calls
 
 # genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
 OUTSIDE_ONLY = {
@@ -271,7 +271,7 @@ def pgx_report(
     path = Path(vcf)
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
-    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref)
+    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, input_hash=file_hash(path))
 
 
 def report_from_calls(
@@ -281,8 +281,10 @@ def report_from_calls(
     warnings: list[str],
     outside: dict[str, dict[str, str | None]] | None = None,
     missing_to_ref: bool = False,
+    input_hash: str | None = None,
 ) -> PgxReport:
-    """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``)."""
+    """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``);
+    ``input_hash`` is the hash of the input VCF (else of the genotypes used, when no file is at hand)."""
     outside = outside or {}
     results = []
     for gene in sorted(defs.genes):
@@ -299,7 +301,9 @@ def report_from_calls(
         drugs=recommend(defs, results),
         warnings=list(warnings),
         provenance=Provenance(
-            model_id="carelens.genomics.pgx", model_version=_definitions_version(defs), input_hash=_calls_hash(calls)
+            model_id="carelens.genomics.pgx",
+            model_version=_definitions_version(defs),
+            input_hash=input_hash or _calls_hash(calls),
         ),
         definitions={k: defs.meta[k] for k in ("source", "definition_versions", "generated") if k in defs.meta},
     )

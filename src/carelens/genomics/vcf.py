@@ -3,6 +3,7 @@ phased / unphased genotypes with phase sets, ``chr`` or bare contig names; GRCh3
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,15 @@ _BUILD_LENGTHS = {
     "X": (155270560, 156040895),
 }
 _GRCH37_NAMES = re.compile(r"grch37|hg19|b37|hs37|human_g1k_v37|hg18|ncbi36", re.I)
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the input file's bytes (the provenance ``input_hash`` of a report made from it)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def bare(contig: str) -> str:
