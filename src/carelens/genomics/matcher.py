@@ -64,6 +64,7 @@ class GeneCall:
     phased: bool | None
     warnings: list[str] = field(default_factory=list)
     assumed_reference: list[int] = field(default_factory=list)
+    candidates: list[tuple[str, int]] = field(default_factory=list)
 
 
 def matches_allele(expected: str, observed: str | None) -> bool:
@@ -328,12 +329,15 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             f"no combination of {defn.gene} named alleles explains the genotypes "
             "(possible novel allele or allele combination); not called",
         )
-    top = max(scored.values())
     # PharmCAT reports a sub-allele (SLCO1B1 *45.001) by its core allele's name (*45)
     sub = defn.suballeles
-    dips = sorted(
-        {diplotype_name(tuple(sub.get(n, n) for n in k)) for k, v in scored.items() if v == top}, key=natural_key
-    )
+    named: dict[str, int] = {}
+    for k, v in scored.items():
+        name = diplotype_name(tuple(sub.get(n, n) for n in k))
+        named[name] = max(named.get(name, 0), v)
+    top = max(named.values())
+    dips = sorted((d for d, v in named.items() if v == top), key=natural_key)
+    candidates = sorted(named.items(), key=lambda kv: (-kv[1], natural_key(kv[0])))
     if len(dips) > 1 and not phased and defn.unphased_priorities:
         key = "|".join(sorted(dips))
         for pid, pick in defn.unphased_priorities.items():
@@ -347,4 +351,6 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             f"{len(dips)} diplotypes tie on the {len(used)} assayed positions "
             f"({len(obs.not_assayed)} not assayed): too little data to call",
         )
-    return result(dips, top, None)
+    call = result(dips, top, None)
+    call.candidates = candidates
+    return call
