@@ -104,7 +104,8 @@ def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
 
 def pick_record(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
     """The record to use at a locus: REF as defined, genotype present, documented alleles, non-reference first."""
-    candidates = [c for c in found if c.ref == ref]
+    real = [c for c in found if c.ref == ref]
+    candidates = real or [c.at_reference(ref) for c in found if c.ref_block][:1]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel, Field
 from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
 from carelens.core.ids import content_hash
+from carelens.core.quarantine import Quarantined
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
-from carelens.genomics.vcf import SampleCall, bare, file_hash, read_calls
+from carelens.genomics.vcf import SampleCall, bare, file_hash, read_calls, read_calls_multi, vcf_info
 
 # genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
 OUTSIDE_ONLY = {
@@ -272,6 +273,47 @@ def pgx_report(
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
     return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, input_hash=file_hash(path))
+
+
+class SampleReports(BaseModel):
+    """Every sample of a multi-sample VCF: one report each, and the samples that could not be reported."""
+
+    file: str
+    reports: list[PgxReport]
+    quarantined: list[Quarantined] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def pgx_reports(
+    vcf: Path | str,
+    outside_calls: Path | str | None = None,
+    definitions: PgxDefinitions | None = None,
+    missing_to_ref: bool = False,
+) -> SampleReports:
+    """One report per sample of ``vcf`` (read in one pass); a sample with no genotype at any PGx position is
+    quarantined with a one-line reason (never its name: sample IDs can identify a patient)."""
+    defs = definitions or load_definitions()
+    path = Path(vcf)
+    info = vcf_info(path)
+    if not info.samples:
+        raise InputError(f"{path.name}: the VCF has no sample columns (no genotypes)")
+    outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
+    per_sample = read_calls_multi(path, info.samples, gene_positions(defs), info)
+    digest = file_hash(path)
+    out = SampleReports(file=path.name, reports=[], warnings=list(info.warnings))
+    for n, name in enumerate(info.samples, start=1):
+        calls = per_sample[name]
+        if not any(not c.missing for cs in calls.values() for c in cs):
+            out.quarantined.append(
+                Quarantined(
+                    source=path.name,
+                    where=f"sample {n} of {len(info.samples)}",
+                    reason="no genotype at any PGx position (all missing or absent)",
+                )
+            )
+            continue
+        out.reports.append(report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, digest))
+    return out
 
 
 def report_from_calls(

@@ -3,10 +3,11 @@ phased / unphased genotypes with phase sets, ``chr`` or bare contig names; GRCh3
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from carelens.core.errors import InputError, UsageError
@@ -58,6 +59,14 @@ class SampleCall:
     filter: str
     line: int
     problem: str | None = None
+    ref_block: bool = False  # a gVCF reference block covering this position (REF base not spelled out)
+
+    def at_reference(self, ref: str) -> SampleCall:
+        """This call with a reference block's placeholders replaced by the definition's reference allele."""
+        if not self.ref_block:
+            return self
+        alleles = tuple(ref if a is not None else None for a in self.alleles)
+        return replace(self, ref=ref, alleles=alleles, ref_block=False)
 
     @property
     def genotype(self) -> str:
@@ -79,6 +88,7 @@ class VcfInfo:
     build: str
     indexed: bool
     warnings: list[str] = field(default_factory=list)
+    gvcf: bool = False
 
 
 def _open(path: Path, samples: list[str] | None = None):
@@ -145,6 +155,7 @@ def vcf_info(path: Path) -> VcfInfo:
         raise InputError(f"{path.name}: the VCF has no GT (genotype) FORMAT field, so no genotypes to report")
     if build == "unknown":
         info.warnings.append("genome build not stated in the header; GRCh38 assumed")
+    info.gvcf = bool(re.search(r"^##(ALT=<ID=(NON_REF|\*),|GVCFBlock)", raw, re.M))
     return info
 
 
@@ -204,6 +215,11 @@ def genotype(variant, idx: int) -> list:
         return [-1, -1, False]
 
 
+def _compressed(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def _iter_checked(vcf, path: Path) -> Iterator:
     it = iter(vcf)
     n = 0
@@ -213,7 +229,8 @@ def _iter_checked(vcf, path: Path) -> Iterator:
         except StopIteration:
             return
         except Exception:  # htslib parse failure
-            raise InputError(f"{path.name}: malformed VCF data line (data line {n + 1} could not be parsed)") from None
+            what = "truncated or corrupt bgzip block, or malformed line" if _compressed(path) else "malformed line"
+            raise InputError(f"{path.name}: data line {n + 1} could not be read ({what})") from None
         n += 1
         yield n, variant
 
@@ -239,10 +256,26 @@ def read_calls_multi(
     order = list(vcf.samples)
     out: dict[str, dict[tuple[str, int], list[SampleCall]]] = {s: {} for s in order}
 
+    sorted_positions = {c: sorted(p) for c, p in positions.items()}
+    blocks = 0
+
     def take(n: int, variant) -> None:
-        key = (bare(variant.CHROM), variant.POS)
-        for i, s in enumerate(order):
-            out[s].setdefault(key, []).append(_call(variant, i, n))
+        nonlocal blocks
+        contig = bare(variant.CHROM)
+        key = (contig, variant.POS)
+        if variant.POS in positions.get(contig, ()):
+            for i, s in enumerate(order):
+                out[s].setdefault(key, []).append(_call(variant, i, n))
+        end = _block_end(variant)
+        if end is None:
+            return
+        blocks += 1
+        wanted = sorted_positions.get(contig, [])
+        for pos in wanted[bisect.bisect_right(wanted, variant.POS) : bisect.bisect_right(wanted, end)]:
+            for i, s in enumerate(order):
+                call = _call(variant, i, n)
+                block = replace(call, pos=pos, ref="", alleles=tuple("" if a else None for a in call.alleles))
+                out[s].setdefault((contig, pos), []).append(replace(block, ref_block=True, problem=None))
 
     try:
         if info.indexed:
@@ -251,18 +284,36 @@ def read_calls_multi(
                 native = names.get(contig)
                 if native is None or not wanted:
                     continue
+                seen: set[tuple[int, str]] = set()
                 for start, end in _clusters(sorted(wanted)):
                     for n, variant in _iter_checked(vcf(f"{native}:{start}-{end}"), path):
-                        if variant.POS in wanted:
+                        if (variant.POS, variant.REF) not in seen:  # a block can overlap two clusters
+                            seen.add((variant.POS, variant.REF))
                             take(n, variant)
         else:
             for n, variant in _iter_checked(vcf, path):
-                at = positions.get(bare(variant.CHROM))
-                if at is not None and variant.POS in at:
+                if bare(variant.CHROM) in positions:
                     take(n, variant)
     finally:
         vcf.close()
+    if info.gvcf and not blocks:
+        info.warnings.append(
+            "gVCF header but no reference block (INFO END) covers the PGx positions: positions absent from the file "
+            "are reported as not assayed, not as reference"
+        )
     return out
+
+
+def _block_end(variant) -> int | None:
+    """END of a gVCF reference block (ALT only <NON_REF> / <*>, every called allele REF), else None."""
+    if not variant.ALT or not all(a in ("<NON_REF>", "<*>") for a in variant.ALT):
+        return None
+    end = variant.INFO.get("END")
+    if end is None or int(end) <= variant.POS:
+        return None
+    if any(a is not None and a > 0 for gt in variant.genotypes for a in gt[:-1]):
+        return None
+    return int(end)
 
 
 def _clusters(sorted_positions: list[int], gap: int = 100_000) -> Iterable[tuple[int, int]]:
