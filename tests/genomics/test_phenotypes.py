@@ -81,3 +81,19 @@ def test_cyp2d6_outside_call_goes_through_the_cpic_table(tmp_path: Path, test_vc
     g = _gene(report.genes, "CYP2D6")
     assert (g.phenotype, g.activity_score, g.lookup_key) == ("Intermediate Metabolizer", "1.0", "1.0")
     assert any(r.genes.get("CYP2D6") == "1.0" for r in report.drugs if r.drug == "codeine")
+
+
+def test_outside_calls_for_hla_mt_rnr1_and_g6pd(tmp_path: Path, test_vcfs: Path) -> None:
+    """Outside calls go through the same tables: HLA as allele presence for every allele CPIC keys on, MT-RNR1 and
+    G6PD (a heterozygous female: Variable) from their CPIC tables."""
+    calls = tmp_path / "outside.tsv"
+    calls.write_text(
+        "HLA-B\t*57:01/*08:01\nMT-RNR1\tm.1555A>G\n"
+        "G6PD\tB (reference)/Mediterranean, Dallas, Panama, Sassari, Cagliari, Birmingham\n"
+    )
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=calls)
+    assert _gene(report.genes, "HLA-B").phenotype == "*15:02 negative; *57:01 positive; *58:01 negative"
+    assert _gene(report.genes, "MT-RNR1").phenotype == "increased risk of aminoglycoside-induced hearing loss"
+    assert _gene(report.genes, "G6PD").phenotype == "Variable"
+    drugs = {r.drug for r in report.drugs}
+    assert {"abacavir", "amikacin", "rasburicase"} <= drugs

@@ -123,6 +123,8 @@ def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
 def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]) -> GeneResult:
     dips = [d.strip() for d in (call["diplotype"] or "").split(" or ")]
     phenotype, lookup, activity = _phenotype(defs, gene, dips)
+    if gene.startswith("HLA-") and phenotype is None and len(dips) == 1:
+        phenotype = _hla_presence(defs, gene, dips[0])
     phenotype = call["phenotype"] or phenotype
     activity = call["activity"] or activity
     lookup = call["activity"] or call["phenotype"] or lookup
@@ -135,6 +137,16 @@ def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]
         source="outside call",
         reason=None,
     )
+
+
+def _hla_presence(defs: PgxDefinitions, gene: str, diplotype: str) -> str | None:
+    """HLA phenotype as PharmCAT gives it: presence of each allele a CPIC recommendation is keyed on."""
+    keyed = sorted(
+        {v.split(" ")[0] for r in defs.recommendations for g, v in r.lookup.items() if g == gene and v[:1] == "*"}
+    )
+    if not keyed:
+        return None
+    return "; ".join(f"{a} {'positive' if _hla_matches(a + ' positive', diplotype) else 'negative'}" for a in keyed)
 
 
 def _hla_matches(value: str, diplotype: str) -> bool:
