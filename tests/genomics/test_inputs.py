@@ -143,3 +143,17 @@ def test_bgzipped_vcf_gives_the_same_report(tmp_path: Path, test_vcfs: Path) -> 
     with gzip.open(gz, "wb") as fh:  # plain gzip: htslib reads it (no index possible)
         fh.write(vcf.read_bytes())
     assert _calls(pgx_report(gz)) == _calls(pgx_report(vcf))
+
+
+def test_padded_indel_is_normalised_to_the_definition(tmp_path: Path) -> None:
+    """rs9332131 (CYP2C9, GA>G at 94949281) written with an extra shared base (GAT>GT) is the same deletion once
+    trimmed, as bcftools norm / PharmCAT's preprocessor would write it."""
+    plain = [
+        "chr10\t94949281\trs9332131\tGA\tG\t.\tPASS\t.\tGT\t0/1",
+        "chr10\t94942290\trs1799853\tC\tT\t.\tPASS\t.\tGT\t0/0",
+    ]
+    padded = [plain[0].replace("\tGA\tG\t", "\tGAT\tGT\t"), plain[1]]
+    a = next(g for g in pgx_report(write_vcf(tmp_path / "a.vcf", plain)).genes if g.gene == "CYP2C9")
+    b = next(g for g in pgx_report(write_vcf(tmp_path / "b.vcf", padded)).genes if g.gene == "CYP2C9")
+    assert a.diplotypes and b.diplotypes == a.diplotypes
+    assert 94949281 not in b.not_assayed

@@ -266,6 +266,15 @@ def read_calls_multi(
         if variant.POS in positions.get(contig, ()):
             for i, s in enumerate(order):
                 out[s].setdefault(key, []).append(_call(variant, i, n))
+        if len(variant.REF) > 1 or any(len(a) > 1 for a in variant.ALT):
+            pos, spelled = normalise(variant.POS, variant.REF, list(variant.ALT))
+            if (pos, spelled[variant.REF]) != (variant.POS, variant.REF) and pos in positions.get(contig, ()):
+                for i, s in enumerate(order):
+                    call = _call(variant, i, n)
+                    alleles = tuple(spelled.get(a, a) if a is not None else None for a in call.alleles)
+                    out[s].setdefault((contig, pos), []).append(
+                        replace(call, pos=pos, ref=spelled[variant.REF], alleles=alleles)
+                    )
         end = _block_end(variant)
         if end is None:
             return
@@ -302,6 +311,19 @@ def read_calls_multi(
             "are reported as not assayed, not as reference"
         )
     return out
+
+
+def normalise(pos: int, ref: str, alts: list[str]) -> tuple[int, dict[str, str]]:
+    """Trim bases shared by REF and every ALT (right side first, then left, keeping one anchor base), as
+    ``bcftools norm`` / PharmCAT's preprocessor do for padded indels: ``(new position, {old allele: new allele})``."""
+    alleles = [ref, *(a for a in alts if not a.startswith("<") and a != "*")]
+    trimmed = list(alleles)
+    while all(len(a) > 1 for a in trimmed) and len({a[-1] for a in trimmed}) == 1:
+        trimmed = [a[:-1] for a in trimmed]
+    while all(len(a) > 1 for a in trimmed) and len({a[0] for a in trimmed}) == 1:
+        trimmed = [a[1:] for a in trimmed]
+        pos += 1
+    return pos, dict(zip(alleles, trimmed, strict=True))
 
 
 def _block_end(variant) -> int | None:
