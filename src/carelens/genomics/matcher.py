@@ -144,8 +144,9 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
         where = f"position {locus.position}"
         if call is None and found:
             obs.warnings.append(f"{where}: VCF REF does not match the definition's reference; treated as not assayed")
-        if len(found) > 1 and call is not None:
-            obs.warnings.append(f"{where}: {len(found)} records; used the one matching the definition")
+        records = len({c.line for c in found})  # a padded indel also appears trimmed: one record
+        if records > 1 and call is not None:
+            obs.warnings.append(f"{where}: {records} records; used the one matching the definition")
         if call is not None and call.problem:
             obs.warnings.append(f"{where}: {call.problem}")
             obs.undocumented.append(locus.position)
