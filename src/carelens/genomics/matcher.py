@@ -187,8 +187,21 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
     return obs
 
 
+_UNCERTAIN_CACHE: dict[tuple[int, tuple[int, ...]], tuple[GeneDefinition, list[str]]] = {}
+
+
 def _uncertain(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
     """Non-reference alleles with a defining variant at a not-assayed position (calls that could change)."""
+    key = (id(defn), tuple(not_assayed))
+    hit = _UNCERTAIN_CACHE.get(key)
+    if hit is None or hit[0] is not defn:
+        if len(_UNCERTAIN_CACHE) > 256:
+            _UNCERTAIN_CACHE.clear()
+        hit = _UNCERTAIN_CACHE[key] = (defn, _uncertain_alleles(defn, not_assayed))
+    return list(hit[1])
+
+
+def _uncertain_alleles(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
     missing = set(not_assayed)
     missing_idx = [i for i, loc in enumerate(defn.loci) if loc.position in missing]
     ref = defn.reference.alleles
@@ -206,8 +219,9 @@ Prepared = list[tuple[NamedAllele, tuple[str, ...], int]]
 class _Compat:
     """Bit sets of the named alleles compatible with an observed allele at each position (memoised)."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, defn: GeneDefinition | None = None) -> None:
         self.prepared = prepared
+        self.defn = defn
         self.everyone = (1 << len(prepared)) - 1
         self.masks: dict[tuple[int, str | None], int] = {}
         self.named: dict[int, list[tuple[str, int]]] = {}
@@ -237,10 +251,24 @@ def _blocks(calls: list[SampleCall]) -> list[list[int]]:
     return list(blocks.values())
 
 
-def _score(prepared: Prepared, calls: list[SampleCall]) -> dict[tuple[str, ...], int] | None:
+_COMPAT_CACHE: dict[tuple[int, tuple[int, ...]], _Compat] = {}
+
+
+def _compat(defn: GeneDefinition, idx: list[int]) -> _Compat:
+    """The definitions restricted to the assayed loci with their memoised masks, shared by every sample that has
+    the same loci (the samples of a multi-sample VCF usually do)."""
+    key = (id(defn), tuple(idx))
+    found = _COMPAT_CACHE.get(key)
+    if found is None or found.defn is not defn:
+        if len(_COMPAT_CACHE) > 256:
+            _COMPAT_CACHE.clear()
+        found = _COMPAT_CACHE[key] = _Compat(_prepare(defn, idx), defn)
+    return found
+
+
+def _score(compat: _Compat, calls: list[SampleCall]) -> dict[tuple[str, ...], int] | None:
     """Best score of every allele pair that explains one arrangement of the sample's alleles on two strands
     (the first block's orientation fixed); ``None`` when there are too many arrangements to try."""
-    compat = _Compat(prepared)
     if len(calls[0].alleles) == 1:  # haploid: one strand
         bits = compat.everyone
         for pos, c in enumerate(calls):
@@ -321,7 +349,7 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     ploidies = {len(c.alleles) for c in used}
     if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
         return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
-    scored = _score(_prepare(defn, obs.idx), used)
+    scored = _score(_compat(defn, obs.idx), used)
     if scored is None:
         return result([], None, "too many unphased heterozygous positions to enumerate; not called")
     if not scored:
