@@ -97,3 +97,19 @@ def test_outside_calls_for_hla_mt_rnr1_and_g6pd(tmp_path: Path, test_vcfs: Path)
     assert _gene(report.genes, "G6PD").phenotype == "Variable"
     drugs = {r.drug for r in report.drugs}
     assert {"abacavir", "amikacin", "rasburicase"} <= drugs
+
+
+@pytest.mark.parametrize(
+    ("name", "printed"),
+    [  # PharmCATTest.java (16-gene version): testPrintCalls for UGT1A1
+        ("s28s80unphased", ["*80+*28 (heterozygous)"]),
+        ("s28s37", ["*28 (heterozygous)", "*37 (heterozygous)"]),
+        ("s27s28unphaseds80s60missing", ["*27 (heterozygous)", "*28 (heterozygous)", "*80+*28 (heterozygous)"]),
+        ("NA12717_UGT1A1", ["*80 (heterozygous)", "*80+*28 (heterozygous)"]),
+        ("s28s28unphaseds60s80miss", ["*28/*28", "*28/*80+*28", "*80+*28/*80+*28"]),  # all homozygous: phased
+        ("s28s80phased", ["*1/*80+*28"]),
+    ],
+)
+def test_unphased_ugt1a1_is_printed_as_allele_presence(name: str, printed: list[str], test_vcfs: Path) -> None:
+    g = _gene(pgx_report(test_vcfs / f"haplotype/UGT1A1/{name}.vcf").genes, "UGT1A1")
+    assert sorted(g.display) == sorted(printed)

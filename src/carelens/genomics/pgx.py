@@ -43,6 +43,10 @@ class GeneResult(BaseModel):
         default_factory=list, description="DPYD, unphased: every variant allele found (CPIC lowest-two rule input)"
     )
     lookup_diplotype: str | None = Field(default=None, description="the diplotype the phenotype was looked up with")
+    display: list[str] = Field(
+        default_factory=list,
+        description="the call as PharmCAT prints it: the diplotypes, or for unphased UGT1A1 each allele's presence",
+    )
     source: str = "vcf"
     chromosome: str | None = None
     phased: bool | None = None
@@ -206,6 +210,19 @@ def _slco1b1_rs4149056(call: GeneCall) -> str | None:
     return None
 
 
+ALLELE_PRESENCE_GENES = frozenset({"UGT1A1"})
+
+
+def _display(reference: str, call: GeneCall) -> list[str]:
+    """PharmCAT's printed call: unphased UGT1A1 with heterozygous positions is shown as the presence of each
+    non-reference allele across the top diplotypes ('*28 (heterozygous)'), since the pairing is not known."""
+    if call.gene not in ALLELE_PRESENCE_GENES or call.phased is not False or not call.diplotypes:
+        return list(call.diplotypes)
+    pairs = [d.split("/") for d in call.diplotypes]
+    alleles = sorted({a for p in pairs for a in p if a != reference}, key=natural_key)
+    return [f"{a} ({'homozygous' if all(p.count(a) == 2 for p in pairs) else 'heterozygous'})" for a in alleles]
+
+
 def gene_result(
     defs: PgxDefinitions, gene: str, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False
 ) -> GeneResult:
@@ -241,6 +258,7 @@ def gene_result(
     return GeneResult(
         gene=gene,
         diplotypes=call.diplotypes,
+        display=_display(g.reference.name, call),
         phenotype=phenotype,
         phenotypes=_each_phenotype(defs, gene, call.diplotypes),
         activity_score=activity,
