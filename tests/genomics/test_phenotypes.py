@@ -113,3 +113,13 @@ def test_outside_calls_for_hla_mt_rnr1_and_g6pd(tmp_path: Path, test_vcfs: Path)
 def test_unphased_ugt1a1_is_printed_as_allele_presence(name: str, printed: list[str], test_vcfs: Path) -> None:
     g = _gene(pgx_report(test_vcfs / f"haplotype/UGT1A1/{name}.vcf").genes, "UGT1A1")
     assert sorted(g.display) == sorted(printed)
+
+
+def test_outside_call_alleles_may_carry_the_gene_name(tmp_path: Path, test_vcfs: Path) -> None:
+    """PharmCATTest's outside-call file writes 'CYP2D6*1/CYP2D6*4' (and HLA as 'B*57:01'): same result as '*1/*4'."""
+    calls = tmp_path / "outside.tsv"
+    calls.write_text("#Gene\tDiplotype\nCYP2D6\tCYP2D6*1/CYP2D6*4\nHLA-B\tB*57:01/HLA-B*08:01\n")
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=calls)
+    g = _gene(report.genes, "CYP2D6")
+    assert (g.diplotypes, g.phenotype, g.activity_score) == (["*1/*4"], "Intermediate Metabolizer", "1.0")
+    assert _gene(report.genes, "HLA-B").diplotypes == ["*57:01/*08:01"]

@@ -124,8 +124,23 @@ def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
     return out
 
 
+def _strip_gene(gene: str, diplotype: str) -> str:
+    """PharmCAT's outside-call parser accepts alleles written with the gene ('CYP2D6*1/CYP2D6*4', 'HLA-B*57:01',
+    'B*57:01'): the gene prefix is dropped."""
+    prefixes = (gene, gene.removeprefix("HLA-")) if gene.startswith("HLA-") else (gene,)
+    alleles = []
+    for allele in diplotype.split("/"):
+        allele = allele.strip()
+        for prefix in prefixes:
+            if allele.startswith(prefix + "*"):
+                allele = allele[len(prefix) :]
+                break
+        alleles.append(allele)
+    return "/".join(alleles)
+
+
 def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]) -> GeneResult:
-    dips = [d.strip() for d in (call["diplotype"] or "").split(" or ")]
+    dips = [_strip_gene(gene, d.strip()) for d in (call["diplotype"] or "").split(" or ")]
     phenotype, lookup, activity = _phenotype(defs, gene, dips)
     if gene.startswith("HLA-") and phenotype is None and len(dips) == 1:
         phenotype = _hla_presence(defs, gene, dips[0])
