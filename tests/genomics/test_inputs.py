@@ -157,3 +157,39 @@ def test_padded_indel_is_normalised_to_the_definition(tmp_path: Path) -> None:
     b = next(g for g in pgx_report(write_vcf(tmp_path / "b.vcf", padded)).genes if g.gene == "CYP2C9")
     assert a.diplotypes and b.diplotypes == a.diplotypes
     assert 94949281 not in b.not_assayed
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ["chr19\t38442361\trs118192160\tG\tA,T\t.\tPASS\t.\tGT\t1/2"],  # one multi-allelic record
+        [  # the same site split into biallelic records (bcftools norm -m-)
+            "chr19\t38442361\trs118192160\tG\tA\t.\tPASS\t.\tGT\t0/1",
+            "chr19\t38442361\trs118192160\tG\tT\t.\tPASS\t.\tGT\t0/1",
+        ],
+        [  # split and phased: A on the second haplotype, T on the first
+            "chr19\t38442361\trs118192160\tG\tA\t.\tPASS\t.\tGT\t0|1",
+            "chr19\t38442361\trs118192160\tG\tT\t.\tPASS\t.\tGT\t1|0",
+        ],
+    ],
+)
+def test_multiallelic_site_gives_both_alleles(rows: list[str], tmp_path: Path) -> None:
+    """RYR1 rs118192160 G>A / G>T (c.178G>A and c.178G>T, two named alleles at one position): the sample carries
+    both, whichever way the site is written."""
+    vcf = write_vcf(tmp_path / "m.vcf", rows, chrom="chr19", length=58617616)
+    g = next(g for g in pgx_report(vcf).genes if g.gene == "RYR1")
+    assert g.diplotypes == ["c.178G>A/c.178G>T"]
+    assert g.phenotype == "Uncertain Susceptibility"  # neither is on CPIC's MH-associated list
+
+
+def test_duplicate_record_is_not_merged_into_a_homozygote(tmp_path: Path) -> None:
+    rows = [
+        "chr19\t38442361\trs118192160\tG\tA\t.\tPASS\t.\tGT\t0/1",
+        "chr19\t38442361\trs118192160\tG\tA\t.\tPASS\t.\tGT\t0/1",
+    ]
+    g = next(
+        g
+        for g in pgx_report(write_vcf(tmp_path / "d.vcf", rows, chrom="chr19", length=58617616)).genes
+        if g.gene == "RYR1"
+    )
+    assert g.diplotypes == ["Reference/c.178G>A"]

@@ -108,12 +108,47 @@ def pick_record(found: list[SampleCall], ref: str, known: set[str]) -> SampleCal
     candidates = real or [c.at_reference(ref) for c in found if c.ref_block][:1]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
+    merged = merge_split(candidates, ref)
+    if merged is not None:
+        return merged
 
     def rank(c: SampleCall) -> tuple[bool, bool, bool]:
         documented = c.problem is None and all(a in known for a in c.alleles)
         return (not c.missing, documented, any(a != ref for a in c.alleles))
 
     return max(candidates, key=rank)
+
+
+def merge_split(records: list[SampleCall], ref: str) -> SampleCall | None:
+    """One call from a multi-allelic site written as several biallelic records (``bcftools norm -m-``), as
+    PharmCAT's preprocessor joins them: each record contributes its non-reference alleles; phased records keep their
+    haplotype slots. ``None`` when the records are not such a split (missing genotypes, clashing alleles)."""
+    if len({r.line for r in records}) < 2 or any(r.missing or r.problem for r in records):
+        return None
+    carried = [{a for a in r.alleles if a != ref} for r in records]
+    if sum(len(c) for c in carried) != len(set().union(*carried)):
+        return None  # the same ALT twice: a duplicate record, not a split site
+    ploidy = {len(r.alleles) for r in records}
+    if len(ploidy) != 1:
+        return None
+    n = ploidy.pop()
+    phased = all(r.phased for r in records)
+    if phased:
+        slots: list[str | None] = [None] * n
+        for r in records:
+            for i, a in enumerate(r.alleles):
+                if a != ref:
+                    if slots[i] is not None:
+                        return None
+                    slots[i] = a
+        alleles: tuple[str, ...] = tuple(a or ref for a in slots)
+    else:
+        alts = [a or ref for r in records for a in r.alleles if a != ref]
+        if len(alts) > n:
+            return None
+        alleles = tuple(alts + [ref] * (n - len(alts)))
+    first = records[0]
+    return replace(first, alleles=alleles, phased=phased and n > 1, phase_set=first.phase_set if phased else None)
 
 
 @dataclass
