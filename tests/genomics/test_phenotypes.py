@@ -123,3 +123,15 @@ def test_outside_call_alleles_may_carry_the_gene_name(tmp_path: Path, test_vcfs:
     g = _gene(report.genes, "CYP2D6")
     assert (g.diplotypes, g.phenotype, g.activity_score) == (["*1/*4"], "Intermediate Metabolizer", "1.0")
     assert _gene(report.genes, "HLA-B").diplotypes == ["*57:01/*08:01"]
+
+
+def test_outside_call_with_only_a_phenotype_or_an_activity_score(tmp_path: Path, test_vcfs: Path) -> None:
+    """PharmCAT's outside-call format lets the diplotype column be empty when a phenotype or an activity score is
+    given; the lookup uses what is given (CYP2D6 keys on the activity score)."""
+    calls = tmp_path / "outside.tsv"
+    calls.write_text("CYP2D6\t\t\t0.5\nCYP2C9\t\tPoor Metabolizer\n")
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=calls)
+    d6 = _gene(report.genes, "CYP2D6")
+    assert (d6.diplotypes, d6.phenotype, d6.lookup_key) == ([], "Intermediate Metabolizer", "0.5")
+    assert _gene(report.genes, "CYP2C9").lookup_key == "Poor Metabolizer"
+    assert any(r.drug == "codeine" and r.genes.get("CYP2D6") == "0.5" for r in report.drugs)

@@ -14,6 +14,7 @@ from carelens.core.quarantine import Quarantined
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
+from carelens.genomics.phenotype_rules import metabolizer
 from carelens.genomics.vcf import SampleCall, bare, file_hash, read_calls, read_calls_multi, vcf_info
 
 # genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
@@ -111,13 +112,16 @@ def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
         for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
             if not row or not row[0].strip() or row[0].startswith("#"):
                 continue
-            if len(row) < 2 or not row[1].strip():
-                raise InputError(f"{path.name} line {n}: expected 'gene<TAB>diplotype' (phenotype optional)")
+            if not any(cell.strip() for cell in row[1:4]):
+                raise InputError(
+                    f"{path.name} line {n}: expected 'gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]' "
+                    "with a diplotype, a phenotype or an activity score"
+                )
             gene = row[0].strip().upper()
             if gene in out:
                 raise InputError(f"{path.name} line {n}: gene {gene} given twice")
             out[gene] = {
-                "diplotype": row[1].strip(),
+                "diplotype": row[1].strip() or None,
                 "phenotype": (row[2].strip() or None) if len(row) > 2 else None,
                 "activity": (row[3].strip() or None) if len(row) > 3 else None,
             }
@@ -140,8 +144,10 @@ def _strip_gene(gene: str, diplotype: str) -> str:
 
 
 def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]) -> GeneResult:
-    dips = [_strip_gene(gene, d.strip()) for d in (call["diplotype"] or "").split(" or ")]
+    dips = [_strip_gene(gene, d.strip()) for d in call["diplotype"].split(" or ")] if call["diplotype"] else []
     phenotype, lookup, activity = _phenotype(defs, gene, dips)
+    if not dips and call["activity"] and not call["phenotype"] and defs.phenotypes.get(gene, None) is not None:
+        phenotype = metabolizer(call["activity"]) if defs.phenotypes[gene].activity else None
     if gene.startswith("HLA-") and phenotype is None and len(dips) == 1:
         phenotype = _hla_presence(defs, gene, dips[0])
     phenotype = call["phenotype"] or phenotype
