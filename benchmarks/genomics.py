@@ -16,8 +16,8 @@ from pathlib import Path
 
 from carelens.core.config import shared_data_dir
 from carelens.genomics.definitions import load_definitions
-from carelens.genomics.findings import find_secondary
 from carelens.genomics.fhir import pgx_fhir
+from carelens.genomics.findings import find_secondary
 from carelens.genomics.pgx import pgx_report, pgx_reports
 from carelens.genomics.render import render_html
 from carelens.genomics.vcf import scan
