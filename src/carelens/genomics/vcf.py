@@ -165,7 +165,9 @@ def choose_sample(info: VcfInfo, sample: str | None) -> str:
         raise InputError(f"{info.path.name}: the VCF has no sample columns (no genotypes)")
     if sample is None:
         if len(info.samples) > 1:
-            raise UsageError(f"{info.path.name} has {len(info.samples)} samples; choose one with --sample")
+            raise UsageError(
+                f"{info.path.name} has {len(info.samples)} samples; choose one with --sample (or --all-samples)"
+            )
         return info.samples[0]
     if sample not in info.samples:
         raise InputError(f"sample not found in {info.path.name} (it has {len(info.samples)} sample(s))")
