@@ -182,9 +182,9 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
         records = len({c.line for c in found})  # a padded indel also appears trimmed: one record
         if records > 1 and call is not None:
             obs.warnings.append(f"{where}: {records} records; used the one matching the definition")
-        if call is not None and call.problem:
-            obs.warnings.append(f"{where}: {call.problem}")
-            obs.undocumented.append(locus.position)
+        if call is not None and call.problem:  # PharmCAT's reader discards the genotype: the position is missing
+            obs.warnings.append(f"{where}: {call.problem}; treated as not assayed")
+            obs.not_assayed.append(locus.position)
             continue
         if call is None or call.missing:
             if call is not None:

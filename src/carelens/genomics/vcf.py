@@ -174,7 +174,10 @@ def choose_sample(info: VcfInfo, sample: str | None) -> str:
     return sample
 
 
-def _call(variant, idx: int, line: int) -> SampleCall:
+def _call(variant, idx: int, line: int, use_ad: bool = False) -> SampleCall:
+    """One sample's call at one record. As PharmCAT's VcfReader: a genotype index beyond the record's alleles makes
+    the file invalid; a genotype that calls a symbolic, spanning-deletion or N-containing allele, or a heterozygous
+    GT whose AD shows reads for one allele only (``use_ad``), is discarded (``problem`` says why)."""
     ref = variant.REF
     alts = list(variant.ALT)
     choices = [ref, *alts]
@@ -186,13 +189,21 @@ def _call(variant, idx: int, line: int) -> SampleCall:
         if a is None or a < 0:
             alleles.append(None)
         elif a >= len(choices):
-            alleles.append(None)
-            problem = "genotype refers to an allele index the record does not define"
+            raise InputError(
+                f"{variant.CHROM}:{variant.POS}: genotype allele index {a} but the record defines "
+                f"{len(alts)} ALT allele(s) (invalid VCF, as PharmCAT rejects it)"
+            )
         else:
             allele = choices[a]
-            if allele.startswith("<") or allele == "*":
-                problem = "genotype calls a symbolic or spanning-deletion allele"
+            if allele.startswith("<") or allele == "*" or "N" in allele.upper():
+                problem = f"genotype calls the symbolic, spanning-deletion or ambiguous allele '{allele}'; discarded"
             alleles.append(allele)
+    called = {a for a in gt[:-1] if a is not None and a >= 0}
+    if use_ad and problem is None and len(called) > 1:
+        depths = _depths(variant, idx)
+        if depths is not None and sum(d > 0 for d in depths) == 1:
+            shown = ",".join(str(d) for d in depths)
+            problem = f"GT is heterozygous but AD shows reads for one allele only ({shown}); discarded"
     ps = None
     try:
         values = variant.format("PS")
@@ -207,6 +218,40 @@ def _call(variant, idx: int, line: int) -> SampleCall:
             ps = v
     filt = variant.FILTER or "PASS"
     return SampleCall(variant.CHROM, variant.POS, ref, tuple(alleles), phased, ps, filt, line, problem)
+
+
+def _depths(variant, idx: int) -> list[int] | None:
+    """The sample's AD values (missing entries dropped), ``None`` when absent or unreadable."""
+    try:
+        values = variant.format("AD")
+    except KeyError:
+        return None
+    if values is None:
+        return None
+    raw = values[idx]
+    try:
+        if isinstance(raw, str):
+            return [int(v) for v in raw.split(",") if v not in (".", "")]
+        return [int(v) for v in raw if int(v) >= 0]
+    except (TypeError, ValueError):
+        return None
+
+
+def _ad_number(vcf) -> str | None:
+    try:
+        return str(vcf.get_header_type("AD").get("Number"))
+    except KeyError:
+        return None
+
+
+def ad_usable(number: str | None, warnings: list[str]) -> bool:
+    """PharmCAT's rule for the AD field: used when declared ``Number=R`` or not declared at all; any other
+    declared Number means AD is ignored (said in a warning unless it is ``.``)."""
+    if number is None or number == "R":
+        return True
+    if number != ".":
+        warnings.append(f"FORMAT AD declared with Number={number}, expected R; AD ignored (PharmCAT's rule)")
+    return False
 
 
 def genotype(variant, idx: int) -> list:
@@ -260,6 +305,9 @@ def read_calls_multi(
 
     sorted_positions = {c: sorted(p) for c, p in positions.items()}
     blocks = 0
+    ad_number = _ad_number(vcf)
+    ad_warnings: list[str] = []
+    use_ad = ad_usable(ad_number, ad_warnings)
 
     def take(n: int, variant) -> None:
         nonlocal blocks
@@ -267,12 +315,12 @@ def read_calls_multi(
         key = (contig, variant.POS)
         if variant.POS in positions.get(contig, ()):
             for i, s in enumerate(order):
-                out[s].setdefault(key, []).append(_call(variant, i, n))
+                out[s].setdefault(key, []).append(_call(variant, i, n, use_ad))
         if len(variant.REF) > 1 or any(len(a) > 1 for a in variant.ALT):
             pos, spelled = normalise(variant.POS, variant.REF, list(variant.ALT))
             if (pos, spelled[variant.REF]) != (variant.POS, variant.REF) and pos in positions.get(contig, ()):
                 for i, s in enumerate(order):
-                    call = _call(variant, i, n)
+                    call = _call(variant, i, n, use_ad)
                     alleles = tuple(spelled.get(a, a) if a is not None else None for a in call.alleles)
                     out[s].setdefault((contig, pos), []).append(
                         replace(call, pos=pos, ref=spelled[variant.REF], alleles=alleles)
@@ -305,8 +353,11 @@ def read_calls_multi(
             for n, variant in _iter_checked(vcf, path):
                 if bare(variant.CHROM) in positions:
                     take(n, variant)
+        if ad_number is None and _ad_number(vcf) is not None:  # htslib declares a tag it meets undeclared
+            ad_warnings.append("AD is used but not declared in the header; read as Number=R (PharmCAT's rule)")
     finally:
         vcf.close()
+    info.warnings.extend(w for w in ad_warnings if w not in info.warnings)
     if info.gvcf and not blocks:
         info.warnings.append(
             "gVCF header but no reference block (INFO END) covers the PGx positions: positions absent from the file "
