@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from carelens.genomics.definitions import GeneDefinition, Locus, NamedAllele
-from carelens.genomics.matcher import call_gene
-from carelens.genomics.vcf import SampleCall
+from pathlib import Path
+
+from carelens.genomics.definitions import GeneDefinition, Locus, NamedAllele, load_definitions
+from carelens.genomics.matcher import GeneCall, call_gene
+from carelens.genomics.pgx import gene_positions
+from carelens.genomics.vcf import SampleCall, read_calls
+from tests.genomics.conftest import write_vcf
 
 POSITIONS = [101, 102, 103, 104, 105]
 REFS = ["C", "C", "T", "G", "A"]
@@ -73,3 +77,30 @@ def test_haploid() -> None:
     calls = {p: [SampleCall("chr1", p, r, (r,), False, None, "PASS", 1)] for p, r in zip(POSITIONS, REFS, strict=True)}
     calls[104] = [SampleCall("chr1", 104, "G", ("A",), False, None, "PASS", 1)]
     assert call_gene(_gene(), calls).diplotypes == ["*3"]
+
+
+def _nat2_vcf(tmp_path: Path, genotypes: dict[int, str]) -> Path:
+    defn = load_definitions().genes["NAT2"]
+    rows = []
+    for locus in defn.loci:
+        gt = genotypes.get(locus.position, "0/0")
+        rows.append(f"chr8\t{locus.position}\t.\t{locus.ref}\t{locus.alts[0]}\t.\tPASS\t.\tGT\t{gt}")
+    return write_vcf(tmp_path / "nat2.vcf", rows, chrom="chr8", length=145138636)
+
+
+def test_nat2_unphased_priority_overrides_the_score(tmp_path: Path) -> None:
+    """PharmCAT's exemptions.json: when *1/*16 and *4/*5 both explain unphased genotypes, *4/*5 is the call
+    (picked on frequency data) although *1/*16 scores higher; phased data is called by score."""
+    call = _nat2_call(_nat2_vcf(tmp_path, {18400344: "0/1", 18400806: "0/1"}))
+    names = {n for n, _ in call.candidates}
+    assert {"*1/*16", "*4/*5"} <= names
+    assert call.diplotypes == ["*4/*5"]
+    assert any("priority" in w for w in call.warnings)
+    phased = _nat2_call(_nat2_vcf(tmp_path, {18400344: "0|1", 18400806: "0|1"}))
+    assert phased.diplotypes == ["*1/*16"]
+
+
+def _nat2_call(path: Path) -> GeneCall:
+    defs = load_definitions()
+    _, calls, _ = read_calls(path, None, gene_positions(defs))
+    return call_gene(defs.genes["NAT2"], {p: v for (c, p), v in calls.items() if c == "8"})

@@ -403,12 +403,18 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     top = max(named.values())
     dips = sorted((d for d, v in named.items() if v == top), key=natural_key)
     candidates = sorted(named.items(), key=lambda kv: (-kv[1], natural_key(kv[0])))
-    if len(dips) > 1 and not phased and defn.unphased_priorities:
-        key = "|".join(sorted(dips))
+    if defn.unphased_priorities and len(candidates) > 1 and len(used[0].alleles) == 2 and len(_blocks(used)) > 1:
+        # PharmCAT (ResultBuilder): not effectively phased, and every diplotype of a priority list is among the
+        # matches (whatever their scores): the list's pick is the call, chosen on frequency data
+        names = set(named)
         for pid, pick in defn.unphased_priorities.items():
-            if "|".join(sorted(pid.split("|"))) == key:
-                obs.warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
-                dips = [pick]
+            if set(pid.split("|")) <= names:
+                obs.warnings.append(
+                    f"unphased variants allow {pid.replace('|', ', ')}: {pick} picked by the definition's "
+                    "frequency-based priority (PharmCAT's unphased-priority rule)"
+                )
+                dips, top = [pick], named.get(pick, top)
+                break
     if len(dips) > MAX_TIES:
         return result(
             [],
