@@ -104,3 +104,21 @@ def _nat2_call(path: Path) -> GeneCall:
     defs = load_definitions()
     _, calls, _ = read_calls(path, None, gene_positions(defs))
     return call_gene(defs.genes["NAT2"], {p: v for (c, p), v in calls.items() if c == "8"})
+
+
+def test_wobble_met_only_by_reference_is_not_scored(test_vcfs: Path) -> None:
+    """DiplotypeMatcher.scoreForSample: a wobble (IUPAC) position of an allele scores nothing when the strands the
+    allele stands for carry REF there (CYP2C19 *2's R at 94775507 in a *2/*2 sample that is reference there)."""
+    defn = load_definitions().genes["CYP2C19"]
+    star2 = next(a for a in defn.alleles if a.name == "*2")
+    wobbles = [defn.loci[i].position for i, a in enumerate(star2.alleles) if a and len(a) == 1 and a not in "ACGT"]
+    assert wobbles
+    path = test_vcfs / "haplotype/cyp2c19/s2s2.vcf"
+    _, calls, _ = read_calls(path, None, gene_positions(load_definitions()))
+    call = call_gene(defn, {p: v for (c, p), v in calls.items() if c == "10"})
+    seen = {int(str(p["position"])): p for p in call.positions}
+    ref_wobbles = [w for w in wobbles if w in seen and set(str(seen[w]["genotype"]).split("/")) == {seen[w]["ref"]}]
+    assert ref_wobbles
+    defined = sum(1 for i, a in enumerate(star2.alleles) if a and defn.loci[i].position in seen)
+    assert call.diplotypes == ["*2/*2"]
+    assert call.score == 2 * (defined - len(ref_wobbles))

@@ -254,12 +254,19 @@ Prepared = list[tuple[NamedAllele, tuple[str, ...], int]]
 class _Compat:
     """Bit sets of the named alleles compatible with an observed allele at each position (memoised)."""
 
-    def __init__(self, prepared: Prepared, defn: GeneDefinition | None = None) -> None:
+    def __init__(self, prepared: Prepared, defn: GeneDefinition | None = None, refs: list[str] | None = None) -> None:
         self.prepared = prepared
         self.defn = defn
+        self.refs = refs or []
         self.everyone = (1 << len(prepared)) - 1
         self.masks: dict[tuple[int, str | None], int] = {}
-        self.named: dict[int, list[tuple[str, int]]] = {}
+        self.named: dict[int, list[tuple[int, str, int]]] = {}
+        # IUPAC (wobble) positions of each allele: PharmCAT does not score a wobble its strands only meet with REF
+        self.wobbles = {
+            k: ws
+            for k, (allele, expected, _) in enumerate(prepared)
+            if not allele.reference and (ws := [p for p, e in enumerate(expected) if len(e) == 1 and e not in "ACGT"])
+        }
 
     def at(self, pos: int, observed: str | None) -> int:
         key = (pos, observed)
@@ -269,11 +276,19 @@ class _Compat:
             )
         return self.masks[key]
 
-    def names(self, bits: int) -> list[tuple[str, int]]:
-        """(name, score) of the alleles in ``bits``."""
+    def names(self, bits: int) -> list[tuple[int, str, int]]:
+        """(index, name, score) of the alleles in ``bits``."""
         if bits not in self.named:
-            self.named[bits] = [(a.name, sc) for k, (a, _, sc) in enumerate(self.prepared) if bits >> k & 1]
+            self.named[bits] = [(k, a.name, sc) for k, (a, _, sc) in enumerate(self.prepared) if bits >> k & 1]
         return self.named[bits]
+
+    def penalty(self, k: int, strands: list[tuple[str | None, ...]]) -> int:
+        """Wobble positions of allele ``k`` where every strand it stands for carries the reference allele
+        (DiplotypeMatcher.scoreForSample)."""
+        ws = self.wobbles.get(k)
+        if not ws:
+            return 0
+        return sum(all(st[w] == self.refs[w] for st in strands) for w in ws)
 
 
 def _blocks(calls: list[SampleCall]) -> list[list[int]]:
@@ -297,7 +312,7 @@ def _compat(defn: GeneDefinition, idx: list[int]) -> _Compat:
     if found is None or found.defn is not defn:
         if len(_COMPAT_CACHE) > 256:
             _COMPAT_CACHE.clear()
-        found = _COMPAT_CACHE[key] = _Compat(_prepare(defn, idx), defn)
+        found = _COMPAT_CACHE[key] = _Compat(_prepare(defn, idx), defn, [defn.loci[i].ref for i in idx])
     return found
 
 
@@ -308,7 +323,8 @@ def _score(compat: _Compat, calls: list[SampleCall]) -> dict[tuple[str, ...], in
         bits = compat.everyone
         for pos, c in enumerate(calls):
             bits &= compat.at(pos, c.alleles[0])
-        return {(name,): sc for name, sc in compat.names(bits)}
+        strand = tuple(c.alleles[0] for c in calls)
+        return {(name,): sc - compat.penalty(k, [strand]) for k, name, sc in compat.names(bits)}
     homozygous = compat.everyone
     for pos, c in enumerate(calls):
         if c.alleles[0] == c.alleles[1]:
@@ -333,11 +349,39 @@ def _score(compat: _Compat, calls: list[SampleCall]) -> dict[tuple[str, ...], in
             s2 &= block_bits[flip][1]
         if not s1 or not s2 or (s1, s2) in seen:
             continue
-        seen.add((s1, s2))
-        for (n1, sc1), (n2, sc2) in itertools.product(compat.names(s1), compat.names(s2)):
+        if not compat.wobbles:  # with wobbles the strands' alleles, not only the bit sets, change the score
+            seen.add((s1, s2))
+        strands = _strands(calls, blocks, (0, *flips) if blocks else ()) if compat.wobbles else None
+        for (k1, n1, sc1), (k2, n2, sc2) in itertools.product(compat.names(s1), compat.names(s2)):
+            if strands is not None:
+                sc1 -= compat.penalty(k1, _covered(k1, s1, s2, strands, n1 == n2, 0))
+                sc2 -= compat.penalty(k2, _covered(k2, s2, s1, strands, n1 == n2, 1))
             names = tuple(sorted((n1, n2), key=natural_key))
             scored[names] = max(scored.get(names, 0), sc1 + sc2)
     return scored
+
+
+def _strands(
+    calls: list[SampleCall], blocks: list[list[int]], flips: tuple[int, ...]
+) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """The two strands' alleles for one arrangement (block ``b`` read swapped when ``flips[b]``)."""
+    one = [c.alleles[0] for c in calls]
+    two = [c.alleles[-1] for c in calls]
+    for block, flip in zip(blocks, flips, strict=True):
+        if flip:
+            for pos in block:
+                one[pos], two[pos] = two[pos], one[pos]
+    return tuple(one), tuple(two)
+
+
+def _covered(
+    k: int, own: int, other: int, strands: tuple[tuple[str | None, ...], ...], same: bool, side: int
+) -> list[tuple[str | None, ...]]:
+    """The strands of the pair that allele ``k`` stands for when scored: its own strand, plus the other one when
+    it matches that too and the pair's two names differ (PharmCAT intersects the allele's sequences with the pair)."""
+    if same or not other >> k & 1:
+        return [strands[side]]
+    return [strands[0], strands[1]]
 
 
 def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
