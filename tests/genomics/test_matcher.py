@@ -122,3 +122,32 @@ def test_wobble_met_only_by_reference_is_not_scored(test_vcfs: Path) -> None:
     defined = sum(1 for i, a in enumerate(star2.alleles) if a and defn.loci[i].position in seen)
     assert call.diplotypes == ["*2/*2"]
     assert call.score == 2 * (defined - len(ref_wobbles))
+
+
+def test_nat2_without_a_required_position_is_not_called(tmp_path: Path) -> None:
+    """exemptions.json requiredPositions: PharmCAT makes no NAT2 call when one of them is not assayed."""
+    defn = load_definitions().genes["NAT2"]
+    assert 18400194 in defn.required_positions
+    full = _nat2_vcf(tmp_path, {})
+    lines = [ln for ln in full.read_text().splitlines(keepends=True) if "\t18400194\t" not in ln]
+    full.write_text("".join(lines))
+    call = _nat2_call(full)
+    assert call.diplotypes == [] and "required NAT2 position" in (call.reason or "")
+    assert "18400194" in (call.reason or "")
+
+
+def test_half_called_genotype_blocks_the_call(tmp_path: Path) -> None:
+    """PharmCAT keeps '1/.' (one allele called) and then calls nothing for the gene; '0/.' is only a missing
+    position."""
+    rows = [
+        "chr10\t94781859\trs4244285\tG\tA\t.\tPASS\t.\tGT\t1/.",
+        "chr10\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1",
+    ]
+    defs = load_definitions()
+    _, calls, _ = read_calls(write_vcf(tmp_path / "half.vcf", rows), None, gene_positions(defs))
+    call = call_gene(defs.genes["CYP2C19"], {p: v for (c, p), v in calls.items() if c == "10"})
+    assert call.diplotypes == [] and "partially missing genotype at chr10:94781859" in (call.reason or "")
+    rows[0] = rows[0].replace("1/.", "0/.")
+    _, calls, _ = read_calls(write_vcf(tmp_path / "refhalf.vcf", rows), None, gene_positions(defs))
+    call = call_gene(defs.genes["CYP2C19"], {p: v for (c, p), v in calls.items() if c == "10"})
+    assert 94781859 in call.not_assayed and "partially" not in (call.reason or "")

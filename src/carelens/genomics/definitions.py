@@ -62,6 +62,7 @@ class GeneDefinition:
     ignored_positions: set[int] = field(default_factory=set)
     unphased_priorities: dict[str, str] = field(default_factory=dict)
     suballeles: dict[str, str] = field(default_factory=dict)
+    required_positions: set[int] = field(default_factory=set)  # PharmCAT does not call the gene without them
 
     @property
     def reference(self) -> NamedAllele:
@@ -128,6 +129,7 @@ def _gene_entry(doc: dict[str, Any], exemption: dict[str, Any]) -> dict[str, Any
         "ignored_positions": [p["position"] for p in exemption.get("ignoredPositions") or []],
         "unphased_priorities": {p["id"]: p["pick"] for p in exemption.get("unphasedDiplotypePriorities") or []},
         "suballeles": doc.get("suballelesMap") or {},
+        "required_positions": sorted(int(p) for p in exemption.get("requiredPositions") or []),
     }
 
 
@@ -231,6 +233,7 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
             ignored_positions=set(g["ignored_positions"]),
             unphased_priorities=dict(g["unphased_priorities"]),
             suballeles=dict(g.get("suballeles") or {}),
+            required_positions=set(g.get("required_positions") or []),
         )
     phenotypes = {}
     for name, p in doc["phenotypes"].items():

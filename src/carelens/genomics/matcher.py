@@ -97,6 +97,13 @@ def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tu
     return out
 
 
+def _partial(call: SampleCall, ref: str, chromosome: str) -> bool:
+    """A genotype with one allele called and one missing that PharmCAT's reader keeps (``1/.``; ``0/.`` only on
+    chrX): PharmCAT then makes no call for the gene (MatchData.hasPartialMissingAlleles)."""
+    seen = [a for a in call.alleles if a is not None]
+    return len(call.alleles) > 1 and len(seen) == 1 and (seen[0] != ref or chromosome == "chrX")
+
+
 def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
     seen = [c for cs in calls.values() for c in cs if not c.missing]
     return bool(seen) and all(len(c.alleles) == 1 for c in seen)
@@ -160,6 +167,7 @@ class _Observed:
     not_assayed: list[int] = field(default_factory=list)
     undocumented: list[int] = field(default_factory=list)
     assumed: list[int] = field(default_factory=list)
+    partial: list[int] = field(default_factory=list)
     evidence: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -188,7 +196,9 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
             continue
         if call is None or call.missing:
             if call is not None:
-                obs.warnings.append(f"{where}: genotype missing (./.); treated as not assayed")
+                obs.warnings.append(f"{where}: genotype missing ({call.genotype}); treated as not assayed")
+                if _partial(call, locus.ref, defn.chromosome):
+                    obs.partial.append(locus.position)
             obs.not_assayed.append(locus.position)
             continue
         vcf_genotype = call.genotype
@@ -417,6 +427,15 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
                 f"no usable genotype at any of the {n} {defn.gene} positions (missing genotypes or REF mismatches)",
             )
         return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
+    required = sorted(defn.required_positions & set(obs.not_assayed))
+    if required:
+        where = ", ".join(str(p) for p in required)
+        return result([], None, f"required {defn.gene} position(s) {chrom}:{where} not assayed; not called (PharmCAT)")
+    if obs.partial and defn.gene != "DPYD":
+        where = ", ".join(str(p) for p in obs.partial)
+        return result(
+            [], None, f"partially missing genotype at {chrom}:{where} (one allele called); not called (PharmCAT)"
+        )
     if obs.undocumented:
         where = ", ".join(str(p) for p in sorted(set(obs.undocumented)))
         return result(
