@@ -21,7 +21,7 @@ from carelens.core.errors import InputError
 from carelens.genomics.definitions import load_definitions
 from carelens.genomics.matcher import GeneCall, call_gene
 from carelens.genomics.pgx import gene_positions
-from carelens.genomics.vcf import bare, read_calls
+from carelens.genomics.vcf import bare, read_calls, scan, vcf_info
 
 TABLE = Path(__file__).parent / "data" / "pharmcat_expectations.tsv"
 
@@ -94,6 +94,9 @@ def test_pharmcat_reader_expectation(row: dict[str, str], test_vcfs: Path) -> No
             read_calls(path, None, gene_positions(load_definitions()))
         assert "\n" not in str(err.value)
         return
+    if row["expected"].startswith(("samples=", "nsamples=")):
+        _check_samples(path, dict(item.split("=") for item in row["expected"].split(";")))
+        return
     states = _states(row["expected"])
     if row["gene"]:
         call = _call(path, row["gene"])
@@ -124,3 +127,20 @@ def test_pharmcat_reader_expectation(row: dict[str, str], test_vcfs: Path) -> No
             assert het and not c.phased, (key, row["origin"])
         else:
             assert state == "kept", (key, row["origin"])
+
+
+def _check_samples(path: Path, want: dict[str, str]) -> None:
+    """Sample names (``samples=A,B``), sample count (``nsamples``) and, reading every record of the file as
+    PharmCAT's reader does without definitions, the first sample's usable calls (``calls``)."""
+    info = vcf_info(path)
+    if "samples" in want:
+        assert set(want["samples"].split(",")) <= set(info.samples)
+    if "nsamples" in want:
+        assert len(info.samples) == int(want["nsamples"])
+    if "calls" in want:
+        everything: dict[str, set[int]] = {}
+        for contig, pos, *_ in scan(path):
+            everything.setdefault(bare(contig), set()).add(pos)
+        _, calls, _ = read_calls(path, info.samples[0], everything)
+        usable = [k for k, v in calls.items() if any(c.problem is None and not c.missing for c in v)]
+        assert len(usable) == int(want["calls"])
