@@ -16,8 +16,9 @@ from pathlib import Path
 
 from carelens.core.config import shared_data_dir
 from carelens.genomics.definitions import load_definitions
+from carelens.genomics.fhir import pgx_fhir
 from carelens.genomics.findings import find_secondary
-from carelens.genomics.pgx import pgx_report
+from carelens.genomics.pgx import pgx_report, pgx_reports
 from carelens.genomics.render import render_html
 from carelens.genomics.vcf import scan
 
@@ -98,6 +99,15 @@ def main() -> int:
         f"\none patient's full report (PGx {called} genes called, {len(report.drugs)} drug recommendations, "
         f"findings, HTML) in-process: best {min(times):.3f} s, median {statistics.median(times):.3f} s"
     )
+    (t_fhir, n_fhir), (t_multi, n_multi) = best_of(
+        [
+            lambda: len(pgx_fhir(pgx_report(patient))["entry"]),
+            lambda: len(pgx_reports(files["PharmCAT 100samples"]).reports),
+        ],
+        repeats=3,
+    )
+    print(f"same patient's PGx report as a validated FHIR bundle ({n_fhir} entries): best {t_fhir:.3f} s")
+    print(f"one report per sample of PharmCAT 100samples ({n_multi} reports): best {t_multi:.3f} s")
     t0 = time.perf_counter()
     subprocess.run(
         [

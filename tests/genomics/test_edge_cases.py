@@ -12,7 +12,6 @@ from carelens.genomics.vcf import vcf_info
 
 # file -> (sample, gene, expected diplotypes, substring of the reason or of a warning); [] means "not called"
 DOCUMENTED = {
-    "haplotype/VcfReaderTest-badAllele.vcf": (None, "UGT1A1", [], "allele index the record does not define"),
     "haplotype/NamedAlleleMatcher-partial.vcf": (None, "UGT1A1", [], "allele not in the UGT1A1 definitions"),
     "haplotype/NamedAlleleMatcher-partialReferencePhased.vcf": (None, "CYP2B6", [], "chr19:41006968, 41012316"),
     "haplotype/VcfReaderTest-phaseSet.vcf": ("Sample_1", "CYP2B6", [], "no combination"),  # phase sets: trans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,25 @@ def test_same_variant_written_differently_is_found(
     assert [(f.gene, f.pos, f.alt, f.zygosity) for f in found] == [("DVL1", 1338000, "CT", "heterozygous")]
     assert minimal(1338000, "CTT", "CT") == (1338000, "CT", "C")
     assert minimal(100, "CAG", "CTG") == (101, "A", "T")
+
+
+def test_shared_clinvar_has_no_acmg_alleles_and_says_so(clinvar_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """The shared ClinVar slice has no P/LP allele in any ACMG SF v3.2 gene: no findings, and a warning per gene
+    (never a silent empty list); the provenance hash is the hash of the input VCF, not of the (empty) findings."""
+    sample = _sample(tmp_path)
+    report = find_secondary(sample, clinvar_files[0])
+    assert report.findings == []
+    assert report.coverage["acmg_genes"] == 81 and report.coverage["in_clinvar"] == 0
+    gaps = [w for w in report.warnings if w.startswith("ACMG SF gene ")]
+    assert len(gaps) == 81 and any("BRCA1" in w for w in gaps)
+    assert report.provenance is not None
+    assert report.provenance.input_hash == hashlib.sha256(sample.read_bytes()).hexdigest()
+    other = write_vcf(tmp_path / "other.vcf", SAMPLE_ROWS[:1], chrom="1", length=248956422)
+    assert find_secondary(other, clinvar_files[0]).provenance.input_hash != report.provenance.input_hash  # type: ignore[union-attr]
+
+
+def test_coverage_counts_genes_the_vcf_sees(clinvar_files: tuple[Path, Path], test_genes: Path, tmp_path: Path) -> None:
+    report = find_secondary(_sample(tmp_path), clinvar_files[1], acmg_list=test_genes)
+    cov = report.coverage
+    assert 0 < int(cov["in_vcf"]) <= int(cov["in_clinvar"]) <= int(cov["acmg_genes"])  # type: ignore[call-overload]
+    assert len(cov["not_covered"]) == int(cov["acmg_genes"]) - int(cov["in_vcf"])  # type: ignore[arg-type,call-overload]

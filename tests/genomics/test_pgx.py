@@ -33,20 +33,23 @@ def test_unexpected_allele_in_tpmt_is_read_as_reference(test_vcfs: Path) -> None
     assert pos["genotype"] == "T/T" and pos["read_as"] == "A/A"
 
 
-def test_genotype_index_beyond_alts_is_a_bad_genotype(test_vcfs: Path) -> None:
-    g = _gene(pgx_report(test_vcfs / "haplotype/VcfReaderTest-badAllele.vcf"), "UGT1A1")
-    assert g.diplotypes == []
-    assert "not called" in (g.reason or "")
-    assert any("allele index the record does not define" in w for w in g.warnings)
+def test_genotype_index_beyond_alts_rejects_the_file(test_vcfs: Path) -> None:
+    """PharmCAT's VcfReaderTest#testBadAllele: GT 0/2 with one ALT is a VcfFormatException for the whole file."""
+    with pytest.raises(InputError, match=r"chr2:233760233: genotype allele index 2 .* 1 ALT"):
+        pgx_report(test_vcfs / "haplotype/VcfReaderTest-badAllele.vcf")
 
 
-def test_symbolic_alt_in_genotype_is_not_used(tmp_path: Path) -> None:
+def test_symbolic_alt_in_genotype_is_discarded(tmp_path: Path) -> None:
+    """PharmCAT's reader discards a genotype that calls '<*>': the position counts as not assayed and the gene is
+    called from the others."""
     rows = [
         "chr10\t94781859\trs4244285\tG\tA,<*>\t.\tPASS\t.\tGT\t0/2",
         "chr10\t94842866\trs3758581\tA\tG\t.\tPASS\t.\tGT\t1/1",
     ]
     g = _gene(pgx_report(write_vcf(tmp_path / "sym.vcf", rows)), "CYP2C19")
-    assert g.diplotypes == [] and "symbolic" in " ".join(g.warnings)
+    assert 94781859 in g.not_assayed
+    assert any("94781859" in w and "'<*>'" in w for w in g.warnings)
+    assert bool(g.diplotypes) != bool(g.reason)
 
 
 def test_ref_mismatch_position_is_not_assayed(test_vcfs: Path) -> None:

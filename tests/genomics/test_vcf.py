@@ -146,7 +146,7 @@ def test_sample_calls_read_once_per_position(tmp_path: Path) -> None:
 def test_malformed_line_and_not_a_vcf(tmp_path: Path) -> None:
     rows = [r.format(c="chr10") for r in CYP2C19_S1S2]
     rows.insert(1, "chr10\tNOT_A_POSITION\t.\tG\tA\t.\tPASS\t.\tGT\t0/1")
-    with pytest.raises(InputError, match="malformed VCF data line"):
+    with pytest.raises(InputError, match=r"data line \d+ could not be read \(malformed line\)"):
         pgx_report(write_vcf(tmp_path / "bad.vcf", rows))
     junk = tmp_path / "junk.vcf"
     junk.write_text("this is not a VCF\n")
@@ -186,3 +186,20 @@ def test_too_many_ties_is_not_a_call(tmp_path: Path) -> None:
     """One position assayed out of 35: hundreds of diplotypes tie; reported as too little data, not as a call."""
     g = _cyp2c19(pgx_report(write_vcf(tmp_path / "one.vcf", [CYP2C19_S1S2[2].format(c="chr10")])))
     assert g.diplotypes == [] and "too little data" in (g.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "warning"),
+    [
+        ("AD", None),
+        ("AD-unknown", None),
+        ("AD-invalid", "Number=f, expected R; AD ignored"),
+        ("AD-missing", "AD is used but not declared"),
+    ],
+)
+def test_ad_header_rules_are_said_once(name: str, warning: str | None, test_vcfs: Path) -> None:
+    """VcfReaderTest#testAdField*: AD used when Number=R or undeclared (said), ignored for Number=. (silently) and
+    for any other Number (said)."""
+    _, _, info = read_calls(test_vcfs / f"haplotype/VcfReaderTest-{name}.vcf", None, {"10": {94942254}})
+    said = [w for w in info.warnings if "AD" in w]
+    assert said == ([] if warning is None else [next(w for w in said if warning in w)])

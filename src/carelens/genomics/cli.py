@@ -16,6 +16,7 @@ class PgxFormat(StrEnum):
     json = "json"
     tsv = "tsv"
     html = "html"
+    fhir = "fhir"
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -33,26 +34,45 @@ def pgx_command(
         None, "--sample", help="Sample column to report (needed for multi-sample files)."
     ),
     outside_calls: Path | None = typer.Option(None, "--outside-calls", help="TSV: gene<TAB>diplotype[<TAB>phenotype]."),
-    fmt: PgxFormat = typer.Option(PgxFormat.json, "--format", help="json, tsv or html."),
+    fmt: PgxFormat = typer.Option(PgxFormat.json, "--format", help="json, tsv, html or fhir."),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
     missing_to_ref: bool = typer.Option(
         False, "--missing-to-ref", help="Take positions absent from a variant-only VCF as reference (listed per gene)."
     ),
+    all_samples: bool = typer.Option(
+        False, "--all-samples", help="Multi-sample VCF: one report per sample (JSON: reports + quarantined)."
+    ),
 ) -> None:
-    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF.
+    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF, BCF or gVCF.
 
     Positions the VCF does not cover are reported as not assayed (never assumed reference unless
-    --missing-to-ref is given); ties are reported as ties.
+    --missing-to-ref is given; gVCF reference blocks count as reference); ties are reported as ties.
+    --format fhir writes a FHIR R4 Genomics Reporting bundle. Exit 3 when --all-samples quarantined a sample.
     """
     from carelens.core.output import emit_json
-    from carelens.genomics.pgx import pgx_report
+    from carelens.genomics.pgx import pgx_report, pgx_reports
     from carelens.genomics.render import pgx_tsv, render_html
 
+    if all_samples:
+        batch = pgx_reports(vcf, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
+        if fmt is PgxFormat.json:
+            emit_json(batch, out)
+        elif fmt is PgxFormat.tsv:
+            _write("".join(pgx_tsv(r) for r in batch.reports), out)
+        else:
+            raise typer.BadParameter("--all-samples writes json or tsv")
+        if batch.quarantined:
+            raise typer.Exit(3)
+        return
     report = pgx_report(vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
     if fmt is PgxFormat.json:
         emit_json(report, out)
     elif fmt is PgxFormat.tsv:
         _write(pgx_tsv(report), out)
+    elif fmt is PgxFormat.fhir:
+        from carelens.genomics.fhir import pgx_fhir
+
+        emit_json(pgx_fhir(report), out)
     else:
         _write(render_html(pgx=report), out)
 
@@ -72,6 +92,8 @@ def findings_command(
     from carelens.genomics.findings import find_secondary
     from carelens.genomics.render import findings_tsv, render_html
 
+    if fmt is PgxFormat.fhir:
+        raise typer.BadParameter("findings are written as json, tsv or html")
     report = find_secondary(vcf, clinvar, sample=sample)
     if fmt is PgxFormat.json:
         emit_json(report, out)

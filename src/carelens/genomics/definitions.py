@@ -11,6 +11,7 @@ import gzip
 import html
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -19,6 +20,7 @@ from typing import Any
 
 from carelens.core.errors import InputError
 from carelens.core.settings import load_settings
+from carelens.genomics.phenotype_rules import derived_tables
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFINITIONS_FILE = DATA_DIR / "pgx_definitions.json.gz"
@@ -59,6 +61,8 @@ class GeneDefinition:
     alleles: list[NamedAllele]
     ignored_positions: set[int] = field(default_factory=set)
     unphased_priorities: dict[str, str] = field(default_factory=dict)
+    suballeles: dict[str, str] = field(default_factory=dict)
+    required_positions: set[int] = field(default_factory=set)  # PharmCAT does not call the gene without them
 
     @property
     def reference(self) -> NamedAllele:
@@ -71,7 +75,7 @@ class PhenotypeTable:
 
     gene: str
     version: str
-    diplotypes: dict[tuple[str, ...], tuple[str, str, str | None]]
+    diplotypes: Mapping[tuple[str, ...], tuple[str, str, str | None]]
     functions: dict[str, str]
     activity: dict[str, str] = field(default_factory=dict)
 
@@ -124,6 +128,8 @@ def _gene_entry(doc: dict[str, Any], exemption: dict[str, Any]) -> dict[str, Any
         ],
         "ignored_positions": [p["position"] for p in exemption.get("ignoredPositions") or []],
         "unphased_priorities": {p["id"]: p["pick"] for p in exemption.get("unphasedDiplotypePriorities") or []},
+        "suballeles": doc.get("suballelesMap") or {},
+        "required_positions": sorted(int(p) for p in exemption.get("requiredPositions") or []),
     }
 
 
@@ -226,6 +232,8 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
             ],
             ignored_positions=set(g["ignored_positions"]),
             unphased_priorities=dict(g["unphased_priorities"]),
+            suballeles=dict(g.get("suballeles") or {}),
+            required_positions=set(g.get("required_positions") or []),
         )
     phenotypes = {}
     for name, p in doc["phenotypes"].items():
@@ -236,6 +244,9 @@ def _parse(doc: dict[str, Any]) -> PgxDefinitions:
             activity=p.get("activity", {}),
             diplotypes={tuple(k): (ph, lk, act) for k, ph, lk, act in p["diplotypes"]},
         )
+    names = {n: [a.name for a in g.alleles] for n, g in genes.items()}
+    for name, t in derived_tables(set(genes) - set(phenotypes), names).items():
+        phenotypes[name] = PhenotypeTable(gene=name, **t)
     recs = [Recommendation(*r) for r in doc["recommendations"]]
     return PgxDefinitions(meta=doc["meta"], genes=genes, phenotypes=phenotypes, recommendations=recs)
 

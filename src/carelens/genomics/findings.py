@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
-from carelens.core.ids import content_hash
-from carelens.genomics.vcf import _iter_checked, _open, bare, choose_sample, genotype, vcf_info
+from carelens.genomics.vcf import _iter_checked, _open, bare, choose_sample, file_hash, genotype, vcf_info
 
 ACMG_FILE = Path(__file__).parent / "data" / "acmg_sf_v3.2.tsv"
 ACMG_VERSION = "3.2"
@@ -93,6 +92,11 @@ class FindingsReport(BaseModel):
     records_scanned: int
     warnings: list[str] = Field(default_factory=list)
     provenance: Provenance | None = None
+    coverage: dict[str, object] = Field(
+        default_factory=dict,
+        description="ACMG SF genes on the list, with P/LP alleles in the ClinVar file, and with a VCF record at one "
+        "of those alleles' positions; the genes not covered are listed (findings there cannot be seen)",
+    )
 
 
 def load_acmg(path: Path = ACMG_FILE) -> dict[str, AcmgGene]:
@@ -258,6 +262,7 @@ def find_secondary(
     reader = _open(path, samples=[name])
     findings: list[Finding] = []
     scanned = 0
+    seen: set[str] = set()
     try:
         for scanned, v in _iter_checked(reader, path):  # noqa: B007 (the count is reported)
             contig = bare(v.CHROM)
@@ -267,9 +272,12 @@ def find_secondary(
             alleles = [a for a in gt[:-1] if a is not None and a >= 0]
             for i, alt in enumerate(v.ALT, start=1):
                 rec = known.get((contig, *minimal(v.POS, v.REF, alt)))
-                if rec is None or i not in alleles:
+                if rec is None:
                     continue
                 gene = next(g for g in rec.genes if g in acmg)
+                seen.add(gene)
+                if i not in alleles:
+                    continue
                 sep = "|" if (len(gt) > 2 and gt[-1]) else "/"
                 findings.append(
                     Finding(
@@ -298,18 +306,44 @@ def find_secondary(
         reader.close()
     _apply_rules(findings, acmg)
     version = ACMG_VERSION if acmg_list == ACMG_FILE else f"custom list {acmg_list.name}"
-    hashed = "\n".join(f"{f.chrom}:{f.pos}:{f.ref}:{f.alt}:{f.genotype}" for f in findings)
     clinvar_version = str(meta.get("date") or meta.get("file"))
+    coverage, gaps = _coverage(acmg, known, seen)
     return FindingsReport(
         provenance=Provenance(
             model_id="carelens.genomics.findings",
             model_version=f"ACMG SF {version}; ClinVar {clinvar_version}",
-            input_hash=content_hash(hashed),
+            input_hash=file_hash(path),
         ),
+        coverage=coverage,
         sample=name,
         acmg_version=version,
         clinvar=meta,
         findings=findings,
         records_scanned=scanned,
-        warnings=info.warnings,
+        warnings=[*info.warnings, *gaps],
     )
+
+
+def _coverage(
+    acmg: dict[str, AcmgGene], known: dict[tuple[str, int, str, str], ClinvarRecord], seen: set[str]
+) -> tuple[dict[str, object], list[str]]:
+    """How many ACMG SF genes the ClinVar file and the VCF cover, and one warning per gene that is not covered."""
+    in_clinvar = {g for rec in known.values() for g in rec.genes if g in acmg}
+    warnings = []
+    for gene in sorted(acmg):
+        if gene not in in_clinvar:
+            warnings.append(
+                f"ACMG SF gene {gene}: the ClinVar file has no P/LP allele in it; findings there cannot be seen"
+            )
+        elif gene not in seen:
+            warnings.append(
+                f"ACMG SF gene {gene}: the VCF has no record at any of its ClinVar P/LP positions (not sequenced, or a "
+                "variant-only VCF without a finding there)"
+            )
+    coverage: dict[str, object] = {
+        "acmg_genes": len(acmg),
+        "in_clinvar": len(in_clinvar),
+        "in_vcf": len(seen),
+        "not_covered": sorted(set(acmg) - seen),
+    }
+    return coverage, warnings

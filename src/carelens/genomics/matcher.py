@@ -64,6 +64,7 @@ class GeneCall:
     phased: bool | None
     warnings: list[str] = field(default_factory=list)
     assumed_reference: list[int] = field(default_factory=list)
+    candidates: list[tuple[str, int]] = field(default_factory=list)
 
 
 def matches_allele(expected: str, observed: str | None) -> bool:
@@ -96,6 +97,13 @@ def _prepare(defn: GeneDefinition, idx: list[int]) -> list[tuple[NamedAllele, tu
     return out
 
 
+def _partial(call: SampleCall, ref: str, chromosome: str) -> bool:
+    """A genotype with one allele called and one missing that PharmCAT's reader keeps (``1/.``; ``0/.`` only on
+    chrX): PharmCAT then makes no call for the gene (MatchData.hasPartialMissingAlleles)."""
+    seen = [a for a in call.alleles if a is not None]
+    return len(call.alleles) > 1 and len(seen) == 1 and (seen[0] != ref or chromosome == "chrX")
+
+
 def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
     seen = [c for cs in calls.values() for c in cs if not c.missing]
     return bool(seen) and all(len(c.alleles) == 1 for c in seen)
@@ -103,15 +111,51 @@ def _haploid(calls: dict[int, list[SampleCall]]) -> bool:
 
 def pick_record(found: list[SampleCall], ref: str, known: set[str]) -> SampleCall | None:
     """The record to use at a locus: REF as defined, genotype present, documented alleles, non-reference first."""
-    candidates = [c for c in found if c.ref == ref]
+    real = [c for c in found if c.ref == ref]
+    candidates = real or [c.at_reference(ref) for c in found if c.ref_block][:1]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
+    merged = merge_split(candidates, ref)
+    if merged is not None:
+        return merged
 
     def rank(c: SampleCall) -> tuple[bool, bool, bool]:
         documented = c.problem is None and all(a in known for a in c.alleles)
         return (not c.missing, documented, any(a != ref for a in c.alleles))
 
     return max(candidates, key=rank)
+
+
+def merge_split(records: list[SampleCall], ref: str) -> SampleCall | None:
+    """One call from a multi-allelic site written as several biallelic records (``bcftools norm -m-``), as
+    PharmCAT's preprocessor joins them: each record contributes its non-reference alleles; phased records keep their
+    haplotype slots. ``None`` when the records are not such a split (missing genotypes, clashing alleles)."""
+    if len({r.line for r in records}) < 2 or any(r.missing or r.problem for r in records):
+        return None
+    carried = [{a for a in r.alleles if a != ref} for r in records]
+    if sum(len(c) for c in carried) != len(set().union(*carried)):
+        return None  # the same ALT twice: a duplicate record, not a split site
+    ploidy = {len(r.alleles) for r in records}
+    if len(ploidy) != 1:
+        return None
+    n = ploidy.pop()
+    phased = all(r.phased for r in records)
+    if phased:
+        slots: list[str | None] = [None] * n
+        for r in records:
+            for i, a in enumerate(r.alleles):
+                if a != ref:
+                    if slots[i] is not None:
+                        return None
+                    slots[i] = a
+        alleles: tuple[str, ...] = tuple(a or ref for a in slots)
+    else:
+        alts = [a or ref for r in records for a in r.alleles if a != ref]
+        if len(alts) > n:
+            return None
+        alleles = tuple(alts + [ref] * (n - len(alts)))
+    first = records[0]
+    return replace(first, alleles=alleles, phased=phased and n > 1, phase_set=first.phase_set if phased else None)
 
 
 @dataclass
@@ -123,6 +167,7 @@ class _Observed:
     not_assayed: list[int] = field(default_factory=list)
     undocumented: list[int] = field(default_factory=list)
     assumed: list[int] = field(default_factory=list)
+    partial: list[int] = field(default_factory=list)
     evidence: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -142,15 +187,18 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
         where = f"position {locus.position}"
         if call is None and found:
             obs.warnings.append(f"{where}: VCF REF does not match the definition's reference; treated as not assayed")
-        if len(found) > 1 and call is not None:
-            obs.warnings.append(f"{where}: {len(found)} records; used the one matching the definition")
-        if call is not None and call.problem:
-            obs.warnings.append(f"{where}: {call.problem}")
-            obs.undocumented.append(locus.position)
+        records = len({c.line for c in found})  # a padded indel also appears trimmed: one record
+        if records > 1 and call is not None:
+            obs.warnings.append(f"{where}: {records} records; used the one matching the definition")
+        if call is not None and call.problem:  # PharmCAT's reader discards the genotype: the position is missing
+            obs.warnings.append(f"{where}: {call.problem}; treated as not assayed")
+            obs.not_assayed.append(locus.position)
             continue
         if call is None or call.missing:
             if call is not None:
-                obs.warnings.append(f"{where}: genotype missing (./.); treated as not assayed")
+                obs.warnings.append(f"{where}: genotype missing ({call.genotype}); treated as not assayed")
+                if _partial(call, locus.ref, defn.chromosome):
+                    obs.partial.append(locus.position)
             obs.not_assayed.append(locus.position)
             continue
         vcf_genotype = call.genotype
@@ -184,8 +232,21 @@ def _observe(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_t
     return obs
 
 
+_UNCERTAIN_CACHE: dict[tuple[int, tuple[int, ...]], tuple[GeneDefinition, list[str]]] = {}
+
+
 def _uncertain(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
     """Non-reference alleles with a defining variant at a not-assayed position (calls that could change)."""
+    key = (id(defn), tuple(not_assayed))
+    hit = _UNCERTAIN_CACHE.get(key)
+    if hit is None or hit[0] is not defn:
+        if len(_UNCERTAIN_CACHE) > 256:
+            _UNCERTAIN_CACHE.clear()
+        hit = _UNCERTAIN_CACHE[key] = (defn, _uncertain_alleles(defn, not_assayed))
+    return list(hit[1])
+
+
+def _uncertain_alleles(defn: GeneDefinition, not_assayed: list[int]) -> list[str]:
     missing = set(not_assayed)
     missing_idx = [i for i, loc in enumerate(defn.loci) if loc.position in missing]
     ref = defn.reference.alleles
@@ -203,11 +264,19 @@ Prepared = list[tuple[NamedAllele, tuple[str, ...], int]]
 class _Compat:
     """Bit sets of the named alleles compatible with an observed allele at each position (memoised)."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, defn: GeneDefinition | None = None, refs: list[str] | None = None) -> None:
         self.prepared = prepared
+        self.defn = defn
+        self.refs = refs or []
         self.everyone = (1 << len(prepared)) - 1
         self.masks: dict[tuple[int, str | None], int] = {}
-        self.named: dict[int, list[tuple[str, int]]] = {}
+        self.named: dict[int, list[tuple[int, str, int]]] = {}
+        # IUPAC (wobble) positions of each allele: PharmCAT does not score a wobble its strands only meet with REF
+        self.wobbles = {
+            k: ws
+            for k, (allele, expected, _) in enumerate(prepared)
+            if not allele.reference and (ws := [p for p, e in enumerate(expected) if len(e) == 1 and e not in "ACGT"])
+        }
 
     def at(self, pos: int, observed: str | None) -> int:
         key = (pos, observed)
@@ -217,11 +286,19 @@ class _Compat:
             )
         return self.masks[key]
 
-    def names(self, bits: int) -> list[tuple[str, int]]:
-        """(name, score) of the alleles in ``bits``."""
+    def names(self, bits: int) -> list[tuple[int, str, int]]:
+        """(index, name, score) of the alleles in ``bits``."""
         if bits not in self.named:
-            self.named[bits] = [(a.name, sc) for k, (a, _, sc) in enumerate(self.prepared) if bits >> k & 1]
+            self.named[bits] = [(k, a.name, sc) for k, (a, _, sc) in enumerate(self.prepared) if bits >> k & 1]
         return self.named[bits]
+
+    def penalty(self, k: int, strands: list[tuple[str | None, ...]]) -> int:
+        """Wobble positions of allele ``k`` where every strand it stands for carries the reference allele
+        (DiplotypeMatcher.scoreForSample)."""
+        ws = self.wobbles.get(k)
+        if not ws:
+            return 0
+        return sum(all(st[w] == self.refs[w] for st in strands) for w in ws)
 
 
 def _blocks(calls: list[SampleCall]) -> list[list[int]]:
@@ -234,15 +311,30 @@ def _blocks(calls: list[SampleCall]) -> list[list[int]]:
     return list(blocks.values())
 
 
-def _score(prepared: Prepared, calls: list[SampleCall]) -> dict[tuple[str, ...], int] | None:
+_COMPAT_CACHE: dict[tuple[int, tuple[int, ...]], _Compat] = {}
+
+
+def _compat(defn: GeneDefinition, idx: list[int]) -> _Compat:
+    """The definitions restricted to the assayed loci with their memoised masks, shared by every sample that has
+    the same loci (the samples of a multi-sample VCF usually do)."""
+    key = (id(defn), tuple(idx))
+    found = _COMPAT_CACHE.get(key)
+    if found is None or found.defn is not defn:
+        if len(_COMPAT_CACHE) > 256:
+            _COMPAT_CACHE.clear()
+        found = _COMPAT_CACHE[key] = _Compat(_prepare(defn, idx), defn, [defn.loci[i].ref for i in idx])
+    return found
+
+
+def _score(compat: _Compat, calls: list[SampleCall]) -> dict[tuple[str, ...], int] | None:
     """Best score of every allele pair that explains one arrangement of the sample's alleles on two strands
     (the first block's orientation fixed); ``None`` when there are too many arrangements to try."""
-    compat = _Compat(prepared)
     if len(calls[0].alleles) == 1:  # haploid: one strand
         bits = compat.everyone
         for pos, c in enumerate(calls):
             bits &= compat.at(pos, c.alleles[0])
-        return {(name,): sc for name, sc in compat.names(bits)}
+        strand = tuple(c.alleles[0] for c in calls)
+        return {(name,): sc - compat.penalty(k, [strand]) for k, name, sc in compat.names(bits)}
     homozygous = compat.everyone
     for pos, c in enumerate(calls):
         if c.alleles[0] == c.alleles[1]:
@@ -267,11 +359,39 @@ def _score(prepared: Prepared, calls: list[SampleCall]) -> dict[tuple[str, ...],
             s2 &= block_bits[flip][1]
         if not s1 or not s2 or (s1, s2) in seen:
             continue
-        seen.add((s1, s2))
-        for (n1, sc1), (n2, sc2) in itertools.product(compat.names(s1), compat.names(s2)):
+        if not compat.wobbles:  # with wobbles the strands' alleles, not only the bit sets, change the score
+            seen.add((s1, s2))
+        strands = _strands(calls, blocks, (0, *flips) if blocks else ()) if compat.wobbles else None
+        for (k1, n1, sc1), (k2, n2, sc2) in itertools.product(compat.names(s1), compat.names(s2)):
+            if strands is not None:
+                sc1 -= compat.penalty(k1, _covered(k1, s1, s2, strands, n1 == n2, 0))
+                sc2 -= compat.penalty(k2, _covered(k2, s2, s1, strands, n1 == n2, 1))
             names = tuple(sorted((n1, n2), key=natural_key))
             scored[names] = max(scored.get(names, 0), sc1 + sc2)
     return scored
+
+
+def _strands(
+    calls: list[SampleCall], blocks: list[list[int]], flips: tuple[int, ...]
+) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """The two strands' alleles for one arrangement (block ``b`` read swapped when ``flips[b]``)."""
+    one = [c.alleles[0] for c in calls]
+    two = [c.alleles[-1] for c in calls]
+    for block, flip in zip(blocks, flips, strict=True):
+        if flip:
+            for pos in block:
+                one[pos], two[pos] = two[pos], one[pos]
+    return tuple(one), tuple(two)
+
+
+def _covered(
+    k: int, own: int, other: int, strands: tuple[tuple[str | None, ...], ...], same: bool, side: int
+) -> list[tuple[str | None, ...]]:
+    """The strands of the pair that allele ``k`` stands for when scored: its own strand, plus the other one when
+    it matches that too and the pair's two names differ (PharmCAT intersects the allele's sequences with the pair)."""
+    if same or not other >> k & 1:
+        return [strands[side]]
+    return [strands[0], strands[1]]
 
 
 def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
@@ -307,6 +427,15 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
                 f"no usable genotype at any of the {n} {defn.gene} positions (missing genotypes or REF mismatches)",
             )
         return result([], None, f"none of the {len(defn.loci)} {defn.gene} positions on {chrom} is in the VCF")
+    required = sorted(defn.required_positions & set(obs.not_assayed))
+    if required:
+        where = ", ".join(str(p) for p in required)
+        return result([], None, f"required {defn.gene} position(s) {chrom}:{where} not assayed; not called (PharmCAT)")
+    if obs.partial and defn.gene != "DPYD":
+        where = ", ".join(str(p) for p in obs.partial)
+        return result(
+            [], None, f"partially missing genotype at {chrom}:{where} (one allele called); not called (PharmCAT)"
+        )
     if obs.undocumented:
         where = ", ".join(str(p) for p in sorted(set(obs.undocumented)))
         return result(
@@ -318,7 +447,7 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     ploidies = {len(c.alleles) for c in used}
     if len(ploidies) != 1 or ploidies.pop() not in (1, 2):
         return result([], None, "mixed or unsupported ploidy across the gene's positions; not called")
-    scored = _score(_prepare(defn, obs.idx), used)
+    scored = _score(_compat(defn, obs.idx), used)
     if scored is None:
         return result([], None, "too many unphased heterozygous positions to enumerate; not called")
     if not scored:
@@ -328,14 +457,27 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             f"no combination of {defn.gene} named alleles explains the genotypes "
             "(possible novel allele or allele combination); not called",
         )
-    top = max(scored.values())
-    dips = sorted((diplotype_name(k) for k, v in scored.items() if v == top), key=natural_key)
-    if len(dips) > 1 and not phased and defn.unphased_priorities:
-        key = "|".join(sorted(dips))
+    # PharmCAT reports a sub-allele (SLCO1B1 *45.001) by its core allele's name (*45)
+    sub = defn.suballeles
+    named: dict[str, int] = {}
+    for k, v in scored.items():
+        name = diplotype_name(tuple(sub.get(n, n) for n in k))
+        named[name] = max(named.get(name, 0), v)
+    top = max(named.values())
+    dips = sorted((d for d, v in named.items() if v == top), key=natural_key)
+    candidates = sorted(named.items(), key=lambda kv: (-kv[1], natural_key(kv[0])))
+    if defn.unphased_priorities and len(candidates) > 1 and len(used[0].alleles) == 2 and len(_blocks(used)) > 1:
+        # PharmCAT (ResultBuilder): not effectively phased, and every diplotype of a priority list is among the
+        # matches (whatever their scores): the list's pick is the call, chosen on frequency data
+        names = set(named)
         for pid, pick in defn.unphased_priorities.items():
-            if "|".join(sorted(pid.split("|"))) == key:
-                obs.warnings.append(f"unphased tie {key} resolved to {pick} by the definition's priority rule")
-                dips = [pick]
+            if set(pid.split("|")) <= names:
+                obs.warnings.append(
+                    f"unphased variants allow {pid.replace('|', ', ')}: {pick} picked by the definition's "
+                    "frequency-based priority (PharmCAT's unphased-priority rule)"
+                )
+                dips, top = [pick], named.get(pick, top)
+                break
     if len(dips) > MAX_TIES:
         return result(
             [],
@@ -343,4 +485,6 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
             f"{len(dips)} diplotypes tie on the {len(used)} assayed positions "
             f"({len(obs.not_assayed)} not assayed): too little data to call",
         )
-    return result(dips, top, None)
+    call = result(dips, top, None)
+    call.candidates = candidates
+    return call

@@ -10,10 +10,12 @@ from pydantic import BaseModel, Field
 from carelens.core.errors import InputError
 from carelens.core.evidence import Provenance
 from carelens.core.ids import content_hash
+from carelens.core.quarantine import Quarantined
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
-from carelens.genomics.vcf import SampleCall, bare, read_calls
+from carelens.genomics.phenotype_rules import metabolizer
+from carelens.genomics.vcf import SampleCall, bare, file_hash, read_calls, read_calls_multi, vcf_info
 
 # genes whose calls need data a VCF does not carry (copy number, hybrids, HLA typing): outside calls only
 OUTSIDE_ONLY = {
@@ -42,6 +44,10 @@ class GeneResult(BaseModel):
         default_factory=list, description="DPYD, unphased: every variant allele found (CPIC lowest-two rule input)"
     )
     lookup_diplotype: str | None = Field(default=None, description="the diplotype the phenotype was looked up with")
+    display: list[str] = Field(
+        default_factory=list,
+        description="the call as PharmCAT prints it: the diplotypes, or for unphased UGT1A1 each allele's presence",
+    )
     source: str = "vcf"
     chromosome: str | None = None
     phased: bool | None = None
@@ -106,22 +112,44 @@ def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
         for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
             if not row or not row[0].strip() or row[0].startswith("#"):
                 continue
-            if len(row) < 2 or not row[1].strip():
-                raise InputError(f"{path.name} line {n}: expected 'gene<TAB>diplotype' (phenotype optional)")
+            if not any(cell.strip() for cell in row[1:4]):
+                raise InputError(
+                    f"{path.name} line {n}: expected 'gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]' "
+                    "with a diplotype, a phenotype or an activity score"
+                )
             gene = row[0].strip().upper()
             if gene in out:
                 raise InputError(f"{path.name} line {n}: gene {gene} given twice")
             out[gene] = {
-                "diplotype": row[1].strip(),
+                "diplotype": row[1].strip() or None,
                 "phenotype": (row[2].strip() or None) if len(row) > 2 else None,
                 "activity": (row[3].strip() or None) if len(row) > 3 else None,
             }
     return out
 
 
+def _strip_gene(gene: str, diplotype: str) -> str:
+    """PharmCAT's outside-call parser accepts alleles written with the gene ('CYP2D6*1/CYP2D6*4', 'HLA-B*57:01',
+    'B*57:01'): the gene prefix is dropped."""
+    prefixes = (gene, gene.removeprefix("HLA-")) if gene.startswith("HLA-") else (gene,)
+    alleles = []
+    for allele in diplotype.split("/"):
+        allele = allele.strip()
+        for prefix in prefixes:
+            if allele.startswith(prefix + "*"):
+                allele = allele[len(prefix) :]
+                break
+        alleles.append(allele)
+    return "/".join(alleles)
+
+
 def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]) -> GeneResult:
-    dips = [d.strip() for d in (call["diplotype"] or "").split(" or ")]
+    dips = [_strip_gene(gene, d.strip()) for d in call["diplotype"].split(" or ")] if call["diplotype"] else []
     phenotype, lookup, activity = _phenotype(defs, gene, dips)
+    if not dips and call["activity"] and not call["phenotype"] and defs.phenotypes.get(gene, None) is not None:
+        phenotype = metabolizer(call["activity"]) if defs.phenotypes[gene].activity else None
+    if gene.startswith("HLA-") and phenotype is None and len(dips) == 1:
+        phenotype = _hla_presence(defs, gene, dips[0])
     phenotype = call["phenotype"] or phenotype
     activity = call["activity"] or activity
     lookup = call["activity"] or call["phenotype"] or lookup
@@ -134,6 +162,16 @@ def _outside_result(defs: PgxDefinitions, gene: str, call: dict[str, str | None]
         source="outside call",
         reason=None,
     )
+
+
+def _hla_presence(defs: PgxDefinitions, gene: str, diplotype: str) -> str | None:
+    """HLA phenotype as PharmCAT gives it: presence of each allele a CPIC recommendation is keyed on."""
+    keyed = sorted(
+        {v.split(" ")[0] for r in defs.recommendations for g, v in r.lookup.items() if g == gene and v[:1] == "*"}
+    )
+    if not keyed:
+        return None
+    return "; ".join(f"{a} {'positive' if _hla_matches(a + ' positive', diplotype) else 'negative'}" for a in keyed)
 
 
 def _hla_matches(value: str, diplotype: str) -> bool:
@@ -193,6 +231,19 @@ def _slco1b1_rs4149056(call: GeneCall) -> str | None:
     return None
 
 
+ALLELE_PRESENCE_GENES = frozenset({"UGT1A1"})
+
+
+def _display(reference: str, call: GeneCall) -> list[str]:
+    """PharmCAT's printed call: unphased UGT1A1 with heterozygous positions is shown as the presence of each
+    non-reference allele across the top diplotypes ('*28 (heterozygous)'), since the pairing is not known."""
+    if call.gene not in ALLELE_PRESENCE_GENES or call.phased is not False or not call.diplotypes:
+        return list(call.diplotypes)
+    pairs = [d.split("/") for d in call.diplotypes]
+    alleles = sorted({a for p in pairs for a in p if a != reference}, key=natural_key)
+    return [f"{a} ({'homozygous' if all(p.count(a) == 2 for p in pairs) else 'heterozygous'})" for a in alleles]
+
+
 def gene_result(
     defs: PgxDefinitions, gene: str, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False
 ) -> GeneResult:
@@ -228,6 +279,7 @@ def gene_result(
     return GeneResult(
         gene=gene,
         diplotypes=call.diplotypes,
+        display=_display(g.reference.name, call),
         phenotype=phenotype,
         phenotypes=_each_phenotype(defs, gene, call.diplotypes),
         activity_score=activity,
@@ -271,7 +323,48 @@ def pgx_report(
     path = Path(vcf)
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
-    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref)
+    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, input_hash=file_hash(path))
+
+
+class SampleReports(BaseModel):
+    """Every sample of a multi-sample VCF: one report each, and the samples that could not be reported."""
+
+    file: str
+    reports: list[PgxReport]
+    quarantined: list[Quarantined] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def pgx_reports(
+    vcf: Path | str,
+    outside_calls: Path | str | None = None,
+    definitions: PgxDefinitions | None = None,
+    missing_to_ref: bool = False,
+) -> SampleReports:
+    """One report per sample of ``vcf`` (read in one pass); a sample with no genotype at any PGx position is
+    quarantined with a one-line reason (never its name: sample IDs can identify a patient)."""
+    defs = definitions or load_definitions()
+    path = Path(vcf)
+    info = vcf_info(path)
+    if not info.samples:
+        raise InputError(f"{path.name}: the VCF has no sample columns (no genotypes)")
+    outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
+    per_sample = read_calls_multi(path, info.samples, gene_positions(defs), info)
+    digest = file_hash(path)
+    out = SampleReports(file=path.name, reports=[], warnings=list(info.warnings))
+    for n, name in enumerate(info.samples, start=1):
+        calls = per_sample[name]
+        if not any(not c.missing for cs in calls.values() for c in cs):
+            out.quarantined.append(
+                Quarantined(
+                    source=path.name,
+                    where=f"sample {n} of {len(info.samples)}",
+                    reason="no genotype at any PGx position (all missing or absent)",
+                )
+            )
+            continue
+        out.reports.append(report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, digest))
+    return out
 
 
 def report_from_calls(
@@ -281,8 +374,10 @@ def report_from_calls(
     warnings: list[str],
     outside: dict[str, dict[str, str | None]] | None = None,
     missing_to_ref: bool = False,
+    input_hash: str | None = None,
 ) -> PgxReport:
-    """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``)."""
+    """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``);
+    ``input_hash`` is the hash of the input VCF (else of the genotypes used, when no file is at hand)."""
     outside = outside or {}
     results = []
     for gene in sorted(defs.genes):
@@ -299,7 +394,9 @@ def report_from_calls(
         drugs=recommend(defs, results),
         warnings=list(warnings),
         provenance=Provenance(
-            model_id="carelens.genomics.pgx", model_version=_definitions_version(defs), input_hash=_calls_hash(calls)
+            model_id="carelens.genomics.pgx",
+            model_version=_definitions_version(defs),
+            input_hash=input_hash or _calls_hash(calls),
         ),
         definitions={k: defs.meta[k] for k in ("source", "definition_versions", "generated") if k in defs.meta},
     )

@@ -3,9 +3,11 @@ phased / unphased genotypes with phase sets, ``chr`` or bare contig names; GRCh3
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from carelens.core.errors import InputError, UsageError
@@ -30,6 +32,15 @@ _BUILD_LENGTHS = {
 _GRCH37_NAMES = re.compile(r"grch37|hg19|b37|hs37|human_g1k_v37|hg18|ncbi36", re.I)
 
 
+def file_hash(path: Path) -> str:
+    """SHA-256 of the input file's bytes (the provenance ``input_hash`` of a report made from it)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def bare(contig: str) -> str:
     """Contig name without a ``chr`` prefix (``chr10`` and ``10`` name the same chromosome)."""
     return contig[3:] if contig.lower().startswith("chr") else contig
@@ -48,6 +59,14 @@ class SampleCall:
     filter: str
     line: int
     problem: str | None = None
+    ref_block: bool = False  # a gVCF reference block covering this position (REF base not spelled out)
+
+    def at_reference(self, ref: str) -> SampleCall:
+        """This call with a reference block's placeholders replaced by the definition's reference allele."""
+        if not self.ref_block:
+            return self
+        alleles = tuple(ref if a is not None else None for a in self.alleles)
+        return replace(self, ref=ref, alleles=alleles, ref_block=False)
 
     @property
     def genotype(self) -> str:
@@ -69,6 +88,7 @@ class VcfInfo:
     build: str
     indexed: bool
     warnings: list[str] = field(default_factory=list)
+    gvcf: bool = False
 
 
 def _open(path: Path, samples: list[str] | None = None):
@@ -135,6 +155,7 @@ def vcf_info(path: Path) -> VcfInfo:
         raise InputError(f"{path.name}: the VCF has no GT (genotype) FORMAT field, so no genotypes to report")
     if build == "unknown":
         info.warnings.append("genome build not stated in the header; GRCh38 assumed")
+    info.gvcf = bool(re.search(r"^##(ALT=<ID=(NON_REF|\*),|GVCFBlock)", raw, re.M))
     return info
 
 
@@ -144,14 +165,19 @@ def choose_sample(info: VcfInfo, sample: str | None) -> str:
         raise InputError(f"{info.path.name}: the VCF has no sample columns (no genotypes)")
     if sample is None:
         if len(info.samples) > 1:
-            raise UsageError(f"{info.path.name} has {len(info.samples)} samples; choose one with --sample")
+            raise UsageError(
+                f"{info.path.name} has {len(info.samples)} samples; choose one with --sample (or --all-samples)"
+            )
         return info.samples[0]
     if sample not in info.samples:
         raise InputError(f"sample not found in {info.path.name} (it has {len(info.samples)} sample(s))")
     return sample
 
 
-def _call(variant, idx: int, line: int) -> SampleCall:
+def _call(variant, idx: int, line: int, use_ad: bool = False) -> SampleCall:
+    """One sample's call at one record. As PharmCAT's VcfReader: a genotype index beyond the record's alleles makes
+    the file invalid; a genotype that calls a symbolic, spanning-deletion or N-containing allele, or a heterozygous
+    GT whose AD shows reads for one allele only (``use_ad``), is discarded (``problem`` says why)."""
     ref = variant.REF
     alts = list(variant.ALT)
     choices = [ref, *alts]
@@ -163,13 +189,21 @@ def _call(variant, idx: int, line: int) -> SampleCall:
         if a is None or a < 0:
             alleles.append(None)
         elif a >= len(choices):
-            alleles.append(None)
-            problem = "genotype refers to an allele index the record does not define"
+            raise InputError(
+                f"{variant.CHROM}:{variant.POS}: genotype allele index {a} but the record defines "
+                f"{len(alts)} ALT allele(s) (invalid VCF, as PharmCAT rejects it)"
+            )
         else:
             allele = choices[a]
-            if allele.startswith("<") or allele == "*":
-                problem = "genotype calls a symbolic or spanning-deletion allele"
+            if allele.startswith("<") or allele == "*" or "N" in allele.upper():
+                problem = f"genotype calls the symbolic, spanning-deletion or ambiguous allele '{allele}'; discarded"
             alleles.append(allele)
+    called = {a for a in gt[:-1] if a is not None and a >= 0}
+    if use_ad and problem is None and len(called) > 1:
+        depths = _depths(variant, idx)
+        if depths is not None and sum(d > 0 for d in depths) == 1:
+            shown = ",".join(str(d) for d in depths)
+            problem = f"GT is heterozygous but AD shows reads for one allele only ({shown}); discarded"
     ps = None
     try:
         values = variant.format("PS")
@@ -186,12 +220,51 @@ def _call(variant, idx: int, line: int) -> SampleCall:
     return SampleCall(variant.CHROM, variant.POS, ref, tuple(alleles), phased, ps, filt, line, problem)
 
 
+def _depths(variant, idx: int) -> list[int] | None:
+    """The sample's AD values (missing entries dropped), ``None`` when absent or unreadable."""
+    try:
+        values = variant.format("AD")
+    except KeyError:
+        return None
+    if values is None:
+        return None
+    raw = values[idx]
+    try:
+        if isinstance(raw, str):
+            return [int(v) for v in raw.split(",") if v not in (".", "")]
+        return [int(v) for v in raw if int(v) >= 0]
+    except (TypeError, ValueError):
+        return None
+
+
+def _ad_number(vcf) -> str | None:
+    try:
+        return str(vcf.get_header_type("AD").get("Number"))
+    except KeyError:
+        return None
+
+
+def ad_usable(number: str | None, warnings: list[str]) -> bool:
+    """PharmCAT's rule for the AD field: used when declared ``Number=R`` or not declared at all; any other
+    declared Number means AD is ignored (said in a warning unless it is ``.``)."""
+    if number is None or number == "R":
+        return True
+    if number != ".":
+        warnings.append(f"FORMAT AD declared with Number={number}, expected R; AD ignored (PharmCAT's rule)")
+    return False
+
+
 def genotype(variant, idx: int) -> list:
     """cyvcf2's ``[allele, ..., phased]`` for one sample; ``[-1, -1, False]`` when the record has no GT."""
     try:
         return list(variant.genotypes[idx])
     except Exception:  # cyvcf2 raises a bare Exception when a record lacks GT
         return [-1, -1, False]
+
+
+def _compressed(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
 def _iter_checked(vcf, path: Path) -> Iterator:
@@ -203,7 +276,8 @@ def _iter_checked(vcf, path: Path) -> Iterator:
         except StopIteration:
             return
         except Exception:  # htslib parse failure
-            raise InputError(f"{path.name}: malformed VCF data line (data line {n + 1} could not be parsed)") from None
+            what = "truncated or corrupt bgzip block, or malformed line" if _compressed(path) else "malformed line"
+            raise InputError(f"{path.name}: data line {n + 1} could not be read ({what})") from None
         n += 1
         yield n, variant
 
@@ -229,10 +303,38 @@ def read_calls_multi(
     order = list(vcf.samples)
     out: dict[str, dict[tuple[str, int], list[SampleCall]]] = {s: {} for s in order}
 
+    sorted_positions = {c: sorted(p) for c, p in positions.items()}
+    blocks = 0
+    ad_number = _ad_number(vcf)
+    ad_warnings: list[str] = []
+    use_ad = ad_usable(ad_number, ad_warnings)
+
     def take(n: int, variant) -> None:
-        key = (bare(variant.CHROM), variant.POS)
-        for i, s in enumerate(order):
-            out[s].setdefault(key, []).append(_call(variant, i, n))
+        nonlocal blocks
+        contig = bare(variant.CHROM)
+        key = (contig, variant.POS)
+        if variant.POS in positions.get(contig, ()):
+            for i, s in enumerate(order):
+                out[s].setdefault(key, []).append(_call(variant, i, n, use_ad))
+        if len(variant.REF) > 1 or any(len(a) > 1 for a in variant.ALT):
+            pos, spelled = normalise(variant.POS, variant.REF, list(variant.ALT))
+            if (pos, spelled[variant.REF]) != (variant.POS, variant.REF) and pos in positions.get(contig, ()):
+                for i, s in enumerate(order):
+                    call = _call(variant, i, n, use_ad)
+                    alleles = tuple(spelled.get(a, a) if a is not None else None for a in call.alleles)
+                    out[s].setdefault((contig, pos), []).append(
+                        replace(call, pos=pos, ref=spelled[variant.REF], alleles=alleles)
+                    )
+        end = _block_end(variant)
+        if end is None:
+            return
+        blocks += 1
+        wanted = sorted_positions.get(contig, [])
+        for pos in wanted[bisect.bisect_right(wanted, variant.POS) : bisect.bisect_right(wanted, end)]:
+            for i, s in enumerate(order):
+                call = _call(variant, i, n)
+                block = replace(call, pos=pos, ref="", alleles=tuple("" if a else None for a in call.alleles))
+                out[s].setdefault((contig, pos), []).append(replace(block, ref_block=True, problem=None))
 
     try:
         if info.indexed:
@@ -241,18 +343,52 @@ def read_calls_multi(
                 native = names.get(contig)
                 if native is None or not wanted:
                     continue
+                seen: set[tuple[int, str]] = set()
                 for start, end in _clusters(sorted(wanted)):
                     for n, variant in _iter_checked(vcf(f"{native}:{start}-{end}"), path):
-                        if variant.POS in wanted:
+                        if (variant.POS, variant.REF) not in seen:  # a block can overlap two clusters
+                            seen.add((variant.POS, variant.REF))
                             take(n, variant)
         else:
             for n, variant in _iter_checked(vcf, path):
-                at = positions.get(bare(variant.CHROM))
-                if at is not None and variant.POS in at:
+                if bare(variant.CHROM) in positions:
                     take(n, variant)
+        if ad_number is None and _ad_number(vcf) is not None:  # htslib declares a tag it meets undeclared
+            ad_warnings.append("AD is used but not declared in the header; read as Number=R (PharmCAT's rule)")
     finally:
         vcf.close()
+    info.warnings.extend(w for w in ad_warnings if w not in info.warnings)
+    if info.gvcf and not blocks:
+        info.warnings.append(
+            "gVCF header but no reference block (INFO END) covers the PGx positions: positions absent from the file "
+            "are reported as not assayed, not as reference"
+        )
     return out
+
+
+def normalise(pos: int, ref: str, alts: list[str]) -> tuple[int, dict[str, str]]:
+    """Trim bases shared by REF and every ALT (right side first, then left, keeping one anchor base), as
+    ``bcftools norm`` / PharmCAT's preprocessor do for padded indels: ``(new position, {old allele: new allele})``."""
+    alleles = [ref, *(a for a in alts if not a.startswith("<") and a != "*")]
+    trimmed = list(alleles)
+    while all(len(a) > 1 for a in trimmed) and len({a[-1] for a in trimmed}) == 1:
+        trimmed = [a[:-1] for a in trimmed]
+    while all(len(a) > 1 for a in trimmed) and len({a[0] for a in trimmed}) == 1:
+        trimmed = [a[1:] for a in trimmed]
+        pos += 1
+    return pos, dict(zip(alleles, trimmed, strict=True))
+
+
+def _block_end(variant) -> int | None:
+    """END of a gVCF reference block (ALT only <NON_REF> / <*>, every called allele REF), else None."""
+    if not variant.ALT or not all(a in ("<NON_REF>", "<*>") for a in variant.ALT):
+        return None
+    end = variant.INFO.get("END")
+    if end is None or int(end) <= variant.POS:
+        return None
+    if any(a is not None and a > 0 for gt in variant.genotypes for a in gt[:-1]):
+        return None
+    return int(end)
 
 
 def _clusters(sorted_positions: list[int], gap: int = 100_000) -> Iterable[tuple[int, int]]:

@@ -47,7 +47,8 @@ def _actionable(rec: dict[str, Any], called: dict[str, dict[str, Any]]) -> list[
         result = called.get(gene)
         if result is None:
             continue
-        phenotype = result.get("phenotype") or lookup
+        # HLA: the gene's phenotype lists every allele's presence; the drug's own allele is its lookup value
+        phenotype = (lookup if gene.startswith("HLA-") else None) or result.get("phenotype") or lookup
         if phenotype and not NOT_ACTIONABLE.search(str(phenotype).strip()):
             out.append(
                 {
