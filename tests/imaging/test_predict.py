@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from carelens.cli import app
 from carelens.imaging.package import load_package
 from carelens.imaging.predict import REFER, predict_image
+from carelens.imaging.shift import OUTSIDE
 from carelens.imaging.saliency import explain
 
 CANARY = "Qwxyz^Canarypatient"
@@ -73,8 +74,10 @@ def test_predict_json_batch_goes_on_past_bad_items(
         assert pred["model"]["id"] == meta["id"]
         assert 0.0 <= pred["probability"] <= 1.0 and pred["probability_of"] == "pneumonia"
         assert set(pred["conformal_set"]) <= {"normal", "pneumonia"}
-        assert pred["uncertain_refer"] == (len(pred["conformal_set"]) != 1)
-        assert (pred["status"] == REFER) == pred["uncertain_refer"]
+        outside = pred["outside_validated_population"]
+        assert pred["ood_distance"] > 0 and outside == (pred["ood_distance"] > meta["shift"]["threshold"])
+        assert pred["uncertain_refer"] == (len(pred["conformal_set"]) != 1 or outside)
+        assert pred["status"] == (OUTSIDE if outside else REFER if pred["uncertain_refer"] else pred["finding"])
         assert pred["evidence"]["provenance"]["input_hash"] == pred["input_hash"]
         # a heatmap is either shown (a PNG on disk) or withheld with its reason
         assert (pred["heatmap"] is None) != (pred["heatmap_withheld"] is None)

@@ -37,12 +37,15 @@ def train_cmd(
     conformal: str = typer.Option(
         "aps",
         "--conformal",
-        help="Conformal score: aps (adaptive; steadier coverage under shift) or lac (smaller sets).",
+        help="Conformal score: aps (mass ranked above the label; never an empty set) or lac (1 - probability).",
     ),
     modality: list[str] | None = typer.Option(None, "--modality", help="DICOM modality the model accepts (repeat)."),
     version: str = typer.Option("1.0.0", "--version", help="Version recorded in the model package."),
     threads: int | None = typer.Option(
         None, "--threads", help="CPU threads for torch (1 is best on busy shared cores)."
+    ),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Train at N x N px, 28 to 512 (.npz images are resized); default 28 or as stored."
     ),
 ) -> None:
     """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
@@ -64,6 +67,7 @@ def train_cmd(
         modalities=list(modality) if modality else None,
         version=version,
         threads=threads,
+        image_size=image_size,
     )
     meta = train(data, out, cfg)
     emit_json(
@@ -105,6 +109,28 @@ def evaluate_cmd(
         typer.echo(text, nl=False)
     else:
         (out / ("evaluation.md" if fmt == "markdown" else "evaluation.html")).write_text(text, encoding="utf-8")
+
+
+@image_app.command("check-site")
+def check_site_cmd(
+    model_dir: Path = typer.Argument(..., help="A model package folder."),
+    data: Path = typer.Option(..., "--data", help="A .npz file or a folder of images with labels.csv."),
+    split: str = typer.Option("all", "--split", help="train, val, test or all."),
+    fmt: str = typer.Option("json", "--format", help="json."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for check-site.json and the distance plot."),
+) -> None:
+    """Before any read is shown at a new site: how many of its images lie outside the model's validated
+    population (Mahalanobis distance of penultimate features), and the verdict matches/shifted."""
+    from carelens.imaging.package import load_package
+    from carelens.imaging.site import check_site
+
+    if fmt != "json":
+        raise UsageError("--format must be json")
+    if split not in ("train", "val", "test", "all"):
+        raise UsageError("--split must be train, val, test or all")
+    plot = (out or Path(".")) / "check-site.png"
+    result = check_site(load_package(model_dir), data, split, plot)
+    emit_json(result, out / "check-site.json" if out else None)
 
 
 @image_app.command("predict")

@@ -16,6 +16,7 @@ import torch
 from carelens.core import InputError, content_hash
 from carelens.imaging.conformal import ConformalThreshold
 from carelens.imaging.networks import build_model
+from carelens.imaging.shift import ShiftReference, load_reference
 
 WEIGHTS = "weights.pt"
 MODEL_JSON = "model.json"
@@ -63,7 +64,15 @@ class ModelPackage:
         c = self.meta.get("conformal")
         if not c:
             return None
-        return ConformalThreshold(**{k: c[k] for k in ("method", "target", "qhat", "n", "qhat_per_class") if k in c})
+        keys = ("method", "target", "qhat", "n", "qhat_per_class", "scores", "score_labels")
+        return ConformalThreshold(**{k: c[k] for k in keys if k in c})
+
+    @property
+    def shift(self) -> ShiftReference | None:
+        """The description of the training distribution (``None`` for packages made before it existed)."""
+        if "_shift" not in self.__dict__:
+            self.__dict__["_shift"] = load_reference(self.path)
+        return self.__dict__["_shift"]
 
 
 def save_weights(model: torch.nn.Module, folder: Path) -> str:

@@ -18,7 +18,14 @@ import torch
 from carelens import __version__
 from carelens.core import UsageError
 from carelens.imaging.calibration import brier_score, expected_calibration_error, fit_temperature, reliability_diagram
-from carelens.imaging.conformal import calibrate_conformal, coverage, coverage_per_class, prediction_sets
+from carelens.imaging.conformal import (
+    calibrate_conformal,
+    coverage,
+    coverage_per_class,
+    empty_among_confident,
+    prediction_sets,
+    set_size_distribution,
+)
 from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
@@ -49,11 +56,13 @@ class TrainConfig:
     class_conditional: bool = True
     threshold_rule: str = "youden"
     ood_z: float = 5.0
+    shift_quantile: float = 0.99
     bootstrap: int = 1000
     threads: int | None = None
     version: str = "1.0.0"
     arch_options: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
+    image_size: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -106,6 +115,8 @@ def evaluation_metrics(
         out["conformal_method"] = conformal.method
         out["mean_set_size"] = float(np.mean([len(s) for s in sets]))
         out["refer_rate"] = float(np.mean([len(s) != 1 for s in sets]))
+        out["set_size_distribution"] = set_size_distribution(sets)
+        out["empty_sets_among_confident"] = empty_among_confident(sets, proba)
     else:
         out["conformal_target"] = None
         out["conformal_coverage"] = None
@@ -138,7 +149,11 @@ def train(
         train_set, val_set = data
         data_name = "in-memory arrays"
     else:
-        train_set, val_set = load_dataset(data, "train"), load_dataset(data, "val")
+        size = cfg.image_size or 28
+        if not 28 <= size <= 512:
+            raise UsageError(f"--image-size must be between 28 and 512, not {size}")
+        train_set = load_dataset(data, "train", image_size=size, resize=cfg.image_size is not None)
+        val_set = load_dataset(data, "val", image_size=size, resize=cfg.image_size is not None)
         data_name = Path(data).name
     if len(val_set) < 2:
         raise UsageError("the validation split needs at least two images (early stopping and calibration use it)")
@@ -225,13 +240,27 @@ def train(
         out / "reliability.png",
     )
     roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
+    shift = fit_shift_reference(model, train_set.images, val_set.images, cfg.shift_quantile)
+    shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
         model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
         history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
     )  # fmt: skip
+    meta["shift"] = shift.summary()
     write_package_files(out, meta)
     return meta
+
+
+def fit_shift_reference(model: torch.nn.Module, train_images: np.ndarray, val_images: np.ndarray, quantile: float):
+    """The package's description of its training distribution (see :mod:`carelens.imaging.shift`)."""
+    from carelens.imaging.shift import features_and_logits, fit_reference
+
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), 5000), replace=False))
+    train_features, _ = features_and_logits(model, train_images[pick])
+    val_features, _ = features_and_logits(model, val_images)
+    return fit_reference(train_features, val_features, quantile)
 
 
 def _model_json(
@@ -313,7 +342,13 @@ def _model_json(
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "carelens_version": __version__,
-        "files": {"weights": "weights.pt", "card": "MODEL_CARD.md", "reliability": "reliability.png", "roc": "roc.png"},
+        "files": {
+            "weights": "weights.pt",
+            "card": "MODEL_CARD.md",
+            "reliability": "reliability.png",
+            "roc": "roc.png",
+            "shift": "shift.npz",
+        },
         "card": {
             "intended_use": (
                 f"Decision support: flags {positive or 'the labelled findings'} on "
