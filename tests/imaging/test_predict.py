@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from carelens.cli import app
 from carelens.imaging.package import load_package
 from carelens.imaging.predict import REFER, predict_image
-from carelens.imaging.shift import OUTSIDE
 from carelens.imaging.saliency import explain
+from carelens.imaging.shift import OUTSIDE
 
 CANARY = "Qwxyz^Canarypatient"
 runner = CliRunner()

@@ -133,6 +133,36 @@ def check_site_cmd(
     emit_json(result, out / "check-site.json" if out else None)
 
 
+@image_app.command("adapt")
+def adapt_cmd(
+    model_dir: Path = typer.Argument(..., help="The model package to adapt."),
+    data: Path = typer.Option(..., "--data", help="The site's labelled images: a folder with labels.csv, or .npz."),
+    out: Path = typer.Option(..., "--out", help="Folder for the adapted model package."),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="Wall-clock budget for fine-tuning, s."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Adapt at N px (default: the model's size)."),
+    site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
+    register: bool = typer.Option(True, "--register/--no-register", help="Add the result to the model registry."),
+) -> None:
+    """Adapt a model to a site: recalibrate (temperature, threshold, conformal, shift reference) on its labelled
+    images, fine-tune when it has enough, and validate on its held-out patients (a new registry entry)."""
+    from carelens.imaging.adapt import adapt
+
+    if image_size is not None and not 28 <= image_size <= 512:
+        raise UsageError("--image-size must be between 28 and 512")
+    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register)
+    emit_json(
+        {
+            "id": meta["id"],
+            "registry_id": meta.get("registry_id"),
+            "version": meta["version"],
+            "path": str(out),
+            "lineage": meta["lineage"],
+            "local_validation": meta["site_validations"][0],
+        }
+    )
+
+
 @image_app.command("predict")
 def predict_cmd(
     model_dir: Path = typer.Argument(..., help="A model package folder."),

@@ -63,6 +63,7 @@ class TrainConfig:
     arch_options: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     image_size: int | None = None
+    card_file: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -135,12 +136,14 @@ def train(
     out: str | Path,
     config: TrainConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
+    start_from: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
 
     ``data`` is an ``.npz`` file or image folder (its train and val splits), or a
     ``(train, val)`` pair of :class:`ImageArrays`. ``clock`` measures the time budget (tests pass
-    a fake one, so that what they check does not depend on the machine's speed).
+    a fake one, so that what they check does not depend on the machine's speed). ``start_from``: a
+    network (of ``cfg.arch``) whose weights training starts from (fine-tuning) instead of random ones.
     """
     cfg = config or TrainConfig()
     if cfg.arch not in ARCHS:
@@ -166,7 +169,11 @@ def train(
     device = resolve_device(cfg.device)
     image_size = int(train_set.images.shape[-1])
     channels = int(train_set.images.shape[1])
-    model = build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options).to(device)
+    model = (
+        copy.deepcopy(start_from)
+        if start_from is not None
+        else build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options)
+    ).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
     plan = {"epochs": cfg.max_epochs}
@@ -350,13 +357,7 @@ def _model_json(
             "shift": "shift.npz",
         },
         "card": {
-            "intended_use": (
-                f"Decision support: flags {positive or 'the labelled findings'} on "
-                f"{'/'.join(modalities) if modalities else 'the trained kind of'} images for a clinician to review. "
-                "It does not diagnose; a prediction whose conformal set holds more than one label is reported as "
-                "'uncertain: refer'. Not for use on other body parts, modalities, children or populations unlike "
-                "the training data without local validation."
-            ),
+            **model_card_file(cfg.card_file, stem),
             "data": (
                 f"Trained on {len(train_set)} images from {data_name} "
                 f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
@@ -365,7 +366,10 @@ def _model_json(
             ),
             "performance": performance,
             "limitations": [
-                f"Low resolution ({image_size} px): fine findings may be invisible to the model.",
+                *(
+                    [f"Low resolution ({image_size} px): fine findings may be invisible to the model."]
+                    * (image_size < 128)
+                ),
                 "Trained on one public data set; performance at another site, scanner or population is unknown until "
                 "validated there.",
                 "Conformal coverage holds on average over images like the calibration data, not for each patient or "
@@ -375,6 +379,26 @@ def _model_json(
             ],
         },
     }
+
+
+def model_card_file(path: str | None, data_stem: str) -> dict[str, Any]:
+    """The developer's model card (HTI-1 source attributes): ``path``, else the card shipped for the data set
+    (``imaging/cards/<data>.json``, e.g. PneumoniaMNIST), else the default card."""
+    import json
+    from importlib import resources
+
+    if path:
+        try:
+            card = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{Path(path).name}: not a readable model-card JSON file ({type(err).__name__})") from None
+        if not isinstance(card, dict):
+            raise UsageError(f"{Path(path).name}: a model card is a JSON object of attribute: text")
+        return card
+    cards = resources.files("carelens.imaging").joinpath("cards")
+    shipped = cards.joinpath(f"{data_stem}.json")
+    chosen = shipped if shipped.is_file() else cards.joinpath("default.json")
+    return dict(json.loads(chosen.read_text(encoding="utf-8")))
 
 
 def _class_counts(arrays: ImageArrays) -> dict[str, int]:
