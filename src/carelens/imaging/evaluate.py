@@ -97,13 +97,10 @@ def evaluate(
 
 def outside_rate(package: ModelPackage, images: np.ndarray) -> float | None:
     """Share of ``images`` outside the model's validated population (``None`` without a shift reference)."""
-    from carelens.imaging.shift import features_and_logits
-
     reference = package.shift
     if reference is None or not len(images):
         return None
-    features, _ = features_and_logits(package.model, images)
-    return float(np.mean(reference.outside(features)))
+    return float(np.mean(reference.image_distances(package.model, images) > reference.threshold))
 
 
 def subgroup_metrics(arrays: ImageArrays, logits: np.ndarray, package: ModelPackage) -> dict[str, dict[str, Any]]:

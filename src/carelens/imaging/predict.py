@@ -15,7 +15,7 @@ from carelens.imaging.engine import logits_to_proba, predict_logits
 from carelens.imaging.io import LoadedImage, prepare_image, read_image
 from carelens.imaging.package import ModelPackage
 from carelens.imaging.saliency import explain, overlay_png
-from carelens.imaging.shift import OUTSIDE, features_and_logits
+from carelens.imaging.shift import OUTSIDE
 
 REFER = "uncertain: refer"
 
@@ -84,8 +84,7 @@ def predict_image(
         refer = cset is not None and len(cset) != 1
     ood_distance, outside = None, False
     if package.shift is not None:
-        features, _ = features_and_logits(package.model, x[None])
-        ood_distance = float(package.shift.distance(features)[0])
+        ood_distance = float(package.shift.image_distances(package.model, x[None])[0])
         outside = ood_distance > package.shift.threshold
     status = REFER if refer else (finding if isinstance(finding, str) else ", ".join(finding) or "no finding")
     if outside:  # the read is not shown as a finding: the image is unlike those the model was validated on

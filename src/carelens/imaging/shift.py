@@ -1,11 +1,12 @@
 """Shift detection: does an image (or a site's images) come from the population the model was validated on?
 
 A model package carries a description of its training distribution: the mean and (Ledoit-Wolf)
-covariance of its penultimate-layer features on the training images, and a threshold on the
-Mahalanobis distance set at a quantile of the validation images' distances. An image beyond the
+covariance of an image description on the training images (the image at 8 x 8 px, the mean and
+spread of each network stage's channels, the penultimate-layer features; standardised), and a
+threshold on the Mahalanobis distance set at a quantile of the validation images' distances. An image beyond the
 threshold is "outside validated population: refer". ``benchmarks/imaging.py`` measured this
-against energy scores and pixel statistics between two sites (see ``benchmarks/results/imaging.md``)
-and chose it; :func:`score_auroc` is the measure.
+against energy scores, penultimate features alone and pixel statistics between two sites (see
+``benchmarks/results/imaging.md``) and chose it; :func:`score_auroc` is the measure.
 """
 
 from __future__ import annotations
@@ -29,21 +30,45 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
+PIXEL_GRID = 8  # the image itself, averaged down to 8 x 8, is part of the description
+
+
 @torch.no_grad()
-def features_and_logits(model: nn.Module, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate-layer features (the input of the last linear layer) and logits, ``N x D`` and ``N x K``."""
+def features_and_logits(
+    model: nn.Module, images: np.ndarray, layers: list[str] | None = None, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """An image description for shift detection (``N x D``) and the logits (``N x K``).
+
+    Without ``layers``: the penultimate-layer features (the input of the last linear layer). With
+    ``layers``: the image averaged to 8 x 8 px, the mean and spread per channel of each named layer's
+    output, and the penultimate features, side by side (what the package's reference uses).
+    """
     model.eval()
-    captured: list[torch.Tensor] = []
-    handle = _last_linear(model).register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+    named = dict(model.named_modules())
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        return lambda _m, _args, output: captured.__setitem__(name, output)
+
+    handles = [_last_linear(model).register_forward_pre_hook(lambda _m, args: captured.__setitem__("_pen", args[0]))]
+    handles += [named[name].register_forward_hook(keep(name)) for name in layers or []]
     feats, logits = [], []
     try:
         for start in range(0, len(images), batch_size):
-            captured.clear()
-            out = model(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)))
-            feats.append(captured[-1].flatten(1).double().numpy())
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))
+            out = model(x)
+            parts = []
+            if layers:
+                parts.append(nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), PIXEL_GRID).flatten(1))
+                for name in layers:
+                    act = captured[name]
+                    parts += [act.mean((2, 3)), act.std((2, 3))]
+            parts.append(captured["_pen"].flatten(1))
+            feats.append(torch.cat(parts, 1).double().numpy())
             logits.append(out.double().numpy())
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     if not feats:
         return np.zeros((0, 0)), np.zeros((0, 0))
     return np.concatenate(feats), np.concatenate(logits)
@@ -62,6 +87,9 @@ class ShiftReference:
 
     mean: np.ndarray
     precision: np.ndarray
+    scale_mean: np.ndarray
+    scale_std: np.ndarray
+    layers: list[str]
     threshold: float
     quantile: float
     n_reference: int
@@ -70,11 +98,14 @@ class ShiftReference:
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each feature row to the training mean."""
-        d = np.asarray(features, dtype=np.float64) - self.mean
+        z = (np.asarray(features, dtype=np.float64) - self.scale_mean) / self.scale_std
+        d = z - self.mean
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.precision, d), 0.0))
 
-    def outside(self, features: np.ndarray) -> np.ndarray:
-        return self.distance(features) > self.threshold
+    def image_distances(self, model: nn.Module, images: np.ndarray) -> np.ndarray:
+        """Distance of each image (``N x C x H x W`` model input) to the training images."""
+        features, _ = features_and_logits(model, images, self.layers)
+        return self.distance(features)
 
     @property
     def expected_outside_rate(self) -> float:
@@ -85,7 +116,8 @@ class ShiftReference:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "method": "mahalanobis on penultimate-layer features (Ledoit-Wolf covariance)",
+            "method": "mahalanobis (Ledoit-Wolf) on the image at 8x8 px, pooled stage outputs and penultimate features",
+            "layers": self.layers,
             "threshold": round(self.threshold, 4),
             "quantile": self.quantile,
             "n_reference": self.n_reference,
@@ -98,6 +130,9 @@ class ShiftReference:
             folder / SHIFT_FILE,
             mean=self.mean,
             precision=self.precision,
+            scale_mean=self.scale_mean,
+            scale_std=self.scale_std,
+            layers=np.array(self.layers, dtype=str),
             threshold=self.threshold,
             quantile=self.quantile,
             n=np.array([self.n_reference, self.n_calibration]),
@@ -106,18 +141,27 @@ class ShiftReference:
 
 
 def fit_reference(
-    train_features: np.ndarray, val_features: np.ndarray, quantile: float = 0.99, max_reference: int = 5000
+    train_features: np.ndarray,
+    val_features: np.ndarray,
+    quantile: float = 0.99,
+    layers: list[str] | None = None,
+    max_reference: int = 5000,
 ) -> ShiftReference:
-    """Fit the feature distribution on training features; the threshold is ``quantile`` of the validation distances."""
+    """Fit the feature distribution on training features (standardised, Ledoit-Wolf covariance); the
+    threshold is ``quantile`` of the validation images' distances."""
     from sklearn.covariance import LedoitWolf
 
     feats = np.asarray(train_features, dtype=np.float64)
     if len(feats) > max_reference:
         feats = feats[np.random.default_rng(0).choice(len(feats), max_reference, replace=False)]
-    lw = LedoitWolf().fit(feats)
+    scale_mean, scale_std = feats.mean(axis=0), np.maximum(feats.std(axis=0), 1e-6)
+    lw = LedoitWolf().fit((feats - scale_mean) / scale_std)
     ref = ShiftReference(
         mean=lw.location_,
         precision=lw.precision_,
+        scale_mean=scale_mean,
+        scale_std=scale_std,
+        layers=list(layers or []),
         threshold=0.0,
         quantile=quantile,
         n_reference=len(feats),
@@ -140,6 +184,9 @@ def load_reference(folder: Path) -> ShiftReference | None:
         return ShiftReference(
             mean=z["mean"],
             precision=z["precision"],
+            scale_mean=z["scale_mean"],
+            scale_std=z["scale_std"],
+            layers=[str(name) for name in z["layers"]],
             threshold=float(z["threshold"]),
             quantile=float(z["quantile"]),
             n_reference=int(n[0]),
@@ -181,7 +228,7 @@ def distance_plot(reference: np.ndarray, site: np.ndarray, threshold: float, pat
     ax.hist(reference, bins=bins, alpha=0.6, density=True, label="validation images (training site)")
     ax.hist(site, bins=bins, alpha=0.6, density=True, label=site_name)
     ax.axvline(threshold, color="black", linestyle="--", label="outside threshold")
-    ax.set_xlabel("Mahalanobis distance of penultimate features")
+    ax.set_xlabel("Mahalanobis distance to the training images")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -10,7 +10,7 @@ import numpy as np
 from carelens.core import InputError
 from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.package import ModelPackage
-from carelens.imaging.shift import distance_plot, features_and_logits, site_verdict
+from carelens.imaging.shift import distance_plot, site_verdict
 
 
 def load_site_images(path: str | Path, split: str, image_size: int, channels: int) -> ImageArrays:
@@ -49,8 +49,7 @@ def check_site(
         if isinstance(data, ImageArrays)
         else load_site_images(data, split, int(prep["image_size"]), int(prep["channels"]))
     )
-    features, _ = features_and_logits(package.model, arrays.images)
-    distances = reference.distance(features)
+    distances = reference.image_distances(package.model, arrays.images)
     rate = float(np.mean(distances > reference.threshold))
     expected = reference.expected_outside_rate
     verdict, p_value = site_verdict(rate, len(distances), expected)

@@ -29,8 +29,9 @@ from carelens.imaging.conformal import (
 from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
-from carelens.imaging.networks import ARCHS, build_model, cam_layer
+from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
 from carelens.imaging.package import save_weights, write_package_files
+from carelens.imaging.shift import ShiftReference
 
 # Imaging modality a MedMNIST set's images come from (used by the input checks at inference).
 MEDMNIST_MODALITIES = {"pneumoniamnist": ["CR", "DX"], "chestmnist": ["CR", "DX"], "breastmnist": ["US"]}
@@ -247,7 +248,9 @@ def train(
         out / "reliability.png",
     )
     roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(model, train_set.images, val_set.images, cfg.shift_quantile)
+    shift = fit_shift_reference(
+        model, train_set.images, val_set.images, shift_layers(cfg.arch, image_size), cfg.shift_quantile
+    )
     shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
@@ -259,15 +262,17 @@ def train(
     return meta
 
 
-def fit_shift_reference(model: torch.nn.Module, train_images: np.ndarray, val_images: np.ndarray, quantile: float):
+def fit_shift_reference(
+    model: torch.nn.Module, train_images: np.ndarray, val_images: np.ndarray, layers: list[str], quantile: float
+) -> ShiftReference:
     """The package's description of its training distribution (see :mod:`carelens.imaging.shift`)."""
     from carelens.imaging.shift import features_and_logits, fit_reference
 
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(train_images), min(len(train_images), 5000), replace=False))
-    train_features, _ = features_and_logits(model, train_images[pick])
-    val_features, _ = features_and_logits(model, val_images)
-    return fit_reference(train_features, val_features, quantile)
+    train_features, _ = features_and_logits(model, train_images[pick], layers)
+    val_features, _ = features_and_logits(model, val_images, layers)
+    return fit_reference(train_features, val_features, quantile, layers)
 
 
 def _model_json(
