@@ -97,10 +97,18 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
     validation = meta["site_validations"][0]
     assert validation["site"] == "hospital-b" and validation["n"] > 20
     assert validation["passed"] == (not validation["failed"])
-    assert validation["before_adaptation"]["outside_rate"] > 0.5  # the parent did not know this site
-    assert validation["metrics"]["outside_rate"] <= 0.2  # the adapted model's reference is this site
+    assert validation["before_adaptation"]["metrics"]["outside_rate"]["value"] > 0.5  # the parent did not know it
+    assert validation["metrics"]["outside_rate"]["value"] <= 0.2  # the adapted model's reference is this site
     registry = Registry(tmp_path / "store")
     records = registry.records(meta["registry_id"])
     assert records[0]["kind"] == "validation" and records[0]["content"]["sites"][0]["site"] == "hospital-b"
     exported = registry.export(meta["registry_id"])
     assert "hospital-b" in exported["hti1"]["local_validity"]
+    assert set(exported["plots"]) == {"roc", "reliability"}
+    parent_entry = next(i for i in registry.ids() if i != meta["registry_id"])
+    parent_card = registry.export(parent_entry)["hti1"]
+    assert "hospital-b: auc" in parent_card["external_validity"]  # the unadapted model's result at the new site
+    from carelens.models.card import render_html
+
+    page = render_html(exported)
+    assert page.count("data:image/png;base64") >= 3

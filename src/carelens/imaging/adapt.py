@@ -115,21 +115,8 @@ def adapt(
     local = evaluate(adapted, site_test, "test", resamples=500)
     criteria = validation_criteria()
     failed = judge(local, criteria)
-    validation = {
-        "site": site,
-        "split": "test (patients held out of adaptation)",
-        "n": local["n"],
-        "metrics": {k: local[k] for k in ("auc", "accuracy", "sensitivity", "specificity", "ece")}
-        | {k: local[k] for k in ("conformal_target", "conformal_coverage", "outside_rate")},
-        "ci": local.get("ci", {}),
-        "set_size_distribution": local.get("set_size_distribution"),
-        "criteria": criteria,
-        "passed": not failed,
-        "failed": failed,
-        "before_adaptation": None
-        if before is None
-        else {k: before[k] for k in ("auc", "ece", "conformal_coverage", "outside_rate", "n")},
-    }
+    validation = site_validation(site, local, criteria, failed)
+    validation["before_adaptation"] = None if before is None else site_validation(site, before, criteria, [])
     parent_sites = (parent.meta.get("lineage") or {}).get("sites") or [
         {"site": "training", "data": parent.meta.get("training", {}).get("data")}
     ]
@@ -154,11 +141,52 @@ def adapt(
             {"process": "carelens image adapt: held-out patients of the site", "sites": [validation]},
         )
         meta["registry_id"] = entry.id
+        if before is not None:  # the parent's external validation at this site, whatever it showed
+            parent_entry = registry.register(model_dir)
+            registry.append_record(
+                parent_entry.id,
+                "validation",
+                {
+                    "process": "carelens image adapt: the unadapted model on the site's held-out patients",
+                    "sites": [validation["before_adaptation"]],
+                },
+            )
     return meta
 
 
+def site_validation(site: str, result: dict[str, Any], criteria: dict[str, float], failed: list[str]) -> dict[str, Any]:
+    """A registry validation record's site entry: metrics with their intervals, subgroups, verdict."""
+    cis = result.get("ci", {})
+    metrics: dict[str, Any] = {}
+    for key in ("auc", "accuracy", "sensitivity", "specificity", "ece", "conformal_coverage", "outside_rate"):
+        value = result.get(key)
+        if value is None:
+            continue
+        ci = cis.get(key) or [None, None]
+        metrics[key] = {"value": round(float(value), 4), "ci_low": ci[0], "ci_high": ci[1]}
+    subgroups = [
+        {"group": column, "value": value, "n": m.get("n"), "auc": m.get("auc"), "suppressed": "reason" in m}
+        for column, groups in result.get("subgroups", {}).items()
+        for value, m in groups.items()
+    ]
+    return {
+        "site": site,
+        "split": "test (patients held out of adaptation)",
+        "n": result["n"],
+        "metrics": metrics,
+        "conformal_target": result.get("conformal_target"),
+        "set_size_distribution": result.get("set_size_distribution"),
+        "subgroups": subgroups,
+        "demographics": ", ".join(result.get("subgroups", {})) or None,
+        "criteria": criteria,
+        "passed": not failed,
+        "failed": failed,
+    }
+
+
 def _adapted_card(card: dict[str, Any], site: str, validation: dict[str, Any]) -> dict[str, Any]:
-    m = validation["metrics"]
+    m = {k: v["value"] for k, v in validation["metrics"].items()}
+    m["conformal_target"] = validation["conformal_target"]
     verdict = "passed" if validation["passed"] else "did not pass (" + "; ".join(validation["failed"]) + ")"
     return {
         "intended_patient_population": (
