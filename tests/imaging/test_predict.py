@@ -196,3 +196,16 @@ def test_gradcam_layer_exists_for_each_architecture(arch: str) -> None:
     model = build_model(arch, in_channels=1, num_classes=2, image_size=28)
     heatmap = gradcam(model, np.random.default_rng(0).random((1, 28, 28), dtype=np.float32), cam_layer(arch, 28), 1)
     assert heatmap.shape == (28, 28) and np.isfinite(heatmap).all()
+
+
+def test_a_radiograph_of_another_body_part_is_refused(package_dir: Path, chest_with_canary: Path,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    from carelens.core import InputError
+
+    ds = pydicom.dcmread(chest_with_canary)
+    ds.BodyPartExamined = "KNEE"
+    knee = tmp_path / "knee.dcm"
+    ds.save_as(knee)
+    with pytest.raises(InputError, match="body part KNEE is not one the model was trained on"):
+        predict_image(load_package(package_dir), knee)
+    assert predict_image(load_package(package_dir), chest_with_canary).source == "chest.dcm"

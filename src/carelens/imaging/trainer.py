@@ -35,6 +35,8 @@ from carelens.imaging.shift import ShiftReference
 
 # Imaging modality a MedMNIST set's images come from (used by the input checks at inference).
 MEDMNIST_MODALITIES = {"pneumoniamnist": ["CR", "DX"], "chestmnist": ["CR", "DX"], "breastmnist": ["US"]}
+# ... and the DICOM BodyPartExamined values its images show.
+MEDMNIST_BODY_PARTS = {"pneumoniamnist": ["CHEST"], "chestmnist": ["CHEST"], "breastmnist": ["BREAST"]}
 
 
 @dataclass
@@ -325,6 +327,7 @@ def _model_json(
             "resize": "zero-pad to square, box-filter resize",
             "photometric": ["MONOCHROME2", "MONOCHROME1"] if channels == 1 else ["RGB"],
             "modalities": modalities,
+            "body_parts": MEDMNIST_BODY_PARTS.get(stem),
             "pixel_stats": pixel_statistics(train_set.images),
             "ood_z_threshold": cfg.ood_z,
             "test_time_flip": cfg.tta,
