@@ -14,7 +14,14 @@ from carelens.imaging.calibration import (
     fit_temperature,
     reliability_diagram,
 )
-from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+from carelens.imaging.conformal import (
+    calibrate_conformal,
+    coverage,
+    empty_among_confident,
+    label_scores,
+    prediction_sets,
+    set_size_distribution,
+)
 from carelens.imaging.engine import logits_to_proba
 
 
@@ -89,3 +96,32 @@ def test_class_conditional_conformal_survives_label_shift() -> None:
         in_k = test_labels == k
         assert coverage(prediction_sets(test_p[in_k], mondrian), test_labels[in_k]) > 0.88
     assert abs(coverage(prediction_sets(test_p[shifted], mondrian), test_labels[shifted]) - 0.9) < 0.02
+
+
+@pytest.mark.parametrize("method", ["lac", "aps"])
+@pytest.mark.parametrize("mondrian", [True, False])
+def test_conformal_set_is_every_label_within_its_threshold(method: str, mondrian: bool) -> None:
+    """The sets (crepes p-values) are exactly {y : s(x, y) <= q_y}: no label is skipped after one fails."""
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet([1, 1, 1, 1], size=400)
+    labels = np.array([rng.choice(4, p=row) for row in p])
+    threshold = calibrate_conformal(p[:200], labels[:200], 0.85, method, class_conditional=mondrian)
+    scores = label_scores(p[200:], method)
+    expected = [sorted(k for k in range(4) if scores[i, k] <= threshold.qhat_for(k)) for i in range(200)]
+    assert [sorted(s) for s in prediction_sets(p[200:], threshold)] == expected
+    assert any(len(s) > 1 for s in expected) and any(len(s) == 1 for s in expected)
+
+
+def test_a_confident_image_never_gets_an_empty_set() -> None:
+    rng = np.random.default_rng(5)
+    top = rng.uniform(0.5, 1.0, 2000)
+    labels = (rng.uniform(size=2000) > top).astype(int)  # calibrated: class 0 true with probability `top`
+    p = np.stack([top, 1 - top], axis=1)
+    for method in ("lac", "aps"):
+        threshold = calibrate_conformal(p[:1000], labels[:1000], 0.9, method, class_conditional=True)
+        sets = prediction_sets(p[1000:], threshold)
+        assert empty_among_confident(sets, p[1000:], 0.9) == 0.0
+        distribution = set_size_distribution(sets)
+        assert abs(sum(distribution.values()) - 1.0) < 1e-3
+        if method == "aps":
+            assert "0" not in distribution  # the most probable label always scores 0

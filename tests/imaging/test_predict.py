@@ -17,6 +17,7 @@ from carelens.cli import app
 from carelens.imaging.package import load_package
 from carelens.imaging.predict import REFER, predict_image
 from carelens.imaging.saliency import explain
+from carelens.imaging.shift import OUTSIDE
 
 CANARY = "Qwxyz^Canarypatient"
 runner = CliRunner()
@@ -73,8 +74,10 @@ def test_predict_json_batch_goes_on_past_bad_items(
         assert pred["model"]["id"] == meta["id"]
         assert 0.0 <= pred["probability"] <= 1.0 and pred["probability_of"] == "pneumonia"
         assert set(pred["conformal_set"]) <= {"normal", "pneumonia"}
-        assert pred["uncertain_refer"] == (len(pred["conformal_set"]) != 1)
-        assert (pred["status"] == REFER) == pred["uncertain_refer"]
+        outside = pred["outside_validated_population"]
+        assert pred["ood_distance"] > 0 and outside == (pred["ood_distance"] > meta["shift"]["threshold"])
+        assert pred["uncertain_refer"] == (len(pred["conformal_set"]) != 1 or outside)
+        assert pred["status"] == (OUTSIDE if outside else REFER if pred["uncertain_refer"] else pred["finding"])
         assert pred["evidence"]["provenance"]["input_hash"] == pred["input_hash"]
         # a heatmap is either shown (a PNG on disk) or withheld with its reason
         assert (pred["heatmap"] is None) != (pred["heatmap_withheld"] is None)
@@ -193,3 +196,16 @@ def test_gradcam_layer_exists_for_each_architecture(arch: str) -> None:
     model = build_model(arch, in_channels=1, num_classes=2, image_size=28)
     heatmap = gradcam(model, np.random.default_rng(0).random((1, 28, 28), dtype=np.float32), cam_layer(arch, 28), 1)
     assert heatmap.shape == (28, 28) and np.isfinite(heatmap).all()
+
+
+def test_a_radiograph_of_another_body_part_is_refused(package_dir: Path, chest_with_canary: Path,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    from carelens.core import InputError
+
+    ds = pydicom.dcmread(chest_with_canary)
+    ds.BodyPartExamined = "KNEE"
+    knee = tmp_path / "knee.dcm"
+    ds.save_as(knee)
+    with pytest.raises(InputError, match="body part KNEE is not one the model was trained on"):
+        predict_image(load_package(package_dir), knee)
+    assert predict_image(load_package(package_dir), chest_with_canary).source == "chest.dcm"

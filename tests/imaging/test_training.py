@@ -74,10 +74,30 @@ def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path
     assert different["id"] != meta["id"]
 
 
+class TickClock:
+    """A fake clock: every reading is one second after the last, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 def test_time_budget_stops_training(synthetic_npz: Path, tmp_path: Path) -> None:
-    meta = train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=500, time_budget=2.0, arch_options=FAST))
-    assert meta["training"]["stopped_because"] in ("time_budget", "schedule_done")
-    assert meta["training"]["epochs_run"] < 500
+    cfg = TrainConfig(max_epochs=500, patience=500, time_budget=30.0, arch_options=FAST, bootstrap=10)
+    meta = train(synthetic_npz, tmp_path / "p", cfg, clock=TickClock())
+    assert meta["training"]["stopped_because"] == "time_budget"
+    assert 1 <= meta["training"]["epochs_run"] < 10  # each epoch reads the clock a handful of times
+
+
+def test_a_passed_deadline_stops_an_epoch_before_any_step(synthetic_npz: Path) -> None:
+    model = build_model("cnn", width=8)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = train_one_epoch(model, load_npz(synthetic_npz, "train"), deadline=5.0, clock=lambda: 10.0)
+    assert loss == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_tampered_weights_are_refused(synthetic_npz: Path, tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ MAX_ASPECT = 2.0
 
 def check_image(image: LoadedImage, preprocessing: dict[str, Any]) -> None:
     """Raise :class:`InputError` when ``image`` does not fit the model: too small or too
-    elongated, wrong number of channels, photometric interpretation or modality the model was
-    not trained on."""
+    elongated, wrong number of channels, photometric interpretation, modality or body part (DICOM
+    BodyPartExamined, when the file has one) the model was not trained on."""
     h, w = image.pixels.shape[:2]
     size = int(preprocessing["image_size"])
     if min(h, w) < size:
@@ -34,6 +34,10 @@ def check_image(image: LoadedImage, preprocessing: dict[str, Any]) -> None:
         raise InputError(
             f"modality {image.modality or 'missing'} is not one the model was trained on ({', '.join(modalities)})"
         )
+
+    body_parts = preprocessing.get("body_parts")
+    if image.kind == "dicom" and body_parts and image.body_part and image.body_part not in body_parts:
+        raise InputError(f"body part {image.body_part} is not one the model was trained on ({', '.join(body_parts)})")
 
 
 def distribution_check(model_input: np.ndarray, preprocessing: dict[str, Any]) -> dict[str, float]:

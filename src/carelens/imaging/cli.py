@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core import UsageError
-from carelens.core.options import format_option
+from carelens.core.options import choice, format_option
 from carelens.core.output import emit_json
 
 image_app = typer.Typer(help="Train, evaluate and run image models (MONAI).", no_args_is_help=True)
@@ -38,12 +38,15 @@ def train_cmd(
     conformal: str = typer.Option(
         "aps",
         "--conformal",
-        help="Conformal score: aps (adaptive; steadier coverage under shift) or lac (smaller sets).",
+        help="Conformal score: aps (mass ranked above the label; never an empty set) or lac (1 - probability).",
     ),
     modality: list[str] | None = typer.Option(None, "--modality", help="DICOM modality the model accepts (repeat)."),
     version: str = typer.Option("1.0.0", "--version", help="Version recorded in the model package."),
     threads: int | None = typer.Option(
         None, "--threads", help="CPU threads for torch (1 is best on busy shared cores)."
+    ),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Train at N x N px, 28 to 512 (.npz images are resized); default 28 or as stored."
     ),
 ) -> None:
     """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
@@ -65,6 +68,7 @@ def train_cmd(
         modalities=list(modality) if modality else None,
         version=version,
         threads=threads,
+        image_size=image_size,
     )
     meta = train(data, out, cfg)
     emit_json(
@@ -104,6 +108,54 @@ def evaluate_cmd(
         typer.echo(text, nl=False)
     else:
         (out / ("evaluation.md" if fmt == "markdown" else "evaluation.html")).write_text(text, encoding="utf-8")
+
+
+@image_app.command("check-site")
+def check_site_cmd(
+    model_dir: Path = typer.Argument(..., help="A model package folder."),
+    data: Path = typer.Option(..., "--data", help="A .npz file or a folder of images with labels.csv."),
+    split: str = choice("all", "--split", ("train", "val", "test", "all"), "train, val, test or all."),
+    fmt: str = format_option("json", ("json",), "json."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for check-site.json and the distance plot."),
+) -> None:
+    """Before any read is shown at a new site: how many of its images lie outside the model's validated
+    population (Mahalanobis distance of penultimate features), and the verdict matches/shifted."""
+    from carelens.imaging.package import load_package
+    from carelens.imaging.site import check_site
+
+    plot = (out or Path(".")) / "check-site.png"
+    result = check_site(load_package(model_dir), data, split, plot)
+    emit_json(result, out / "check-site.json" if out else None)
+
+
+@image_app.command("adapt")
+def adapt_cmd(
+    model_dir: Path = typer.Argument(..., help="The model package to adapt."),
+    data: Path = typer.Option(..., "--data", help="The site's labelled images: a folder with labels.csv, or .npz."),
+    out: Path = typer.Option(..., "--out", help="Folder for the adapted model package."),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="Wall-clock budget for fine-tuning, s."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Adapt at N px (default: the model's size)."),
+    site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
+    register: bool = typer.Option(True, "--register/--no-register", help="Add the result to the model registry."),
+) -> None:
+    """Adapt a model to a site: recalibrate (temperature, threshold, conformal, shift reference) on its labelled
+    images, fine-tune when it has enough, and validate on its held-out patients (a new registry entry)."""
+    from carelens.imaging.adapt import adapt
+
+    if image_size is not None and not 28 <= image_size <= 512:
+        raise UsageError("--image-size must be between 28 and 512")
+    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register)
+    emit_json(
+        {
+            "id": meta["id"],
+            "registry_id": meta.get("registry_id"),
+            "version": meta["version"],
+            "path": str(out),
+            "lineage": meta["lineage"],
+            "local_validation": meta["site_validations"][0],
+        }
+    )
 
 
 @image_app.command("predict")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -117,6 +118,17 @@ def normalise_images(images: np.ndarray) -> np.ndarray:
     return arr
 
 
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """``N x C x H x W`` images resized to ``size`` px (area averaging down, bilinear up)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    mode = "area" if size < images.shape[-1] else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    out = torch.nn.functional.interpolate(x, size=(size, size), mode=mode, **kwargs)
+    return out.clamp(0.0, 1.0).numpy().astype(np.float32)
+
+
 def load_npz(path: str | Path, split: str = "train", label_names: list[str] | None = None) -> ImageArrays:
     """One split (``train``, ``val`` or ``test``) of a MedMNIST-style ``.npz`` file.
 
@@ -152,8 +164,20 @@ def load_npz(path: str | Path, split: str = "train", label_names: list[str] | No
     return ImageArrays(images=images, labels=labels, task=task, label_names=list(names), sources=sources)
 
 
+def patient_of(row: dict) -> str:
+    """The patient an image belongs to: a ``patient``/``patient_id`` column, else the file name before its
+    last ``_<number>`` (NIH ChestX-ray names are ``<patient>_<follow-up>.png``), else the file name."""
+    for key in ("patient", "patient_id", "patientid"):
+        if row.get(key):
+            return str(row[key])
+    stem = Path(row["_file"]).stem
+    match = re.fullmatch(r"(.+)_\d+", stem)
+    return match.group(1) if match else row["_file"]
+
+
 def _split_of(name: str) -> str:
-    """A deterministic 70/15/15 train/val/test split by file name (used when the CSV has no split column)."""
+    """A deterministic 70/15/15 train/val/test split by patient (``name``: the key from :func:`patient_of`),
+    used when the CSV has no split column, so that no patient's images fall in two splits."""
     bucket = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 100
     return "train" if bucket < 70 else "val" if bucket < 85 else "test"
 
@@ -164,6 +188,7 @@ def load_folder(
     labels_csv: str | Path | None = None,
     image_size: int = 28,
     channels: int = 1,
+    known_labels: list[str] | None = None,
 ) -> ImageArrays:
     """A folder of PNG/JPEG/DICOM images with a labels CSV (``labels.csv`` in the folder by default).
 
@@ -171,7 +196,8 @@ def load_folder(
     (class names or indices; several labels separated by ``|`` make a multi-label task), an
     optional ``split`` column and any other columns as subgroup metadata. Images missing from
     the CSV, rows whose file is missing and unreadable images are quarantined with a reason;
-    the rest load.
+    the rest load. With ``known_labels`` (a model's labels), those are the classes, in that order, and
+    a row with any other label is quarantined.
     """
     from carelens.imaging.io import prepare_image, read_image
 
@@ -185,7 +211,7 @@ def load_folder(
     listed = {row["_file"] for row in rows}
     for name in sorted(on_disk - listed):
         quarantined.append(Quarantined(source=name, where=csv_path.name, reason="image has no row in the labels file"))
-    all_names = sorted({lab for row in rows for lab in row["_labels"]}, key=_label_sort_key)
+    all_names = known_labels or sorted({lab for row in rows for lab in row["_labels"]}, key=_label_sort_key)
     multilabel = any(len(row["_labels"]) != 1 for row in rows)
     images: list[np.ndarray] = []
     labels: list[list[str]] = []
@@ -193,8 +219,18 @@ def load_folder(
     meta_rows: list[dict[str, str]] = []
     for row in rows:
         name = row["_file"]
-        row_split = row.get("split") or _split_of(name)
+        row_split = row.get("split") or _split_of(patient_of(row))
         if row_split != split:
+            continue
+        unknown = [lab for lab in row["_labels"] if lab not in all_names]
+        if unknown:
+            quarantined.append(
+                Quarantined(
+                    source=name,
+                    where=f"{csv_path.name} line {row['_line']}",
+                    reason=f"label {unknown[0]!r} is not one of the model's labels ({', '.join(all_names)})",
+                )
+            )
             continue
         if name not in on_disk:
             quarantined.append(
@@ -284,13 +320,26 @@ def _read_labels_csv(path: Path) -> list[dict]:
     return rows
 
 
-def load_dataset(path: str | Path, split: str = "train", image_size: int = 28, channels: int = 1) -> ImageArrays:
-    """An ``.npz`` file or an image folder with a labels CSV, whichever ``path`` is."""
+def load_dataset(
+    path: str | Path,
+    split: str = "train",
+    image_size: int = 28,
+    channels: int = 1,
+    known_labels: list[str] | None = None,
+    resize: bool = False,
+) -> ImageArrays:
+    """An ``.npz`` file or an image folder with a labels CSV, whichever ``path`` is.
+
+    Folder images are read at ``image_size``; with ``resize``, an ``.npz`` file's images are resized too.
+    """
     path = Path(path)
     if path.is_dir():
-        return load_folder(path, split, image_size=image_size, channels=channels)
+        return load_folder(path, split, image_size=image_size, channels=channels, known_labels=known_labels)
     if path.suffix.lower() == ".npz":
-        return load_npz(path, split)
+        arrays = load_npz(path, split)
+        if resize and arrays.images.shape[-1] != image_size:
+            arrays.images = resize_images(arrays.images, image_size)
+        return arrays
     if not path.exists():
         raise InputError(f"{path.name}: not found")
     raise InputError(f"{path.name}: expected a .npz file or a folder of images with a labels CSV")

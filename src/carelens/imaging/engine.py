@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -91,12 +92,13 @@ def train_one_epoch(
     scheduler: Any = None,
     deadline: float | None = None,
     progress_desc: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> float:
     """Train ``model`` for one pass over ``arrays`` (shuffled with ``seed``); returns the mean loss.
 
     Without an ``optimizer`` a fresh AdamW with ``lr`` is used (what a federated round wants).
     ``scheduler`` is stepped after each batch; ``deadline`` (``time.monotonic()`` value) stops the
-    epoch early when reached.
+    epoch early when reached (read from ``clock``).
     """
     from carelens.core.progress import progress
 
@@ -112,7 +114,7 @@ def train_one_epoch(
     total, seen = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in progress(batches, desc=progress_desc or "train", total=len(batches), unit="batch"):
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and clock() > deadline:
             break
         idx = order[start : start + batch_size]
         if len(idx) < 2:  # batch norm needs two samples

@@ -25,6 +25,7 @@ CONTRACT_KEYS = (
     "ece_uncalibrated",
     "conformal_target",
     "conformal_coverage",
+    "outside_rate",
     "n",
 )
 MIN_SUBGROUP = 10
@@ -42,7 +43,14 @@ def evaluate(
     arrays = (
         data
         if isinstance(data, ImageArrays)
-        else load_dataset(data, split, image_size=int(prep["image_size"]), channels=int(prep["channels"]))
+        else load_dataset(
+            data,
+            split,
+            image_size=int(prep["image_size"]),
+            channels=int(prep["channels"]),
+            known_labels=package.labels,
+            resize=True,
+        )
     )
     from carelens.core import InputError
 
@@ -62,6 +70,7 @@ def evaluate(
     result = evaluation_metrics(
         logits, arrays.labels, package.task, package.temperature, package.threshold, package.conformal, resamples
     )
+    result["outside_rate"] = outside_rate(package, arrays.images)
     result = {**{k: result[k] for k in CONTRACT_KEYS}, **{k: v for k, v in result.items() if k not in CONTRACT_KEYS}}
     result["split"] = split
     result["model"] = {"id": package.id, "version": package.version, "name": package.meta.get("name")}
@@ -86,6 +95,14 @@ def evaluate(
     return result
 
 
+def outside_rate(package: ModelPackage, images: np.ndarray) -> float | None:
+    """Share of ``images`` outside the model's validated population (``None`` without a shift reference)."""
+    reference = package.shift
+    if reference is None or not len(images):
+        return None
+    return float(np.mean(reference.image_distances(package.model, images) > reference.threshold))
+
+
 def subgroup_metrics(arrays: ImageArrays, logits: np.ndarray, package: ModelPackage) -> dict[str, dict[str, Any]]:
     """Metrics per value of each metadata column (subgroups under ``MIN_SUBGROUP`` images are reported as too small)."""
     out: dict[str, dict[str, Any]] = {}
@@ -105,7 +122,7 @@ def subgroup_metrics(arrays: ImageArrays, logits: np.ndarray, package: ModelPack
                 package.conformal,
                 resamples=200,
             )
-            groups[value] = {k: m[k] for k in CONTRACT_KEYS} | {"ci": m["ci"]}
+            groups[value] = {k: m[k] for k in CONTRACT_KEYS if k in m} | {"ci": m["ci"]}
         out[column] = groups
     return out
 

@@ -36,6 +36,7 @@ class LoadedImage:
     modality: str | None
     kind: str
     dicom: dict[str, str] = field(default_factory=dict)
+    body_part: str | None = None
 
     @property
     def channels(self) -> int:
@@ -151,8 +152,14 @@ def read_dicom(path: Path) -> LoadedImage:
         for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
         if ds.get(key)
     }
+    body_part = str(ds.get("BodyPartExamined", "") or "").strip().upper() or None
     return LoadedImage(
-        pixels=pixels.astype(np.float32), photometric=photometric, modality=modality, kind="dicom", dicom=uids
+        pixels=pixels.astype(np.float32),
+        photometric=photometric,
+        modality=modality,
+        kind="dicom",
+        dicom=uids,
+        body_part=body_part,
     )
 
 

@@ -24,6 +24,22 @@ CAM_LAYERS = {
 }
 
 
+# The stages whose pooled outputs (mean and spread per channel) describe an image for shift detection.
+SHIFT_LAYERS = {
+    "cnn": ["features.block1b", "features.block2b", "features.block3b"],
+    "resnet18": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet34": ["layer1", "layer2", "layer3", "layer4"],
+    "resnet50": ["layer1", "layer2", "layer3", "layer4"],
+    "densenet121": ["features.denseblock1", "features.denseblock2", "features.denseblock3", "features.denseblock4"],
+}
+
+
+def shift_layers(arch: str, image_size: int) -> list[str]:
+    """Names (in ``model.named_modules()``) of the layers :mod:`carelens.imaging.shift` pools."""
+    prefix = "net." if arch == "densenet121" and image_size < 64 else ""
+    return [prefix + name for name in SHIFT_LAYERS[arch]]
+
+
 def build_model(
     arch: str = "cnn", in_channels: int = 1, num_classes: int = 2, image_size: int = 28, **kwargs: Any
 ) -> nn.Module:

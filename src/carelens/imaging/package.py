@@ -16,6 +16,7 @@ import torch
 from carelens.core import InputError, content_hash
 from carelens.imaging.conformal import ConformalThreshold
 from carelens.imaging.networks import build_model
+from carelens.imaging.shift import ShiftReference, load_reference
 
 WEIGHTS = "weights.pt"
 MODEL_JSON = "model.json"
@@ -63,7 +64,15 @@ class ModelPackage:
         c = self.meta.get("conformal")
         if not c:
             return None
-        return ConformalThreshold(**{k: c[k] for k in ("method", "target", "qhat", "n", "qhat_per_class") if k in c})
+        keys = ("method", "target", "qhat", "n", "qhat_per_class", "scores", "score_labels")
+        return ConformalThreshold(**{k: c[k] for k in keys if k in c})
+
+    @property
+    def shift(self) -> ShiftReference | None:
+        """The description of the training distribution (``None`` for packages made before it existed)."""
+        if "_shift" not in self.__dict__:
+            self.__dict__["_shift"] = load_reference(self.path)
+        return self.__dict__["_shift"]
 
 
 def save_weights(model: torch.nn.Module, folder: Path) -> str:
@@ -125,6 +134,15 @@ def _fmt(value: Any, ci: Any = None) -> str:
     return text
 
 
+CARD_FIELDS = (
+    ("intended_patient_population", "Population"),
+    ("intended_users", "Users"),
+    ("intended_decision_role", "Decision role"),
+    ("out_of_scope_use", "Out of scope"),
+    ("developer", "Developer"),
+)
+
+
 def render_model_card(meta: dict[str, Any]) -> str:
     """The model card as Markdown (intended use, data, performance with intervals, limitations)."""
     card = meta.get("card", {})
@@ -139,6 +157,8 @@ def render_model_card(meta: dict[str, Any]) -> str:
         "## Intended use",
         "",
         str(card.get("intended_use", "")),
+        "",
+        *[f"- {title}: {card[key]}" for key, title in CARD_FIELDS if card.get(key)],
         "",
         "## Data",
         "",
@@ -164,6 +184,20 @@ def render_model_card(meta: dict[str, Any]) -> str:
         per_class = metrics.get("conformal_coverage_per_class") or []
         for label, value in zip(meta.get("labels", []), per_class, strict=False):
             lines.append(f"| {split} | conformal coverage, true {label} | {_fmt(value)} |")
+    shift = meta.get("shift")
+    if shift:
+        lines += [
+            "",
+            f"Shift detection: {shift['method']}; an image beyond distance {shift['threshold']:.2f} "
+            f"(the {shift['quantile']:.0%} point of the validation images) is read as 'outside validated population: "
+            "refer'. Check a new site with `carelens image check-site` before showing reads there.",
+        ]
+    for v in meta.get("site_validations", []):
+        verdict = "passed" if v.get("passed") else "not passed: " + "; ".join(v.get("failed", []))
+        values = ", ".join(
+            f"{k} {m['value']:.3f}" for k, m in v.get("metrics", {}).items() if m.get("value") is not None
+        )
+        lines += ["", f"Local validation at {v['site']} (n={v['n']}, held-out patients): {values}; {verdict}."]
     lines += [
         "",
         f"Calibration: temperature {meta.get('calibration', {}).get('temperature', 1.0):.3f} (fitted on validation). "

@@ -15,6 +15,7 @@ from carelens.imaging.engine import logits_to_proba, predict_logits
 from carelens.imaging.io import LoadedImage, prepare_image, read_image
 from carelens.imaging.package import ModelPackage
 from carelens.imaging.saliency import explain, overlay_png
+from carelens.imaging.shift import OUTSIDE
 
 REFER = "uncertain: refer"
 
@@ -39,6 +40,8 @@ class ImagePrediction:
     distribution: dict[str, float]
     model: dict[str, str]
     evidence: Evidence
+    ood_distance: float | None = None
+    outside_validated_population: bool = False
     image: LoadedImage | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +82,13 @@ def predict_image(
         cset = [labels[k] for k in prediction_sets(proba[None], conformal)[0]] if conformal else None
         target = conformal.target if conformal else None
         refer = cset is not None and len(cset) != 1
+    ood_distance, outside = None, False
+    if package.shift is not None:
+        ood_distance = float(package.shift.image_distances(package.model, x[None])[0])
+        outside = ood_distance > package.shift.threshold
     status = REFER if refer else (finding if isinstance(finding, str) else ", ".join(finding) or "no finding")
+    if outside:  # the read is not shown as a finding: the image is unlike those the model was validated on
+        status, refer = OUTSIDE, True
     heatmap_path, withheld, rho = None, None, None
     if not explain_maps:
         withheld = "heatmap not requested"
@@ -115,6 +124,8 @@ def predict_image(
         distribution=distribution,
         model=model,
         evidence=evidence,
+        ood_distance=None if ood_distance is None else round(ood_distance, 4),
+        outside_validated_population=outside,
         image=image,
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from carelens.core import InputError
 from carelens.imaging.package import ModelPackage
-from carelens.imaging.predict import REFER, ImagePrediction
+from carelens.imaging.predict import ImagePrediction
 
 LOCAL_SCHEME = "99CARELENS"
 # SNOMED CT codes for label names we know.
@@ -158,11 +158,11 @@ def fhir_diagnostic_report(prediction: ImagePrediction, package: ModelPackage) -
                 {"text": "Decision support status"},
                 method,
                 note,
-                valueString=REFER if prediction.uncertain_refer else "single-label conformal set",
+                valueString=prediction.status if prediction.uncertain_refer else "single-label conformal set",
             )
         )
     conclusion = f"{finding} (probability {prediction.probability:.2f})" + (
-        f"; {REFER}: conformal set {{{', '.join(prediction.conformal_set or [])}}}"
+        f"; {prediction.status}: conformal set {{{', '.join(prediction.conformal_set or [])}}}"
         if prediction.uncertain_refer
         else ""
     )

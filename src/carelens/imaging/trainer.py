@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,15 +18,25 @@ import torch
 from carelens import __version__
 from carelens.core import UsageError
 from carelens.imaging.calibration import brier_score, expected_calibration_error, fit_temperature, reliability_diagram
-from carelens.imaging.conformal import calibrate_conformal, coverage, coverage_per_class, prediction_sets
+from carelens.imaging.conformal import (
+    calibrate_conformal,
+    coverage,
+    coverage_per_class,
+    empty_among_confident,
+    prediction_sets,
+    set_size_distribution,
+)
 from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
-from carelens.imaging.networks import ARCHS, build_model, cam_layer
+from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
 from carelens.imaging.package import save_weights, write_package_files
+from carelens.imaging.shift import ShiftReference
 
 # Imaging modality a MedMNIST set's images come from (used by the input checks at inference).
 MEDMNIST_MODALITIES = {"pneumoniamnist": ["CR", "DX"], "chestmnist": ["CR", "DX"], "breastmnist": ["US"]}
+# ... and the DICOM BodyPartExamined values its images show.
+MEDMNIST_BODY_PARTS = {"pneumoniamnist": ["CHEST"], "chestmnist": ["CHEST"], "breastmnist": ["BREAST"]}
 
 
 @dataclass
@@ -48,11 +59,14 @@ class TrainConfig:
     class_conditional: bool = True
     threshold_rule: str = "youden"
     ood_z: float = 5.0
+    shift_quantile: float = 0.99
     bootstrap: int = 1000
     threads: int | None = None
     version: str = "1.0.0"
     arch_options: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
+    image_size: int | None = None
+    card_file: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -105,6 +119,8 @@ def evaluation_metrics(
         out["conformal_method"] = conformal.method
         out["mean_set_size"] = float(np.mean([len(s) for s in sets]))
         out["refer_rate"] = float(np.mean([len(s) != 1 for s in sets]))
+        out["set_size_distribution"] = set_size_distribution(sets)
+        out["empty_sets_among_confident"] = empty_among_confident(sets, proba)
     else:
         out["conformal_target"] = None
         out["conformal_coverage"] = None
@@ -122,11 +138,15 @@ def train(
     data: str | Path | tuple[ImageArrays, ImageArrays],
     out: str | Path,
     config: TrainConfig | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    start_from: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
 
     ``data`` is an ``.npz`` file or image folder (its train and val splits), or a
-    ``(train, val)`` pair of :class:`ImageArrays`.
+    ``(train, val)`` pair of :class:`ImageArrays`. ``clock`` measures the time budget (tests pass
+    a fake one, so that what they check does not depend on the machine's speed). ``start_from``: a
+    network (of ``cfg.arch``) whose weights training starts from (fine-tuning) instead of random ones.
     """
     cfg = config or TrainConfig()
     if cfg.arch not in ARCHS:
@@ -135,20 +155,28 @@ def train(
         train_set, val_set = data
         data_name = "in-memory arrays"
     else:
-        train_set, val_set = load_dataset(data, "train"), load_dataset(data, "val")
+        size = cfg.image_size or 28
+        if not 28 <= size <= 512:
+            raise UsageError(f"--image-size must be between 28 and 512, not {size}")
+        train_set = load_dataset(data, "train", image_size=size, resize=cfg.image_size is not None)
+        val_set = load_dataset(data, "val", image_size=size, resize=cfg.image_size is not None)
         data_name = Path(data).name
     if len(val_set) < 2:
         raise UsageError("the validation split needs at least two images (early stopping and calibration use it)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started = clock()
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     image_size = int(train_set.images.shape[-1])
     channels = int(train_set.images.shape[1])
-    model = build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options).to(device)
+    model = (
+        copy.deepcopy(start_from)
+        if start_from is not None
+        else build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options)
+    ).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
     plan = {"epochs": cfg.max_epochs}
@@ -161,7 +189,7 @@ def train(
     best_auc, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     stop_reason = "max_epochs"
     for epoch in range(1, cfg.max_epochs + 1):
-        epoch_start = time.monotonic()
+        epoch_start = clock()
         loss = train_one_epoch(
             model,
             train_set,
@@ -173,6 +201,7 @@ def train(
             scheduler=scheduler,
             deadline=deadline,
             progress_desc=f"epoch {epoch}",
+            clock=clock,
         )
         val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
         val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
@@ -184,11 +213,11 @@ def train(
             )
         else:
             stale += 1
-        epoch_time = time.monotonic() - epoch_start
+        epoch_time = clock() - epoch_start
         if deadline is not None:
             if epoch == 1:  # fit the cosine schedule to the epochs the budget allows
                 plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) // epoch_time)))
-            if time.monotonic() + epoch_time > deadline:
+            if clock() + epoch_time > deadline:
                 stop_reason = "time_budget"
                 break
         if stale >= cfg.patience:
@@ -221,13 +250,31 @@ def train(
         out / "reliability.png",
     )
     roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
+    shift = fit_shift_reference(
+        model, train_set.images, val_set.images, shift_layers(cfg.arch, image_size), cfg.shift_quantile
+    )
+    shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
         model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
-        history, best_epoch, stop_reason, time.monotonic() - started, device, image_size, channels,
+        history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
     )  # fmt: skip
+    meta["shift"] = shift.summary()
     write_package_files(out, meta)
     return meta
+
+
+def fit_shift_reference(
+    model: torch.nn.Module, train_images: np.ndarray, val_images: np.ndarray, layers: list[str], quantile: float
+) -> ShiftReference:
+    """The package's description of its training distribution (see :mod:`carelens.imaging.shift`)."""
+    from carelens.imaging.shift import features_and_logits, fit_reference
+
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), 5000), replace=False))
+    train_features, _ = features_and_logits(model, train_images[pick], layers)
+    val_features, _ = features_and_logits(model, val_images, layers)
+    return fit_reference(train_features, val_features, quantile, layers)
 
 
 def _model_json(
@@ -280,6 +327,7 @@ def _model_json(
             "resize": "zero-pad to square, box-filter resize",
             "photometric": ["MONOCHROME2", "MONOCHROME1"] if channels == 1 else ["RGB"],
             "modalities": modalities,
+            "body_parts": MEDMNIST_BODY_PARTS.get(stem),
             "pixel_stats": pixel_statistics(train_set.images),
             "ood_z_threshold": cfg.ood_z,
             "test_time_flip": cfg.tta,
@@ -309,15 +357,15 @@ def _model_json(
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "carelens_version": __version__,
-        "files": {"weights": "weights.pt", "card": "MODEL_CARD.md", "reliability": "reliability.png", "roc": "roc.png"},
+        "files": {
+            "weights": "weights.pt",
+            "card": "MODEL_CARD.md",
+            "reliability": "reliability.png",
+            "roc": "roc.png",
+            "shift": "shift.npz",
+        },
         "card": {
-            "intended_use": (
-                f"Decision support: flags {positive or 'the labelled findings'} on "
-                f"{'/'.join(modalities) if modalities else 'the trained kind of'} images for a clinician to review. "
-                "It does not diagnose; a prediction whose conformal set holds more than one label is reported as "
-                "'uncertain: refer'. Not for use on other body parts, modalities, children or populations unlike "
-                "the training data without local validation."
-            ),
+            **model_card_file(cfg.card_file, stem),
             "data": (
                 f"Trained on {len(train_set)} images from {data_name} "
                 f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
@@ -326,7 +374,10 @@ def _model_json(
             ),
             "performance": performance,
             "limitations": [
-                f"Low resolution ({image_size} px): fine findings may be invisible to the model.",
+                *(
+                    [f"Low resolution ({image_size} px): fine findings may be invisible to the model."]
+                    * (image_size < 128)
+                ),
                 "Trained on one public data set; performance at another site, scanner or population is unknown until "
                 "validated there.",
                 "Conformal coverage holds on average over images like the calibration data, not for each patient or "
@@ -336,6 +387,26 @@ def _model_json(
             ],
         },
     }
+
+
+def model_card_file(path: str | None, data_stem: str) -> dict[str, Any]:
+    """The developer's model card (HTI-1 source attributes): ``path``, else the card shipped for the data set
+    (``imaging/cards/<data>.json``, e.g. PneumoniaMNIST), else the default card."""
+    import json
+    from importlib import resources
+
+    if path:
+        try:
+            card = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{Path(path).name}: not a readable model-card JSON file ({type(err).__name__})") from None
+        if not isinstance(card, dict):
+            raise UsageError(f"{Path(path).name}: a model card is a JSON object of attribute: text")
+        return card
+    cards = resources.files("carelens.imaging").joinpath("cards")
+    shipped = cards.joinpath(f"{data_stem}.json")
+    chosen = shipped if shipped.is_file() else cards.joinpath("default.json")
+    return dict(json.loads(chosen.read_text(encoding="utf-8")))
 
 
 def _class_counts(arrays: ImageArrays) -> dict[str, int]:

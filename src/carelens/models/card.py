@@ -47,9 +47,21 @@ def performance_plot(data: dict[str, Any]) -> str | None:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def rounded(value: Any) -> Any:
+    """Floats to 3 decimals, inside lists and dicts too (a card prints numbers a reader can take in)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
 def render_html(data: dict[str, Any]) -> str:
     """The HTML model card of an exported entry (``Registry.export``)."""
     env = Environment(loader=PackageLoader("carelens.models", "templates"), autoescape=select_autoescape())
+    env.filters["num"] = rounded
     validations = [r for r in data.get("records", []) if r.get("kind") == "validation"]
     return env.get_template("card.html.j2").render(
         m=data,

@@ -9,6 +9,7 @@ the same entry.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -29,6 +30,7 @@ from carelens.models.hti1 import hti1_attributes
 WEIGHTS = "weights.pt"
 ENTRY = "entry.json"
 RECORDS = "records"
+PLOTS = ("roc.png", "reliability.png")  # an imaging package's validation plots, shown on the card page
 
 
 class Metric(BaseModel):
@@ -174,9 +176,12 @@ class Registry:
             raise InputError(f"{folder.name}/model.json: not valid JSON") from None
         if not isinstance(meta, dict):
             raise InputError(f"{folder.name}/model.json: expected a JSON object")
-        return self.register_weights(weights_path.read_bytes(), meta)
+        plots = {name: (folder / name).read_bytes() for name in PLOTS if (folder / name).is_file()}
+        return self.register_weights(weights_path.read_bytes(), meta, plots)
 
-    def register_weights(self, weights: bytes, meta: dict[str, Any]) -> ModelEntry:
+    def register_weights(
+        self, weights: bytes, meta: dict[str, Any], plots: dict[str, bytes] | None = None
+    ) -> ModelEntry:
         """Register weights (``torch.save`` bytes) with their metadata; returns the (existing) entry.
 
         ``meta`` keys used: name, version, arch, task, labels, metrics, subgroups, lineage,
@@ -214,6 +219,8 @@ class Registry:
             (tmp / WEIGHTS).write_bytes(weights)
             (tmp / ENTRY).write_bytes(orjson.dumps(entry.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
             (tmp / RECORDS).mkdir()
+            for name, png in (plots or {}).items():
+                (tmp / name).write_bytes(png)
             for name in (WEIGHTS, ENTRY):
                 os.chmod(tmp / name, 0o444)
             try:
@@ -337,6 +344,12 @@ class Registry:
         data["hti1"] = hti1
         data["missing"] = missing
         data["weights_sha256"] = hashlib.sha256(self.weights_path(entry.id).read_bytes()).hexdigest()
+        folder = self.root / entry.id
+        data["plots"] = {
+            name.removesuffix(".png"): base64.b64encode((folder / name).read_bytes()).decode()
+            for name in PLOTS
+            if (folder / name).is_file()
+        }
         return data
 
 
@@ -364,6 +377,12 @@ def _subgroup_text(rows: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _fairness_text(site: dict[str, Any]) -> str:
+    if site.get("subgroups"):
+        return _subgroup_text(site["subgroups"])
+    return "not measured: the site's data carry no subgroup columns"
+
+
 def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict[str, Any]:
     """HTI-1 attribute values that are facts held in the entry (measured, not claimed)."""
     derived: dict[str, Any] = {}
@@ -372,8 +391,11 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
         derived["output_value"] = f"probability of each class ({', '.join(entry.labels)}) for one image"
     if entry.metrics:
         derived["internal_validity"] = _metric_text({k: v.model_dump() for k, v in entry.metrics.items()})
-    if entry.subgroups:
-        derived["internal_fairness"] = _subgroup_text(entry.subgroups)
+    derived["internal_fairness"] = (
+        _subgroup_text(entry.subgroups)
+        if entry.subgroups
+        else "not measured: the training site's evaluation data carry no subgroup columns (sex, age, ...)"
+    )
     if entry.lineage.get("cohort_definition"):
         derived["inclusion_exclusion_criteria"] = entry.lineage["cohort_definition"]
     trained_sites = {s.get("site") for s in entry.lineage.get("sites", []) if isinstance(s, dict)}
@@ -387,11 +409,9 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
             derived["external_validity"] = "; ".join(
                 f"{s['site']}: {_metric_text(s.get('metrics', {}))}" for s in external
             )
-            derived["external_fairness"] = (
-                "; ".join(
-                    f"{s['site']}: {_subgroup_text(s.get('subgroups', []))}" for s in external if s.get("subgroups")
-                )
-                or None
+            derived["external_fairness"] = "; ".join(f"{s['site']}: {_fairness_text(s)}" for s in external)
+            derived["external_demographic_representativeness"] = "; ".join(
+                f"{s['site']}: {s.get('demographics') or 'no demographic columns in the site data'}" for s in external
             )
             derived["external_validation_data_source"] = (
                 f"own data of partner sites not used in training: {', '.join(s['site'] for s in external)}"
@@ -400,8 +420,5 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
             derived["external_validation_process"] = latest.get("process")
         if local:
             derived["local_validity"] = "; ".join(f"{s['site']}: {_metric_text(s.get('metrics', {}))}" for s in local)
-            derived["local_fairness"] = (
-                "; ".join(f"{s['site']}: {_subgroup_text(s.get('subgroups', []))}" for s in local if s.get("subgroups"))
-                or None
-            )
+            derived["local_fairness"] = "; ".join(f"{s['site']}: {_fairness_text(s)}" for s in local)
     return derived

@@ -1,0 +1,202 @@
+"""Local validation and adaptation at a new site: recalibrate (temperature, operating threshold, conformal
+thresholds, shift reference) on the site's labelled images, fine-tune when there are enough of them, and
+validate on the site's held-out patients; the result is a new model package and registry entry whose
+lineage names its parent and whose local validation is its evidence."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carelens.core import InputError
+from carelens.imaging.data import ImageArrays, load_dataset
+from carelens.imaging.package import load_package, write_package_files
+from carelens.imaging.trainer import TrainConfig, train
+
+MIN_FINETUNE = 100  # labelled training images of the site needed to fine-tune; fewer: recalibrate only
+
+
+def validation_criteria() -> dict[str, float]:
+    """The thresholds a local validation must meet (``validation_criteria.json``)."""
+    text = resources.files("carelens.imaging").joinpath("validation_criteria.json").read_text(encoding="utf-8")
+    return {k: v for k, v in json.loads(text).items() if k != "description"}
+
+
+def judge(metrics: dict[str, Any], criteria: dict[str, float]) -> list[str]:
+    """The criteria a validation fails (empty: passed)."""
+    failed = []
+    if metrics["n"] < criteria["min_n"]:
+        failed.append(f"only {metrics['n']} held-out images (needs {criteria['min_n']:g})")
+    if not metrics["auc"] >= criteria["min_auc"]:
+        failed.append(f"AUC {metrics['auc']:.3f} < {criteria['min_auc']:g}")
+    if not metrics["ece"] <= criteria["max_ece"]:
+        failed.append(f"ECE {metrics['ece']:.3f} > {criteria['max_ece']:g}")
+    if metrics.get("conformal_coverage") is not None:
+        gap = abs(metrics["conformal_coverage"] - metrics["conformal_target"])
+        if gap > criteria["max_coverage_gap"]:
+            failed.append(f"conformal coverage off target by {gap:.3f} > {criteria['max_coverage_gap']:g}")
+    outside = metrics.get("outside_rate")
+    if outside is not None and outside > criteria["max_outside_rate"]:
+        failed.append(f"{outside:.1%} of images outside the validated population > {criteria['max_outside_rate']:.0%}")
+    return failed
+
+
+def _merge(a: ImageArrays, b: ImageArrays) -> ImageArrays:
+    return ImageArrays(
+        images=np.concatenate([a.images, b.images]),
+        labels=np.concatenate([a.labels, b.labels]),
+        task=a.task,
+        label_names=a.label_names,
+        sources=a.sources + b.sources,
+    )
+
+
+def site_name_of(data: str | Path) -> str:
+    """A site's name from its data path (``.../nih-adult-dev/images`` -> ``nih-adult-dev``)."""
+    path = Path(data)
+    return path.parent.name if path.name in ("images", "data") and path.parent.name else path.stem
+
+
+def adapt(
+    model_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    time_budget: float | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    site: str | None = None,
+    store: str | Path | None = None,
+    register: bool = True,
+    max_epochs: int = 40,
+) -> dict[str, Any]:
+    """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
+    test splits; folders split by patient). Returns the new package's ``model.json`` contents."""
+    from carelens.imaging.evaluate import evaluate
+
+    parent = load_package(model_dir)
+    prep = parent.preprocessing
+    size = image_size or int(prep["image_size"])
+    site = site or site_name_of(data)
+
+    def load(split: str) -> ImageArrays:
+        arrays = load_dataset(
+            data, split, image_size=size, channels=int(prep["channels"]), known_labels=parent.labels, resize=True
+        )
+        if arrays.task != parent.task:
+            raise InputError(f"the site's labels make a {arrays.task} task but the model is {parent.task}")
+        return arrays
+
+    site_train, site_val, site_test = load("train"), load("val"), load("test")
+    before = evaluate(parent, site_test, "test", resamples=200) if size == int(prep["image_size"]) else None
+    classes_seen = parent.task == "multilabel" or len(np.unique(site_train.labels)) == len(parent.labels)
+    fine_tune = len(site_train) >= MIN_FINETUNE and classes_seen
+    cfg = TrainConfig(
+        arch=str(parent.meta["arch"]),
+        arch_options=dict(parent.meta.get("arch_options") or {}),
+        seed=seed,
+        time_budget=time_budget,
+        max_epochs=max_epochs if fine_tune else 0,
+        patience=8,
+        lr=1e-3,
+        tta=bool(prep.get("test_time_flip", True)),
+        conformal_target=parent.conformal.target if parent.conformal else 0.9,
+        conformal_method=parent.conformal.method if parent.conformal else "aps",
+        modalities=prep.get("modalities"),
+        version=f"{parent.version}-{site}",
+    )
+    pair = (site_train, site_val) if fine_tune else (site_train, _merge(site_train, site_val))
+    meta = train(pair, out, cfg, start_from=parent.model)
+    out = Path(out)
+    adapted = load_package(out)
+    local = evaluate(adapted, site_test, "test", resamples=500)
+    criteria = validation_criteria()
+    failed = judge(local, criteria)
+    validation = site_validation(site, local, criteria, failed)
+    validation["before_adaptation"] = None if before is None else site_validation(site, before, criteria, [])
+    parent_sites = (parent.meta.get("lineage") or {}).get("sites") or [
+        {"site": "training", "data": parent.meta.get("training", {}).get("data")}
+    ]
+    meta["name"] = f"{parent.meta.get('name', 'carelens-imaging')}@{site}"
+    meta["lineage"] = {
+        "parent": {"id": parent.id, "version": parent.version, "name": parent.meta.get("name")},
+        "method": "fine-tuned and recalibrated" if fine_tune else "recalibrated (too few labels to fine-tune)",
+        "sites": [*parent_sites, {"site": site, "data": str(Path(data).name), "counts": meta["training"]["counts"]}],
+    }
+    meta["site_validations"] = [validation]
+    meta["metrics"]["local_test"] = {k: v for k, v in local.items() if k not in ("subgroups", "quarantined")}
+    meta["card"] = {**(parent.meta.get("card") or {}), **_adapted_card(meta["card"], site, validation)}
+    write_package_files(out, meta)
+    if register:
+        from carelens.models.registry import Registry
+
+        registry = Registry(store)
+        entry = registry.register(out)
+        registry.append_record(
+            entry.id,
+            "validation",
+            {"process": "carelens image adapt: held-out patients of the site", "sites": [validation]},
+        )
+        meta["registry_id"] = entry.id
+        if before is not None:  # the parent's external validation at this site, whatever it showed
+            parent_entry = registry.register(model_dir)
+            registry.append_record(
+                parent_entry.id,
+                "validation",
+                {
+                    "process": "carelens image adapt: the unadapted model on the site's held-out patients",
+                    "sites": [validation["before_adaptation"]],
+                },
+            )
+    return meta
+
+
+def site_validation(site: str, result: dict[str, Any], criteria: dict[str, float], failed: list[str]) -> dict[str, Any]:
+    """A registry validation record's site entry: metrics with their intervals, subgroups, verdict."""
+    cis = result.get("ci", {})
+    metrics: dict[str, Any] = {}
+    for key in ("auc", "accuracy", "sensitivity", "specificity", "ece", "conformal_coverage", "outside_rate"):
+        value = result.get(key)
+        if value is None:
+            continue
+        ci = cis.get(key) or [None, None]
+        metrics[key] = {"value": round(float(value), 4), "ci_low": ci[0], "ci_high": ci[1]}
+    subgroups = [
+        {"group": column, "value": value, "n": m.get("n"), "auc": m.get("auc"), "suppressed": "reason" in m}
+        for column, groups in result.get("subgroups", {}).items()
+        for value, m in groups.items()
+    ]
+    return {
+        "site": site,
+        "split": "test (patients held out of adaptation)",
+        "n": result["n"],
+        "metrics": metrics,
+        "conformal_target": result.get("conformal_target"),
+        "set_size_distribution": result.get("set_size_distribution"),
+        "subgroups": subgroups,
+        "demographics": ", ".join(result.get("subgroups", {})) or None,
+        "criteria": criteria,
+        "passed": not failed,
+        "failed": failed,
+    }
+
+
+def _adapted_card(card: dict[str, Any], site: str, validation: dict[str, Any]) -> dict[str, Any]:
+    m = {k: v["value"] for k, v in validation["metrics"].items()}
+    m["conformal_target"] = validation["conformal_target"]
+    verdict = "passed" if validation["passed"] else "did not pass (" + "; ".join(validation["failed"]) + ")"
+    return {
+        "intended_patient_population": (
+            f"Patients at {site} like its labelled images used for adaptation; the parent model's population: "
+            + str(card.get("intended_patient_population", "as in its training data"))
+        ),
+        "data": card.get("data", "") + f" Adapted at site {site}.",
+        "local_validation": (
+            f"At {site}, on {validation['n']} held-out images (patients not used in adaptation): AUC {m['auc']:.3f}, "
+            f"ECE {m['ece']:.3f}, conformal coverage {m['conformal_coverage']:.3f} (target {m['conformal_target']}); "
+            f"the local validation {verdict}."
+        ),
+    }

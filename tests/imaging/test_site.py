@@ -1,0 +1,114 @@
+"""Shift detection (check-site), patient-level splits, unknown labels, and adaptation to a second site."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from carelens.cli import app
+from carelens.imaging.data import load_folder
+from carelens.imaging.evaluate import evaluate
+from carelens.imaging.package import load_package
+from carelens.imaging.trainer import TrainConfig, train
+
+from .conftest import synthetic_arrays
+
+runner = CliRunner()
+NAMES = ("normal", "pneumonia")
+
+
+@pytest.fixture(scope="module")
+def squares_package(synthetic_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("squares") / "pkg"
+    train(synthetic_npz, out, TrainConfig(max_epochs=3, seed=0, arch_options={"width": 8}, bootstrap=50))
+    return out
+
+
+def _site_folder(
+    folder: Path, n: int, seed: int, shift: float, extra_rows: tuple[str, ...] = (), names: tuple[str, str] = NAMES
+) -> Path:
+    """A second site: NIH-style names <patient>_<follow-up>.png (2 images per patient), no split column."""
+    folder.mkdir(parents=True)
+    arrays = synthetic_arrays(n, seed)
+    rows = ["filename,label"]
+    for i, (img, lab) in enumerate(zip(arrays["images"], arrays["labels"][:, 0], strict=True)):
+        name = f"{i // 2:08d}_{i % 2:03d}.png"
+        shifted = np.clip(img.astype(np.float64) * (1 - shift) + 255 * shift * (np.arange(28) / 27), 0, 255)
+        Image.fromarray(shifted.astype(np.uint8)).save(folder / name)
+        rows.append(f"{name},{names[int(lab)]}")
+    (folder / "labels.csv").write_text("\n".join([*rows, *extra_rows]) + "\n")
+    return folder
+
+
+def test_folder_splits_keep_each_patient_in_one_split(tmp_path: Path) -> None:
+    folder = _site_folder(tmp_path / "site", 120, 11, 0.0)
+    patients = {}
+    for split in ("train", "val", "test"):
+        arrays = load_folder(folder, split)
+        for source in arrays.sources:
+            patients.setdefault(source.split("_")[0], set()).add(split)
+    assert len(patients) == 60 and all(len(splits) == 1 for splits in patients.values())
+
+
+def test_check_site_matches_own_data_and_flags_another_site(squares_package: Path, synthetic_npz: Path,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    own = runner.invoke(app, ["image", "check-site", str(squares_package), "--data", str(synthetic_npz),
+                              "--split", "test", "--out", str(tmp_path / "own")])  # fmt: skip
+    assert own.exit_code == 0, own.output
+    mine = json.loads((tmp_path / "own" / "check-site.json").read_text())
+    assert mine["verdict"] == "matches" and mine["n"] == 80 and mine["outside_rate"] <= 0.1
+    assert (tmp_path / "own" / "check-site.png").read_bytes()[:4] == b"\x89PNG"
+    other = _site_folder(tmp_path / "other", 80, 12, 0.6)
+    result = runner.invoke(app, ["image", "check-site", str(squares_package), "--data", str(other),
+                                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    theirs = json.loads((tmp_path / "o" / "check-site.json").read_text())
+    assert theirs["verdict"] == "shifted" and theirs["outside_rate"] >= 0.9 and theirs["n"] == 80
+    package = load_package(squares_package)
+    assert evaluate(package, synthetic_npz, "test", resamples=20)["outside_rate"] == mine["outside_rate"]
+
+
+def test_unknown_labels_are_quarantined_with_a_reason(squares_package: Path, tmp_path: Path) -> None:
+    from carelens.imaging.data import load_dataset
+
+    folder = _site_folder(tmp_path / "site", 40, 13, 0.0, extra_rows=("00000099_000.png,pneumothorax",))
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "00000099_000.png")
+    loaded = [load_dataset(folder, s, known_labels=["normal", "pneumonia"]) for s in ("train", "val", "test")]
+    reasons = [q.reason for arrays in loaded for q in arrays.quarantined if q.source == "00000099_000.png"]
+    assert reasons and "label 'pneumothorax' is not one of the model's labels" in reasons[0]
+    assert all("00000099_000.png" not in arrays.sources for arrays in loaded)
+
+
+def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: Path, tmp_path: Path) -> None:
+    from carelens.imaging.adapt import adapt
+    from carelens.models.registry import Registry
+
+    site = _site_folder(tmp_path / "hospital-b" / "images", 240, 14, 0.5, names=("class_0", "class_1"))
+    parent = load_package(squares_package)
+    meta = adapt(squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2)
+    assert meta["lineage"]["parent"]["id"] == parent.id
+    assert meta["lineage"]["method"].startswith("fine-tuned")
+    assert [s["site"] for s in meta["lineage"]["sites"]][-1] == "hospital-b"
+    validation = meta["site_validations"][0]
+    assert validation["site"] == "hospital-b" and validation["n"] > 20
+    assert validation["passed"] == (not validation["failed"])
+    assert validation["before_adaptation"]["metrics"]["outside_rate"]["value"] > 0.5  # the parent did not know it
+    assert validation["metrics"]["outside_rate"]["value"] <= 0.2  # the adapted model's reference is this site
+    registry = Registry(tmp_path / "store")
+    records = registry.records(meta["registry_id"])
+    assert records[0]["kind"] == "validation" and records[0]["content"]["sites"][0]["site"] == "hospital-b"
+    exported = registry.export(meta["registry_id"])
+    assert "hospital-b" in exported["hti1"]["local_validity"]
+    assert set(exported["plots"]) == {"roc", "reliability"}
+    parent_entry = next(i for i in registry.ids() if i != meta["registry_id"])
+    parent_card = registry.export(parent_entry)["hti1"]
+    assert "hospital-b: auc" in parent_card["external_validity"]  # the unadapted model's result at the new site
+    from carelens.models.card import render_html
+
+    page = render_html(exported)
+    assert page.count("data:image/png;base64") >= 3
