@@ -27,6 +27,7 @@ CAPABILITIES = (
     "carelens.models.cli",
     "carelens.network.cli",
     "carelens.server.cli",
+    "carelens.run.cli",
 )
 
 # The capability that registers each top-level command: the ``carelens`` command imports only that
@@ -48,6 +49,7 @@ COMMAND_HOMES = {
     "users": "carelens.server.cli",
     "audit": "carelens.server.cli",
     "serve": "carelens.server.cli",
+    "run": "carelens.run.cli",
 }
 
 

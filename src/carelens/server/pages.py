@@ -142,13 +142,21 @@ def logout(request: Request, csrf_token: FormStr = "", who: Principal = Depends(
     return response
 
 
+PAGE_SIZE = 100
+
+
 @router.get("/patients")
-def patient_list(request: Request, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
-    """The patient list (identified)."""
+def patient_list(
+    request: Request,
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """The patient list (identified), 100 a page, searchable by name, MRN or birth date."""
     ctx = ctx_of(request)
-    rows = ctx.data.patients()
-    ctx.record(who, "view.patients", detail={"count": len(rows)})
-    return render(request, "patients.html", who, patients=rows)
+    rows, total = ctx.data.search(q, PAGE_SIZE, offset)
+    ctx.record(who, "view.patients", detail={"count": len(rows), "total": total, "offset": offset})
+    return render(request, "patients.html", who, patients=rows, total=total, q=q, offset=offset, page=PAGE_SIZE)
 
 
 def render_patient(ctx: Context, pid: str) -> RenderedPage:
