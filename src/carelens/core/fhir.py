@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 #: Where a resource names its patient, in the order they are looked at.
@@ -39,9 +40,16 @@ def patient_of(
     if resource.get("resourceType") == "Patient":
         rid = resource.get("id")
         return str(rid) if rid else None
-    for name in SUBJECT_FIELDS:
-        ref = resource.get(name)
-        raw = ref.get("reference") if isinstance(ref, dict) else None
+    fields = (resource.get(name) for name in SUBJECT_FIELDS)
+    return patient_in_references([f.get("reference") if isinstance(f, dict) else None for f in fields],
+                                 full_urls, urn_is_patient)  # fmt: skip
+
+
+def patient_in_references(
+    references: Iterable[Any], full_urls: dict[str, str] | None = None, urn_is_patient: bool = True
+) -> str | None:
+    """The Patient id of the first reference that names one (``full_urls`` mapped first)."""
+    for raw in references:
         if isinstance(raw, str):
             found = patient_in_reference(full_urls.get(raw, raw) if full_urls else raw, urn_is_patient)
             if found:

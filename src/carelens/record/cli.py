@@ -100,4 +100,4 @@ def register(app: typer.Typer) -> None:
                 + f"\n    {h.text}"
                 for h in answer.passages
             ]
-            _write_text("\n".join(lines) or "no passages found", out)
+            _write_text("\n".join(lines) or answer.message or "nothing relevant found", out)

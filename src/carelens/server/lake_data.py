@@ -26,7 +26,7 @@ class LakeData:
     def __init__(self, store: Path) -> None:
         self.store = Path(store)
         self.lake = Lake(self.store)
-        self.outputs = OutputStore(self.store)
+        self.run_outputs = OutputStore(self.store)
         self._lock = threading.Lock()
         self._con: Any = None
         self._views_of: list[str] = []
@@ -36,15 +36,15 @@ class LakeData:
         import duckdb
 
         with self._lock:
-            manifests = sorted(p.name for p in self.outputs.manifests_dir.glob("*.json")) \
-                if self.outputs.manifests_dir.is_dir() else []  # fmt: skip
+            manifests = sorted(p.name for p in self.run_outputs.manifests_dir.glob("*.json")) \
+                if self.run_outputs.manifests_dir.is_dir() else []  # fmt: skip
             if self._con is None or manifests != self._views_of:
                 con = duckdb.connect()
                 for table in ("outputs", "patient_index"):
-                    con.execute(f"CREATE VIEW {table} AS {self.outputs.current_sql(table)}")
+                    con.execute(f"CREATE VIEW {table} AS {self.run_outputs.current_sql(table)}")
                 con.execute("CREATE TABLE state (patient_id VARCHAR, input_hash VARCHAR, status VARCHAR,"
                             " reason VARCHAR)")  # fmt: skip
-                rows = [(k, v["input_hash"], v["status"], v.get("reason")) for k, v in self.outputs.state().items()]
+                rows = [(k, v["input_hash"], v["status"], v.get("reason")) for k, v in self.run_outputs.state().items()]
                 if rows:
                     con.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", rows)
                 if self._con is not None:
