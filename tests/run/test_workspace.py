@@ -14,6 +14,7 @@ from carelens.ingest import ingest
 from carelens.run import run
 from carelens.server import ServerSettings, create_app
 from carelens.store import appdb
+from tests.server.conftest import login
 
 
 def _input_patients(*folders: Path) -> set[str]:
@@ -64,3 +65,10 @@ def test_a_clinician_sees_every_patient_of_the_inputs(shared_data: Path, tmp_pat
         assert one["id"] in {x["id"] for x in found["patients"]} and found["total"] < len(expected)
     assert client.get("/api/patients", params={"q": "no such patient"}, headers=auth).json()["total"] == 0
     assert client.get("/api/patients", params={"limit": 0}, headers=auth).status_code == 422
+    # the pages: the list (searchable) and a patient's page with the run's summary
+    browser = TestClient(create_app(ServerSettings(store=store, db_url=db_url)), follow_redirects=False)
+    login(browser, "doc", "correct horse battery")
+    page = browser.get("/patients", params={"q": one["mrn"]})
+    assert page.status_code == 200 and one["name"] in page.text and "1 patient" in page.text
+    page = browser.get(f"/patients/{one['id']}")
+    assert page.status_code == 200 and one["name"] in page.text
