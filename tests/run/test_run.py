@@ -99,6 +99,10 @@ def test_one_bad_patient_is_quarantined_and_the_rest_go_on(cohort: Cohort, tmp_p
     assert report["quarantined"] == 1
     again = run(store, clinvar=cohort.clinvar).as_dict()
     assert again["processed"] == 0 and again["quarantined"] == 1
+    shutil.copyfile(cohort.root / "genomics" / vcfs[0].name, vcfs[0])  # the file is back
+    fixed = run(store, clinvar=cohort.clinvar, retry_failed=True).as_dict()
+    assert fixed["processed"] == 1 and fixed["failed"] == [] and fixed["quarantined"] == 0
+    assert LakeData(store).missing(bad["patient"]) == [] and LakeData(store).pgx(bad["patient"])
 
 
 def test_bad_usage(cohort: Cohort, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ def run_command(
         None, "--secret-file", help="Site key for the research copy (default: CARELENS_SECRET_FILE; else no copy)."
     ),
     batch_size: int = typer.Option(8, "--batch-size", help="Patients per batch (one commit per batch)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo patients whose last run failed a step."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
 ) -> None:
     """Process every patient whose inputs or models changed: summary, image reads, PGx/findings,
@@ -36,7 +37,8 @@ def run_command(
         raise UsageError("--workers must be at least 1")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    report = run(store or get_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size)
+    report = run(store or get_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size,
+                 retry_failed)  # fmt: skip
     if fmt == "json":
         emit_json(report.as_dict())
     else:

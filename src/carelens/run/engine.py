@@ -49,10 +49,12 @@ def run(
     clinvar: Path | None = None,
     secret_file: Path | None = None,
     batch_size: int = 8,
+    retry_failed: bool = False,
 ) -> RunReport:
     """Process every patient of the store's lake whose inputs or models changed since their last
     outputs; see the package doc. ``secret_file``: the site key for the research copy (default
-    ``CARELENS_SECRET_FILE``; without one the research copy is not made)."""
+    ``CARELENS_SECRET_FILE``; without one the research copy is not made). ``retry_failed``: also
+    process the patients whose last outputs have a failed step (after fixing what failed)."""
     from carelens.run.models import registered_image_model
 
     if engine not in ENGINES:
@@ -74,7 +76,7 @@ def run(
     with outputs.writer() as writer:
         state = outputs.state()
         patients = plan(lake, model_versions(config)).patients
-        todo = [p for p in patients if state.get(p.patient_id, {}).get("input_hash") != p.input_hash]
+        todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
         report.patients, report.unchanged = len(patients), len(patients) - len(todo)
         say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
@@ -89,6 +91,10 @@ def run(
     report.failed.sort(key=lambda f: f["patient"])
     report.outputs_digest = outputs.digest()
     return report
+
+
+def _due(last: dict[str, Any], patient: PatientInput, retry_failed: bool) -> bool:
+    return last.get("input_hash") != patient.input_hash or (retry_failed and last.get("status") == "failed")
 
 
 def _local(config: RunConfig, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:

@@ -61,6 +61,8 @@ class PatientView:
         except SummaryUnavailable as err:
             self.summary_error = str(err)
         self.images = data.images(patient.id)
+        missing = getattr(data, "missing", None)  # the run's failed steps (lake data only)
+        self.missing: list[dict[str, str]] = missing(patient.id) if missing is not None else []
         self.pgx = data.pgx(patient.id)
         self.findings = data.findings(patient.id)
         key = (patient.id, self.input_hash)
