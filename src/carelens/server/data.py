@@ -7,7 +7,6 @@ input's content hash, so a page view never recomputes an unchanged summary.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import threading
 from collections import Counter
@@ -73,15 +72,6 @@ def as_plain(value: Any) -> dict[str, Any]:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return orjson.loads(orjson.dumps(value))
-
-
-def note_text(resource: dict[str, Any]) -> str | None:
-    """The decoded text of a DocumentReference's first text attachment."""
-    for content in resource.get("content", []):
-        att = content.get("attachment", {})
-        if att.get("data") and str(att.get("contentType", "text/plain")).startswith("text/"):
-            return base64.b64decode(att["data"]).decode("utf-8", errors="replace")
-    return None
 
 
 def age_band(birth_date: str | None, today: date | None = None) -> str:

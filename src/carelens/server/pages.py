@@ -15,6 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
+from carelens.ingest.notes import decode_note
 from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import (
     ADMIN,
@@ -30,7 +31,6 @@ from carelens.server.auth import (
     session_principal,
 )
 from carelens.server.context import Context
-from carelens.server.data import note_text
 from carelens.server.items import model_of, split_drugs
 from carelens.server.page_cache import REVIEW_STATE_SQL, RenderedPage
 from carelens.server.registry import MODEL_ID, list_models, model_card
@@ -222,7 +222,7 @@ def evidence(
     resource = ctx.data.resource(pid, ref)
     if resource is None:
         raise Problem(404, "this patient's record has no such resource")
-    text = note_text(resource) if resource.get("resourceType") == "DocumentReference" else None
+    text = _note_text(resource) if resource.get("resourceType") == "DocumentReference" else None
     parts = None
     if text is not None and start is not None and end is not None:
         if not start < end <= len(text):
@@ -451,3 +451,11 @@ def revoke_user_tokens(
 ) -> Response:
     """Revoke every API token of a user at once (the user stays active)."""
     return _change_user(request, who, csrf_token, username, "token.revoke")
+
+
+def _note_text(resource: dict[str, Any]) -> str | None:
+    """The text of a DocumentReference as the record decodes it (citations' spans refer to it)."""
+    try:
+        return decode_note(resource).text
+    except InputError:
+        return None
