@@ -111,8 +111,11 @@ def test_demo_trains_and_registers_the_image_model(tmp_path: Path) -> None:
     assert stages["run"]["status"] == "done" and stages["run"]["processed"] == 1
     reads = stages["reads"]
     assert reads["images_read"] + reads["images_refused"] == len(planted["images"])
-    rows = LakeData(tmp_path / "store").images(planted["patient_id"])  # what the workspace shows
+    data = LakeData(tmp_path / "store")
+    rows = data.images(planted["patient_id"])  # what the workspace shows
     assert len(rows) == reads["images_read"] > 0
+    for row in rows:  # a heatmap shown is a file the workspace can serve; one withheld says why
+        assert (row["heatmap"] and data.outputs.file(row["heatmap"])) or row["heatmap_withheld"]
     assert all(r["finding"] in ("opacity", "no opacity") and 0 <= r["probability"] <= 1 for r in rows)
     assert stages["models"]["status"] == "done" and stages["models"]["registered"]
 

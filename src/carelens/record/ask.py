@@ -297,7 +297,14 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
     return answer
 
 
-def ask(source: str | Path | PatientRecord, question: str, patient: str | None = None, top: int = 5) -> Answer:
-    """Ask a patient's record (a file, folder, stored patient id or loaded record) a question."""
-    record = source if isinstance(source, PatientRecord) else load_record(source, patient)
+def ask(
+    source: str | Path | PatientRecord,
+    question: str,
+    patient: str | None = None,
+    top: int = 5,
+    store: Path | None = None,
+) -> Answer:
+    """Ask a patient's record (a file, folder, id of a patient in ``store``'s lake, or a loaded
+    record) a question."""
+    record = source if isinstance(source, PatientRecord) else load_record(source, patient, store)
     return search(record, question, top)

@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
         fmt: AskFormat = typer.Option(AskFormat.json, "--format", help="json or text."),
         top: int = typer.Option(5, "--top", help="How many passages to return."),
         out: Path | None = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+        store: Path | None = typer.Option(None, "--store", help="The store whose lake holds a stored patient id."),
     ) -> None:
         """Ask a patient's record: hybrid search (BM25 + sentence embeddings) over notes and
         resources, returning cited passages with scores."""
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         if top < 1:
             raise UsageError("--top must be 1 or more")
-        answer = ask(source, question, patient=patient, top=top)
+        answer = ask(source, question, patient=patient, top=top, store=store)
         if fmt is AskFormat.json:
             emit_json(answer, out)
         else:

@@ -9,6 +9,7 @@ one-line reason (never patient data) and the patient's other outputs are still w
 from __future__ import annotations
 
 import base64
+import os
 import tempfile
 import uuid
 from collections import defaultdict
@@ -207,12 +208,19 @@ class Worker:
 
         model = self.versions["image"]
         refused = []
+        heatmaps = self.config.store / "outputs" / "imaging"  # the workspace serves PNGs from here
         for sop, path in images:
-            try:
-                pred = predict_image(self.package, path, None, explain_maps=False)
-            except CarelensError as err:
-                refused.append(err.reason)
-                continue
+            with tempfile.TemporaryDirectory(prefix="carelens-heatmap-") as tmp:
+                try:
+                    pred = predict_image(self.package, path, Path(tmp))
+                except CarelensError as err:
+                    refused.append(err.reason)
+                    continue
+                if pred.heatmap:  # named by patient and instance, relative to outputs/imaging
+                    rel = f"{content_hash(result.patient_id, 24)}/{content_hash(sop, 24)}.heatmap.png"
+                    (heatmaps / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(pred.heatmap, heatmaps / rel)
+                    pred.heatmap = rel
             row = pred.to_dict()
             row["source"] = sop  # the instance, not a path of this machine
             result.add("image_read", sop, model, row)

@@ -14,7 +14,7 @@ import orjson
 from carelens import __version__
 from carelens.core.fhir import belongs_to
 from carelens.run import OutputStore
-from carelens.server.data import SMALL_CELL, PatientRow, SummaryUnavailable, age_band, suppress
+from carelens.server.data import SMALL_CELL, Outputs, PatientRow, SummaryUnavailable, age_band, suppress
 from carelens.store import Lake
 
 _INDEX_COLUMNS = "patient_id, name, birth_date, gender, mrn"
@@ -27,6 +27,7 @@ class LakeData:
         self.store = Path(store)
         self.lake = Lake(self.store)
         self.run_outputs = OutputStore(self.store)
+        self.outputs = Outputs(self.store / "outputs")  # files the run's outputs name (heatmaps)
         self._lock = threading.Lock()
         self._con: Any = None
         self._views_of: list[str] = []
