@@ -32,30 +32,53 @@ class LakeData:
         self._con: Any = None
         self._views_of: list[str] = []
 
-    # -- SQL over the run tables, views re-created when a run committed more batches ----------
+    # -- the run's tables: the patient list loaded (indexed) once per committed batch; a patient's
+    # -- outputs read from the one Parquet part of their newest batch ----------------------------
     def _sql(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        import duckdb
-
         with self._lock:
-            manifests = sorted(p.name for p in self.run_outputs.manifests_dir.glob("*.json")) \
-                if self.run_outputs.manifests_dir.is_dir() else []  # fmt: skip
-            if self._con is None or manifests != self._views_of:
-                con = duckdb.connect()
-                for table in ("outputs", "patient_index"):
-                    con.execute(f"CREATE VIEW {table} AS {self.run_outputs.current_sql(table)}")
-                con.execute("CREATE TABLE state (patient_id VARCHAR, input_hash VARCHAR, status VARCHAR,"
-                            " reason VARCHAR)")  # fmt: skip
-                rows = [(k, v["input_hash"], v["status"], v.get("reason")) for k, v in self.run_outputs.state().items()]
-                if rows:
-                    con.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", rows)
-                if self._con is not None:
-                    self._con.close()
-                self._con, self._views_of = con, manifests
+            self._refresh()
             cur = self._con.cursor()
         try:
             return cur.execute(sql, params or []).fetchall()
         finally:
             cur.close()
+
+    def _refresh(self) -> None:
+        import duckdb
+
+        folder = self.run_outputs.manifests_dir
+        manifests = sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+        if self._con is not None and manifests == self._views_of:
+            return
+        import pyarrow as pa
+
+        latest: dict[str, tuple[dict[str, Any], tuple[str | None, str | None]]] = {}
+        for m in self.run_outputs.manifests():  # oldest first: the newest entry of a patient wins
+            files = (_part(self.store, m["parts"], "outputs"), _part(self.store, m["parts"], "patient_index"))
+            for entry in m["patients"]:
+                latest[entry["patient"]] = (entry, files)
+        rows = [(pid, e["input_hash"], e["status"], e.get("reason"), *files) for pid, (e, files) in latest.items()]
+        names = ["patient_id", "input_hash", "status", "reason", "outputs", "index_part"]
+        columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(len(names))]
+        con = duckdb.connect()
+        con.register("state_rows", pa.Table.from_arrays(columns, names=names))
+        con.execute("CREATE TABLE state AS SELECT * FROM state_rows")
+        con.unregister("state_rows")
+        con.execute("CREATE INDEX state_id ON state (patient_id)")
+        index_files = sorted({str(r[5]) for r in rows if r[5]})
+        if index_files:
+            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in index_files)
+            con.execute(
+                "CREATE TABLE patient_index AS SELECT i.* EXCLUDE (filename) FROM read_parquet([" + listing + "],"
+                " filename = true) i JOIN state s ON s.patient_id = i.patient_id AND s.index_part = i.filename"
+            )
+        else:
+            con.execute(f"CREATE TABLE patient_index AS {self.run_outputs.current_sql('patient_index')}")
+        con.execute("CREATE INDEX patient_index_id ON patient_index (patient_id)")
+        con.execute("CREATE INDEX patient_index_mrn ON patient_index (mrn)")
+        if self._con is not None:
+            self._con.close()
+        self._con, self._views_of = con, manifests
 
     # -- patients ------------------------------------------------------------------------
     def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
@@ -87,7 +110,11 @@ class LakeData:
 
     # -- outputs -------------------------------------------------------------------------
     def _outputs(self, pid: str, kind: str) -> list[Any]:
-        rows = self._sql("SELECT json FROM outputs WHERE patient_id = ? AND kind = ? ORDER BY key", [pid, kind])
+        found = self._sql("SELECT outputs FROM state WHERE patient_id = ?", [pid])
+        if not found or not found[0][0]:
+            return []
+        rows = self._sql("SELECT json FROM read_parquet(?) WHERE patient_id = ? AND kind = ? ORDER BY key",
+                         [found[0][0], pid, kind])  # fmt: skip
         return [orjson.loads(r[0]) for r in rows]
 
     def missing(self, pid: str) -> list[dict[str, str]]:
@@ -146,3 +173,7 @@ class LakeData:
 
 def _row(r: tuple[Any, ...]) -> PatientRow:
     return PatientRow(id=r[0], name=r[1], birth_date=r[2], gender=r[3], mrn=r[4])
+
+
+def _part(store: Path, parts: dict[str, str], table: str) -> str | None:
+    return str((store / parts[table]).absolute()) if table in parts else None
