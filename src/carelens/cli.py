@@ -29,6 +29,7 @@ CAPABILITIES = (
     "carelens.network.cli",
     "carelens.server.cli",
     "carelens.core.cli",
+    "carelens.run.cli",
 )
 
 # The capability that registers each top-level command: the ``carelens`` command imports only that
@@ -51,6 +52,7 @@ COMMAND_HOMES = {
     "audit": "carelens.server.cli",
     "serve": "carelens.server.cli",
     "settings": "carelens.core.cli",
+    "run": "carelens.run.cli",
 }
 
 

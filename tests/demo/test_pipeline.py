@@ -13,6 +13,7 @@ import pytest
 
 from carelens.demo import pipeline
 from carelens.demo.pipeline import DemoOptions, run_demo
+from carelens.server.lake_data import LakeData
 
 
 def _demo(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -70,6 +71,7 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     acmg = sum(v["acmg"] for p in planted["patients"] for v in p["pathogenic_variants"])
     assert genomics["reportable_findings"] == genomics["planted_acmg_variants"] == acmg == 1
     assert stages["imaging"]["status"] == "skipped" and stages["models"]["status"] == "skipped"
+    assert stages["run"]["status"] == "done" and stages["run"]["processed"] == 2 and not stages["run"]["failed"]
     assert stages["users"]["created"] == ["clinician", "researcher", "admin"]
     deid = stages["deidentify"]
     assert deid["status"] == "done", deid
@@ -80,12 +82,13 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     research = tmp_path / "store" / "research"
     names = " ".join(str(p.relative_to(research)) for p in research.rglob("*"))
     assert all(p["patient_id"] not in names and p["mrn"] not in names for p in planted["patients"])
-    # the workspace finds the bundles and the saved outputs
+    # the workspace finds the patients and the run's outputs in the lake (no separate folder)
     store = tmp_path / "store"
+    data = LakeData(store)
+    assert not (store / "fhir").exists() and not (store / "outputs").exists()
+    assert {r.id for r in data.search(limit=10)[0]} == {p["patient_id"] for p in planted["patients"]}
     for p in planted["patients"]:
-        assert (store / "fhir" / f"{p['patient_id']}.json").is_file()
-        assert (store / "outputs" / "genomics" / f"{p['patient_id']}.pgx.json").is_file()
-        assert (store / "outputs" / "summaries" / f"{p['patient_id']}.json").is_file()
+        assert data.pgx(p["patient_id"]) and data.summary(p["patient_id"])["patient"] == p["patient_id"]
     # passwords go to the terminal only, never into the JSON summary
     assert "one-time password" in proc.stderr and "password" not in proc.stdout
     # a second run finds the users and ingests nothing new
@@ -94,6 +97,7 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
     stages = json.loads(again.stdout)["stages"]
     assert stages["users"]["existing"] == ["clinician", "researcher", "admin"]
     assert sum(stages["ingest"]["ingested"].values()) == 0 and stages["ingest"]["unchanged"] > 0
+    assert stages["run"]["processed"] == 0 and stages["run"]["unchanged"] == 2
 
 
 @pytest.mark.slow
@@ -103,11 +107,15 @@ def test_demo_trains_and_registers_the_image_model(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(proc.stdout)["stages"]
     planted = json.loads((tmp_path / "cohort" / "planted.json").read_text())["patients"][0]
-    imaging = stages["imaging"]
-    assert imaging["status"] == "done", imaging
-    assert imaging["images_read"] + imaging["images_refused"] == len(planted["images"])
-    rows = json.loads((tmp_path / "store" / "outputs" / "imaging" / f"{planted['patient_id']}.json").read_text())
-    assert len(rows) == imaging["images_read"]
+    assert stages["imaging"]["status"] == "done", stages["imaging"]
+    assert stages["run"]["status"] == "done" and stages["run"]["processed"] == 1
+    reads = stages["reads"]
+    assert reads["images_read"] + reads["images_refused"] == len(planted["images"])
+    data = LakeData(tmp_path / "store")
+    rows = data.images(planted["patient_id"])  # what the workspace shows
+    assert len(rows) == reads["images_read"] > 0
+    for row in rows:  # a heatmap shown is a file the workspace can serve; one withheld says why
+        assert (row["heatmap"] and data.outputs.file(row["heatmap"])) or row["heatmap_withheld"]
     assert all(r["finding"] in ("opacity", "no opacity") and 0 <= r["probability"] <= 1 for r in rows)
     assert stages["models"]["status"] == "done" and stages["models"]["registered"]
 

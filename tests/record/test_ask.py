@@ -67,3 +67,31 @@ def test_cli_ask(tmp_path: Path, small_resources):
     assert data["passages"][0]["citation"]["resource"] == "AllergyIntolerance/a1"
     text = CliRunner().invoke(app, ["ask", str(bundle), "peanut allergy", "--format", "text"])
     assert text.exit_code == 0 and "AllergyIntolerance/a1" in text.stdout
+
+
+def test_questions_are_expanded_with_drug_classes_from_the_vocabulary():
+    from carelens.record.ask import drug_classes, expand
+
+    text, used = expand("Is the patient on anticoagulation?")
+    assert used == ["B01A antithrombotic"] and " aspirin " in f" {text} " and " warfarin " in f" {text} "
+    assert expand("any blood thinners")[1] == ["B01A antithrombotic"]
+    assert expand("what happened in 2010?") == ("what happened in 2010?", [])
+    assert all(atc and name and terms and ingredients for atc, name, terms, ingredients in drug_classes())
+
+
+def test_the_readme_question_finds_the_stopped_aspirin_of_the_stored_record(shared_data: Path, tmp_path: Path):
+    from carelens.ingest import ingest
+    from carelens.record.ask import NOTHING_FOUND, ask
+
+    ingest([shared_data / "fhir" / "bulk-10-patients"], tmp_path / "store")
+    pid = "3af3708d-41f1-cd80-f3dd-ec5ac76072bf"  # Aspirin 81 MG Oral Tablet, status stopped
+    from carelens.record import load_record
+
+    record = load_record(pid, store=tmp_path / "store")  # the record from the lake, not the files
+    answer = ask(record, "is the patient on anticoagulation?", top=3)
+    assert answer.found and answer.expanded == ["B01A antithrombotic"]
+    assert any(p.citation.resource.startswith("MedicationRequest/") and "Aspirin" in p.text and "stopped" in p.text
+               for p in answer.passages)  # fmt: skip
+    assert all("aspirin" in p.text.lower() for p in answer.passages)  # the note mentions of it, not noise
+    nothing = ask(record, "has the patient been to the moon?", top=3)
+    assert not nothing.found and nothing.passages == [] and nothing.message == NOTHING_FOUND

@@ -1,8 +1,9 @@
 """``carelens demo``: generate the cohort and run every stage of carelens on it.
 
-generate -> ingest -> de-identify into the research zone -> summarise every patient -> train the
-image model and read the patients' radiographs -> pharmacogenomics and secondary findings ->
-register the model -> demo users -> serve the workspace.
+generate -> ingest -> de-identify into the research lake -> train and register the image model ->
+``carelens run`` (summaries, image reads, pharmacogenomics and findings, research copy: the same
+path as any store) -> checks of its outputs against the planted facts -> demo users -> serve the
+workspace, which reads the lake and the run's output tables.
 
 Each stage prints one progress line to stderr and returns a small JSON-ready dict; a stage whose
 capability is not installed is skipped with a reason, and a stage that fails is reported (with a
@@ -54,10 +55,6 @@ class DemoRun:
     manifest: CohortManifest | None = None
     model_dir: Path | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def outputs(self) -> Path:
-        return self.options.store / "outputs"
 
 
 def say(message: str) -> None:
@@ -112,11 +109,6 @@ def stage_ingest(run: DemoRun) -> dict[str, Any]:
     m, root = _manifest(run), run.options.out
     paths = [root / "fhir", root / "dicom"] + [root / p.vcf for p in m.patients if p.vcf]  # not the ClinVar extract
     result = ingest([p for p in paths if p.exists()], run.options.store)
-    # the clinical workspace reads the identified bundles from <store>/fhir
-    fhir = run.options.store / "fhir"
-    fhir.mkdir(parents=True, exist_ok=True)
-    for p in m.patients:
-        shutil.copyfile(root / p.fhir, fhir / Path(p.fhir).name)
     summary = result.summary()
     return {
         "ingested": summary["ingested"],
@@ -151,7 +143,9 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     keys = _site_keys(run)
     research = research_store(run.options.store)
     work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
-    shutil.rmtree(research, ignore_errors=True)
+    for old in research.iterdir() if research.is_dir() else []:  # not run/: carelens run's research copy
+        if old.name != "run":
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     shutil.rmtree(work, ignore_errors=True)
     patients = privacy.load_patients([root / "fhir"], keys)
     counts: dict[str, int] = {}
@@ -224,16 +218,33 @@ def _canary_leaks(m: CohortManifest, research: Path) -> int:
     return leaks
 
 
-def stage_summarize(run: DemoRun) -> dict[str, Any]:
-    record = _need("carelens.record", "summarize")
+def stage_run(run: DemoRun) -> dict[str, Any]:
+    """``carelens run`` on the store: every patient's summary, image reads (with the model the
+    models stage registered), PGx and findings, research copy; the checks below read its outputs."""
+    from carelens.run import run as run_pipeline
+
     m, root = _manifest(run), run.options.out
+    secret = root / "site-secret.key" if (root / "site-secret.key").exists() else None
+    clinvar = root / m.clinvar if m.clinvar else None
+    report = run_pipeline(run.options.store, clinvar=clinvar, secret_file=secret).as_dict()
+    say(f"run: {report['processed']} patients processed, {report['unchanged']} unchanged, "
+        f"{len(report['failed'])} with a failed step")  # fmt: skip
+    return report
+
+
+def _outputs(run: DemoRun) -> Any:
+    from carelens.server.lake_data import LakeData
+
+    return LakeData(run.options.store)
+
+
+def stage_summarize(run: DemoRun) -> dict[str, Any]:
+    """How the run's summaries compare with the planted problems."""
+    m, data = _manifest(run), _outputs(run)
     planted_active = found_active = false_problems = items = attention = 0
-    out = run.outputs / "summaries"
     for p in m.patients:
-        summary = record.summarize(root / p.fhir, p.patient_id)
-        data = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else summary
-        _write_json(out / f"{p.patient_id}.json", data)
-        problems: dict[str, Any] = next((s for s in data["sections"] if s["code"] == "11450-4"), {"items": []})
+        summary = data.summary(p.patient_id)
+        problems: dict[str, Any] = next((s for s in summary["sections"] if s["code"] == "11450-4"), {"items": []})
         active_codes = {
             c.split("|")[-1]
             for it in problems["items"]
@@ -244,8 +255,8 @@ def stage_summarize(run: DemoRun) -> dict[str, Any]:
         planted_active += len(wanted)
         found_active += len(wanted & active_codes)
         false_problems += len({x.snomed for x in p.mentions} & active_codes)
-        items += sum(len(s["items"]) for s in data["sections"])
-        attention += len(data.get("needs_attention", []))
+        items += sum(len(s["items"]) for s in summary["sections"])
+        attention += len(summary.get("needs_attention", []))
     say(
         f"summaries: {found_active}/{planted_active} planted active problems listed, "
         f"{false_problems} negated/family/uncertain mentions wrongly listed as problems"
@@ -264,10 +275,9 @@ IMAGE_LABELS = ["no opacity", "opacity"]
 
 
 def stage_imaging(run: DemoRun) -> dict[str, Any]:
+    """Train the demo image model (the models stage registers it; the run stage reads with it)."""
     trainer = _need("carelens.imaging.trainer", "train", "TrainConfig")
     data = _need("carelens.imaging.data", "load_npz")
-    package_mod = _need("carelens.imaging.package", "load_package")
-    predict = _need("carelens.imaging.predict", "predict_files")
     m, root = _manifest(run), run.options.out
     if not m.training_images:
         raise StageUnavailable("the cohort has no training images")
@@ -282,57 +292,44 @@ def stage_imaging(run: DemoRun) -> dict[str, Any]:
     splits = (data.load_npz(npz, "train", IMAGE_LABELS), data.load_npz(npz, "val", IMAGE_LABELS))
     meta = trainer.train(splits, model_dir, cfg)
     run.model_dir = model_dir
-    package = package_mod.load_package(model_dir)
-    agree = total = refused = 0
-    imaging_out = run.outputs / "imaging"
-    for p in m.patients:
-        by_name = {Path(i.path).name: i for i in p.images}
-        preds, batch = predict.predict_files(package, [root / i.path for i in p.images], imaging_out / p.patient_id)
-        refused += len(batch.quarantined)
-        rows = []
-        for pred in preds:
-            row = pred.to_dict()
-            if row.get("heatmap"):  # the workspace resolves heatmaps relative to outputs/imaging
-                row["heatmap"] = Path(row["heatmap"]).resolve().relative_to(imaging_out.resolve()).as_posix()
-            rows.append(row)
-            total += 1
-            agree += int((pred.finding == "opacity") == by_name[pred.source].opacity)
-        _write_json(imaging_out / f"{p.patient_id}.json", rows)
     validation = meta.get("metrics", {}).get("validation", {})
-    say(
-        f"image model: validation AUC {validation.get('auc')}; {agree}/{total} patient radiographs agree "
-        f"with the planted label, {refused} refused"
-    )
-    return {
-        "model": str(model_dir),
-        "validation_auc": validation.get("auc"),
-        "images_read": total,
-        "images_refused": refused,
-        "agree_with_planted_label": agree,
-    }
+    say(f"image model: validation AUC {validation.get('auc')}")
+    return {"model": str(model_dir), "validation_auc": validation.get("auc")}
+
+
+def stage_reads(run: DemoRun) -> dict[str, Any]:
+    """How the run's image reads compare with the planted labels."""
+    m, data = _manifest(run), _outputs(run)
+    if run.model_dir is None:
+        raise StageUnavailable("no image model was trained")
+    agree = total = refused = 0
+    for p in m.patients:
+        by_uid = {i.sop_instance_uid: i for i in p.images}
+        reads = data.images(p.patient_id)
+        refused += len(p.images) - len(reads)
+        for row in reads:
+            total += 1
+            planted = by_uid.get(str(row.get("source")))
+            agree += int(planted is not None and (row["finding"] == "opacity") == planted.opacity)
+    say(f"image reads: {agree}/{total} patient radiographs agree with the planted label, {refused} refused")
+    return {"images_read": total, "images_refused": refused, "agree_with_planted_label": agree}
 
 
 def stage_genomics(run: DemoRun) -> dict[str, Any]:
-    genomics = _need("carelens.genomics", "pgx_report", "find_secondary")
-    m, root = _manifest(run), run.options.out
+    """How the run's PGx calls and findings compare with the planted ones."""
+    m, data = _manifest(run), _outputs(run)
     if not any(p.vcf for p in m.patients):
         raise StageUnavailable("the cohort has no VCFs (shared data not found)")
     concordant = called = findings = acmg_planted = 0
-    for p in progress_patients(m):
+    for p in m.patients:
         if not p.vcf:
             continue
-        report = genomics.pgx_report(root / p.vcf)
-        data = report.model_dump(mode="json")
-        _write_json(run.outputs / "genomics" / f"{p.patient_id}.pgx.json", data)
-        calls = {g["gene"]: g.get("diplotypes") or [] for g in data.get("genes", [])}
+        report = data.pgx(p.patient_id) or {}
+        calls = {g["gene"]: g.get("diplotypes") or [] for g in report.get("genes", [])}
         for x in p.pgx:
             called += 1
             concordant += int(x.diplotype in calls.get(x.gene, []))
-        if m.clinvar:
-            found = genomics.find_secondary(root / p.vcf, root / m.clinvar).model_dump(mode="json")
-            rows = found.get("findings", [])
-            _write_json(run.outputs / "genomics" / f"{p.patient_id}.findings.json", found)
-            findings += sum(1 for f in rows if f.get("reportable"))
+        findings += sum(1 for f in data.findings(p.patient_id) if f.get("reportable"))
         acmg_planted += sum(1 for v in p.pathogenic_variants if v.acmg)
     say(
         f"pgx: {concordant}/{called} planted diplotypes called; {findings} reportable findings "
@@ -344,12 +341,6 @@ def stage_genomics(run: DemoRun) -> dict[str, Any]:
         "reportable_findings": findings,
         "planted_acmg_variants": acmg_planted,
     }
-
-
-def progress_patients(m: CohortManifest) -> Any:
-    from carelens.core.progress import progress
-
-    return progress(m.patients, desc="genomics", unit="patient")
 
 
 def stage_models(run: DemoRun) -> dict[str, Any]:
@@ -387,10 +378,12 @@ STAGES: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
     ("generate", stage_generate),
     ("ingest", stage_ingest),
     ("deidentify", stage_deidentify),
-    ("summarize", stage_summarize),
     ("imaging", stage_imaging),
-    ("genomics", stage_genomics),
     ("models", stage_models),
+    ("run", stage_run),
+    ("summarize", stage_summarize),
+    ("reads", stage_reads),
+    ("genomics", stage_genomics),
     ("users", stage_users),
 ]
 

@@ -29,6 +29,7 @@ from typing import Any, Literal, cast
 import msgspec
 import orjson
 
+from carelens.core.fhir import patient_in_references, patient_of
 from carelens.core.quarantine import BatchResult
 
 FHIR_SUFFIXES = (".json", ".ndjson")
@@ -39,7 +40,6 @@ _REFERENCE_KEY = b'"reference":"'  # as orjson writes it: compact, no spaces
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 _LITERAL_REFERENCE = re.compile(rb'"reference"\s*:\s*"([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^"\\]*)?"')
 _LITERAL_VALUES = re.compile(rb"^([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?$", re.MULTILINE)
-_PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # the FHIR R4 id datatype
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 BOM = b"\xef\xbb\xbf"
@@ -345,7 +345,7 @@ def _read_bundle_fast(data: bytes, source: str, batch: BatchResult, found: set[b
             if references in patients:
                 patient_id = patients[references]
             else:
-                patient_id = patients[references] = _patient_in(references, full_urls)
+                patient_id = patients[references] = patient_in_references(references, full_urls, urn_is_patient=False)
         append(FhirRow(rtype, rid, patient_id, json, f"entry {index}"))
     return rows
 
@@ -445,23 +445,7 @@ def _row(resource: dict[str, Any], json: bytes, where: str, full_urls: dict[str,
     return FhirRow(
         resource_type=rtype,
         id=rid,
-        patient_id=rid if rtype == "Patient" else _patient_of(resource, full_urls),
+        patient_id=rid if rtype == "Patient" else patient_of(resource, full_urls, urn_is_patient=False),
         json=json,
         where=where,
     )
-
-
-def _patient_of(resource: dict[str, Any], full_urls: dict[str, str]) -> str | None:
-    values = (resource.get(name) for name in _PATIENT_FIELDS)
-    return _patient_in([v.get("reference") if isinstance(v, dict) else None for v in values], full_urls)
-
-
-def _patient_in(references: Iterable[Any], full_urls: dict[str, str]) -> str | None:
-    """The patient id of the first ``subject``/``patient``/``beneficiary`` reference (in that
-    order) that names a Patient, after mapping bundle ``fullUrl``s."""
-    for raw in references:
-        if isinstance(raw, str):
-            ref = full_urls.get(raw, raw)
-            if ref.startswith("Patient/"):
-                return ref[len("Patient/") :].split("/", 1)[0]
-    return None

@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel
 
 from carelens.core.errors import InputError
+from carelens.core.fhir import patient_of
 from carelens.core.ids import content_hash
 
 
@@ -47,7 +48,7 @@ def decode_note(doc_ref: dict[str, Any]) -> Note:
     text = _decode_text(raw, _charset(content_type))
     return Note(
         note_id=str(doc_ref.get("id") or ""),
-        patient_id=_patient_id(doc_ref),
+        patient_id=patient_of(doc_ref, urn_is_patient=False),
         date=doc_ref.get("date") or _context_date(doc_ref),
         type=_type_label(doc_ref),
         text=text,
@@ -136,13 +137,6 @@ def _decode_text(raw: bytes, charset: str) -> str:
         return raw.decode(charset)
     except UnicodeDecodeError as err:
         raise InputError(f"text is not valid {codecs.lookup(charset).name} (byte {err.start})") from None
-
-
-def _patient_id(doc_ref: dict[str, Any]) -> str | None:
-    ref = (doc_ref.get("subject") or {}).get("reference")
-    if isinstance(ref, str) and ref.startswith("Patient/"):
-        return ref[len("Patient/") :]
-    return None
 
 
 def _context_date(doc_ref: dict[str, Any]) -> str | None:

@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError, UsageError
 from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_cores
+from carelens.core.ids import stable_id
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult
 from carelens.core.settings import load_settings
@@ -63,11 +64,12 @@ from carelens.ingest.fhir import (
     strip_bom,
 )
 from carelens.ingest.notes import decode_note, read_text_note
-from carelens.ingest.vcf import is_vcf, read_vcf
-from carelens.store.lake import Lake, LakeWriter, lake_keys
+from carelens.ingest.vcf import is_vcf, read_vcf, stream_vcf
+from carelens.store.lake import SCHEMAS, Lake, LakeWriter, lake_keys
 
 NOTE_SIDECARS = (".meta.json", ".phi.json")
 DERIVED = ("notes", "dicom", "variants")
+STREAM_VCF_BYTES = 65_536  # larger VCF files are streamed in bounded memory
 SHARE_MIN_BYTES = 4_000_000  # FHIR text per process worth forking a helper for (~20 ms of parsing)
 CATALOG_AT = 0.6  # of the shared files taken: the catalog starts opening, in the background
 REFERENCED_FIRST = (
@@ -341,6 +343,9 @@ class _Run:
             self.read_note(held, data)
         elif kind == "dicom":
             self.read_dicom(held, data)
+        elif kind == "vcf" and not data:  # streamed: committed on its own, in bounded memory
+            self.stream_vcf(held)
+            return
         elif kind == "vcf":
             self.read_vcf(held, data)
         else:
@@ -416,6 +421,42 @@ class _Run:
             self.bad(held, f"line {number}", reason)
         held.tables["variants"] = parsed.rows
         held.items = parsed.records
+
+    def stream_vcf(self, held: _File) -> None:
+        """A VCF read block by block into its own Parquet part, then committed as one chunk (its
+        part, its quarantine rows and its source row) like a helper's staged chunk."""
+        chunk = stable_id(held.source_hash, length=24)
+        part = self.lake.root / "variants" / f"part-{chunk}.parquet"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            parsed = stream_vcf(held.path, str(held.path), part, SCHEMAS["variants"])
+        except InputError as err:
+            self.bad(held, "file", err.reason)
+            parsed = None
+        for number, reason in parsed.bad_lines if parsed else []:
+            self.bad(held, f"line {number}", reason)
+        held.items = parsed.records if parsed else 0
+        staging = LakeWriter(self.lake, rows_per_chunk=1 << 62, staging=True)
+        try:
+            quarantined = held.quarantine.quarantined
+            keys = held.quarantine_keys
+            rows = [(q.source, q.where, q.reason, k, held.source_hash) for q, k in zip(quarantined, keys, strict=True)]
+            staging.add_rows("quarantine", rows)
+            staging.source_done(held.source_hash, str(held.path), held.kind, held.items + len(quarantined))
+            staging.commit()
+            staging.wait()
+        finally:
+            staging.close()
+        manifest = staging.staged[0]
+        if parsed is not None:
+            manifest["parts"]["variants"] = str(part.relative_to(self.lake.root))
+        if self.writer.staging:
+            self.writer.staged.append(manifest)
+        else:
+            self.writer.commit_staged(manifest)
+        result = self.result_for(held)
+        result.done["variants"] += held.items
+        result.quarantined.extend(quarantined)
 
     # -- references and commit -------------------------------------------------------------
     def unresolved(self, refs: Iterable[str]) -> set[str]:
@@ -529,8 +570,16 @@ def _take(
 
 def _load(path: Path) -> tuple[bytes, str, str | None] | OSError:
     """A file's bytes, content hash (SHA-256 hex of its kind and bytes) and kind (see
-    :func:`kind_of`), or the error that kept it from being read."""
+    :func:`kind_of`), or the error that kept it from being read; a VCF of more than
+    :data:`STREAM_VCF_BYTES` is only hashed (in 1 MB blocks, no bytes kept): it is read again as
+    a stream."""
     try:
+        if is_vcf(path) and path.stat().st_size > STREAM_VCF_BYTES:
+            digest = hashlib.sha256(b"vcf\0")
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+            return b"", digest.hexdigest(), "vcf"
         data = path.read_bytes()
     except OSError as err:
         return err

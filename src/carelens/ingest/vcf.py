@@ -6,6 +6,12 @@ that states no build at all is accepted. Each data line is checked before cyvcf2
 (column count, position, alleles, genotypes); a malformed line is quarantined on its own
 (``line n``, 1-based in the uncompressed file) and the other lines are ingested. One row per
 record and sample (one row with ``sample`` NULL for a sites-only VCF).
+
+:func:`stream_vcf` reads a file of any size in bounded memory: the text is decompressed and read
+line by line, :data:`STREAM_LINES` data lines at a time are checked, parsed by cyvcf2 and written
+as one Parquet row group, so a process holds at most one block of lines and its rows (about
+``STREAM_LINES`` x samples rows; with the default 50,000 lines and one sample, tens of MB)
+whatever the file's size.
 """
 
 from __future__ import annotations
@@ -81,6 +87,101 @@ def read_vcf(path: Path, data: bytes, source: str) -> VcfResult:
         result.rows = _parse(header, good, numbers, source)
     result.records = len(good)
     return result
+
+
+STREAM_LINES = 50_000
+
+
+def stream_vcf(path: Path, source: str, part: Path, schema: Any) -> VcfResult:
+    """Read ``path`` block by block into the Parquet file ``part`` (``schema``: the variants
+    table's); ``rows`` of the result stays empty. Raises ``InputError`` like :func:`read_vcf`
+    (``part`` is then not left behind)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    result = VcfResult()
+    writer: Any = None
+    try:
+        with _open_text(path) as lines:
+            header, n_samples, number = _stream_header(lines)
+            good: list[str] = []
+            numbers: list[int] = []
+
+            def flush() -> None:
+                nonlocal writer
+                rows = _parse(header, good, numbers, source)
+                columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+                arrays = [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)]
+                table = pa.Table.from_arrays(arrays, schema=schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(part, schema, compression="zstd")
+                writer.write_table(table)
+                good.clear()
+                numbers.clear()
+
+            for raw in lines:
+                number += 1
+                line = raw.rstrip("\n").rstrip("\r")
+                if not line:
+                    continue
+                problem = _line_problem(line.split("\t"), n_samples)
+                if problem:
+                    result.bad_lines.append((number, problem))
+                    continue
+                good.append(line)
+                numbers.append(number)
+                result.records += 1
+                if len(good) >= STREAM_LINES:
+                    flush()
+            if good or writer is None:
+                flush()
+    except (OSError, EOFError) as err:
+        part.unlink(missing_ok=True)
+        raise InputError(f"truncated or damaged gzip/bgzip compression ({type(err).__name__})") from None
+    except UnicodeDecodeError:
+        part.unlink(missing_ok=True)
+        raise InputError("not a VCF text file (invalid UTF-8)") from None
+    except InputError:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+    return result
+
+
+@contextmanager
+def _open_text(path: Path) -> Iterator[Iterator[str]]:
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    if gz:
+        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
+            yield iter(handle)
+    else:
+        with open(path, encoding="utf-8", newline="\n") as handle:
+            yield iter(handle)
+
+
+def _stream_header(lines: Iterator[str]) -> tuple[list[str], int, int]:
+    """The header lines (through ``#CHROM``), the number of samples and the last line number read."""
+    header: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\n").rstrip("\r")
+        header.append(line)
+        if line.startswith("#CHROM"):
+            break
+        if len(header) == 1 and not line.startswith("##fileformat=VCF"):
+            raise InputError("not a VCF file (first line is not ##fileformat=VCF...)")
+        if not line.startswith("##"):
+            raise InputError("VCF header has no #CHROM line")
+    if not header or not header[0].startswith("##fileformat=VCF"):
+        raise InputError("not a VCF file (first line is not ##fileformat=VCF...)")
+    if not header[-1].startswith("#CHROM"):
+        raise InputError("VCF header has no #CHROM line")
+    if len(header[-1].split("\t")) < 8:
+        raise InputError(f"malformed #CHROM header line (line {len(header)})")
+    _check_build(header)
+    return header, max(0, len(header[-1].split("\t")) - 9), len(header)
 
 
 def _text(data: bytes) -> str:

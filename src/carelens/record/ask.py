@@ -24,6 +24,11 @@ from carelens.record.load import load_record
 from carelens.record.model import PatientRecord, resource_key
 
 RRF_K = 60
+#: A passage is relevant when a word of the (expanded) question matches it (BM25 > 0) or its
+#: embedding is at least this similar to the question's; below both: "nothing relevant found".
+MIN_SIMILARITY = 0.45
+NOTHING_FOUND = "nothing relevant found"
+DRUG_CLASSES = Path(__file__).with_name("data") / "drug_classes.tsv"
 #: Dense scoring covers at most this many passages (resources first, then the newest notes).
 MAX_DENSE = 600
 #: Sentence embeddings already computed in this process (text -> vector), bounded.
@@ -53,6 +58,9 @@ class Answer(BaseModel):
     passages: list[Passage] = Field(default_factory=list)
     searched: int = 0
     method: str = "bm25+minilm rrf"
+    expanded: list[str] = Field(default_factory=list, description="drug classes the question was expanded with")
+    found: bool = True
+    message: str | None = None  # "nothing relevant found" when no passage clears the relevance bar
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ _QUERY_STOPWORDS = [
     "which",
     "when",
     "list",
+    "history",
 ]
 #: Resource types in the order their texts are indexed, and how many of each (None: all).
 _INDEXED: tuple[tuple[str, int | None], ...] = (
@@ -226,21 +235,52 @@ def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]
     return {int(i): (rank, float(sims[i])) for rank, i in enumerate(order)}
 
 
+@lru_cache(maxsize=1)
+def drug_classes() -> list[tuple[str, str, list[str], list[str]]]:
+    """(ATC code, class, question terms, ingredients) from the shipped vocabulary."""
+    rows = []
+    for line in DRUG_CLASSES.read_text(encoding="utf-8").splitlines()[1:]:
+        if line.strip() and not line.startswith("#") and not line.startswith("atc\t"):
+            atc, name, terms, ingredients = line.split("\t")
+            rows.append((atc, name, terms.split("|"), ingredients.split("|")))
+    return rows
+
+
+def expand(question: str) -> tuple[str, list[str]]:
+    """The question with the ingredients of every drug class it names appended (for the lexical
+    ranking), and the classes used (``"B01A antithrombotic"``)."""
+    words = " " + re.sub(r"[^a-z0-9\-]+", " ", question.lower()) + " "
+    extra: list[str] = []
+    used = []
+    for atc, name, terms, ingredients in drug_classes():
+        if any(f" {t} " in words for t in terms):
+            used.append(f"{atc} {name}")
+            extra += [i for i in ingredients if i not in extra]
+    return (f"{question} {' '.join(extra)}" if extra else question), used
+
+
 def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
-    """The ``top`` passages of a loaded record for ``question`` (BM25 + embeddings, RRF)."""
+    """The ``top`` relevant passages of a loaded record for ``question`` (BM25 over the question
+    expanded with drug classes, embeddings of the question itself, fused by RRF); none, with
+    ``message`` "nothing relevant found", when no passage clears the relevance bar."""
     if not question.strip():
         raise InputError("the question is empty")
     docs = passages(record)
-    answer = Answer(question=question, patient=record.patient_id, searched=len(docs))
+    expanded, used = expand(question)
+    answer = Answer(question=question, patient=record.patient_id, searched=len(docs), expanded=used)
     if not docs:
+        answer.found, answer.message = False, NOTHING_FOUND
         return answer
     texts = [d.text for d in docs]
-    bm25, dense = _bm25_ranks(texts, question), _dense_ranks(texts, question)
+    bm25, dense = _bm25_ranks(texts, expanded), _dense_ranks(texts, question)
     fused: dict[int, float] = {}
     for ranks in (bm25, dense):
         for i, (rank, _) in ranks.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-    best = sorted(fused, key=lambda i: (-fused[i], i))[:top]  # ties: resources, then newer notes
+    relevant = [i for i in fused if i in bm25 or dense[i][1] >= MIN_SIMILARITY]
+    best = sorted(relevant, key=lambda i: (-fused[i], i))[:top]  # ties: resources, then newer notes
+    if not best:
+        answer.found, answer.message = False, NOTHING_FOUND
     answer.passages = [
         Passage(
             text=docs[i].text,
@@ -257,7 +297,14 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
     return answer
 
 
-def ask(source: str | Path | PatientRecord, question: str, patient: str | None = None, top: int = 5) -> Answer:
-    """Ask a patient's record (a file, folder, stored patient id or loaded record) a question."""
-    record = source if isinstance(source, PatientRecord) else load_record(source, patient)
+def ask(
+    source: str | Path | PatientRecord,
+    question: str,
+    patient: str | None = None,
+    top: int = 5,
+    store: Path | None = None,
+) -> Answer:
+    """Ask a patient's record (a file, folder, id of a patient in ``store``'s lake, or a loaded
+    record) a question."""
+    record = source if isinstance(source, PatientRecord) else load_record(source, patient, store)
     return search(record, question, top)

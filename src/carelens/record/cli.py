@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         fmt: AskFormat = typer.Option(AskFormat.json, "--format", help="json or text."),
         top: int = typer.Option(5, "--top", help="How many passages to return."),
         out: Path | None = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+        store: Path | None = typer.Option(None, "--store", help="The store whose lake holds a stored patient id."),
     ) -> None:
         """Ask a patient's record: hybrid search (BM25 + sentence embeddings) over notes and
         resources, returning cited passages with scores."""
@@ -95,8 +96,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--top must be 1 or more")
         from carelens.store.appdb.audit import record_command
 
-        answer = ask(source, question, patient=patient, top=top)
-        record_command(None, "cli.ask", answer.patient, {"from": "file" if Path(source).exists() else "lake"})
+        answer = ask(source, question, patient=patient, top=top, store=store)
+        record_command(store, "cli.ask", answer.patient, {"from": "file" if Path(source).exists() else "lake"})
         if fmt is AskFormat.json:
             emit_json(answer, out)
         else:
@@ -106,4 +107,4 @@ def register(app: typer.Typer) -> None:
                 + f"\n    {h.text}"
                 for h in answer.passages
             ]
-            _write_text("\n".join(lines) or "no passages found", out)
+            _write_text("\n".join(lines) or answer.message or "nothing relevant found", out)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core import BatchResult, InputError
+from carelens.core.fhir import patient_of
 from carelens.record.model import SHARED_TYPES, PatientRecord, build_record
 
 
@@ -46,10 +47,8 @@ def load_records(path: Path) -> Iterator[PatientRecord]:
     for res in resources:
         if res.get("resourceType") == "Patient":
             by_patient[res["id"]].append(res)
-        elif res.get("resourceType") not in SHARED_TYPES:
-            ref = next((res[f].get("reference") for f in ("subject", "patient") if isinstance(res.get(f), dict)), None)
-            if isinstance(ref, str) and ref.startswith("Patient/"):
-                by_patient[ref[8:]].append(res)
+        elif res.get("resourceType") not in SHARED_TYPES and (owner := patient_of(res)) is not None:
+            by_patient[owner].append(res)
     for patient_id, own in by_patient.items():
         if any(r.get("resourceType") == "Patient" for r in own):
             yield build_record(own + shared, patient_id)

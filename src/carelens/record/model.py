@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carelens.core import InputError
+from carelens.core.fhir import patient_of, subject_reference
 
 #: Resource types that belong to no patient but are referenced by those that do.
 SHARED_TYPES = frozenset(
     {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "HealthcareService"}
 )
-#: Where a resource names its patient.
-SUBJECT_FIELDS = ("subject", "patient", "beneficiary")
 #: Types the summary reads: one of these that names no patient is left out with a warning.
 CLINICAL_TYPES = frozenset(
     {
@@ -116,24 +115,6 @@ def resource_key(resource: dict[str, Any]) -> str:
     return f"{resource['resourceType']}/{resource['id']}"
 
 
-def subject_reference(resource: dict[str, Any]) -> str | None:
-    """The reference to the patient a resource is about, if it names one."""
-    for name in SUBJECT_FIELDS:
-        ref = resource.get(name)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            return ref["reference"]
-    return None
-
-
-def _patient_of(reference: str | None) -> str | None:
-    if not reference:
-        return None
-    if reference.startswith("urn:uuid:"):
-        return reference[9:]
-    parts = reference.split("?")[0].rstrip("/").split("/")
-    return parts[-1] if len(parts) >= 2 and parts[-2] == "Patient" else None
-
-
 def patient_ids(resources: Iterable[dict[str, Any]]) -> list[str]:
     """Ids of the Patient resources among ``resources``, in order."""
     return [r["id"] for r in resources if r.get("resourceType") == "Patient" and r.get("id")]
@@ -156,7 +137,7 @@ def build_record(resources: Iterable[dict[str, Any]], patient: str | None = None
         if ids:
             patient = ids[0]
         else:
-            subjects = {_patient_of(subject_reference(r)) for r in items} - {None}
+            subjects = {patient_of(r) for r in items} - {None}
             if len(subjects) > 1:
                 raise InputError(
                     f"the source has no Patient resource and is about {len(subjects)} patients; "
@@ -180,7 +161,7 @@ def build_record(resources: Iterable[dict[str, Any]], patient: str | None = None
             if rid == patient:
                 kept[f"Patient/{rid}"] = res
             continue
-        if rtype not in SHARED_TYPES and _patient_of(subject_reference(res)) != patient:
+        if rtype not in SHARED_TYPES and patient_of(res) != patient:
             no_patient += rtype in CLINICAL_TYPES and subject_reference(res) is None
             continue
         kept[f"{rtype}/{rid}"] = res

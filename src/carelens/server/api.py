@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Principal, Problem, api_user
@@ -34,12 +34,19 @@ def ctx_of(request: Request) -> Context:
 
 
 @router.get("/patients", response_model=PatientList)
-def patients(request: Request, who: Principal = Depends(api_user(CLINICIAN))) -> dict[str, Any]:
-    """The patients in the clinical zone (identified: clinicians only)."""
+def patients(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[str, Query(max_length=100)] = "",
+    who: Principal = Depends(api_user(CLINICIAN)),
+) -> dict[str, Any]:
+    """A page of the patients in the clinical zone (identified: clinicians only), by name;
+    ``q`` searches name, MRN and birth date (``YYYY`` or ``YYYY-MM-DD``)."""
     ctx = ctx_of(request)
-    rows = ctx.data.patients()
-    ctx.record(who, "api.patients", detail={"count": len(rows)})
-    return {"patients": [r.model_dump() for r in rows]}
+    rows, total = ctx.data.search(q, limit, offset)
+    ctx.record(who, "api.patients", detail={"count": len(rows), "total": total, "offset": offset})
+    return {"patients": [r.model_dump() for r in rows], "total": total}
 
 
 @router.get(

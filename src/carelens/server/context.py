@@ -19,6 +19,7 @@ from carelens.server.auditor import GroupAuditor
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
 from carelens.server.items import ReviewItem, finding_items, image_items, pgx_items, summary_items, summary_model
+from carelens.server.lake_data import LakeData
 from carelens.server.page_cache import PageCache
 from carelens.server.pgx_attention import medication_pgx_items
 from carelens.server.registry import model_name
@@ -31,9 +32,12 @@ log = logging.getLogger("carelens.server")
 
 
 def default_data(settings: ServerSettings) -> ClinicalData:
-    """The clinical data of a store: FHIR bundles under ``<store>/fhir`` and outputs under
-    ``<store>/outputs``."""
-    return BundleData(settings.store / "fhir", settings.store / "outputs", settings.summarizer)
+    """The clinical data of a store: its lake and ``carelens run``'s outputs; a store without a lake
+    but with a folder of FHIR bundles (``<store>/fhir``, outputs under ``<store>/outputs``) is read
+    from that folder."""
+    if not (settings.store / "lake").is_dir() and (settings.store / "fhir").is_dir():
+        return BundleData(settings.store / "fhir", settings.store / "outputs", settings.summarizer)
+    return LakeData(settings.store)
 
 
 def templates() -> Jinja2Templates:
@@ -59,6 +63,8 @@ class PatientView:
         except SummaryUnavailable as err:
             self.summary_error = str(err)
         self.images = data.images(patient.id)
+        missing = getattr(data, "missing", None)  # the run's failed steps (lake data only)
+        self.missing: list[dict[str, str]] = missing(patient.id) if missing is not None else []
         self.pgx = data.pgx(patient.id)
         self.findings = data.findings(patient.id)
         key = (patient.id, self.input_hash)

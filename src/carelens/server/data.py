@@ -7,7 +7,6 @@ input's content hash, so a page view never recomputes an unchanged summary.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import threading
 from collections import Counter
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 
 from carelens import __version__
 from carelens.core.errors import InputError
+from carelens.core.fhir import belongs_to, patient_name
 from carelens.core.ids import content_hash
 
 Summarizer = Callable[[Any, str | None], Any]
@@ -36,6 +36,7 @@ class PatientRow(BaseModel):
     name: str
     birth_date: str | None = None
     gender: str | None = None
+    mrn: str | None = None
 
 
 class SummaryUnavailable(Exception):
@@ -46,6 +47,7 @@ class ClinicalData(Protocol):
     """The read side of the clinical zone, as the server uses it."""
 
     def patients(self) -> list[PatientRow]: ...
+    def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]: ...
     def patient(self, pid: str) -> PatientRow | None: ...
     def input_hash(self, pid: str) -> str: ...
     def summary(self, pid: str) -> dict[str, Any]: ...
@@ -70,33 +72,6 @@ def as_plain(value: Any) -> dict[str, Any]:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return orjson.loads(orjson.dumps(value))
-
-
-def patient_name(resource: dict[str, Any]) -> str:
-    """``Given Family`` from the first official (or first) HumanName."""
-    names = resource.get("name") or []
-    name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-    text = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")])
-    return " ".join(text.split()) or "(no name)"
-
-
-def note_text(resource: dict[str, Any]) -> str | None:
-    """The decoded text of a DocumentReference's first text attachment."""
-    for content in resource.get("content", []):
-        att = content.get("attachment", {})
-        if att.get("data") and str(att.get("contentType", "text/plain")).startswith("text/"):
-            return base64.b64decode(att["data"]).decode("utf-8", errors="replace")
-    return None
-
-
-def belongs_to(resource: dict[str, Any], pid: str) -> bool:
-    """Whether ``resource`` is the patient or about them (resources about no patient, such as
-    a Practitioner, are shared and allowed)."""
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id") == pid
-    refs = [str((resource.get(key) or {}).get("reference", "")) for key in ("subject", "patient", "beneficiary")]
-    refs = [r for r in refs if r]
-    return not refs or any(r in (f"Patient/{pid}", f"urn:uuid:{pid}") for r in refs)
 
 
 def age_band(birth_date: str | None, today: date | None = None) -> str:
@@ -227,6 +202,11 @@ class BundleData:
     def patients(self) -> list[PatientRow]:
         return sorted((self._row(pid, res) for pid, (_, res) in self._patients.items()), key=lambda r: r.name)
 
+    def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
+        """A page of the patients whose name, id or birth date contains ``q`` (and the number found)."""
+        rows = [r for r in self.patients() if _matches(r, q)]
+        return rows[offset : offset + limit], len(rows)
+
     @staticmethod
     def _row(pid: str, res: dict[str, Any]) -> PatientRow:
         return PatientRow(id=pid, name=patient_name(res), birth_date=res.get("birthDate"), gender=res.get("gender"))
@@ -292,6 +272,11 @@ class BundleData:
                 "carelens_version": __version__,
             }
         return self._cohort
+
+
+def _matches(row: PatientRow, q: str) -> bool:
+    q = q.strip().lower()
+    return not q or q in row.name.lower() or q in row.id.lower() or q in (row.birth_date or "") or q in (row.mrn or "")
 
 
 @lru_cache(maxsize=4)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
+from carelens.ingest.notes import decode_note
 from carelens.server.api import PATIENT_ID, ctx_of
 from carelens.server.auth import (
     ADMIN,
@@ -33,7 +34,6 @@ from carelens.server.auth import (
     session_principal,
 )
 from carelens.server.context import Context
-from carelens.server.data import note_text
 from carelens.server.items import model_of, split_drugs
 from carelens.server.page_cache import REVIEW_STATE_SQL, RenderedPage
 from carelens.server.registry import MODEL_ID, list_models, model_card
@@ -204,13 +204,21 @@ def logout(request: Request, csrf_token: FormStr = "", who: Principal = Depends(
     return response
 
 
+PAGE_SIZE = 100
+
+
 @router.get("/patients")
-def patient_list(request: Request, who: Principal = Depends(page_user(CLINICIAN))) -> Response:
-    """The patient list (identified)."""
+def patient_list(
+    request: Request,
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """The patient list (identified), 100 a page, searchable by name, MRN or birth date."""
     ctx = ctx_of(request)
-    rows = ctx.data.patients()
-    ctx.record(who, "view.patients", detail={"count": len(rows)})
-    return render(request, "patients.html", who, patients=rows)
+    rows, total = ctx.data.search(q, PAGE_SIZE, offset)
+    ctx.record(who, "view.patients", detail={"count": len(rows), "total": total, "offset": offset})
+    return render(request, "patients.html", who, patients=rows, total=total, q=q, offset=offset, page=PAGE_SIZE)
 
 
 def render_patient(ctx: Context, pid: str) -> RenderedPage:
@@ -276,7 +284,7 @@ def evidence(
     resource = ctx.data.resource(pid, ref)
     if resource is None:
         raise Problem(404, "this patient's record has no such resource")
-    text = note_text(resource) if resource.get("resourceType") == "DocumentReference" else None
+    text = _note_text(resource) if resource.get("resourceType") == "DocumentReference" else None
     parts = None
     if text is not None and start is not None and end is not None:
         if not start < end <= len(text):
@@ -516,3 +524,11 @@ def revoke_user_tokens(
 ) -> Response:
     """Revoke every API token of a user at once (the user stays active)."""
     return _change_user(request, who, csrf_token, username, "token.revoke")
+
+
+def _note_text(resource: dict[str, Any]) -> str | None:
+    """The text of a DocumentReference as the record decodes it (citations' spans refer to it)."""
+    try:
+        return decode_note(resource).text
+    except InputError:
+        return None

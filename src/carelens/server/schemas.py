@@ -10,9 +10,10 @@ from carelens.server.data import PatientRow
 
 
 class PatientList(BaseModel):
-    """``GET /api/patients``."""
+    """``GET /api/patients``: one page of patients and how many match in all."""
 
     patients: list[PatientRow]
+    total: int
 
 
 class Cohort(BaseModel):

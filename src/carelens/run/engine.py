@@ -1,0 +1,157 @@
+"""``carelens run``: plan the patients whose inputs changed, process them in batches on one process
+or on Ray, commit each batch's outputs, and report."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from carelens.core.errors import UsageError
+from carelens.core.settings import load_settings
+from carelens.run.inputs import PatientInput, plan
+from carelens.run.outputs import OutputStore
+from carelens.run.worker import PatientResult, RunConfig, Worker, model_versions
+from carelens.store import Lake
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class RunReport:
+    """What a run did (the ``carelens run --format json`` object)."""
+
+    patients: int = 0
+    processed: int = 0
+    unchanged: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    outputs_digest: str = ""
+    engine: str = "local"
+    quarantined: int = 0  # patients whose current outputs have a failed step (this run or before)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def say(message: str) -> None:
+    print(f"run: {message}", file=sys.stderr, flush=True)
+
+
+def run(
+    store: Path,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    clinvar: Path | None = None,
+    secret_file: Path | None = None,
+    batch_size: int = 8,
+    retry_failed: bool = False,
+) -> RunReport:
+    """Process every patient of the store's lake whose inputs or models changed since their last
+    outputs; see the package doc. ``secret_file``: the site key for the research copy (default
+    ``CARELENS_SECRET_FILE``; without one the research copy is not made). ``retry_failed``: also
+    process the patients whose last outputs have a failed step (after fixing what failed)."""
+    from carelens.run.models import registered_image_model
+
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}: use local or ray")
+    if clinvar is not None and not clinvar.is_file():
+        raise UsageError("--clinvar: no such file")
+    secret = secret_file or load_settings().secret_file
+    if secret is not None and not secret.is_file():
+        raise UsageError("the site secret file does not exist")
+    store = Path(store)
+    lake = Lake(store)
+    if not lake.manifests():
+        raise UsageError("the lake is empty: run carelens ingest first")
+    config = RunConfig(store=store, clinvar=clinvar, secret_file=secret, image_model=registered_image_model(store))
+    outputs = OutputStore(store)
+    report = RunReport(engine=engine)
+    with outputs.writer() as writer:
+        state = outputs.state()
+        patients = plan(lake, model_versions(config)).patients
+        todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
+        report.patients, report.unchanged = len(patients), len(patients) - len(todo)
+        say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        results = _local(config, batches) if engine == "local" else _ray(config, batches, ray_address, workers)
+        for batch in results:
+            writer.commit(*_tables(lake, batch))
+            report.processed += len(batch)
+            report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)} for r in batch if r.failures]
+            say(f"{report.processed}/{len(todo)} patients done")
+    state = outputs.state()
+    report.quarantined = sum(1 for entry in state.values() if entry.get("status") == "failed")
+    report.failed.sort(key=lambda f: f["patient"])
+    report.outputs_digest = outputs.digest()
+    return report
+
+
+def _due(last: dict[str, Any], patient: PatientInput, retry_failed: bool) -> bool:
+    return last.get("input_hash") != patient.input_hash or (retry_failed and last.get("status") == "failed")
+
+
+def _local(config: RunConfig, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:
+    if not batches:
+        return
+    worker = Worker(config)
+    for batch in batches:
+        yield worker.process(batch)
+
+
+def _ray(
+    config: RunConfig, batches: list[list[PatientInput]], address: str | None, workers: int | None
+) -> Iterator[list[PatientResult]]:
+    """Batches over a pool of Ray actors (each loads the models once); results as they finish."""
+    if not batches:
+        return
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise UsageError("--engine ray needs Ray: pip install 'carelens[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+        if address:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, runtime_env=env,
+                     log_to_driver=False, configure_logging=False)  # fmt: skip
+    try:
+        count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        actor = ray.remote(num_cpus=1)(Worker)
+        pool = ActorPool([actor.remote(config) for _ in range(min(count, len(batches)))])
+        yield from pool.map_unordered(lambda a, b: a.process.remote(b), batches)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _tables(lake: Lake, batch: list[PatientResult]) -> tuple[dict[str, list[tuple[Any, ...]]], list[dict[str, Any]]]:
+    """The batch's rows per table and its manifest entries."""
+    from carelens.run.index import index_rows
+
+    rows: dict[str, list[tuple[Any, ...]]] = {"outputs": [], "research": [], "patient_index": []}
+    entries = []
+    for r in batch:
+        rows["outputs"] += r.rows
+        rows["research"] += r.research
+        status = "failed" if r.failures else "done"
+        reason = "; ".join(r.failures) or None
+        entries.append({"patient": r.patient_id, "input_hash": r.input_hash, "status": status, "reason": reason})
+    rows["patient_index"] = index_rows(lake, {r.patient_id: r.input_hash for r in batch})
+    return rows, entries
+
+
+def report_json(report: RunReport) -> bytes:
+    return orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2)
+
+
+def iter_ids(items: Iterable[PatientInput]) -> list[str]:
+    return [p.patient_id for p in items]

@@ -1,0 +1,89 @@
+"""Which patients the lake holds and what each one's inputs are (content hashes only).
+
+One SQL pass over the lake groups every input by the patient it belongs to: the patient's FHIR
+resources (``resources.patient_id``), notes, DICOM instances and VCF samples (linked to the
+patient through a Patient identifier such as the MRN, or the Patient id itself). A patient's
+input hash covers those content hashes and the versions of the models that read them, so a
+changed resource or a new model recomputes exactly the patients it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from carelens.core.ids import stable_id
+from carelens.store import Lake
+
+# Per patient: one sorted, comma-joined string of content hashes per kind of input.
+_PLAN_SQL = """
+WITH links AS (
+    SELECT value AS key, min(patient_id) AS patient_id FROM patient_identifiers GROUP BY value
+    UNION ALL SELECT id, id FROM resources WHERE resource_type = 'Patient'
+), pat AS (
+    SELECT DISTINCT id AS patient_id FROM resources WHERE resource_type = 'Patient'
+), res AS (
+    SELECT patient_id, string_agg(DISTINCT resource_type || '/' || id || ':' || content_hash, ','
+                                  ORDER BY resource_type || '/' || id || ':' || content_hash) AS h
+    FROM resources WHERE patient_id IS NOT NULL GROUP BY patient_id
+), nts AS (
+    SELECT patient_id, string_agg(DISTINCT content_hash, ',' ORDER BY content_hash) AS h
+    FROM notes WHERE patient_id IS NOT NULL GROUP BY patient_id
+), dcm AS (
+    SELECT l.patient_id, string_agg(DISTINCT d.sop_uid || ':' || d.content_hash, ','
+                                    ORDER BY d.sop_uid || ':' || d.content_hash) AS h
+    FROM dicom_instances d JOIN (SELECT DISTINCT key, patient_id FROM links) l ON l.key = d.patient_id
+    GROUP BY l.patient_id
+), vcf AS (
+    SELECT l.patient_id, string_agg(DISTINCT v.sample || ':' || s.source_hash, ','
+                                    ORDER BY v.sample || ':' || s.source_hash) AS h
+    FROM (SELECT DISTINCT sample, source FROM variants WHERE sample IS NOT NULL) v
+    JOIN (SELECT path, any_value(source_hash) AS source_hash FROM sources GROUP BY path) s ON s.path = v.source
+    JOIN (SELECT DISTINCT key, patient_id FROM links) l ON l.key = v.sample
+    GROUP BY l.patient_id
+)
+SELECT pat.patient_id, coalesce(res.h, ''), coalesce(nts.h, ''), coalesce(dcm.h, ''), coalesce(vcf.h, '')
+FROM pat LEFT JOIN res USING (patient_id) LEFT JOIN nts USING (patient_id)
+LEFT JOIN dcm USING (patient_id) LEFT JOIN vcf USING (patient_id)
+ORDER BY pat.patient_id
+"""
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    """One patient's inputs: content hashes per kind and the hash over them and the model versions."""
+
+    patient_id: str
+    input_hash: str
+    has_images: bool
+    has_vcf: bool
+
+
+@dataclass
+class Plan:
+    """Every patient of the lake with their input hash."""
+
+    patients: list[PatientInput] = field(default_factory=list)
+
+
+def model_key(versions: dict[str, str]) -> str:
+    """The model versions as one stable string (part of every input hash)."""
+    return ";".join(f"{k}={versions[k]}" for k in sorted(versions))
+
+
+def plan(lake: Lake, versions: dict[str, str]) -> Plan:
+    """The lake's patients and their input hashes (patients sorted by id)."""
+    out = Plan()
+    if not lake.manifests():
+        return out
+    models = model_key(versions)
+    for pid, res, notes, dicom, vcf in _rows(lake):
+        digest = stable_id(pid, res, notes, dicom, vcf, models, length=64)
+        out.patients.append(PatientInput(pid, digest, bool(dicom), bool(vcf)))
+    return out
+
+
+def _rows(lake: Lake) -> Iterator[tuple[str, str, str, str, str]]:
+    table = lake.query(_PLAN_SQL)
+    columns = [table.column(i).to_pylist() for i in range(5)]
+    yield from zip(*columns, strict=True)

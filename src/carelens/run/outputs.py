@@ -1,0 +1,179 @@
+"""The output tables of ``carelens run``, written batch by batch, crash-safe.
+
+A batch's rows go to Parquet part files (tmp file, then rename) and then to the batch's manifest
+(``<store>/lake/run/_manifest/<seq>.json``, tmp then rename): the manifest is the commit point and
+names the batch's patients with their input hash and status. Parts no manifest names (left by a
+killed run) are deleted when the next run opens the store, and a patient is current when its newest
+manifest entry has its present input hash. So killing a run at any moment and running it again
+gives the same current rows as an uninterrupted run.
+
+Tables: ``outputs`` (clinical zone: summary, IPS bundle, image reads with their FHIR report and
+DICOM SR, PGx, findings, research audit, ``missing`` steps), ``patient_index`` (the workspace's
+patient list: name, MRN, birth date) and ``research`` (the de-identified copy, kept under the
+research zone ``<store>/research/run``, keyed by pseudonym only).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from carelens.core.config import research_store
+from carelens.core.errors import UsageError
+
+S = pa.string()
+SCHEMAS = {
+    "outputs": pa.schema(
+        [
+            ("patient_id", S),
+            ("input_hash", S),
+            ("kind", S),
+            ("key", S),
+            ("model", S),
+            ("content_hash", S),
+            ("json", pa.large_string()),
+        ]
+    ),
+    "patient_index": pa.schema(
+        [
+            ("patient_id", S),
+            ("input_hash", S),
+            ("name", S),
+            ("name_lower", S),
+            ("mrn", S),
+            ("birth_date", S),
+            ("gender", S),
+        ]
+    ),
+    "research": pa.schema(
+        [("pseudonym", S), ("resource_type", S), ("id", S), ("content_hash", S), ("json", pa.large_string())]
+    ),
+}
+SORT = {"outputs": ["patient_id", "kind", "key"], "patient_index": ["name_lower", "patient_id"],
+        "research": ["pseudonym", "resource_type", "id"]}  # fmt: skip
+
+
+class OutputStore:
+    """The run's tables of one store."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = Path(store)
+        self.root = self.store / "lake" / "run"
+        self.manifests_dir = self.root / "_manifest"
+
+    def folder(self, table: str) -> Path:
+        return research_store(self.store) / "run" / table if table == "research" else self.root / table
+
+    # -- reading ----------------------------------------------------------------------------
+    def manifests(self) -> list[dict[str, Any]]:
+        """Committed batches, oldest first."""
+        if not self.manifests_dir.is_dir():
+            return []
+        found = [orjson.loads(p.read_bytes()) for p in self.manifests_dir.glob("*.json")]
+        return sorted(found, key=lambda m: m["seq"])
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Per patient, its newest committed entry: input_hash, status, reason, seq."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in self.manifests():
+            for entry in m["patients"]:
+                out[entry["patient"]] = {**entry, "seq": m["seq"]}
+        return out
+
+    def parts(self, table: str) -> list[tuple[int, Path]]:
+        """(batch seq, part file) of every committed part of ``table``."""
+        return [(m["seq"], self.store / m["parts"][table]) for m in self.manifests() if table in m["parts"]]
+
+    def current_sql(self, table: str, columns: str = "*") -> str:
+        """A DuckDB SELECT of the current rows of ``table`` (the newest batch of each patient)."""
+        key = "pseudonym" if table == "research" else "patient_id"
+        parts = self.parts(table)
+        if not parts:
+            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in SCHEMAS[table])
+            return f"SELECT {columns} FROM (SELECT {cols} WHERE false)"
+        unions = " UNION ALL ".join(f"SELECT *, {seq} AS _seq FROM read_parquet('{_quote(p)}')" for seq, p in parts)
+        return f"SELECT {columns} FROM (SELECT * FROM ({unions}) QUALIFY _seq = max(_seq) OVER (PARTITION BY {key}))"
+
+    def digest(self) -> str:
+        """sha256 over every current row of every table (sorted; no batch or engine in it)."""
+        import duckdb
+
+        h = hashlib.sha256()
+        with duckdb.connect() as con:
+            for table in SCHEMAS:
+                cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names if c != "json")
+                sql = self.current_sql(table, cols) + " ORDER BY ALL"
+                for row in con.sql(sql).fetchall():
+                    h.update(orjson.dumps([table, *row]))
+        return h.hexdigest()
+
+    # -- writing ----------------------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[OutputWriter]:
+        """Exclusive writing: one run per store at a time; leftovers of a killed run removed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError("another carelens run is writing this store") from None
+            self._remove_uncommitted()
+            yield OutputWriter(self, len(self.manifests()))
+
+    def _remove_uncommitted(self) -> None:
+        keep = {(self.store / p).absolute() for m in self.manifests() for p in m["parts"].values()}
+        for table in SCHEMAS:
+            folder = self.folder(table)
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.absolute() not in keep:
+                        path.unlink()
+        if self.manifests_dir.is_dir():
+            for path in self.manifests_dir.glob("*.tmp"):
+                path.unlink()
+
+
+class OutputWriter:
+    """Commits one batch at a time: part files first, then the manifest (the commit point)."""
+
+    def __init__(self, outputs: OutputStore, seq: int) -> None:
+        self.outputs = outputs
+        self.seq = seq
+
+    def commit(self, rows: dict[str, list[tuple[Any, ...]]], patients: list[dict[str, Any]]) -> None:
+        self.seq += 1
+        parts: dict[str, str] = {}
+        for table, values in rows.items():
+            if not values:
+                continue
+            schema = SCHEMAS[table]
+            arrays = [
+                pa.array(list(col), type=f.type) for col, f in zip(zip(*values, strict=True), schema, strict=True)
+            ]
+            data = pa.Table.from_arrays(arrays, schema=schema).sort_by([(c, "ascending") for c in SORT[table]])
+            folder = self.outputs.folder(table)
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"part-{self.seq:08d}.parquet"
+            tmp = target.with_name(target.name + ".tmp")
+            pq.write_table(data, tmp, compression="zstd")
+            os.replace(tmp, target)
+            parts[table] = str(target.relative_to(self.outputs.store))
+        manifest = {"seq": self.seq, "parts": parts, "patients": patients}
+        self.outputs.manifests_dir.mkdir(parents=True, exist_ok=True)
+        path = self.outputs.manifests_dir / f"{self.seq:08d}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(manifest))
+        os.replace(tmp, path)
+
+
+def _quote(path: Path) -> str:
+    return str(path.absolute()).replace("'", "''")

@@ -1,0 +1,157 @@
+"""carelens run on the demo cohort's lake: outputs, idempotence, incremental, crash safety,
+quarantine, the command line, and the Ray engine giving the same outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from carelens.core.errors import UsageError
+from carelens.run import OutputStore, run
+from carelens.server.lake_data import LakeData
+from carelens.store import Lake
+from tests.run.conftest import Cohort
+
+
+def _run(c: Cohort, **kw: object) -> dict:
+    return run(c.store, clinvar=c.clinvar, secret_file=c.secret, **kw).as_dict()  # type: ignore[arg-type]
+
+
+def _patients(store: Path) -> list[str]:
+    return sorted(Lake(store).query("SELECT DISTINCT id FROM resources WHERE resource_type = 'Patient'").column(0)
+                  .to_pylist())  # fmt: skip
+
+
+def test_run_makes_every_output_once(cohort: Cohort) -> None:
+    first = _run(cohort)
+    pids = _patients(cohort.store)
+    assert first["patients"] == first["processed"] == len(pids) == 3 and first["failed"] == []
+    data = LakeData(cohort.store)
+    for pid in pids:
+        summary = data.summary(pid)
+        assert summary["patient"] == pid and summary["sections"]
+        assert data.ips(pid)["entry"][0]["resource"]["resourceType"] == "Composition"
+        assert data.pgx(pid)["genes"] and data.input_hash(pid) != "not-run"
+    outputs = OutputStore(cohort.store)
+    kinds = {r[0] for r in duckdb.sql(outputs.current_sql("outputs", "DISTINCT kind")).fetchall()}
+    assert {"summary", "ips", "pgx", "findings", "research_audit"} <= kinds
+    # the research copy is keyed by pseudonym only and holds no name or MRN of the cohort
+    research = outputs.parts("research")
+    assert research and all("research" in str(p) for _, p in research)
+    text = b"".join(orjson.dumps(r) for r in duckdb.sql(outputs.current_sql("research")).fetchall())
+    for row in data.search(limit=10)[0]:
+        assert row.mrn and row.mrn.encode() not in text and row.name.split()[-1].encode() not in text
+        assert row.id.encode() not in text
+
+    second = _run(cohort)
+    assert second["processed"] == 0 and second["unchanged"] == 3
+    assert second["outputs_digest"] == first["outputs_digest"]
+
+
+def test_a_changed_resource_recomputes_only_its_patient(cohort: Cohort, tmp_path: Path) -> None:
+    first = _run(cohort)
+    bundle_path = sorted((cohort.root / "fhir").glob("*.json"))[0]
+    bundle = orjson.loads(bundle_path.read_bytes())
+    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
+    changed.setdefault("note", []).append({"text": "reviewed"})
+    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    changed["subject"] = {"reference": f"Patient/{patient}"}  # a later export, outside the first bundle
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
+                                     "entry": [{"resource": changed}]}))  # fmt: skip
+    from carelens.ingest import ingest
+
+    ingest([edited], cohort.store)
+    before = LakeData(cohort.store).input_hash(patient)
+    second = _run(cohort)
+    assert second["processed"] == 1 and second["unchanged"] == 2
+    assert second["outputs_digest"] != first["outputs_digest"]
+    assert LakeData(cohort.store).input_hash(patient) != before
+
+
+def test_one_bad_patient_is_quarantined_and_the_rest_go_on(cohort: Cohort, tmp_path: Path) -> None:
+    # the VCF of one patient is gone after ingest: its genomics step fails, its other outputs and
+    # the other patients are made
+    files = tmp_path / "files"
+    shutil.copytree(cohort.root, files)
+    store = tmp_path / "store2"
+    vcfs = sorted((files / "genomics").glob("*.vcf.gz"))
+    from carelens.ingest import ingest
+
+    ingest([files / "fhir", *vcfs], store)
+    vcfs[0].unlink()
+    report = run(store, clinvar=cohort.clinvar).as_dict()
+    assert report["processed"] == 3 and len(report["failed"]) == 1
+    bad = report["failed"][0]
+    assert bad["reason"].startswith("genomics:") and "no longer readable" in bad["reason"]
+    data = LakeData(store)
+    assert data.summary(bad["patient"])["sections"]  # what exists is shown
+    assert data.missing(bad["patient"])[0]["step"] == "genomics"  # and what is missing is said
+    assert report["quarantined"] == 1
+    again = run(store, clinvar=cohort.clinvar).as_dict()
+    assert again["processed"] == 0 and again["quarantined"] == 1
+    shutil.copyfile(cohort.root / "genomics" / vcfs[0].name, vcfs[0])  # the file is back
+    fixed = run(store, clinvar=cohort.clinvar, retry_failed=True).as_dict()
+    assert fixed["processed"] == 1 and fixed["failed"] == [] and fixed["quarantined"] == 0
+    assert LakeData(store).missing(bad["patient"]) == [] and LakeData(store).pgx(bad["patient"])
+
+
+def test_bad_usage(cohort: Cohort, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="engine"):
+        run(cohort.store, engine="spark")
+    with pytest.raises(UsageError, match="lake is empty"):
+        run(tmp_path / "empty")
+    with pytest.raises(UsageError, match="clinvar"):
+        run(cohort.store, clinvar=tmp_path / "nope.vcf")
+
+
+def _cli(store: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CARELENS_STORE": str(store)}
+    cmd = [sys.executable, "-m", "carelens.cli", "run", "--format", "json", *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_then_rerun_gives_the_tables_of_an_uninterrupted_run(cohort: Cohort, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    shutil.copytree(cohort.store, whole)
+    args = ["--clinvar", str(cohort.clinvar), "--secret-file", str(cohort.secret), "--batch-size", "1"]
+    out, err = _cli(whole, *args).communicate(timeout=300)
+    uninterrupted = json.loads(out)
+    manifests = cohort.store / "lake" / "run" / "_manifest"
+    proc = _cli(cohort.store, *args)
+    deadline = time.monotonic() + 300
+    while not (manifests.is_dir() and any(manifests.glob("*.json"))) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # after the first batch's commit, during the next
+    proc.communicate()
+    done = len(list(manifests.glob("*.json")))
+    rerun = _cli(cohort.store, *args)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    report = json.loads(out)
+    assert report["processed"] == 3 - done and report["unchanged"] == done
+    assert report["outputs_digest"] == uninterrupted["outputs_digest"]
+    assert "patients done" in err  # progress on stderr, JSON on stdout
+
+
+@pytest.mark.slow
+def test_ray_gives_the_same_outputs(cohort: Cohort, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    local = tmp_path / "local"
+    shutil.copytree(cohort.store, local)
+    expected = run(local, clinvar=cohort.clinvar, secret_file=cohort.secret).as_dict()
+    got = _run(cohort, engine="ray", workers=2, batch_size=1)
+    assert got["engine"] == "ray" and got["processed"] == 3 and got["failed"] == []
+    assert got["outputs_digest"] == expected["outputs_digest"]
+    assert _run(cohort, engine="ray", workers=2)["processed"] == 0
