@@ -328,13 +328,16 @@ class _Run:
         self.seen.add(digest)
         held = _File(path=path, source_hash=digest, kind=kind or "unknown")
         try:
-            self.read(held, kind, data)
+            committed = self.read(held, kind, data)
         except RecursionError:  # any reader's depth limit: the file, not the batch, fails
             held = _File(path=path, source_hash=digest, kind=kind or "unknown")
             self.bad(held, "file", TOO_DEEP if kind == "fhir" else "nested too deeply")
-        self.finish(held, final=False)
+            committed = False
+        if not committed:
+            self.finish(held, final=False)
 
-    def read(self, held: _File, kind: str | None, data: bytes) -> None:
+    def read(self, held: _File, kind: str | None, data: bytes) -> bool:
+        """Read ``data`` into ``held``; True when the reader committed the file itself (a streamed VCF)."""
         if kind in ("fhir", "note", "vcf"):
             data = strip_bom(data)
         if kind == "fhir":
@@ -345,11 +348,12 @@ class _Run:
             self.read_dicom(held, data)
         elif kind == "vcf" and not data:  # streamed: committed on its own, in bounded memory
             self.stream_vcf(held)
-            return
+            return True
         elif kind == "vcf":
             self.read_vcf(held, data)
         else:
             self.bad(held, "file", "not a FHIR, note, DICOM or VCF file")
+        return False
 
     def prior_quarantine(self) -> dict[str, list[tuple[str, str]]]:
         """``where`` and reason of what was quarantined of each source in an earlier run."""

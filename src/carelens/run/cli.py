@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
+from carelens.core.options import choice, format_option
 
 
 def run_command(
-    engine: str = typer.Option("local", "--engine", help="local (one process) or ray (Ray tasks on actors)."),
+    engine: str = choice("local", "--engine", ("local", "ray"), "local (one process) or ray (Ray tasks on actors)."),
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="An existing Ray cluster (ray://host:10001 or auto); default: embedded local Ray."
     ),
@@ -20,9 +21,9 @@ def run_command(
     secret_file: Path | None = typer.Option(
         None, "--secret-file", help="Site key for the research copy (default: CARELENS_SECRET_FILE; else no copy)."
     ),
-    batch_size: int = typer.Option(8, "--batch-size", help="Patients per batch (one commit per batch)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Patients per batch (one commit per batch)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo patients whose last run failed a step."),
-    fmt: str = typer.Option("text", "--format", help="text or json."),
+    fmt: str = format_option("text", ("text", "json"), "text or json."),
 ) -> None:
     """Process every patient whose inputs or models changed: summary, image reads, PGx/findings,
     research copy. JSON: {"patients", "processed", "unchanged", "failed": [{"patient", "reason"}],
@@ -31,12 +32,8 @@ def run_command(
     from carelens.core.output import emit_json
     from carelens.run import run
 
-    if fmt not in ("text", "json"):
-        raise UsageError("--format must be text or json")
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     report = run(store or get_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size,
                  retry_failed)  # fmt: skip
     if fmt == "json":
