@@ -34,7 +34,7 @@ TYPE_PRIORITY = [
 _RANK = {t: i for i, t in enumerate(TYPE_PRIORITY)}
 # rule types kept as they are next to the CRF (identifiers with a shape)
 SHAPED = frozenset({"EMAIL", "URL", "IP", "SSN", "PHONE", "FAX", "MRN", "ACCOUNT", "HEALTHPLAN", "LICENSE", "DEVICE",
-                    "VEHICLE", "ZIP", "AGE"})
+                    "VEHICLE", "ZIP", "AGE", "ID"})
 
 TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sr", "jr", "rev", "sir", "dame"}
 RELATION_CUES = {
