@@ -106,3 +106,16 @@ def test_a_very_long_note_is_tagged_in_pieces_with_exact_offsets() -> None:
     spans = detect_phi(text)
     assert all(text[s.start : s.end].strip() == text[s.start : s.end] for s in spans)
     assert sum(text[s.start : s.end] == "Quixley" for s in spans) >= 0.9 * text.count("Quixley")
+
+
+def test_train_command_without_the_corpus_gives_a_one_line_reason(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+    from carelens.core.errors import InputError
+
+    res = CliRunner().invoke(app, ["deid", "train", "--out", str(tmp_path / "m"), "--data", str(tmp_path)])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError)
+    reason = str(res.exception)
+    assert "physionet-dev" in reason and "\n" not in reason
+    assert not (tmp_path / "m").exists()
