@@ -93,7 +93,7 @@ def detect_phi(
     else:
         ctoks = crf_tokens(text)
         spans += [s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))]
-        spans += [s for s in layers if s.type == "NAME" and _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start)]
+        spans += _titled(text, layers)
         spans += _last_first(tokens, text)
         spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
     spans += _propagate_names(tokens, spans)
@@ -103,6 +103,16 @@ def detect_phi(
 # a date with day, month and year ("1951-07-23", "07/23/1951", "July 23, 1951"): kept as the rule found it
 _FULL_DATE = re.compile(r"\d{1,4}\W\d{1,2}\W\d{2,4}|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}")
 _TITLE_BEFORE = re.compile(r"\b(?:dr|doctor|mr|mrs|ms|miss|prof)\.?\s*$", re.IGNORECASE)
+
+
+def _titled(text: str, layers: list[PhiSpan]) -> list[PhiSpan]:
+    """Dictionary names right after a title ("Dr. May Chen", "MRS. OKAFOR"), and the names that follow those."""
+    out: list[PhiSpan] = []
+    for s in sorted(x for x in layers if x.type == "NAME"):
+        after_kept = bool(out) and text[out[-1].end : s.start] == " "
+        if after_kept or _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
+            out.append(s)
+    return out
 
 
 def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:

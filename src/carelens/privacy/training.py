@@ -2,7 +2,8 @@
 """Training the CRF layer of the text de-identifier (``carelens deid train``).
 
 Training text: the real notes of the PhysioNet deid corpus (only the patients of the fit part of
-the fixed by-patient split, see ``corpus``), optionally with notes carelens generates itself.
+the fixed by-patient split, see ``corpus``) and an ALL CAPS copy of each, with Presidio's synthetic
+sentences and notes carelens generates itself (marked by a ``synthetic`` feature).
 Labels come from the gold spans (names, locations, dates, phones, ages over 89, other ids; a year
 alone is ``O`` as Safe Harbor keeps it). The word-identity feature is limited to a vocabulary of
 words seen at least ``min_count`` times outside PHI and never inside a name, location or id span,
@@ -89,6 +90,12 @@ def train(notes: list[Note], out: Path, threshold: float = 0.03, c1: float = 0.0
     return CrfModel(out, vocab, threshold)
 
 
+def upper_copies(notes: list[Note]) -> list[Note]:
+    """An ALL CAPS copy of each mixed-case note (same spans), so the model does not lean on case."""
+    return [Note(n.id + "_upper", n.patient, n.text.upper(), n.spans, n.synthetic) for n in notes
+            if n.text.upper() != n.text and len(n.text.upper()) == len(n.text)]  # fmt: skip
+
+
 def demo_notes(patients: int, seed: int) -> list[Note]:
     """Notes carelens generates itself (the demo cohort, its own seed), as synthetic training text."""
     from carelens.demo import generate_cohort
@@ -122,7 +129,7 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
     if synthetic:
         extra += demo_notes(DEMO_PATIENTS, DEMO_SEED)
     cpu = time.process_time()
-    model = train(fit + extra, out_dir / MODEL_FILE, threshold, iterations=iterations)
+    model = train(fit + upper_copies(fit) + extra, out_dir / MODEL_FILE, threshold, iterations=iterations)
     report: dict = {"fit": _sizes(fit), "held_out": _sizes(held), "synthetic_fit": len(extra),
                     "threshold": threshold, "iterations": iterations, "held_out_score": _score(model, held)}  # fmt: skip
     if on_step:
@@ -135,7 +142,8 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
             for k in range(folds):
                 train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
                 test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
-                m = train(train_notes + extra, Path(tmp) / f"fold{k}.crfsuite", threshold, iterations=iterations)
+                train_notes += upper_copies(train_notes) + extra
+                m = train(train_notes, Path(tmp) / f"fold{k}.crfsuite", threshold, iterations=iterations)
                 scores.append(_score(m, test_notes, raw=True))
                 if on_step:
                     on_step(f"fold {k + 1}/{folds}")
@@ -170,7 +178,7 @@ Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterati
 ## Sources
 | source | used for | size | licence |
 |---|---|---|---|
-| PhysioNet `deid` gold notes, development half (`deid/physionet-dev`), patients of the fit part of the fixed by-patient split (`carelens.privacy.corpus.split_by_patient`) | training | {fit["notes"]} notes, {fit["patients"]} patients, {fit["spans"]} gold spans | GPL (PhysioNet deid distribution) |
+| PhysioNet `deid` gold notes, development half (`deid/physionet-dev`), patients of the fit part of the fixed by-patient split (`carelens.privacy.corpus.split_by_patient`), each also in an ALL CAPS copy | training | {fit["notes"]} notes, {fit["patients"]} patients, {fit["spans"]} gold spans | GPL (PhysioNet deid distribution) |
 | the same corpus, the other patients | held-out figures below only | {held["notes"]} notes, {held["patients"]} patients, {held["spans"]} gold spans | GPL |
 | Presidio's synthetic set (`presidio_synth_dataset_v2.json`), fit part by template, and the demo generator's notes ({DEMO_PATIENTS} patients, seed {DEMO_SEED}), both marked by a `synthetic` feature | training | {report["synthetic_fit"]} sentences and notes | MIT (Microsoft Presidio) / carelens |
 | first names and surnames of every Latin-script Faker locale, Faker's cities | dictionary features | | MIT (Faker) |
