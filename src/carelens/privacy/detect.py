@@ -93,7 +93,7 @@ def detect_phi(
     else:
         ctoks = crf_tokens(text)
         spans += [s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))]
-        spans += _titled(text, layers)
+        spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
         spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
     spans += _propagate_names(tokens, spans)
@@ -105,11 +105,12 @@ _FULL_DATE = re.compile(r"\d{1,4}\W\d{1,2}\W\d{2,4}|[A-Za-z]{3,9}\.?\s+\d{1,2}(?
 _TITLE_BEFORE = re.compile(r"\b(?:dr|doctor|mr|mrs|ms|miss|prof)\.?\s*$", re.IGNORECASE)
 
 
-def _titled(text: str, layers: list[PhiSpan]) -> list[PhiSpan]:
-    """Dictionary names right after a title ("Dr. May Chen", "MRS. OKAFOR"), and the names that follow those."""
+def _titled(text: str, layers: list[PhiSpan], vocabulary: frozenset[str]) -> list[PhiSpan]:
+    """Dictionary names right after a title ("Dr. May Chen", "MRS. OKAFOR"), and the names that follow
+    those unless they are words of the CRF's vocabulary ("DR. OKAFOR AWARE")."""
     out: list[PhiSpan] = []
     for s in sorted(x for x in layers if x.type == "NAME"):
-        after_kept = bool(out) and text[out[-1].end : s.start] == " "
+        after_kept = bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
         if after_kept or _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
             out.append(s)
     return out
