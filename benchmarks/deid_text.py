@@ -1,132 +1,75 @@
 # ruff: noqa: E501
-"""Benchmark: text de-identification, carelens vs Presidio, token-level recall/precision/F2 and notes/s.
+"""Benchmark: text de-identification on real and synthetic notes, carelens now vs carelens before
+issue #14 (commit f33608e) vs Presidio: token recall, precision, F2 per PHI type, notes per CPU-second.
 
-Corpora: (a) the demo cohort's notes with gold PHI spans (generated into a temp folder),
-(b) ``deid/presidio_synth_dataset_v2.json`` from the shared data. A gold PHI token counts as
-found when any detected span covers it (type-agnostic, as in the i2b2 "binary token" metric).
-Presidio runs offline with a blank spaCy ``en`` pipeline (no NER model can be downloaded) and
-all its predefined pattern recognizers.
+Corpora: (a) the held-out-by-patient part of ``deid/physionet-dev`` (real ICU nursing notes; the
+fixed split of ``carelens.privacy.corpus``; the shipped model never saw these patients), (b) the
+demo cohort's generated notes, (c) the held-out part (by template) of Presidio's synthetic set.
+Scoring everywhere is physionet-dev's README scorer (``carelens.privacy.corpus.Score``): a gold
+``\\w+`` token is found when a detected span overlaps it; a detected token is a true positive when it
+overlaps a gold span; a year alone and non-identifier types (titles, nationalities, ages <= 89) are
+not counted against recall. Presidio runs offline with a blank spaCy pipeline and its pattern
+recognizers. The old detector runs in a subprocess from ``git archive f33608e src``.
 
-    .venv/bin/python benchmarks/deid_text.py [--patients 30] [--seed 7] [--limit N]
+    PYTHONPATH=src .venv/bin/python benchmarks/deid_text.py [--patients 30] [--seed 23] [--skip-old]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from carelens.core.config import shared_data_dir
+from carelens.privacy.corpus import Note, Score, by_class, load_corpus, load_presidio, split_by_patient
 
-TOKEN = re.compile(r"\w+", re.UNICODE)
-
-# Presidio dataset types that are Safe Harbor identifiers (TITLE and NRP are not; AGE only over 89;
-# DATE_TIME only with more than a year; GPE only below country level).
-PRESIDIO_SKIP = {"TITLE", "NRP"}
-
-
-def tokens(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in TOKEN.finditer(text)]
-
-
-def covered(tok: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
-    return any(s < tok[1] and tok[0] < e for s, e in spans)
-
-
-def score(docs: list[dict], detect, name: str) -> dict:
-    """docs: [{"text", "gold": [(start, end, type, counted)]}]; detect(text) -> [(start, end)]."""
-    per_type: dict[str, Counter] = defaultdict(Counter)
-    tp = fp = fn = 0
-    t0, c0 = time.perf_counter(), time.process_time()
-    predictions = [detect(d["text"]) for d in docs]
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    for doc, pred in zip(docs, predictions, strict=True):
-        for tok in tokens(doc["text"]):
-            gold = [g for g in doc["gold"] if g[0] < tok[1] and tok[0] < g[1]]
-            hit = covered(tok, pred)
-            if gold:
-                counted = [g for g in gold if g[3]]
-                if not counted:
-                    continue  # a token of a non-identifier type (TITLE, NRP, age <= 89): neutral
-                kind = counted[0][2]
-                per_type[kind]["gold"] += 1
-                per_type[kind]["found"] += hit
-                tp += hit
-                fn += not hit
-            elif hit:
-                fp += 1
-    recall = tp / max(tp + fn, 1)
-    precision = tp / max(tp + fp, 1)
-    return {
-        "name": name,
-        "recall": recall,
-        "precision": precision,
-        "f2": f_beta(precision, recall, 2),
-        "notes_per_s": len(docs) / max(elapsed, 1e-9),
-        "notes_per_cpu_s": len(docs) / max(cpu, 1e-9),
-        "per_type": {k: v["found"] / v["gold"] for k, v in sorted(per_type.items())},
-        "per_type_n": {k: v["gold"] for k, v in sorted(per_type.items())},
-    }
+OLD_COMMIT = "f33608e"
+REPO = Path(__file__).resolve().parents[1]
+OLD_RUNNER = """
+import json, sys, time
+from carelens.privacy.detect import detect_phi
+texts = json.load(open(sys.argv[1]))
+detect_phi("warm up Dr. Smith 1/2/2020")
+c0 = time.process_time()
+out = [[(s.start, s.end) for s in detect_phi(t)] for t in texts]
+json.dump({"cpu": time.process_time() - c0, "spans": out}, open(sys.argv[2], "w"))
+"""
 
 
-def f_beta(p: float, r: float, beta: float) -> float:
-    return (1 + beta**2) * p * r / max(beta**2 * p + r, 1e-9)
+def run(notes: list[Note], detect, name: str) -> dict:
+    c0, t0 = time.process_time(), time.perf_counter()
+    predictions = [detect(n.text) for n in notes]
+    return result(notes, predictions, name, time.process_time() - c0, time.perf_counter() - t0)
 
 
-def demo_docs(patients: int, seed: int, tmp: Path) -> tuple[list[dict], Path] | None:
-    try:
-        from carelens.demo import generate_cohort
-    except ImportError:
-        print("demo cohort generator not available: skipping corpus (a)", file=sys.stderr)
-        return None
-    out = tmp / "cohort"
-    generate_cohort(out, patients=patients, seed=seed)
-    docs = []
-    for txt in sorted((out / "notes").glob("*.txt")):
-        gold_file = txt.with_name(txt.stem + ".phi.json")
-        if not gold_file.exists():
-            continue
-        gold = json.loads(gold_file.read_text())
-        docs.append({"text": txt.read_text(), "gold": [(g["start"], g["end"], g["type"], True) for g in gold],
-                     "path": txt})  # fmt: skip
-    return docs, out
+def result(notes: list[Note], predictions: list, name: str, cpu: float, wall: float | None = None) -> dict:
+    score = Score()
+    for note, pred in zip(notes, predictions, strict=True):
+        score.add(note.text, note.spans, pred)
+    return {"name": name, "score": score, "notes_per_cpu_s": len(notes) / max(cpu, 1e-9),
+            "notes_per_s": len(notes) / max(wall, 1e-9) if wall else None}  # fmt: skip
 
 
-def presidio_docs(limit: int | None) -> list[dict]:
-    data_dir = shared_data_dir()
-    if data_dir is None:
-        print("shared data not found: skipping corpus (b)", file=sys.stderr)
-        return []
-    rows = json.loads((data_dir / "deid" / "presidio_synth_dataset_v2.json").read_text())
-    countries = _countries()
-    docs = []
-    for row in rows[:limit]:
-        gold = []
-        for s in row["spans"]:
-            kind, value = s["entity_type"], s["entity_value"]
-            counted = kind not in PRESIDIO_SKIP
-            if kind == "AGE":
-                counted = value.strip().isdigit() and int(value) > 89
-            if kind == "DATE_TIME":
-                counted = not re.fullmatch(r"\s*\d{4}s?\s*", value)
-            if kind == "GPE":
-                counted = value.strip().lower() not in countries
-            gold.append((s["start_position"], s["end_position"], kind, counted))
-        docs.append({"text": row["full_text"], "gold": gold})
-    return docs
-
-
-def _countries() -> set[str]:
-    from faker.providers.address.en_US import Provider
-
-    return {c.lower() for c in Provider.countries} | {"usa", "us", "uk", "united states", "america"}
+def old_detector(notes: list[Note], tmp: Path) -> dict:
+    """The detector as it was before issue #14, in its own interpreter."""
+    src = tmp / "old"
+    src.mkdir(exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", OLD_COMMIT, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    texts, out = tmp / "texts.json", tmp / "old-out.json"
+    texts.write_text(json.dumps([n.text for n in notes]))
+    env = {**os.environ, "PYTHONPATH": str(src / "src")}
+    subprocess.run([sys.executable, "-c", OLD_RUNNER, str(texts), str(out)], check=True, env=env)
+    data = json.loads(out.read_text())
+    return result(notes, data["spans"], f"carelens before #14 ({OLD_COMMIT})", data["cpu"])
 
 
 def carelens_detector():
@@ -134,22 +77,6 @@ def carelens_detector():
 
     detect_phi("warm up Dr. Smith 1/2/2020")
     return lambda text: [(s.start, s.end) for s in detect_phi(text)]
-
-
-def carelens_with_context(docs: list[dict], cohort: Path):
-    """Detector that also uses each note's patient (known identifiers) from the cohort's FHIR."""
-    from carelens.privacy.detect import detect_phi
-    from carelens.privacy.fhir import load_patients
-    from carelens.privacy.keys import KeyService
-
-    keys = KeyService(b"benchmark-secret-not-for-production")
-    patients = load_patients([cohort / "fhir"], keys) if (cohort / "fhir").exists() else {}
-    by_text = {}
-    for d in docs:
-        stem = d["path"].stem
-        ctx = next((patients[k] for k in (stem, stem.split("_")[0], stem.split("-note")[0]) if k in patients), None)
-        by_text[id(d["text"])] = ctx
-    return lambda text: [(s.start, s.end) for s in detect_phi(text, by_text.get(id(text)))]
 
 
 def presidio_detector():
@@ -166,78 +93,116 @@ def presidio_detector():
     return lambda text: [(r.start, r.end) for r in engine.analyze(text, language="en", score_threshold=0.0)]
 
 
-def table(title: str, results: list[dict]) -> str:
+def demo_notes(patients: int, seed: int, tmp: Path) -> list[Note]:
+    from carelens.demo import generate_cohort
+
+    out = tmp / "cohort"
+    generate_cohort(out, patients=patients, seed=seed, training_images=False)
+    notes = []
+    for txt in sorted((out / "notes").glob("*.txt")):
+        gold = json.loads(txt.with_name(txt.stem + ".phi.json").read_text())
+        notes.append(
+            Note(
+                txt.stem,
+                txt.stem.split("_")[0],
+                txt.read_text(),
+                tuple((g["start"], g["end"], g["type"]) for g in gold),
+            )
+        )
+    return notes
+
+
+def table(title: str, results: list[dict], classes: bool = False) -> str:
     lines = [
-        f"### {title}",
+        f"#### {title}",
         "",
-        "| system | recall | precision | F2 | notes/s (wall) | notes per CPU-second |",
-        "|---|---|---|---|---|---|",
+        "| system | recall | precision | F2 | notes per CPU-second |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
+        s = r["score"]
         lines.append(
-            f"| {r['name']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f2']:.3f} | {r['notes_per_s']:.0f} "
-            f"| {r['notes_per_cpu_s']:.0f} |"
+            f"| {r['name']} | {s.recall:.3f} | {s.precision:.3f} | {s.f(2):.3f} | {r['notes_per_cpu_s']:.0f} |"
         )
-    kinds = sorted({k for r in results for k in r["per_type"]})
-    lines += ["", "| type (gold tokens) | " + " | ".join(r["name"] for r in results) + " |",
-              "|---|" + "---|" * len(results)]  # fmt: skip
+    per = [r["score"].per_type() for r in results]
+    kinds = sorted({k for p in per for k in p})
+    lines += [
+        "",
+        "| type (gold tokens): recall | " + " | ".join(r["name"] for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
     for k in kinds:
-        n = results[0]["per_type_n"].get(k, 0)
         lines.append(
-            f"| {k} ({n}) | " + " | ".join(f"{r['per_type'].get(k, float('nan')):.3f}" for r in results) + " |"
+            f"| {k} ({per[0].get(k, (0, 0))[1]}) | "
+            + " | ".join(f"{p.get(k, (float('nan'), 0))[0]:.3f}" for p in per)
+            + " |"
         )
+    if classes:
+        cls = [by_class(r["score"]) for r in results]
+        for k in sorted({k for c in cls for k in c}):
+            lines.append(
+                f"| all {k} ({cls[0].get(k, (0, 0))[1]}) | "
+                + " | ".join(f"{c.get(k, (float('nan'), 0))[0]:.3f}" for c in cls)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def command_table(docs: list[dict], cohort: Path, tmp: Path) -> str:
-    """The whole ``carelens deid text`` command over the same notes (start-up, reading, surrogates and
-    writing included), as the acceptance run calls it; ``carelens --version`` is its start-up alone."""
-    notes = tmp / "notes-only"
-    notes.mkdir()
-    for d in docs:
-        (notes / d["path"].name).write_text(d["text"])
-    runs = [("carelens deid text", ["deid", "text", str(notes), "--out", str(tmp / "out-plain")]),
-            ("carelens deid text --fhir", ["deid", "text", str(notes), "--out", str(tmp / "out-fhir"), "--fhir",
-                                           str(cohort / "fhir")]),
-            ("start-up alone (carelens --version)", ["--version"])]  # fmt: skip
-    lines = [f"### (a') the whole command over the same {len(docs)} notes (one run each)", "",
-             "| command | wall s | notes/s | CPU s | notes per CPU-second |", "|---|---|---|---|---|"]  # fmt: skip
-    for name, args in runs:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "carelens.cli", *args], check=True, capture_output=True)
-        wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        rate = "-" if args == ["--version"] else f"{len(docs) / wall:.0f}"
-        per_cpu = "-" if args == ["--version"] else f"{len(docs) / cpu:.0f}"
-        lines.append(f"| {name} | {wall:.2f} | {rate} | {cpu:.2f} | {per_cpu} |")
-    return "\n".join(lines) + "\n"
+def command_row(notes: list[Note], tmp: Path) -> str:
+    """The whole ``carelens deid text`` command over the held-out notes (start-up, reading, writing)."""
+    folder = tmp / "heldout-notes"
+    folder.mkdir()
+    for n in notes:
+        (folder / f"{n.id}.txt").write_text(n.text)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "carelens.cli", "deid", "text", str(folder), "--out", str(tmp / "out")],
+                   check=True, capture_output=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    score = Score()
+    for n in notes:
+        spans = json.loads((tmp / "out" / f"{n.id}.phi.json").read_text())
+        score.add(n.text, n.spans, [(s["start"], s["end"]) for s in spans])
+    return (
+        f"`carelens deid text` on the {len(notes)} held-out notes (one run, start-up included): wall {wall:.1f} s, "
+        f"CPU {cpu:.1f} s ({len(notes) / cpu:.0f} notes per CPU-second); its .phi.json spans score recall "
+        f"{score.recall:.3f}, precision {score.precision:.3f}.\n"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--limit", type=int, default=None, help="first N Presidio sentences only")
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--skip-old", action="store_true", help="do not run the pre-#14 detector")
+    parser.add_argument("--skip-presidio", action="store_true", help="do not run Presidio")
     args = parser.parse_args()
+    data = shared_data_dir()
+    if data is None:
+        sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
     ours = carelens_detector()
-    theirs = presidio_detector()
-    report = []
-    with tempfile.TemporaryDirectory() as tmp:
-        demo = demo_docs(args.patients, args.seed, Path(tmp))
-        if demo:
-            docs, cohort = demo
-            results = [score(docs, ours, "carelens"), score(docs, carelens_with_context(docs, cohort),
-                       "carelens + patient FHIR"), score(docs, theirs, "presidio")]  # fmt: skip
-            report.append(table(f"(a) demo cohort notes ({len(docs)} notes, {args.patients} patients, seed {args.seed})",
-                                results))  # fmt: skip
-            report.append(command_table(docs, cohort, Path(tmp)))
-    pdocs = presidio_docs(args.limit)
-    if pdocs:
-        results = [score(pdocs, ours, "carelens"), score(pdocs, theirs, "presidio")]
-        report.append(table(f"(b) presidio_synth_dataset_v2 ({len(pdocs)} sentences)", results))
-    print("\n".join(report))
+    theirs = None if args.skip_presidio else presidio_detector()
+    corpora = [("(a) physionet-dev, held-out patients", split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[1], True),
+               ("(c) Presidio synthetic set, held-out templates", split_by_patient(load_presidio(data / "deid" / "presidio_synth_dataset_v2.json"))[1], False)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        demo = demo_notes(args.patients, args.seed, tmp)
+        corpora.insert(1, (f"(b) demo cohort notes ({args.patients} patients, seed {args.seed})", demo, False))
+        print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}\n")
+        for title, notes, classes in corpora:
+            results = [run(notes, ours, "carelens")]
+            if not args.skip_old:
+                sub = tmp / f"old{len(results)}{len(title)}"
+                sub.mkdir()
+                results.append(old_detector(notes, sub))
+            if theirs is not None:
+                results.append(run(notes, theirs, "presidio"))
+            n_pat = len({n.patient for n in notes})
+            print(table(f"{title}: {len(notes)} notes, {n_pat} patients/templates", results, classes), flush=True)
+        print(command_row(corpora[0][1], tmp))
+        print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
 
 
 if __name__ == "__main__":

@@ -509,8 +509,38 @@ def nursing_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
         ". "
         + rng.choice(["PATIENT COMFORTABLE, FAMILY UPDATED.", "WILL CONT TO MONITOR.", "REPORT GIVEN TO ONCOMING RN."])
     )
+    _icu_shorthand(w, random.Random(f"icu:{story.mrn}:{enc.start}"))  # its own draws: the rest is unchanged
     b.add("\n")
     return Note("nursing", enc, b.text, b.spans, b.mentions, True)
+
+
+UNITS = ["MICU", "SICU", "CCU", "CSRU", "TSICU", "NICU", "PACU", "ER", "EW", "OR", "CATH LAB", "STEPDOWN"]
+NICKNAMES = {"William": "Bill", "Robert": "Bob", "Margaret": "Peggy", "Elizabeth": "Liz", "Richard": "Dick",
+             "James": "Jim", "Patricia": "Pat", "Katherine": "Kate", "Joseph": "Joe", "Thomas": "Tom"}  # fmt: skip
+
+
+def _icu_shorthand(w: _Writer, r: random.Random) -> None:
+    """ICU nursing shorthand as real notes have it: "DR. X" and a bare surname, a nickname or
+    initials, a ward named after a person, a unit phone extension, "7/22", "THE 3RD", "2 DAYS AGO"."""
+    b, story = w.b, w.s
+    doc, other = story.clinicians[0], story.clinicians[-1]
+    b.add(f" ?{r.choice(['ASPIRATION', 'PNA', 'UTI'])} {r.randint(2, 5)} DAYS AGO; ")
+    b.add(r.choice(["SEEN BY ", "D/W ", "AWARE: "]))
+    b.add("DR. ").phi(doc.family, "NAME").add(r.choice([", ", " AND ", "/"]))
+    b.phi(other.family, "NAME").add(r.choice([" AWARE. ", " TO F/U. ", " NOTIFIED. "]))
+    rel = story.relatives[0]
+    short = NICKNAMES.get(rel.given, rel.given[:1] + ".")
+    b.add(f"{rel.relation} ".upper()).phi(short, "NAME").add(" CALLED, UPDATED BY RN ")
+    b.phi(f"{other.given[:1]}.{other.family[:1]}.", "NAME").add(". ")
+    b.add(f"TX FROM {r.choice(UNITS)}/").phi(story.relatives[-1].family, "HOSPITAL").add(" ")
+    b.add(r.choice(["ON ", "ARRIVED "]))
+    w.dt(w.enc.start, "md")
+    b.add(". PAGE ")
+    b.phi(f"X{r.randint(2, 7)}-{r.randint(1000, 9999)}", "PHONE")
+    b.add(" WITH QUESTIONS. CT DONE ON THE ")
+    day = w.enc.start.day
+    b.phi(f"{day}{'TH' if 11 <= day % 100 <= 13 else {1: 'ST', 2: 'ND', 3: 'RD'}.get(day % 10, 'TH')}", "DATE")
+    b.add(".")
 
 
 NURSING_PHRASES = [

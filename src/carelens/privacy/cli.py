@@ -211,15 +211,23 @@ def dicom_cmd(
 
 @deid.command("train")
 def train_cmd(
-    out: Path = typer.Option(..., "--out", help="Where to write the model (token_model.json.gz)."),
-    patients: int = typer.Option(40, "--patients", help="Patients in the generated training cohort."),
-    seed: int = typer.Option(1001, "--seed", help="Seed of the training cohort (keep it apart from benchmarks)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the model (deid_crf.crfsuite, deid_crf.json)."),
+    data: Path | None = typer.Option(None, "--data", help="The shared data folder (default: ../shared/data)."),
+    folds: int = typer.Option(0, "--folds", help="Also report patient-grouped K-fold cross-validation (K > 1)."),
+    threshold: float = typer.Option(0.03, "--threshold", help="PHI probability at which a token is flagged."),
 ) -> None:
-    """Train the learned layer of the text de-identifier on notes carelens generates itself.
+    """Train the CRF layer of the text de-identifier on the real PhysioNet deid notes (fit part of the
+    fixed by-patient split) and Presidio's synthetic set; prints the held-out scores as JSON.
 
-    The shipped model (carelens/privacy/data/token_model.json.gz) was made with the defaults."""
-    from carelens.privacy.training import train
+    The shipped model (carelens/privacy/data/deid_crf.*) was made with the defaults."""
+    from carelens.core.config import shared_data_dir
+    from carelens.core.output import emit_json
+    from carelens.privacy.training import build
 
-    model = train(patients=patients, seed=seed)
-    model.save(out)
-    typer.echo(f"wrote {out} ({len(model.weights)} features)")
+    root = data or shared_data_dir()
+    if root is None or not (root / "deid" / "physionet-dev" / "gold.json").exists():
+        raise InputError("no deid/physionet-dev corpus in the shared data (give --data)")
+    if not 0.0 < threshold < 1.0:
+        raise UsageError("--threshold must be between 0 and 1")
+    report = build(root, out, threshold=threshold, folds=folds, on_step=lambda step: typer.echo(step, err=True))
+    emit_json(report)

@@ -1,27 +1,28 @@
 # ruff: noqa: E501
 """Find PHI in text: rules, dictionaries, context cues, the patient's known identifiers and
-a learned token model, combined with recall first.
+a learned sequence model (a CRF, ``crf``), combined with recall first.
 
 ``detect_phi(text, context)`` returns non-overlapping ``PhiSpan`` s sorted by position, with
-offsets into ``text``. Each layer proposes spans; overlapping proposals are merged (the
-union is kept, the most specific type wins).
+offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
+kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
+title and the patient's own identifiers. Overlapping proposals are merged (the most specific
+type wins).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
-
-import numpy as np
 
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
+from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
 from carelens.privacy.dates import DATE_RE, DATES, is_plausible
-from carelens.privacy.lexicon import CLINICAL_WORDS, Lexicon, lexicon
+from carelens.privacy.known_in_text import known_spans
+from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, Lexicon, lexicon
 from carelens.privacy.stopwords import STOP_WORDS
+from carelens.privacy.tokens import PhiSpan, Tok, tokenize
 
 # The order decides which type wins when spans of two types overlap.
 TYPE_PRIORITY = [
@@ -29,6 +30,9 @@ TYPE_PRIORITY = [
     "DATE", "AGE", "ADDRESS", "ZIP", "HOSPITAL", "ORGANIZATION", "CITY", "STATE", "NAME", "ID", "LOCATION",
 ]  # fmt: skip
 _RANK = {t: i for i, t in enumerate(TYPE_PRIORITY)}
+# rule types kept as they are next to the CRF (identifiers with a shape)
+SHAPED = frozenset({"EMAIL", "URL", "IP", "SSN", "PHONE", "FAX", "MRN", "ACCOUNT", "HEALTHPLAN", "LICENSE", "DEVICE",
+                    "VEHICLE", "ZIP", "AGE", "ID"})
 
 TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sr", "jr", "rev", "sir", "dame"}
 RELATION_CUES = {
@@ -68,58 +72,93 @@ _VERY_COMMON = frozenset(STOP_WORDS) | frozenset(CLINICAL_WORDS) | {
 }  # fmt: skip
 
 
-class PhiSpan(NamedTuple):
-    """One identifier found in a text: ``text[start:end]``, its type and what found it."""
+def detect_phi(
+    text: str, context: PatientContext | None = None, model: bool = True, crf: CrfModel | None = None
+) -> list[PhiSpan]:
+    """Every PHI span in ``text`` (merged, sorted, offsets into ``text``).
 
-    start: int
-    end: int
-    type: str
-    source: str = "rule"
-
-
-@dataclass(slots=True)
-class _Tok:
-    start: int
-    end: int
-    text: str
-    low: str  # lower-cased letters only (Synthea's "Smith123" -> "smith")
-    alpha: bool
-
-
-def tokenize(text: str) -> list[_Tok]:
-    """Words (with trailing digits kept in the span), numbers and single symbols."""
-    out = []
-    for m in P.TOKEN.finditer(text):
-        t = m.group(0)
-        alpha = t[0].isalpha()
-        low = t.rstrip("0123456789").lower().replace("’", "'") if alpha else t
-        out.append(_Tok(m.start(), m.end(), t, low, alpha))
-    return out
-
-
-def detect_phi(text: str, context: PatientContext | None = None, model: bool = True) -> list[PhiSpan]:
-    """Every PHI span in ``text`` (merged, sorted, offsets into ``text``)."""
+    With the learned layer (``crf``, else the shipped model unless ``model`` is false) the rule and
+    dictionary layers are the CRF's hints and only identifiers with a shape (``SHAPED``) are kept
+    from the rules directly; without it, every layer's proposal is kept (recall first).
+    """
     if not text.strip():
         return []
-    spans: list[PhiSpan] = []
-    spans += _rule_spans(text)
+    rules = _rule_spans(text)
     tokens = tokenize(text)
-    lex = lexicon()
-    mode = case_mode(text)
-    spans += _token_spans(text, tokens, lex, mode)
-    if context is not None:
-        spans += _known_spans(text, tokens, context)
-    if model:
-        from carelens.privacy.model import token_model
-
-        clf = token_model()
-        if clf is not None:
-            spans += clf.spans(text, tokens, mode, {(s.start, s.end) for s in spans})
+    layers = rules + _token_spans(text, tokens, lexicon(), case_mode(text))
+    spans = known_spans(text, tokens, context) if context is not None else []
+    clf = crf if crf is not None else (crf_model() if model else None)
+    if clf is None:
+        spans += layers
+    else:
+        ctoks = crf_tokens(text)
+        spans += [s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))]
+        spans += _titled(text, layers, clf.vocabulary)
+        spans += _last_first(tokens, text)
+        spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
     spans += _propagate_names(tokens, spans)
     return merge_spans(spans, text)
 
 
-def _propagate_names(tokens: list[_Tok], spans: list[PhiSpan]) -> list[PhiSpan]:
+# a date with day, month and year ("1951-07-23", "07/23/1951", "July 23, 1951"): kept as the rule found it
+_FULL_DATE = re.compile(r"\d{1,4}\W\d{1,2}\W\d{2,4}|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}")
+_TITLE_BEFORE = re.compile(r"\b(?:dr|doctor|mr|mrs|ms|miss|prof)\.?\s*$", re.IGNORECASE)
+
+
+def _titled(text: str, layers: list[PhiSpan], vocabulary: frozenset[str]) -> list[PhiSpan]:
+    """Dictionary names right after a title ("Dr. May Chen", "MRS. OKAFOR"), and the names that follow
+    those unless they are words of the CRF's vocabulary ("DR. OKAFOR AWARE")."""
+    out: list[PhiSpan] = []
+    for s in sorted(x for x in layers if x.type == "NAME"):
+        after_kept = bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
+        if after_kept or _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
+            out.append(s)
+    return out
+
+
+def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
+    """Model spans that are not PHI after all: one clinical eponym ("Foley", "Cooley's") unless a title
+    precedes it, and an age of 89 or less ("67 yo", "45 year old")."""
+    out = []
+    for s in spans:
+        word = text[s.start : s.end].lower()
+        if word in EPONYMS and not _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
+            continue
+        if word.isdigit() and int(word) <= 89 and _AGE_AFTER.match(text, s.end):
+            continue
+        out.append(s)
+    return out
+
+
+_AGE_AFTER = re.compile(r"\s*-?\s*(?:yo\b|y/o|y\.o\.|yr|year|years)", re.IGNORECASE)
+
+
+def _last_first(tokens: list[Tok], text: str) -> list[PhiSpan]:
+    """"QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
+    a comma, and a first name, on one line."""
+    lex = lexicon()
+    out = []
+    for i in range(len(tokens) - 2):
+        a, comma, b = tokens[i], tokens[i + 1], tokens[i + 2]
+        if comma.text != "," or not (a.alpha and b.alpha) or not (a.text[0].isupper() and b.text[0].isupper()):
+            continue
+        if text[a.end : comma.start] or text[comma.end : b.start] != " ":
+            continue
+        if b.low not in lex.first_names or b.low in _VERY_COMMON:
+            continue
+        if len(a.low) < 3 or a.low in lex.common_words or a.low in _VERY_COMMON:
+            continue
+        out.append(PhiSpan(a.start, b.end, "NAME", "dict"))
+    return out
+
+
+def layer_spans(text: str) -> list[PhiSpan]:
+    """What the rule and dictionary layers propose (unmerged): the CRF's hints."""
+    tokens = tokenize(text)
+    return _rule_spans(text) + _token_spans(text, tokens, lexicon(), case_mode(text))
+
+
+def _propagate_names(tokens: list[Tok], spans: list[PhiSpan]) -> list[PhiSpan]:
     """A word found as a name once is a name everywhere in the same text."""
     starts = {s.start: s for s in spans if s.type == "NAME"}
     names = set()
@@ -216,6 +255,8 @@ def _rule_spans(text: str) -> list[PhiSpan]:
         for m in P.PHONE.finditer(text):
             kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
             add(PhiSpan(m.start(), m.end(), kind))
+        for m in P.PHONE_EXT.finditer(text):
+            add(PhiSpan(m.start(), m.end(), "PHONE"))
         for m in P.PHONE_CUE.finditer(text):
             value = m.group("value").rstrip(" .-(")
             if sum(c.isdigit() for c in value) >= 6:
@@ -303,11 +344,11 @@ def _word_re(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)")
 
 
-def _is_cap(tok: _Tok) -> bool:
+def _is_cap(tok: Tok) -> bool:
     return tok.text[0].isupper()
 
 
-def _titled_name(tokens: list[_Tok], k: int, title: int, text: str, lex: Lexicon, mode: str) -> bool:
+def _titled_name(tokens: list[Tok], k: int, title: int, text: str, lex: Lexicon, mode: str) -> bool:
     """A name that is also a common word ("Joy", "May", "Will") right after a title ("Dr. Joy
     Green", "DR. MURPHY", "Mrs. May"): capitalised in mixed-case text or not a stop word, else followed
     by a name word in the same line."""
@@ -321,14 +362,14 @@ def _titled_name(tokens: list[_Tok], k: int, title: int, text: str, lex: Lexicon
             and nxt.low not in _VERY_COMMON)  # fmt: skip
 
 
-def _sentence_start(tokens: list[_Tok], i: int, text: str) -> bool:
+def _sentence_start(tokens: list[Tok], i: int, text: str) -> bool:
     if i == 0:
         return True
     prev = tokens[i - 1]
     return prev.text in ".!?:;-*#•" or "\n" in text[prev.end : tokens[i].start]
 
 
-def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list[PhiSpan]:
+def _token_spans(text: str, tokens: list[Tok], lex: Lexicon, mode: str) -> list[PhiSpan]:
     """Names, places and organisations from dictionaries, cues and capitalisation."""
     n = len(tokens)
     strength = [0] * n  # 3 strong name, 2 medium, 1 weak, 0 none
@@ -548,154 +589,3 @@ def _token_spans(text: str, tokens: list[_Tok], lex: Lexicon, mode: str) -> list
                 end = tokens[i + 2].end
             out.append(PhiSpan(tokens[first].start, end, "HOSPITAL", "dict"))
     return out
-
-
-def _known_spans(text: str, tokens: list[_Tok], ctx: PatientContext) -> list[PhiSpan]:
-    """The patient's own identifiers, searched explicitly (case, format and typo tolerant)."""
-    out: list[PhiSpan] = []
-    if not (ctx.names or ctx.identifiers or ctx.phones or ctx.zips or ctx.addresses or ctx.cities):
-        return out
-    parts, by_initial = _name_index(tuple(ctx.names))
-    distinct = {tok.low for tok in tokens if tok.alpha and len(tok.low) >= 2}  # each word checked once
-    names = {w for w in distinct if w in parts or (
-        len(w) >= 4 and any(abs(len(p) - len(w)) <= 1 and _edit1(w, p) for p in by_initial.get(w[0], ())))}  # fmt: skip
-    if names:
-        out += [PhiSpan(tok.start, tok.end, "NAME", "known") for tok in tokens if tok.alpha and tok.low in names]
-    # identifiers are found in the text with separators removed (compiling a loose pattern per value
-    # would cost about a millisecond); the regex is the fallback where lower-casing changes lengths
-    squeezed = _squeezed(text) if ctx.identifiers or ctx.phones or ctx.zips else _Squeezed("", None)
-    for value, kind in [*((v, "MRN") for v in ctx.identifiers), *((v, "PHONE") for v in ctx.phones),
-                        *((v, "ZIP") for v in ctx.zips)]:  # fmt: skip
-        needle = _squeeze(value)
-        if len(needle) < 4 or needle not in squeezed.text:
-            continue
-        if squeezed.offsets is not None:
-            out += [PhiSpan(a, b, kind, "known") for a, b in _loose_find(text, squeezed, needle)]
-        elif (rx := _loose_re(value)) is not None:
-            out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
-    low = text.lower()
-    for value, kind in [*((v, "ADDRESS") for v in ctx.addresses), *((v, "CITY") for v in ctx.cities)]:
-        words = _value_words(value)
-        if words and all(w in low for w in words):
-            rx = _words_re(words)
-            if len(low) == len(text):  # a match starts where its first word does
-                out += [PhiSpan(m.start(), m.end(), kind, "known") for m in _matches_at(rx, text, low, words[0])]
-            else:
-                out += [PhiSpan(m.start(), m.end(), kind, "known") for m in rx.finditer(text)]
-    return out
-
-
-@lru_cache(maxsize=4096)
-def _value_words(value: str) -> tuple[str, ...]:
-    return tuple(w.lower() for w in re.findall(r"\w+", value))
-
-
-def _matches_at(rx: re.Pattern[str], text: str, low: str, first: str) -> list[re.Match[str]]:
-    """``rx.finditer(text)`` for a pattern whose matches start with ``first`` (``low`` is ``text`` lower-cased)."""
-    found: list[re.Match[str]] = []
-    end = 0
-    i = low.find(first)
-    while i >= 0:
-        if i >= end and (m := rx.match(text, i)) is not None:
-            found.append(m)
-            end = m.end()
-        i = low.find(first, i + 1)
-    return found
-
-
-_LOOSE_GAP = re.compile(r"[\s\-./()]+")
-_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-
-class _Squeezed(NamedTuple):
-    """A text without the separators a loose identifier may contain, lower-cased, and the offset in
-    the original of each character kept (None where lower-casing changed a length)."""
-
-    text: str
-    offsets: np.ndarray | None
-
-
-# which code points _LOOSE_GAP removes (\s, i.e. str.isspace, and - . / ( )); none is above U+3000
-_IS_SEPARATOR = np.zeros(0x3002, dtype=bool)
-_IS_SEPARATOR[[ord(c) for c in "-./()\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"]] = (
-    True
-)
-_IS_SEPARATOR[0x2000:0x200B] = True
-
-
-def _squeezed(text: str) -> _Squeezed:
-    squeezed = _LOOSE_GAP.sub("", text).lower()
-    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    offsets = np.flatnonzero(~_IS_SEPARATOR[np.minimum(points, 0x3001)])
-    return _Squeezed(squeezed, offsets if len(offsets) == len(squeezed) else None)
-
-
-def _loose_find(text: str, squeezed: _Squeezed, needle: str) -> list[tuple[int, int]]:
-    """Where ``needle`` occurs in ``text`` with at most two separators between its characters and no
-    ASCII letter or digit on either side (what ``_loose_re`` matches)."""
-    assert squeezed.offsets is not None
-    found = []
-    i = squeezed.text.find(needle)
-    while i >= 0:
-        pos = squeezed.offsets[i : i + len(needle)]
-        start, end = int(pos[0]), int(pos[-1]) + 1
-        if (
-            int(np.diff(pos).max(initial=0)) <= 3
-            and (start == 0 or text[start - 1] not in _ASCII_ALNUM)
-            and (end == len(text) or text[end] not in _ASCII_ALNUM)
-        ):
-            found.append((start, end))
-            i = squeezed.text.find(needle, i + len(needle))
-        else:
-            i = squeezed.text.find(needle, i + 1)
-    return found
-
-
-@lru_cache(maxsize=4096)
-def _squeeze(value: str) -> str:
-    """The characters a loose match of ``value`` has in a row once separators are removed."""
-    return "".join(c for c in value if c.isalnum()).lower()
-
-
-@lru_cache(maxsize=4096)
-def _loose_re(value: str) -> re.Pattern[str] | None:
-    chars = [c for c in value if c.isalnum()]
-    if len(chars) < 4:
-        return None
-    body = r"[\s\-./()]{0,2}".join(re.escape(c) for c in chars)
-    return re.compile(r"(?<![A-Za-z0-9])" + body + r"(?![A-Za-z0-9])", re.IGNORECASE)
-
-
-@lru_cache(maxsize=4096)
-def _name_index(names: tuple[str, ...]) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
-    """A patient's name words, and those of four letters or more by first letter (for typo matching)."""
-    parts: set[str] = set()
-    for name in names:
-        parts |= {w.lower() for w in re.findall(r"[^\W\d_]+", name) if len(w) >= 2}
-    by_initial: dict[str, list[str]] = {}
-    for p in parts:
-        if len(p) >= 4:
-            by_initial.setdefault(p[0], []).append(p)
-    return frozenset(parts), {k: tuple(v) for k, v in by_initial.items()}
-
-
-@lru_cache(maxsize=4096)
-def _words_re(words: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + r"\W{1,3}".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
-
-
-def _edit1(a: str, b: str) -> bool:
-    """Edit distance at most one (substitution, insertion, deletion or adjacent swap)."""
-    if a == b:
-        return True
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diff) == 1:
-            return True
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
-    if len(a) > len(b):
-        a, b = b, a
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    return a[i:] == b[i + 1 :]

@@ -82,8 +82,14 @@ def apply_spans(text: str, found: list[PhiSpan], surrogates: Surrogates) -> Text
     return TextResult("".join(pieces), spans)
 
 
+MAX_NOTE_BYTES = 16_000_000  # beyond this it is not a note (a 5 MB one takes ~22 CPU-s and ~0.7 GB)
+
+
 def read_note(path: Path) -> str:
     """A note's text; ``ValueError`` with a PHI-free reason when it is not UTF-8 text."""
+    size = path.stat().st_size
+    if size > MAX_NOTE_BYTES:
+        raise ValueError(f"note too large ({size} bytes; the limit is {MAX_NOTE_BYTES})")
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise ValueError("binary file, not text (NUL bytes)")

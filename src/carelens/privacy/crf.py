@@ -1,0 +1,305 @@
+"""The learned layer: a linear-chain CRF (CRFsuite) over the tokens of a note.
+
+Each token is described by its shape, case, affixes, dictionary memberships (real first names,
+surnames, places, common and clinical words), what the rule and dictionary layers say about it,
+and the same for its neighbours; the word itself is a feature only when it belongs to
+``vocabulary`` (words seen often outside PHI in the training notes), so the model file holds no
+corpus name. A token is PHI when its marginal probability of not being ``O`` reaches the
+threshold (recall first). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from carelens.privacy.lexicon import lexicon
+from carelens.privacy.tokens import PhiSpan, shape
+
+MODEL_FILE = "deid_crf.crfsuite"
+META_FILE = "deid_crf.json"
+TOKEN = re.compile(r"[^\W\d_]+|\d+|[^\w\s]|_")
+
+
+@dataclass(slots=True)
+class CrfToken:
+    start: int
+    end: int
+    text: str
+    low: str
+
+
+def crf_tokens(text: str) -> list[CrfToken]:
+    """Letter runs, digit runs and single symbols (``7/22`` is three tokens)."""
+    return [CrfToken(m.start(), m.end(), m.group(0), m.group(0).lower()) for m in TOKEN.finditer(text)]
+
+
+def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[str]:
+    """The features of a token on its own (also used, prefixed, for its neighbours)."""
+    lex = lexicon()
+    w = tok.low
+    t = tok.text
+    feats = [f"sh={shape(t)}", f"shl={shape(w)}"]
+    if w in vocabulary:
+        feats.append(f"w={w}")
+    if t[0].isalpha():
+        feats.append("up" if t.isupper() else ("title" if t[0].isupper() else "low"))
+        n = len(w)
+        feats.append(f"len={min(n, 8)}")
+        if n >= 4:
+            feats.append(f"s3={w[-3:]}")
+        if w in lex.first_names:
+            feats.append("first")
+        if w in lex.last_names:
+            feats.append("last")
+        if w in lex.cities or w in lex.states or w in lex.place_first_words:
+            feats.append("place")
+        if w in lex.us_places:
+            feats.append("usplace")
+        elif w in lex.us_place_words:
+            feats.append("placepart")
+        if w in lex.common_words:
+            feats.append("common")
+        if w in lex.clinical_words:
+            feats.append("clinical")
+        if w in lex.hospital_words:
+            feats.append("hosp")
+        if w in lex.state_abbrs:
+            feats.append("st_abbr")
+    elif t.isdigit():
+        n = len(t)
+        feats.append(f"dig={min(n, 6)}")
+        if n <= 2:
+            v = int(t)
+            feats.append("d<=12" if v <= 12 else ("d<=31" if v <= 31 else "d>31"))
+        elif n == 4 and 1900 <= int(t) <= 2100:
+            feats.append("year")
+    else:
+        feats.append(f"p={t}")
+    if hint:
+        feats.append(f"r={hint}")
+    return feats
+
+
+class Featurizer:
+    """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before."""
+
+    def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000) -> None:
+        self.vocabulary = vocabulary
+        self.max_cached = max_cached
+        self._cache: dict[tuple[str, str | None], tuple[list[str], dict[int, list[str]], str]] = {}
+
+    def token(self, tok: CrfToken, hint: str | None) -> tuple[list[str], dict[int, list[str]], str]:
+        """(own features, features as a neighbour at each offset, word-or-shape for bigrams)."""
+        key = (tok.text, hint)
+        hit = self._cache.get(key)
+        if hit is None:
+            base = _base(tok, self.vocabulary, hint)
+            shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS]
+            word = tok.low if tok.low in self.vocabulary else shape(tok.low)
+            hit = (base, {off: [f"{off}:{f}" for f in shown] for off in (-2, -1, 1, 2)}, word)
+            if len(self._cache) >= self.max_cached:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+
+def features(text: str, tokens: list[CrfToken], hints: list[str | None], featurizer: Featurizer) -> list[list[str]]:
+    """CRFsuite attribute lists, one per token: its own features and its neighbours' (+-2)."""
+    cached = [featurizer.token(tok, h) for tok, h in zip(tokens, hints, strict=True)]
+    n = len(tokens)
+    out = []
+    for i, tok in enumerate(tokens):
+        feats = ["bias", *cached[i][0]]
+        gap_before = text[tokens[i - 1].end : tok.start] if i else "\n"
+        gap_after = text[tok.end : tokens[i + 1].start] if i + 1 < n else "\n"
+        if "\n" in gap_before:
+            feats.append("bol")
+        elif not gap_before:
+            feats.append("glued_l")
+        if "\n" in gap_after:
+            feats.append("eol")
+        elif not gap_after:
+            feats.append("glued_r")
+        for off in (-2, -1, 1, 2):
+            j = i + off
+            if 0 <= j < n:
+                feats += cached[j][1][off]
+            else:
+                feats.append(f"{off}:edge")
+        for j in range(max(0, i - 3), i):
+            cue = _CUES.get(tokens[j].low)
+            if cue:
+                feats.append(f"cue={cue}")
+        if i + 1 < n and tokens[i + 1].low in _CREDENTIALS:
+            feats.append("cred_next")
+        if i:
+            feats.append(f"-1w|sh={cached[i - 1][2]}|{shape(tok.low)}")
+        out.append(feats)
+    return out
+
+
+_TITLES = (
+    "dr",
+    "doctor",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "md",
+    "rn",
+    "np",
+    "attending",
+    "resident",
+    "fellow",
+    "pcp",
+    "nurse",
+    "intern",
+)
+_FAMILY = (
+    "wife",
+    "husband",
+    "son",
+    "daughter",
+    "mother",
+    "father",
+    "mom",
+    "dad",
+    "sister",
+    "brother",
+    "friend",
+    "niece",
+    "nephew",
+    "aunt",
+    "uncle",
+    "grandson",
+    "granddaughter",
+    "cousin",
+    "neighbor",
+    "hcp",
+    "proxy",
+    "partner",
+    "fiance",
+    "boyfriend",
+    "girlfriend",
+    "spouse",
+)
+_SPEECH = ("with", "per", "by", "called", "spoke", "talked", "paged", "notified", "informed", "aware", "discussed")
+_PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "lives", "home")
+_CUES = {w: kind for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
+         for w in words}  # fmt: skip
+_CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
+_CONTEXT_FLAGS = frozenset({"first", "last", "place", "usplace", "placepart", "common", "clinical", "hosp", "up",
+                            "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
+
+
+def token_hints(tokens: list[CrfToken], spans: list[PhiSpan]) -> list[str | None]:
+    """The type of the rule/dictionary span covering each token (None where no span does)."""
+    hints: list[str | None] = [None] * len(tokens)
+    if not spans:
+        return hints
+    spans = sorted(spans)
+    j = 0
+    for i, tok in enumerate(tokens):
+        while j < len(spans) and spans[j].end <= tok.start:
+            j += 1
+        k = j
+        while k < len(spans) and spans[k].start < tok.end:
+            if spans[k].end > tok.start:
+                hints[i] = f"{spans[k].source[:4]}:{spans[k].type}"
+                break
+            k += 1
+    return hints
+
+
+@dataclass
+class CrfModel:
+    """A trained CRFsuite tagger, its word vocabulary and its PHI threshold."""
+
+    path: Path
+    vocabulary: frozenset[str]
+    threshold: float = 0.5
+    word_threshold: float = 0.9  # for words of the vocabulary (seen often outside PHI)
+
+    def __post_init__(self) -> None:
+        self.featurizer = Featurizer(self.vocabulary)
+
+    @property
+    def tagger(self):
+        return _tagger(str(self.path))
+
+    def spans(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> list[PhiSpan]:
+        """Runs of tokens whose probability of being PHI reaches ``threshold`` (a long text is
+        tagged in pieces of about ``CHUNK`` tokens, cut at line ends, so memory stays bounded)."""
+        out: list[PhiSpan] = []
+        start = 0
+        while start < len(tokens):
+            end = _cut(text, tokens, start + CHUNK)
+            out += self._tag(text, tokens[start:end], hints[start:end])
+            start = end
+        return out
+
+    def _tag(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> list[PhiSpan]:
+        tagger = self.tagger
+        tagger.set(features(text, tokens, hints, self.featurizer))
+        labels = [lab for lab in tagger.labels() if lab != "O"]  # the classes its training data had
+        out: list[PhiSpan] = []
+        marginal = tagger.marginal
+        vocabulary = self.vocabulary
+        for i, tok in enumerate(tokens):
+            p_phi = 1.0 - marginal("O", i)
+            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in vocabulary):
+                continue
+            kind = max(labels, key=lambda lab: marginal(lab, i))
+            last = out[-1] if out else None
+            if last is not None and last.type == kind and _joins(text[last.end : tok.start]):
+                out[-1] = PhiSpan(last.start, tok.end, kind, "model")
+            else:
+                out.append(PhiSpan(tok.start, tok.end, kind, "model"))
+        return out
+
+
+CHUNK = 2000
+
+
+def _joins(gap: str) -> bool:
+    """Whether two PHI tokens of one type with ``gap`` between them are one identifier
+    (``7/22`` is three tokens, ``July 2nd`` three, ``John Smith`` two)."""
+    return gap == "" or gap == " "
+
+
+def _cut(text: str, tokens: list[CrfToken], at: int) -> int:
+    """The index of the first token of the next piece: at or after ``at``, after a line end when one
+    comes within ``CHUNK`` // 2 tokens."""
+    if at >= len(tokens):
+        return len(tokens)
+    for j in range(at, min(at + CHUNK // 2, len(tokens))):
+        if "\n" in text[tokens[j - 1].end : tokens[j].start]:
+            return j
+    return at
+
+
+@lru_cache(maxsize=4)
+def _tagger(path: str):
+    import pycrfsuite
+
+    tagger = pycrfsuite.Tagger()
+    tagger.open(path)
+    return tagger
+
+
+@lru_cache(maxsize=1)
+def crf_model() -> CrfModel | None:
+    """The shipped model (None when carelens was installed without it)."""
+    import orjson
+
+    data = resources.files("carelens.privacy").joinpath("data")
+    ref, meta = data.joinpath(MODEL_FILE), data.joinpath(META_FILE)
+    if not ref.is_file() or not meta.is_file():
+        return None
+    info = orjson.loads(meta.read_bytes())
+    with resources.as_file(ref) as path:
+        return CrfModel(Path(path), frozenset(info["vocabulary"]), info["threshold"])

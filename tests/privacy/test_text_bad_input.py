@@ -1,0 +1,59 @@
+"""Bad input to the text de-identifier: a one-line reason or a correct result, never a crash,
+nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from carelens.cli import app
+from carelens.privacy import text as text_mod
+from carelens.privacy.keys import KeyService
+from carelens.privacy.text import deidentify_text
+
+
+@pytest.mark.parametrize("note", ["x", ".", "7", "\n\n\n  a"])
+def test_a_note_of_one_character_is_a_correct_result(note: str, keys: KeyService) -> None:
+    res = deidentify_text(note, keys=keys)
+    assert res.text == note or all(note[s.start : s.end] == s.text for s in res.spans)
+
+
+def test_a_note_that_is_all_phi_is_all_replaced(keys: KeyService) -> None:
+    note = "Dr. Zebulon Quixley 617-555-0199 3/14/2019"
+    res = deidentify_text(note, keys=keys)
+    assert "Quixley" not in res.text and "555-0199" not in res.text and "3/14/2019" not in res.text
+    assert all(note[s.start : s.end] == s.text for s in res.spans)
+
+
+def test_control_characters_keep_offsets_exact(keys: KeyService) -> None:
+    note = "Pt\x0bseen by Dr.\x07Quixley\x00 on 3/14/2019;\x1b[0m son Zebulon called 617-555-0199.\r\n"
+    res = deidentify_text(note, keys=keys)
+    for s in res.spans:
+        assert note[s.start : s.end] == s.text
+    assert "617-555-0199" not in res.text and "3/14/2019" not in res.text
+
+
+def test_cli_quarantines_what_it_cannot_read_with_one_line_reasons(
+    tmp_path: Path, secret_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "notes"
+    src.mkdir()
+    (src / "one.txt").write_text("x")
+    (src / "caps.txt").write_text("PT SEEN BY DR QUIXLEY 7/22. SON ZEB CALLED X4-5678.\n")
+    (src / "bad.txt").write_bytes(b"Pt Zebulon \xff\xfe seen")
+    (src / "big.txt").write_text("Pt stable. " * 200)
+    monkeypatch.setattr(text_mod, "MAX_NOTE_BYTES", 1000)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["deid", "text", str(src), "--out", str(out)])
+    assert res.exit_code == 3, res.output
+    report = json.loads(res.stdout)
+    assert report["done"] == {"notes": 2}
+    reasons = {Path(q["item"]).name if "item" in q else str(q): q["reason"] for q in report["quarantined"]}
+    assert len(report["quarantined"]) == 2
+    assert all("\n" not in r and "Zebulon" not in r for r in reasons.values())
+    assert sorted(p.name for p in out.iterdir()) == ["caps.phi.json", "caps.txt", "one.phi.json", "one.txt"]
+    caps = (out / "caps.txt").read_text()
+    assert "QUIXLEY" not in caps and "X4-5678" not in caps
