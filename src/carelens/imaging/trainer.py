@@ -31,7 +31,7 @@ from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_dev
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
 from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
 from carelens.imaging.package import save_weights, write_package_files
-from carelens.imaging.shift import ShiftReference
+from carelens.imaging.shift import DEFAULT_QUANTILE, ShiftReference
 
 # Imaging modality a MedMNIST set's images come from (used by the input checks at inference).
 MEDMNIST_MODALITIES = {"pneumoniamnist": ["CR", "DX"], "chestmnist": ["CR", "DX"], "breastmnist": ["US"]}
@@ -59,7 +59,7 @@ class TrainConfig:
     class_conditional: bool = True
     threshold_rule: str = "youden"
     ood_z: float = 5.0
-    shift_quantile: float = 0.99
+    shift_quantile: float = DEFAULT_QUANTILE
     bootstrap: int = 1000
     threads: int | None = None
     version: str = "1.0.0"
