@@ -78,7 +78,7 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     from carelens.imaging.data import load_dataset
     from carelens.imaging.networks import shift_layers
     from carelens.imaging.package import load_package
-    from carelens.imaging.shift import energy, features_and_logits, fit_reference, score_auroc
+    from carelens.imaging.shift import DEFAULT_QUANTILE, energy, features_and_logits, fit_reference, score_auroc
 
     package = load_package(work / "pneumonia-seed0")
     size = int(package.preprocessing["image_size"])
@@ -86,7 +86,8 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     site2 = load_dataset(adult, "test", image_size=size)
     pick = np.random.default_rng(0).choice(len(sets["train"]), min(4000, len(sets["train"])), replace=False)
     train_images = sets["train"].images[np.sort(pick)]
-    out: dict = {"n_site1_test": len(sets["test"]), "n_site2_test": len(site2), "detectors": []}
+    out: dict = {"n_site1_test": len(sets["test"]), "n_site2_test": len(site2), "quantile": DEFAULT_QUANTILE}
+    out["detectors"] = []
     layers = shift_layers(str(package.meta["arch"]), size)
     for name, use in (
         ("penultimate features (Mahalanobis)", None),
@@ -94,7 +95,7 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     ):
         ftr, _ = features_and_logits(package.model, train_images, use)
         fva, _ = features_and_logits(package.model, sets["val"].images, use)
-        ref = fit_reference(ftr, fva, 0.99, use)
+        ref = fit_reference(ftr, fva, DEFAULT_QUANTILE, use)
         d1 = ref.distance(features_and_logits(package.model, sets["test"].images, use)[0])
         d2 = ref.distance(features_and_logits(package.model, site2.images, use)[0])
         out["detectors"].append(
@@ -108,7 +109,7 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     logit = {k: features_and_logits(package.model, x)[1] for k, x in (("va", sets["val"].images),
              ("te", sets["test"].images), ("ad", site2.images))}  # fmt: skip
     e = {k: energy(v) for k, v in logit.items()}
-    thr = float(np.quantile(e["va"], 0.99))
+    thr = float(np.quantile(e["va"], DEFAULT_QUANTILE))
     out["detectors"].append(
         {
             "detector": "energy score",
@@ -127,7 +128,7 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
         )
 
     zva = pixel_z(sets["val"].images)
-    thr = float(np.quantile(zva, 0.99))
+    thr = float(np.quantile(zva, DEFAULT_QUANTILE))
     z1, z2 = pixel_z(sets["test"].images), pixel_z(site2.images)
     out["detectors"].append(
         {
@@ -201,7 +202,7 @@ def report(parts: dict, args: argparse.Namespace) -> str:
     if shift:
         lines += [
             f"## Shift detection: site 1 test (n={shift['n_site1_test']}) vs adult test patients "
-            f"(n={shift['n_site2_test']}), threshold at the 99th percentile of site 1 validation",
+            f"(n={shift['n_site2_test']}), threshold at the {shift.get('quantile', 0.99):.0%} point of site 1 val",
             "",
             "| detector | AUROC | outside rate, site 1 test | outside rate, adult |",
             "|---|---|---|---|",
