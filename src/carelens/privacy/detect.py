@@ -18,6 +18,7 @@ from functools import lru_cache
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
+from carelens.privacy.cues import cue_spans
 from carelens.privacy.dates import DATE_RE, DATES, is_plausible
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, Lexicon, lexicon
@@ -96,6 +97,7 @@ def detect_phi(
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
         spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
+        spans += cue_spans(text, ctoks, clf.vocabulary)
     spans += _propagate_names(tokens, spans)
     return merge_spans(spans, text)
 
