@@ -121,7 +121,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and tokens[nxt + 1].text.isdigit()
             and len(tokens[nxt + 1].text) == 1
         ):
-            out.append(PhiSpan(tokens[nxt].start, tokens[nxt + 1].end, "LOCATION", "cue"))
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "LOCATION", "cue"))
         if w in cues["months"] and (w not in STOP_WORDS) and _month_context(text, tokens, i, n):
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
@@ -179,4 +179,30 @@ def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list
         before = text[max(0, m.start() - 20) : m.start()].split()
         if before and before[-1].lower().strip("?:-,") in date_cues:
             out.append(PhiSpan(m.start(), m.end(), "DATE", "cue"))
+    return out
+
+
+_RATIO = re.compile(r"(\d{1,2})/(\d{1,2})(/\d+%?)?")
+
+
+def not_dates(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
+    """Model ``a/b`` dates that are ratios: a fraction ("1/2 amp"), a pain score near "pain" ("3/10"), a
+    ventilator setting ("PSV 10/5", "10/5/40%", "5/10 ... 40%")."""
+    cues = _cues()
+    out = []
+    for s in spans:
+        m = _RATIO.fullmatch(text, s.start, s.end) if s.type == "DATE" and s.source == "model" else None
+        if m is not None:
+            a, b = int(m.group(1)), int(m.group(2))
+            before = text[max(0, s.start - 25) : s.start].lower()
+            after = text[s.end : s.end + 30].lower()
+            if (
+                (a < b <= 4)
+                or (b == 10 and a <= 10 and "pain" in before + after)
+                or (m.group(3) or "").endswith("%")
+                or after[:1] == "%"
+                or any(w in cues["settings"] for w in re.findall(r"[a-z-]+", before)[-3:])
+            ):
+                continue
+        out.append(s)
     return out

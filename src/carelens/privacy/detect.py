@@ -18,7 +18,7 @@ from functools import lru_cache
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
-from carelens.privacy.cues import cue_spans
+from carelens.privacy.cues import cue_spans, not_dates
 from carelens.privacy.dates import DATE_RE, DATES, is_plausible
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, Lexicon, lexicon
@@ -32,8 +32,25 @@ TYPE_PRIORITY = [
 ]  # fmt: skip
 _RANK = {t: i for i, t in enumerate(TYPE_PRIORITY)}
 # rule types kept as they are next to the CRF (identifiers with a shape)
-SHAPED = frozenset({"EMAIL", "URL", "IP", "SSN", "PHONE", "FAX", "MRN", "ACCOUNT", "HEALTHPLAN", "LICENSE", "DEVICE",
-                    "VEHICLE", "ZIP", "AGE", "ID"})
+SHAPED = frozenset(
+    {
+        "EMAIL",
+        "URL",
+        "IP",
+        "SSN",
+        "PHONE",
+        "FAX",
+        "MRN",
+        "ACCOUNT",
+        "HEALTHPLAN",
+        "LICENSE",
+        "DEVICE",
+        "VEHICLE",
+        "ZIP",
+        "AGE",
+        "ID",
+    }
+)
 
 TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sr", "jr", "rev", "sir", "dame"}
 RELATION_CUES = {
@@ -93,10 +110,12 @@ def detect_phi(
         spans += layers
     else:
         ctoks = crf_tokens(text)
-        spans += [s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))]
+        spans += [
+            s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))
+        ]
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
-        spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
+        spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
         spans += cue_spans(text, ctoks, clf.vocabulary)
     spans += _propagate_names(tokens, spans)
     return merge_spans(spans, text)
@@ -112,7 +131,9 @@ def _titled(text: str, layers: list[PhiSpan], vocabulary: frozenset[str]) -> lis
     those unless they are words of the CRF's vocabulary ("DR. OKAFOR AWARE")."""
     out: list[PhiSpan] = []
     for s in sorted(x for x in layers if x.type == "NAME"):
-        after_kept = bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
+        after_kept = (
+            bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
+        )
         if after_kept or _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
             out.append(s)
     return out
@@ -136,7 +157,7 @@ _AGE_AFTER = re.compile(r"\s*-?\s*(?:yo\b|y/o|y\.o\.|yr|year|years)", re.IGNOREC
 
 
 def _last_first(tokens: list[Tok], text: str) -> list[PhiSpan]:
-    """"QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
+    """ "QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
     a comma, and a first name, on one line."""
     lex = lexicon()
     out = []
