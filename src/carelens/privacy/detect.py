@@ -145,7 +145,9 @@ def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     out = []
     for s in spans:
         word = text[s.start : s.end].lower()
-        if word in EPONYMS and not _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
+        if (word in EPONYMS or (word in CLINICAL_WORDS and not lexicon().is_name(word))) and not _TITLE_BEFORE.search(
+            text, max(0, s.start - 10), s.start
+        ):
             continue
         if word.isdigit() and int(word) <= 89 and _AGE_AFTER.match(text, s.end):
             continue
