@@ -5,8 +5,10 @@ a learned sequence model (a CRF, ``crf``), combined with recall first.
 ``detect_phi(text, context)`` returns non-overlapping ``PhiSpan`` s sorted by position, with
 offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
 kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
-title and the patient's own identifiers. Overlapping proposals are merged (the most specific
-type wins).
+title, what the context cues after the CRF find (``cues``: an unknown word after "dr" or a relative,
+before a credential or "aware", month/year dates) and the patient's own identifiers; model ``a/b``
+dates that are ratios and one-word clinical spans are dropped. Overlapping proposals are merged (the
+most specific type wins).
 """
 
 from __future__ import annotations
