@@ -5,8 +5,10 @@ a learned sequence model (a CRF, ``crf``), combined with recall first.
 ``detect_phi(text, context)`` returns non-overlapping ``PhiSpan`` s sorted by position, with
 offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
 kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
-title and the patient's own identifiers. Overlapping proposals are merged (the most specific
-type wins).
+title, what the context cues after the CRF find (``cues``: an unknown word after "dr" or a relative,
+before a credential or "aware", month/year dates) and the patient's own identifiers; model ``a/b``
+dates that are ratios and one-word clinical spans are dropped. Overlapping proposals are merged (the
+most specific type wins).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import lru_cache
 from carelens.privacy import patterns as P
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
+from carelens.privacy.cues import cue_spans, not_dates
 from carelens.privacy.dates import DATE_RE, DATES, is_plausible
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, Lexicon, lexicon
@@ -31,8 +34,25 @@ TYPE_PRIORITY = [
 ]  # fmt: skip
 _RANK = {t: i for i, t in enumerate(TYPE_PRIORITY)}
 # rule types kept as they are next to the CRF (identifiers with a shape)
-SHAPED = frozenset({"EMAIL", "URL", "IP", "SSN", "PHONE", "FAX", "MRN", "ACCOUNT", "HEALTHPLAN", "LICENSE", "DEVICE",
-                    "VEHICLE", "ZIP", "AGE", "ID"})
+SHAPED = frozenset(
+    {
+        "EMAIL",
+        "URL",
+        "IP",
+        "SSN",
+        "PHONE",
+        "FAX",
+        "MRN",
+        "ACCOUNT",
+        "HEALTHPLAN",
+        "LICENSE",
+        "DEVICE",
+        "VEHICLE",
+        "ZIP",
+        "AGE",
+        "ID",
+    }
+)
 
 TITLES = {"dr", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sr", "jr", "rev", "sir", "dame"}
 RELATION_CUES = {
@@ -92,10 +112,13 @@ def detect_phi(
         spans += layers
     else:
         ctoks = crf_tokens(text)
-        spans += [s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))]
+        spans += [
+            s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))
+        ]
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
-        spans += _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers)))
+        spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
+        spans += cue_spans(text, ctoks, clf.vocabulary)
     spans += _propagate_names(tokens, spans)
     return merge_spans(spans, text)
 
@@ -110,7 +133,9 @@ def _titled(text: str, layers: list[PhiSpan], vocabulary: frozenset[str]) -> lis
     those unless they are words of the CRF's vocabulary ("DR. OKAFOR AWARE")."""
     out: list[PhiSpan] = []
     for s in sorted(x for x in layers if x.type == "NAME"):
-        after_kept = bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
+        after_kept = (
+            bool(out) and text[out[-1].end : s.start] == " " and text[s.start : s.end].lower() not in vocabulary
+        )
         if after_kept or _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
             out.append(s)
     return out
@@ -122,7 +147,9 @@ def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     out = []
     for s in spans:
         word = text[s.start : s.end].lower()
-        if word in EPONYMS and not _TITLE_BEFORE.search(text, max(0, s.start - 10), s.start):
+        if (word in EPONYMS or (word in CLINICAL_WORDS and not lexicon().is_name(word))) and not _TITLE_BEFORE.search(
+            text, max(0, s.start - 10), s.start
+        ):
             continue
         if word.isdigit() and int(word) <= 89 and _AGE_AFTER.match(text, s.end):
             continue
@@ -134,7 +161,7 @@ _AGE_AFTER = re.compile(r"\s*-?\s*(?:yo\b|y/o|y\.o\.|yr|year|years)", re.IGNOREC
 
 
 def _last_first(tokens: list[Tok], text: str) -> list[PhiSpan]:
-    """"QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
+    """ "QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
     a comma, and a first name, on one line."""
     lex = lexicon()
     out = []

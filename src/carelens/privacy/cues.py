@@ -1,0 +1,208 @@
+"""Context cues after the CRF: a word the model's vocabulary does not know (the vocabulary holds only
+words seen often outside PHI), in a position where notes put identifiers, is PHI: after a clinician's
+title ("dr murphy", "NP DJURIC"), before a credential ("J. Yi, MD", "DAN A. FORMAN-LYONS, RRT") or
+"aware", after a relative ("son, Ed", "dtr suzette"), before a place word ("Baltimore Rehab"); and
+dates the CRF misses (month/year "7/81", month/day/year, a month/day after a dated event, month names).
+The cue words are data (``data/deid_cues.json``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from importlib import resources
+
+import orjson
+
+from carelens.privacy.crf import CrfToken
+from carelens.privacy.lexicon import lexicon
+from carelens.privacy.stopwords import STOP_WORDS
+from carelens.privacy.tokens import PhiSpan
+
+# month/year with a year of 32-99, or month/day/year; not part of a longer run of numbers or a ratio
+_MONTH_YEAR = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:[3-9]\d)(?![\d/%.])")
+_FULL = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])/(?:\d{2}|\d{4})(?![\d/%])")
+_MONTH_DAY = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])(?![\d/%])")
+
+
+@lru_cache(maxsize=1)
+def _cues() -> dict[str, frozenset[str]]:
+    raw = orjson.loads(resources.files("carelens.privacy").joinpath("data", "deid_cues.json").read_bytes())
+    return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
+
+
+def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> list[PhiSpan]:
+    """NAME, LOCATION and DATE spans found by the cues above (``tokens``: the CRF's tokens)."""
+    cues = _cues()
+    lex = lexicon()
+    words = [i for i, t in enumerate(tokens) if t.text[0].isalpha()]
+
+    def unknown(i: int) -> bool:
+        w = tokens[i].low
+        if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2:
+            return False
+        return w not in lex.common_words or lex.is_name(w) or w in lex.us_places
+
+    def loose(i: int) -> bool:
+        w = tokens[i].low
+        return (
+            w not in vocabulary
+            and w not in STOP_WORDS
+            and len(w) >= 2
+            and (w not in lex.clinical_words or lex.is_name(w))
+        )
+
+    def gap(i: int, j: int) -> str:
+        return text[tokens[i].end : tokens[j].start]
+
+    out: list[PhiSpan] = []
+    n = len(tokens)
+    for k, i in enumerate(words):
+        w = tokens[i].low
+        nxt = words[k + 1] if k + 1 < len(words) else None
+        prv = words[k - 1] if k else None
+        near_next = nxt is not None and gap(i, nxt) in (" ", ". ", ", ", ": ", "-", " - ", ",", ":", "(")
+        if w in cues["titles"] and near_next and nxt is not None and loose(nxt):
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
+        if w in cues["family"] and near_next and nxt is not None and gap(i, nxt).strip(" ,:-(") == "" and unknown(nxt):
+            end = nxt
+            after = words[k + 2] if k + 2 < len(words) else None
+            if after is not None and gap(nxt, after) == " " and unknown(after):
+                end = after
+            out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
+        if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
+            out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
+        if w in cues["place_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
+            start = prv
+            if k >= 2 and gap(words[k - 2], prv) == " " and unknown(words[k - 2]):
+                start = words[k - 2]
+            out.append(PhiSpan(tokens[start].start, tokens[i].end, "LOCATION", "cue"))
+        if w in cues["university"] and near_next and nxt is not None and tokens[nxt].low in lex.states:
+            out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
+        if (
+            len(w) == 1
+            and nxt is not None
+            and gap(i, nxt) == ". "
+            and text[tokens[i].start - 1 : tokens[i].start] in (" ", "(", "")
+            and unknown(nxt)
+            and tokens[nxt].low not in lex.common_words
+        ):
+            out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "NAME", "cue"))
+        moved = prv is not None and (
+            tokens[prv].low in cues["move_verbs"]
+            or (tokens[prv].low == "to" and k >= 2 and tokens[words[k - 2]].low in cues["move_verbs"])
+        )
+        if (
+            (w in cues["place_cues"] or (w in ("to", "the") and moved))
+            and near_next
+            and nxt is not None
+            and 2 <= len(tokens[nxt].low) <= 4
+            and unknown(nxt)
+            and tokens[nxt].low not in lex.common_words
+            and not lex.is_name(tokens[nxt].low)
+        ):
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "LOCATION", "cue"))
+        if (
+            w == "st"
+            and near_next
+            and nxt is not None
+            and tokens[nxt].low in lex.first_names
+            and tokens[nxt].text[0].isupper()
+        ):
+            out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
+        if (
+            w in cues["ward_cues"]
+            and nxt is not None
+            and gap(i, nxt) == " "
+            and len(tokens[nxt].low) >= 4
+            and unknown(nxt)
+            and nxt + 2 < n
+            and text[tokens[nxt].end : tokens[nxt + 1].start] in ("", " ")
+            and tokens[nxt + 1].text.isdigit()
+            and len(tokens[nxt + 1].text) == 1
+        ):
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "LOCATION", "cue"))
+        if w in cues["months"] and (w not in STOP_WORDS) and _month_context(text, tokens, i, n):
+            out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
+    out += _dates(text, tokens, cues["date_cues"])
+    return out
+
+
+def _backwards(
+    text: str,
+    tokens: list[CrfToken],
+    words: list[int],
+    k: int,
+    unknown: Callable[[int], bool],
+    kind: str,
+    credential: bool,
+) -> list[PhiSpan]:
+    """Up to three unknown words (initials too) right before ``words[k]`` ("W. MAROTTA AWARE")."""
+    first = None
+    j = k - 1
+    taken = 0
+    while j >= 0 and taken < 4:
+        i, after = words[j], words[j + 1]
+        between = text[tokens[i].end : tokens[after].start]
+        allowed = (" ", ". ", "-", ", ") if credential and j == k - 1 else (" ", ". ", "-")
+        if between not in allowed:
+            break
+        initial = len(tokens[i].text) == 1
+        if not (unknown(i) or (initial and between == ". ")) or (between == ". " and not initial):
+            break
+        first = i
+        taken += 1
+        j -= 1
+    if first is None or (first == words[k - 1] and len(tokens[first].text) == 1):
+        return []
+    last = words[k - 1]
+    return [PhiSpan(tokens[first].start, tokens[last].end, kind, "cue")]
+
+
+def _month_context(text: str, tokens: list[CrfToken], i: int, n: int) -> bool:
+    """A month name with a day or year next to it, or after "in"/"of"/"since"."""
+    before = tokens[i - 1].low if i else ""
+    after = tokens[i + 1] if i + 1 < n else None
+    nxt_digit = (after is not None and after.text.isdigit()) or (
+        after is not None and after.text in ",." and i + 2 < n and tokens[i + 2].text.isdigit()
+    )
+    return (
+        nxt_digit
+        or before in ("in", "of", "since", "early", "late", "mid")
+        or (i + 2 < n and tokens[i + 1].low == "of" and tokens[i + 2].text.isdigit())
+    )
+
+
+def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list[PhiSpan]:
+    out = [PhiSpan(m.start(), m.end(), "DATE", "cue") for r in (_FULL, _MONTH_YEAR) for m in r.finditer(text)]
+    for m in _MONTH_DAY.finditer(text):
+        before = text[max(0, m.start() - 20) : m.start()].split()
+        if before and before[-1].lower().strip("?:-,") in date_cues:
+            out.append(PhiSpan(m.start(), m.end(), "DATE", "cue"))
+    return out
+
+
+_RATIO = re.compile(r"(\d{1,2})/(\d{1,2})(/\d+%?)?")
+
+
+def not_dates(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
+    """Model ``a/b`` dates that are ratios: a fraction ("1/2 amp"), a pain score near "pain" ("3/10"), a
+    ventilator setting ("PSV 10/5", "10/5/40%", "5/10 ... 40%")."""
+    cues = _cues()
+    out = []
+    for s in spans:
+        m = _RATIO.fullmatch(text, s.start, s.end) if s.type == "DATE" and s.source == "model" else None
+        if m is not None:
+            a, b = int(m.group(1)), int(m.group(2))
+            before = text[max(0, s.start - 25) : s.start].lower()
+            after = text[s.end : s.end + 30].lower()
+            if (
+                (a < b <= 4)
+                or (b == 10 and a <= 10 and "pain" in before + after)
+                or (m.group(3) or "").endswith("%")
+                or after[:1] == "%"
+                or any(w in cues["settings"] for w in re.findall(r"[a-z-]+", before)[-3:])
+            ):
+                continue
+        out.append(s)
+    return out
