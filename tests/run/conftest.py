@@ -23,9 +23,10 @@ class Cohort:
 
 
 @pytest.fixture(scope="session")
-def ingested(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
+def ingested(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Cohort:
+    """The demo cohort ingested once; its VCFs come from the shared PharmCAT data (skips without it)."""
     root = tmp_path_factory.mktemp("cohort")
-    m = generate_cohort(root / "files", patients=3, seed=7)
+    m = generate_cohort(root / "files", patients=3, seed=7, shared_data=shared_data)
     store = root / "store"
     vcfs = [root / "files" / p.vcf for p in m.patients if p.vcf]
     result = ingest([root / "files" / "fhir", root / "files" / "dicom", *vcfs], store)
