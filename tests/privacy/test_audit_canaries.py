@@ -124,3 +124,19 @@ def test_birth_dates_count_in_a_birth_context_of_their_own_patient(batch: tuple[
     assert [(x.value_kind, x.location) for x in leaks] == [("birth_date", "notes/b.txt:line 1")]
     (notes / "b.txt").write_text(f"{keys.pseudonym('someone-else')}: DOB 07/23/1951\n")  # another patient's file
     assert audit(out, src, keys).clean
+
+
+def test_the_issuer_of_a_dicom_patient_id_is_not_an_identifier_of_the_patient() -> None:
+    """IssuerOfPatientID names the hospital that issued the id; a de-identified note that names the
+    hospital is not a leak (the demo's research batch was refused for it), the id itself is."""
+    from pydicom.dataset import Dataset
+
+    from carelens.privacy.known import Known, add_dicom
+
+    ds = Dataset()
+    ds.PatientID, ds.IssuerOfPatientID, ds.PatientName = "48213377", "Mercy General Hospital", "Quill^Ottoline"
+    known = Known()
+    add_dicom(ds, known)
+    note = "Seen at Mercy General Hospital today; family aware."
+    assert known.scrub(note) == note
+    assert known.scrub("MRN 4821-3377, Ms Quill") == "MRN [REDACTED], Ms [REDACTED]"

@@ -185,9 +185,10 @@ def add_dicom(ds: Any, known: Known) -> str:
     for kw in ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName"):
         for part in re.split(r"[\^ =]+", str(ds.get(kw, "") or "")):
             known.add("name", part)
+    # not IssuerOfPatientID: it names the hospital that issued the id, not the patient
     for kw, kind in (("PatientID", "mrn"), ("OtherPatientIDs", "mrn"), ("PatientAddress", "address"),
                      ("PatientTelephoneNumbers", "phone"), ("AccessionNumber", "accession"),
-                     ("MedicalRecordLocator", "mrn"), ("IssuerOfPatientID", "mrn")):  # fmt: skip
+                     ("MedicalRecordLocator", "mrn")):  # fmt: skip
         value = ds.get(kw)
         for item in value if isinstance(value, list) or type(value).__name__ == "MultiValue" else [value]:
             if item:
