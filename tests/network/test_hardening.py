@@ -101,9 +101,11 @@ def test_a_failed_site_fails_the_run() -> None:
     journal = Journal()
     journal.event(2, "site error", node="south", reason="site south: site task failed (ValueError)")
     journal.event(2, "site skipped", node="north")  # not a failure
+    journal.event(3, "site error", node="east")  # a failure without a reason (a dropped site)
     evaluation = {"sites": [_site("north", 0.8, 0.8, (0.9, 0.8, 0.95)), {"site": "east", "refused": "no reply"}]}
     assert failures_of(journal, evaluation) == [
         "round 2: south: site error (site south: site task failed (ValueError))",
+        "round 3: east: site error",
         "validation: east: no reply",
     ]
     assert failures_of(Journal(), {"sites": [_site("north", 0.8, 0.8, (0.9, 0.8, 0.95))]}) == []

@@ -171,7 +171,8 @@ def failures_of(journal: Any, evaluation: dict[str, Any]) -> list[str]:
     """Every site failure of the run, one line each: a round a site failed, a reply the hub
     rejected, a site that did not validate. Any one of them makes the run a failure."""
     found = [
-        f"round {e['round']}: {e.get('node', 'a site')}: {e['event']}" + (f" ({e['reason']})" * bool(e.get("reason")))
+        f"round {e['round']}: {e.get('node', 'a site')}: {e['event']}"
+        + (f" ({e['reason']})" if e.get("reason") else "")
         for e in journal.events
         if e.get("event") in FAILURE_EVENTS
     ]
