@@ -105,6 +105,7 @@ class Worker:
         self.config = config
         self.lake = Lake(config.store)
         self.versions = model_versions(config)
+        self._names: frozenset[str] | None = None
         self.keys: Any = None
         if config.secret_file is not None:
             from carelens.privacy import KeyService
@@ -251,6 +252,18 @@ class Worker:
                 found["sample"] = key
                 result.add("findings", key, self.versions["findings"], found)
 
+    def _cohort_names(self) -> frozenset[str]:
+        """The real name words of every patient in the lake: never chosen as a surrogate in any
+        patient's research copy (a surrogate that is another patient's surname is still a name of
+        the cohort in the research zone)."""
+        if self._names is None:
+            from carelens.privacy import PatientContext
+
+            rows = self.lake.query("SELECT json FROM resources WHERE resource_type = 'Patient'").column(0)
+            people = (PatientContext.from_fhir(orjson.loads(text), self.keys) for text in rows.to_pylist())
+            self._names = frozenset(w for person in people for w in person.name_parts())
+        return self._names
+
     def _research(self, result: PatientResult, resources: list[dict[str, Any]]) -> None:
         """The de-identified copy through the privacy boundary; withheld when the leak audit finds
         any identifier of the patient in it."""
@@ -261,6 +274,7 @@ class Worker:
         if patient is None:
             raise CarelensError("no Patient resource")
         ctx = PatientContext.from_fhir(patient, self.keys)
+        ctx.avoid = ctx.avoid | self._cohort_names()
         deid = FhirDeidentifier(keys=self.keys, patients={result.patient_id: ctx})
         out = [deid.resource(r) for r in resources]
         with tempfile.TemporaryDirectory(prefix="carelens-research-") as tmp:
