@@ -115,8 +115,8 @@ def _gene_entry(doc: dict[str, Any], exemption: dict[str, Any]) -> dict[str, Any
         "gene": doc["gene"],
         "chromosome": doc["chromosome"],
         "build": doc["genomeBuild"],
-        "version": doc["version"],
-        "source": doc["source"],
+        "version": doc.get("version") or doc.get("dataVersion") or "unknown",
+        "source": doc.get("source") or "unknown",
         "loci": [
             [v["position"], v.get("rsid"), v["ref"], v.get("alts") or [], v.get("chromosomeHgvsName")]
             for v in doc["variants"]
@@ -216,25 +216,37 @@ def write_definitions(source_dir: Path, out: Path = DEFINITIONS_FILE) -> dict[st
     }
 
 
+def _gene(name: str, g: dict[str, Any]) -> GeneDefinition:
+    return GeneDefinition(
+        gene=name,
+        chromosome=g["chromosome"],
+        build=g["build"],
+        version=g["version"],
+        source=g["source"],
+        loci=[Locus(p, r, ref, tuple(alts), h) for p, r, ref, alts, h in g["loci"]],
+        alleles=[
+            NamedAllele(n, ref, tuple(a), s if s is not None else sum(x is not None for x in a))
+            for n, ref, a, s in g["alleles"]
+        ],
+        ignored_positions=set(g["ignored_positions"]),
+        unphased_priorities=dict(g["unphased_priorities"]),
+        suballeles=dict(g.get("suballeles") or {}),
+        required_positions=set(g.get("required_positions") or []),
+    )
+
+
+def read_translation(path: Path) -> GeneDefinition:
+    """One gene's definitions from a PharmCAT ``*_translation.json``-layout file (no exemptions applied), e.g. the
+    test-only definition files PharmCAT's own tests run against."""
+    try:
+        doc = json.loads(path.read_text())
+        return _gene(doc["gene"], _gene_entry(doc, {}))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a PharmCAT allele definition file: {path.name} ({exc.__class__.__name__})") from exc
+
+
 def _parse(doc: dict[str, Any]) -> PgxDefinitions:
-    genes = {}
-    for name, g in doc["genes"].items():
-        genes[name] = GeneDefinition(
-            gene=name,
-            chromosome=g["chromosome"],
-            build=g["build"],
-            version=g["version"],
-            source=g["source"],
-            loci=[Locus(p, r, ref, tuple(alts), h) for p, r, ref, alts, h in g["loci"]],
-            alleles=[
-                NamedAllele(n, ref, tuple(a), s if s is not None else sum(x is not None for x in a))
-                for n, ref, a, s in g["alleles"]
-            ],
-            ignored_positions=set(g["ignored_positions"]),
-            unphased_priorities=dict(g["unphased_priorities"]),
-            suballeles=dict(g.get("suballeles") or {}),
-            required_positions=set(g.get("required_positions") or []),
-        )
+    genes = {name: _gene(name, g) for name, g in doc["genes"].items()}
     phenotypes = {}
     for name, p in doc["phenotypes"].items():
         phenotypes[name] = PhenotypeTable(

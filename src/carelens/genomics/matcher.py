@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from carelens.genomics.definitions import GeneDefinition, NamedAllele
@@ -65,6 +66,7 @@ class GeneCall:
     warnings: list[str] = field(default_factory=list)
     assumed_reference: list[int] = field(default_factory=list)
     candidates: list[tuple[str, int]] = field(default_factory=list)
+    research: bool = False  # a combination / partial call (research mode), not a CPIC diplotype
 
 
 def matches_allele(expected: str, observed: str | None) -> bool:
@@ -394,11 +396,15 @@ def _covered(
     return [strands[0], strands[1]]
 
 
-def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False) -> GeneCall:
+def call_gene(
+    defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False, combinations: bool = False
+) -> GeneCall:
     """Call one gene from the sample's genotypes at the gene's loci (``{position: [calls]}``).
 
     ``missing_to_ref``: positions absent from the VCF are taken as homozygous reference (for variant-only VCFs;
     PharmCAT's ``--missing-to-ref``); they are listed in ``assumed_reference``, never silently.
+    ``combinations``: when no diplotype of named alleles explains the genotypes, report combination and partial
+    calls as PharmCAT's research mode does (:mod:`carelens.genomics.combinations`); flagged, never a CPIC call.
     """
     obs = _observe(defn, calls, missing_to_ref)
     used, chrom = obs.used, defn.chromosome
@@ -436,7 +442,7 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
         return result(
             [], None, f"partially missing genotype at {chrom}:{where} (one allele called); not called (PharmCAT)"
         )
-    if obs.undocumented:
+    if obs.undocumented and not combinations:
         where = ", ".join(str(p) for p in sorted(set(obs.undocumented)))
         return result(
             [],
@@ -450,6 +456,8 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
     scored = _score(_compat(defn, obs.idx), used)
     if scored is None:
         return result([], None, "too many unphased heterozygous positions to enumerate; not called")
+    if not scored and combinations and len(used[0].alleles) == 2:
+        return _research(defn, obs, result)
     if not scored:
         return result(
             [],
@@ -487,4 +495,24 @@ def call_gene(defn: GeneDefinition, calls: dict[int, list[SampleCall]], missing_
         )
     call = result(dips, top, None)
     call.candidates = candidates
+    return call
+
+
+def _research(
+    defn: GeneDefinition, obs: _Observed, result: Callable[[list[str], int | None, str | None], GeneCall]
+) -> GeneCall:
+    """PharmCAT's research-mode call: combinations of named alleles and partials, top score wins."""
+    from carelens.genomics.combinations import combination_candidates
+
+    candidates = combination_candidates(defn, obs.idx, obs.used)
+    if not candidates:
+        return result([], None, f"no combination or partial call explains the {defn.gene} genotypes; not called")
+    top = candidates[0][1]
+    obs.warnings.append(
+        "research mode: combination / partial call (PharmCAT --research combinations); not a CPIC diplotype, "
+        "no phenotype or recommendation follows from it"
+    )
+    call = result([d for d, v in candidates if v == top], top, None)
+    call.candidates = candidates
+    call.research = True
     return call
