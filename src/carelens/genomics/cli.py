@@ -42,6 +42,12 @@ def pgx_command(
     all_samples: bool = typer.Option(
         False, "--all-samples", help="Multi-sample VCF: one report per sample (JSON: reports + quarantined)."
     ),
+    research: bool = typer.Option(
+        False,
+        "--research-combinations",
+        help="Where no diplotype of named alleles fits, report PharmCAT's combination / partial call (research mode; "
+        "no phenotype or recommendation follows).",
+    ),
 ) -> None:
     """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF, BCF or gVCF.
 
@@ -54,7 +60,7 @@ def pgx_command(
     from carelens.genomics.render import pgx_tsv, render_html
 
     if all_samples:
-        batch = pgx_reports(vcf, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
+        batch = pgx_reports(vcf, outside_calls=outside_calls, missing_to_ref=missing_to_ref, research=research)
         if fmt is PgxFormat.json:
             emit_json(batch, out)
         elif fmt is PgxFormat.tsv:
@@ -64,7 +70,9 @@ def pgx_command(
         if batch.quarantined:
             raise typer.Exit(3)
         return
-    report = pgx_report(vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref)
+    report = pgx_report(
+        vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref, research=research
+    )
     if fmt is PgxFormat.json:
         emit_json(report, out)
     elif fmt is PgxFormat.tsv:

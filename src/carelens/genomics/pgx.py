@@ -54,6 +54,9 @@ class GeneResult(BaseModel):
     score: int | None = None
     positions: list[dict[str, object]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    research: bool = Field(
+        default=False, description="a research-mode combination / partial call: no CPIC phenotype or recommendation"
+    )
 
 
 class DrugRecommendation(BaseModel):
@@ -245,13 +248,18 @@ def _display(reference: str, call: GeneCall) -> list[str]:
 
 
 def gene_result(
-    defs: PgxDefinitions, gene: str, calls: dict[int, list[SampleCall]], missing_to_ref: bool = False
+    defs: PgxDefinitions,
+    gene: str,
+    calls: dict[int, list[SampleCall]],
+    missing_to_ref: bool = False,
+    research: bool = False,
 ) -> GeneResult:
-    """One gene's call, phenotype and the evidence it rests on, with CPIC's gene-specific rules (DPYD, SLCO1B1)."""
+    """One gene's call, phenotype and the evidence it rests on, with CPIC's gene-specific rules (DPYD, SLCO1B1).
+    ``research``: where no diplotype of named alleles fits, report PharmCAT's combination / partial call."""
     g = defs.genes[gene]
     if gene in OUTSIDE_ONLY:
         return GeneResult(gene=gene, diplotypes=[], phenotype=None, reason=OUTSIDE_ONLY[gene], chromosome=g.chromosome)
-    call = call_gene(g, calls, missing_to_ref)
+    call = call_gene(g, calls, missing_to_ref, combinations=research and gene != "DPYD")  # DPYD: CPIC lowest-two
     detected: list[str] = []
     lookup_dip = call.diplotypes[0] if len(call.diplotypes) == 1 else None
     if gene == "DPYD" and call.phased is False and not (call.reason or "").startswith("allele not in"):
@@ -268,7 +276,10 @@ def gene_result(
     if gene == "SLCO1B1" and not call.diplotypes and (fallback := _slco1b1_rs4149056(call)):
         phenotype = lookup = fallback
         note = "no star-allele call: phenotype from the rs4149056 (c.521T>C) genotype alone (CPIC / PharmCAT rule)"
-    if call.diplotypes and phenotype is None:
+    if call.research:
+        phenotype = lookup = activity = None
+        note = "research-mode combination / partial call: CPIC defines no phenotype for it"
+    elif call.diplotypes and phenotype is None:
         note = (
             "no CPIC phenotype table for this gene"
             if gene not in defs.phenotypes
@@ -296,6 +307,7 @@ def gene_result(
         score=call.score,
         positions=call.positions,
         warnings=call.warnings,
+        research=call.research,
     )
 
 
@@ -313,17 +325,21 @@ def pgx_report(
     outside_calls: Path | str | None = None,
     definitions: PgxDefinitions | None = None,
     missing_to_ref: bool = False,
+    research: bool = False,
 ) -> PgxReport:
     """Call every defined gene for one sample of ``vcf``; outside calls override or add genes.
 
     ``missing_to_ref`` takes positions absent from the VCF as reference (for variant-only VCFs); every such
-    position is listed in the gene's ``assumed_reference``.
+    position is listed in the gene's ``assumed_reference``. ``research``: PharmCAT's combination / partial calls
+    where no diplotype of named alleles fits (flagged per gene; no phenotype or recommendation follows).
     """
     defs = definitions or load_definitions()
     path = Path(vcf)
     outside = read_outside_calls(Path(outside_calls)) if outside_calls else {}
     name, calls, info = read_calls(path, sample, gene_positions(defs))
-    return report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, input_hash=file_hash(path))
+    return report_from_calls(
+        defs, name, calls, info.warnings, outside, missing_to_ref, input_hash=file_hash(path), research=research
+    )
 
 
 class SampleReports(BaseModel):
@@ -340,6 +356,7 @@ def pgx_reports(
     outside_calls: Path | str | None = None,
     definitions: PgxDefinitions | None = None,
     missing_to_ref: bool = False,
+    research: bool = False,
 ) -> SampleReports:
     """One report per sample of ``vcf`` (read in one pass); a sample with no genotype at any PGx position is
     quarantined with a one-line reason (never its name: sample IDs can identify a patient)."""
@@ -363,7 +380,9 @@ def pgx_reports(
                 )
             )
             continue
-        out.reports.append(report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, digest))
+        out.reports.append(
+            report_from_calls(defs, name, calls, info.warnings, outside, missing_to_ref, digest, research=research)
+        )
     return out
 
 
@@ -375,6 +394,7 @@ def report_from_calls(
     outside: dict[str, dict[str, str | None]] | None = None,
     missing_to_ref: bool = False,
     input_hash: str | None = None,
+    research: bool = False,
 ) -> PgxReport:
     """Build the report from one sample's genotypes at the gene positions (``{(bare contig, pos): [calls]}``);
     ``input_hash`` is the hash of the input VCF (else of the genotypes used, when no file is at hand)."""
@@ -384,7 +404,7 @@ def report_from_calls(
         if gene not in outside:
             chrom = bare(defs.genes[gene].chromosome)
             gene_calls = {p: v for (c, p), v in calls.items() if c == chrom}
-            results.append(gene_result(defs, gene, gene_calls, missing_to_ref))
+            results.append(gene_result(defs, gene, gene_calls, missing_to_ref, research))
     for gene, oc in outside.items():
         results.append(_outside_result(defs, gene, oc))
     results.sort(key=lambda r: natural_key(r.gene))
