@@ -180,6 +180,29 @@ def refresh_command(
     emit_json(write_definitions(source, out or DEFINITIONS_FILE))
 
 
+@genome.command("import-dpwg")
+def import_dpwg_command(
+    source: Path = typer.Option(
+        ...,
+        "--from",
+        help="A PharmGKB DPWG guideline annotation JSON file, or a folder of them (PharmCAT's reporter/guidelines).",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of the copy shipped in the package."),
+) -> None:
+    """Rebuild the DPWG recommendations used where CPIC has no guideline (CC BY-SA 4.0 data, kept in its own file).
+
+    Guidelines that are not DPWG, carry no recommendation or are not keyed on one gene's allele functions are
+    skipped and counted. Without --out the copy shipped in the package is replaced (reports read that copy).
+    """
+    from carelens.core.errors import InputError
+    from carelens.core.output import emit_json
+    from carelens.genomics.dpwg import DPWG_FILE, write_dpwg
+
+    if not source.exists():
+        raise InputError(f"not found: {source}")
+    emit_json(write_dpwg(source, out or DPWG_FILE))
+
+
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the main app."""
     app.add_typer(genome, name="genome")

@@ -104,7 +104,9 @@ def _drug_entry(report: PgxReport, rec: DrugRecommendation, subject: str, derive
         derivedFrom=[{"reference": r} for r in derived],
         note=[
             {
-                "text": f"{rec.guideline} ({rec.url or 'CPIC'})"
+                "text": f"{rec.source}: {rec.guideline} ({rec.url or rec.source})"
+                + (f"; version {rec.version}" if rec.version else "")
+                + (f"; PharmGKB {rec.guideline_id}" if rec.guideline_id else "")
                 + (f"; population: {rec.population}" if rec.population else "")
             }
         ],

@@ -12,6 +12,7 @@ from carelens.core.evidence import Provenance
 from carelens.core.ids import content_hash
 from carelens.core.quarantine import Quarantined
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
+from carelens.genomics.dpwg import match_dpwg
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
 from carelens.genomics.phenotype_rules import metabolizer
@@ -70,6 +71,10 @@ class DrugRecommendation(BaseModel):
     implications: list[str]
     guideline: str
     url: str | None
+    source: str = Field(default="CPIC", description="CPIC, or DPWG where CPIC has no guideline for the drug")
+    version: str | None = Field(default=None, description="the guideline annotation's version (DPWG: PharmGKB's)")
+    guideline_id: str | None = Field(default=None, description="PharmGKB / ClinPGx guideline annotation id")
+    rx_change: str | None = Field(default=None, description="DPWG: whether the guideline changes the prescription")
 
 
 class PgxReport(BaseModel):
@@ -220,6 +225,29 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
             )
         )
     return sorted(out, key=lambda r: (r.drug, r.population or ""))
+
+
+def recommend_dpwg(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecommendation]:
+    """DPWG recommendations for drugs without a CPIC guideline, from each gene's single (non-research) diplotype."""
+    single = {g.gene: g.diplotypes[0] for g in genes if len(g.diplotypes) == 1 and not g.research}
+    matches, _ = match_dpwg(single, {r.drug for r in defs.recommendations})
+    return [
+        DrugRecommendation(
+            drug=m.guideline.drug,
+            genes={m.guideline.gene: f"{m.diplotype} ({m.group.name})"},
+            recommendation=m.group.recommendation,
+            strength=None if m.group.strength in (None, "N/A") else m.group.strength,
+            population=None,
+            implications=[m.group.implications] if m.group.implications else [],
+            guideline=m.guideline.name,
+            url=m.guideline.url,
+            source="DPWG",
+            version=m.guideline.version,
+            guideline_id=m.guideline.id,
+            rx_change=m.group.rx_change,
+        )
+        for m in matches
+    ]
 
 
 SLCO1B1_C521 = {("T", "T"): "Normal Function", ("C", "T"): "Decreased Function", ("C", "C"): "Poor Function"}
@@ -411,7 +439,7 @@ def report_from_calls(
     return PgxReport(
         sample=name,
         genes=results,
-        drugs=recommend(defs, results),
+        drugs=recommend(defs, results) + recommend_dpwg(defs, results),
         warnings=list(warnings),
         provenance=Provenance(
             model_id="carelens.genomics.pgx",
