@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from carelens.cli import app
@@ -13,6 +14,7 @@ from carelens.genomics.definitions import load_definitions
 from carelens.genomics.matcher import call_gene
 from carelens.genomics.pgx import gene_positions, pgx_report
 from carelens.genomics.vcf import bare, read_calls
+from tests.genomics.conftest import write_vcf
 
 runner = CliRunner()
 HAPLOTYPE = "haplotype/NamedAlleleMatcher-{}.vcf"
@@ -66,3 +68,95 @@ def test_cyp2d6_from_the_vcf_only_with_an_outside_caller_off(test_vcfs: Path) ->
     (carelens' report calls CYP2D6 only from an outside call and says so)."""
     g = next(x for x in pgx_report(test_vcfs / HAPLOTYPE.format("cyp2d6")).genes if x.gene == "CYP2D6")
     assert g.diplotypes == [] and "outside" in (g.reason or "")
+
+
+def _every_position_vcf(
+    path: Path, gene: str, variants: dict[str, tuple[str, ...]], phased: bool = False, missing: tuple[str, ...] = ()
+) -> Path:
+    """What PharmCAT's TestVcfBuilder.forGene writes: every position of the gene's definition, reference unless
+    ``variants`` gives its two alleles (and optionally a phase set); ``missing`` rsids left out."""
+    defn = load_definitions().genes[gene]
+    sep = "|" if phased else "/"
+    rows = []
+    for locus in defn.loci:
+        if locus.rsid in missing:
+            continue
+        alleles = [locus.ref, *locus.alts]
+        gt, ps = f"0{sep}0", None
+        if locus.rsid in variants:
+            a1, a2, *rest = variants[locus.rsid]
+            alleles += [a for a in dict.fromkeys((a1, a2)) if a not in alleles]
+            gt, ps = f"{alleles.index(a1)}{sep}{alleles.index(a2)}", (rest[0] if rest else None)
+        fmt, value = ("GT:PS", f"{gt}:{ps}") if ps else ("GT", gt)
+        alts = ",".join(alleles[1:]) or "."
+        rows.append(
+            f"{defn.chromosome}\t{locus.position}\t{locus.rsid or '.'}\t{locus.ref}\t{alts}\t.\tPASS\t.\t{fmt}\t{value}"
+        )
+    return write_vcf(path, rows, chrom=defn.chromosome, length=58617616)
+
+
+NEWER = "NamedAlleleMatcherTest.java (newer JUnit 5 version, TestVcfBuilder.forGene('CYP2B6'))"
+CYP2B6_CASES = [  # (PharmCAT test, genotypes, phased, missing rsids, expected: top first, then every listed match)
+    (
+        "testCombinationHomozygous",
+        {"rs8192709": ("T", "T"), "rs3211371": ("T", "T")},
+        False,
+        (),
+        ["[*2 + *5]/[*2 + *5]"],
+    ),
+    (
+        "testCombo3",
+        {"rs34883432": ("A", "T"), "rs8192709": ("C", "T"), "rs35773040": ("A", "G"), "rs3745274": ("T", "G")},
+        True,
+        (),
+        ["*10/[*9 + *14]"],
+    ),
+    (
+        "testCombo3WithPhaseSet",
+        {
+            "rs34883432": ("A", "T", "40991346"),
+            "rs8192709": ("C", "T", "40991346"),
+            "rs35773040": ("A", "G", "41004360"),
+            "rs3745274": ("G", "T", "41006915"),
+        },
+        True,
+        (),
+        ["*1/[*9 + *10 + *14]", "*9/[*10 + *14]", "*14/[*9 + *10]", "*10/[*9 + *14]"],
+    ),
+    (
+        "testCombinationWithShellPhased",
+        {"rs35773040": ("G", "A"), "rs3745274": ("T", "T"), "rs2279343": ("G", "G"), "rs12721655": ("G", "A")},
+        True,
+        (),
+        ["*13/[*6 + *14]"],
+    ),
+    (
+        "testCombinationWithShellMissing",
+        {"rs35773040": ("G", "A"), "rs3745274": ("T", "T"), "rs2279343": ("G", "G")},
+        False,
+        ("rs12721655",),
+        ["*6/[*6 + *14]", "*6/[*13 + *14]", "*13/[*6 + *14]", "*13/[*13 + *14]"],
+    ),
+    (
+        "testPartialUnphasedWithSingleHapMatch",
+        {"rs33973337": ("A", "T"), "rs45482602": ("C", "T")},
+        False,
+        (),
+        ["*1/[g.40991381A>T + g.41009350C>T]", "g.40991381A>T/g.41009350C>T"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CYP2B6_CASES, ids=lambda c: c[0])
+def test_pharmcat_combination_tests_built_like_test_vcf_builder(case: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """PharmCAT's combination tests that build their VCF with TestVcfBuilder (not among the 155 files), rebuilt
+    here the same way against the shipped CYP2B6 definitions: the first expected diplotype is the top call, every
+    other one PharmCAT lists is among carelens' matches."""
+    name, variants, phased, missing, expected = case
+    vcf = _every_position_vcf(tmp_path / f"{name}.vcf", "CYP2B6", variants, phased, missing)
+    defs = load_definitions()
+    defn = defs.genes["CYP2B6"]
+    _, calls, _ = read_calls(vcf, None, gene_positions(defs))
+    call = call_gene(defn, {p: v for (c, p), v in calls.items() if c == bare(defn.chromosome)}, combinations=True)
+    assert expected[0] in call.diplotypes and set(call.diplotypes) <= set(expected), (call.diplotypes, NEWER, name)
+    assert set(expected) <= {d for d, _ in call.candidates}, (call.candidates[:8], name)
