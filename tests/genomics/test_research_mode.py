@@ -160,3 +160,16 @@ def test_pharmcat_combination_tests_built_like_test_vcf_builder(case: tuple, tmp
     call = call_gene(defn, {p: v for (c, p), v in calls.items() if c == bare(defn.chromosome)}, combinations=True)
     assert expected[0] in call.diplotypes and set(call.diplotypes) <= set(expected), (call.diplotypes, NEWER, name)
     assert set(expected) <= {d for d, _ in call.candidates}, (call.candidates[:8], name)
+
+
+def test_combination_search_too_large_is_refused_with_a_reason(tmp_path: Path) -> None:
+    """Twelve unphased heterozygous CYP2B6 sites no named-allele pair explains: the research search (2**11
+    arrangements) is refused with a one-line reason instead of running for minutes."""
+    defn = load_definitions().genes["CYP2B6"]
+    hets = {loc.rsid: (loc.ref, loc.alts[0]) for loc in defn.loci[:12] if loc.rsid and loc.alts}
+    vcf = _every_position_vcf(tmp_path / "many.vcf", "CYP2B6", hets)
+    defs = load_definitions()
+    _, calls, _ = read_calls(vcf, None, gene_positions(defs))
+    call = call_gene(defn, {p: v for (c, p), v in calls.items() if c == bare(defn.chromosome)}, combinations=True)
+    assert len(hets) == 12 and call.diplotypes == []
+    assert call.reason and "combination search not run" in call.reason and "\n" not in call.reason

@@ -18,7 +18,12 @@ from carelens.genomics.definitions import GeneDefinition
 from carelens.genomics.matcher import _blocks, _strands, matches_allele, natural_key
 from carelens.genomics.vcf import SampleCall
 
-MAX_COMBINATIONS = 4096  # per strand; more is a definition set this mode cannot search, and is said
+MAX_COMBINATIONS = 512  # combinations per strand; beyond this (or MAX_BLOCKS) the search is refused and said
+MAX_BLOCKS = 11  # independently phased blocks (unphased heterozygous sites): 2**10 arrangements
+
+
+class TooLarge(Exception):
+    """The combination search would not finish in reasonable time."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class _Explainer:
         def extend(start: int, chosen: list[tuple[str, bool, dict[int, str]]], used: set[int]) -> None:
             for k in range(start, len(named)):
                 if len(combos) >= MAX_COMBINATIONS:
-                    return
+                    raise TooLarge(f"more than {MAX_COMBINATIONS} allele combinations on one strand")
                 cand = named[k]
                 if used.isdisjoint(cand[2]):
                     now = [*chosen, cand]
@@ -101,9 +106,12 @@ class _Explainer:
 
 
 def combination_candidates(defn: GeneDefinition, idx: list[int], calls: list[SampleCall]) -> list[tuple[str, int]]:
-    """Every diplotype (combination / partial naming) the phasing allows, best score first."""
+    """Every diplotype (combination / partial naming) the phasing allows, best score first; raises
+    :class:`TooLarge` when the search is too large to run."""
     explainer = _Explainer(defn, idx)
     blocks = _blocks(calls)
+    if len(blocks) > MAX_BLOCKS:
+        raise TooLarge(f"{len(blocks)} independently phased heterozygous blocks")
     cache: dict[tuple[str | None, ...], list[StrandMatch]] = {}
     pairs: set[tuple[StrandMatch, StrandMatch]] = set()
     for flips in itertools.product((0, 1), repeat=max(len(blocks) - 1, 0)):

@@ -108,7 +108,9 @@ def _guideline_entry(doc: dict[str, Any]) -> dict[str, Any] | None:
         )
     if not groups:
         return None
-    drugs = [c["name"] for c in g.get("relatedChemicals") or []]
+    drugs = [c["name"] for c in g.get("relatedChemicals") or [] if c.get("name")]
+    if not drugs and (named := re.match(r"Annotation of DPWG Guideline for (.+) and \S+$", g.get("name", ""))):
+        drugs = named.group(1).split(" and ")
     return {
         "id": g["id"],
         "name": g["name"],

@@ -502,9 +502,12 @@ def _research(
     defn: GeneDefinition, obs: _Observed, result: Callable[[list[str], int | None, str | None], GeneCall]
 ) -> GeneCall:
     """PharmCAT's research-mode call: combinations of named alleles and partials, top score wins."""
-    from carelens.genomics.combinations import combination_candidates
+    from carelens.genomics.combinations import TooLarge, combination_candidates
 
-    candidates = combination_candidates(defn, obs.idx, obs.used)
+    try:
+        candidates = combination_candidates(defn, obs.idx, obs.used)
+    except TooLarge as exc:
+        return result([], None, f"combination search not run ({exc}); not called")
     if not candidates:
         return result([], None, f"no combination or partial call explains the {defn.gene} genotypes; not called")
     top = candidates[0][1]
