@@ -17,6 +17,7 @@ from carelens.genomics.fhir import pgx_fhir, validate_bundle
 from carelens.genomics.pgx import pgx_report
 from carelens.genomics.render import render_html
 from carelens.server.items import pgx_items
+from tests.genomics.conftest import write_vcf
 
 FIXTURE = Path(__file__).parent / "data" / "dpwg_fixture"
 VKORC1_AA = "haplotype/VKORC1/-1639A-1639A.vcf"
@@ -27,8 +28,8 @@ def test_shipped_file_keeps_its_licence_and_names_every_source() -> None:
     meta, aliases, guidelines = load_dpwg()
     assert "CC BY-SA 4.0" in meta["licence"] and (DPWG_FILE.parent / "DPWG_LICENSE.md").is_file()
     assert "VKORC1" in aliases
-    cpic = {r.drug for r in load_definitions().recommendations}
-    assert guidelines and not {g.drug for g in guidelines} & cpic  # only where CPIC has no guideline
+    cpic = {(r.drug, gene) for r in load_definitions().recommendations for gene in r.lookup}
+    assert guidelines and not {(g.drug, g.gene) for g in guidelines} & cpic  # only where CPIC has no guideline
     for g in guidelines:
         assert g.id.startswith("PA") and g.version and g.url.endswith(g.id) and g.groups
 
@@ -78,7 +79,7 @@ def test_import_dpwg_from_a_pharmgkb_layout_folder(tmp_path: Path) -> None:
     het = "rs9923231 reference (C)/rs9923231 variant (T)"  # the fixture writes this pair unsorted
     (m,) = match_dpwg({"VKORC1": het}, set(), out)[0]
     assert m.group.name == "-1639 AG"
-    assert match_dpwg({"VKORC1": hom}, {"testdrug"}, out)[0] == []  # a drug CPIC covers gets no DPWG advice
+    assert match_dpwg({"VKORC1": hom}, {("testdrug", "VKORC1")}, out)[0] == []  # CPIC covers it: no DPWG advice
 
 
 def test_import_dpwg_bad_input_is_one_line(tmp_path: Path) -> None:
@@ -90,3 +91,12 @@ def test_import_dpwg_bad_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["genome", "import-dpwg", "--from", str(tmp_path / "empty"), "--out", "x.json"])
     assert result.exit_code != 0
+
+
+def test_abcg2_allopurinol_dpwg_beside_cpic_hla_b(tmp_path: Path) -> None:
+    """CPIC's allopurinol guideline keys on HLA-B only; DPWG's ABCG2 advice is added beside it."""
+    rows = ["chr4\t88131171\trs2231142\tG\tT\t.\tPASS\t.\tGT\t0/1"]
+    report = pgx_report(write_vcf(tmp_path / "abcg2.vcf", rows, chrom="chr4", length=190214555))
+    (allo,) = [d for d in report.drugs if d.drug == "allopurinol" and d.source == "DPWG"]
+    assert "1.25 times the standard dose" in allo.recommendation and allo.guideline_id == "PA166264961"
+    assert "Decreased function GT" in allo.genes["ABCG2"]

@@ -1,4 +1,4 @@
-"""DPWG (Dutch Pharmacogenetics Working Group) recommendations for drugs CPIC has no guideline for.
+"""DPWG (Dutch Pharmacogenetics Working Group) recommendations for drug-gene pairs CPIC has no guideline for.
 
 The data are PharmGKB / ClinPGx guideline annotations ("Annotation of DPWG Guideline for <drug> and <gene>", the
 JSON PharmGKB distributes and PharmCAT ships under ``reporter/guidelines/``), licensed CC BY-SA 4.0: carelens keeps
@@ -9,7 +9,7 @@ annotation files (a PharmCAT checkout's ``reporter/guidelines`` or PharmGKB's gu
 A guideline lists each allele's DPWG function and, per annotation group, the function pairs it applies to
 (``UGT1A1:Decreased function (UGT1A1*28)/Normal function``): a diplotype matches a group when both alleles are
 listed and their function pair is one of the group's. ``aliases`` maps carelens' allele names to DPWG's labels
-where they differ (VKORC1 rs9923231 C/T is DPWG's -1639 G/A).
+where they differ (VKORC1 rs9923231 C/T is DPWG's -1639 G/A; ABCG2 rs2231142 G/T its c.421 G/T).
 """
 
 from __future__ import annotations
@@ -197,15 +197,15 @@ def load_dpwg(path: Path = DPWG_FILE) -> tuple[dict[str, Any], dict[str, dict[st
 
 
 def match_dpwg(
-    diplotypes: dict[str, str], cpic_drugs: set[str], path: Path = DPWG_FILE
+    diplotypes: dict[str, str], cpic: set[tuple[str, str]], path: Path = DPWG_FILE
 ) -> tuple[list[DpwgMatch], dict[str, Any]]:
-    """DPWG groups matching the patient's single diplotype per gene (``{gene: "a/b"}``), for drugs outside
-    ``cpic_drugs``; returns the matches and the file's meta."""
+    """DPWG groups matching the patient's single diplotype per gene (``{gene: "a/b"}``), for the drug-gene pairs
+    CPIC has no guideline for (``cpic``: its (drug, gene) pairs); returns the matches and the file's meta."""
     meta, aliases, guidelines = load_dpwg(path)
     out = []
     for gl in guidelines:
         dip = diplotypes.get(gl.gene)
-        if gl.drug in cpic_drugs or not dip or dip.count("/") != 1:
+        if (gl.drug, gl.gene) in cpic or not dip or dip.count("/") != 1:
             continue
         names = [aliases.get(gl.gene, {}).get(a, a) for a in dip.split("/")]
         functions = [gl.functions.get(n) for n in names]

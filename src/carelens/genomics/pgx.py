@@ -228,9 +228,10 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
 
 
 def recommend_dpwg(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecommendation]:
-    """DPWG recommendations for drugs without a CPIC guideline, from each gene's single (non-research) diplotype."""
+    """DPWG recommendations for drug-gene pairs without a CPIC guideline (allopurinol: CPIC keys on HLA-B, DPWG also
+    on ABCG2), from each gene's single (non-research) diplotype."""
     single = {g.gene: g.diplotypes[0] for g in genes if len(g.diplotypes) == 1 and not g.research}
-    matches, _ = match_dpwg(single, {r.drug for r in defs.recommendations})
+    matches, _ = match_dpwg(single, {(r.drug, gene) for r in defs.recommendations for gene in r.lookup})
     return [
         DrugRecommendation(
             drug=m.guideline.drug,
