@@ -49,7 +49,7 @@ def pgx_command(
         "no phenotype or recommendation follows).",
     ),
 ) -> None:
-    """Star-allele diplotypes, phenotypes and CPIC drug recommendations for one sample of a VCF, BCF or gVCF.
+    """Star-allele diplotypes, phenotypes and CPIC drug recommendations (DPWG where CPIC has none) for one sample.
 
     Positions the VCF does not cover are reported as not assayed (never assumed reference unless
     --missing-to-ref is given; gVCF reference blocks count as reference); ties are reported as ties.
