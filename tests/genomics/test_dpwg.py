@@ -100,3 +100,12 @@ def test_abcg2_allopurinol_dpwg_beside_cpic_hla_b(tmp_path: Path) -> None:
     (allo,) = [d for d in report.drugs if d.drug == "allopurinol" and d.source == "DPWG"]
     assert "1.25 times the standard dose" in allo.recommendation and allo.guideline_id == "PA166264961"
     assert "Decreased function GT" in allo.genes["ABCG2"]
+
+
+def test_cyp2c9_siponimod_groups_keep_star_specific_rows(test_vcfs: Path) -> None:
+    """DPWG's siponimod groups name *1/*3 and *2/*3 apart from the generic decreased-function pairs."""
+    report = pgx_report(test_vcfs / "haplotype/cyp2c9/s2s3.vcf")
+    (sipo,) = [d for d in report.drugs if d.drug == "siponimod"]
+    assert sipo.genes["CYP2C9"] == "*2/*3 (*2/*3)" and "50% of the normal maintenance dose" in sipo.recommendation
+    (m,) = match_dpwg({"CYP2C9": "*3/*3"}, set())[0]
+    assert (m.group.name, m.group.recommendation) == ("*3/*3", "Avoid siponimod.")
