@@ -90,3 +90,12 @@ def test_clopidogrel_lists_every_population_and_keys_are_stable(report: Any) -> 
     assert [r["strength"] for r in recs] == ["Strong", "No recommendation", "Moderate"]
     assert item.key == medication_pgx_items(pgx, summary)[0].key
     assert medication_pgx_items(report("cyp2c19/s1s1.vcf"), summary) == []
+
+
+def test_dpwg_advice_flags_unless_dpwg_says_no_prescription_change(report: Any) -> None:
+    summary = _summary(("Acenocoumarol 1 MG Oral Tablet", "active"))
+    (item,) = medication_pgx_items(report("VKORC1/-1639A-1639A.vcf"), summary)
+    assert item.text.endswith("DPWG recommendation applies (strength not stated)")
+    (rec,) = item.detail["recommendations"]
+    assert (rec["source"], rec["version"]) == ("DPWG", "31") and "50% of the standard initial dose" in rec["text"]
+    assert medication_pgx_items(report("VKORC1/-1639G-1639A.vcf"), summary) == []  # DPWG: no prescription change

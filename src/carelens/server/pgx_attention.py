@@ -11,9 +11,10 @@ The rule (one item per active medication and CPIC drug):
   "No Result", an allele "negative" and a bare activity score with no phenotype do not flag.
   Rapid and ultrarapid metabolizers do flag: CPIC changes dosing for several drugs on them.
 
-The item carries its evidence (every CPIC recommendation for the drug with strength and
-population, the genotype it rests on, the medication order it concerns). It informs; the
-clinician decides.
+A DPWG recommendation (for a drug-gene pair CPIC has no guideline for) flags the same way unless
+DPWG says it does not change the prescription. The item carries its evidence (every CPIC / DPWG
+recommendation for the drug with source, strength and population, the genotype it rests on, the
+medication order it concerns). It informs; the clinician decides.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from carelens.server.items import ReviewItem, drug_name, medication_items, menti
 
 NOT_ACTIONABLE = re.compile(r"normal|indeterminate|no result|unknown|negative|^[\d.]+$", re.IGNORECASE)
 CLINICIAN_DECIDES = (
-    "Flagged because a CPIC recommendation applies to a drug on the active medication list and the "
+    "Flagged because a CPIC (or DPWG) recommendation applies to a drug on the active medication list and the "
     "phenotype is not normal or indeterminate. The clinician decides whether to act on it."
 )
 
@@ -69,6 +70,8 @@ def _recommendation(rec: dict[str, Any]) -> dict[str, Any]:
         "population": rec.get("population"),
         "guideline": rec.get("guideline"),
         "url": rec.get("url"),
+        "source": rec.get("source") or "CPIC",  # DPWG where CPIC has no guideline for the drug-gene pair
+        "version": rec.get("version"),
     }
 
 
@@ -85,7 +88,8 @@ def medication_pgx_items(report: dict[str, Any] | None, summary: dict[str, Any] 
     model_id, version = model_of(report, ("carelens-pgx", __version__))
     out: list[ReviewItem] = []
     for drug, recs in by_drug.items():
-        flagged = [(rec, genes) for rec in recs if (genes := _actionable(rec, called))]
+        # DPWG states whether its advice changes the prescription: "No" does not flag
+        flagged = [(rec, genes) for rec in recs if rec.get("rx_change") != "No" and (genes := _actionable(rec, called))]
         if not flagged:
             continue
         genotype = list({g["gene"]: g for _, genes in flagged for g in genes}.values())
@@ -93,12 +97,14 @@ def medication_pgx_items(report: dict[str, Any] | None, summary: dict[str, Any] 
             citations = [c if isinstance(c, dict) else {"resource": str(c)} for c in med.get("citations", [])]
             calls = "; ".join(f"{g['gene']} {', '.join(g['diplotypes'])} ({g['phenotype']})" for g in genotype)
             strengths = ", ".join(dict.fromkeys(str(r.get("strength") or "strength not stated") for r, _ in flagged))
+            sources = "/".join(dict.fromkeys(str(r.get("source") or "CPIC") for r, _ in flagged))
             out.append(
                 ReviewItem(
                     key=stable_id("pgx-medication", drug, med.get("text"), calls),
                     kind="pgx",
                     section="Pharmacogenomics",
-                    text=f"{drug} (taken: {med.get('text')}) with {calls}: CPIC recommendation applies ({strengths})",
+                    text=f"{drug} (taken: {med.get('text')}) with {calls}: {sources} recommendation applies "
+                    f"({strengths})",
                     citations=citations,
                     needs_attention=True,
                     model_id=model_id,
