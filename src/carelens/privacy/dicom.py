@@ -49,6 +49,7 @@ CODES = {
 # option flag -> its column of Table E.1-1 (the first enabled column with an entry decides)
 OPTION_COLUMNS = (("retain_dates_modified", "rtnLongModifDatesOpt"), ("retain_patient_chars", "rtnPatCharsOpt"),
                   ("clean_descriptors", "cleanDescOpt"), ("clean_structured_content", "cleanStructContOpt"))  # fmt: skip
+BLANKING_ROUNDS = 3  # looks for burned-in text that blank what they find; text after the last: quarantine
 TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN"}
 DATE_VRS = {"DA", "DT", "TM"}
 
@@ -265,10 +266,11 @@ def _shift_value(vr: str, value: Any, shift: int) -> Any:
 # ---------------------------------------------------------------------------------------
 def clean_burned_in_text(ds: Any) -> tuple[int, int]:
     """Find burned-in text (OCR in every orientation and polarity, and text-like regions), blank
-    it, and look again the same way.
+    it, and look again the same way; what a look finds is blanked too, up to ``BLANKING_ROUNDS``
+    looks (blanking changes the image, and OCR may then read a mark it missed before).
 
-    Returns (regions blanked, text regions still found after blanking). Raises ``RuntimeError``
-    when tesseract is not installed.
+    Returns (regions blanked, text regions still found after the last round). Raises
+    ``RuntimeError`` when tesseract is not installed.
     """
     import numpy as np
 
@@ -281,15 +283,18 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
     out_frames = []
     for frame in frames:
         frame = frame.copy()
-        boxes = find_text(to_uint8(frame))
         fill = frame.min()
         h, w = frame.shape[:2]
-        for x, y, bw, bh in boxes:
-            pad = max(2, min(bw, bh) // 4)
-            frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
-            blanked += 1
-        if boxes:
-            left += len(find_text(to_uint8(frame)))
+        boxes = find_text(to_uint8(frame))
+        for _round in range(BLANKING_ROUNDS):
+            if not boxes:
+                break
+            for x, y, bw, bh in boxes:
+                pad = max(2, min(bw, bh) // 4)
+                frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
+                blanked += 1
+            boxes = find_text(to_uint8(frame))
+        left += len(boxes)
         out_frames.append(frame)
     new = np.stack(out_frames) if arr.ndim == frames.ndim else out_frames[0]
     ds.PixelData = new.astype(arr.dtype).tobytes()
