@@ -151,19 +151,6 @@ def add_file_name(path: Path, known: Known, ignore: frozenset[str] = frozenset()
             known.add("name", part)
 
 
-def patient_of(resource: dict[str, Any], full_urls: dict[str, str] | None = None) -> str:
-    """The id of the patient a resource is about ('' when none)."""
-    if resource.get("resourceType") == "Patient":
-        return str(resource.get("id") or "")
-    for key in ("subject", "patient", "beneficiary"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            target = str((full_urls or {}).get(ref["reference"], ref["reference"]))
-            if target.startswith("Patient/"):
-                return target.split("/", 1)[1]
-    return ""
-
-
 def collect(items: Iterable[tuple[Path, list[tuple[dict[str, Any], str]]]],
             ignore: frozenset[str] = frozenset()) -> dict[str, Known]:  # fmt: skip
     """Known identifiers by patient id from (file, [(resource, patient id)]) of a source. A file
