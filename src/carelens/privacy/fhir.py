@@ -59,6 +59,7 @@ class Profile:
     extensions: dict[str, str]
     removed_extensions: tuple[str, ...] = ()
     name: str = ""
+    _allowed: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def _from(cls, data: dict[str, Any], name: str) -> Profile:
@@ -78,7 +79,11 @@ class Profile:
         return cls._from(json.loads(Path(path).read_text()), str(path))
 
     def allowed(self, rtype: str) -> dict[str, str]:
-        return {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
+        """Element -> method for one resource type (the ``*`` rules under its own), built once."""
+        found = self._allowed.get(rtype)
+        if found is None:
+            found = self._allowed[rtype] = {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
+        return found
 
     def type_words(self) -> frozenset[str]:
         return frozenset({t.lower() for t in self.resources} | {"bundle", "fhir", "export", "ndjson", "data"})
@@ -113,24 +118,36 @@ def known_identifiers(paths: list[Path], profile: Profile | None = None) -> dict
     return collect(iter_file_resources(paths), words)
 
 
-def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientContext]:
+def load_patients(paths: list[Path], keys: KeyService, profile: Profile | None = None) -> dict[str, PatientContext]:
     """The ``PatientContext`` of every Patient in the given FHIR files, by patient id and by the
     id of each DocumentReference of that patient (notes are often named by document id); each
     context also knows the identifiers of the patient's RelatedPersons, Coverage and Devices."""
+    return patients_and_known(paths, keys, profile)[0]
+
+
+def patients_and_known(
+    paths: list[Path], keys: KeyService, profile: Profile | None = None
+) -> tuple[dict[str, PatientContext], dict[str, Known]]:
+    """:func:`load_patients` and :func:`known_identifiers` from one reading of the files."""
     out: dict[str, PatientContext] = {}
     documents: dict[str, str] = {}
-    for _path, items in iter_file_resources(paths):
-        for resource, pid in items:
-            rid = str(resource.get("id", ""))
-            if resource["resourceType"] == "Patient" and rid:
-                out[rid] = PatientContext.from_fhir(resource, keys)
-            elif resource["resourceType"] == "DocumentReference" and rid and pid:
-                documents[rid] = pid
-    for pid, known in known_identifiers(paths).items():
+
+    def noted() -> Iterator[tuple[Path, list[tuple[dict[str, Any], str]]]]:
+        for path, items in iter_file_resources(paths):
+            for resource, pid in items:
+                rid = str(resource.get("id", ""))
+                if resource["resourceType"] == "Patient" and rid:
+                    out[rid] = PatientContext.from_fhir(resource, keys)
+                elif resource["resourceType"] == "DocumentReference" and rid and pid:
+                    documents[rid] = pid
+            yield path, items
+
+    known = collect(noted(), (profile or Profile.default()).type_words())
+    for pid, found in known.items():
         if pid in out:
             ctx = out[pid]
-            ctx.names += [v for k, v in sorted(known.values) if k == "name" and v not in ctx.names]
-            ctx.identifiers += [v for k, v in sorted(known.values) if k in ("mrn", "ssn", "device")
+            ctx.names += [v for k, v in sorted(found.values) if k == "name" and v not in ctx.names]
+            ctx.identifiers += [v for k, v in sorted(found.values) if k in ("mrn", "ssn", "device")
                                 and v not in ctx.identifiers]  # fmt: skip
     avoid = frozenset(w for ctx in out.values() for w in ctx.name_parts())
     for ctx in out.values():
@@ -138,7 +155,7 @@ def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientConte
     for doc_id, patient_id in documents.items():
         if patient_id in out:
             out[doc_id] = out[patient_id]
-    return out
+    return out, known
 
 
 _REMOVED = object()
@@ -155,11 +172,18 @@ class FhirDeidentifier:
     known: dict[str, Known] = field(default_factory=dict)
     dropped_attachments: int = 0
     _text_cache: dict[tuple[str, str], str] = field(default_factory=dict)
+    _ids: dict[tuple[bool, str], str] = field(default_factory=dict)
 
     def new_id(self, resource_type: str, old: str) -> str:
-        if resource_type == "Patient":
-            return self.keys.pseudonym(old)
-        return self.keys.hash_hex("fhir-id", old, 32)
+        """A resource's keyed id (a Patient's: its pseudonym); remembered, as ids recur in every reference."""
+        key = (resource_type == "Patient", old)
+        found = self._ids.get(key)
+        if found is None:
+            found = self.keys.pseudonym(old) if key[0] else self.keys.hash_hex("fhir-id", old, 32)
+            if len(self._ids) > 200_000:
+                self._ids.clear()
+            self._ids[key] = found
+        return found
 
     def new_reference(self, ref: str, full_urls: dict[str, str]) -> str:
         ref = full_urls.get(ref, ref)
@@ -187,7 +211,7 @@ class FhirDeidentifier:
         if owner and ctx.patient_id.startswith("resource:") and owner in self.patients:
             ctx = self.patients[owner]
         known = self.known.get(ctx.patient_id) or self.known.get(owner) or Known()
-        job = _Job(self, ctx, known, full_urls)
+        job = _Job(self, ctx, known, full_urls, ctx.date_shift)
         return job.resource(resource)
 
 
@@ -199,6 +223,7 @@ class _Job:
     ctx: PatientContext
     known: Known
     full_urls: dict[str, str]
+    shift: int  # the patient's date shift, derived once a resource
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = str(resource["resourceType"])
@@ -245,12 +270,10 @@ class _Job:
     def m_shift(self, value: Any, key: str) -> Any:
         if isinstance(value, dict):
             return self.m_walk(value, key)
-        return (
-            _shift_fhir_date(value, self.ctx.date_shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
-        )
+        return _shift_fhir_date(value, self.shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
 
     def m_year(self, value: Any, key: str) -> Any:
-        return _generalize(str(value), "year", self.ctx.date_shift) if isinstance(value, str) else _REMOVED
+        return _generalize(str(value), "year", self.shift) if isinstance(value, str) else _REMOVED
 
     def m_text(self, value: Any, key: str) -> Any:
         if not isinstance(value, str):
@@ -401,7 +424,7 @@ class _Job:
             return [v for v in (self.m_walk(v, key) for v in value) if v is not _REMOVED]
         if isinstance(value, str):
             if _DATE.match(value):
-                return _shift_fhir_date(value, self.ctx.date_shift)
+                return _shift_fhir_date(value, self.shift)
             return self.text(value)
         return value
 
@@ -414,7 +437,7 @@ class _Job:
         if not value.strip():
             return value
         if _DATE.match(value):
-            return _shift_fhir_date(value, self.ctx.date_shift)
+            return _shift_fhir_date(value, self.shift)
         cache = self.deid._text_cache
         key = (self.ctx.patient_id, value)
         if key not in cache:
@@ -504,8 +527,8 @@ def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | No
     files = list(iter_fhir_files([src]))
     result = BatchResult()
     profile = profile or Profile.default()
-    patients = load_patients(files, keys)
-    deid = FhirDeidentifier(keys, profile, patients, passthrough, known_identifiers(files, profile))
+    patients, known = patients_and_known(files, keys, profile)
+    deid = FhirDeidentifier(keys, profile, patients, passthrough, known)
     base = src if src.is_dir() else src.parent
     taken: set[str] = set()
     for path in files:
