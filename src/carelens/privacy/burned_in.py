@@ -28,6 +28,7 @@ Box = tuple[int, int, int, int]  # x, y, width, height
 BANDS = ((5, 9), (8, 15), (13, 24), (21, 38), (34, 60))  # character heights (pixels) looked for, overlapping
 CONTRAST = 32  # grey levels (of 255) a mark stands out from its surroundings by
 OCR_LINE_HEIGHT = 48  # pixels a line is enlarged to before OCR
+SURE_LETTERS = 3  # a confident reading shorter than this ("ee", "4") is OCR noise on anatomy, not a word
 CONFIDENT = 60  # tesseract word confidence (0-100) above which a reading counts
 STRONG_MARKS = 5  # a line of this many regular marks is word-like: OCR must read it as allowed words
 OUTSIDE = "burned-in text in the pixels outside the annotation allow-list (read by OCR)"
@@ -244,7 +245,7 @@ def gate_frame(img: Any) -> GateResult:
                           len(lines))  # fmt: skip
     for n, line in enumerate(sorted(lines, key=lambda t: -t.marks), 1):
         read = read_line(img, line)
-        sure = [w for w, c in read if c >= CONFIDENT and (len(w) >= 2 or w.isdigit())]
+        sure = [w for w, c in read if c >= CONFIDENT and len(w) >= SURE_LETTERS]
         if sure and not allowed(sure):
             return GateResult(OUTSIDE, len(lines), n)
         if not sure and line.marks >= STRONG_MARKS and not (read and allowed([w for w, _c in read])):
