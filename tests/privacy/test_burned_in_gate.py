@@ -21,7 +21,7 @@ from carelens.privacy.burned_in import allowed, gate_dicom, gate_pixels, text_li
 from carelens.privacy.dicom import deid_dicom_path
 from carelens.privacy.keys import KeyService
 from tests.privacy.conftest import CANARY as C
-from tests.privacy.test_dicom_canaries import _base
+from tests.privacy.test_dicom_canaries import _base, _fhir_free_source
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="Debian tesseract-ocr not installed")
 CR = shared_data_dir() / "imaging" / "chest-cr-rsna.dcm"
@@ -55,12 +55,6 @@ def _radiograph(path: Path, words: str | None = None, rotation: int = 0, dark: b
     return path
 
 
-def _source(tmp_path: Path) -> Path:
-    src = tmp_path / "source"
-    _base(src / "id.dcm")
-    return src
-
-
 @needs_cr
 @needs_tesseract
 @pytest.mark.parametrize("rotation,dark", [(0, False), (90, False), (270, False), (0, True)],
@@ -69,7 +63,7 @@ def test_research_ingest_quarantines_burned_in_names(rotation: int, dark: bool, 
     batch = tmp_path / "batch"
     _radiograph(batch / "clean.dcm")
     _radiograph(batch / "burned.dcm", WORDS, rotation, dark)
-    result, report = ingest_research([batch], [_source(tmp_path)], tmp_path / "store", processes=1)
+    result, report = ingest_research([batch], [_fhir_free_source(tmp_path)], tmp_path / "store", processes=1)
     assert report.clean  # headers hold nothing of the source: the pixels are the gate's
     assert result.done["dicom"] == 1  # the clean radiograph went in
     (q,) = result.quarantined
@@ -117,7 +111,7 @@ def test_pixels_that_cannot_be_decoded_are_quarantined(tmp_path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
     reason = gate_dicom(path)
     assert reason and "cannot be decoded" in reason
-    result, _report = ingest_research([batch], [_source(tmp_path)], tmp_path / "store", processes=1)
+    result, _report = ingest_research([batch], [_fhir_free_source(tmp_path)], tmp_path / "store", processes=1)
     assert result.done["dicom"] == 0 and [q.reason for q in result.quarantined] == [reason]
 
 
@@ -125,7 +119,7 @@ def test_pixels_that_cannot_be_decoded_are_quarantined(tmp_path: Path) -> None:
 def test_the_audit_gates_pixels_by_default(tmp_path: Path, keys: KeyService) -> None:
     leaky = tmp_path / "leaky"
     _base(leaky / "a.dcm", text=("QUIXLEY 8842", 90, False))
-    source = _source(tmp_path)
+    source = _fhir_free_source(tmp_path)
     (leak,) = [x for x in audit(leaky, source, keys).leaks if x.value_kind == "burned_in_text"]
     assert leak.location == "a.dcm:PixelData" and "QUIXLEY" not in leak.reason
     assert not any(x.value_kind == "burned_in_text" for x in audit(leaky, source, keys, pixels=False).leaks)
@@ -134,3 +128,13 @@ def test_the_audit_gates_pixels_by_default(tmp_path: Path, keys: KeyService) -> 
     assert audit(out, source, keys).clean  # blanked by the de-identifier: the gate finds no line left
     result, _report = ingest_research([out], [source], tmp_path / "store", processes=1)
     assert result.done["dicom"] == 1 and not result.quarantined
+
+
+def test_a_failing_check_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import carelens.privacy.burned_in as burned_in
+
+    def broken(_img: object) -> list[object]:
+        raise OSError("tesseract died")
+
+    monkeypatch.setattr(burned_in, "text_lines", broken)
+    assert gate_dicom(_base(tmp_path / "a.dcm")) == "the pixels could not be checked for burned-in text (OSError)"

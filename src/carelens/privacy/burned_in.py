@@ -278,4 +278,7 @@ def gate_dicom(source: Path | bytes) -> str | None:
         arr = ds.pixel_array
     except Exception:  # decoders raise many kinds (and quote nothing useful)
         return "pixel data cannot be decoded, so it cannot be shown free of burned-in text"
-    return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1)).reason
+    try:
+        return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1)).reason
+    except Exception as err:  # OCR or array failures fail closed: the pixels were not shown clean
+        return f"the pixels could not be checked for burned-in text ({type(err).__name__})"
