@@ -266,9 +266,9 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
         return _redacted(f"{rel}:{w}" if w else f"{rel}:offset {offset - starts[i]}", s), pieces[i][2]
 
     hits: set[tuple[str, str]] = set()
-    for m in _WORD.finditer(text):
+    for m in _name_words(text, s.names):
         word = m.group(0).lower()
-        if word in s.names and not (_is_word(word) and _ordinary_use(text, m, src.labels)):
+        if not (_is_word(word) and _ordinary_use(text, m, src.labels)):
             hits.add(("name", where(m.start())[0]))
     for m in _SPACED.finditer(text):
         if "".join(_WORD.findall(m.group(0))).lower() in s.names:
@@ -292,6 +292,19 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
             if _BIRTH_CONTEXT.search(context):
                 hits.add(("birth_date", loc))
     report.leaks += [Leak(kind, loc, _WHY.get(kind, "an identifier of the patient")) for kind, loc in sorted(hits)]
+
+
+def _name_words(text: str, names: dict[str, set[str]]) -> Iterator[re.Match[str]]:
+    """Each word of ``text`` (a run of letters) that is a name word in any case: the words of the
+    text are first gathered at C speed and met with the names, and only the names found are then
+    looked for one by one (most output holds few or none)."""
+    found = {w.lower() for w in set(_WORD.findall(text))} & names.keys()
+    if not found:
+        return
+    alternatives = "|".join(re.escape(w) for w in sorted(found, key=len, reverse=True))
+    for m in re.finditer(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", text, re.IGNORECASE):
+        if m.group(0).lower() in found:
+            yield m
 
 
 def _redacted(location: str, s: _Searches) -> str:
