@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import os
 import resource
 import shutil
@@ -58,7 +59,17 @@ def fhir(data: Path, files: int, work: Path, keys: KeyService) -> tuple[tuple, t
     def deid() -> int:
         return deid_fhir_path(src, work / "fhir-out", keys).done["resources"]
 
-    return timed(parse), timed(deid)
+    measured = timed(parse), timed(deid)
+    print(f"FHIR output digest (compare across commits: byte-identical output): {tree_digest(work / 'fhir-out')}")
+    return measured
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over the relative names and bytes of every file under ``root``."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def dicom(data: Path, count: int, work: Path, keys: KeyService) -> tuple[tuple, tuple]:
@@ -135,6 +146,7 @@ def main() -> None:
     ap.add_argument("--fhir-files", type=int, default=10)
     ap.add_argument("--dicom", type=int, default=6)
     ap.add_argument("--write", action="store_true", help="write benchmarks/results/deid_structured.md")
+    ap.add_argument("--only", choices=("fhir", "dicom", "vcf"), help="measure one kind only (not with --write)")
     args = ap.parse_args()
     data = shared_data_dir()
     if data is None:
@@ -144,12 +156,20 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, unit, (plain, deid) in (
-            ("FHIR (Synthea bundles)", "resources", fhir(data, args.fhir_files, work, keys)),
-            ("DICOM (with OCR, half with burned-in text)", "instances", dicom(data, args.dicom, work, keys)),
-            ("VCF (shared genomics files)", "records", vcf(data, work, keys)),
-        ):
-            rows.append((name, unit, plain, deid))
+        kinds = (
+            ("fhir", "FHIR (Synthea bundles)", "resources", lambda: fhir(data, args.fhir_files, work, keys)),
+            (
+                "dicom",
+                "DICOM (with OCR, half with burned-in text)",
+                "instances",
+                lambda: dicom(data, args.dicom, work, keys),
+            ),
+            ("vcf", "VCF (shared genomics files)", "records", lambda: vcf(data, work, keys)),
+        )
+        for kind, name, unit, measure in kinds:
+            if args.only in (None, kind):
+                plain, deid = measure()
+                rows.append((name, unit, plain, deid))
     load_after = os.getloadavg()
     lines = [
         "| data | items | plain parse: /s wall (/CPU-s) | de-identify: /s wall (/CPU-s) | slower by (wall) |",
@@ -164,7 +184,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     print(load)
-    if args.write:
+    if args.write and args.only is None:
         out = Path(__file__).parent / "results" / "deid_structured.md"
         cmd = f"python benchmarks/deid_structured.py --fhir-files {args.fhir_files} --dicom {args.dicom} --write"
         out.write_text(

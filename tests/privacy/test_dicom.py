@@ -60,6 +60,23 @@ def test_table_is_the_whole_annex_e_with_options() -> None:
     assert action_for(0x60003000, "OverlayData", "OW", plain) == "X"
 
 
+def test_rows_without_option_columns_are_listed_and_take_the_stricter_basic_action() -> None:
+    import json
+    from importlib import resources
+
+    data = json.loads(resources.files("carelens.privacy").joinpath("data/annex_e_profile.json").read_text())
+    listed = set(data["rows_without_option_columns"]["tags"])
+    table = basic_profile()
+    assert listed <= set(table) and len(listed) == 224
+    assert all(not table[tag].get("options") for tag in listed)
+    # an option only keeps or cleans what the Basic Profile removes, empties or replaces: Basic is never laxer
+    assert {a for row in table.values() for a in row.get("options", {}).values()} <= {"K", "C", "X"}
+    plain = DicomOptions(retain_dates_modified=False, retain_patient_chars=False, clean_descriptors=False,
+                         clean_structured_content=False)  # fmt: skip
+    for tag in sorted(listed):
+        assert action_for(int(tag, 16), "", "LO", DicomOptions()) == action_for(int(tag, 16), "", "LO", plain), tag
+
+
 @needs_tesseract
 def test_dicom_deid_headers_uids_pixels_and_audit(tmp_path: Path, keys: KeyService) -> None:
     src = tmp_path / "src"

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from carelens.ingest.research import BatchRefused, ingest_research
 from carelens.privacy.audit import audit
+from carelens.privacy.burned_in import to_uint8
 from carelens.privacy.dicom import DicomOptions, deid_dicom_path, find_text
 from carelens.privacy.keys import KeyService
 from tests.privacy.conftest import CANARY as C
@@ -127,14 +128,12 @@ def test_burned_in_text_in_any_orientation_and_polarity_is_blanked(rotation: int
     src = tmp_path / "src"
     _base(src / "a.dcm", text=("QUIXLEY 8842", rotation, dark))
     before = pydicom.dcmread(src / "a.dcm")
-    from carelens.privacy.dicom import _to_uint8
-
-    assert find_text(_to_uint8(before.pixel_array))  # the planted text is there to find
+    assert find_text(to_uint8(before.pixel_array))  # the planted text is there to find
     result = deid_dicom_path(src, tmp_path / "out", keys)
     assert result.done["dicom"] == 1, result.quarantined
     (new,) = list((tmp_path / "out").rglob("*.dcm"))
     after = pydicom.dcmread(new)
-    assert find_text(_to_uint8(after.pixel_array)) == []
+    assert find_text(to_uint8(after.pixel_array)) == []
     assert after.BurnedInAnnotation == "NO"  # only said after the check found nothing
 
 
@@ -158,13 +157,13 @@ def test_group_0002_is_rebuilt(tmp_path: Path, keys: KeyService) -> None:
 
 
 @needs_tesseract
-def test_audit_reads_burned_in_text_when_asked(tmp_path: Path, keys: KeyService) -> None:
+def test_audit_reads_burned_in_text_unless_told_not_to(tmp_path: Path, keys: KeyService) -> None:
     leaky = tmp_path / "leaky"
     _base(leaky / "a.dcm", text=("QUIXLEY 8842", 90, False))
     source = _fhir_free_source(tmp_path)
-    assert not any(x.value_kind == "burned_in_text" for x in audit(leaky, source, keys).leaks)  # headers only
-    found = [x for x in audit(leaky, source, keys, pixels=True).leaks if x.value_kind == "burned_in_text"]
+    assert not any(x.value_kind == "burned_in_text" for x in audit(leaky, source, keys, pixels=False).leaks)
+    found = [x for x in audit(leaky, source, keys).leaks if x.value_kind == "burned_in_text"]
     assert [x.location for x in found] == ["a.dcm:PixelData"]
     out = tmp_path / "out"
     deid_dicom_path(leaky, out, keys)
-    assert audit(out, source, keys, pixels=True).clean
+    assert audit(out, source, keys).clean

@@ -106,3 +106,30 @@ def test_cli_refuses_a_bad_profile_in_one_line(tmp_path: Path, secret_env: Path)
     src.mkdir()
     res = CliRunner().invoke(app, ["deid", "fhir", str(src), "--out", str(tmp_path / "o"), "--profile", str(bad)])
     assert res.exit_code != 0 and "not a readable allow-list profile" in str(res.exception)
+
+
+def test_one_reading_of_the_source_gives_the_contexts_and_identifiers(tmp_path: Path, keys: KeyService) -> None:
+    from carelens.privacy.fhir import known_identifiers, load_patients, patients_and_known
+
+    src = write_adversarial(tmp_path)
+    files = sorted(src.rglob("*.json"))
+    patients, known = patients_and_known(files, keys)
+    assert known == known_identifiers(files) and known
+    assert {pid: (c.names, c.identifiers) for pid, c in patients.items()} == {
+        pid: (c.names, c.identifiers) for pid, c in load_patients(files, keys).items()
+    }
+
+
+def test_remembered_scrubs_and_ids_are_what_they_replace(keys: KeyService) -> None:
+    from carelens.privacy.fhir import FhirDeidentifier
+    from carelens.privacy.known import Known
+
+    known = Known()
+    known.add("name", "Quixley")
+    texts = ["Seen by Quixley", "QUIXLEY123 again", "nothing here", "Seen by Quixley", "Zebulon at home"]
+    assert [known.scrub(t) for t in texts] == [known.regex().sub("[REDACTED]", t) for t in texts]  # type: ignore[union-attr]
+    known.add("name", "Zebulon")  # a new identifier: what was remembered is forgotten
+    assert known.scrub("Zebulon at home") == "[REDACTED] at home"
+    deid = FhirDeidentifier(keys)
+    assert deid.new_id("Patient", "p1") == keys.pseudonym("p1") == deid.new_id("Patient", "p1")
+    assert deid.new_id("Encounter", "p1") == keys.hash_hex("fhir-id", "p1", 32) != deid.new_id("Patient", "p1")

@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
         or VCF they were made from); on any leak the whole batch is refused, nothing is
         ingested, and the command exits 4 naming how many leaks of which kinds; a clean
         batch's JSON adds "leak_audit": {"leaks": 0, "files_scanned", "identifiers_searched"}.
+        Each DICOM instance also passes the burned-in text gate (a text-line detector on every
+        frame, OCR only where it fires, an allow-list of annotations such as PORTABLE or AP):
+        an instance with other text in its pixels, or pixels that cannot be decoded, is
+        quarantined (where "PixelData", a one-line reason without the text; exit 3).
         """
         from carelens.core.output import emit_json
         from carelens.ingest.pipeline import ingest

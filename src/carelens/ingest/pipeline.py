@@ -140,11 +140,18 @@ class _File:
     items: int = 0
 
 
-def ingest(paths: Iterable[Path], store: Path | None = None, processes: int | None = None) -> IngestResult:
+def ingest(
+    paths: Iterable[Path],
+    store: Path | None = None,
+    processes: int | None = None,
+    pixel_gate: Callable[[bytes], str | None] | None = None,
+) -> IngestResult:
     """Ingest files and folders (FHIR, ``.txt`` notes, DICOM, VCF) into the store's lake.
 
     ``processes``: how many processes may parse FHIR files (1: this one only; default
-    ``CARELENS_INGEST_PROCESSES``, else one per CPU core, at most 4)."""
+    ``CARELENS_INGEST_PROCESSES``, else one per CPU core, at most 4). ``pixel_gate``: called
+    with each DICOM file's bytes, the reason to quarantine it for its pixels or None (the
+    research zone's burned-in text gate)."""
     files = list(expand(paths))
     result = IngestResult()
     lake = Lake(store)
@@ -154,7 +161,7 @@ def ingest(paths: Iterable[Path], store: Path | None = None, processes: int | No
     gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
     try:
         with lake.writer() as writer:
-            _Run(lake, writer, result).run(files, processes)
+            _Run(lake, writer, result, pixel_gate=pixel_gate).run(files, processes)
     finally:
         if collecting:
             gc.enable()
@@ -219,9 +226,15 @@ class _Share:
 
 class _Run:
     def __init__(
-        self, lake: Lake, writer: LakeWriter, result: IngestResult, outcomes: dict[str, IngestResult] | None = None
+        self,
+        lake: Lake,
+        writer: LakeWriter,
+        result: IngestResult,
+        outcomes: dict[str, IngestResult] | None = None,
+        pixel_gate: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.lake = lake
+        self.pixel_gate = pixel_gate
         self.writer = writer
         self.result = result
         self.outcomes = outcomes  # per source file, in a helper process
@@ -275,7 +288,7 @@ class _Run:
         """In a helper process: read shared files as they are free into staged chunks (see
         :class:`_Share`)."""
         writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True)
-        run = _Run(self.lake, writer, IngestResult(), outcomes={})
+        run = _Run(self.lake, writer, IngestResult(), outcomes={}, pixel_gate=self.pixel_gate)
         run.prior = self.prior
         taken: list[int] = []
         try:
@@ -410,6 +423,10 @@ class _Run:
             header = read_dicom_header(data)
         except InputError as err:
             self.bad(held, "file", err.reason)
+            return
+        reason = self.pixel_gate(data) if self.pixel_gate else None
+        if reason:
+            self.bad(held, "PixelData", reason)
             return
         row = (*header.values(), str(held.path), held.source_hash)
         held.tables["dicom_instances"] = [row]

@@ -4,7 +4,10 @@
 known from ``source`` (the identified data they were de-identified from, see
 :func:`carelens.privacy.audit`). On any leak nothing is ingested and :class:`BatchRefused`
 names how many leaks of which kinds (never the values); otherwise the batch is ingested into
-the research lake ``<store>/research/lake``, apart from the identified lake.
+the research lake ``<store>/research/lake``, apart from the identified lake. Each DICOM
+instance also passes the burned-in text gate (:func:`carelens.privacy.burned_in.gate_dicom`):
+an instance whose pixels hold text that is not provably an allowed annotation is quarantined
+with a one-line reason (never the text) and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ def ingest_research(
     nothing); ``processes`` as for :func:`carelens.ingest.ingest`. ``audit_also``: research-zone
     files that are audited with the batch but not ingested (copies of what the batch already holds)."""
     from carelens.privacy.audit import audit
+    from carelens.privacy.burned_in import gate_dicom
 
     for path in [*paths, *source, *audit_also]:
         if not path.exists():
             raise InputError(f"{path} does not exist")
-    report = audit([*paths, *audit_also], list(source))
+    report = audit([*paths, *audit_also], list(source), pixels=False)  # pixels: the gate, per instance, below
     if not report.identifiers:
         raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
     if report.leaks:
         raise BatchRefused(report)
-    return ingest(paths, research_store(store), processes), report
+    return ingest(paths, research_store(store), processes, pixel_gate=gate_dicom), report

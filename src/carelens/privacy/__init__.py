@@ -6,6 +6,7 @@ with one pseudonym and one date shift per patient; a leak audit for the output.
     result = deidentify_text(note, ctx)          # result.text, result.spans
     deid_fhir(src, out, keys); deid_dicom(src, out, keys); deid_vcf(src, out_file, keys)
     report = audit(out, source)                  # report.leaks, report.clean
+    gate_dicom(path)                             # why a DICOM's pixels may not enter the research zone, or None
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _EXPORTS = {
     "AuditReport": ("audit", "AuditReport"),
     "Leak": ("audit", "Leak"),
     "audit": ("audit", "audit"),
+    "gate_dicom": ("burned_in", "gate_dicom"),
     "PatientContext": ("context", "PatientContext"),
     "PhiSpan": ("detect", "PhiSpan"),
     "detect_phi": ("detect", "detect_phi"),
@@ -62,6 +64,7 @@ __all__ = [
     "deid_vcf",
     "deidentify_text",
     "detect_phi",
+    "gate_dicom",
     "load_patients",
     "write_secret",
 ]

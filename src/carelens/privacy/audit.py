@@ -5,7 +5,8 @@ person-like FHIR resource, Coverage, Device and the source file names
 (:mod:`carelens.privacy.known`), DICOM patient attributes, VCF sample names. It searches every
 file and folder name under ``out`` and every piece of every file: each JSON string (with its
 path), base64 attachments of any content type decoded, every DICOM attribute (file meta,
-sequences, binary and UN values as text), each VCF or text line. Names match word by word, in
+sequences, binary and UN values as text), DICOM pixels (the burned-in text gate), each VCF or
+text line. Names match word by word, in
 any case, with trailing digits ("Anna123") or letters spaced out ("A n n a"); a one-word name
 that is also an ordinary word ("Day", "May", "Fields") does not count where it is that word
 (lower case in mixed-case text, a month in a date, the label of a code of the source). Codes
@@ -33,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from carelens.privacy.burned_in import gate_dicom
 from carelens.privacy.detect import case_mode
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, patterns
@@ -206,11 +208,12 @@ class _Searches:
 
 
 def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeyService | None = None,
-          pixels: bool = False) -> AuditReport:  # fmt: skip
+          pixels: bool = True) -> AuditReport:  # fmt: skip
     """Every identifier from ``source`` found anywhere under ``out`` (kinds, places and reasons only).
     ``keys``: the site key (default: the one in the environment, when set) to tell whose output a
-    file is, so that birth dates are looked for in their own patient's files. ``pixels``: also look
-    for burned-in text in DICOM pixels (the OCR and text-region check of the de-identifier; slow)."""
+    file is, so that birth dates are looked for in their own patient's files. ``pixels``: also pass
+    every DICOM's pixels through the burned-in text gate (:mod:`carelens.privacy.burned_in`: a
+    text-line detector on every frame, OCR only of the lines it finds)."""
     src = _scan_source(source)
     searches = _Searches.build(src.known)
     report = AuditReport(identifiers=searches.counts)
@@ -232,25 +235,11 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
             named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
             mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
             _search(report, searches, src, pieces, mine)
-            if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)) and _burned_in_text(path):
-                location = _redacted(f"{rel}:PixelData", searches)
-                report.leaks.append(Leak("burned_in_text", location, "text is readable in the pixels (OCR)"))
+            if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)):
+                reason = gate_dicom(path)
+                if reason:
+                    report.leaks.append(Leak("burned_in_text", _redacted(f"{rel}:PixelData", searches), reason))
     return report
-
-
-def _burned_in_text(path: Path) -> bool:
-    """Whether the de-identifier's OCR and text-region check finds text in any frame of a DICOM file."""
-    import pydicom
-
-    from carelens.privacy.dicom import _to_uint8, find_text
-
-    try:
-        arr = pydicom.dcmread(path, force=True).pixel_array
-    except Exception:  # pixels that cannot be decoded cannot be shown to be free of text
-        return True
-    multi = arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4))
-    frames = arr if multi else arr[None, ...]
-    return any(find_text(_to_uint8(frame)) for frame in frames)
 
 
 def _owners(known: dict[str, Known], keys: KeyService | None) -> dict[str, str]:
@@ -277,9 +266,9 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
         return _redacted(f"{rel}:{w}" if w else f"{rel}:offset {offset - starts[i]}", s), pieces[i][2]
 
     hits: set[tuple[str, str]] = set()
-    for m in _WORD.finditer(text):
+    for m in _name_words(text, s.names):
         word = m.group(0).lower()
-        if word in s.names and not (_is_word(word) and _ordinary_use(text, m, src.labels)):
+        if not (_is_word(word) and _ordinary_use(text, m, src.labels)):
             hits.add(("name", where(m.start())[0]))
     for m in _SPACED.finditer(text):
         if "".join(_WORD.findall(m.group(0))).lower() in s.names:
@@ -303,6 +292,19 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
             if _BIRTH_CONTEXT.search(context):
                 hits.add(("birth_date", loc))
     report.leaks += [Leak(kind, loc, _WHY.get(kind, "an identifier of the patient")) for kind, loc in sorted(hits)]
+
+
+def _name_words(text: str, names: dict[str, set[str]]) -> Iterator[re.Match[str]]:
+    """Each word of ``text`` (a run of letters) that is a name word in any case: the words of the
+    text are first gathered at C speed and met with the names, and only the names found are then
+    looked for one by one (most output holds few or none)."""
+    found = {w.lower() for w in set(_WORD.findall(text))} & names.keys()
+    if not found:
+        return
+    alternatives = "|".join(re.escape(w) for w in sorted(found, key=len, reverse=True))
+    for m in re.finditer(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", text, re.IGNORECASE):
+        if m.group(0).lower() in found:
+            yield m
 
 
 def _redacted(location: str, s: _Searches) -> str:

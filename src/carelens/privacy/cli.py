@@ -162,12 +162,15 @@ def audit_cmd(
     out: Path = typer.Argument(..., help="De-identified output (file or folder) to search."),
     source: Path = typer.Option(..., "--source", help="The identified source it was made from."),
     format: str = format_option("json", ("json", "text"), "json (default) or text."),
-    pixels: bool = typer.Option(False, "--pixels", help="Also OCR DICOM pixels for burned-in text (slow)."),
+    pixels: bool = typer.Option(
+        True, "--pixels/--no-pixels", help="Pass DICOM pixels through the burned-in text gate (default on)."
+    ),
 ) -> None:
     """Search de-identified output for every identifier known from the source (names, MRN, SSN, phone, address,
     device ids, birth dates in a birth context) in every file and folder name, JSON string, decoded attachment,
-    DICOM attribute and VCF line. Prints {"leaks": [{"value_kind", "location", "reason"}], ...} (never a value);
-    exit 4 when anything leaked."""
+    DICOM attribute and VCF line, and DICOM pixels through the research zone's burned-in text gate (leak kind
+    burned_in_text; --no-pixels skips it). Prints {"leaks": [{"value_kind", "location", "reason"}], ...} (never a
+    value); exit 4 when anything leaked."""
     from carelens.core.output import emit_json
     from carelens.privacy.audit import audit
 

@@ -9,7 +9,8 @@ and Clean Structured Content (the text de-identifier), Clean Pixel Data. UIDs ar
 keyed hash under ``2.25``; group 0002 is rebuilt from scratch; output files are named
 ``<patient pseudonym>/<keyed hash>.dcm``. Burned-in text is found by OCR (tesseract) at 0, 90
 and 270 degrees on the bright, dark, plain and inverted image and by a text-region detector,
-blanked, and checked again the same way; BurnedInAnnotation says NO only after that check.
+blanked, and checked again the same way; BurnedInAnnotation says NO only after that check (the
+research zone's gate, :mod:`carelens.privacy.burned_in`, then finds no text-like line to read).
 
 Every file is written to a temporary name and renamed, so nothing half-written is left as if
 it were clean; a file that cannot be made clean is quarantined with a one-line reason.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.quarantine import BatchResult
+from carelens.privacy.burned_in import frames_of, text_lines, to_uint8
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, add_file_name
@@ -47,6 +49,7 @@ CODES = {
 # option flag -> its column of Table E.1-1 (the first enabled column with an entry decides)
 OPTION_COLUMNS = (("retain_dates_modified", "rtnLongModifDatesOpt"), ("retain_patient_chars", "rtnPatCharsOpt"),
                   ("clean_descriptors", "cleanDescOpt"), ("clean_structured_content", "cleanStructContOpt"))  # fmt: skip
+BLANKING_ROUNDS = 3  # looks for burned-in text that blank what they find; text after the last: quarantine
 TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN"}
 DATE_VRS = {"DA", "DT", "TM"}
 
@@ -263,52 +266,46 @@ def _shift_value(vr: str, value: Any, shift: int) -> Any:
 # ---------------------------------------------------------------------------------------
 def clean_burned_in_text(ds: Any) -> tuple[int, int]:
     """Find burned-in text (OCR in every orientation and polarity, and text-like regions), blank
-    it, and look again the same way.
+    it, and look again the same way; what a look finds is blanked too, up to ``BLANKING_ROUNDS``
+    looks (blanking changes the image, and OCR may then read a mark it missed before).
 
-    Returns (regions blanked, text regions still found after blanking). Raises ``RuntimeError``
-    when tesseract is not installed.
+    Returns (regions blanked, text regions still found after the last round). Raises
+    ``RuntimeError`` when tesseract is not installed.
     """
     import numpy as np
 
     if shutil.which("tesseract") is None:
         raise RuntimeError("tesseract is not installed (Debian package tesseract-ocr)")
     arr = ds.pixel_array
-    frames = arr if arr.ndim == (4 if ds.get("SamplesPerPixel", 1) > 1 else 3) else arr[None, ...]
+    frames = frames_of(arr, int(ds.get("SamplesPerPixel", 1) or 1))
     blanked = 0
     left = 0
     out_frames = []
     for frame in frames:
         frame = frame.copy()
-        boxes = find_text(_to_uint8(frame))
         fill = frame.min()
         h, w = frame.shape[:2]
-        for x, y, bw, bh in boxes:
-            pad = max(2, min(bw, bh) // 4)
-            frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
-            blanked += 1
-        if boxes:
-            left += len(find_text(_to_uint8(frame)))
+        boxes = find_text(to_uint8(frame))
+        for _round in range(BLANKING_ROUNDS):
+            if not boxes:
+                break
+            for x, y, bw, bh in boxes:
+                pad = max(2, min(bw, bh) // 4)
+                frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
+                blanked += 1
+            boxes = find_text(to_uint8(frame))
+        left += len(boxes)
         out_frames.append(frame)
     new = np.stack(out_frames) if arr.ndim == frames.ndim else out_frames[0]
     ds.PixelData = new.astype(arr.dtype).tobytes()
     return blanked, left
 
 
-def _to_uint8(frame: Any) -> Any:
-    import numpy as np
-
-    if frame.ndim == 3:
-        frame = frame.mean(axis=2)
-    f = frame.astype(np.float32)
-    lo, hi = float(f.min()), float(f.max())
-    scaled = (f - lo) / (hi - lo) * 255 if hi > lo else f * 0
-    return scaled.astype(np.uint8)
-
-
 def find_text(img: Any) -> list[tuple[int, int, int, int]]:
     """Boxes (x, y, w, h) of text in an 8-bit image: what tesseract reads at 0, 90 and 270
-    degrees in the brightest pixels, the darkest, the image and its inverse, plus text-like
-    regions (rows or columns of small bright marks) that OCR may not read."""
+    degrees in the brightest pixels, the darkest, the image and its inverse, plus the lines of
+    character-sized marks of the research gate's detector (:func:`carelens.privacy.burned_in.text_lines`),
+    which OCR may not read."""
     import numpy as np
     import pytesseract
     from PIL import Image
@@ -324,7 +321,7 @@ def find_text(img: Any) -> list[tuple[int, int, int, int]]:
             boxes += [_unrotate(b, k, w, h) for b in found]
             if found:
                 break
-    return boxes + _text_regions(img)
+    return boxes + [line.box for line in text_lines(img)]
 
 
 def _ocr(img: Any, pytesseract: Any, image_cls: Any) -> list[tuple[int, int, int, int]]:
@@ -350,32 +347,6 @@ def _unrotate(box: tuple[int, int, int, int], k: int, w: int, h: int) -> tuple[i
     if k == 3:
         return (y, h - x - bw, bh, bw)
     return box
-
-
-def _text_regions(img: Any) -> list[tuple[int, int, int, int]]:
-    """Rows or columns of at least four small marks at the image's brightest level (burned-in
-    text that OCR does not read: small, rotated or unusual fonts)."""
-    import numpy as np
-    from scipy import ndimage
-
-    mask = img >= max(int(img.max()) - 8, 1)
-    if not mask.any() or mask.mean() > 0.2:
-        return []
-    labels, _n = ndimage.label(mask)
-    small = np.zeros_like(mask)
-    for i, sl in enumerate(ndimage.find_objects(labels), 1):
-        hh, ww = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        if 2 <= max(hh, ww) <= 40 and hh * ww <= 1600:
-            small[sl] |= labels[sl] == i
-    out = []
-    for structure in (np.ones((3, 9), bool), np.ones((9, 3), bool)):
-        groups, _m = ndimage.label(ndimage.binary_dilation(small, structure))
-        for j, sl in enumerate(ndimage.find_objects(groups), 1):
-            gh, gw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-            marks = ndimage.label(small[sl] & (groups[sl] == j))[1]
-            if marks >= 4 and max(gh, gw) >= 2.5 * min(gh, gw):
-                out.append((sl[1].start, sl[0].start, gw, gh))
-    return out
 
 
 # ---------------------------------------------------------------------------------------

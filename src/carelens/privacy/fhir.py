@@ -29,10 +29,12 @@ from typing import Any
 
 import orjson
 
+from carelens.core.fhir import patient_of
 from carelens.core.quarantine import BatchResult
+from carelens.ingest.fhir import iter_fhir_files, read_fhir
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
-from carelens.privacy.known import Known, collect, patient_of
+from carelens.privacy.known import Known, collect
 from carelens.privacy.text import deidentify_text
 from carelens.privacy.zip3 import safe_harbor_zip
 
@@ -57,6 +59,7 @@ class Profile:
     extensions: dict[str, str]
     removed_extensions: tuple[str, ...] = ()
     name: str = ""
+    _allowed: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def _from(cls, data: dict[str, Any], name: str) -> Profile:
@@ -76,81 +79,75 @@ class Profile:
         return cls._from(json.loads(Path(path).read_text()), str(path))
 
     def allowed(self, rtype: str) -> dict[str, str]:
-        return {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
+        """Element -> method for one resource type (the ``*`` rules under its own), built once."""
+        found = self._allowed.get(rtype)
+        if found is None:
+            found = self._allowed[rtype] = {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
+        return found
 
     def type_words(self) -> frozenset[str]:
         return frozenset({t.lower() for t in self.resources} | {"bundle", "fhir", "export", "ndjson", "data"})
 
 
 def iter_resources(paths: list[Path]) -> Iterator[dict[str, Any]]:
-    """Every resource in FHIR JSON / bundle / NDJSON files or folders (unreadable items skipped;
-    ``deid_fhir_path`` is the place that quarantines them)."""
+    """Every resource in FHIR JSON / bundle / NDJSON files or folders (read by the ingest's
+    reader; unreadable items skipped, ``deid_fhir_path`` is the place that quarantines them)."""
     for _path, items in iter_file_resources(paths):
-        yield from (r for r, _full in items)
+        yield from (r for r, _pid in items)
 
 
-def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[dict[str, Any], dict[str, str]]]]]:
-    """(file, [(resource, the bundle's fullUrl map)]) for every FHIR file under ``paths``."""
-    for root in paths:
-        for path in fhir_files(Path(root)):
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            items: list[tuple[dict[str, Any], dict[str, str]]] = []
-            chunks = data.splitlines() if path.suffix == ".ndjson" else [data]
-            for chunk in chunks:
-                try:
-                    value = orjson.loads(chunk) if chunk.strip() else None
-                except orjson.JSONDecodeError:
-                    continue
-                if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-                    continue
-                if value["resourceType"] == "Bundle":
-                    full_urls = _full_urls(value)
-                    for entry in value.get("entry") or []:
-                        inner = entry.get("resource") if isinstance(entry, dict) else None
-                        if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
-                            items.append((_with_local_refs(inner, full_urls), full_urls))
-                else:
-                    items.append((value, {}))
-            yield path, items
-
-
-def _with_local_refs(resource: dict[str, Any], full_urls: dict[str, str]) -> dict[str, Any]:
-    for key in ("subject", "patient", "beneficiary"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"] in full_urls:
-            resource = {**resource, key: {**ref, "reference": full_urls[ref["reference"]]}}
-    return resource
+def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[dict[str, Any], str]]]]:
+    """(file, [(resource, the id of the patient it belongs to or '')]) for every FHIR file under
+    ``paths``: :func:`carelens.ingest.fhir.read_fhir` reads them (references within a bundle made
+    local, the owner decided by :func:`carelens.core.fhir.patient_of`)."""
+    current: Path | None = None
+    items: list[tuple[dict[str, Any], str]] = []
+    for item in read_fhir(paths, BatchResult()):
+        if current is not None and item.source != str(current):
+            yield current, items
+            items = []
+        current = Path(item.source)
+        items.append((item.resource, item.patient_id or ""))
+    if current is not None:
+        yield current, items
 
 
 def known_identifiers(paths: list[Path], profile: Profile | None = None) -> dict[str, Known]:
     """Every identifier known for each patient in the FHIR files (``carelens.privacy.known``)."""
     words = (profile or Profile.default()).type_words()
-    items = ((p, [(r, patient_of(r)) for r, _f in found]) for p, found in iter_file_resources(paths))
-    return collect(items, words)
+    return collect(iter_file_resources(paths), words)
 
 
-def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientContext]:
+def load_patients(paths: list[Path], keys: KeyService, profile: Profile | None = None) -> dict[str, PatientContext]:
     """The ``PatientContext`` of every Patient in the given FHIR files, by patient id and by the
     id of each DocumentReference of that patient (notes are often named by document id); each
     context also knows the identifiers of the patient's RelatedPersons, Coverage and Devices."""
+    return patients_and_known(paths, keys, profile)[0]
+
+
+def patients_and_known(
+    paths: list[Path], keys: KeyService, profile: Profile | None = None
+) -> tuple[dict[str, PatientContext], dict[str, Known]]:
+    """:func:`load_patients` and :func:`known_identifiers` from one reading of the files."""
     out: dict[str, PatientContext] = {}
     documents: dict[str, str] = {}
-    for resource in iter_resources(paths):
-        rid = str(resource.get("id", ""))
-        if resource["resourceType"] == "Patient" and rid:
-            out[rid] = PatientContext.from_fhir(resource, keys)
-        elif resource["resourceType"] == "DocumentReference" and rid:
-            pid = patient_of(resource)
-            if pid:
-                documents[rid] = pid
-    for pid, known in known_identifiers(paths).items():
+
+    def noted() -> Iterator[tuple[Path, list[tuple[dict[str, Any], str]]]]:
+        for path, items in iter_file_resources(paths):
+            for resource, pid in items:
+                rid = str(resource.get("id", ""))
+                if resource["resourceType"] == "Patient" and rid:
+                    out[rid] = PatientContext.from_fhir(resource, keys)
+                elif resource["resourceType"] == "DocumentReference" and rid and pid:
+                    documents[rid] = pid
+            yield path, items
+
+    known = collect(noted(), (profile or Profile.default()).type_words())
+    for pid, found in known.items():
         if pid in out:
             ctx = out[pid]
-            ctx.names += [v for k, v in sorted(known.values) if k == "name" and v not in ctx.names]
-            ctx.identifiers += [v for k, v in sorted(known.values) if k in ("mrn", "ssn", "device")
+            ctx.names += [v for k, v in sorted(found.values) if k == "name" and v not in ctx.names]
+            ctx.identifiers += [v for k, v in sorted(found.values) if k in ("mrn", "ssn", "device")
                                 and v not in ctx.identifiers]  # fmt: skip
     avoid = frozenset(w for ctx in out.values() for w in ctx.name_parts())
     for ctx in out.values():
@@ -158,7 +155,7 @@ def load_patients(paths: list[Path], keys: KeyService) -> dict[str, PatientConte
     for doc_id, patient_id in documents.items():
         if patient_id in out:
             out[doc_id] = out[patient_id]
-    return out
+    return out, known
 
 
 _REMOVED = object()
@@ -175,11 +172,18 @@ class FhirDeidentifier:
     known: dict[str, Known] = field(default_factory=dict)
     dropped_attachments: int = 0
     _text_cache: dict[tuple[str, str], str] = field(default_factory=dict)
+    _ids: dict[tuple[bool, str], str] = field(default_factory=dict)
 
     def new_id(self, resource_type: str, old: str) -> str:
-        if resource_type == "Patient":
-            return self.keys.pseudonym(old)
-        return self.keys.hash_hex("fhir-id", old, 32)
+        """A resource's keyed id (a Patient's: its pseudonym); remembered, as ids recur in every reference."""
+        key = (resource_type == "Patient", old)
+        found = self._ids.get(key)
+        if found is None:
+            found = self.keys.pseudonym(old) if key[0] else self.keys.hash_hex("fhir-id", old, 32)
+            if len(self._ids) > 200_000:
+                self._ids.clear()
+            self._ids[key] = found
+        return found
 
     def new_reference(self, ref: str, full_urls: dict[str, str]) -> str:
         ref = full_urls.get(ref, ref)
@@ -191,7 +195,7 @@ class FhirDeidentifier:
         return self.keys.hash_hex("fhir-ref", ref, 32)
 
     def context_of(self, resource: dict[str, Any], full_urls: dict[str, str]) -> PatientContext:
-        pid = patient_of(resource, full_urls)
+        pid = patient_of(resource, full_urls, urn_is_patient=False) or ""
         if pid in self.patients:
             return self.patients[pid]
         return PatientContext(patient_id=pid or f"resource:{resource.get('id', '')}", keys=self.keys)
@@ -207,7 +211,7 @@ class FhirDeidentifier:
         if owner and ctx.patient_id.startswith("resource:") and owner in self.patients:
             ctx = self.patients[owner]
         known = self.known.get(ctx.patient_id) or self.known.get(owner) or Known()
-        job = _Job(self, ctx, known, full_urls)
+        job = _Job(self, ctx, known, full_urls, ctx.date_shift)
         return job.resource(resource)
 
 
@@ -219,6 +223,7 @@ class _Job:
     ctx: PatientContext
     known: Known
     full_urls: dict[str, str]
+    shift: int  # the patient's date shift, derived once a resource
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = str(resource["resourceType"])
@@ -265,12 +270,10 @@ class _Job:
     def m_shift(self, value: Any, key: str) -> Any:
         if isinstance(value, dict):
             return self.m_walk(value, key)
-        return (
-            _shift_fhir_date(value, self.ctx.date_shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
-        )
+        return _shift_fhir_date(value, self.shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
 
     def m_year(self, value: Any, key: str) -> Any:
-        return _generalize(str(value), "year", self.ctx.date_shift) if isinstance(value, str) else _REMOVED
+        return _generalize(str(value), "year", self.shift) if isinstance(value, str) else _REMOVED
 
     def m_text(self, value: Any, key: str) -> Any:
         if not isinstance(value, str):
@@ -421,7 +424,7 @@ class _Job:
             return [v for v in (self.m_walk(v, key) for v in value) if v is not _REMOVED]
         if isinstance(value, str):
             if _DATE.match(value):
-                return _shift_fhir_date(value, self.ctx.date_shift)
+                return _shift_fhir_date(value, self.shift)
             return self.text(value)
         return value
 
@@ -434,7 +437,7 @@ class _Job:
         if not value.strip():
             return value
         if _DATE.match(value):
-            return _shift_fhir_date(value, self.ctx.date_shift)
+            return _shift_fhir_date(value, self.shift)
         cache = self.deid._text_cache
         key = (self.ctx.patient_id, value)
         if key not in cache:
@@ -498,12 +501,6 @@ def _generalize(value: str, to: str, days: int) -> str:
     return ""
 
 
-def fhir_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson") and not p.name.endswith(".phi.json"))
-
-
 def output_name(path: Path, rel: Path, patient_ids: set[str], keys: KeyService, profile: Profile,
                 taken: set[str]) -> str:  # fmt: skip
     """The pseudonymous name of a de-identified file (never the input's name, which can name
@@ -527,11 +524,11 @@ def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | No
     """De-identify FHIR bundles / NDJSON under ``src`` into ``out`` (flat, pseudonymous names).
     A resource that cannot be made safe is quarantined and left out; attachments that are not
     text are dropped and counted (``done["attachments_dropped"]``)."""
-    files = fhir_files(src)
+    files = list(iter_fhir_files([src]))
     result = BatchResult()
     profile = profile or Profile.default()
-    patients = load_patients(files, keys)
-    deid = FhirDeidentifier(keys, profile, patients, passthrough, known_identifiers(files, profile))
+    patients, known = patients_and_known(files, keys, profile)
+    deid = FhirDeidentifier(keys, profile, patients, passthrough, known)
     base = src if src.is_dir() else src.parent
     taken: set[str] = set()
     for path in files:
@@ -548,7 +545,7 @@ def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | No
                     continue
                 resource = _parse(line, str(path), f"line {n}", result)
                 if resource is not None:
-                    pids.add(patient_of(resource))
+                    pids.add(patient_of(resource, urn_is_patient=False) or "")
                     new = _safely(deid, resource, {}, "", str(path), f"line {n}", result)
                     if new is not None:
                         lines.append(orjson.dumps(new))
@@ -564,7 +561,7 @@ def deid_fhir_path(src: Path, out: Path, keys: KeyService, profile: Profile | No
                 bundle, pids = _bundle(deid, resource, str(path), result)
                 payload = bundle
             else:
-                pids = {patient_of(resource)} - {""}
+                pids = {patient_of(resource, urn_is_patient=False) or ""} - {""}
                 new = _safely(deid, resource, {}, "", str(path), "file", result)
                 if new is None:
                     continue
@@ -593,7 +590,7 @@ def _bundle(deid: FhirDeidentifier, resource: dict[str, Any], source: str,
             result: BatchResult) -> tuple[dict[str, Any], set[str]]:  # fmt: skip
     full_urls = _full_urls(resource)
     inner = [(i, e.get("resource") if isinstance(e, dict) else None) for i, e in enumerate(resource.get("entry") or [])]
-    pids = {patient_of(r, full_urls) for _i, r in inner if isinstance(r, dict)} - {""}
+    pids = {patient_of(r, full_urls, urn_is_patient=False) or "" for _i, r in inner if isinstance(r, dict)} - {""}
     owner = next(iter(pids)) if len(pids) == 1 else ""
     entries = []
     for i, res in inner:
@@ -605,7 +602,7 @@ def _bundle(deid: FhirDeidentifier, resource: dict[str, Any], source: str,
             entries.append(entry)
             result.done["resources"] += 1
             continue
-        new = _safely(deid, _with_local_refs(res, full_urls), full_urls, owner, source, f"entry {i}", result)
+        new = _safely(deid, res, full_urls, owner, source, f"entry {i}", result)
         if new is None:
             continue
         new_entry: dict[str, Any] = {}

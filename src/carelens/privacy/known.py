@@ -18,6 +18,7 @@ from typing import Any
 
 PERSON_TYPES = ("Patient", "RelatedPerson")
 _LETTERS = re.compile(r"[^\W\d_]+")
+SCRUB_MEMO = 20_000  # strings remembered per patient
 
 
 @dataclass
@@ -27,11 +28,13 @@ class Known:
     values: set[tuple[str, str]] = field(default_factory=set)
     birth_date: str = ""
     _regex: re.Pattern[str] | None = None
+    _scrubbed: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, value: Any) -> None:
         if isinstance(value, str) and len(re.sub(r"\W", "", value)) >= 3:
             self.values.add((kind, value.strip()))
             self._regex = None
+            self._scrubbed.clear()
 
     def regex(self) -> re.Pattern[str] | None:
         """One case-insensitive pattern matching any of the identifiers (None when there are none)."""
@@ -41,9 +44,18 @@ class Known:
         return self._regex
 
     def scrub(self, text: str, replacement: str = "[REDACTED]") -> str:
-        """``text`` with every match of a known identifier replaced."""
+        """``text`` with every match of a known identifier replaced (remembered: the same codes,
+        systems and labels come back in every resource)."""
         regex = self.regex()
-        return regex.sub(replacement, text) if regex is not None and text else text
+        if regex is None or not text:
+            return text
+        key = (text, replacement)
+        done = self._scrubbed.get(key)
+        if done is None:
+            if len(self._scrubbed) > SCRUB_MEMO:
+                self._scrubbed.clear()
+            done = self._scrubbed[key] = regex.sub(replacement, text)
+        return done
 
     def kind_of(self, matched: str) -> str:
         """Which kind of identifier a matched string is (for reports: never the value)."""
@@ -149,19 +161,6 @@ def add_file_name(path: Path, known: Known, ignore: frozenset[str] = frozenset()
             known.add("mrn", part)
         elif len("".join(_LETTERS.findall(part))) >= 3 and part.lower() not in ignore:
             known.add("name", part)
-
-
-def patient_of(resource: dict[str, Any], full_urls: dict[str, str] | None = None) -> str:
-    """The id of the patient a resource is about ('' when none)."""
-    if resource.get("resourceType") == "Patient":
-        return str(resource.get("id") or "")
-    for key in ("subject", "patient", "beneficiary"):
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            target = str((full_urls or {}).get(ref["reference"], ref["reference"]))
-            if target.startswith("Patient/"):
-                return target.split("/", 1)[1]
-    return ""
 
 
 def collect(items: Iterable[tuple[Path, list[tuple[dict[str, Any], str]]]],

@@ -1,0 +1,284 @@
+"""The burned-in text gate of the research zone: an affordable check that a DICOM's pixels carry
+no readable text other than the usual radiographic annotations.
+
+Every frame goes through a text-line detector (a morphological top-hat in both polarities, so
+light-on-dark, dark-on-light and grey text alike; marks of a character's size in rows or in
+columns, so horizontal and vertical text alike): a frame without text-like lines passes at the
+cost of a few array operations. Only where the detector fires is each line read by OCR
+(tesseract, the line's own crop, in its orientation and the polarity that makes it dark on
+light). An instance passes when every line reads as words of the annotation allow-list
+(``data/burned_in_words.json``: laterality markers, projections, positioning, technique) or as
+nothing legible in a weak line; a line that reads as anything else, or a clear word-like line
+that OCR cannot read, makes the instance fail with a one-line reason that never holds the text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+BANDS = ((5, 9), (8, 15), (13, 24), (21, 38), (34, 60))  # character heights (pixels) looked for, overlapping
+CONTRAST = 32  # grey levels (of 255) a mark stands out from its surroundings by
+OCR_LINE_HEIGHT = 48  # pixels a line is enlarged to before OCR
+SURE_LETTERS = 3  # a confident reading shorter than this ("ee", "4") is OCR noise on anatomy, not a word
+CONFIDENT = 60  # tesseract word confidence (0-100) above which a reading counts
+STRONG_MARKS = 5  # a line of this many regular marks is word-like: OCR must read it as allowed words
+OUTSIDE = "burned-in text in the pixels outside the annotation allow-list (read by OCR)"
+UNREADABLE = "a word-like line of marks in the pixels that OCR cannot read"
+MAX_SIDE = 2048  # larger frames are reduced first (text of a readable size stays above 5 pixels)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """A row (``vertical`` False) or column of character-sized marks in one polarity."""
+
+    box: Box
+    vertical: bool
+    bright: bool
+    marks: int
+
+
+@dataclass
+class GateResult:
+    """The gate's verdict on one image: ``reason`` None when it passes."""
+
+    reason: str | None
+    lines: int = 0
+    ocr_lines: int = 0
+
+
+@lru_cache(maxsize=1)
+def allowed_words() -> frozenset[str]:
+    """Upper-case words that may be burned into a research image (annotations that identify no one)."""
+    data = json.loads(resources.files("carelens.privacy").joinpath("data/burned_in_words.json").read_text())
+    return frozenset(w.upper() for w in data["words"])
+
+
+def to_uint8(frame: Any) -> Any:
+    """A frame (grey or colour, any depth) as an 8-bit grey image stretched to its own range."""
+    import numpy as np
+
+    if frame.ndim == 3:
+        frame = frame.mean(axis=2)
+    f = frame.astype(np.float32)
+    lo, hi = float(f.min()), float(f.max())
+    scaled = (f - lo) / (hi - lo) * 255 if hi > lo else f * 0
+    return scaled.astype(np.uint8)
+
+
+def frames_of(arr: Any, samples_per_pixel: int = 1) -> Any:
+    """The frames of a DICOM pixel array (one frame gets a leading axis)."""
+    return arr if arr.ndim == (4 if samples_per_pixel > 1 else 3) else arr[None, ...]
+
+
+def text_lines(img: Any) -> list[TextLine]:
+    """Rows and columns of at least three character-sized marks of like size, standing out from
+    their surroundings (top-hat) in either polarity, in an 8-bit grey image."""
+    import numpy as np
+    from scipy import ndimage
+
+    scale = max(1, -(-max(img.shape) // MAX_SIDE))
+    if scale > 1:
+        img = img[::scale, ::scale]
+    size = int(np.clip(min(img.shape) // 24, 9, 41)) | 1
+    lines: list[TextLine] = []
+    for bright in (True, False):
+        work = img if bright else 255 - img
+        tophat = work.astype(np.int16) - ndimage.grey_opening(work, size=(size, size)).astype(np.int16)
+        mask = tophat >= CONTRAST
+        if mask.mean() > 0.25:
+            continue  # texture everywhere: no mark stands out
+        labels, _n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        marks = _marks(labels, ndimage.find_objects(labels))
+        for vertical in (False, True):
+            lines += _lines(marks, mask.shape, vertical, bright)
+    return [TextLine((x * scale, y * scale, w * scale, h * scale), t.vertical, t.bright, t.marks)
+            for t in lines for x, y, w, h in [t.box]]  # fmt: skip
+
+
+def _marks(labels: Any, slices: list[Any]) -> list[tuple[int, int, int, int]]:
+    """(y, x, height, width) of each component the size of a character (not a dot, not a bone)."""
+    out = []
+    for i, sl in enumerate(slices, 1):
+        if sl is None:
+            continue
+        hh, ww = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if max(hh, ww) < 5 or max(hh, ww) > 64 or hh * ww < 12:
+            continue
+        fill = int((labels[sl] == i).sum()) / (hh * ww)
+        if 0.12 <= fill <= 0.9 or min(hh, ww) <= 3:
+            out.append((sl[0].start, sl[1].start, hh, ww))
+    return out
+
+
+def _lines(
+    marks: list[tuple[int, int, int, int]], shape: tuple[int, int], vertical: bool, bright: bool
+) -> list[TextLine]:
+    import numpy as np
+    from scipy import ndimage
+
+    found: dict[Box, TextLine] = {}
+    for lo, hi in BANDS:
+        chosen = [m for m in marks if lo <= (m[3] if vertical else m[2]) <= hi]
+        if len(chosen) < 3:
+            continue
+        grid = np.zeros(shape, bool)
+        for y, x, hh, ww in chosen:
+            grid[y : y + hh, x : x + ww] = True
+        gap = max(2, int(hi * 0.7))
+        structure = np.ones((gap, 1) if vertical else (1, gap), bool)
+        groups, _n = ndimage.label(ndimage.binary_dilation(grid, structure))
+        counts: dict[int, list[int]] = {}
+        for y, x, hh, ww in chosen:
+            g = int(groups[y + hh // 2, x + ww // 2])
+            counts.setdefault(g, []).append(ww if vertical else hh)
+        for g, sl in enumerate(ndimage.find_objects(groups), 1):
+            sizes = counts.get(g, [])
+            if sl is None or len(sizes) < 3:
+                continue
+            gh, gw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+            across, along = (gw, gh) if vertical else (gh, gw)
+            regular = float(np.std(sizes)) <= 0.3 * float(np.mean(sizes))
+            if regular and along >= 2.5 * across and across <= 1.8 * hi:
+                box = (sl[1].start, sl[0].start, gw, gh)
+                found[box] = TextLine(box, vertical, bright, len(sizes))
+    return list(found.values())
+
+
+def read_line(img: Any, line: TextLine) -> list[tuple[str, float]]:
+    """(word, confidence) of what tesseract reads in one detected line: its crop (with room
+    along the line for letters the detector missed), turned upright, dark on light, first with
+    the background taken away (the top-hat the detector saw), then as it is; the reading with
+    the most confident letters wins."""
+    import numpy as np
+
+    x, y, w, h = line.box
+    across = w if line.vertical else h
+    pad_along, pad_across = max(4, 2 * across), max(3, across // 2)
+    px, py = (pad_across, pad_along) if line.vertical else (pad_along, pad_across)
+    crop = img[max(0, y - py) : y + h + py, max(0, x - px) : x + w + px]
+    if not line.bright:
+        crop = 255 - crop  # the marks bright, as the detector saw them
+    best: list[tuple[str, float]] = []
+    for variant in (_marks_only(crop), 255 - crop):
+        for turn in (1, 3) if line.vertical else (0,):
+            read = _ocr_line(np.ascontiguousarray(np.rot90(variant, turn)), across)
+            if _score(read) > _score(best):
+                best = read
+        if any(c >= CONFIDENT and len(t) >= 3 for t, c in best):
+            break
+    return best
+
+
+def _score(read: list[tuple[str, float]]) -> float:
+    return sum(c * len(t) for t, c in read)
+
+
+def _marks_only(crop: Any) -> Any:
+    """Dark marks on white: the crop's top-hat (what stands out of its surroundings), stretched."""
+    import numpy as np
+    from scipy import ndimage
+
+    size = max(9, min(crop.shape) // 2) | 1
+    tophat = crop.astype(np.int16) - ndimage.grey_opening(crop, size=(size, size)).astype(np.int16)
+    peak = max(1, int(tophat.max()))
+    return (255 - np.clip(tophat * (255 / peak), 0, 255)).astype(np.uint8)
+
+
+def _ocr_line(crop: Any, across: int) -> list[tuple[str, float]]:
+    """Tesseract's words in an upright crop of one line ``across`` pixels high, enlarged to
+    the letter size it reads best."""
+    import pytesseract
+    from PIL import Image
+
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one line is too little work for threads
+    pil = Image.fromarray(crop)
+    factor = max(1, min(8, round(OCR_LINE_HEIGHT / max(1, across))))
+    if factor > 1:
+        pil = pil.resize((pil.width * factor, pil.height * factor), Image.Resampling.LANCZOS)
+    data = pytesseract.image_to_data(pil, config="--psm 7", output_type=pytesseract.Output.DICT)
+    read = [(re.sub(r"\W", "", t), float(c)) for t, c in zip(data["text"], data["conf"], strict=True)]
+    return [(t, c) for t, c in read if t]
+
+
+def allowed(words: list[str]) -> bool:
+    """Whether the words read in one line are annotations of the allow-list: each word is one,
+    or part of one (a crop that cut letters off), or all of them together read as one with a
+    letter or two misread (PORTAGE for PORTABLE); one-letter marks (L, R) are allowed."""
+    vocabulary = allowed_words()
+    upper = [w.upper() for w in words if len(w) >= 2 or w.isdigit()]
+
+    def near(word: str) -> bool:
+        if word in vocabulary or (len(word) >= 4 and any(word in v for v in vocabulary)):
+            return True
+        slack = 2 if len(word) >= 7 else 1 if len(word) >= 5 else 0
+        return slack > 0 and any(abs(len(v) - len(word)) <= slack and _distance(word, v) <= slack for v in vocabulary)
+
+    return all(near(w) for w in upper) or (len(upper) > 1 and near("".join(upper)))
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def gate_frame(img: Any) -> GateResult:
+    """The gate on one 8-bit grey frame."""
+    lines = text_lines(img)
+    if not lines:
+        return GateResult(None)
+    if shutil.which("tesseract") is None:
+        return GateResult("text-like regions in the pixels and no OCR to read them (tesseract not installed)",
+                          len(lines))  # fmt: skip
+    for n, line in enumerate(sorted(lines, key=lambda t: -t.marks), 1):
+        read = read_line(img, line)
+        sure = [w for w, c in read if c >= CONFIDENT and len(w) >= SURE_LETTERS]
+        if sure and not allowed(sure):
+            return GateResult(OUTSIDE, len(lines), n)
+        if not sure and line.marks >= STRONG_MARKS and not (read and allowed([w for w, _c in read])):
+            return GateResult(UNREADABLE, len(lines), n)
+    return GateResult(None, len(lines), len(lines))
+
+
+def gate_pixels(arr: Any, samples_per_pixel: int = 1) -> GateResult:
+    """The gate on every frame of a pixel array; the first failing frame decides."""
+    total = GateResult(None)
+    for frame in frames_of(arr, samples_per_pixel):
+        one = gate_frame(to_uint8(frame))
+        total.lines += one.lines
+        total.ocr_lines += one.ocr_lines
+        if one.reason:
+            total.reason = one.reason
+            return total
+    return total
+
+
+def gate_dicom(source: Path | bytes) -> str | None:
+    """Why a DICOM file (a path or its bytes) may not enter the research zone for its pixels,
+    or None when it may. Pixels that cannot be decoded cannot be shown clean: they fail."""
+    import io
+
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source, force=True)
+        arr = ds.pixel_array
+    except Exception:  # decoders raise many kinds (and quote nothing useful)
+        return "pixel data cannot be decoded, so it cannot be shown free of burned-in text"
+    try:
+        return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1)).reason
+    except Exception as err:  # OCR or array failures fail closed: the pixels were not shown clean
+        return f"the pixels could not be checked for burned-in text ({type(err).__name__})"
