@@ -186,12 +186,16 @@ def layer_spans(text: str) -> list[PhiSpan]:
 
 
 def _propagate_names(tokens: list[Tok], spans: list[PhiSpan]) -> list[PhiSpan]:
-    """A word found as a name once is a name everywhere in the same text."""
+    """A word found as a name once is a name everywhere in the same text (unless it is an English word
+    that is no known name: "care", "bronch")."""
     starts = {s.start: s for s in spans if s.type == "NAME"}
+    lex = lexicon()
     names = set()
     for tok in tokens:
         span = starts.get(tok.start)
-        if span is not None and tok.alpha and len(tok.low) >= 3 and tok.low not in _VERY_COMMON:
+        if span is None or not tok.alpha or len(tok.low) < 3 or tok.low in _VERY_COMMON:
+            continue
+        if tok.low not in lex.common_words or lex.is_name(tok.low) or tok.low in lex.census_last:
             names.add(tok.low)
     covered = {s.start for s in spans}
     return [PhiSpan(t.start, t.end, "NAME", "propagated") for t in tokens
@@ -289,7 +293,8 @@ def _rule_spans(text: str) -> list[PhiSpan]:
             if sum(c.isdigit() for c in value) >= 6:
                 add(PhiSpan(m.start("value"), m.start("value") + len(value), "PHONE"))
         for m in P.PHONE_GROUPS.finditer(text):
-            if sum(c.isdigit() for c in m.group(0)) >= 8 and not DATE_RE.fullmatch(m.group(0)):
+            value = m.group(0)
+            if sum(c.isdigit() for c in value) >= 8 and not DATE_RE.fullmatch(value) and not _BLOOD_GAS.match(value):
                 add(PhiSpan(m.start(), m.end(), "PHONE"))
         if "zip" in low or "postal" in low or "post code" in low:
             for m in P.ZIP_CUE.finditer(text):
@@ -360,6 +365,8 @@ def _rule_spans(text: str) -> list[PhiSpan]:
     return out
 
 
+# a blood gas "7.38-33-169" (pH, pCO2, pO2...), not a phone number
+_BLOOD_GAS = re.compile(r"[67]\.\d{1,2}[ /-]")
 _ZIP_BEFORE = re.compile(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", re.IGNORECASE)
 CITY_PREFIXES = {"north", "east", "west", "south", "new", "lake", "port", "fort", "mount", "saint", "st"}
 CITY_SUFFIXES = ("town", "ton", "land", "ville", "berg", "burgh", "borough", "bury", "view", "port", "mouth", "stad",
