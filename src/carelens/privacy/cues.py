@@ -86,13 +86,8 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
         if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
-        if w in cues["place_tails"] and k >= 2 and tokens[prv].low in cues["place_tail_heads"]:
-            prv = words[k - 2]  # "Greater Baltimore Med Ctr": the words before "med ctr"
-        if w in cues["place_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
-            start = prv
-            if k >= 2 and gap(words[k - 2], prv) == " " and unknown(words[k - 2]):
-                start = words[k - 2]
-            out.append(PhiSpan(tokens[start].start, tokens[i].end, "LOCATION", "cue"))
+        if w in cues["place_tails"]:
+            out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"])
         if w in cues["university"] and near_next and nxt is not None and tokens[nxt].low in lex.states:
             out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
         if (
@@ -128,7 +123,8 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and tokens[nxt].text[0].isupper()
         ):
             end = tokens[nxt].end
-            end += len(_POSSESSIVE.match(text, end).group(0))  # "St Mary's"
+            if text.startswith(("'s", "’s"), end):  # "St Mary's"
+                end += 2
             out.append(PhiSpan(tokens[i].start, end, "LOCATION", "cue"))
         if w in cues["phrase_cues"] and near_next and nxt is not None:
             out += _place_phrase(text, tokens, words, k + 1, vocabulary)
@@ -148,6 +144,25 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
     return out
+
+
+def _place_tail(
+    text: str, tokens: list[CrfToken], words: list[int], k: int, unknown: Callable[[int], bool], heads: frozenset[str]
+) -> list[PhiSpan]:
+    """One or two unknown words before a place word ``words[k]`` ("Baltimore Rehab"), also before a
+    head word ("Greater Baltimore Med Ctr")."""
+    tail = k
+    if k >= 1 and tokens[words[k - 1]].low in heads and text[tokens[words[k - 1]].end : tokens[words[k]].start] == " ":
+        k -= 1
+    if k < 1:
+        return []
+    prv = words[k - 1]
+    if text[tokens[prv].end : tokens[words[k]].start] != " " or not unknown(prv):
+        return []
+    start = prv
+    if k >= 2 and text[tokens[words[k - 2]].end : tokens[prv].start] == " " and unknown(words[k - 2]):
+        start = words[k - 2]
+    return [PhiSpan(tokens[start].start, tokens[words[tail]].end, "LOCATION", "cue")]
 
 
 def _place_phrase(
@@ -220,7 +235,6 @@ def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list
     return out
 
 
-_POSSESSIVE = re.compile(r"(?:['’]s)?")
 _APOSTROPHE_NAME = re.compile(r"[OoDd]['’]([A-Za-z]{3,})\b")
 _RATIO = re.compile(r"(\d{1,2})/(\d{1,2})(/\d+%?)?")
 
