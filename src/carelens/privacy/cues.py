@@ -87,7 +87,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
         if w in cues["place_tails"]:
-            out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"])
+            out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
         if w in cues["university"] and near_next and nxt is not None and tokens[nxt].low in lex.states:
             out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
         if (
@@ -147,22 +147,31 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
 
 
 def _place_tail(
-    text: str, tokens: list[CrfToken], words: list[int], k: int, unknown: Callable[[int], bool], heads: frozenset[str]
+    text: str,
+    tokens: list[CrfToken],
+    words: list[int],
+    k: int,
+    unknown: Callable[[int], bool],
+    heads: frozenset[str],
+    prefixes: frozenset[str],
 ) -> list[PhiSpan]:
     """One or two unknown words before a place word ``words[k]`` ("Baltimore Rehab"), also before a
-    head word ("Greater Baltimore Med Ctr")."""
+    head word ("Baltimore Med Ctr"), with a prefix word before them ("Greater", "North")."""
+
+    def spaced(a: int, b: int) -> bool:  # words[a] and words[b] one space apart
+        return text[tokens[words[a]].end : tokens[words[b]].start] == " "
+
     tail = k
-    if k >= 1 and tokens[words[k - 1]].low in heads and text[tokens[words[k - 1]].end : tokens[words[k]].start] == " ":
+    if k >= 1 and tokens[words[k - 1]].low in heads and spaced(k - 1, k):
         k -= 1
-    if k < 1:
+    if k < 1 or not spaced(k - 1, k) or not unknown(words[k - 1]):
         return []
-    prv = words[k - 1]
-    if text[tokens[prv].end : tokens[words[k]].start] != " " or not unknown(prv):
-        return []
-    start = prv
-    if k >= 2 and text[tokens[words[k - 2]].end : tokens[prv].start] == " " and unknown(words[k - 2]):
-        start = words[k - 2]
-    return [PhiSpan(tokens[start].start, tokens[words[tail]].end, "LOCATION", "cue")]
+    first = k - 1
+    if first >= 1 and spaced(first - 1, first) and unknown(words[first - 1]):
+        first -= 1
+    if first >= 1 and spaced(first - 1, first) and tokens[words[first - 1]].low in prefixes:
+        first -= 1
+    return [PhiSpan(tokens[words[first]].start, tokens[words[tail]].end, "LOCATION", "cue")]
 
 
 def _place_phrase(
