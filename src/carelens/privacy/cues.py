@@ -76,6 +76,14 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and text[tokens[nxt].end : tokens[nxt].end + 1] in (".", " ", ",", "")
         ):  # "Mr. K.", "MS S. CARE"
             out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
+        if (
+            w in cues["family"]
+            and prv is not None
+            and gap(prv, i) in (" (", ", ", " - ", "(")
+            and unknown(prv)
+            and tokens[prv].low not in lex.common_words
+        ):  # "spoke with Dorota (wife)", "Kwame, son, called"
+            out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
         if w in cues["family_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
         if w in cues["family"] and near_next and nxt is not None and gap(i, nxt).strip(" ,:-(") == "" and unknown(nxt):

