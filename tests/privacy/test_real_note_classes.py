@@ -36,6 +36,7 @@ def _flagged(text: str) -> str:
         ("Spoke with Dorotea (wife) re: code status, she agrees with DNR.", ["Dorotea"]),
         ("NSG (R. O'SHAUGHNESSY AND K. WU) COUNTED VALUABLES WITH PT.", ["O'SHAUGHNESSY"]),
         ("Pt discharged to Glen Burnie rehab at 1400.", ["Glen Burnie"]),
+        ("Family: Daughter, Al, updated by team at bedside.", ["Al"]),
     ],
 )
 def test_phi_of_real_note_style_is_found(text: str, phi: list[str]) -> None:

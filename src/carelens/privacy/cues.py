@@ -86,7 +86,13 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
         if w in cues["family_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
-        if w in cues["family"] and near_next and nxt is not None and gap(i, nxt).strip(" ,:-(") == "" and unknown(nxt):
+        if (
+            w in cues["family"]
+            and near_next
+            and nxt is not None
+            and gap(i, nxt).strip(" ,:-(") == ""
+            and (unknown(nxt) or _cased_first_name(tokens[i].text, tokens[nxt].text))
+        ):
             end = nxt
             after = words[k + 2] if k + 2 < len(words) else None
             if after is not None and gap(nxt, after) == " " and unknown(after):
@@ -152,6 +158,12 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
     return out
+
+
+def _cased_first_name(cue: str, word: str) -> bool:
+    """A capitalised first name after a relative in mixed-case text ("Son, Ed, called"), even when the
+    word is also an abbreviation ("ED")."""
+    return not cue.isupper() and word.istitle() and len(word) >= 2 and word.lower() in lexicon().census_first
 
 
 def _place_tail(
