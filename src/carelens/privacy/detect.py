@@ -107,7 +107,7 @@ def _titled(text: str, layers: list[PhiSpan], vocabulary: frozenset[str]) -> lis
 
 def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     """Model spans that are not PHI after all: one clinical eponym ("Foley", "Cooley's") unless a title
-    precedes it, and an age of 89 or less ("67 yo", "45 year old")."""
+    precedes it, an age of 89 or less ("67 yo", "45 year old") and a one-letter "place"."""
     out = []
     for s in spans:
         word = text[s.start : s.end].lower()
@@ -116,6 +116,8 @@ def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
         ):
             continue
         if word.isdigit() and int(word) <= 89 and _AGE_AFTER.match(text, s.end):
+            continue
+        if s.type == "LOCATION" and len(word) == 1 and word.isalpha():  # a side ("L IJ"), never a place
             continue
         out.append(s)
     return out
