@@ -45,3 +45,27 @@ def test_ratios_are_not_dates() -> None:
     text = "PSV 10/5 and 3/10 pain, 1/2 amp, seen 10/18"
     spans = [PhiSpan(m.start(), m.end(), "DATE", "model") for m in re.finditer(r"\d+/\d+", text)]
     assert [text[s.start : s.end] for s in not_dates(text, spans)] == ["10/18"]
+
+
+def test_names_the_cues_missed_before() -> None:
+    # two clinicians after "drs", an initial after a courtesy title, a family named before "family"
+    assert {("OKONKWO", "NAME"), ("VANTERPOOL", "NAME")} <= found("SEEN BY DRS OKONKWO AND VANTERPOOL THIS AM")
+    assert ("K", "NAME") in found("Mr. K. remains on pressors")
+    assert ("BRZEZINSKI", "NAME") in found("KEEP BRZEZINSKI FAMILY AWARE OF PLAN")
+    # an initial before an apostrophe surname, a hyphenated surname that is also a word before a credential
+    assert ("t. o'halloran", "NAME") in found("consent witnessed by (t. o'halloran) at bedside")
+    assert ("Gresh-Baker", "NAME") in found("Gresh-Baker MD placed the line")
+
+
+def test_places_the_cues_missed_before() -> None:
+    assert ("Glen Burnie", "LOCATION") in found("wife lives in Glen Burnie with her sister")
+    assert ("Greater Frostburg Med Ctr", "LOCATION") in found("medflight from Greater Frostburg Med Ctr today")
+    assert ("St Agnes's", "LOCATION") in found("will return to St Agnes's after weaning")
+    assert ("ZANDERLY", "LOCATION") in found("PLAN: ZANDERLY 3 IN AM")
+
+
+def test_a_blood_gas_is_not_a_phone_number() -> None:
+    from carelens.privacy.detect import detect_phi
+
+    text = "ABG on these settings 7.38-33-169-24. Call wife at 410-555-0199"
+    assert [text[s.start : s.end] for s in detect_phi(text, model=False) if s.type == "PHONE"] == ["410-555-0199"]

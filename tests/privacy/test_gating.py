@@ -12,9 +12,9 @@ import pytest
 from carelens.core.config import shared_data_dir
 from carelens.demo import generate_cohort
 from carelens.privacy import dates, patterns
-from carelens.privacy.detect import case_mode
 from carelens.privacy.gating import Gated, word_gate
 from carelens.privacy.known_in_text import _IS_SEPARATOR, _LOOSE_GAP, _loose_find, _loose_re, _squeeze, _squeezed
+from carelens.privacy.names import case_mode
 
 GATED = {
     name: value for module in (patterns, dates) for name, value in vars(module).items() if isinstance(value, Gated)

@@ -32,6 +32,11 @@ def _flagged(text: str) -> str:
             "Social: husband Reginald Fairweather is HCP, phone 617-555-0143.",
             ["Reginald", "Fairweather", "617-555-0143"],
         ),
+        ("Mr. Ngozika resting comfortably, family at bedside.", ["Ngozika"]),
+        ("Spoke with Dorotea (wife) re: code status, she agrees with DNR.", ["Dorotea"]),
+        ("NSG (R. O'SHAUGHNESSY AND K. WU) COUNTED VALUABLES WITH PT.", ["O'SHAUGHNESSY"]),
+        ("Pt discharged to Glen Burnie rehab at 1400.", ["Glen Burnie"]),
+        ("Family: Daughter, Al, updated by team at bedside.", ["Al"]),
     ],
 )
 def test_phi_of_real_note_style_is_found(text: str, phi: list[str]) -> None:
@@ -50,6 +55,8 @@ def test_phi_of_real_note_style_is_found(text: str, phi: list[str]) -> None:
         "RESP: LS coarse bilat, sx for thick tan sputum. PEEP 5, FiO2 40%, ABG 7.38/42/96.",
         "GI: abd soft, +BS, TF at goal 60cc/hr via NGT. Protonix IV. Flagyl for C diff.",
         "PLAN: cont vanco/zosyn, f/u cultures, monitor lytes, wean vent as tolerated.",
+        "ALINE PLACED R FEM, QUINTON IN L IJ. SENNA AND COLACE QHS.",
+        "WEANED PSV TO 10/5/40%, TV 450S. ABG 7.41-38-92 ON THESE SETTINGS.",
     ],
 )
 def test_clinical_words_eponyms_devices_and_drugs_are_kept(text: str) -> None:

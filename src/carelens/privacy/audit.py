@@ -35,10 +35,10 @@ from typing import Any
 import orjson
 
 from carelens.privacy.burned_in import gate_dicom
-from carelens.privacy.detect import case_mode
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, patterns
 from carelens.privacy.lexicon import lexicon
+from carelens.privacy.names import case_mode
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]  # fmt: skip

@@ -55,6 +55,17 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
             feats.append("first")
         if w in lex.last_names:
             feats.append("last")
+        common = w in lex.common_words or w in lex.clinical_words
+        rank = lex.census_last.get(w)
+        if rank is not None:
+            feats += ("cl", "cl<1k" if rank <= 1000 else ("cl<10k" if rank <= 10000 else "cl>10k"))
+            if common:
+                feats.append("cl&common")
+        rank = lex.census_first.get(w)
+        if rank is not None:
+            feats += ("cf", "cf<300" if rank <= 300 else ("cf<1500" if rank <= 1500 else "cf>1500"))
+            if common:
+                feats.append("cf&common")
         if w in lex.cities or w in lex.states or w in lex.place_first_words:
             feats.append("place")
         if w in lex.us_places:
@@ -192,8 +203,8 @@ _PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "li
 _CUES = {w: kind for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
          for w in words}  # fmt: skip
 _CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
-_CONTEXT_FLAGS = frozenset({"first", "last", "place", "usplace", "placepart", "common", "clinical", "hosp", "up",
-                            "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
+_CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical",
+                            "hosp", "up", "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
 
 
 def token_hints(tokens: list[CrfToken], spans: list[PhiSpan]) -> list[str | None]:

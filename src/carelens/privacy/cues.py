@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 import orjson
 
@@ -41,7 +42,8 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         w = tokens[i].low
         if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2:
             return False
-        return w not in lex.common_words or lex.is_name(w) or w in lex.us_places
+        return (w not in lex.common_words or lex.is_name(w) or w in lex.us_places or w in lex.census_last
+                or w in lex.census_first)  # fmt: skip
 
     def loose(i: int) -> bool:
         w = tokens[i].low
@@ -64,7 +66,33 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         near_next = nxt is not None and gap(i, nxt) in (" ", ". ", ", ", ": ", "-", " - ", ",", ":", "(")
         if w in cues["titles"] and near_next and nxt is not None and loose(nxt):
             out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
-        if w in cues["family"] and near_next and nxt is not None and gap(i, nxt).strip(" ,:-(") == "" and unknown(nxt):
+            if k + 3 < len(words) and tokens[words[k + 2]].low == "and" and loose(words[k + 3]):  # "drs x and y"
+                out.append(PhiSpan(tokens[words[k + 3]].start, tokens[words[k + 3]].end, "NAME", "cue"))
+        if (
+            w in cues["initial_titles"]
+            and nxt is not None
+            and len(tokens[nxt].text) == 1
+            and gap(i, nxt) in (" ", ". ")
+            and text[tokens[nxt].end : tokens[nxt].end + 1] in (".", " ", ",", "")
+        ):  # "Mr. K.", "MS S. CARE"
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
+        if (
+            w in cues["family"]
+            and prv is not None
+            and gap(prv, i) in (" (", ", ", " - ", "(")
+            and unknown(prv)
+            and tokens[prv].low not in lex.common_words
+        ):  # "spoke with Dorota (wife)", "Kwame, son, called"
+            out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
+        if w in cues["family_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
+            out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
+        if (
+            w in cues["family"]
+            and near_next
+            and nxt is not None
+            and gap(i, nxt).strip(" ,:-(") == ""
+            and (unknown(nxt) or _cased_first_name(tokens[i].text, tokens[nxt].text))
+        ):
             end = nxt
             after = words[k + 2] if k + 2 < len(words) else None
             if after is not None and gap(nxt, after) == " " and unknown(after):
@@ -72,11 +100,8 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
         if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
-        if w in cues["place_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
-            start = prv
-            if k >= 2 and gap(words[k - 2], prv) == " " and unknown(words[k - 2]):
-                start = words[k - 2]
-            out.append(PhiSpan(tokens[start].start, tokens[i].end, "LOCATION", "cue"))
+        if w in cues["place_tails"]:
+            out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
         if w in cues["university"] and near_next and nxt is not None and tokens[nxt].low in lex.states:
             out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
         if (
@@ -84,10 +109,12 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and nxt is not None
             and gap(i, nxt) == ". "
             and text[tokens[i].start - 1 : tokens[i].start] in (" ", "(", "")
-            and unknown(nxt)
-            and tokens[nxt].low not in lex.common_words
         ):
-            out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "NAME", "cue"))
+            apostrophe = _APOSTROPHE_NAME.match(text, tokens[nxt].start)
+            if apostrophe is not None and apostrophe.group(1).lower() not in vocabulary:  # "j. o'brien"
+                out.append(PhiSpan(tokens[i].start, apostrophe.end(), "NAME", "cue"))
+            elif unknown(nxt) and tokens[nxt].low not in lex.common_words:
+                out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "NAME", "cue"))
         moved = prv is not None and (
             tokens[prv].low in cues["move_verbs"]
             or (tokens[prv].low == "to" and k >= 2 and tokens[words[k - 2]].low in cues["move_verbs"])
@@ -109,11 +136,16 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and tokens[nxt].low in lex.first_names
             and tokens[nxt].text[0].isupper()
         ):
-            out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
+            end = tokens[nxt].end
+            if text.startswith(("'s", "’s"), end):  # "St Mary's"
+                end += 2
+            out.append(PhiSpan(tokens[i].start, end, "LOCATION", "cue"))
+        if w in cues["phrase_cues"] and near_next and nxt is not None:
+            out += _place_phrase(text, tokens, words, k + 1, vocabulary)
         if (
             w in cues["ward_cues"]
             and nxt is not None
-            and gap(i, nxt) == " "
+            and gap(i, nxt) in (" ", ": ")
             and len(tokens[nxt].low) >= 4
             and unknown(nxt)
             and nxt + 2 < n
@@ -126,6 +158,56 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
     return out
+
+
+def _cased_first_name(cue: str, word: str) -> bool:
+    """A capitalised first name after a relative in mixed-case text ("Son, Ed, called"), even when the
+    word is also an abbreviation ("ED")."""
+    return not cue.isupper() and word.istitle() and len(word) >= 2 and word.lower() in lexicon().census_first
+
+
+def _place_tail(
+    text: str,
+    tokens: list[CrfToken],
+    words: list[int],
+    k: int,
+    unknown: Callable[[int], bool],
+    heads: frozenset[str],
+    prefixes: frozenset[str],
+) -> list[PhiSpan]:
+    """One or two unknown words before a place word ``words[k]`` ("Baltimore Rehab"), also before a
+    head word ("Baltimore Med Ctr"), with a prefix word before them ("Greater", "North")."""
+
+    def spaced(a: int, b: int) -> bool:  # words[a] and words[b] one space apart
+        return text[tokens[words[a]].end : tokens[words[b]].start] == " "
+
+    tail = k
+    if k >= 1 and tokens[words[k - 1]].low in heads and spaced(k - 1, k):
+        k -= 1
+    if k < 1 or not spaced(k - 1, k) or not unknown(words[k - 1]):
+        return []
+    first = k - 1
+    if first >= 1 and spaced(first - 1, first) and unknown(words[first - 1]):
+        first -= 1
+    if first >= 1 and spaced(first - 1, first) and tokens[words[first - 1]].low in prefixes:
+        first -= 1
+    return [PhiSpan(tokens[words[first]].start, tokens[words[tail]].end, "LOCATION", "cue")]
+
+
+def _place_phrase(
+    text: str, tokens: list[CrfToken], words: list[int], k: int, vocabulary: frozenset[str]
+) -> list[PhiSpan]:
+    """A US place of two or three words starting at ``words[k]`` ("in Bel Air", "from glen burnie"),
+    one of them not a word of the CRF's vocabulary."""
+    lex = lexicon()
+    for size in (3, 2):
+        group = words[k : k + size]
+        if len(group) < size or any(text[tokens[a].end : tokens[b].start] != " " for a, b in pairwise(group)):
+            continue
+        lows = [tokens[j].low for j in group]
+        if " ".join(lows) in lex.us_places and any(w not in vocabulary for w in lows):
+            return [PhiSpan(tokens[group[0]].start, tokens[group[-1]].end, "LOCATION", "cue")]
+    return []
 
 
 def _backwards(
@@ -182,6 +264,7 @@ def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list
     return out
 
 
+_APOSTROPHE_NAME = re.compile(r"[OoDd]['’]([A-Za-z]{3,})\b")
 _RATIO = re.compile(r"(\d{1,2})/(\d{1,2})(/\d+%?)?")
 
 

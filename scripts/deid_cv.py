@@ -1,0 +1,160 @@
+"""Patient-grouped cross-validation of the text de-identifier INSIDE the fit half of physionet-dev
+(the held-out patients are never read), with the CRF marginals cached so that changes after the CRF
+(cues, rules, filters, thresholds) are scored in seconds without retraining.
+
+    PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
+    PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
+
+``train`` fits one CRF per fold (``carelens.privacy.training.train`` on the other folds, their ALL CAPS
+copies and the synthetic notes, as ``deid train`` does) and stores, per test note, the marginals of
+every token; ``score`` runs ``detect_phi`` with those marginals in place of the CRF and prints the
+corpus README's token scores (``--errors``: every missed gold token in context, then the commonest
+false positives by type and source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from carelens.core.config import shared_data_dir
+from carelens.privacy import crf as C
+from carelens.privacy.corpus import WORD, Note, Score, load_corpus, load_presidio, patient_fold, split_by_patient
+from carelens.privacy.detect import detect_phi
+
+
+def _key(text: str, tokens: list[C.CrfToken]) -> tuple[str, int]:
+    return hashlib.sha256(text.encode()).hexdigest(), tokens[0].start if tokens else 0
+
+
+class _Recording(C.CrfModel):
+    """The CRF, remembering the marginals of what it tags."""
+
+    store: dict
+
+    def _tag(self, text, tokens, hints):
+        tagger = self.tagger
+        tagger.set(C.features(text, tokens, hints, self.featurizer))
+        labels = list(tagger.labels())
+        self.store[_key(text, tokens)] = (
+            labels,
+            [[tagger.marginal(lab, i) for lab in labels] for i in range(len(tokens))],
+        )
+        return super()._tag(text, tokens, hints)
+
+
+class _Cached(C.CrfModel):
+    """Stored marginals in place of the CRF (same decision rule as ``CrfModel._tag``)."""
+
+    store: dict
+
+    def _tag(self, text, tokens, hints):
+        labels, marginals = self.store[_key(text, tokens)]
+        o = labels.index("O")
+        out: list[C.PhiSpan] = []
+        for tok, row in zip(tokens, marginals, strict=True):
+            p_phi = 1.0 - row[o]
+            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in self.vocabulary):
+                continue
+            kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
+            last = out[-1] if out else None
+            if last is not None and last.type == kind and C._joins(text[last.end : tok.start]):
+                out[-1] = C.PhiSpan(last.start, tok.end, kind, "model")
+            else:
+                out.append(C.PhiSpan(tok.start, tok.end, kind, "model"))
+        return out
+
+
+def _fit_half(data: Path) -> list[Note]:
+    return split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[0]
+
+
+def train(data: Path, out: Path, folds: int, iterations: int) -> None:
+    from carelens.privacy.training import DEMO_PATIENTS, DEMO_SEED, demo_notes, upper_copies
+    from carelens.privacy.training import train as fit
+
+    notes = _fit_half(data)
+    extra = split_by_patient(load_presidio(data / "deid" / "presidio_synth_dataset_v2.json"))[0]
+    extra += demo_notes(DEMO_PATIENTS, DEMO_SEED)
+    result: dict = {"folds": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(folds):
+            cpu = time.process_time()
+            train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
+            test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
+            model = fit(
+                train_notes + upper_copies(train_notes) + extra, Path(tmp) / f"f{k}.crfsuite", iterations=iterations
+            )
+            recorder = _Recording(model.path, model.vocabulary, model.threshold)
+            recorder.store = {}
+            for n in test_notes:
+                detect_phi(n.text, crf=recorder)
+            result["folds"][k] = {
+                "vocabulary": model.vocabulary,
+                "store": recorder.store,
+                "notes": [n.id for n in test_notes],
+            }
+            print(f"fold {k + 1}/{folds}: {time.process_time() - cpu:.0f} CPU-s", file=sys.stderr, flush=True)
+    out.write_bytes(pickle.dumps(result))
+
+
+def score(data: Path, cache: Path, threshold: float, errors: bool) -> None:
+    result = pickle.loads(cache.read_bytes())
+    notes = {n.id: n for n in _fit_half(data)}
+    total = Score()
+    missed: list[str] = []
+    false_pos: Counter[tuple[str, str, str]] = Counter()
+    for fold in result["folds"].values():
+        model = _Cached(Path("/dev/null"), fold["vocabulary"], threshold)
+        model.store = fold["store"]
+        for note_id in fold["notes"]:
+            note = notes[note_id]
+            spans = detect_phi(note.text, crf=model)
+            total.add(note.text, note.spans, [(s.start, s.end) for s in spans])
+            if errors:
+                _errors(note, spans, missed, false_pos)
+    per_type = " ".join(f"{k}={r:.3f}/{n}" for k, (r, n) in total.per_type().items())
+    print(f"recall {total.recall:.4f} precision {total.precision:.4f} F2 {total.f(2):.4f} | {per_type}")
+    for line in sorted(missed):
+        print(line)
+    for (kind, source, word), n in false_pos.most_common(60):
+        print(f"FP {n:3d} {kind}/{source}: {word}")
+
+
+def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> None:
+    for m in WORD.finditer(note.text):
+        a, b = m.span()
+        kinds = [k for s, e, k in note.spans if s < b and a < e]
+        hits = [s for s in spans if s.start < b and a < s.end]
+        if kinds and kinds[0] not in ("DateYear", "NotPHI") and not hits:
+            missed.append(f"MISS {kinds[0]}: {note.text[max(0, a - 40) : b + 30]!r}")
+        if hits and not kinds:
+            false_pos[(hits[0].type, hits[0].source, m.group(0).lower())] += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "score"))
+    parser.add_argument("cache", type=Path)
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--threshold", type=float, default=0.03)
+    parser.add_argument("--errors", action="store_true")
+    args = parser.parse_args()
+    data = shared_data_dir()
+    if data is None:
+        sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
+    if args.command == "train":
+        train(data, args.cache, args.folds, args.iterations)
+    else:
+        score(data, args.cache, args.threshold, args.errors)
+
+
+if __name__ == "__main__":
+    main()
