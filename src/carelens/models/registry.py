@@ -315,6 +315,10 @@ class Registry:
             prev = claimed
         return problems
 
+    def site_status(self, ref: str, site: str | None) -> dict[str, Any]:
+        """Whether the model is validated at ``site`` (see :func:`site_status`)."""
+        return site_status(self.records(self.resolve(ref)), site)
+
     def summary(self, ref: str) -> dict[str, Any]:
         """One line of ``models list``."""
         entry = self.entry(ref)
@@ -351,6 +355,37 @@ class Registry:
             if (folder / name).is_file()
         }
         return data
+
+
+NOT_VALIDATED = "not validated at this site"
+
+
+def site_status(records: list[dict[str, Any]], site: str | None) -> dict[str, Any]:
+    """``{"site", "validated", "mark", "reason", "record"}``: a model is validated at ``site`` when the
+    newest validation record naming that site says it passed (``image adapt``, ``image validate``, a
+    federated validation); until then its reads carry ``mark`` "not validated at this site"."""
+    if not site:
+        reason = "this workspace names no site (set CARELENS_SITE), so no local validation can apply"
+        return {"site": None, "validated": False, "mark": NOT_VALIDATED, "record": None, "reason": reason}
+    for record in reversed(records):
+        if record.get("kind") != "validation":
+            continue
+        for entry in record.get("content", {}).get("sites", []):
+            if entry.get("site") != site or "refused" in entry:
+                continue
+            passed = entry.get("passed") is True
+            failed = "; ".join(entry.get("failed") or []) or "no verdict recorded"
+            return {
+                "site": site,
+                "validated": passed,
+                "mark": None if passed else NOT_VALIDATED,
+                "record": record.get("seq"),
+                "reason": f"local validation passed (record {record.get('seq')}, {record.get('created_at')})"
+                if passed
+                else f"the newest local validation here did not pass: {failed}",
+            }
+    reason = f"no local validation at {site} yet (carelens image adapt or image validate)"
+    return {"site": site, "validated": False, "mark": NOT_VALIDATED, "record": None, "reason": reason}
 
 
 def _metric_text(metrics: dict[str, Any]) -> str:
