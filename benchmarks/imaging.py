@@ -7,6 +7,8 @@ run in separate processes can be reported together):
   wall-clock budget; test AUC, accuracy, ECE, conformal coverage, set sizes, outside rate.
 - ``shift``: the seed-0 PneumoniaMNIST model's shift detectors compared (AUROC between its own test
   images and the adult site's held-out images) and the chosen one's outside rate at each site.
+- ``federated``: one model trained by the Flower network across both sites (each holding only its own images)
+  against a model trained on each site alone for the same epochs, all scored on each site's test split.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
   the model adapted at the site (``image adapt``) at 28 px and at ``--size``, and local models
   trained on the site alone at 28 px and at ``--size`` (cnn and resnet18: the architecture
@@ -174,6 +176,61 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
+def stage_federated(npz: Path, adult: Path, rounds: int, work: Path) -> dict:
+    """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
+    pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
+    trained on each site alone for the same number of epochs; every model scored on each site's test split."""
+    from carelens.network.local import fit, new_model, predict
+    from carelens.network.metrics import site_metrics
+    from carelens.network.prepare import prepare_site
+    from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+    from carelens.network.sitedata import load_site_data
+
+    adult_npz = work / "sites" / "adult.npz"
+    prepare_site(adult, adult_npz, image_size=28)
+    files = {"pediatric": npz, "adult": adult_npz}
+    data = {name: load_site_data(path, name) for name, path in files.items()}
+    rows: list[dict] = []
+    metric_names = ("auc", "ece", "sensitivity", "specificity")
+
+    def scored(model_name: str, model, seconds: float) -> None:
+        for site, d in data.items():
+            m = site_metrics(predict(model, d.split("test")), d.split("test"), resamples=200)["metrics"]
+            values = {k: m[k]["value"] for k in metric_names}
+            row = {"model": model_name, "site": site, "n": len(d.split("test")), "seconds": round(seconds)}
+            rows.append({**row, "load": load_average(), **values})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+
+    for site, d in data.items():
+        started = time.monotonic()
+        model = new_model("cnn", 28, 0)
+        fit(model, d.split("train"), epochs=rounds, lr=1e-3, seed=0)
+        scored(f"{site} site alone ({rounds} epochs)", model, time.monotonic() - started)
+
+    store = work / "federated-store"
+    port = free_port()
+    procs = {"hub": start_hub(store, port=port)}
+    try:
+        wait_for_port("127.0.0.1", port, proc=procs["hub"])
+        for site, path in files.items():
+            procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
+        started = time.monotonic()
+        settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
+                    "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
+        result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
+        seconds = time.monotonic() - started
+    finally:
+        for proc in procs.values():
+            stop(proc, grace=2)
+    for s in result.get("sites", []):
+        m = s.get("metrics", {})
+        row = {"model": f"federated, FedAvg + SecAgg+ ({rounds} rounds x 1 local epoch)", "site": s["site"]}
+        row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
+        rows.append(row | {k: (m.get(k) or {}).get("value") for k in metric_names})
+    keep = ("model_id", "failures", "rounds_adopted", "bytes_per_round")
+    return {"rows": rows, **{k: result.get(k) for k in keep}}
+
+
 def _f(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else "" if v is None else str(v)
 
@@ -198,6 +255,18 @@ def report(parts: dict, args: argparse.Namespace) -> str:
         lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in rows]
         lines.append("")
+    fed = parts.get("federated")
+    if fed:
+        fcols = ["model", "site", "n", "auc", "ece", "sensitivity", "specificity", "passed", "seconds", "load"]
+        lines += [
+            "## Federated across the two sites against each site alone (each site's test split)",
+            "",
+            "| " + " | ".join(fcols) + " |",
+            "|" + "---|" * len(fcols),
+        ]
+        lines += ["| " + " | ".join(_f(r.get(c)) for c in fcols) + " |" for r in fed["rows"]]
+        lines += ["", f"registry entry {fed['model_id']}; rounds adopted {fed['rounds_adopted']}; failures "
+                  f"{fed['failures'] or 'none'}", ""]  # fmt: skip
     shift = parts.get("shift")
     if shift:
         lines += [
@@ -220,7 +289,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="training wall-clock budget per model, s")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--size", type=int, default=128, help="the higher resolution compared with 28 px")
-    parser.add_argument("--stages", default="pneumonia,shift,adult")
+    parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
+    parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
     )
@@ -239,6 +309,8 @@ def main() -> None:
             part: object = stage_pneumonia(npz, [int(s) for s in args.seeds.split(",")], args.budget, args.work)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
+        elif stage == "federated":
+            part = stage_federated(npz, adult, args.rounds, args.work)
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:

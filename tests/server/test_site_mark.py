@@ -3,6 +3,7 @@ site has passed; every read from such a model carries the mark (issue #17)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,38 @@ def test_a_read_from_a_model_the_registry_does_not_hold_is_marked(tmp_path: Path
 
             shutil.rmtree(registry.root / model_id)
         assert _marks(ws) == 2
+
+
+def _image_items(ws: Workspace) -> list[str]:
+    page = ws.clients["clinician"].get(f"/patients/{PID}").text
+    return re.findall(r'data-item="([^"]+)"[^>]*>\s*<div class="item-body">\s*(?:<span[^>]*>[^<]*</span>)?\s*'
+                      r'<div class="item-text">\s*(?:uncertain: refer|normal)', page)  # fmt: skip
+
+
+def test_the_card_reports_validity_and_fairness_monitoring_from_clinician_feedback(at_site: Workspace) -> None:
+    ws = at_site
+    card = ws.clients["researcher"].get(f"/api/models/{IMAGE_MODEL}", headers=ws.bearer("researcher")).json()
+    assert "st-marys: no clinician decisions" in card["hti1"]["validity_monitoring"]
+    reads = _image_items(ws)
+    assert len(reads) == 2
+    csrf = ws.csrf("clinician", "/patients")
+    for key, action in zip(reads, ("accept", "reject"), strict=True):
+        data = {"item": key, "action": action, "reason": "not on the film" * (action == "reject"), "csrf_token": csrf}
+        assert ws.clients["clinician"].post(f"/patients/{PID}/decisions", data=data).status_code == 303
+    card = ws.clients["researcher"].get(f"/api/models/{IMAGE_MODEL}", headers=ws.bearer("researcher")).json()
+    validity, fairness = card["hti1"]["validity_monitoring"], card["hti1"]["fairness_monitoring"]
+    assert "st-marys: 1 of 2 outputs overridden (50.0%" in validity and "1 patients" in validity
+    assert "suppressed (fewer than 11 patients)" in fairness  # one patient: no subgroup rate is shown
+    assert "validity_monitoring" not in card["missing"] and "fairness_monitoring" not in card["missing"]
+    # the same figures recorded in the registry by `carelens models monitor` (what `models export` reads)
+    from typer.testing import CliRunner
+
+    from carelens.cli import app
+
+    env = {"CARELENS_DB_URL": ws.engine.url.render_as_string(hide_password=False), "CARELENS_SITE": "st-marys"}
+    result = CliRunner().invoke(app, ["models", "monitor", IMAGE_MODEL, "--store", str(ws.store)], env=env)
+    assert result.exit_code == 0, result.output
+    (site,) = json.loads(result.stdout)["content"]["sites"]
+    assert (site["site"], site["decisions"], site["overridden"]) == ("st-marys", 2, 1)
+    exported = Registry(ws.store).export(Registry(ws.store).ids()[0])
+    assert "st-marys: 1 of 2 outputs overridden" in exported["hti1"]["validity_monitoring"]

@@ -199,6 +199,10 @@ CARD_ALIASES = {
 }
 
 
+# Attributes where the developer describes the process and the registry holds what it measured: both shown.
+MEASURED_BESIDE_CARD = ("validity_monitoring", "fairness_monitoring")
+
+
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
@@ -217,6 +221,8 @@ def hti1_attributes(card: dict[str, Any], derived: dict[str, Any]) -> tuple[dict
     missing: list[str] = []
     for key in HTI1_KEYS:
         value = written.get(key) if _present(written.get(key)) else derived.get(key)
+        if key in MEASURED_BESIDE_CARD and _present(written.get(key)) and _present(derived.get(key)):
+            value = f"{written[key]} {derived[key]}"
         if _present(value):
             values[key] = value
         else:

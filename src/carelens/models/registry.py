@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -338,11 +339,16 @@ class Registry:
     def list(self) -> list[dict[str, Any]]:
         return sorted((self.summary(i) for i in self.ids()), key=lambda s: s["created_at"], reverse=True)
 
-    def export(self, ref: str) -> dict[str, Any]:
-        """The full entry as plain data: metadata, records, and the 31 HTI-1 attributes."""
+    def export(self, ref: str, monitoring: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The full entry as plain data: metadata, records, and the 31 HTI-1 attributes. ``monitoring``: live
+        per-site feedback summaries (``carelens.models.monitoring``; default: the newest monitoring records)."""
+        from carelens.models.monitoring import monitoring_attributes, newest_per_site
+
         entry = self.entry(ref)
         records = self.records(entry.id)
-        hti1, missing = hti1_attributes(entry.card, derived_attributes(entry, records))
+        derived = derived_attributes(entry, records)
+        derived.update(monitoring_attributes(newest_per_site(records) if monitoring is None else list(monitoring)))
+        hti1, missing = hti1_attributes(entry.card, derived)
         data = entry.model_dump(mode="json")
         data["records"] = records
         data["hti1"] = hti1

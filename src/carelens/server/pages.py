@@ -35,6 +35,7 @@ from carelens.server.auth import (
 )
 from carelens.server.context import Context
 from carelens.server.items import model_of, split_drugs
+from carelens.server.monitoring import feedback_summary
 from carelens.server.page_cache import REVIEW_STATE_SQL, RenderedPage
 from carelens.server.registry import MODEL_ID, list_models, model_card, registry_stamp, site_status
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
@@ -408,7 +409,7 @@ def model_page(request: Request, model_id: str, who: Principal = Depends(page_us
     if not MODEL_ID.match(model_id):
         raise Problem(400, "malformed model id")
     ctx = ctx_of(request)
-    card = model_card(ctx.settings.store, model_id)
+    card = model_card(ctx.settings.store, model_id, lambda found: feedback_summary(ctx, found))
     ctx.record(who, "view.model", model_version=model_id, detail={"found": card is not None})
     registered = card is not None and card.get("records") is not None  # a built-in component has no validations
     here = site_status(ctx.settings.store, model_id, ctx.settings.site) if registered else None

@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,11 @@ def _weights_digest(path: Path) -> str:
         return _weights_sha[path]
 
 
-def model_card(store: Path, ref: str) -> dict[str, Any] | None:
+def model_card(
+    store: Path, ref: str, monitoring: Callable[[str], list[dict[str, Any]]] | None = None
+) -> dict[str, Any] | None:
     """The exported registry entry (card, metrics, the 31 HTI-1 attributes) for ``ref``, the
-    built-in component's card, or None."""
+    built-in component's card, or None; ``monitoring(registry id)`` gives the live feedback summaries."""
     registry = _registry(store)
     if registry is None:
         return builtin_card(ref)
@@ -59,7 +62,7 @@ def model_card(store: Path, ref: str) -> dict[str, Any] | None:
             entry = registry.entry(model_id)
             weights = registry.root / model_id / "weights.pt"
             if base in (model_id, entry.name) or base == _weights_digest(weights):
-                return dict(registry.export(model_id))
+                return dict(registry.export(model_id, monitoring(model_id) if monitoring else None))
     except (CarelensError, OSError, ValueError):
         return builtin_card(ref)
     return builtin_card(ref)
