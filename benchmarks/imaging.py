@@ -176,10 +176,11 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
-def stage_federated(npz: Path, adult: Path, rounds: int, work: Path) -> dict:
+def stage_federated(npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples") -> dict:
     """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
     pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
-    trained on each site alone for the same number of epochs; every model scored on each site's test split."""
+    trained on each site alone for the same number of epochs (with ``examples`` weighting only: they do not
+    depend on it); every model scored on each site's test split. ``weighting``: by training images or equal."""
     from carelens.network.local import fit, new_model, predict
     from carelens.network.metrics import site_metrics
     from carelens.network.prepare import prepare_site
@@ -201,7 +202,7 @@ def stage_federated(npz: Path, adult: Path, rounds: int, work: Path) -> dict:
             rows.append({**row, "load": load_average(), **values})
             print(json.dumps(rows[-1]), file=sys.stderr)
 
-    for site, d in data.items():
+    for site, d in data.items() if weighting == "examples" else ():
         started = time.monotonic()
         model = new_model("cnn", 28, 0)
         fit(model, d.split("train"), epochs=rounds, lr=1e-3, seed=0)
@@ -216,6 +217,7 @@ def stage_federated(npz: Path, adult: Path, rounds: int, work: Path) -> dict:
             procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
         started = time.monotonic()
         settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
+                    "site-weighting": weighting,
                     "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
         result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
         seconds = time.monotonic() - started
@@ -224,7 +226,8 @@ def stage_federated(npz: Path, adult: Path, rounds: int, work: Path) -> dict:
             stop(proc, grace=2)
     for s in result.get("sites", []):
         m = s.get("metrics", {})
-        row = {"model": f"federated, FedAvg + SecAgg+ ({rounds} rounds x 1 local epoch)", "site": s["site"]}
+        name = f"federated, FedAvg + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
+        row = {"model": name, "site": s["site"]}
         row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
         rows.append(row | {k: (m.get(k) or {}).get("value") for k in metric_names})
     keep = ("model_id", "failures", "rounds_adopted", "bytes_per_round")
@@ -255,11 +258,11 @@ def report(parts: dict, args: argparse.Namespace) -> str:
         lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in rows]
         lines.append("")
-    fed = parts.get("federated")
-    if fed:
+    for key in sorted(k for k in parts if k.startswith("federated")):
+        fed = parts[key]
         fcols = ["model", "site", "n", "auc", "ece", "sensitivity", "specificity", "passed", "seconds", "load"]
         lines += [
-            "## Federated across the two sites against each site alone (each site's test split)",
+            f"## Federated across the two sites ({key}) against each site alone (each site's test split)",
             "",
             "| " + " | ".join(fcols) + " |",
             "|" + "---|" * len(fcols),
@@ -291,6 +294,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="the higher resolution compared with 28 px")
     parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
+    parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
     )
@@ -310,7 +314,8 @@ def main() -> None:
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
-            part = stage_federated(npz, adult, args.rounds, args.work)
+            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting)
+            stage = f"federated-{args.site_weighting}"
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:

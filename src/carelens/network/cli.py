@@ -67,6 +67,9 @@ def hub_train(
     min_sites: int = typer.Option(2, "--min-sites", help="A round needs at least this many site updates."),
     sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting (default: --min-sites)."),
     local_epochs: int = typer.Option(1, "--local-epochs", help="Local epochs per round at each site."),
+    site_weighting: str = typer.Option(
+        "examples", "--site-weighting", help="examples (FedAvg: by training images) or equal (each site the same)."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Local learning rate."),
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal term weight."),
     dp_noise: float = typer.Option(0.0, "--dp-noise", help="DP noise multiplier (0 = no differential privacy)."),
@@ -99,6 +102,7 @@ def hub_train(
         "min-sites": min_sites,
         "expected-sites": sites or min_sites,
         "local-epochs": local_epochs,
+        "site-weighting": site_weighting,
         "lr": lr,
         "proximal-mu": proximal_mu,
         "dp-noise": dp_noise,
@@ -118,6 +122,8 @@ def hub_train(
         raise UsageError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
     if not 28 <= image_size <= 512:
         raise UsageError("--image-size must be between 28 and 512")
+    if site_weighting not in ("examples", "equal"):
+        raise UsageError(f"unknown site weighting {site_weighting!r}: choose examples or equal")
     if strategy not in ("fedavg", "fedprox"):
         raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
     _report(run_job(hub_address, _store(store), settings, root_cert=ca))
