@@ -176,7 +176,9 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
-def stage_federated(npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples") -> dict:
+def stage_federated(
+    npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples", strategy: str = "fedavg"
+) -> dict:
     """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
     pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
     trained on each site alone for the same number of epochs (with ``examples`` weighting only: they do not
@@ -217,7 +219,7 @@ def stage_federated(npz: Path, adult: Path, rounds: int, work: Path, weighting: 
             procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
         started = time.monotonic()
         settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
-                    "site-weighting": weighting,
+                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1,
                     "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
         result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
         seconds = time.monotonic() - started
@@ -226,7 +228,8 @@ def stage_federated(npz: Path, adult: Path, rounds: int, work: Path, weighting: 
             stop(proc, grace=2)
     for s in result.get("sites", []):
         m = s.get("metrics", {})
-        name = f"federated, FedAvg + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
+        method = "FedAvg" if strategy == "fedavg" else "FedProx (mu 0.1)"
+        name = f"federated, {method} + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
         row = {"model": name, "site": s["site"]}
         row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
         rows.append(row | {k: (m.get(k) or {}).get("value") for k in metric_names})
@@ -295,6 +298,7 @@ def main() -> None:
     parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
+    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox"))
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
     )
@@ -314,8 +318,8 @@ def main() -> None:
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
-            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting)
-            stage = f"federated-{args.site_weighting}"
+            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting, args.strategy)
+            stage = f"federated-{args.strategy}-{args.site_weighting}"
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:
