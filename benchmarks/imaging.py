@@ -7,6 +7,8 @@ run in separate processes can be reported together):
   wall-clock budget; test AUC, accuracy, ECE, conformal coverage, set sizes, outside rate.
 - ``shift``: the seed-0 PneumoniaMNIST model's shift detectors compared (AUROC between its own test
   images and the adult site's held-out images) and the chosen one's outside rate at each site.
+- ``shift-select``: shift descriptions compared on the training site alone (its validation images against generic
+  perturbations of them: gamma, contrast, blur, noise, half resolution), then measured on the adult images.
 - ``federated``: one model trained by the Flower network across both sites (each holding only its own images)
   against a model trained on each site alone for the same epochs, all scored on each site's test split.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
@@ -142,6 +144,64 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     )
     out["load"] = load_average()
     return out
+
+
+def perturbations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Generic acquisition changes of a site's own images (fixed before any comparison): gamma, contrast, blur,
+    noise and a resolution loss. A detector is chosen by how many of these it flags, never by the adult images."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(images.astype(np.float32))
+    rng = np.random.default_rng(seed)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3)
+    size = images.shape[-1]
+    down_up = F.interpolate(F.avg_pool2d(x, 2), size=size, mode="bilinear", align_corners=False)
+    out = {
+        "gamma 0.5": x.clamp(0, 1) ** 0.5,
+        "gamma 2": x.clamp(0, 1) ** 2.0,
+        "contrast x0.6": (x - mean) * 0.6 + mean,
+        "blur (3x3 binomial)": F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel),
+        "noise sd 0.08": x + torch.from_numpy(rng.normal(0, 0.08, images.shape).astype(np.float32)),
+        "half resolution": down_up,
+    }
+    return {k: v.clamp(0, 1).numpy() for k, v in out.items()}
+
+
+def stage_shift_select(npz: Path, adult: Path, work: Path) -> dict:
+    """Shift descriptions compared on the training site alone (its validation images against generic perturbations
+    of them); the chosen one is then measured once on the adult images (all 631) and on the site's own test."""
+    from carelens.imaging.data import load_dataset
+    from carelens.imaging.networks import shift_layers
+    from carelens.imaging.package import load_package
+    from carelens.imaging.shift import DEFAULT_QUANTILE, features_and_logits, fit_reference
+    from carelens.imaging.site import load_site_images
+
+    package = load_package(work / "pneumonia-seed0")
+    layers = shift_layers(str(package.meta["arch"]), 28)
+    sets = {s: load_dataset(npz, s) for s in ("train", "val", "test")}
+    pick = np.sort(np.random.default_rng(0).choice(len(sets["train"]), min(4000, len(sets["train"])), replace=False))
+    val = sets["val"].images
+    half = len(val) // 2  # threshold on one half of val; perturb the other half
+    images = {"train": sets["train"].images[pick], "val_fit": val[:half], "val_held": val[half:],
+              "test": sets["test"].images, "adult": load_site_images(adult, "all", 28, 1).images}  # fmt: skip
+    images |= {f"perturbed: {k}": v for k, v in perturbations(val[half:]).items()}
+    feats = {k: features_and_logits(package.model, v, layers)[0] for k, v in images.items()}
+    width = feats["train"].shape[1]
+    pen = package.model.state_dict()[[k for k in package.model.state_dict() if k.endswith("weight")][-1]].shape[1]
+    columns = {"pixels 8x8": slice(0, 64), "stage statistics": slice(64, width - pen),
+               "penultimate": slice(width - pen, width), "all (current)": slice(0, width)}  # fmt: skip
+    rows = []
+    for name, cols in columns.items():
+        ref = fit_reference(feats["train"][:, cols], feats["val_fit"][:, cols], DEFAULT_QUANTILE)
+        rates = {k: float(np.mean(ref.distance(f[:, cols]) > ref.threshold)) for k, f in feats.items() if k != "train"}
+        perturbed = [v for k, v in rates.items() if k.startswith("perturbed")]
+        rows.append({"description": name, "mean_perturbed_outside": float(np.mean(perturbed)), **rates})
+    chosen = max(rows, key=lambda r: r["mean_perturbed_outside"] - r["val_held"])
+    return {"rows": rows, "chosen": chosen["description"], "rule": "max mean perturbed outside rate - held val rate",
+            "load": load_average()}  # fmt: skip
 
 
 def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) -> list[dict]:
@@ -320,6 +380,8 @@ def main() -> None:
         elif stage == "federated":
             part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting, args.strategy)
             stage = f"federated-{args.strategy}-{args.site_weighting}"
+        elif stage == "shift-select":
+            part = stage_shift_select(npz, adult, args.work)
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:
