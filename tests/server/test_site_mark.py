@@ -108,3 +108,14 @@ def test_the_card_reports_validity_and_fairness_monitoring_from_clinician_feedba
     assert (site["site"], site["decisions"], site["overridden"]) == ("st-marys", 2, 1)
     exported = Registry(ws.store).export(Registry(ws.store).ids()[0])
     assert "st-marys: 1 of 2 outputs overridden" in exported["hti1"]["validity_monitoring"]
+
+
+def test_a_cds_card_for_a_read_carries_the_mark(at_site: Workspace) -> None:
+    hook = {"hook": "patient-view", "hookInstance": "h-site", "context": {"patientId": PID}}
+    cards = at_site.client().post("/cds-services/carelens-patient-view", json=hook, headers=at_site.bearer("clinician"))
+    (image,) = [c for c in cards.json()["cards"] if c["source"]["topic"]["code"] == "image"]
+    assert MARK in image["summary"] and "no local validation at st-marys" in image["detail"]
+    _validate(at_site, "st-marys", passed=True)
+    cards = at_site.client().post("/cds-services/carelens-patient-view", json=hook, headers=at_site.bearer("clinician"))
+    (image,) = [c for c in cards.json()["cards"] if c["source"]["topic"]["code"] == "image"]
+    assert MARK not in image["summary"] + image["detail"]
