@@ -37,7 +37,9 @@ def _decisions(s: Session) -> list[tuple[str, str, str, str | None, str]]:
 def feedback_summary(ctx: Any, model_id: str) -> list[dict[str, Any]]:
     """This site's monitoring summary of the registered model ``model_id`` (a one-item list), from every
     decision whose output names that model (by registry id, name or weights hash)."""
-    store, known = ctx.settings.store, {}
+    store = ctx.settings.store
+    known: dict[str, str | None] = {}
+    people: dict[str, tuple[str, str]] = {}
     with ctx.Session() as s:
         rows = _decisions(s)
     decisions = []
@@ -47,9 +49,13 @@ def feedback_summary(ctx: Any, model_id: str) -> list[dict[str, Any]]:
             known[ref] = registry_id(store, ref) if ref else None
         if known[ref] != model_id:
             continue
-        patient = ctx.data.patient(pid)
-        sex = (patient.gender if patient is not None else None) or "unknown"
-        age = age_group(patient.birth_date if patient is not None else None)
+        if pid not in people:
+            patient = ctx.data.patient(pid)
+            people[pid] = (
+                (patient.gender if patient is not None else None) or "unknown",
+                age_group(patient.birth_date if patient is not None else None),
+            )
+        sex, age = people[pid]
         decisions.append({"action": action, "patient": pid, "sex": sex, "age_group": age, "at": at})
     return [summarise_feedback(decisions, ctx.settings.site)]
 
