@@ -54,3 +54,21 @@ def test_monitoring_records_fill_the_card_beside_the_developers_process(tmp_path
     hti1 = registry.export(entry.id)["hti1"]
     assert hti1["validity_monitoring"].startswith("Reviewed monthly by the imaging lead. Measured from clinician")
     assert "st-marys: 6 of 31" in hti1["validity_monitoring"] and "sex=male: 0.0%" in hti1["fairness_monitoring"]
+
+
+def test_a_failed_site_validation_and_the_training_sites_reach_the_card(tmp_path) -> None:
+    registry = Registry(tmp_path)
+    meta = {
+        "name": "federated",
+        "card": {"limitations": ["Trained at 28 px."]},
+        "lineage": {
+            "sites": [{"site": "pediatric", "counts": {"train": 3882}}, {"site": "adult", "counts": {"train": 434}}]
+        },
+    }
+    entry = registry.register_weights(b"federated weights", meta)
+    sites = [{"site": "adult", "passed": False, "failed": ["AUC 0.435 < 0.8"]}, {"site": "pediatric", "passed": True}]
+    registry.append_record(entry.id, "validation", {"sites": sites})
+    hti1 = registry.export(entry.id)["hti1"]
+    assert hti1["training_data_relevance"].startswith("Trained on pediatric: train 3882 images; adult: train 434")
+    assert hti1["known_risks_and_limitations"][0] == "Trained at 28 px."  # the developer's list, then the evidence
+    assert hti1["known_risks_and_limitations"][1].startswith("Did not pass its validation at adult (AUC 0.435 < 0.8)")

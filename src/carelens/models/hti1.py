@@ -199,8 +199,9 @@ CARD_ALIASES = {
 }
 
 
-# Attributes where the developer describes the process and the registry holds what it measured: both shown.
-MEASURED_BESIDE_CARD = ("validity_monitoring", "fairness_monitoring")
+# Attributes where the developer writes the process or the known limits and the registry holds what was measured
+# (monitoring figures, a failed validation): both are shown.
+MEASURED_BESIDE_CARD = ("validity_monitoring", "fairness_monitoring", "known_risks_and_limitations")
 
 
 def _present(value: Any) -> bool:
@@ -222,7 +223,8 @@ def hti1_attributes(card: dict[str, Any], derived: dict[str, Any]) -> tuple[dict
     for key in HTI1_KEYS:
         value = written.get(key) if _present(written.get(key)) else derived.get(key)
         if key in MEASURED_BESIDE_CARD and _present(written.get(key)) and _present(derived.get(key)):
-            value = f"{written[key]} {derived[key]}"
+            mine = written[key]
+            value = [*mine, derived[key]] if isinstance(mine, list) else f"{mine} {derived[key]}"
         if _present(value):
             values[key] = value
         else:

@@ -439,6 +439,16 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
     )
     if entry.lineage.get("cohort_definition"):
         derived["inclusion_exclusion_criteria"] = entry.lineage["cohort_definition"]
+    lineage_sites = [s for s in entry.lineage.get("sites", []) if isinstance(s, dict) and s.get("counts")]
+    if lineage_sites:
+        derived["training_data_relevance"] = (
+            "Trained on "
+            + "; ".join(
+                f"{s.get('site')}: {', '.join(f'{k} {v}' for k, v in s['counts'].items())} images"
+                for s in lineage_sites
+            )
+            + ". Relevant to sites whose images are like these; elsewhere only after a local validation has passed."
+        )
     trained_sites = {s.get("site") for s in entry.lineage.get("sites", []) if isinstance(s, dict)}
     validations = [r["content"] for r in records if r.get("kind") == "validation"]
     if validations:
@@ -459,6 +469,13 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
             )
             derived["external_validation_party"] = ", ".join(s["site"] for s in external)
             derived["external_validation_process"] = latest.get("process")
+        failed = [s for s in sites if s.get("passed") is False]
+        if failed:
+            derived["known_risks_and_limitations"] = (
+                "Did not pass its validation at "
+                + "; ".join(f"{s['site']} ({'; '.join(s.get('failed') or [])})" for s in failed)
+                + ": its reads there are marked 'not validated at this site'."
+            )
         if local:
             derived["local_validity"] = "; ".join(f"{s['site']}: {_metric_text(s.get('metrics', {}))}" for s in local)
             derived["local_fairness"] = "; ".join(f"{s['site']}: {_fairness_text(s)}" for s in local)

@@ -331,9 +331,10 @@ def _register(
             if f"n_{s}_pos" in info and f"n_{s}" in info
         }
         lineage_sites.append({"site": name, "counts": counts, "label_counts": label_counts, "date_range": None})
-    card = {}
-    if cfg.get("card"):
-        card = json.loads(Path(str(cfg["card"])).read_text(encoding="utf-8"))
+    from carelens.imaging.trainer import model_card_file
+
+    # the developer's card (--card), else the card shipped for carelens image models
+    card = model_card_file(str(cfg["card"]) if cfg.get("card") else None, "default")
     subgroups = [
         {**row, "site": s["site"]} for s in evaluation["sites"] if "refused" not in s for row in s.get("subgroups", [])
     ]
