@@ -7,6 +7,10 @@ run in separate processes can be reported together):
   wall-clock budget; test AUC, accuracy, ECE, conformal coverage, set sizes, outside rate.
 - ``shift``: the seed-0 PneumoniaMNIST model's shift detectors compared (AUROC between its own test
   images and the adult site's held-out images) and the chosen one's outside rate at each site.
+- ``shift-select``: shift descriptions compared on the training site alone (its validation images against generic
+  perturbations of them: gamma, contrast, blur, noise, half resolution), then measured on the adult images.
+- ``federated``: one model trained by the Flower network across both sites (each holding only its own images)
+  against a model trained on each site alone for the same epochs, all scored on each site's test split.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
   the model adapted at the site (``image adapt``) at 28 px and at ``--size``, and local models
   trained on the site alone at 28 px and at ``--size`` (cnn and resnet18: the architecture
@@ -142,6 +146,64 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     return out
 
 
+def perturbations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Generic acquisition changes of a site's own images (fixed before any comparison): gamma, contrast, blur,
+    noise and a resolution loss. A detector is chosen by how many of these it flags, never by the adult images."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(images.astype(np.float32))
+    rng = np.random.default_rng(seed)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3)
+    size = images.shape[-1]
+    down_up = F.interpolate(F.avg_pool2d(x, 2), size=size, mode="bilinear", align_corners=False)
+    out = {
+        "gamma 0.5": x.clamp(0, 1) ** 0.5,
+        "gamma 2": x.clamp(0, 1) ** 2.0,
+        "contrast x0.6": (x - mean) * 0.6 + mean,
+        "blur (3x3 binomial)": F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel),
+        "noise sd 0.08": x + torch.from_numpy(rng.normal(0, 0.08, images.shape).astype(np.float32)),
+        "half resolution": down_up,
+    }
+    return {k: v.clamp(0, 1).numpy() for k, v in out.items()}
+
+
+def stage_shift_select(npz: Path, adult: Path, work: Path) -> dict:
+    """Shift descriptions compared on the training site alone (its validation images against generic perturbations
+    of them); the chosen one is then measured once on the adult images (all 631) and on the site's own test."""
+    from carelens.imaging.data import load_dataset
+    from carelens.imaging.networks import shift_layers
+    from carelens.imaging.package import load_package
+    from carelens.imaging.shift import DEFAULT_QUANTILE, features_and_logits, fit_reference
+    from carelens.imaging.site import load_site_images
+
+    package = load_package(work / "pneumonia-seed0")
+    layers = shift_layers(str(package.meta["arch"]), 28)
+    sets = {s: load_dataset(npz, s) for s in ("train", "val", "test")}
+    pick = np.sort(np.random.default_rng(0).choice(len(sets["train"]), min(4000, len(sets["train"])), replace=False))
+    val = sets["val"].images
+    half = len(val) // 2  # threshold on one half of val; perturb the other half
+    images = {"train": sets["train"].images[pick], "val_fit": val[:half], "val_held": val[half:],
+              "test": sets["test"].images, "adult": load_site_images(adult, "all", 28, 1).images}  # fmt: skip
+    images |= {f"perturbed: {k}": v for k, v in perturbations(val[half:]).items()}
+    feats = {k: features_and_logits(package.model, v, layers)[0] for k, v in images.items()}
+    width = feats["train"].shape[1]
+    pen = package.model.state_dict()[[k for k in package.model.state_dict() if k.endswith("weight")][-1]].shape[1]
+    columns = {"pixels 8x8": slice(0, 64), "stage statistics": slice(64, width - pen),
+               "penultimate": slice(width - pen, width), "all (current)": slice(0, width)}  # fmt: skip
+    rows = []
+    for name, cols in columns.items():
+        ref = fit_reference(feats["train"][:, cols], feats["val_fit"][:, cols], DEFAULT_QUANTILE)
+        rates = {k: float(np.mean(ref.distance(f[:, cols]) > ref.threshold)) for k, f in feats.items() if k != "train"}
+        perturbed = [v for k, v in rates.items() if k.startswith("perturbed")]
+        rows.append({"description": name, "mean_perturbed_outside": float(np.mean(perturbed)), **rates})
+    chosen = max(rows, key=lambda r: r["mean_perturbed_outside"] - r["val_held"])
+    return {"rows": rows, "chosen": chosen["description"], "rule": "max mean perturbed outside rate - held val rate",
+            "load": load_average()}  # fmt: skip
+
+
 def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) -> list[dict]:
     from carelens.imaging.adapt import adapt
     from carelens.imaging.evaluate import evaluate
@@ -174,6 +236,67 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
+def stage_federated(
+    npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples", strategy: str = "fedavg"
+) -> dict:
+    """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
+    pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
+    trained on each site alone for the same number of epochs (with ``examples`` weighting only: they do not
+    depend on it); every model scored on each site's test split. ``weighting``: by training images or equal."""
+    from carelens.network.local import fit, new_model, predict
+    from carelens.network.metrics import site_metrics
+    from carelens.network.prepare import prepare_site
+    from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+    from carelens.network.sitedata import load_site_data
+
+    adult_npz = work / "sites" / "adult.npz"
+    prepare_site(adult, adult_npz, image_size=28)
+    files = {"pediatric": npz, "adult": adult_npz}
+    data = {name: load_site_data(path, name) for name, path in files.items()}
+    rows: list[dict] = []
+    metric_names = ("auc", "ece", "sensitivity", "specificity")
+
+    def scored(model_name: str, model, seconds: float) -> None:
+        for site, d in data.items():
+            m = site_metrics(predict(model, d.split("test")), d.split("test"), resamples=200)["metrics"]
+            values = {k: m[k]["value"] for k in metric_names}
+            row = {"model": model_name, "site": site, "n": len(d.split("test")), "seconds": round(seconds)}
+            rows.append({**row, "load": load_average(), **values})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+
+    for site, d in data.items() if weighting == "examples" else ():
+        started = time.monotonic()
+        model = new_model("cnn", 28, 0)
+        fit(model, d.split("train"), epochs=rounds, lr=1e-3, seed=0)
+        scored(f"{site} site alone ({rounds} epochs)", model, time.monotonic() - started)
+
+    store = work / "federated-store"
+    port = free_port()
+    procs = {"hub": start_hub(store, port=port)}
+    try:
+        wait_for_port("127.0.0.1", port, proc=procs["hub"])
+        for site, path in files.items():
+            procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
+        started = time.monotonic()
+        settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
+                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1,
+                    "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
+        result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
+        seconds = time.monotonic() - started
+    finally:
+        for proc in procs.values():
+            stop(proc, grace=2)
+    for s in result.get("sites", []):
+        m = s.get("metrics", {})
+        method = "FedAvg" if strategy == "fedavg" else "FedProx (mu 0.1)"
+        name = f"federated, {method} + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
+        row = {"model": name, "site": s["site"]}
+        row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
+        rows.append(row | {k: (m.get(k) or {}).get("value") for k in metric_names})
+    keep = ("model_id", "failures", "rounds_adopted", "bytes_per_round")
+    return {"rows": rows, **{k: result.get(k) for k in keep}}
+
+
 def _f(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else "" if v is None else str(v)
 
@@ -198,6 +321,18 @@ def report(parts: dict, args: argparse.Namespace) -> str:
         lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in rows]
         lines.append("")
+    for key in sorted(k for k in parts if k.startswith("federated")):
+        fed = parts[key]
+        fcols = ["model", "site", "n", "auc", "ece", "sensitivity", "specificity", "passed", "seconds", "load"]
+        lines += [
+            f"## Federated across the two sites ({key}) against each site alone (each site's test split)",
+            "",
+            "| " + " | ".join(fcols) + " |",
+            "|" + "---|" * len(fcols),
+        ]
+        lines += ["| " + " | ".join(_f(r.get(c)) for c in fcols) + " |" for r in fed["rows"]]
+        lines += ["", f"registry entry {fed['model_id']}; rounds adopted {fed['rounds_adopted']}; failures "
+                  f"{fed['failures'] or 'none'}", ""]  # fmt: skip
     shift = parts.get("shift")
     if shift:
         lines += [
@@ -220,7 +355,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="training wall-clock budget per model, s")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--size", type=int, default=128, help="the higher resolution compared with 28 px")
-    parser.add_argument("--stages", default="pneumonia,shift,adult")
+    parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
+    parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
+    parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
+    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox"))
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
     )
@@ -239,6 +377,11 @@ def main() -> None:
             part: object = stage_pneumonia(npz, [int(s) for s in args.seeds.split(",")], args.budget, args.work)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
+        elif stage == "federated":
+            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting, args.strategy)
+            stage = f"federated-{args.strategy}-{args.site_weighting}"
+        elif stage == "shift-select":
+            part = stage_shift_select(npz, adult, args.work)
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:

@@ -112,3 +112,32 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
     page = render_html(exported)
     assert page.count("data:image/png;base64") >= 3
+
+
+def test_validate_records_a_site_verdict_that_decides_the_site_mark(
+    squares_package: Path, synthetic_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`image validate` (check-site + evaluation, no change to the model) records its verdict; at a shifted
+    site it fails (exit 1) naming check-site; the registry's site status follows the newest validation
+    naming the site (the workspace's mark: tests/server/test_site_mark.py)."""
+    from carelens.models.registry import Registry
+
+    monkeypatch.setenv("CARELENS_STORE", str(tmp_path / "store"))
+    same = runner.invoke(app, ["image", "validate", str(squares_package), "--data", str(synthetic_npz),
+                               "--site", "hospital-a"])  # fmt: skip
+    ok = json.loads(same.stdout)
+    assert same.exit_code == (0 if ok["passed"] else 1) and ok["passed"] == (not ok["failed"])
+    assert ok["site"] == "hospital-a" and ok["check_site"]["verdict"] == "matches" and ok["record"] == 1
+    assert not any("check-site" in f for f in ok["failed"])  # the training site's own images are not shifted
+    registry = Registry(tmp_path / "store")
+    assert registry.site_status(ok["registry_id"], "hospital-a")["validated"] is ok["passed"]
+    assert registry.site_status(ok["registry_id"], "hospital-b")["mark"] == "not validated at this site"
+
+    other = _site_folder(tmp_path / "other", 120, 15, 0.6, names=("class_0", "class_1"))
+    shifted = runner.invoke(app, ["image", "validate", str(squares_package), "--data", str(other),
+                                  "--site", "hospital-a"])  # fmt: skip
+    assert shifted.exit_code == 1
+    bad = json.loads(shifted.stdout)
+    assert not bad["passed"] and any("check-site" in f for f in bad["failed"]) and bad["record"] == 2
+    status = registry.site_status(ok["registry_id"], "hospital-a")
+    assert status["validated"] is False and "check-site" in status["reason"]

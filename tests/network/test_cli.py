@@ -27,6 +27,13 @@ def test_bad_invocations_exit_with_one_line_reasons(tmp_path: Path) -> None:
     ]
     strategy = _carelens("hub", "train", "--strategy", "fedsgd", store=tmp_path)
     assert strategy.returncode == 2 and "unknown strategy 'fedsgd'" in strategy.stderr
+    for option, value, reason in (
+        ("--image-size", "8", "--image-size must be between 28 and 512"),
+        ("--arch", "vit", "unknown architecture 'vit'"),
+        ("--site-weighting", "by-size", "unknown site weighting 'by-size'"),
+    ):
+        bad = _carelens("hub", "train", option, value, store=tmp_path)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and reason in bad.stderr
     site = _carelens("node", "start", "--site", "bad name!", "--data", str(tmp_path / "x.npz"), store=tmp_path)
     assert site.returncode == 2 and site.stderr.strip().splitlines() == [
         "error: site name must be 1-40 letters, digits, '.', '_' or '-'"

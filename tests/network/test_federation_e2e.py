@@ -89,8 +89,12 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
             hub_address, store, {"mode": "validate", "model": entry.id, "min-sites": 2, "timeout": 150}, quiet=True
         )
         exported = Registry(store).export(entry.id)
-        assert [r["kind"] for r in exported["records"]] == ["validation"] and validation["record"] == 1
-        validated = {s["site"] for s in exported["records"][0]["content"]["sites"] if "refused" not in s}
+        # record 1: the validation at the end of training (south refused: it had dropped out); record 2: hub validate
+        assert [r["kind"] for r in exported["records"]] == ["validation", "validation"] and validation["record"] == 2
+        at_training = {s["site"]: s for s in exported["records"][0]["content"]["sites"]}
+        assert "refused" in at_training.get("south", {"refused": "gone"})
+        assert isinstance(at_training["north"]["passed"], bool)
+        validated = {s["site"] for s in exported["records"][1]["content"]["sites"] if "refused" not in s}
         assert validated == {"north", "east"}
         assert exported["hti1"]["local_validity"] and len(exported["hti1"]) == 31
 

@@ -58,3 +58,29 @@ def test_prepare_site_refuses_what_a_node_could_not_use(tmp_path: Path) -> None:
     tiny = _images(tmp_path / "tiny", patients=4, per_patient=1)
     res = CliRunner().invoke(app, ["node", "prepare-site", str(tiny), "--out", str(tmp_path / "t.npz")])
     assert res.exit_code != 0 and not (tmp_path / "t.npz").exists()
+
+
+def test_prepare_site_splits_nih_style_names_by_patient_as_image_train_does(tmp_path: Path) -> None:
+    """Without a patient_id column the patient is the file name before ``_<n>`` (NIH ChestX-ray14):
+    the split is the one ``image train``/``image adapt`` make, so no patient is in two splits."""
+    from carelens.imaging.data import load_folder
+
+    folder = tmp_path / "nih"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "label"])
+        for p in range(80):
+            for i in range(3):
+                Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(folder / f"{p:08d}_{i:03d}.png")
+                writer.writerow([f"{p:08d}_{i:03d}.png", "pneumonia" if p % 2 else "normal"])
+    out = tmp_path / "adult.npz"
+    prepare_site_report = CliRunner().invoke(app, ["node", "prepare-site", str(folder), "--out", str(out)])
+    assert prepare_site_report.exit_code == 0, prepare_site_report.output
+    data = load_site_data(out, "adult")
+    patients = {s: set(data.splits[s].patient_ids.tolist()) for s in ("train", "val", "test")}
+    assert not (patients["train"] & patients["test"]) and not (patients["val"] & patients["test"])
+    assert all(len(v) > 0 for v in patients.values())
+    for split in ("train", "test"):  # the same images image train/adapt put in this split
+        assert len(data.splits[split]) == len(load_folder(folder, split, image_size=28))

@@ -98,3 +98,31 @@ def test_fedprox_term_keeps_a_site_near_the_global_model(site_npz: Path) -> None
         )
 
     assert drift(5.0) < 0.5 * drift(0.0)
+
+
+def test_equal_site_weighting_reaches_the_site_and_weighs_each_site_the_same(site_npz: Path) -> None:
+    """With ``site_weighting="equal"`` the fit config asks each site to report a weight of 1, so a small
+    site's update counts as much as a large one's (the adult site beside PneumoniaMNIST)."""
+    from flwr.common import Context, RecordDict
+
+    from carelens.network.client_app import SiteClient
+    from carelens.network.local import get_weights, new_model
+
+    journal = Journal()
+    equal = _strategy(journal, site_weighting="equal")
+    config = equal.on_fit_config_fn(1)  # type: ignore[attr-defined]
+    assert (
+        config["site_weighting"] == "equal" and _strategy(Journal()).on_fit_config_fn(1)["site_weighting"] == "examples"
+    )  # type: ignore[attr-defined]
+    context = Context(run_id=1, node_id=1, node_config={"site": "north", "data": str(site_npz)}, state=RecordDict(),
+                      run_config={"arch": "cnn", "image-size": 28, "seed": 0})  # fmt: skip
+    client = SiteClient(context)
+    weights = get_weights(new_model())
+    _, weight, metrics = client.fit(weights, {**config, "local_epochs": 1})
+    assert weight == 1 and metrics["n_train"] == 60  # the count still reaches the lineage
+    _, weight, _ = client.fit(weights, {**config, "site_weighting": "examples", "local_epochs": 1})
+    assert weight == 60
+    params, _ = equal.aggregate_fit(1, [_res(1.0, 1, "a"), _res(4.0, 1, "b")], [])
+    assert params is not None and np.allclose(parameters_to_ndarrays(params)[0], 2.5)
+    with pytest.raises(Exception, match="site weighting"):
+        _strategy(Journal(), site_weighting="by-size")

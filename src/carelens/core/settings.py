@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         ge=2,
         description="Research views hide every count below this (totals too, with complementary suppression).",
     )
+    site: str | None = Field(
+        default=None,
+        description="This site's name, as its local validations name it (`image validate --site`, `image adapt "
+        "--site`, a federated site); the workspace marks reads of models not validated here.",
+    )
     progress: bool = Field(default=False, description="Show progress bars on stderr even when it is not a terminal.")
     debug: bool = Field(default=False, description="Show tracebacks of internal errors.")
     serve_store: Path | None = Field(

@@ -128,6 +128,26 @@ def check_site_cmd(
     emit_json(result, out / "check-site.json" if out else None)
 
 
+@image_app.command("validate")
+def validate_cmd(
+    model_dir: Path = typer.Argument(..., help="A model package folder."),
+    data: Path = typer.Option(..., "--data", help="The site's labelled images: a folder with labels.csv, or .npz."),
+    site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
+    split: str = choice("test", "--split", ("train", "val", "test"), "train, val or test."),
+    register: bool = typer.Option(True, "--register/--no-register", help="Record the result in the model registry."),
+) -> None:
+    """Validate a model at a site without changing it: check-site plus evaluation on the site's held-out
+    patients, judged against the local-validation criteria; recorded in the registry, where the workspace
+    reads it (a model's reads are marked "not validated at this site" until a local validation has passed).
+    Exit 0 when it passed, 1 when it did not (the JSON says why)."""
+    from carelens.imaging.site import validate_at_site
+
+    result = validate_at_site(model_dir, data, site, split, register=register)
+    emit_json(result)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
 @image_app.command("adapt")
 def adapt_cmd(
     model_dir: Path = typer.Argument(..., help="The model package to adapt."),

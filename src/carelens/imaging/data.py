@@ -175,7 +175,7 @@ def patient_of(row: dict) -> str:
     return match.group(1) if match else row["_file"]
 
 
-def _split_of(name: str) -> str:
+def split_of(name: str) -> str:
     """A deterministic 70/15/15 train/val/test split by patient (``name``: the key from :func:`patient_of`),
     used when the CSV has no split column, so that no patient's images fall in two splits."""
     bucket = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 100
@@ -219,7 +219,7 @@ def load_folder(
     meta_rows: list[dict[str, str]] = []
     for row in rows:
         name = row["_file"]
-        row_split = row.get("split") or _split_of(patient_of(row))
+        row_split = row.get("split") or split_of(patient_of(row))
         if row_split != split:
             continue
         unknown = [lab for lab in row["_labels"] if lab not in all_names]

@@ -70,3 +70,52 @@ def check_site(
         name = Path(str(data)).name if not isinstance(data, ImageArrays) else "site"
         out["plot"] = str(distance_plot(reference.calibration_distances, distances, reference.threshold, plot, name))
     return out
+
+
+def validate_at_site(
+    model_dir: str | Path,
+    data: str | Path,
+    site: str | None = None,
+    split: str = "test",
+    store: str | Path | None = None,
+    register: bool = True,
+) -> dict[str, Any]:
+    """Local validation of a model package at a site, without changing the model: ``check-site`` and an
+    evaluation on the site's labelled ``split`` (held-out patients), judged by ``validation_criteria.json``
+    and, with ``register``, appended to the model's registry entry as a validation record naming the site
+    (the workspace shows the model's reads as validated there only once one has passed)."""
+    from carelens.imaging.adapt import judge, site_name_of, site_validation, validation_criteria
+    from carelens.imaging.evaluate import evaluate
+    from carelens.imaging.package import load_package
+
+    package = load_package(model_dir)
+    site = site or site_name_of(data)
+    prep = package.preprocessing
+    arrays = load_dataset(
+        data, split, image_size=int(prep["image_size"]), channels=int(prep["channels"]),
+        known_labels=package.labels, resize=True,
+    )  # fmt: skip
+    shift = check_site(package, arrays)
+    result = evaluate(package, arrays, split, resamples=500)
+    criteria = validation_criteria()
+    failed = judge(result, criteria)
+    if shift["verdict"] != "matches":
+        failed.append(f"check-site: {shift['outside_rate']:.1%} of the site's images outside ({shift['verdict']})")
+    validation = site_validation(site, result, criteria, failed)
+    validation["split"] = f"{split} (the site's labelled images; folders split by patient)"
+    keep = ("n", "outside_rate", "verdict", "expected_outside_rate", "p_value")
+    validation["check_site"] = {k: shift[k] for k in keep}
+    out: dict[str, Any] = {"site": site, "model": {"id": package.id, "version": package.version}, **validation}
+    if register:
+        from carelens.models.registry import Registry
+
+        registry = Registry(store)
+        entry = registry.register(model_dir)
+        record = registry.append_record(
+            entry.id,
+            "validation",
+            {"process": "carelens image validate: check-site and evaluation on the site's held-out patients",
+             "sites": [validation]},
+        )  # fmt: skip
+        out["registry_id"], out["record"] = entry.id, record["seq"]
+    return out

@@ -1,4 +1,4 @@
-"""Command-line commands of carelens.models: ``carelens models list|show|export|register|verify``."""
+"""Command-line commands of carelens.models: ``carelens models list|show|export|register|verify|monitor``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,19 @@ def verify(
     if problems:
         raise InputError(f"model {model}: " + "; ".join(problems))
     typer.echo("ok")
+
+
+@models.command("monitor")
+def monitor(
+    model: str = typer.Argument(..., help="Model id, unique id prefix, or name (newest)."),
+    store: Path | None = StoreOpt,
+) -> None:
+    """Record this site's validity and fairness monitoring of a model (clinicians' accept/edit/reject of its
+    outputs in the workspace, per subgroup, small cells suppressed) as a registry record; run it on a
+    schedule. Prints the record; the model card's HTI-1 monitoring attributes read the newest."""
+    from carelens.server.monitoring import record_monitoring
+
+    emit_json(record_monitoring(store, model))
 
 
 def register(app: typer.Typer) -> None:

@@ -199,6 +199,11 @@ CARD_ALIASES = {
 }
 
 
+# Attributes where the developer writes the process or the known limits and the registry holds what was measured
+# (monitoring figures, a failed validation): both are shown.
+MEASURED_BESIDE_CARD = ("validity_monitoring", "fairness_monitoring", "known_risks_and_limitations")
+
+
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
@@ -217,6 +222,9 @@ def hti1_attributes(card: dict[str, Any], derived: dict[str, Any]) -> tuple[dict
     missing: list[str] = []
     for key in HTI1_KEYS:
         value = written.get(key) if _present(written.get(key)) else derived.get(key)
+        if key in MEASURED_BESIDE_CARD and _present(written.get(key)) and _present(derived.get(key)):
+            mine = written[key]
+            value = [*mine, derived[key]] if isinstance(mine, list) else f"{mine} {derived[key]}"
         if _present(value):
             values[key] = value
         else:

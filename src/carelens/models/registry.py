@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,10 @@ class Registry:
             prev = claimed
         return problems
 
+    def site_status(self, ref: str, site: str | None) -> dict[str, Any]:
+        """Whether the model is validated at ``site`` (see :func:`site_status`)."""
+        return site_status(self.records(self.resolve(ref)), site)
+
     def summary(self, ref: str) -> dict[str, Any]:
         """One line of ``models list``."""
         entry = self.entry(ref)
@@ -334,11 +339,16 @@ class Registry:
     def list(self) -> list[dict[str, Any]]:
         return sorted((self.summary(i) for i in self.ids()), key=lambda s: s["created_at"], reverse=True)
 
-    def export(self, ref: str) -> dict[str, Any]:
-        """The full entry as plain data: metadata, records, and the 31 HTI-1 attributes."""
+    def export(self, ref: str, monitoring: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The full entry as plain data: metadata, records, and the 31 HTI-1 attributes. ``monitoring``: live
+        per-site feedback summaries (``carelens.models.monitoring``; default: the newest monitoring records)."""
+        from carelens.models.monitoring import monitoring_attributes, newest_per_site
+
         entry = self.entry(ref)
         records = self.records(entry.id)
-        hti1, missing = hti1_attributes(entry.card, derived_attributes(entry, records))
+        derived = derived_attributes(entry, records)
+        derived.update(monitoring_attributes(newest_per_site(records) if monitoring is None else list(monitoring)))
+        hti1, missing = hti1_attributes(entry.card, derived)
         data = entry.model_dump(mode="json")
         data["records"] = records
         data["hti1"] = hti1
@@ -351,6 +361,37 @@ class Registry:
             if (folder / name).is_file()
         }
         return data
+
+
+NOT_VALIDATED = "not validated at this site"
+
+
+def site_status(records: list[dict[str, Any]], site: str | None) -> dict[str, Any]:
+    """``{"site", "validated", "mark", "reason", "record"}``: a model is validated at ``site`` when the
+    newest validation record naming that site says it passed (``image adapt``, ``image validate``, a
+    federated validation); until then its reads carry ``mark`` "not validated at this site"."""
+    if not site:
+        reason = "this workspace names no site (set CARELENS_SITE), so no local validation can apply"
+        return {"site": None, "validated": False, "mark": NOT_VALIDATED, "record": None, "reason": reason}
+    for record in reversed(records):
+        if record.get("kind") != "validation":
+            continue
+        for entry in record.get("content", {}).get("sites", []):
+            if entry.get("site") != site or "refused" in entry:
+                continue
+            passed = entry.get("passed") is True
+            failed = "; ".join(entry.get("failed") or []) or "no verdict recorded"
+            return {
+                "site": site,
+                "validated": passed,
+                "mark": None if passed else NOT_VALIDATED,
+                "record": record.get("seq"),
+                "reason": f"local validation passed (record {record.get('seq')}, {record.get('created_at')})"
+                if passed
+                else f"the newest local validation here did not pass: {failed}",
+            }
+    reason = f"no local validation at {site} yet (carelens image adapt or image validate)"
+    return {"site": site, "validated": False, "mark": NOT_VALIDATED, "record": None, "reason": reason}
 
 
 def _metric_text(metrics: dict[str, Any]) -> str:
@@ -398,6 +439,16 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
     )
     if entry.lineage.get("cohort_definition"):
         derived["inclusion_exclusion_criteria"] = entry.lineage["cohort_definition"]
+    lineage_sites = [s for s in entry.lineage.get("sites", []) if isinstance(s, dict) and s.get("counts")]
+    if lineage_sites:
+        derived["training_data_relevance"] = (
+            "Trained on "
+            + "; ".join(
+                f"{s.get('site')}: {', '.join(f'{k} {v}' for k, v in s['counts'].items())} images"
+                for s in lineage_sites
+            )
+            + ". Relevant to sites whose images are like these; elsewhere only after a local validation has passed."
+        )
     trained_sites = {s.get("site") for s in entry.lineage.get("sites", []) if isinstance(s, dict)}
     validations = [r["content"] for r in records if r.get("kind") == "validation"]
     if validations:
@@ -418,6 +469,13 @@ def derived_attributes(entry: ModelEntry, records: list[dict[str, Any]]) -> dict
             )
             derived["external_validation_party"] = ", ".join(s["site"] for s in external)
             derived["external_validation_process"] = latest.get("process")
+        failed = [s for s in sites if s.get("passed") is False]
+        if failed:
+            derived["known_risks_and_limitations"] = (
+                "Did not pass its validation at "
+                + "; ".join(f"{s['site']} ({'; '.join(s.get('failed') or [])})" for s in failed)
+                + ": its reads there are marked 'not validated at this site'."
+            )
         if local:
             derived["local_validity"] = "; ".join(f"{s['site']}: {_metric_text(s.get('metrics', {}))}" for s in local)
             derived["local_fairness"] = "; ".join(f"{s['site']}: {_fairness_text(s)}" for s in local)

@@ -67,11 +67,19 @@ def hub_train(
     min_sites: int = typer.Option(2, "--min-sites", help="A round needs at least this many site updates."),
     sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting (default: --min-sites)."),
     local_epochs: int = typer.Option(1, "--local-epochs", help="Local epochs per round at each site."),
+    site_weighting: str = typer.Option(
+        "examples", "--site-weighting", help="examples (FedAvg: by training images) or equal (each site the same)."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Local learning rate."),
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal term weight."),
     dp_noise: float = typer.Option(0.0, "--dp-noise", help="DP noise multiplier (0 = no differential privacy)."),
     dp_clip: float = typer.Option(1.0, "--dp-clip", help="DP clipping norm of each site's update."),
     secagg: bool = typer.Option(True, "--secagg/--no-secagg", help="Secure aggregation (SecAgg+), on by default."),
+    arch: str = typer.Option("cnn", "--arch", help="Network (as `image train --arch`); every site builds the same."),
+    image_size: int = typer.Option(
+        28, "--image-size", help="Input size in px: each site's data file must hold images of this size."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and of the sites' shuffling."),
     name: str = typer.Option("carelens-federated-cnn", "--name", help="Model name in the registry."),
     card: Path | None = typer.Option(None, "--card", help="Model card JSON (HTI-1 attribute keys) to attach."),
     cohort: str = typer.Option("", "--cohort", help="Cohort definition recorded in the lineage."),
@@ -94,16 +102,28 @@ def hub_train(
         "min-sites": min_sites,
         "expected-sites": sites or min_sites,
         "local-epochs": local_epochs,
+        "site-weighting": site_weighting,
         "lr": lr,
         "proximal-mu": proximal_mu,
         "dp-noise": dp_noise,
         "dp-clip": dp_clip,
         "secagg": secagg,
+        "arch": arch,
+        "image-size": image_size,
+        "seed": seed,
         "name": name,
         "card": str(card.resolve()) if card else "",
         "cohort": cohort,
         "timeout": timeout,
     }
+    from carelens.imaging.networks import ARCHS
+
+    if arch not in ARCHS:
+        raise UsageError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    if not 28 <= image_size <= 512:
+        raise UsageError("--image-size must be between 28 and 512")
+    if site_weighting not in ("examples", "equal"):
+        raise UsageError(f"unknown site weighting {site_weighting!r}: choose examples or equal")
     if strategy not in ("fedavg", "fedprox"):
         raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
     _report(run_job(hub_address, _store(store), settings, root_cert=ca))
@@ -142,6 +162,8 @@ def hub_validate(
     settings = {
         "mode": "validate",
         "model": entry.id,
+        "arch": entry.arch,
+        "image-size": int(entry.training.get("image_size", 28)),
         "split": split,
         "min-sites": min_sites,
         "expected-sites": sites or min_sites,

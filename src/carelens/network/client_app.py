@@ -85,7 +85,8 @@ class SiteClient(NumPyClient):
         for split, part in data.splits.items():
             metrics[f"n_{split}"] = len(part)
             metrics[f"n_{split}_pos"] = int(part.labels.sum())
-        return get_weights(model), len(train), metrics
+        weight = 1 if config.get("site_weighting") == "equal" else len(train)  # the site's weight in the average
+        return get_weights(model), weight, metrics
 
     def evaluate(self, parameters: list[Any], config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
         import numpy as np

@@ -3,14 +3,15 @@
 The input is what ``carelens image train`` reads: a folder of PNG/JPEG/DICOM images with a
 labels CSV (``filename``, ``label`` with two classes; optional ``split``, ``patient_id``,
 ``sex``, ``age_group``). Without a ``split`` column, images are split 70/15/15 by patient
-(``patient_id``; by file name when there is none), so no patient is in two splits. The output is
+(``patient_id``; else the patient in an NIH-style file name ``<patient>_<n>.png``; else the file name),
+the same split ``carelens image train`` and ``image adapt`` make, so no patient is in two splits and
+a site's federated test split holds the patients its local validation holds out. The output is
 the ``.npz`` a node reads (see :mod:`carelens.network.sitedata`), checked before it is kept.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -67,16 +68,14 @@ def prepare_site(
 
 def _with_splits(rows: list[dict[str, Any]], path: Path) -> Path:
     """The labels as a CSV with a ``split`` column (the given one, else 70/15/15 by patient)."""
-    extra = sorted({k for row in rows for k in row if not k.startswith("_") and k != "split"})
+    from carelens.imaging.data import patient_of, split_of
+
+    extra = sorted({k for row in rows for k in row if not k.startswith("_") and k not in ("split", "patient_id")})
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["filename", "label", "split", *extra])
+        writer.writerow(["filename", "label", "split", "patient_id", *extra])
         for row in rows:
-            split = row.get("split") or _split_by(row.get("patient_id") or row["_file"])
-            writer.writerow([row["_file"], row["_labels"][0], split, *(row.get(k, "") for k in extra)])
+            patient = patient_of(row)
+            split = row.get("split") or split_of(patient)
+            writer.writerow([row["_file"], row["_labels"][0], split, patient, *(row.get(k, "") for k in extra)])
     return path
-
-
-def _split_by(key: str) -> str:
-    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
-    return "train" if bucket < 70 else "val" if bucket < 85 else "test"

@@ -38,6 +38,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "min-sites": 2,
     "expected-sites": 2,
     "local-epochs": 1,
+    "site-weighting": "examples",
     "lr": 0.001,
     "proximal-mu": 0.01,
     "dp-noise": 0.0,

@@ -94,6 +94,7 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
         journal,
         min_sites=min_sites,
         local_epochs=int(cfg.get("local-epochs", 1)),
+        site_weighting=str(cfg.get("site-weighting", "examples")),
         lr=float(cfg.get("lr", 1e-3)),
         proximal_mu=float(cfg.get("proximal-mu", 0.01)),
         dp_noise=dp_noise,
@@ -271,9 +272,35 @@ def federated_evaluate(grid: Any, weights: list[Any], cfg: dict[str, Any], split
     for node in nodes:
         if node not in answered:
             sites.append({"site": grid.site_of(node), "refused": "no reply before the timeout"})
+    for site in sites:
+        if "refused" not in site:
+            site.update(site_verdict(site))
     usable = [s for s in sites if "refused" not in s]
     pooled_metrics = {k: p for k in ("auc", "ece", "sensitivity", "specificity") if (p := pooled(usable, k))}
     return {"split": split, "sites": sorted(sites, key=lambda s: s["site"]), "pooled": pooled_metrics}
+
+
+def site_verdict(site: dict[str, Any]) -> dict[str, Any]:
+    """Whether a site's figures pass the local-validation criteria of ``carelens image adapt``
+    (``imaging/validation_criteria.json``: enough images, AUC, ECE): ``{"passed", "failed", "criteria"}``."""
+    from carelens.imaging.adapt import judge, validation_criteria
+
+    metrics = site.get("metrics", {})
+    flat: dict[str, float] = {"n": int(site.get("n", 0))}
+    for key in ("auc", "ece"):
+        value = _value(metrics.get(key))
+        flat[key] = float("nan") if value is None else value
+    criteria = validation_criteria()
+    failed = judge(flat, criteria)
+    applied = {k: criteria[k] for k in ("min_n", "min_auc", "max_ece")}
+    return {"passed": not failed, "failed": failed, "criteria": applied}
+
+
+FEDERATED_PROCESS = (
+    "federated validation: each site scored the model on its own {split} split (patients held out of training) "
+    "and returned only aggregate metrics (bootstrap 95% CIs); subgroup cells with fewer than 11 patients suppressed; "
+    "each site judged against the local-validation criteria (n, AUC, ECE)"
+)
 
 
 def _register(
@@ -304,9 +331,10 @@ def _register(
             if f"n_{s}_pos" in info and f"n_{s}" in info
         }
         lineage_sites.append({"site": name, "counts": counts, "label_counts": label_counts, "date_range": None})
-    card = {}
-    if cfg.get("card"):
-        card = json.loads(Path(str(cfg["card"])).read_text(encoding="utf-8"))
+    from carelens.imaging.trainer import model_card_file
+
+    # the developer's card (--card), else the card shipped for carelens image models
+    card = model_card_file(str(cfg["card"]) if cfg.get("card") else None, "default")
     subgroups = [
         {**row, "site": s["site"]} for s in evaluation["sites"] if "refused" not in s for row in s.get("subgroups", [])
     ]
@@ -338,6 +366,9 @@ def _register(
             "rounds_adopted": adopted,
             "min_sites": int(cfg.get("min-sites", 2)),
             "local_epochs": int(cfg.get("local-epochs", 1)),
+            "site_weighting": str(cfg.get("site-weighting", "examples")),
+            "image_size": int(cfg.get("image-size", 28)),
+            "seed": int(cfg.get("seed", 0)),
             "privacy": privacy,
             "evaluation": {
                 "split": evaluation["split"],
@@ -351,6 +382,14 @@ def _register(
         "card": card,
     }
     entry = registry.register_weights(buf.getvalue(), meta)
+    report = {
+        "process": FEDERATED_PROCESS.format(split=evaluation["split"]),
+        "split": evaluation["split"],
+        "sites": evaluation["sites"],
+        "pooled": evaluation["pooled"],
+        "status": status["status"],
+    }
+    registry.append_record(entry.id, "validation", report)
     return entry.id, version
 
 
@@ -365,7 +404,7 @@ def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 
     registry = Registry(str(cfg["store"]))
     entry = registry.entry(str(cfg["model"]))
-    model = new_model(entry.arch, int(cfg.get("image-size", 28)))
+    model = new_model(entry.arch, int(entry.training.get("image_size", cfg.get("image-size", 28))))
     state = torch.load(registry.weights_path(entry.id), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     journal = Journal()
@@ -378,10 +417,7 @@ def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     if len(answered) < int(cfg.get("min-sites", 1)):
         raise RuntimeError(f"only {len(answered)} site(s) returned results, the minimum is {cfg.get('min-sites', 1)}")
     report = {
-        "process": (
-            f"federated validation: each site scored the model on its own {evaluation['split']} split and returned "
-            "only aggregate metrics (bootstrap 95% CIs); subgroup cells with fewer than 11 patients suppressed"
-        ),
+        "process": FEDERATED_PROCESS.format(split=evaluation["split"]),
         "split": evaluation["split"],
         "sites": evaluation["sites"],
         "pooled": evaluation["pooled"],

@@ -14,6 +14,9 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx, Strategy
 
 STRATEGIES = ("fedavg", "fedprox")
+# How site updates are weighted in the average: by training examples (FedAvg), or equally (each site reports a
+# weight of 1, so a small site is not drowned by a large one whose images differ: e.g. adult beside pediatric).
+SITE_WEIGHTINGS = ("examples", "equal")
 
 
 @dataclass
@@ -120,16 +123,22 @@ def make_strategy(
     dp_noise: float = 0.0,
     dp_clip: float = 1.0,
     expected_sites: int | None = None,
+    site_weighting: str = "examples",
 ) -> Strategy:
-    """A Flower strategy for the hub: ``fedavg`` or ``fedprox``; with ``dp_noise`` > 0, wrapped
+    """A Flower strategy for the hub: ``fedavg`` or ``fedprox`` (sites weighted by ``site_weighting``,
+    see :data:`SITE_WEIGHTINGS`); with ``dp_noise`` > 0, wrapped
     in Flower's client-side-clipping DP (noise multiplier ``dp_noise``, clip norm ``dp_clip``)."""
+    if site_weighting not in SITE_WEIGHTINGS:
+        from carelens.core.errors import UsageError
+
+        raise UsageError(f"unknown site weighting {site_weighting!r}: choose one of {', '.join(SITE_WEIGHTINGS)}")
     if name not in STRATEGIES:
         from carelens.core.errors import UsageError
 
         raise UsageError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
     def fit_config(server_round: int) -> dict[str, Scalar]:
-        return {"local_epochs": local_epochs, "lr": lr, "round": server_round}
+        return {"local_epochs": local_epochs, "lr": lr, "round": server_round, "site_weighting": site_weighting}
 
     common: dict[str, Any] = {
         "fraction_fit": 1.0,

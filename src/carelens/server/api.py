@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Principal, Problem, api_user
 from carelens.server.context import Context
 from carelens.server.data import SummaryUnavailable
+from carelens.server.monitoring import feedback_summary
 from carelens.server.registry import MODEL_ID, list_models, model_card
 from carelens.server.schemas import AuditReport, Cohort, ModelCard, ModelList, PatientList
 from carelens.store.appdb import audit
@@ -89,7 +90,7 @@ def model(request: Request, model_id: str, who: Principal = Depends(api_user(*AN
     if not MODEL_ID.match(model_id):
         raise Problem(400, "malformed model id")
     ctx = ctx_of(request)
-    card = model_card(ctx.settings.store, model_id)
+    card = model_card(ctx.settings.store, model_id, lambda found: feedback_summary(ctx, found))
     if card is None:
         raise Problem(404, "no model card registered under this id")
     ctx.record(who, "api.model", model_version=model_id)

@@ -118,9 +118,11 @@ def _card(item: ReviewItem, pid: str, base: str | None) -> dict[str, Any]:
         for r in item.detail.get("recommendations", [])
     )
     rule = f"\n\n{item.detail['rule']}" if item.detail.get("rule") else ""
+    mark = item.detail.get("site_mark")  # a read from a model without a passed local validation here
+    rule += f"\n\n{mark}: {item.detail['site_validation']['reason']}." if mark else ""
     return {
         "uuid": str(uuid.uuid5(CARD_NAMESPACE, f"{pid}|{item.key}")),
-        "summary": shorten(f"{item.section}: {item.text}"),
+        "summary": shorten(f"{item.section}{' (' + mark + ')' if mark else ''}: {item.text}"),
         "detail": f"{item.text}{cpic}\n\nEvidence: {evidence}. Model: {item.model_id} {item.model_version}.{rule}",
         "indicator": indicator,
         "source": {

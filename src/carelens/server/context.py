@@ -22,7 +22,7 @@ from carelens.server.items import ReviewItem, finding_items, image_items, pgx_it
 from carelens.server.lake_data import LakeData
 from carelens.server.page_cache import PageCache
 from carelens.server.pgx_attention import medication_pgx_items
-from carelens.server.registry import model_name
+from carelens.server.registry import model_name, site_status
 from carelens.server.settings import ServerSettings
 from carelens.store.appdb import audit, auditkeys, begin_write, get_engine
 from carelens.store.permissions import store_warning
@@ -138,6 +138,9 @@ class Context:
         for item in view.items:
             if not item.model_label:
                 item.model_label = model_name(self.settings.store, item.model_id) or ""
+            if item.kind == "image":  # a read from a model without a passed local validation here is marked
+                status = site_status(self.settings.store, item.model_id, self.settings.site)
+                item.detail = {**item.detail, "site_validation": status, "site_mark": status["mark"]}
         return view
 
     async def summary_json_async(self, pid: str) -> tuple[bytes, str, str]:

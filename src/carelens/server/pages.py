@@ -35,8 +35,9 @@ from carelens.server.auth import (
 )
 from carelens.server.context import Context
 from carelens.server.items import model_of, split_drugs
+from carelens.server.monitoring import feedback_summary
 from carelens.server.page_cache import REVIEW_STATE_SQL, RenderedPage
-from carelens.server.registry import MODEL_ID, list_models, model_card
+from carelens.server.registry import MODEL_ID, list_models, model_card, registry_stamp, site_status
 from carelens.server.reviews import composition, decide, latest_decisions, sign_off
 from carelens.store import appdb
 from carelens.store.appdb import ROLES, SignedSummary
@@ -257,7 +258,8 @@ async def patient_page(request: Request, pid: PatientId, who: Principal = Depend
     ctx = ctx_of(request)
     ctx.patient(pid)
     version = getattr(ctx.data, "version", None)
-    state = (version(pid), await ctx.fetch_one(REVIEW_STATE_SQL, (pid,) * 4)) if version else None
+    stamp = registry_stamp(ctx.settings.store)  # a new validation changes the reads' site marks
+    state = (version(pid), await ctx.fetch_one(REVIEW_STATE_SQL, (pid,) * 4), stamp) if version else None
     page = ctx.pages.get(pid, state) if state else None
     if page is None:
         page = await run_in_threadpool(render_patient, ctx, pid)
@@ -407,9 +409,11 @@ def model_page(request: Request, model_id: str, who: Principal = Depends(page_us
     if not MODEL_ID.match(model_id):
         raise Problem(400, "malformed model id")
     ctx = ctx_of(request)
-    card = model_card(ctx.settings.store, model_id)
+    card = model_card(ctx.settings.store, model_id, lambda found: feedback_summary(ctx, found))
     ctx.record(who, "view.model", model_version=model_id, detail={"found": card is not None})
-    return render(request, "model.html", who, status=200 if card else 404, model_id=model_id, card=card)
+    registered = card is not None and card.get("records") is not None  # a built-in component has no validations
+    here = site_status(ctx.settings.store, model_id, ctx.settings.site) if registered else None
+    return render(request, "model.html", who, status=200 if card else 404, model_id=model_id, card=card, here=here)
 
 
 @router.get("/research")

@@ -23,8 +23,9 @@ class ServerSettings:
     (``CARELENS_PUBLIC_URL``), used for every absolute link and as the CDS JWT audience, never the
     request's Host header; cds_clients: the JSON file of CDS clients allowed to sign JWTs
     (``CARELENS_CDS_CLIENTS``, see ``cds_jwt``); summarizer: "module:function" taking (source,
-    patient) and returning the summary (default ``carelens.record:summarize``); data: a ready
-    ``ClinicalData`` (tests, embedding).
+    patient) and returning the summary (default ``carelens.record:summarize``); site: this site's
+    name (``CARELENS_SITE``): reads of a model without a passed local validation here are marked
+    "not validated at this site"; data: a ready ``ClinicalData`` (tests, embedding).
     """
 
     store: Path
@@ -35,6 +36,7 @@ class ServerSettings:
     public_url: str | None = None
     cds_clients: Path | None = None
     summarizer: str = "carelens.record:summarize"
+    site: str | None = None
     data: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,4 +61,5 @@ class ServerSettings:
             public_url=base.public_url,
             cds_clients=base.cds_clients,
             summarizer=base.summarizer,
+            site=base.site,
         )

@@ -1,0 +1,68 @@
+"""End to end on loopback: one model trained by the Flower network across two different sites, a
+pediatric one (a slice of PneumoniaMNIST) and an adult one (nih-adult-dev, prepared with
+`node prepare-site` and split by patient), each holding only its own images. The registry entry
+records each site's federated validation with its verdict, and the HTI-1 export reads it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carelens.models import Registry
+from carelens.network.partition import partition_npz
+from carelens.network.prepare import prepare_site
+from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_pediatric_and_adult_sites_train_one_model_and_each_validates_it(tmp_path: Path, shared_data: Path) -> None:
+    imaging = shared_data / "imaging"
+    pediatric = partition_npz(imaging / "pneumoniamnist.npz", tmp_path / "data", {"pediatric": {"share": 0.05}})
+    adult = tmp_path / "data" / "adult.npz"
+    prepared = prepare_site(imaging / "nih-adult-dev" / "images", adult, image_size=28)
+    assert prepared["labels"] == {"0": "normal", "1": "pneumonia"}  # the same label order as PneumoniaMNIST
+    with np.load(adult) as raw:
+        splits = {s: set(raw[f"{s}_patient_id"].tolist()) for s in ("train", "val", "test")}
+    assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["val"])  # split by patient
+
+    store = tmp_path / "store"
+    port = free_port()
+    hub_address = f"127.0.0.1:{port}"
+    procs = {"hub": start_hub(store, port=port)}
+    try:
+        wait_for_port("127.0.0.1", port, proc=procs["hub"])
+        for site, path in (("pediatric", pediatric["pediatric"]), ("adult", adult)):
+            procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site, threads=1)
+        settings = {"rounds": 2, "min-sites": 2, "expected-sites": 2, "timeout": 150, "local-epochs": 1, "lr": 0.003}
+        result = run_job(hub_address, store, settings, timeout=800, quiet=True)
+        by_site = {s["site"]: s for s in result["sites"]}
+        assert set(by_site) == {"pediatric", "adult"} and result["rounds_adopted"] == 2, result.get("failures")
+        assert by_site["adult"]["n"] == prepared["counts"]["test"]  # the adult site's held-out patients
+        for site in by_site.values():
+            assert 0.0 <= site["metrics"]["auc"]["value"] <= 1.0
+            assert isinstance(site["passed"], bool) and (site["passed"] or site["failed"])
+
+        entry = Registry(store).entry(result["model_id"])
+        lineage = {s["site"]: s["counts"] for s in entry.lineage["sites"]}
+        assert lineage["adult"]["train"] == prepared["counts"]["train"]
+        assert lineage["pediatric"]["train"] == len(np.load(pediatric["pediatric"])["train_labels"])
+        recorded = {s["site"]: s for s in entry.training["evaluation"]["sites"]}
+        assert recorded["adult"]["metrics"] == by_site["adult"]["metrics"]
+        assert entry.training["image_size"] == 28
+        exported = Registry(store).export(entry.id)
+        record = exported["records"][0]
+        assert record["kind"] == "validation" and {s["site"] for s in record["content"]["sites"]} == set(by_site)
+        assert "adult: auc" in exported["hti1"]["local_validity"]
+        assert "pediatric: auc" in exported["hti1"]["local_validity"]
+
+        # what left the adult site: weights and aggregate figures, never an image or a patient id
+        blobs = b"".join(p.read_bytes() for p in (tmp_path / "capture" / "adult").glob("*.bin"))
+        for pid in sorted(splits["test"])[:20]:
+            assert pid.encode() not in blobs and pid.encode() not in json.dumps(exported).encode()
+    finally:
+        for proc in procs.values():
+            stop(proc, grace=2)
