@@ -39,6 +39,7 @@ HELD_FONTS = ("DejaVuSerif.ttf", "DejaVuSansCondensed.ttf", "DejaVuSans-Bold.ttf
               "DejaVuSansMono-Bold.ttf")  # fmt: skip
 CONTRASTS = ("white", "grey", "dark", "dark on light label", "light on dark label")
 GIVEN = ("JANE", "Maria", "ROBERT", "Wei", "Olusegun", "Anna", "KRZYSZTOF", "Fatima", "Liam", "Sofia")
+FAINT = 32  # grey levels: a canary whose ink differs from the image by less is near invisible (dark on black)
 FAMILY = ("DOE", "Garcia", "SMITH", "Nguyen", "Adeyemi", "Kowalski", "O'BRIEN", "Haddad", "Murphy", "Rossi")
 
 
@@ -122,7 +123,8 @@ def canaries(reals: list[tuple[str, str, Any]], count: int) -> list[tuple[str, s
         rotation, contrast, font = rng.choice((0, 0, 90, 270)), rng.choice(CONTRASTS), rng.choice(fonts)
         planted = plant(img, canary_text(rng), font, size, rotation, contrast, rng)
         if planted is not None:
-            out.append((f"{name} {font} {size}px {rotation}deg {contrast}", split, planted))
+            ink = "faint ink" if int(np.abs(planted.astype(np.int16) - img).max()) < FAINT else "clear ink"
+            out.append((f"{name} {font} {size}px {rotation}deg {contrast} {ink}", split, planted))
     return out
 
 
@@ -177,6 +179,8 @@ def main() -> None:
         " 90deg",
         " 270deg",
         *(f" {n}px" for n in (9, 11, 14, 12, 16, 22, 30)),
+        " faint ink",
+        " clear ink",
     ]
     for kind in kinds:
         mine = [r for r in fake if kind in r[0] and not (kind == " dark" and "label" in r[0])]

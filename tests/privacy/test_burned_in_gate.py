@@ -139,3 +139,33 @@ def test_a_failing_check_fails_closed(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(burned_in, "text_lines", broken)
     assert gate_dicom(_base(tmp_path / "a.dcm")) == "the pixels could not be checked for burned-in text (OSError)"
+
+
+def _small_text(text: str, size: int = 9) -> np.ndarray:
+    """``text`` in white at ``size`` px (capitals about 7 px high, digits touching) on a grey ramp."""
+    img = Image.fromarray(np.tile(np.linspace(40, 120, 256, dtype=np.uint8), (256, 1)))
+    mono = FONT.with_name("DejaVuSansMono.ttf")
+    face = ImageFont.truetype(str(mono), size) if mono.exists() else ImageFont.load_default(size=size)
+    ImageDraw.Draw(img).text((170, 10), text, font=face, fill=255)
+    return np.asarray(img)
+
+
+def test_tiny_text_with_merged_letters_is_a_line() -> None:
+    boxes = [line.box for line in text_lines(_small_text("DOE 8663004"))]
+    assert any(x <= 172 and x + w >= 225 and y < 20 for x, y, w, _h in boxes), boxes  # the whole text, one line
+
+
+def test_a_word_like_line_read_as_stray_letters_or_a_faint_number_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import carelens.privacy.burned_in as burned_in
+
+    img = _small_text("DOE 8663004")
+    monkeypatch.setattr(burned_in.shutil, "which", lambda _name: "/usr/bin/tesseract")
+    strong = burned_in.TextLine((170, 10, 60, 8), vertical=False, bright=True, marks=6)
+    weak = burned_in.TextLine((170, 10, 60, 8), vertical=False, bright=True, marks=3)
+    for line, read, failed in ((strong, [("l", 30.0), ("i", 20.0)], True),  # single letters are no annotation
+                               (weak, [("8663004", 50.0)], True),  # a number read with some confidence
+                               (weak, [("ee", 50.0)], False),  # noise on anatomy
+                               (strong, [("PORTABLE", 40.0)], False)):  # fmt: skip
+        monkeypatch.setattr(burned_in, "text_lines", lambda _img, line=line: [line])
+        monkeypatch.setattr(burned_in, "read_line", lambda _img, _line, read=read: read)
+        assert (burned_in.gate_frame(img).reason is not None) == failed, (line.marks, read)

@@ -8,8 +8,9 @@ cost of a few array operations. Only where the detector fires is each line read 
 (tesseract, the line's own crop, in its orientation and the polarity that makes it dark on
 light). An instance passes when every line reads as words of the annotation allow-list
 (``data/burned_in_words.json``: laterality markers, projections, positioning, technique) or as
-nothing legible in a weak line; a line that reads as anything else, or a clear word-like line
-that OCR cannot read, makes the instance fail with a one-line reason that never holds the text.
+nothing legible in a weak line; a line that reads as anything else (a long number counts even
+read with little confidence: tiny record numbers and dates), or a clear word-like line that OCR
+reads as no allowed word, makes the instance fail with a one-line reason that never holds the text.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 Box = tuple[int, int, int, int]  # x, y, width, height
-BANDS = ((5, 9), (8, 15), (13, 24), (21, 38), (34, 60))  # character heights (pixels) looked for, overlapping
+BANDS = ((5, 11), (8, 15), (13, 24), (21, 38), (34, 60))  # character heights (pixels) looked for, overlapping
 CONTRAST = 32  # grey levels (of 255) a mark stands out from its surroundings by
 OCR_LINE_HEIGHT = 48  # pixels a line is enlarged to before OCR
 SURE_LETTERS = 3  # a confident reading shorter than this ("ee", "4") is OCR noise on anatomy, not a word
 CONFIDENT = 60  # tesseract word confidence (0-100) above which a reading counts
 STRONG_MARKS = 5  # a line of this many regular marks is word-like: OCR must read it as allowed words
+NUMBER_DIGITS = 5  # a less confident reading with this many digits in a word is a record number or a date
+LESS_CONFIDENT = 30  # ... read at least this confident (tesseract is unsure of tiny digits)
 OUTSIDE = "burned-in text in the pixels outside the annotation allow-list (read by OCR)"
 UNREADABLE = "a word-like line of marks in the pixels that OCR cannot read"
 MAX_SIDE = 2048  # larger frames are reduced first (text of a readable size stays above 5 pixels)
@@ -133,7 +136,7 @@ def _lines(
         grid = np.zeros(shape, bool)
         for y, x, hh, ww in chosen:
             grid[y : y + hh, x : x + ww] = True
-        gap = max(2, int(hi * 0.7))
+        gap = int(hi * 0.7) + 3  # room for a letter the detector missed (merged, thin) in small text
         structure = np.ones((gap, 1) if vertical else (1, gap), bool)
         groups, _n = ndimage.label(ndimage.binary_dilation(grid, structure))
         counts: dict[int, list[int]] = {}
@@ -246,9 +249,11 @@ def gate_frame(img: Any) -> GateResult:
     for n, line in enumerate(sorted(lines, key=lambda t: -t.marks), 1):
         read = read_line(img, line)
         sure = [w for w, c in read if c >= CONFIDENT and len(w) >= SURE_LETTERS]
+        sure += [w for w, c in read if LESS_CONFIDENT <= c < CONFIDENT and sum(map(str.isdigit, w)) >= NUMBER_DIGITS]
         if sure and not allowed(sure):
             return GateResult(OUTSIDE, len(lines), n)
-        if not sure and line.marks >= STRONG_MARKS and not (read and allowed([w for w, _c in read])):
+        words = [w for w, _c in read if len(w) >= 2]
+        if not sure and line.marks >= STRONG_MARKS and not (words and allowed(words)):
             return GateResult(UNREADABLE, len(lines), n)
     return GateResult(None, len(lines), len(lines))
 
