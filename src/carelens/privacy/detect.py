@@ -62,6 +62,14 @@ def detect_phi(
     dictionary layers are the CRF's hints and only identifiers with a shape (``SHAPED``) are kept
     from the rules directly; without it, every layer's proposal is kept (recall first).
     """
+    return merge_spans(proposals(text, context, model, crf), text)
+
+
+def proposals(
+    text: str, context: PatientContext | None = None, model: bool = True, crf: CrfModel | None = None
+) -> list[PhiSpan]:
+    """What ``detect_phi`` merges: every layer's spans, each with its source (``batch`` reads the
+    confident names of a note from them)."""
     if not text.strip():
         return []
     rules = rule_spans(text)
@@ -84,7 +92,7 @@ def detect_phi(
         spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
         spans += cue_spans(text, ctoks, clf.vocabulary)
     spans += _propagate_names(tokens, spans)
-    return merge_spans(spans, text)
+    return spans
 
 
 # a date with day, month and year ("1951-07-23", "07/23/1951", "July 23, 1951"): kept as the rule found it
