@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
 from carelens.privacy.cues import cue_spans, not_dates
+from carelens.privacy.filters import not_phi
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, lexicon
 from carelens.privacy.names import VERY_COMMON, case_mode, name_spans
@@ -83,14 +84,14 @@ def proposals(
         ctoks = crf_tokens(text)
         spans += [
             s
-            for s in rules
+            for s in not_phi(text, rules)
             if s.type in SHAPED
             or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end) and text[s.end : s.end + 1] != "%")
         ]  # "10/5/40%" is a ventilator setting
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
-        spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
-        spans += cue_spans(text, ctoks, clf.vocabulary)
+        model_spans = not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
+        spans += not_phi(text, model_spans + cue_spans(text, ctoks, clf.vocabulary))
     spans += _propagate_names(tokens, spans)
     return spans
 

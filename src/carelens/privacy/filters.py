@@ -1,0 +1,67 @@
+"""Classes of false positives dropped after the CRF and the cues (words as data in
+``data/deid_not_phi.json``): a place that is only a unit or generic word ("transfer to the vicu"), a
+"place" with no letters ("2", "1700", "q3"), a bare one- or two-digit model "date" with no month,
+ordinal, apostrophe or slash beside it ("ABG 7.45, 19, -9"), and a "phone" ``ddd-dddd`` that is a
+range of a measurement ("SVR 900-1300")."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+import orjson
+
+from carelens.privacy.lexicon import lexicon
+from carelens.privacy.tokens import PhiSpan
+
+_WORDS = re.compile(r"[A-Za-z]+")
+_BARE_NUMBER = re.compile(r"\d{1,2}")
+_RANGE = re.compile(r"(\d{3})-(\d{4})")
+
+
+@lru_cache(maxsize=1)
+def _lists() -> dict[str, frozenset[str]]:
+    raw = orjson.loads(resources.files("carelens.privacy").joinpath("data", "deid_not_phi.json").read_bytes())
+    return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
+
+
+def _common(word: str) -> bool:
+    """An English word that is no place or name of the lexicon ("worst", "explain")."""
+    lex = lexicon()
+    return (
+        word in lex.common_words
+        and word not in lex.cities
+        and word not in lex.states
+        and word not in lex.place_first_words
+        and not lex.is_name(word)
+    )
+
+
+def not_phi(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
+    """``spans`` less the false-positive classes above."""
+    return [s for s in spans if not _false(text, s)]
+
+
+def _false(text: str, s: PhiSpan) -> bool:
+    lists = _lists()
+    value = text[s.start : s.end]
+    if s.type == "LOCATION" and s.source != "known":
+        words = [w.lower() for w in _WORDS.findall(value)]
+        if s.source == "model" and len(words) == 1 and _common(words[0]):
+            return True
+        return sum(map(len, words)) < 2 or all(w in lists["unit_words"] for w in words)
+    if s.type == "DATE" and value.lower() in lists["weekdays"]:
+        return True
+    if s.type == "DATE" and s.source.startswith("model") and _BARE_NUMBER.fullmatch(value):
+        before, after = text[max(0, s.start - 12) : s.start], text[s.end : s.end + 12]
+        if "/" in text[max(0, s.start - 1) : s.end + 1] or text[s.end : s.end + 1] in ("'", "’"):
+            return False
+        near = {w.lower() for w in _WORDS.findall(before.rsplit("\n", 1)[-1] + " " + after.split("\n", 1)[0])}
+        return not near & lists["date_neighbours"]
+    if s.type == "PHONE" and s.source != "known":
+        m = _RANGE.fullmatch(value)
+        if m is not None and int(m.group(1)) < int(m.group(2)):
+            seen = {w.lower() for w in _WORDS.findall(text[max(0, s.start - 25) : s.start])}
+            return bool(seen & lists["range_words"]) or text[max(0, s.start - 7) : s.start].lower() == "in the "
+    return False
