@@ -18,6 +18,7 @@ import orjson
 from carelens.core.quarantine import BatchResult
 from carelens.privacy.batch import MAX_NAMES, add_batch_names, confident_names
 from carelens.privacy.context import PatientContext
+from carelens.privacy.crf import crf_model
 from carelens.privacy.detect import PhiSpan, detect_phi, merge_spans, proposals
 from carelens.privacy.keys import KeyService
 from carelens.privacy.surrogates import Surrogates
@@ -133,6 +134,8 @@ def deid_text_path(
     files = note_files(src)
     base = src if src.is_dir() else src.parent
     names: set[tuple[str, ...]] = set()
+    model = crf_model()
+    vocabulary = model.vocabulary if model is not None else frozenset()
     done: list[Path] = []
     for path in files:
         try:
@@ -143,7 +146,7 @@ def deid_text_path(
         context = _context(context_for(path) if context_for else None, keys, path.stem)
         found = proposals(text, context)
         if len(names) < MAX_NAMES:
-            names |= confident_names(text, found)
+            names |= confident_names(text, found, vocabulary)
         _write(
             out / path.relative_to(base), apply_spans(text, merge_spans(found, text), Surrogates.for_context(context))
         )
