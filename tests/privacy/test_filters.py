@@ -55,3 +55,10 @@ def test_detector_keeps_a_phone_and_drops_a_measurement_range() -> None:
     found = {text[s.start : s.end]: s.type for s in detect_phi(text)}
     assert found.get("555-1234") == "PHONE"
     assert "900-1300" not in found
+
+
+def test_a_one_word_english_place_beside_another_span_is_kept() -> None:
+    text = "Lives at 12 Oak Row, Lake Dunmore, VT."
+    lake, dunmore = _span(text, "Lake", "LOCATION"), _span(text, "Dunmore", "NAME")
+    assert lake in not_phi(text, [lake, dunmore])
+    assert lake not in not_phi(text, [lake])

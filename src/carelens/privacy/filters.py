@@ -1,6 +1,8 @@
 """Classes of false positives dropped after the CRF and the cues (words as data in
 ``data/deid_not_phi.json``): a place that is only a unit or generic word ("transfer to the vicu"), a
-"place" with no letters ("2", "1700", "q3"), a bare one- or two-digit model "date" with no month,
+"place" with no letters ("2", "1700", "q3"), a CRF "place" of one English word that is no place or
+name with no span beside it ("in worst case"; "Lake" of "Lake Dunmore" stays), a weekday (no PHI
+under Safe Harbor), a bare one- or two-digit model "date" with no month,
 ordinal, apostrophe or slash beside it ("ABG 7.45, 19, -9"), and a "phone" ``ddd-dddd`` that is a
 range of a measurement ("SVR 900-1300")."""
 
@@ -40,15 +42,17 @@ def _common(word: str) -> bool:
 
 def not_phi(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     """``spans`` less the false-positive classes above."""
-    return [s for s in spans if not _false(text, s)]
+    near = {s.start - 1 for s in spans} | {s.end + 1 for s in spans}  # a span one space away
+    return [s for s in spans if not _false(text, s, near)]
 
 
-def _false(text: str, s: PhiSpan) -> bool:
+def _false(text: str, s: PhiSpan, near: set[int]) -> bool:
     lists = _lists()
     value = text[s.start : s.end]
     if s.type == "LOCATION" and s.source != "known":
         words = [w.lower() for w in _WORDS.findall(value)]
-        if s.source == "model" and len(words) == 1 and _common(words[0]):
+        alone = s.end not in near and s.start not in near  # "Lake" in "Lake David" is a place
+        if s.source == "model" and len(words) == 1 and alone and _common(words[0]):
             return True
         return sum(map(len, words)) < 2 or all(w in lists["unit_words"] for w in words)
     if s.type == "DATE" and value.lower() in lists["weekdays"]:
