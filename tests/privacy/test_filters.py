@@ -58,7 +58,21 @@ def test_detector_keeps_a_phone_and_drops_a_measurement_range() -> None:
 
 
 def test_a_one_word_english_place_beside_another_span_is_kept() -> None:
-    text = "Lives at 12 Oak Row, Lake Dunmore, VT."
-    lake, dunmore = _span(text, "Lake", "LOCATION"), _span(text, "Dunmore", "NAME")
+    text = "LIVES AT 12 OAK ROW, LAKE DUNMORE, VT."
+    lake, dunmore = _span(text, "LAKE", "LOCATION"), _span(text, "DUNMORE", "NAME")
     assert lake in not_phi(text, [lake, dunmore])
     assert lake not in not_phi(text, [lake])
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Lives in Oslo, Norway 0150 with her sister.", "0150 with"),
+        ("Address: Οδός Μεγάλη 12, ΠΑΦΟΣ.", "ΠΑΦΟΣ"),
+        ("Moved here from Belgium last spring.", "Belgium"),
+        ("Lives at 4 Elm Row Apt 7.", "Apt"),
+        ("Mail to 90210 please.", "90210"),
+    ],
+)
+def test_places_in_other_scripts_countries_zips_and_address_words_are_kept(text: str, value: str) -> None:
+    assert _kept(text, value, "LOCATION")

@@ -17,7 +17,7 @@ import orjson
 from carelens.privacy.lexicon import lexicon
 from carelens.privacy.tokens import PhiSpan
 
-_WORDS = re.compile(r"[A-Za-z]+")
+_WORDS = re.compile(r"[^\W\d_]+")
 _BARE_NUMBER = re.compile(r"\d{1,2}")
 _RANGE = re.compile(r"(\d{3})-(\d{4})")
 
@@ -28,11 +28,15 @@ def _lists() -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
 
 
-def _common(word: str) -> bool:
-    """An English word that is no place or name of the lexicon ("worst", "explain")."""
+def _common(word: str, text: str, value: str) -> bool:
+    """An English word that is no place or name of the lexicon ("worst", "explain"), not capitalised in
+    a mixed-case text ("Belgium") and no address word ("Apt")."""
     lex = lexicon()
+    if value[0].isupper() and not value.isupper() and not text.isupper():
+        return False
     return (
-        word in lex.common_words
+        word not in _lists()["address_words"]
+        and word in lex.common_words
         and word not in lex.cities
         and word not in lex.states
         and word not in lex.place_first_words
@@ -52,9 +56,13 @@ def _false(text: str, s: PhiSpan, near: set[int]) -> bool:
     if s.type == "LOCATION" and s.source != "known":
         words = [w.lower() for w in _WORDS.findall(value)]
         alone = s.end not in near and s.start not in near  # "Lake" in "Lake David" is a place
-        if s.source == "model" and len(words) == 1 and alone and _common(words[0]):
+        if s.source == "model" and value.isalpha() and alone and _common(value.lower(), text, value):
             return True
-        return sum(map(len, words)) < 2 or all(w in lists["unit_words"] for w in words)
+        if value.isdigit():  # a time ("1700") or a small number, not a zip code or house number
+            return len(value) <= 2 or (len(value) == 4 and int(value[:2]) < 24 and int(value[2:]) < 60)
+        if not any(c.isdigit() for c in value) and sum(c.isalpha() for c in value) < 2:
+            return True
+        return bool(words) and all(w in lists["unit_words"] for w in words)
     if s.type == "DATE" and value.lower() in lists["weekdays"]:
         return True
     if s.type == "DATE" and s.source.startswith("model") and _BARE_NUMBER.fullmatch(value):
