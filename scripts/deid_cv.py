@@ -25,8 +25,9 @@ from pathlib import Path
 
 from carelens.core.config import shared_data_dir
 from carelens.privacy import crf as C
+from carelens.privacy.batch import add_batch_names, confident_names
 from carelens.privacy.corpus import WORD, Note, Score, load_corpus, load_presidio, patient_fold, split_by_patient
-from carelens.privacy.detect import detect_phi
+from carelens.privacy.detect import detect_phi, merge_spans, proposals
 
 
 def _key(text: str, tokens: list[C.CrfToken]) -> tuple[str, int]:
@@ -63,11 +64,7 @@ class _Cached(C.CrfModel):
             if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in self.vocabulary):
                 continue
             kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
-            last = out[-1] if out else None
-            if last is not None and last.type == kind and C._joins(text[last.end : tok.start]):
-                out[-1] = C.PhiSpan(last.start, tok.end, kind, "model")
-            else:
-                out.append(C.PhiSpan(tok.start, tok.end, kind, "model"))
+            out = C._extend(out, text, tok, kind, p_phi)
         return out
 
 
@@ -104,7 +101,7 @@ def train(data: Path, out: Path, folds: int, iterations: int) -> None:
     out.write_bytes(pickle.dumps(result))
 
 
-def score(data: Path, cache: Path, threshold: float, errors: bool) -> None:
+def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str) -> None:
     result = pickle.loads(cache.read_bytes())
     notes = {n.id: n for n in _fit_half(data)}
     total = Score()
@@ -113,9 +110,17 @@ def score(data: Path, cache: Path, threshold: float, errors: bool) -> None:
     for fold in result["folds"].values():
         model = _Cached(Path("/dev/null"), fold["vocabulary"], threshold)
         model.store = fold["store"]
+        found = {i: proposals(notes[i].text, crf=model) for i in fold["notes"]}
+        names: dict[str, set] = {}
+        for i in fold["notes"]:
+            group = "" if batch == "fold" else notes[i].patient if batch == "patient" else i
+            names.setdefault(group, set()).update(confident_names(notes[i].text, found[i], fold["vocabulary"]))
         for note_id in fold["notes"]:
             note = notes[note_id]
-            spans = detect_phi(note.text, crf=model)
+            group = "" if batch == "fold" else note.patient if batch == "patient" else note_id
+            spans = merge_spans(found[note_id], note.text)
+            if batch != "none":
+                spans = merge_spans(spans + add_batch_names(note.text, spans, names[group]), note.text)
             total.add(note.text, note.spans, [(s.start, s.end) for s in spans])
             if errors:
                 _errors(note, spans, missed, false_pos)
@@ -146,6 +151,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--threshold", type=float, default=0.03)
     parser.add_argument("--errors", action="store_true")
+    parser.add_argument(
+        "--batch",
+        choices=("none", "fold", "patient"),
+        default="none",
+        help="propagate confident names across the notes of a fold or of a patient",
+    )
     args = parser.parse_args()
     data = shared_data_dir()
     if data is None:
@@ -153,7 +164,7 @@ def main() -> None:
     if args.command == "train":
         train(data, args.cache, args.folds, args.iterations)
     else:
-        score(data, args.cache, args.threshold, args.errors)
+        score(data, args.cache, args.threshold, args.errors, args.batch)
 
 
 if __name__ == "__main__":

@@ -265,12 +265,22 @@ class CrfModel:
             if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in vocabulary):
                 continue
             kind = max(labels, key=lambda lab: marginal(lab, i))
-            last = out[-1] if out else None
-            if last is not None and last.type == kind and _joins(text[last.end : tok.start]):
-                out[-1] = PhiSpan(last.start, tok.end, kind, "model")
-            else:
-                out.append(PhiSpan(tok.start, tok.end, kind, "model"))
+            out = _extend(out, text, tok, kind, p_phi)
         return out
+
+
+CONFIDENT = 0.9  # a model span is "model!" (confident) when each of its tokens is PHI with this probability
+
+
+def _extend(out: list[PhiSpan], text: str, tok: CrfToken, kind: str, p_phi: float) -> list[PhiSpan]:
+    """``out`` with ``tok`` joined to the last span (same type, a space or nothing between) or added."""
+    source = "model!" if p_phi >= CONFIDENT else "model"
+    last = out[-1] if out else None
+    if last is not None and last.type == kind and _joins(text[last.end : tok.start]):
+        out[-1] = PhiSpan(last.start, tok.end, kind, source if last.source == "model!" else "model")
+    else:
+        out.append(PhiSpan(tok.start, tok.end, kind, source))
+    return out
 
 
 CHUNK = 2000

@@ -274,7 +274,7 @@ def not_dates(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     cues = _cues()
     out = []
     for s in spans:
-        m = _RATIO.fullmatch(text, s.start, s.end) if s.type == "DATE" and s.source == "model" else None
+        m = _RATIO.fullmatch(text, s.start, s.end) if s.type == "DATE" and s.source.startswith("model") else None
         if m is not None:
             a, b = int(m.group(1)), int(m.group(2))
             before = text[max(0, s.start - 25) : s.start].lower()

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
 from carelens.privacy.cues import cue_spans, not_dates
+from carelens.privacy.filters import not_phi
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, lexicon
 from carelens.privacy.names import VERY_COMMON, case_mode, name_spans
@@ -62,6 +63,14 @@ def detect_phi(
     dictionary layers are the CRF's hints and only identifiers with a shape (``SHAPED``) are kept
     from the rules directly; without it, every layer's proposal is kept (recall first).
     """
+    return merge_spans(proposals(text, context, model, crf), text)
+
+
+def proposals(
+    text: str, context: PatientContext | None = None, model: bool = True, crf: CrfModel | None = None
+) -> list[PhiSpan]:
+    """What ``detect_phi`` merges: every layer's spans, each with its source (``batch`` reads the
+    confident names of a note from them)."""
     if not text.strip():
         return []
     rules = rule_spans(text)
@@ -75,16 +84,16 @@ def detect_phi(
         ctoks = crf_tokens(text)
         spans += [
             s
-            for s in rules
+            for s in not_phi(text, rules)
             if s.type in SHAPED
             or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end) and text[s.end : s.end + 1] != "%")
         ]  # "10/5/40%" is a ventilator setting
         spans += _titled(text, layers, clf.vocabulary)
         spans += _last_first(tokens, text)
-        spans += not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
-        spans += cue_spans(text, ctoks, clf.vocabulary)
+        model_spans = not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
+        spans += not_phi(text, model_spans + cue_spans(text, ctoks, clf.vocabulary))
     spans += _propagate_names(tokens, spans)
-    return merge_spans(spans, text)
+    return spans
 
 
 # a date with day, month and year ("1951-07-23", "07/23/1951", "July 23, 1951"): kept as the rule found it

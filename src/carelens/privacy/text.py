@@ -16,8 +16,10 @@ from pathlib import Path
 import orjson
 
 from carelens.core.quarantine import BatchResult
+from carelens.privacy.batch import MAX_NAMES, add_batch_names, confident_names
 from carelens.privacy.context import PatientContext
-from carelens.privacy.detect import PhiSpan, detect_phi
+from carelens.privacy.crf import crf_model
+from carelens.privacy.detect import PhiSpan, detect_phi, merge_spans, proposals
 from carelens.privacy.keys import KeyService
 from carelens.privacy.surrogates import Surrogates
 
@@ -57,10 +59,15 @@ def deidentify_text(
     searched too, and surrogates and the date shift are that patient's. Without one, they are
     keyed on ``document_id`` under ``keys`` (an ephemeral key when none is given).
     """
-    if context is None:
-        context = PatientContext(patient_id=document_id or "document", keys=keys or KeyService.ephemeral())
+    context = _context(context, keys, document_id)
     found = detect_phi(text, context)
     return apply_spans(text, found, Surrogates.for_context(context))
+
+
+def _context(context: PatientContext | None, keys: KeyService | None, document_id: str) -> PatientContext:
+    if context is not None:
+        return context
+    return PatientContext(patient_id=document_id or "document", keys=keys or KeyService.ephemeral())
 
 
 def apply_spans(text: str, found: list[PhiSpan], surrogates: Surrogates) -> TextResult:
@@ -119,28 +126,63 @@ def deid_text_path(
     """De-identify one note or a folder of notes into ``out`` (same relative layout).
 
     ``context_for(path)`` gives the patient of a note (None: the note's own stem keys its
-    surrogates). Notes that cannot be read are quarantined; outputs are written atomically.
+    surrogates). Notes that cannot be read are quarantined; outputs are written atomically. The
+    notes are one batch (``batch``): a name found with confidence in one is replaced in all, by a
+    second pass over the notes whose text holds it uncovered.
     """
     result = BatchResult()
     files = note_files(src)
     base = src if src.is_dir() else src.parent
+    names: set[tuple[str, ...]] = set()
+    model = crf_model()
+    vocabulary = model.vocabulary if model is not None else frozenset()
+    done: list[Path] = []
     for path in files:
-        rel = path.relative_to(base)
         try:
             text = read_note(path)
         except (ValueError, OSError) as err:
             result.quarantine(str(path), "file", str(err))
             continue
-        context = context_for(path) if context_for else None
-        res = deidentify_text(text, context, keys=keys, document_id=path.stem)
-        target = out / rel
-        _write_atomic(target, res.text.encode("utf-8"))
-        _write_atomic(target.with_name(target.stem + ".phi.json"),
-                      orjson.dumps([s.as_dict() for s in res.spans], option=orjson.OPT_INDENT_2))  # fmt: skip
+        context = _context(context_for(path) if context_for else None, keys, path.stem)
+        found = proposals(text, context)
+        if len(names) < MAX_NAMES:
+            names |= confident_names(text, found, vocabulary)
+        _write(
+            out / path.relative_to(base), apply_spans(text, merge_spans(found, text), Surrogates.for_context(context))
+        )
+        done.append(path)
         result.done["notes"] += 1
         if on_file:
             on_file(path)
+    for path in done if len(done) > 1 else []:
+        _apply_batch(
+            path,
+            out / path.relative_to(base),
+            names,
+            _context(context_for(path) if context_for else None, keys, path.stem),
+        )
     return result
+
+
+def _apply_batch(path: Path, target: Path, names: set[tuple[str, ...]], context: PatientContext) -> None:
+    """Rewrite ``target`` when the batch's ``names`` occur uncovered in the note at ``path``."""
+    try:
+        text = read_note(path)
+        spans = [PhiSpan(d["start"], d["end"], d["type"], "") for d in orjson.loads(_spans_file(target).read_bytes())]
+    except (ValueError, OSError):  # changed since the first pass: its first-pass output stands
+        return
+    extra = add_batch_names(text, spans, names)
+    if extra:
+        _write(target, apply_spans(text, merge_spans(spans + extra, text), Surrogates.for_context(context)))
+
+
+def _spans_file(target: Path) -> Path:
+    return target.with_name(target.stem + ".phi.json")
+
+
+def _write(target: Path, res: TextResult) -> None:
+    _write_atomic(target, res.text.encode("utf-8"))
+    _write_atomic(_spans_file(target), orjson.dumps([s.as_dict() for s in res.spans], option=orjson.OPT_INDENT_2))
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
