@@ -79,6 +79,42 @@ def test_a_changed_resource_recomputes_only_its_patient(cohort: Cohort, tmp_path
     assert LakeData(cohort.store).input_hash(patient) != before
 
 
+def test_compaction_keeps_the_outputs_and_later_runs_build_on_it(cohort: Cohort, tmp_path: Path) -> None:
+    part = _run(cohort, batch_size=1, limit=2)  # a backlog taken in two runs
+    assert part["processed"] == 2 and part["remaining"] == 1 and part["unchanged"] == 0
+    first = _run(cohort, batch_size=1)
+    assert first["processed"] == 1 and first["unchanged"] == 2 and first["remaining"] == 0
+    outputs = OutputStore(cohort.store)
+    assert len(outputs.manifests()) == 3
+    pids = _patients(cohort.store)
+    before = {pid: LakeData(cohort.store).summary(pid) for pid in pids}
+    again = _run(cohort, compact=True)
+    assert again["processed"] == 0 and again["outputs_digest"] == first["outputs_digest"]
+    assert len(outputs.manifests()) == 1
+    assert all(len(list(outputs.folder(t).glob("part-*"))) == 1 for t in ("outputs", "research", "patient_index"))
+    data = LakeData(cohort.store)
+    assert {pid: data.summary(pid) for pid in pids} == before
+    assert data.search(limit=10)[1] == 3
+    # a patient reprocessed after the compaction: its new batch is the current one
+    from carelens.ingest import ingest
+
+    bundle = orjson.loads(sorted((cohort.root / "fhir").glob("*.json"))[0].read_bytes())
+    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
+    changed["note"] = [{"text": "reviewed after the compaction"}]
+    changed["subject"] = {"reference": f"Patient/{patient}"}
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
+                                     "entry": [{"resource": changed}]}))  # fmt: skip
+    ingest([edited], cohort.store)
+    old_hash = data.input_hash(patient)
+    third = _run(cohort)
+    assert third["processed"] == 1 and third["outputs_digest"] != first["outputs_digest"]
+    assert LakeData(cohort.store).input_hash(patient) not in ("not-run", old_hash)
+    assert LakeData(cohort.store).summary(patient)["patient"] == patient
+    assert _run(cohort, compact=True)["outputs_digest"] == third["outputs_digest"]
+
+
 def test_one_bad_patient_is_quarantined_and_the_rest_go_on(cohort: Cohort, tmp_path: Path) -> None:
     # the VCF of one patient is gone after ingest: its genomics step fails, its other outputs and
     # the other patients are made

@@ -100,8 +100,10 @@ class OutputStore:
         if not parts:
             cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in SCHEMAS[table])
             return f"SELECT {columns} FROM (SELECT {cols} WHERE false)"
-        unions = " UNION ALL ".join(f"SELECT *, {seq} AS _seq FROM read_parquet('{_quote(p)}')" for seq, p in parts)
-        return f"SELECT {columns} FROM (SELECT * FROM ({unions}) QUALIFY _seq = max(_seq) OVER (PARTITION BY {key}))"
+        listing = ", ".join(f"'{_quote(p)}'" for _, p in parts)
+        seq = r"CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT)"
+        return (f"SELECT {columns} FROM (SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], filename = true)"
+                f" QUALIFY {seq} = max({seq}) OVER (PARTITION BY {key}))")  # fmt: skip
 
     def digest(self) -> str:
         """sha256 over every current row of every table (sorted; no batch or engine in it)."""
@@ -127,7 +129,48 @@ class OutputStore:
             except BlockingIOError:
                 raise UsageError("another carelens run is writing this store") from None
             self._remove_uncommitted()
-            yield OutputWriter(self, len(self.manifests()))
+            yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
+
+    def compact(self) -> int:
+        """Merge every committed batch into one: each table's current rows into one part (sorted,
+        written by DuckDB without holding the table in memory) under one manifest naming each
+        patient's newest entry; the batches it replaces are then removed. The current rows (and
+        :meth:`digest`) are unchanged, and a kill at any moment leaves them unchanged too (the
+        new manifest is the commit point; what it replaces is removed after). Call it inside
+        :meth:`writer`. Returns how many batches were merged."""
+        import duckdb
+
+        manifests = self.manifests()
+        if len(manifests) < 2:
+            return 0
+        seq = manifests[-1]["seq"] + 1
+        parts: dict[str, str] = {}
+        with duckdb.connect(config={"memory_limit": "1GB", "preserve_insertion_order": False}) as con:
+            for table in SCHEMAS:
+                if not self.parts(table):
+                    continue
+                folder = self.folder(table)
+                target = folder / f"part-{seq:08d}.parquet"
+                tmp = target.with_name(target.name + ".tmp")
+                cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
+                order = ", ".join(SORT[table])
+                con.execute(f"COPY ({self.current_sql(table, cols)} ORDER BY {order}) TO '{_quote(tmp)}'"
+                            " (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
+                os.replace(tmp, target)
+                parts[table] = str(target.relative_to(self.store))
+        entries = [{k: v for k, v in e.items() if k != "seq"} for e in self.state().values()]
+        self._write_manifest({"seq": seq, "parts": parts, "patients": sorted(entries, key=lambda e: e["patient"])})
+        for m in manifests:
+            (self.manifests_dir / f"{m['seq']:08d}.json").unlink(missing_ok=True)
+        self._remove_uncommitted()
+        return len(manifests)
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.manifests_dir.mkdir(parents=True, exist_ok=True)
+        path = self.manifests_dir / f"{manifest['seq']:08d}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(manifest))
+        os.replace(tmp, path)
 
     def _remove_uncommitted(self) -> None:
         keep = {(self.store / p).absolute() for m in self.manifests() for p in m["parts"].values()}
@@ -167,12 +210,7 @@ class OutputWriter:
             pq.write_table(data, tmp, compression="zstd")
             os.replace(tmp, target)
             parts[table] = str(target.relative_to(self.outputs.store))
-        manifest = {"seq": self.seq, "parts": parts, "patients": patients}
-        self.outputs.manifests_dir.mkdir(parents=True, exist_ok=True)
-        path = self.outputs.manifests_dir / f"{self.seq:08d}.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(manifest))
-        os.replace(tmp, path)
+        self.outputs._write_manifest({"seq": self.seq, "parts": parts, "patients": patients})
 
 
 def _quote(path: Path) -> str:

@@ -22,6 +22,7 @@ import orjson
 from carelens import __version__
 from carelens.core.errors import CarelensError
 from carelens.core.ids import content_hash
+from carelens.run.index import index_row
 from carelens.run.inputs import PatientInput
 from carelens.store import Lake
 
@@ -51,6 +52,7 @@ class PatientResult:
     rows: list[OutputRow] = field(default_factory=list)
     research: list[ResearchRow] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    index: tuple[Any, ...] | None = None  # the workspace's patient list row
 
     def add(self, kind: str, key: str, model: str, value: Any) -> None:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -117,8 +119,10 @@ class Worker:
 
             self.package = load_registered(config.store, config.image_model)
         from carelens.genomics import load_definitions
+        from carelens.record.notes import pipeline
 
         self.definitions = load_definitions()
+        pipeline()  # the notes model (seconds to load): loaded with the rest, before the first batch
 
     # -- batch ------------------------------------------------------------------------------
     def process(self, patients: list[PatientInput]) -> list[PatientResult]:
@@ -180,6 +184,8 @@ class Worker:
         vcfs: list[tuple[str, str]],
     ) -> PatientResult:
         result = PatientResult(p.patient_id, p.input_hash)
+        patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+        result.index = index_row(p.patient_id, p.input_hash, patient) if patient else None
         steps = [("summary", lambda: self._summary(result, resources))]
         steps += [("image", lambda: self._read_images(result, images))] if images else []
         steps += [("genomics", lambda: self._genomics(result, vcfs))] if vcfs else []
