@@ -53,6 +53,15 @@ def test_run_makes_every_output_once(cohort: Cohort) -> None:
         assert row.mrn and row.mrn.encode() not in text and row.name.split()[-1].encode() not in text
         assert row.id.encode() not in text
 
+    # the research copy is in the research zone's catalog, the outputs in the clinical one
+    from carelens.core.config import research_store
+    from carelens.store.sandbox import sandboxed_query
+
+    seen = sandboxed_query(Lake(research_store(cohort.store)), "SELECT pseudonym, json FROM run_research").to_pylist()
+    assert len({r["pseudonym"] for r in seen}) == 3 and len(seen) == len(duckdb.sql(outputs.current_sql("research")))
+    assert all(row.mrn not in r["json"] for r in seen for row in data.search(limit=10)[0] if row.mrn)
+    assert Lake(cohort.store).query("SELECT count(DISTINCT patient_id) FROM run_outputs").column(0)[0].as_py() == 3
+
     second = _run(cohort)
     assert second["processed"] == 0 and second["unchanged"] == 3
     assert second["outputs_digest"] == first["outputs_digest"]

@@ -10,7 +10,10 @@ gives the same current rows as an uninterrupted run.
 Tables: ``outputs`` (clinical zone: summary, IPS bundle, image reads with their FHIR report and
 DICOM SR, PGx, findings, research audit, ``missing`` steps), ``patient_index`` (the workspace's
 patient list: name, MRN, birth date) and ``research`` (the de-identified copy, kept under the
-research zone ``<store>/research/run``, keyed by pseudonym only).
+research zone's lake ``<store>/research/lake/run_research``, keyed by pseudonym only). When a
+run ends, the current tables are published in the lakes' catalogs (:meth:`OutputStore.publish`):
+``carelens sql`` sees ``run_outputs`` and ``run_patient_index``, ``carelens sql --zone research``
+sees ``run_research``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 
 from carelens.core.config import research_store
 from carelens.core.errors import UsageError
+from carelens.store import Lake
 
 S = pa.string()
 SCHEMAS = {
@@ -71,7 +75,24 @@ class OutputStore:
         self.manifests_dir = self.root / "_manifest"
 
     def folder(self, table: str) -> Path:
-        return research_store(self.store) / "run" / table if table == "research" else self.root / table
+        return self.research_lake.root / "run_research" if table == "research" else self.root / table
+
+    @property
+    def research_lake(self) -> Lake:
+        return Lake(research_store(self.store))
+
+    def publish(self) -> None:
+        """Register the current tables in the lakes' catalogs: ``run_outputs`` and
+        ``run_patient_index`` in the clinical lake, ``run_research`` in the research lake (so that
+        ``carelens sql --zone research`` sees the de-identified copy)."""
+        for table, name, lake in (("outputs", "run_outputs", Lake(self.store)),
+                                  ("patient_index", "run_patient_index", Lake(self.store)),
+                                  ("research", "run_research", self.research_lake)):  # fmt: skip
+            folder = self.folder(table)
+            parts = [p.name for _, p in self.parts(table) if p.parent.absolute() == folder.absolute()]
+            if parts:
+                key = "pseudonym" if table == "research" else "patient_id"
+                lake.publish(name, str(folder.relative_to(lake.root)), parts, key)
 
     # -- reading ----------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
@@ -130,6 +151,7 @@ class OutputStore:
                 raise UsageError("another carelens run is writing this store") from None
             self._remove_uncommitted()
             yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
+            self.publish()
 
     def compact(self) -> int:
         """Merge every committed batch into one: each table's current rows into one part (sorted,
