@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -83,21 +84,28 @@ def run(
     config = RunConfig(store=store, clinvar=clinvar, secret_file=secret, image_model=registered_image_model(store))
     outputs = OutputStore(store)
     report = RunReport(engine=engine)
-    with outputs.writer() as writer:
-        state = outputs.state()
-        patients = plan(lake, model_versions(config)).patients
-        todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
-        report.patients, report.unchanged = len(patients), len(patients) - len(todo)
-        if limit is not None:
-            todo, report.remaining = todo[:limit], max(0, len(todo) - limit)
-        say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        results = _local(config, batches) if engine == "local" else _ray(config, batches, ray_address, workers)
-        for batch in results:
-            writer.commit(*_tables(batch))
-            report.processed += len(batch)
-            report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)} for r in batch if r.failures]
-            say(f"{report.processed}/{len(todo)} patients done")
+    with outputs.writer() as writer, ThreadPoolExecutor(1) as planner:
+        planned = planner.submit(plan, lake, model_versions(config))
+        pool = _RayPool(config, ray_address, workers) if engine == "ray" else None  # starts while the lake is planned
+        try:
+            state = outputs.state()
+            patients = planned.result().patients
+            todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
+            report.patients, report.unchanged = len(patients), len(patients) - len(todo)
+            if limit is not None:
+                todo, report.remaining = todo[:limit], max(0, len(todo) - limit)
+            say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
+            todo.sort(key=lambda p: (p.files[:1], p.patient_id))  # a batch's patients share part files
+            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            for batch in pool.map(batches) if pool else _local(config, batches):
+                writer.commit(*_tables(batch))
+                report.processed += len(batch)
+                report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)}
+                                  for r in batch if r.failures]  # fmt: skip
+                say(f"{report.processed}/{len(todo)} patients done")
+        finally:
+            if pool:
+                pool.close()
         if compact or len(outputs.manifests()) > COMPACT_AFTER:
             say(f"compacted {outputs.compact()} batches")
     state = outputs.state()
@@ -119,42 +127,46 @@ def _local(config: RunConfig, batches: list[list[PatientInput]]) -> Iterator[lis
         yield worker.process(batch)
 
 
-def _ray(
-    config: RunConfig, batches: list[list[PatientInput]], address: str | None, workers: int | None
-) -> Iterator[list[PatientResult]]:
-    """Batches over a pool of Ray actors (each loads the models once), :data:`IN_FLIGHT` batches
-    queued on each so that none waits while the driver commits; results as they finish."""
-    if not batches:
-        return
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'carelens[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here and address:  # a cluster's workers get this process's source path
-        env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
-        ray.init(address=address, runtime_env=env, log_to_driver=False)
-    elif started_here:  # embedded: the workers inherit this process's environment
-        ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    try:
+class _RayPool:
+    """Ray actors (each loads the models once), started as soon as the run knows its config: they
+    load their models while the driver plans. :data:`IN_FLIGHT` batches are queued on each so that
+    none waits while the driver commits; results come back as they finish."""
+
+    def __init__(self, config: RunConfig, address: str | None, workers: int | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("--engine ray needs Ray: pip install 'carelens[ray]'") from None
+        self.ray = ray
+        self.started_here = not ray.is_initialized()
+        if self.started_here and address:  # a cluster's workers get this process's source path
+            env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        elif self.started_here:  # embedded: the workers inherit this process's environment
+            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
         count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(Worker)
-        actors: list[Any] = [actor.remote(config) for _ in range(min(count, len(batches)))]
+        self.actors: list[Any] = [actor.remote(config) for _ in range(count)]
+
+    def map(self, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:
         queue = iter(batches)
         pending: dict[Any, Any] = {}
-        for a in actors:
+        for a in self.actors:
             for batch in islice(queue, IN_FLIGHT):
                 pending[a.process.remote(batch)] = a
         while pending:
-            (done,), _ = ray.wait(list(pending), num_returns=1)
+            (done,), _ = self.ray.wait(list(pending), num_returns=1)
             a = pending.pop(done)
             for batch in islice(queue, 1):
                 pending[a.process.remote(batch)] = a
-            yield ray.get(done)
-    finally:
-        if started_here:
-            ray.shutdown()
+            yield self.ray.get(done)
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        if self.started_here:
+            self.ray.shutdown()
 
 
 def _tables(batch: list[PatientResult]) -> tuple[dict[str, list[tuple[Any, ...]]], list[dict[str, Any]]]:

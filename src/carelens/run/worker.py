@@ -126,53 +126,24 @@ class Worker:
 
     # -- batch ------------------------------------------------------------------------------
     def process(self, patients: list[PatientInput]) -> list[PatientResult]:
-        """Every patient of the batch (one lake query per kind of input for the whole batch)."""
-        ids = [p.patient_id for p in patients]
-        resources = self._resources(ids)
-        images = self._images([p.patient_id for p in patients if p.has_images])
-        vcfs = self._vcfs([p.patient_id for p in patients if p.has_vcf])
-        return [self.patient(p, resources.get(p.patient_id, []), images.get(p.patient_id, []),
-                             vcfs.get(p.patient_id, [])) for p in patients]  # fmt: skip
+        """Every patient of the batch (one read of the batch's resource part files)."""
+        resources = self._resources([p.patient_id for p in patients], sorted({f for p in patients for f in p.files}))
+        return [self.patient(p, resources.get(p.patient_id, []), list(p.images) if self.package else [],
+                             list(p.vcfs)) for p in patients]  # fmt: skip
 
-    def _resources(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def _resources(self, ids: list[str], files: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if not files:
+            return out
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         table = self.lake.query(
-            "SELECT DISTINCT ON (patient_id, resource_type, id, content_hash) patient_id, json FROM resources"
-            " WHERE list_contains(?, patient_id) ORDER BY patient_id, resource_type, id, content_hash",
+            "SELECT DISTINCT ON (patient_id, resource_type, id, content_hash) patient_id, json"
+            f" FROM read_parquet([{listing}]) WHERE list_contains(?, patient_id)"
+            " ORDER BY patient_id, resource_type, id, content_hash",
             [ids],
         )
-        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for pid, raw in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
             out[pid].append(orjson.loads(raw))
-        return out
-
-    def _images(self, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        if not ids or self.package is None:
-            return {}
-        table = self.lake.query(
-            "SELECT DISTINCT l.patient_id, d.sop_uid, d.path FROM dicom_instances d JOIN ("
-            " SELECT value AS key, patient_id FROM patient_identifiers UNION SELECT id, id FROM resources"
-            " WHERE resource_type = 'Patient') l ON l.key = d.patient_id WHERE list_contains(?, l.patient_id)"
-            " ORDER BY 1, 2",
-            [ids],
-        )
-        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for pid, sop, path in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True):
-            out[pid].append((sop, path))
-        return out
-
-    def _vcfs(self, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        if not ids:
-            return {}
-        table = self.lake.query(
-            "SELECT DISTINCT l.patient_id, v.sample, v.source FROM (SELECT DISTINCT sample, source FROM variants"
-            " WHERE sample IS NOT NULL) v JOIN (SELECT value AS key, patient_id FROM patient_identifiers UNION"
-            " SELECT id, id FROM resources WHERE resource_type = 'Patient') l ON l.key = v.sample"
-            " WHERE list_contains(?, l.patient_id) ORDER BY 1, 2, 3",
-            [ids],
-        )
-        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for pid, sample, source in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True):
-            out[pid].append((sample, source))
         return out
 
     # -- one patient ------------------------------------------------------------------------
