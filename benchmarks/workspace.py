@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from carelens.run import OutputStore
 from carelens.run.index import index_row
 from carelens.store import Lake
-from server import PASSWORD, cli, free_port, login, run_load, table
+from server import cli, free_port, run_load, table
+
+USER, PASSWORD = "bench", "a long load-test passphrase"
 
 
 def fill(store: Path, batch: int = 500) -> int:
@@ -63,6 +66,17 @@ def fill(store: Path, batch: int = 500) -> int:
     return len(todo)
 
 
+def login(base: str) -> str:
+    """A session cookie from the login form, as a browser gets one."""
+    with httpx.Client(base_url=base) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token
+        form = {"username": USER, "password": PASSWORD, "csrf_token": token.group(1)}
+        r = client.post("/login", data=form, headers={"Origin": base})
+        assert r.status_code == 303, r.status_code
+        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True)
@@ -79,13 +93,13 @@ def main() -> None:
     env = {**os.environ, "CARELENS_STORE": str(store), "CARELENS_PROGRESS": "0"}
     env.pop("CARELENS_DB_URL", None)
     subprocess.run(
-        [sys.executable, "-m", "carelens.cli", "users", "add", "bench", "--role", "clinician"],
+        [sys.executable, "-m", "carelens.cli", "users", "add", USER, "--role", "clinician"],
         input=PASSWORD + "\n",
         text=True,
         env=env,
         capture_output=True,
     )  # an existing user is fine
-    bearer = {"Authorization": f"Bearer {cli(env, 'users', 'token', 'bench')}"}
+    bearer = {"Authorization": f"Bearer {cli(env, 'users', 'token', USER)}"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "carelens.cli", "serve", "--port", str(port), "--store", str(store)]
@@ -100,6 +114,7 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         first = httpx.get(f"{base}/api/patients?limit=1000", headers=bearer, timeout=120).json()
+        assert "total" in first, first
         total, rows = first["total"], first["patients"]
         rng = random.Random(0)
         sample = rng.sample(rows, min(40, len(rows)))

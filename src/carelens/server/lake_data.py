@@ -61,6 +61,7 @@ class LakeData:
         names = ["patient_id", "input_hash", "status", "reason", "outputs", "index_part"]
         columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(len(names))]
         con = duckdb.connect()
+        con.execute("SET parquet_metadata_cache = true")  # a summary read: no footer parse each time
         con.register("state_rows", pa.Table.from_arrays(columns, names=names))
         con.execute("CREATE TABLE state AS SELECT * FROM state_rows")
         con.unregister("state_rows")
