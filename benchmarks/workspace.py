@@ -125,6 +125,7 @@ def main() -> None:
                             bearer))  # fmt: skip
             targets.append(("search name", f"/api/patients?q={row['name'].split()[-1][:5]}", bearer))
             targets.append(("search MRN", f"/api/patients?q={row['mrn']}", bearer))
+            targets.append(("list page HTML (100)", f"/patients?offset={rng.randrange(0, max(1, total - 100))}", {}))
             targets.append(("summary API", f"/api/patients/{row['id']}/summary", bearer))
             targets.append(("patient page", f"/patients/{row['id']}", {}))
             if i % 5 == 0:
