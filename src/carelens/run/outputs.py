@@ -123,8 +123,13 @@ class OutputStore:
             return f"SELECT {columns} FROM (SELECT {cols} WHERE false)"
         listing = ", ".join(f"'{_quote(p)}'" for _, p in parts)
         seq = r"CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT)"
-        return (f"SELECT {columns} FROM (SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], filename = true)"
-                f" QUALIFY {seq} = max({seq}) OVER (PARTITION BY {key}))")  # fmt: skip
+        rows = f"read_parquet([{listing}], filename = true)"
+        # the newest batch of each key from the key column alone, then the rows semi-joined to it
+        # (streams: no window over whole rows, which held every JSON document in memory)
+        latest = f"SELECT {key}, max({seq}) AS _seq FROM {rows} GROUP BY {key}"
+        every = f"SELECT *, {seq} AS _seq FROM {rows}"
+        return (f"SELECT {columns} FROM (SELECT r.* EXCLUDE (filename, _seq) FROM ({every}) r"
+                f" SEMI JOIN ({latest}) l ON l.{key} = r.{key} AND l._seq = r._seq)")  # fmt: skip
 
     def digest(self) -> str:
         """sha256 over every current row of every table (sorted; no batch or engine in it)."""
@@ -167,7 +172,9 @@ class OutputStore:
             return 0
         seq = manifests[-1]["seq"] + 1
         parts: dict[str, str] = {}
-        with duckdb.connect(config={"memory_limit": "1GB", "preserve_insertion_order": False}) as con:
+        spill = self.root / ".compact-tmp"  # the sort spills here past the memory limit
+        config = {"memory_limit": "1GB", "preserve_insertion_order": False, "temp_directory": str(spill), "threads": 1}
+        with duckdb.connect(config=config) as con:
             for table in SCHEMAS:
                 if not self.parts(table):
                     continue
@@ -177,7 +184,7 @@ class OutputStore:
                 cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
                 order = ", ".join(SORT[table])
                 con.execute(f"COPY ({self.current_sql(table, cols)} ORDER BY {order}) TO '{_quote(tmp)}'"
-                            " (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
+                            " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)")  # fmt: skip
                 os.replace(tmp, target)
                 parts[table] = str(target.relative_to(self.store))
         entries = [{k: v for k, v in e.items() if k != "seq"} for e in self.state().values()]
