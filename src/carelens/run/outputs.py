@@ -173,7 +173,12 @@ class OutputStore:
         seq = manifests[-1]["seq"] + 1
         parts: dict[str, str] = {}
         spill = self.root / ".compact-tmp"  # the sort spills here past the memory limit
-        config = {"memory_limit": "1GB", "preserve_insertion_order": False, "temp_directory": str(spill), "threads": 1}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": "1GB",
+            "preserve_insertion_order": False,
+            "temp_directory": str(spill),
+            "threads": 1,
+        }
         with duckdb.connect(config=config) as con:
             for table in SCHEMAS:
                 if not self.parts(table):

@@ -77,7 +77,7 @@ class LakeData:
         # stored in list order with each row's place: a page of the whole list is a range scan
         con.execute(f"CREATE TABLE patient_index AS SELECT *, row_number() OVER (ORDER BY name_lower, patient_id)"
                     f" AS pos FROM ({source}) ORDER BY pos")  # fmt: skip
-        self._total = con.execute("SELECT count(*) FROM patient_index").fetchone()[0]
+        self._total = con.execute("SELECT count(*) FROM patient_index").fetchall()[0][0]
         con.execute("CREATE INDEX patient_index_id ON patient_index (patient_id)")
         con.execute("CREATE INDEX patient_index_mrn ON patient_index (mrn)")
         if self._con is not None:
