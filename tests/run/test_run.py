@@ -53,6 +53,15 @@ def test_run_makes_every_output_once(cohort: Cohort) -> None:
         assert row.mrn and row.mrn.encode() not in text and row.name.split()[-1].encode() not in text
         assert row.id.encode() not in text
 
+    # the research copy is in the research zone's catalog, the outputs in the clinical one
+    from carelens.core.config import research_store
+    from carelens.store.sandbox import sandboxed_query
+
+    seen = sandboxed_query(Lake(research_store(cohort.store)), "SELECT pseudonym, json FROM run_research").to_pylist()
+    assert len({r["pseudonym"] for r in seen}) == 3 and len(seen) == len(duckdb.sql(outputs.current_sql("research")))
+    assert all(row.mrn not in r["json"] for r in seen for row in data.search(limit=10)[0] if row.mrn)
+    assert Lake(cohort.store).query("SELECT count(DISTINCT patient_id) FROM run_outputs").column(0)[0].as_py() == 3
+
     second = _run(cohort)
     assert second["processed"] == 0 and second["unchanged"] == 3
     assert second["outputs_digest"] == first["outputs_digest"]
@@ -77,6 +86,42 @@ def test_a_changed_resource_recomputes_only_its_patient(cohort: Cohort, tmp_path
     assert second["processed"] == 1 and second["unchanged"] == 2
     assert second["outputs_digest"] != first["outputs_digest"]
     assert LakeData(cohort.store).input_hash(patient) != before
+
+
+def test_compaction_keeps_the_outputs_and_later_runs_build_on_it(cohort: Cohort, tmp_path: Path) -> None:
+    part = _run(cohort, batch_size=1, limit=2)  # a backlog taken in two runs
+    assert part["processed"] == 2 and part["remaining"] == 1 and part["unchanged"] == 0
+    first = _run(cohort, batch_size=1)
+    assert first["processed"] == 1 and first["unchanged"] == 2 and first["remaining"] == 0
+    outputs = OutputStore(cohort.store)
+    assert len(outputs.manifests()) == 3
+    pids = _patients(cohort.store)
+    before = {pid: LakeData(cohort.store).summary(pid) for pid in pids}
+    again = _run(cohort, compact=True)
+    assert again["processed"] == 0 and again["outputs_digest"] == first["outputs_digest"]
+    assert len(outputs.manifests()) == 1
+    assert all(len(list(outputs.folder(t).glob("part-*"))) == 1 for t in ("outputs", "research", "patient_index"))
+    data = LakeData(cohort.store)
+    assert {pid: data.summary(pid) for pid in pids} == before
+    assert data.search(limit=10)[1] == 3
+    # a patient reprocessed after the compaction: its new batch is the current one
+    from carelens.ingest import ingest
+
+    bundle = orjson.loads(sorted((cohort.root / "fhir").glob("*.json"))[0].read_bytes())
+    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
+    changed["note"] = [{"text": "reviewed after the compaction"}]
+    changed["subject"] = {"reference": f"Patient/{patient}"}
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
+                                     "entry": [{"resource": changed}]}))  # fmt: skip
+    ingest([edited], cohort.store)
+    old_hash = data.input_hash(patient)
+    third = _run(cohort)
+    assert third["processed"] == 1 and third["outputs_digest"] != first["outputs_digest"]
+    assert LakeData(cohort.store).input_hash(patient) not in ("not-run", old_hash)
+    assert LakeData(cohort.store).summary(patient)["patient"] == patient
+    assert _run(cohort, compact=True)["outputs_digest"] == third["outputs_digest"]
 
 
 def test_one_bad_patient_is_quarantined_and_the_rest_go_on(cohort: Cohort, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from carelens.core import InputError
+from carelens.core.errors import UsageError
 from carelens.ingest import ingest
 from carelens.store import TABLES, Lake
 from tests.ingest.makefiles import bundle, doc_ref, observation, patient, write_json, write_vcf
@@ -204,3 +205,27 @@ def test_failed_background_write_raises_and_commits_nothing(
     monkeypatch.setattr(lake_module.pq, "write_table", real)
     again = ingest([small], store)
     assert again.unchanged == 0 and again.ingested()["Patient"] == 2
+
+
+def test_published_table_newest_part_per_key_and_nothing_outside_the_lake(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake = Lake(tmp_path / "store")
+    folder = lake.root / "run" / "things"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"k": ["a", "b"], "v": ["a1", "b1"]}), folder / "part-00000001.parquet")
+    pq.write_table(pa.table({"k": ["a"], "v": ["a2"]}), folder / "part-00000002.parquet")
+    lake.publish("things", "run/things", ["part-00000001.parquet"], "k")
+    assert sorted(lake.query("SELECT k, v FROM things").to_pylist(), key=str) == [
+        {"k": "a", "v": "a1"}, {"k": "b", "v": "b1"}]  # fmt: skip
+    lake.publish("things", "run/things", ["part-00000001.parquet", "part-00000002.parquet"], "k")
+    assert sorted(r["v"] for r in lake.query("SELECT v FROM things").to_pylist()) == ["a2", "b1"]  # catalog refreshed
+    with pytest.raises(UsageError):
+        lake.publish("things", "../outside", ["part-00000001.parquet"], "k")
+    (lake.root / "_published" / "evil.json").write_bytes(
+        json.dumps({"folder": "../../x", "parts": ["part-1.parquet"], "latest_by": "k"}).encode())  # fmt: skip
+    (lake.root / "_published" / "evil2.json").write_bytes(
+        json.dumps({"folder": "run", "parts": ["/etc/passwd"], "latest_by": "k"}).encode())  # fmt: skip
+    views = lake.view_sql()
+    assert "things" in views and "evil" not in views and "evil2" not in views

@@ -99,8 +99,13 @@ class Mention:
 def pipeline() -> Any:
     """The shared medspaCy pipeline (built once per process: loading spaCy takes seconds)."""
     import medspacy
+    import spacy.util
     from medspacy.context import ConTextRule
 
+    # spaCy imports every installed package's pipe factories (entry points) when it builds a
+    # pipeline: presidio's Hugging Face pipe pulls in transformers (seconds per process). The
+    # pipes used here are medspaCy's and spaCy's own, registered by importing them.
+    spacy.util.registry._entry_point_factories.entry_points = False
     nlp = medspacy.load(medspacy_enable=["medspacy_sectionizer", "medspacy_context"])
     nlp.add_pipe("sentencizer", first=True)
     context = nlp.get_pipe("medspacy_context")

@@ -23,6 +23,12 @@ def run_command(
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Patients per batch (one commit per batch)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo patients whose last run failed a step."),
+    compact: bool = typer.Option(
+        False, "--compact", help="Merge the committed batches into one part per table (outputs unchanged)."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=0, help="Process at most this many of the due patients (the rest: 'remaining')."
+    ),
     fmt: str = format_option("text", ("text", "json"), "text or json."),
 ) -> None:
     """Process every patient whose inputs or models changed: summary, image reads, PGx/findings,
@@ -35,12 +41,13 @@ def run_command(
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
     report = run(store or get_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size,
-                 retry_failed)  # fmt: skip
+                 retry_failed, compact, limit)  # fmt: skip
     if fmt == "json":
         emit_json(report.as_dict())
     else:
         typer.echo(f"{report.patients} patients: {report.processed} processed, {report.unchanged} unchanged, "
-                   f"{len(report.failed)} failed; outputs {report.outputs_digest[:16]}")  # fmt: skip
+                   f"{len(report.failed)} failed, {report.remaining} left; "
+                   f"outputs {report.outputs_digest[:16]}")  # fmt: skip
     if report.failed:
         raise typer.Exit(3)
 

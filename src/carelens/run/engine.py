@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from carelens.run.worker import PatientResult, RunConfig, Worker, model_versions
 from carelens.store import Lake
 
 ENGINES = ("local", "ray")
+IN_FLIGHT = 2  # batches queued on each Ray actor
+COMPACT_AFTER = 64  # committed batches before a run merges them
 
 
 @dataclass
@@ -33,6 +37,7 @@ class RunReport:
     outputs_digest: str = ""
     engine: str = "local"
     quarantined: int = 0  # patients whose current outputs have a failed step (this run or before)
+    remaining: int = 0  # due patients left for a later run (``limit``)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -51,15 +56,22 @@ def run(
     secret_file: Path | None = None,
     batch_size: int = 8,
     retry_failed: bool = False,
+    compact: bool = False,
+    limit: int | None = None,
 ) -> RunReport:
     """Process every patient of the store's lake whose inputs or models changed since their last
     outputs; see the package doc. ``secret_file``: the site key for the research copy (default
     ``CARELENS_SECRET_FILE``; without one the research copy is not made). ``retry_failed``: also
-    process the patients whose last outputs have a failed step (after fixing what failed)."""
+    process the patients whose last outputs have a failed step (after fixing what failed).
+    ``compact``: merge the committed batches into one part per table afterwards (done anyway
+    once there are more than :data:`COMPACT_AFTER`); the outputs and their digest do not change.
+    ``limit``: process at most this many of the due patients (the rest stay due: ``remaining``)."""
     from carelens.run.models import registered_image_model
 
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: use local or ray")
+    if limit is not None and limit < 0:
+        raise UsageError("the limit must be 0 or more")
     if clinvar is not None and not clinvar.is_file():
         raise UsageError("--clinvar: no such file")
     secret = secret_file or load_settings().secret_file
@@ -72,19 +84,30 @@ def run(
     config = RunConfig(store=store, clinvar=clinvar, secret_file=secret, image_model=registered_image_model(store))
     outputs = OutputStore(store)
     report = RunReport(engine=engine)
-    with outputs.writer() as writer:
-        state = outputs.state()
-        patients = plan(lake, model_versions(config)).patients
-        todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
-        report.patients, report.unchanged = len(patients), len(patients) - len(todo)
-        say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        results = _local(config, batches) if engine == "local" else _ray(config, batches, ray_address, workers)
-        for batch in results:
-            writer.commit(*_tables(lake, batch))
-            report.processed += len(batch)
-            report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)} for r in batch if r.failures]
-            say(f"{report.processed}/{len(todo)} patients done")
+    with outputs.writer() as writer, ThreadPoolExecutor(1) as planner:
+        planned = planner.submit(plan, lake, model_versions(config))
+        pool = _RayPool(config, ray_address, workers) if engine == "ray" else None  # starts while the lake is planned
+        try:
+            state = outputs.state()
+            patients = planned.result().patients
+            todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
+            report.patients, report.unchanged = len(patients), len(patients) - len(todo)
+            if limit is not None:
+                todo, report.remaining = todo[:limit], max(0, len(todo) - limit)
+            say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
+            todo.sort(key=lambda p: (p.files[:1], p.patient_id))  # a batch's patients share part files
+            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            for batch in pool.map(batches) if pool else _local(config, batches):
+                writer.commit(*_tables(batch))
+                report.processed += len(batch)
+                report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)}
+                                  for r in batch if r.failures]  # fmt: skip
+                say(f"{report.processed}/{len(todo)} patients done")
+        finally:
+            if pool:
+                pool.close()
+        if compact or len(outputs.manifests()) > COMPACT_AFTER:
+            say(f"compacted {outputs.compact()} batches")
     state = outputs.state()
     report.quarantined = sum(1 for entry in state.values() if entry.get("status") == "failed")
     report.failed.sort(key=lambda f: f["patient"])
@@ -104,48 +127,59 @@ def _local(config: RunConfig, batches: list[list[PatientInput]]) -> Iterator[lis
         yield worker.process(batch)
 
 
-def _ray(
-    config: RunConfig, batches: list[list[PatientInput]], address: str | None, workers: int | None
-) -> Iterator[list[PatientResult]]:
-    """Batches over a pool of Ray actors (each loads the models once); results as they finish."""
-    if not batches:
-        return
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'carelens[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
-        if address:
+class _RayPool:
+    """Ray actors (each loads the models once), started as soon as the run knows its config: they
+    load their models while the driver plans. :data:`IN_FLIGHT` batches are queued on each so that
+    none waits while the driver commits; results come back as they finish."""
+
+    def __init__(self, config: RunConfig, address: str | None, workers: int | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("--engine ray needs Ray: pip install 'carelens[ray]'") from None
+        self.ray = ray
+        self.started_here = not ray.is_initialized()
+        if self.started_here and address:  # a cluster's workers get this process's source path
+            env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
             ray.init(address=address, runtime_env=env, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, runtime_env=env,
-                     log_to_driver=False, configure_logging=False)  # fmt: skip
-    try:
+        elif self.started_here:  # embedded: the workers inherit this process's environment
+            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
         count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(Worker)
-        pool = ActorPool([actor.remote(config) for _ in range(min(count, len(batches)))])
-        yield from pool.map_unordered(lambda a, b: a.process.remote(b), batches)
-    finally:
-        if started_here:
-            ray.shutdown()
+        self.actors: list[Any] = [actor.remote(config) for _ in range(count)]
+
+    def map(self, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:
+        queue = iter(batches)
+        pending: dict[Any, Any] = {}
+        for a in self.actors:
+            for batch in islice(queue, IN_FLIGHT):
+                pending[a.process.remote(batch)] = a
+        while pending:
+            (done,), _ = self.ray.wait(list(pending), num_returns=1)
+            a = pending.pop(done)
+            for batch in islice(queue, 1):
+                pending[a.process.remote(batch)] = a
+            yield self.ray.get(done)
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        if self.started_here:
+            self.ray.shutdown()
 
 
-def _tables(lake: Lake, batch: list[PatientResult]) -> tuple[dict[str, list[tuple[Any, ...]]], list[dict[str, Any]]]:
+def _tables(batch: list[PatientResult]) -> tuple[dict[str, list[tuple[Any, ...]]], list[dict[str, Any]]]:
     """The batch's rows per table and its manifest entries."""
-    from carelens.run.index import index_rows
-
     rows: dict[str, list[tuple[Any, ...]]] = {"outputs": [], "research": [], "patient_index": []}
     entries = []
     for r in batch:
         rows["outputs"] += r.rows
         rows["research"] += r.research
+        rows["patient_index"] += [r.index] if r.index else []
         status = "failed" if r.failures else "done"
         reason = "; ".join(r.failures) or None
         entries.append({"patient": r.patient_id, "input_hash": r.input_hash, "status": status, "reason": reason})
-    rows["patient_index"] = index_rows(lake, {r.patient_id: r.input_hash for r in batch})
     return rows, entries
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from carelens.core.fhir import patient_name
-from carelens.store import Lake
 
 MRN_CODES = frozenset({"MR", "MRN"})
 
@@ -25,18 +22,7 @@ def mrn(patient: dict[str, Any]) -> str | None:
     return None
 
 
-def index_rows(lake: Lake, patients: dict[str, str]) -> list[tuple[Any, ...]]:
-    """``patient_index`` rows of the given patients (id -> input hash)."""
-    if not patients:
-        return []
-    table = lake.query(
-        "SELECT DISTINCT ON (id) id, json FROM resources WHERE resource_type = 'Patient' AND list_contains(?, id)"
-        " ORDER BY id, content_hash",
-        [sorted(patients)],
-    )
-    rows = []
-    for pid, raw in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
-        res = orjson.loads(raw)
-        name = patient_name(res)
-        rows.append((pid, patients[pid], name, name.lower(), mrn(res), res.get("birthDate"), res.get("gender")))
-    return rows
+def index_row(patient_id: str, input_hash: str, patient: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``patient_index`` row of one patient (from its Patient resource)."""
+    name = patient_name(patient)
+    return (patient_id, input_hash, name, name.lower(), mrn(patient), patient.get("birthDate"), patient.get("gender"))

@@ -9,13 +9,15 @@ changed resource or a new model recomputes exactly the patients it touches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from carelens.core.ids import stable_id
 from carelens.store import Lake
 
-# Per patient: one sorted, comma-joined string of content hashes per kind of input.
+# Per patient: one sorted, comma-joined string of content hashes per kind of input, and where the
+# inputs are (the resources' part files, the DICOM instances' paths, the VCF samples' files), so
+# that a worker reads a batch's inputs without a query over the whole lake. {resources}: the
+# resources table with the part file of each row.
 _PLAN_SQL = """
 WITH links AS (
     SELECT value AS key, min(patient_id) AS patient_id FROM patient_identifiers GROUP BY value
@@ -24,25 +26,29 @@ WITH links AS (
     SELECT DISTINCT id AS patient_id FROM resources WHERE resource_type = 'Patient'
 ), res AS (
     SELECT patient_id, string_agg(DISTINCT resource_type || '/' || id || ':' || content_hash, ','
-                                  ORDER BY resource_type || '/' || id || ':' || content_hash) AS h
-    FROM resources WHERE patient_id IS NOT NULL GROUP BY patient_id
+                                  ORDER BY resource_type || '/' || id || ':' || content_hash) AS h,
+           list(DISTINCT filename ORDER BY filename) AS files
+    FROM {resources} WHERE patient_id IS NOT NULL GROUP BY patient_id
 ), nts AS (
     SELECT patient_id, string_agg(DISTINCT content_hash, ',' ORDER BY content_hash) AS h
     FROM notes WHERE patient_id IS NOT NULL GROUP BY patient_id
 ), dcm AS (
     SELECT l.patient_id, string_agg(DISTINCT d.sop_uid || ':' || d.content_hash, ','
-                                    ORDER BY d.sop_uid || ':' || d.content_hash) AS h
+                                    ORDER BY d.sop_uid || ':' || d.content_hash) AS h,
+           list(DISTINCT [d.sop_uid, d.path] ORDER BY [d.sop_uid, d.path]) AS found
     FROM dicom_instances d JOIN (SELECT DISTINCT key, patient_id FROM links) l ON l.key = d.patient_id
     GROUP BY l.patient_id
 ), vcf AS (
     SELECT l.patient_id, string_agg(DISTINCT v.sample || ':' || s.source_hash, ','
-                                    ORDER BY v.sample || ':' || s.source_hash) AS h
+                                    ORDER BY v.sample || ':' || s.source_hash) AS h,
+           list(DISTINCT [v.sample, v.source] ORDER BY [v.sample, v.source]) AS found
     FROM (SELECT DISTINCT sample, source FROM variants WHERE sample IS NOT NULL) v
     JOIN (SELECT path, any_value(source_hash) AS source_hash FROM sources GROUP BY path) s ON s.path = v.source
     JOIN (SELECT DISTINCT key, patient_id FROM links) l ON l.key = v.sample
     GROUP BY l.patient_id
 )
-SELECT pat.patient_id, coalesce(res.h, ''), coalesce(nts.h, ''), coalesce(dcm.h, ''), coalesce(vcf.h, '')
+SELECT pat.patient_id, coalesce(res.h, ''), coalesce(nts.h, ''), coalesce(dcm.h, ''), coalesce(vcf.h, ''),
+       coalesce(res.files, []), coalesce(dcm.found, []), coalesce(vcf.found, [])
 FROM pat LEFT JOIN res USING (patient_id) LEFT JOIN nts USING (patient_id)
 LEFT JOIN dcm USING (patient_id) LEFT JOIN vcf USING (patient_id)
 ORDER BY pat.patient_id
@@ -51,12 +57,15 @@ ORDER BY pat.patient_id
 
 @dataclass(frozen=True)
 class PatientInput:
-    """One patient's inputs: content hashes per kind and the hash over them and the model versions."""
+    """One patient's inputs: the hash over their content hashes and the model versions, and where
+    they are (resource part files; (SOP instance UID, path) of each DICOM instance; (sample, VCF
+    file) of each genome)."""
 
     patient_id: str
     input_hash: str
-    has_images: bool
-    has_vcf: bool
+    files: tuple[str, ...] = ()
+    images: tuple[tuple[str, str], ...] = ()
+    vcfs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -74,16 +83,15 @@ def model_key(versions: dict[str, str]) -> str:
 def plan(lake: Lake, versions: dict[str, str]) -> Plan:
     """The lake's patients and their input hashes (patients sorted by id)."""
     out = Plan()
-    if not lake.manifests():
+    files = lake.part_files("resources")
+    if not files:
         return out
     models = model_key(versions)
-    for pid, res, notes, dicom, vcf in _rows(lake):
+    listing = ", ".join("'" + str(f.absolute()).replace("'", "''") + "'" for f in files)
+    table = lake.query(_PLAN_SQL.format(resources=f"read_parquet([{listing}], filename = true)"))
+    columns = [table.column(i).to_pylist() for i in range(8)]
+    for pid, res, notes, dicom, vcf, parts, images, vcfs in zip(*columns, strict=True):
         digest = stable_id(pid, res, notes, dicom, vcf, models, length=64)
-        out.patients.append(PatientInput(pid, digest, bool(dicom), bool(vcf)))
+        out.patients.append(PatientInput(pid, digest, tuple(parts), tuple((a, b) for a, b in images),
+                                         tuple((a, b) for a, b in vcfs)))  # fmt: skip
     return out
-
-
-def _rows(lake: Lake) -> Iterator[tuple[str, str, str, str, str]]:
-    table = lake.query(_PLAN_SQL)
-    columns = [table.column(i).to_pylist() for i in range(5)]
-    yield from zip(*columns, strict=True)

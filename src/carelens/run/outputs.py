@@ -10,7 +10,10 @@ gives the same current rows as an uninterrupted run.
 Tables: ``outputs`` (clinical zone: summary, IPS bundle, image reads with their FHIR report and
 DICOM SR, PGx, findings, research audit, ``missing`` steps), ``patient_index`` (the workspace's
 patient list: name, MRN, birth date) and ``research`` (the de-identified copy, kept under the
-research zone ``<store>/research/run``, keyed by pseudonym only).
+research zone's lake ``<store>/research/lake/run_research``, keyed by pseudonym only). When a
+run ends, the current tables are published in the lakes' catalogs (:meth:`OutputStore.publish`):
+``carelens sql`` sees ``run_outputs`` and ``run_patient_index``, ``carelens sql --zone research``
+sees ``run_research``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 
 from carelens.core.config import research_store
 from carelens.core.errors import UsageError
+from carelens.store import Lake
 
 S = pa.string()
 SCHEMAS = {
@@ -71,7 +75,24 @@ class OutputStore:
         self.manifests_dir = self.root / "_manifest"
 
     def folder(self, table: str) -> Path:
-        return research_store(self.store) / "run" / table if table == "research" else self.root / table
+        return self.research_lake.root / "run_research" if table == "research" else self.root / table
+
+    @property
+    def research_lake(self) -> Lake:
+        return Lake(research_store(self.store))
+
+    def publish(self) -> None:
+        """Register the current tables in the lakes' catalogs: ``run_outputs`` and
+        ``run_patient_index`` in the clinical lake, ``run_research`` in the research lake (so that
+        ``carelens sql --zone research`` sees the de-identified copy)."""
+        for table, name, lake in (("outputs", "run_outputs", Lake(self.store)),
+                                  ("patient_index", "run_patient_index", Lake(self.store)),
+                                  ("research", "run_research", self.research_lake)):  # fmt: skip
+            folder = self.folder(table)
+            parts = [p.name for _, p in self.parts(table) if p.parent.absolute() == folder.absolute()]
+            if parts:
+                key = "pseudonym" if table == "research" else "patient_id"
+                lake.publish(name, str(folder.relative_to(lake.root)), parts, key)
 
     # -- reading ----------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
@@ -100,8 +121,15 @@ class OutputStore:
         if not parts:
             cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in SCHEMAS[table])
             return f"SELECT {columns} FROM (SELECT {cols} WHERE false)"
-        unions = " UNION ALL ".join(f"SELECT *, {seq} AS _seq FROM read_parquet('{_quote(p)}')" for seq, p in parts)
-        return f"SELECT {columns} FROM (SELECT * FROM ({unions}) QUALIFY _seq = max(_seq) OVER (PARTITION BY {key}))"
+        listing = ", ".join(f"'{_quote(p)}'" for _, p in parts)
+        seq = r"CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT)"
+        rows = f"read_parquet([{listing}], filename = true)"
+        # the newest batch of each key from the key column alone, then the rows semi-joined to it
+        # (streams: no window over whole rows, which held every JSON document in memory)
+        latest = f"SELECT {key}, max({seq}) AS _seq FROM {rows} GROUP BY {key}"
+        every = f"SELECT *, {seq} AS _seq FROM {rows}"
+        return (f"SELECT {columns} FROM (SELECT r.* EXCLUDE (filename, _seq) FROM ({every}) r"
+                f" SEMI JOIN ({latest}) l ON l.{key} = r.{key} AND l._seq = r._seq)")  # fmt: skip
 
     def digest(self) -> str:
         """sha256 over every current row of every table (sorted; no batch or engine in it)."""
@@ -127,7 +155,56 @@ class OutputStore:
             except BlockingIOError:
                 raise UsageError("another carelens run is writing this store") from None
             self._remove_uncommitted()
-            yield OutputWriter(self, len(self.manifests()))
+            yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
+            self.publish()
+
+    def compact(self) -> int:
+        """Merge every committed batch into one: each table's current rows into one part (sorted,
+        written by DuckDB without holding the table in memory) under one manifest naming each
+        patient's newest entry; the batches it replaces are then removed. The current rows (and
+        :meth:`digest`) are unchanged, and a kill at any moment leaves them unchanged too (the
+        new manifest is the commit point; what it replaces is removed after). Call it inside
+        :meth:`writer`. Returns how many batches were merged."""
+        import duckdb
+
+        manifests = self.manifests()
+        if len(manifests) < 2:
+            return 0
+        seq = manifests[-1]["seq"] + 1
+        parts: dict[str, str] = {}
+        spill = self.root / ".compact-tmp"  # the sort spills here past the memory limit
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": "1GB",
+            "preserve_insertion_order": False,
+            "temp_directory": str(spill),
+            "threads": 1,
+        }
+        with duckdb.connect(config=config) as con:
+            for table in SCHEMAS:
+                if not self.parts(table):
+                    continue
+                folder = self.folder(table)
+                target = folder / f"part-{seq:08d}.parquet"
+                tmp = target.with_name(target.name + ".tmp")
+                cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
+                order = ", ".join(SORT[table])
+                con.execute(f"COPY ({self.current_sql(table, cols)} ORDER BY {order}) TO '{_quote(tmp)}'"
+                            " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)")  # fmt: skip
+                os.replace(tmp, target)
+                parts[table] = str(target.relative_to(self.store))
+        entries = [{k: v for k, v in e.items() if k != "seq"} for e in self.state().values()]
+        self._write_manifest({"seq": seq, "parts": parts, "patients": sorted(entries, key=lambda e: e["patient"])})
+        for m in manifests:
+            (self.manifests_dir / f"{m['seq']:08d}.json").unlink(missing_ok=True)
+        self._remove_uncommitted()
+        return len(manifests)
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.manifests_dir.mkdir(parents=True, exist_ok=True)
+        path = self.manifests_dir / f"{manifest['seq']:08d}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(manifest))
+        os.replace(tmp, path)
 
     def _remove_uncommitted(self) -> None:
         keep = {(self.store / p).absolute() for m in self.manifests() for p in m["parts"].values()}
@@ -167,12 +244,7 @@ class OutputWriter:
             pq.write_table(data, tmp, compression="zstd")
             os.replace(tmp, target)
             parts[table] = str(target.relative_to(self.outputs.store))
-        manifest = {"seq": self.seq, "parts": parts, "patients": patients}
-        self.outputs.manifests_dir.mkdir(parents=True, exist_ok=True)
-        path = self.outputs.manifests_dir / f"{self.seq:08d}.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(manifest))
-        os.replace(tmp, path)
+        self.outputs._write_manifest({"seq": self.seq, "parts": parts, "patients": patients})
 
 
 def _quote(path: Path) -> str:

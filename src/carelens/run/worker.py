@@ -22,6 +22,7 @@ import orjson
 from carelens import __version__
 from carelens.core.errors import CarelensError
 from carelens.core.ids import content_hash
+from carelens.run.index import index_row
 from carelens.run.inputs import PatientInput
 from carelens.store import Lake
 
@@ -51,6 +52,7 @@ class PatientResult:
     rows: list[OutputRow] = field(default_factory=list)
     research: list[ResearchRow] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    index: tuple[Any, ...] | None = None  # the workspace's patient list row
 
     def add(self, kind: str, key: str, model: str, value: Any) -> None:
         data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -117,58 +119,31 @@ class Worker:
 
             self.package = load_registered(config.store, config.image_model)
         from carelens.genomics import load_definitions
+        from carelens.record.notes import pipeline
 
         self.definitions = load_definitions()
+        pipeline()  # the notes model (seconds to load): loaded with the rest, before the first batch
 
     # -- batch ------------------------------------------------------------------------------
     def process(self, patients: list[PatientInput]) -> list[PatientResult]:
-        """Every patient of the batch (one lake query per kind of input for the whole batch)."""
-        ids = [p.patient_id for p in patients]
-        resources = self._resources(ids)
-        images = self._images([p.patient_id for p in patients if p.has_images])
-        vcfs = self._vcfs([p.patient_id for p in patients if p.has_vcf])
-        return [self.patient(p, resources.get(p.patient_id, []), images.get(p.patient_id, []),
-                             vcfs.get(p.patient_id, [])) for p in patients]  # fmt: skip
+        """Every patient of the batch (one read of the batch's resource part files)."""
+        resources = self._resources([p.patient_id for p in patients], sorted({f for p in patients for f in p.files}))
+        return [self.patient(p, resources.get(p.patient_id, []), list(p.images) if self.package else [],
+                             list(p.vcfs)) for p in patients]  # fmt: skip
 
-    def _resources(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def _resources(self, ids: list[str], files: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if not files:
+            return out
+        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         table = self.lake.query(
-            "SELECT DISTINCT ON (patient_id, resource_type, id, content_hash) patient_id, json FROM resources"
-            " WHERE list_contains(?, patient_id) ORDER BY patient_id, resource_type, id, content_hash",
+            "SELECT DISTINCT ON (patient_id, resource_type, id, content_hash) patient_id, json"
+            f" FROM read_parquet([{listing}]) WHERE list_contains(?, patient_id)"
+            " ORDER BY patient_id, resource_type, id, content_hash",
             [ids],
         )
-        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for pid, raw in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
             out[pid].append(orjson.loads(raw))
-        return out
-
-    def _images(self, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        if not ids or self.package is None:
-            return {}
-        table = self.lake.query(
-            "SELECT DISTINCT l.patient_id, d.sop_uid, d.path FROM dicom_instances d JOIN ("
-            " SELECT value AS key, patient_id FROM patient_identifiers UNION SELECT id, id FROM resources"
-            " WHERE resource_type = 'Patient') l ON l.key = d.patient_id WHERE list_contains(?, l.patient_id)"
-            " ORDER BY 1, 2",
-            [ids],
-        )
-        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for pid, sop, path in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True):
-            out[pid].append((sop, path))
-        return out
-
-    def _vcfs(self, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        if not ids:
-            return {}
-        table = self.lake.query(
-            "SELECT DISTINCT l.patient_id, v.sample, v.source FROM (SELECT DISTINCT sample, source FROM variants"
-            " WHERE sample IS NOT NULL) v JOIN (SELECT value AS key, patient_id FROM patient_identifiers UNION"
-            " SELECT id, id FROM resources WHERE resource_type = 'Patient') l ON l.key = v.sample"
-            " WHERE list_contains(?, l.patient_id) ORDER BY 1, 2, 3",
-            [ids],
-        )
-        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for pid, sample, source in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True):
-            out[pid].append((sample, source))
         return out
 
     # -- one patient ------------------------------------------------------------------------
@@ -180,6 +155,8 @@ class Worker:
         vcfs: list[tuple[str, str]],
     ) -> PatientResult:
         result = PatientResult(p.patient_id, p.input_hash)
+        patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+        result.index = index_row(p.patient_id, p.input_hash, patient) if patient else None
         steps = [("summary", lambda: self._summary(result, resources))]
         steps += [("image", lambda: self._read_images(result, images))] if images else []
         steps += [("genomics", lambda: self._genomics(result, vcfs))] if vcfs else []

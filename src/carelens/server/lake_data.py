@@ -31,6 +31,7 @@ class LakeData:
         self._lock = threading.Lock()
         self._con: Any = None
         self._views_of: list[str] = []
+        self._total = 0
 
     # -- the run's tables: the patient list loaded (indexed) once per committed batch; a patient's
     # -- outputs read from the one Parquet part of their newest batch ----------------------------
@@ -61,6 +62,7 @@ class LakeData:
         names = ["patient_id", "input_hash", "status", "reason", "outputs", "index_part"]
         columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(len(names))]
         con = duckdb.connect()
+        con.execute("SET parquet_metadata_cache = true")  # a summary read: no footer parse each time
         con.register("state_rows", pa.Table.from_arrays(columns, names=names))
         con.execute("CREATE TABLE state AS SELECT * FROM state_rows")
         con.unregister("state_rows")
@@ -68,12 +70,14 @@ class LakeData:
         index_files = sorted({str(r[5]) for r in rows if r[5]})
         if index_files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in index_files)
-            con.execute(
-                "CREATE TABLE patient_index AS SELECT i.* EXCLUDE (filename) FROM read_parquet([" + listing + "],"
-                " filename = true) i JOIN state s ON s.patient_id = i.patient_id AND s.index_part = i.filename"
-            )
+            source = ("SELECT i.* EXCLUDE (filename) FROM read_parquet([" + listing + "], filename = true) i"
+                      " JOIN state s ON s.patient_id = i.patient_id AND s.index_part = i.filename")  # fmt: skip
         else:
-            con.execute(f"CREATE TABLE patient_index AS {self.run_outputs.current_sql('patient_index')}")
+            source = self.run_outputs.current_sql("patient_index")
+        # stored in list order with each row's place: a page of the whole list is a range scan
+        con.execute(f"CREATE TABLE patient_index AS SELECT *, row_number() OVER (ORDER BY name_lower, patient_id)"
+                    f" AS pos FROM ({source}) ORDER BY pos")  # fmt: skip
+        self._total = con.execute("SELECT count(*) FROM patient_index").fetchall()[0][0]
         con.execute("CREATE INDEX patient_index_id ON patient_index (patient_id)")
         con.execute("CREATE INDEX patient_index_mrn ON patient_index (mrn)")
         if self._con is not None:
@@ -83,11 +87,13 @@ class LakeData:
     # -- patients ------------------------------------------------------------------------
     def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
         """A page of the patients (by name) whose name, MRN, birth date or id matches ``q``."""
-        where, params = "", []
         text = q.strip().lower()
-        if text:
-            where = "WHERE name_lower LIKE ? OR mrn = ? OR birth_date LIKE ? OR patient_id = ?"
-            params = [f"%{text}%", q.strip(), f"{text}%", q.strip()]
+        if not text:  # the whole list: its count is known, a page is the rows at its places
+            rows = self._sql(f"SELECT {_INDEX_COLUMNS} FROM patient_index WHERE pos > ? AND pos <= ? ORDER BY pos",
+                             [offset, offset + limit])  # fmt: skip
+            return [_row(r) for r in rows], int(self._total)
+        where = "WHERE name_lower LIKE ? OR mrn = ? OR birth_date LIKE ? OR patient_id = ?"
+        params = [f"%{text}%", q.strip(), f"{text}%", q.strip()]
         total = self._sql(f"SELECT count(*) FROM patient_index {where}", params)[0][0]
         rows = self._sql(f"SELECT {_INDEX_COLUMNS} FROM patient_index {where} ORDER BY name_lower, patient_id"
                          " LIMIT ? OFFSET ?", [*params, limit, offset])  # fmt: skip

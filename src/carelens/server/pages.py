@@ -209,7 +209,7 @@ PAGE_SIZE = 100
 
 
 @router.get("/patients")
-def patient_list(
+async def patient_list(
     request: Request,
     q: Annotated[str, Query(max_length=100)] = "",
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -217,8 +217,8 @@ def patient_list(
 ) -> Response:
     """The patient list (identified), 100 a page, searchable by name, MRN or birth date."""
     ctx = ctx_of(request)
-    rows, total = ctx.data.search(q, PAGE_SIZE, offset)
-    ctx.record(who, "view.patients", detail={"count": len(rows), "total": total, "offset": offset})
+    rows, total = await run_in_threadpool(ctx.data.search, q, PAGE_SIZE, offset)
+    await ctx.arecord(who, "view.patients", detail={"count": len(rows), "total": total, "offset": offset})
     return render(request, "patients.html", who, patients=rows, total=total, q=q, offset=offset, page=PAGE_SIZE)
 
 

@@ -112,6 +112,9 @@ _DUCK_TYPES = {
     pa.bool_(): "BOOLEAN",
 }
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a published table, its folder, its key column
+_FOLDER = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z][a-z0-9_]{0,63}){0,3}$")
+_PART = re.compile(r"^part-\d{1,12}\.parquet$")
 _EXTRA_VIEWS = {
     "patient_identifiers": (
         "SELECT id AS patient_id, unnest(json_extract_string(json, '$.identifier[*].system')) AS system,"
@@ -208,8 +211,43 @@ class Lake:
         return bool(self._marker().get("chunks") == self._chunk_ids() and self.catalog.exists())
 
     def _chunk_ids(self) -> list[str]:
+        """The committed chunks and the published tables' versions (what the catalog reflects)."""
         folder = self.root / "_manifest"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        chunks = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        published = self.root / "_published"
+        if published.is_dir():
+            chunks += sorted(f"published:{p.stem}:{stable_id(p.read_bytes())}" for p in published.glob("*.json"))
+        return chunks
+
+    # -- published tables ------------------------------------------------------------------
+    def publish(self, name: str, folder: str, parts: list[str], latest_by: str) -> None:
+        """Register a table another writer keeps under this lake (``<lake>/<folder>/part-<seq>.parquet``,
+        e.g. ``carelens run``'s outputs): its view ``name`` holds, for each ``latest_by`` value, the
+        rows of its newest listed part. ``parts``: the committed part files (names only)."""
+        if not (_NAME.match(name) and _FOLDER.match(folder) and _NAME.match(latest_by)):
+            raise UsageError(f"not a table name: {name!r}")
+        listing = {"folder": folder, "parts": sorted(parts), "latest_by": latest_by}
+        (self.root / "_published").mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.root / "_published" / f"{name}.json", orjson.dumps(listing))
+
+    def _published_views(self) -> dict[str, str]:
+        """Views of the published tables (names and part files checked: nothing outside the lake)."""
+        views: dict[str, str] = {}
+        folder = self.root / "_published"
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            spec = orjson.loads(path.read_bytes())
+            parts = [p for p in spec.get("parts", []) if _PART.match(p)]
+            folder_ok = bool(_FOLDER.match(spec.get("folder", "")))
+            if not (parts and folder_ok and _NAME.match(path.stem) and _NAME.match(spec.get("latest_by", ""))):
+                continue
+            files = [str((self.root / spec["folder"] / p).absolute()).replace("'", "''") for p in parts]
+            listing = ", ".join(f"'{f}'" for f in files)
+            seq = r"CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT)"
+            views[path.stem] = (
+                f"SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], filename = true)"
+                f' QUALIFY {seq} = max({seq}) OVER (PARTITION BY "{spec["latest_by"]}")'
+            )
+        return views
 
     def view_sql(self) -> dict[str, str]:
         """The catalog's views: name -> SELECT over the committed part files."""
@@ -224,6 +262,7 @@ class Lake:
                 cols = ", ".join(f'NULL::{_DUCK_TYPES[f.type]} AS "{f.name}"' for f in SCHEMAS[table])
                 views[table] = f"SELECT {cols} WHERE false"
         views.update(_EXTRA_VIEWS)
+        views.update({k: v for k, v in self._published_views().items() if k not in views})
         for rtype in sorted({t for m in manifests for t in m.get("resource_types", [])}):
             if _RESOURCE_TYPE.match(rtype) and rtype.lower() not in views:
                 views[rtype] = (
