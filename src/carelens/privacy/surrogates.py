@@ -33,6 +33,13 @@ def _pools() -> dict[str, list[str]]:
     return {"first": first, "last": last, "state": states, "city": cities, "street": streets}
 
 
+@lru_cache(maxsize=2)
+def _wider_pool(kind: str) -> list[str]:
+    """Census first names or the 20,000 commonest census surnames, capitalised (public domain)."""
+    ranks = lexicon().census_first if kind == "first" else lexicon().census_last
+    return sorted(word.capitalize() for word, rank in ranks.items() if rank <= 20_000 and word.isalpha())
+
+
 class Surrogates:
     """Makes the replacement of each span for one patient (or one document without a patient)."""
 
@@ -53,12 +60,22 @@ class Surrogates:
         return sur
 
     def _pick(self, kind: str, value: str, pool: list[str]) -> str:
-        """A keyed choice from ``pool`` that is never a real name word of a known patient."""
+        """A keyed choice from ``pool`` that is never a real name word of a known patient.
+
+        When the known names cover the first keyed choices (a large cohort's names cover most of a
+        small pool), the choice is made among the census names outside them; never a known word.
+        """
         for attempt in range(20):
             choice = self.keys.choose(f"surrogate:{kind}:{self.owner}:{attempt}", value.lower(), pool)
-            if not self.avoid or not (set(choice.lower().split()) & self.avoid):
+            if not self._known(choice):
                 return choice
-        return choice
+        wider = [c for c in _wider_pool("first" if kind == "first" else "last") if not self._known(c)]
+        if not wider:
+            raise ValueError("no surrogate is left outside the known names")
+        return self.keys.choose(f"surrogate:{kind}:{self.owner}:wider", value.lower(), wider)
+
+    def _known(self, choice: str) -> bool:
+        return bool(self.avoid) and bool(set(choice.lower().split()) & self.avoid)
 
     def replace(self, kind: str, original: str) -> str:
         """The surrogate of ``original`` (a span of type ``kind``)."""
