@@ -115,21 +115,20 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
 
 def test_validate_records_a_site_verdict_that_decides_the_site_mark(
-    squares_package: Path, synthetic_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    squares_package: Path, synthetic_npz: Path, tmp_path: Path, store: Path
 ) -> None:
     """`image validate` (check-site + evaluation, no change to the model) records its verdict; at a shifted
     site it fails (exit 1) naming check-site; the registry's site status follows the newest validation
     naming the site (the workspace's mark: tests/server/test_site_mark.py)."""
     from carelens.models.registry import Registry
 
-    monkeypatch.setenv("CARELENS_STORE", str(tmp_path / "store"))
     same = runner.invoke(app, ["image", "validate", str(squares_package), "--data", str(synthetic_npz),
                                "--site", "hospital-a"])  # fmt: skip
     ok = json.loads(same.stdout)
     assert same.exit_code == (0 if ok["passed"] else 1) and ok["passed"] == (not ok["failed"])
     assert ok["site"] == "hospital-a" and ok["check_site"]["verdict"] == "matches" and ok["record"] == 1
     assert not any("check-site" in f for f in ok["failed"])  # the training site's own images are not shifted
-    registry = Registry(tmp_path / "store")
+    registry = Registry(store)
     assert registry.site_status(ok["registry_id"], "hospital-a")["validated"] is ok["passed"]
     assert registry.site_status(ok["registry_id"], "hospital-b")["mark"] == "not validated at this site"
 

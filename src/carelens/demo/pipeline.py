@@ -143,9 +143,8 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     keys = _site_keys(run)
     research = research_store(run.options.store)
     work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
-    for old in research.iterdir() if research.is_dir() else []:  # not run/: carelens run's research copy
-        if old.name != "run":
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for folder in ("fhir", "notes", "dicom", "genomics"):  # this stage's files of an earlier demo; the
+        shutil.rmtree(research / folder, ignore_errors=True)  # research lake (and carelens run's copy in it) stays
     shutil.rmtree(work, ignore_errors=True)
     patients = privacy.load_patients([root / "fhir"], keys)
     counts: dict[str, int] = {}
