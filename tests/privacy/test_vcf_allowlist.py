@@ -87,3 +87,19 @@ def test_broken_files_are_refused_and_nothing_written(lines: list[str], reason: 
     with pytest.raises(InputError, match=reason):
         deid_vcf(src, tmp_path / "o.vcf", keys)
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_header_descriptions_get_type_markers_never_surrogate_names(tmp_path: Path, keys: KeyService) -> None:
+    """A description is metadata: what looks like PHI becomes ``[TYPE]``, never a surrogate name that
+    could be another patient's (the audit matches every patient's names)."""
+    from carelens.privacy.surrogates import _pools
+
+    lines = ["##fileformat=VCFv4.2", LINES["filter description"],
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">', HEADER,
+             "chr1\t100\t.\tA\tG\t50\tLowQ\t.\tGT\t0/1"]  # fmt: skip
+    out = tmp_path / "out.vcf"
+    deid_vcf(_write(tmp_path / "in.vcf", lines), out, keys, lambda _s: "pat-1")
+    headers = [x for x in out.read_text().splitlines() if x.startswith("##FILTER") or x.startswith("##FORMAT")]
+    assert any("[NAME]" in x for x in headers)
+    words = {w.strip("\"'<>=,.;[]") for x in headers for w in x.replace("=", " ").split()}
+    assert not words & {*_pools()["first"], *_pools()["last"]}

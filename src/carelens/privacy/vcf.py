@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import InputError
+from carelens.privacy.detect import detect_phi
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_file_name
-from carelens.privacy.text import deidentify_text
 
 _META = re.compile(r"^##([A-Za-z_]+)=(.*)$")
 _STRUCT = re.compile(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|[^,]*)')
@@ -62,7 +62,7 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gzip.open if out.name.endswith(".gz") else open
-    job = _Job(keys, Known(values=set(known.values)) if known else Known())
+    job = _Job(Known(values=set(known.values)) if known else Known())
     add_file_name(src, job.known, frozenset({"vcf", "sample", "samples", "genome", "exome", "variants"}))
     counts = {"records": 0, "samples": 0, "header_lines_removed": 0, "records_dropped": 0}
     try:
@@ -119,18 +119,24 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
 
 
 class _Job:
-    """One file's cleaning: the key, the identifiers to search for, the declared ids."""
+    """One file's cleaning: the identifiers to search for, the declared ids."""
 
-    def __init__(self, keys: KeyService, known: Known) -> None:
-        self.keys = keys
+    def __init__(self, known: Known) -> None:
         self.known = known
         self.filters: set[str] = {"PASS"}
         self.alts: set[str] = set()
         self._text: dict[str, str] = {}
 
     def text(self, value: str) -> str:
+        """A header description with what looks like PHI replaced by its type in brackets (metadata,
+        not narrative: a surrogate name here could be another patient's name)."""
         if value not in self._text:
-            cleaned = deidentify_text(value, keys=self.keys, document_id="vcf-header").text
+            pieces, at = [], 0
+            for span in sorted(detect_phi(value), key=lambda s: s.start):
+                if span.start >= at:
+                    pieces += [value[at : span.start], f"[{span.type}]"]
+                    at = span.end
+            cleaned = "".join([*pieces, value[at:]])
             self._text[value] = self.known.scrub(cleaned).replace('"', "'")
         return self._text[value]
 
