@@ -40,13 +40,15 @@ def ehr(ws_sqlite: Workspace, tmp_path: Path) -> tuple[TestClient, Any, Workspac
 
 
 def _token(key: Any, **over: Any) -> str:
+    """A signed token; ``exp_in`` (seconds from now) is read when the token is made, not when the
+    tests are collected, so a slow suite cannot turn a long-lived token into a short-lived one."""
     now = int(time.time())
     claims = {
         "iss": ISS,
         "sub": "ehr",
         "aud": f"{PUBLIC_URL}{CDS}",
         "iat": now,
-        "exp": now + 120,
+        "exp": now + over.pop("exp_in", 120),
         "jti": str(uuid.uuid4()),
     }
     headers = {"kid": "k1", **over.pop("headers", {})}
@@ -79,8 +81,8 @@ def test_a_replayed_jti_is_refused(ehr) -> None:  # type: ignore[no-untyped-def]
         {"iss": "https://evil.example"},
         {"aud": "https://evil.example/cds-services/carelens-patient-view"},
         {"aud": "http://testserver/cds-services/carelens-patient-view"},  # the Host header is not the audience
-        {"exp": int(time.time()) - 600},
-        {"exp": int(time.time()) + 3600},  # lives longer than 5 minutes
+        {"exp_in": -600},
+        {"exp_in": 3600},  # lives longer than 5 minutes
         {"headers": {"kid": "unknown"}},
         {"headers": {"jku": "https://evil.example/jwks.json"}},
     ],
