@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
-from importlib import resources
 from itertools import pairwise
 
-import orjson
-
 from carelens.privacy.crf import CrfToken
-from carelens.privacy.lexicon import lexicon
+from carelens.privacy.lexicon import lexicon, word_lists
 from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
 
@@ -26,10 +22,8 @@ _FULL = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])/(?:
 _MONTH_DAY = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])(?![\d/%])")
 
 
-@lru_cache(maxsize=1)
 def _cues() -> dict[str, frozenset[str]]:
-    raw = orjson.loads(resources.files("carelens.privacy").joinpath("data", "deid_cues.json").read_bytes())
-    return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
+    return word_lists("deid_cues.json")
 
 
 def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> list[PhiSpan]:

@@ -9,12 +9,8 @@ range of a measurement ("SVR 900-1300")."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from importlib import resources
 
-import orjson
-
-from carelens.privacy.lexicon import lexicon
+from carelens.privacy.lexicon import lexicon, word_lists
 from carelens.privacy.tokens import PhiSpan
 
 _WORDS = re.compile(r"[^\W\d_]+")
@@ -22,10 +18,8 @@ _BARE_NUMBER = re.compile(r"\d{1,2}")
 _RANGE = re.compile(r"(\d{3})-(\d{4})")
 
 
-@lru_cache(maxsize=1)
 def _lists() -> dict[str, frozenset[str]]:
-    raw = orjson.loads(resources.files("carelens.privacy").joinpath("data", "deid_not_phi.json").read_bytes())
-    return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
+    return word_lists("deid_not_phi.json")
 
 
 def _common(word: str, text: str, value: str) -> bool:

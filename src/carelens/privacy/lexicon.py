@@ -14,8 +14,10 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
+
+import orjson
 
 _LATIN = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿĀ-ž'\- ]+$")
 
@@ -26,6 +28,13 @@ def _lines(name: str) -> list[str]:
     """The non-empty lines of a word-list file shipped under ``data/lexicon``."""
     text = resources.files("carelens.privacy").joinpath(_DATA, name).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@cache
+def word_lists(name: str) -> dict[str, frozenset[str]]:
+    """A JSON file of named word lists shipped under ``data`` (keys starting with ``_`` are notes)."""
+    raw = orjson.loads(resources.files("carelens.privacy").joinpath("data", name).read_bytes())
+    return {k: frozenset(v) for k, v in raw.items() if not k.startswith("_")}
 
 
 # US states (name -> postal code), US and Massachusetts cities and neighbourhoods, words of hospital
