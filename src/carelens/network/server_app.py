@@ -147,22 +147,21 @@ def roll_call(grid: Any, timeout: float) -> list[int]:
     no data is read, only the name returns); a node naming a site another node already holds is
     refused for the whole run. Returns the nodes taking part."""
     import numpy as np
+
+    placeholder = [np.zeros(1, np.float32)]  # Flower cannot carry an empty parameter list
+    messages = _evaluate_messages(sorted(grid.get_node_ids()), placeholder, {"roll-call": True}, "roll-call")
+    grid.send_and_receive(messages, timeout=timeout)
+    return list(grid.get_node_ids())
+
+
+def _evaluate_messages(nodes: list[int], weights: list[Any], config: dict[str, Any], group: str) -> list[Any]:
+    """One Flower evaluation message per node, carrying ``weights`` and ``config``."""
     from flwr.common import EvaluateIns, Message, MessageType, ndarrays_to_parameters
     from flwr.compat.common.recorddict_compat import evaluateins_to_recorddict
 
-    placeholder = [np.zeros(1, np.float32)]  # Flower cannot carry an empty parameter list
-    ins = EvaluateIns(parameters=ndarrays_to_parameters(placeholder), config={"roll-call": True})
-    messages = [
-        Message(
-            content=evaluateins_to_recorddict(ins, True),
-            dst_node_id=node,
-            message_type=MessageType.EVALUATE,
-            group_id="roll-call",
-        )
-        for node in sorted(grid.get_node_ids())
-    ]
-    grid.send_and_receive(messages, timeout=timeout)
-    return list(grid.get_node_ids())
+    ins = EvaluateIns(parameters=ndarrays_to_parameters(weights), config=config)
+    return [Message(content=evaluateins_to_recorddict(ins, True), dst_node_id=node,
+                    message_type=MessageType.EVALUATE, group_id=group) for node in nodes]  # fmt: skip
 
 
 FAILURE_EVENTS = ("site failed", "site error", "no reply", "update rejected")
@@ -237,23 +236,13 @@ def _bytes(screened: Any) -> dict[str, dict[str, int]]:
 
 def federated_evaluate(grid: Any, weights: list[Any], cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:
     """Each connected site scores ``weights`` on its own ``split``; only aggregates come back."""
-    from flwr.common import EvaluateIns, Message, MessageType, ndarrays_to_parameters
-    from flwr.compat.common.recorddict_compat import evaluateins_to_recorddict, recorddict_to_evaluateres
+    from flwr.compat.common.recorddict_compat import recorddict_to_evaluateres
 
     from carelens.network.guard import METRIC_KEY
     from carelens.network.metrics import pooled, unflatten
 
     nodes = list(grid.get_node_ids())
-    ins = EvaluateIns(parameters=ndarrays_to_parameters(weights), config={"split": split})
-    messages = [
-        Message(
-            content=evaluateins_to_recorddict(ins, True),
-            dst_node_id=node,
-            message_type=MessageType.EVALUATE,
-            group_id="validate",
-        )
-        for node in nodes
-    ]
+    messages = _evaluate_messages(nodes, weights, {"split": split}, "validate")
     replies = grid.send_and_receive(messages, timeout=float(cfg.get("timeout", 300)))
     sites: list[dict[str, Any]] = []
     answered = set()
