@@ -45,6 +45,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(base: str, tries: int = 300) -> None:
+    """Poll ``/healthz`` until the server answers (about 0.2 s between tries)."""
+    for _ in range(tries):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+
 def cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
     done = subprocess.run(
         [sys.executable, "-m", "carelens.cli", *args], input=stdin, capture_output=True, text=True, env=env, check=True
@@ -206,12 +216,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            wait_healthy(base)
             bearer = {"Authorization": f"Bearer {env['BENCH_TOKEN']}"}
             pids = [p["id"] for p in httpx.get(f"{base}/api/patients", headers=bearer).json()["patients"]]
             cookies = login(base)

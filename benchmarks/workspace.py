@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from carelens.run import OutputStore
 from carelens.run.index import index_row
 from carelens.store import Lake
-from server import cli, free_port, run_load, table
+from server import cli, free_port, run_load, table, wait_healthy
 
 USER, PASSWORD = "bench", "a long load-test passphrase"
 
@@ -107,12 +107,7 @@ def main() -> None:
                               stderr=subprocess.DEVNULL)  # fmt: skip
     load_before = os.getloadavg()[0]
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_healthy(base, 600)
         first = httpx.get(f"{base}/api/patients?limit=1000", headers=bearer, timeout=120).json()
         assert "total" in first, first
         total, rows = first["total"], first["patients"]
