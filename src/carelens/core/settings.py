@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     pgx_definitions: Path | None = Field(
         default=None, description="Pharmacogene definitions file (default: the copy shipped with carelens)."
     )
+    pgx_dpwg: Path | None = Field(
+        default=None,
+        description="DPWG recommendations file written by `genome import-dpwg --out` (default: the copy shipped).",
+    )
     shared_data: Path | None = Field(
         default=None, description="The public test and benchmark data (default: `../shared/data` if present)."
     )

@@ -49,7 +49,7 @@ def pgx_command(
         "no phenotype or recommendation follows).",
     ),
 ) -> None:
-    """Star-allele diplotypes, phenotypes and CPIC drug recommendations (DPWG where CPIC has none) for one sample.
+    """Star-allele diplotypes, phenotypes and CPIC and DPWG drug recommendations (side by side) for one sample.
 
     Positions the VCF does not cover are reported as not assayed (never assumed reference unless
     --missing-to-ref is given; gVCF reference blocks count as reference); ties are reported as ties.
@@ -187,20 +187,22 @@ def import_dpwg_command(
         "--from",
         help="A PharmGKB DPWG guideline annotation JSON file, or a folder of them (PharmCAT's reporter/guidelines).",
     ),
-    out: Path | None = typer.Option(None, "--out", help="Write here instead of the copy shipped in the package."),
+    out: Path = typer.Option(
+        ..., "--out", help="Where to write the rebuilt file; point CARELENS_PGX_DPWG at it to have reports use it."
+    ),
 ) -> None:
-    """Rebuild the DPWG recommendations used where CPIC has no guideline (CC BY-SA 4.0 data, kept in its own file).
+    """Rebuild the DPWG recommendations reported beside CPIC's (CC BY-SA 4.0 data, kept in its own file).
 
-    Guidelines that are not DPWG, carry no recommendation or are not keyed on one gene's allele functions are
-    skipped and counted. Without --out the copy shipped in the package is replaced (reports read that copy).
+    Guidelines that are not DPWG or carry no recommendation are skipped and named with the reason. The copy shipped
+    in the package is read-only here: the rebuilt file goes to --out.
     """
     from carelens.core.errors import InputError
     from carelens.core.output import emit_json
-    from carelens.genomics.dpwg import DPWG_FILE, write_dpwg
+    from carelens.genomics.dpwg import write_dpwg
 
     if not source.exists():
         raise InputError(f"not found: {source}")
-    emit_json(write_dpwg(source, out or DPWG_FILE))
+    emit_json(write_dpwg(source, out))
 
 
 def register(app: typer.Typer) -> None:

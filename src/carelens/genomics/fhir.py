@@ -95,7 +95,7 @@ def _drug_entry(report: PgxReport, rec: DrugRecommendation, subject: str, derive
             {"code": _loinc("93044-6", "Level of evidence"), "valueCodeableConcept": {"text": rec.strength}}
         )
     return _observation(
-        _uuid(base, rec.drug, rec.population, rec.recommendation),
+        _uuid(base, rec.drug, rec.population, rec.recommendation, rec.source, rec.guideline_id or ""),
         "therapeutic-implication",
         {"coding": [{"system": TBD, "code": "therapeutic-implication", "display": "Therapeutic implication"}]},
         subject,
@@ -107,6 +107,7 @@ def _drug_entry(report: PgxReport, rec: DrugRecommendation, subject: str, derive
                 "text": f"{rec.source}: {rec.guideline} ({rec.url or rec.source})"
                 + (f"; version {rec.version}" if rec.version else "")
                 + (f"; PharmGKB {rec.guideline_id}" if rec.guideline_id else "")
+                + (f", group {rec.group_id}" if rec.group_id else "")
                 + (f"; population: {rec.population}" if rec.population else "")
             }
         ],

@@ -12,7 +12,7 @@ from carelens.core.evidence import Provenance
 from carelens.core.ids import content_hash
 from carelens.core.quarantine import Quarantined
 from carelens.genomics.definitions import PgxDefinitions, load_definitions
-from carelens.genomics.dpwg import match_dpwg
+from carelens.genomics.dpwg import genotype_diplotype, match_dpwg
 from carelens.genomics.dpyd import detected_alleles, lowest_two
 from carelens.genomics.matcher import GeneCall, call_gene, natural_key
 from carelens.genomics.phenotype_rules import metabolizer
@@ -71,9 +71,10 @@ class DrugRecommendation(BaseModel):
     implications: list[str]
     guideline: str
     url: str | None
-    source: str = Field(default="CPIC", description="CPIC, or DPWG where CPIC has no guideline for the drug")
+    source: str = Field(default="CPIC", description="CPIC or DPWG (both are listed where both have a guideline)")
     version: str | None = Field(default=None, description="the guideline annotation's version (DPWG: PharmGKB's)")
     guideline_id: str | None = Field(default=None, description="PharmGKB / ClinPGx guideline annotation id")
+    group_id: str | None = Field(default=None, description="DPWG: the PharmGKB annotation group that matched")
     rx_change: str | None = Field(default=None, description="DPWG: whether the guideline changes the prescription")
 
 
@@ -227,15 +228,24 @@ def recommend(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecomme
     return sorted(out, key=lambda r: (r.drug, r.population or ""))
 
 
-def recommend_dpwg(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRecommendation]:
-    """DPWG recommendations for drug-gene pairs without a CPIC guideline (allopurinol: CPIC keys on HLA-B, DPWG also
-    on ABCG2), from each gene's single (non-research) diplotype."""
-    single = {g.gene: g.diplotypes[0] for g in genes if len(g.diplotypes) == 1 and not g.research}
-    matches, _ = match_dpwg(single, {(r.drug, gene) for r in defs.recommendations for gene in r.lookup})
+def recommend_dpwg(genes: list[GeneResult]) -> list[DrugRecommendation]:
+    """DPWG recommendations, beside CPIC's as PharmCAT reports them: per gene its single (non-research) diplotype
+    (DPYD: the lowest-two lookup diplotype; SLCO1B1: the c.521 genotype DPWG keys on) and its activity score."""
+    calls = {
+        g.gene: (
+            genotype_diplotype(g.gene, g.positions)
+            or g.lookup_diplotype
+            or (g.diplotypes[0] if len(g.diplotypes) == 1 else None),
+            g.activity_score,
+        )
+        for g in genes
+        if not g.research and (g.diplotypes or g.activity_score or g.positions)
+    }
+    matches, _ = match_dpwg(calls)
     return [
         DrugRecommendation(
             drug=m.guideline.drug,
-            genes={m.guideline.gene: f"{m.diplotype} ({m.group.name})"},
+            genes={gene: f"{on} ({m.group.name})" for gene, on in m.genes.items()},
             recommendation=m.group.recommendation,
             strength=None if m.group.strength in (None, "N/A") else m.group.strength,
             population=None,
@@ -245,6 +255,7 @@ def recommend_dpwg(defs: PgxDefinitions, genes: list[GeneResult]) -> list[DrugRe
             source="DPWG",
             version=m.guideline.version,
             guideline_id=m.guideline.id,
+            group_id=m.group.id,
             rx_change=m.group.rx_change,
         )
         for m in matches
@@ -440,7 +451,7 @@ def report_from_calls(
     return PgxReport(
         sample=name,
         genes=results,
-        drugs=recommend(defs, results) + recommend_dpwg(defs, results),
+        drugs=sorted(recommend(defs, results) + recommend_dpwg(results), key=lambda r: (r.drug, r.source)),
         warnings=list(warnings),
         provenance=Provenance(
             model_id="carelens.genomics.pgx",

@@ -48,8 +48,9 @@ def _actionable(rec: dict[str, Any], called: dict[str, dict[str, Any]]) -> list[
         result = called.get(gene)
         if result is None:
             continue
-        # HLA: the gene's phenotype lists every allele's presence; the drug's own allele is its lookup value
-        phenotype = (lookup if gene.startswith("HLA-") else None) or result.get("phenotype") or lookup
+        # HLA: the gene's phenotype lists every allele's presence; the drug's own allele is its CPIC lookup value
+        own = lookup if gene.startswith("HLA-") and rec.get("source", "CPIC") == "CPIC" else None
+        phenotype = own or result.get("phenotype") or lookup
         if phenotype and not NOT_ACTIONABLE.search(str(phenotype).strip()):
             out.append(
                 {
@@ -70,7 +71,7 @@ def _recommendation(rec: dict[str, Any]) -> dict[str, Any]:
         "population": rec.get("population"),
         "guideline": rec.get("guideline"),
         "url": rec.get("url"),
-        "source": rec.get("source") or "CPIC",  # DPWG where CPIC has no guideline for the drug-gene pair
+        "source": rec.get("source") or "CPIC",  # CPIC or DPWG (both listed where both have a guideline)
         "version": rec.get("version"),
     }
 
@@ -92,7 +93,11 @@ def medication_pgx_items(report: dict[str, Any] | None, summary: dict[str, Any] 
         flagged = [(rec, genes) for rec in recs if rec.get("rx_change") != "No" and (genes := _actionable(rec, called))]
         if not flagged:
             continue
-        genotype = list({g["gene"]: g for _, genes in flagged for g in genes}.values())
+        first: dict[str, dict[str, Any]] = {}
+        for _, genes in flagged:
+            for g in genes:
+                first.setdefault(g["gene"], g)  # CPIC's reading of a gene first, where both guidelines apply
+        genotype = list(first.values())
         for med in (m for m in meds if mentions(drug, str(m.get("text", "")))):
             citations = [c if isinstance(c, dict) else {"resource": str(c)} for c in med.get("citations", [])]
             calls = "; ".join(f"{g['gene']} {', '.join(g['diplotypes'])} ({g['phenotype']})" for g in genotype)
