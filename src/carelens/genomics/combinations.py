@@ -3,10 +3,14 @@
 Used only when the standard matcher finds no diplotype. Each strand the sample's phasing allows is explained by
 the named alleles whose defined positions it carries (no reference filling), alone or as a combination of alleles
 that share no position (``[*6 + *28]``); variants no allele on the strand covers are named as partials
-(``g.233760973C>T``); a strand no allele explains is an off-reference partial. A strand's score is the positions
-its alleles define, minus one per partial, plus a bonus that prefers fewer combined alleles (PharmCAT's
-DiplotypeMatcher: the largest combination size seen, less this strand's; an allele with partials counts as a
-combination of one). These calls have no CPIC phenotype.
+(``g.233760973C>T``); a strand no allele explains is an off-reference partial. A strand's score is the sample's
+variants its named alleles explain (a reference allele explains none), minus one per partial and one per named
+allele: every way of sharing the same variants between the strands ties (PharmCAT's NamedAlleleMatcherTest lists
+all eight arrangements of *6, *27, *28 and *80 on unphased UGT1A1), naming a variant as a partial where an allele
+explains it loses, and one allele that explains several variants beats a combination of smaller ones (*6 over
+[*4 + *9] on CYP2B6).
+Ties are listed as PharmCAT lists them: the pairs whose first strand is the reference first, then an off-reference
+partial, then one named allele, then a combination. These calls have no CPIC phenotype.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ class StrandMatch:
 
     components: tuple[str, ...]
     partials: tuple[str, ...]
-    defined: int
-    combinations: int  # PharmCAT's numCombinations: 0 for one named allele alone, else the number of components
+    explained: int  # the strand's variants its named components explain
+    reference: bool = False
 
     @property
     def name(self) -> str:
@@ -41,9 +45,18 @@ class StrandMatch:
         text = " + ".join(parts)
         return f"[{text}]" if len(parts) > 1 else text
 
+    @property
+    def score(self) -> int:
+        return self.explained - len(self.partials) - (0 if self.reference else len(self.components))
+
     def sort_key(self) -> tuple[bool, bool, list[list[object]]]:
         bracketed = self.name.startswith("[")
         return bracketed, not self.components, [natural_key(p) for p in self.components + self.partials]
+
+    def rank(self) -> tuple[int, list[list[object]]]:
+        """Where PharmCAT lists a pair by its first strand: reference, off-reference partial, named, combination."""
+        kind = 0 if self.reference else 1 if not self.components else 3 if self.name.startswith("[") else 2
+        return kind, [natural_key(p) for p in self.components + self.partials]
 
 
 def _hgvs(pos: int, ref: str, alt: str) -> str:
@@ -71,7 +84,7 @@ class _Explainer:
         ]
         if not hits:  # off-reference partial: every variant named, no allele (score 0)
             partials = tuple(_hgvs(self.positions[j], self.refs[j], str(strand[j])) for j in variants)
-            return [StrandMatch((), partials, 0, 1)]
+            return [StrandMatch((), partials, 0)]
         hits.sort(key=lambda h: natural_key(h[0]))
         out = [self._match([h], strand, variants) for h in hits]
         named = [h for h in hits if not h[1]]
@@ -101,8 +114,7 @@ class _Explainer:
         covered = set().union(*(set(p[2]) for p in parts))
         partials = tuple(_hgvs(self.positions[j], self.refs[j], str(strand[j])) for j in variants if j not in covered)
         names = tuple(p[0] for p in parts)
-        combined = 0 if len(parts) == 1 and not partials else len(parts)
-        return StrandMatch(names, partials, sum(len(p[2]) for p in parts), combined)
+        return StrandMatch(names, partials, len(covered.intersection(variants)), reference=parts[0][1])
 
 
 def combination_candidates(defn: GeneDefinition, idx: list[int], calls: list[SampleCall]) -> list[tuple[str, int]]:
@@ -121,13 +133,11 @@ def combination_candidates(defn: GeneDefinition, idx: list[int], calls: list[Sam
                 cache[strand] = explainer.explain(strand)
         for m1, m2 in itertools.product(cache[one], cache[two]):
             pairs.add((m1, m2) if m1.sort_key() <= m2.sort_key() else (m2, m1))
-    most = max((m.combinations for pair in pairs for m in pair), default=0)
-
-    def score(m: StrandMatch) -> int:
-        return m.defined - len(m.partials) + most - m.combinations
-
-    named: dict[str, int] = {}
+    named: dict[str, tuple[int, tuple[object, ...]]] = {}
     for m1, m2 in pairs:
         name = f"{m1.name}/{m2.name}"
-        named[name] = max(named.get(name, -(10**9)), score(m1) + score(m2))
-    return sorted(named.items(), key=lambda kv: (-kv[1], natural_key(kv[0])))
+        score = m1.score + m2.score
+        if name not in named or score > named[name][0]:
+            named[name] = (score, (m1.rank(), m2.rank()))
+    ordered = sorted(named.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+    return [(name, score) for name, (score, _) in ordered]
