@@ -23,6 +23,7 @@ from carelens.server.items import pgx_items
 from tests.genomics.conftest import write_vcf
 
 FIXTURE = Path(__file__).parent / "data" / "dpwg_fixture"
+MULTIGENE = Path(__file__).parent / "data" / "dpwg_multigene"
 SOURCE = DPWG_FILE.parent / "dpwg_source"
 VKORC1_AA = "haplotype/VKORC1/-1639A-1639A.vcf"
 runner = CliRunner()
@@ -80,7 +81,8 @@ def test_shipped_file_is_rebuilt_from_the_source_extracts_and_keeps_its_licence(
         ("DPYD/c2846het.vcf", "DPYD", {d: "Activity Score 1.5" for d in ("capecitabine", "fluorouracil", "tegafur")}),
         ("DPYD/c1129-5923c2846.vcf", "DPYD", {"capecitabine": "Activity Score PHENO"}),  # not AS 1: phenotyping
         ("SLCO1B1/s5s15.vcf", "SLCO1B1", {"atorvastatin": "521 CC"}),  # *5 and *15 both carry c.521C
-        ("SLCO1B1/s1s15.vcf", "SLCO1B1", {"atorvastatin": "521 CT"}),
+        ("SLCO1B1/s1s15.vcf", "SLCO1B1", {"atorvastatin": "521 CT", "simvastatin": "521 CT"}),
+        ("cyp2c9/s2s3.vcf", "CYP2C9", {"phenytoin": "*2/*3", "warfarin": "*2/*3"}),  # star-specific rows
         ("CYP2B6/s1s1.vcf", "CYP2B6", {"efavirenz": "NM"}),
     ],
 )
@@ -95,6 +97,8 @@ def test_vcf_genotypes_get_the_group_their_guideline_names(
 def test_cpic_and_dpwg_side_by_side(test_vcfs: Path) -> None:
     report = pgx_report(test_vcfs / "haplotype/cyp2c19/s2s2.vcf")
     assert {d.source for d in report.drugs if d.drug == "clopidogrel"} == {"CPIC", "DPWG"}
+    # CPIC's warfarin guideline needs CYP2C9, CYP4F2 and VKORC1; DPWG's VKORC1 one applies from VKORC1 alone
+    assert_group(pgx_report(test_vcfs / VKORC1_AA), "warfarin", "VKORC1", "-1639 AA")
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,11 @@ def test_cpic_and_dpwg_side_by_side(test_vcfs: Path) -> None:
         ("CYP2D6\t*1/*1x2", "amitriptyline", "CYP2D6", "Ultrarapid Metabolizer"),
         ("CYP2D6\t\t\t3.0", "amitriptyline", "CYP2D6", "Ultrarapid Metabolizer"),  # activity score only
         ("CYP2D6\t\t\t0.0", "amitriptyline", "CYP2D6", "Poor Metabolizer"),
+        ("CYP2D6\t*4/*4", "codeine", "CYP2D6", "Poor Metabolizer"),
+        ("CYP2D6\t*1/*41", "tamoxifen", "CYP2D6", "Normal Metabolizer"),  # decreased + normal: DPWG NM (AS 1.5)
+        ("CYP2D6\t*4/*41", "metoprolol", "CYP2D6", "Intermediate Metabolizer"),
+        ("HLA-B\t*15:02/*07:02", "lamotrigine", "HLA-B", "*15:02 positive"),
+        ("HLA-A\t*31:01/*02:01", "carbamazepine", "HLA-A", "*31:01 positive"),
         ("HLA-B\t*57:01/*58:01", "abacavir", "HLA-B", "*57:01 positive"),  # *57:01 is DPWG's *57:01:01
         ("HLA-B\t*07:02/*08:01", "abacavir", "HLA-B", "*57:01 negative"),  # DPWG's 'Other'
     ],
@@ -136,9 +145,8 @@ def test_dpwg_item_carries_source_version_and_group_in_html_fhir_and_workspace(t
 
 def test_vkorc1_aa_gets_dpwg_coumarin_advice(test_vcfs: Path) -> None:
     report = pgx_report(test_vcfs / VKORC1_AA)
-    for drug in ("acenocoumarol", "phenprocoumon"):
+    for drug in ("acenocoumarol", "phenprocoumon", "warfarin"):
         assert_group(report, drug, "VKORC1", "-1639 AA")
-    assert all(d.source == "CPIC" for d in report.drugs if d.drug == "warfarin")
 
 
 def test_ugt1a1_poor_metabolizer_gets_the_irinotecan_group(test_vcfs: Path) -> None:
@@ -155,6 +163,23 @@ def test_abcg2_allopurinol_dpwg_beside_cpic_hla_b(tmp_path: Path) -> None:
 def test_cyp2c9_siponimod_groups_keep_star_specific_rows(test_vcfs: Path) -> None:
     report = pgx_report(test_vcfs / "haplotype/cyp2c9/s2s3.vcf")
     assert_group(report, "siponimod", "CYP2C9", "*2/*3")
+
+
+def test_multi_gene_group_needs_every_gene_it_names(tmp_path: Path) -> None:
+    """A group naming CYP2C9 and VKORC1 pairs matches only when both do; a group naming VKORC1 alone ignores CYP2C9
+    (a hand-written fixture: PharmCAT's DPWG files at 5f2cedbf are all single-gene)."""
+    out = tmp_path / "multi.json"
+    meta = build_dpwg(MULTIGENE)
+    assert meta["guidelines"][0]["genes"] == ["CYP2C9", "VKORC1"]
+    runner.invoke(app, ["genome", "import-dpwg", "--from", str(MULTIGENE), "--out", str(out)])
+    aa = ("rs9923231 variant (T)/rs9923231 variant (T)", None)
+    (m,) = match_dpwg({"CYP2C9": ("*1/*3", None), "VKORC1": aa}, out)[0]
+    assert m.group.id == "PA000000030" and set(m.genes) == {"CYP2C9", "VKORC1"}
+    (m,) = match_dpwg({"CYP2C9": ("*1/*1", None), "VKORC1": aa}, out)[0]
+    assert m.group.id == "PA000000031" and set(m.genes) == {"VKORC1"}
+    (m,) = match_dpwg({"VKORC1": aa}, out)[0]  # CYP2C9 not called: only the VKORC1-only group can apply
+    assert m.group.id == "PA000000031"
+    assert match_dpwg({"CYP2C9": ("*1/*3", None)}, out)[0] == []
 
 
 def test_allele_unknown_to_dpwg_gives_no_dpwg_advice() -> None:

@@ -66,7 +66,7 @@ def test_only_active_medications_and_whole_drug_names(report: Any) -> None:
     (item,) = medication_pgx_items(slco, _summary(("Simvastatin 20 MG Oral Tablet", "active")))
     assert item.text == (
         "simvastatin (taken: Simvastatin 20 MG Oral Tablet) with SLCO1B1 *1/*15 (Decreased Function): "
-        "CPIC recommendation applies (Strong)"
+        "CPIC/DPWG recommendation applies (Strong, strength not stated)"  # DPWG's c.521 CT group beside CPIC's
     )
     assert medication_pgx_items(slco, None) == [] and medication_pgx_items(None, stopped) == []
     normal = report("SLCO1B1/s1s1.vcf")

@@ -81,8 +81,9 @@ def test_real_pgx_results_that_bear_on_the_patients_medications_need_attention(
         clopidogrel = flagged["cyp2c19/s1s2.vcf"]
         assert "clopidogrel (taken: Clopidogrel 75 MG Oral Tablet" in clopidogrel
         assert "CYP2C19 *1/*2 (Intermediate Metabolizer)" in clopidogrel and "simvastatin (taken" not in clopidogrel
-        cpic = [d for d in reports["cyp2c19/s1s2.vcf"]["drugs"] if d["drug"] == "clopidogrel"]
-        assert len(cpic) == 3
+        clop = [d for d in reports["cyp2c19/s1s2.vcf"]["drugs"] if d["drug"] == "clopidogrel"]
+        cpic = [d for d in clop if d["source"] == "CPIC"]
+        assert len(cpic) == 3 and [d["source"] for d in clop if d not in cpic] == ["DPWG"]  # DPWG beside CPIC
         for rec in cpic:  # every population's recommendation, with its strength
             assert f"CPIC {rec['strength']}" in clopidogrel and rec["recommendation"][:60] in clopidogrel
         assert "/evidence?ref=MedicationRequest/b4f1f900-a0f2-4987-9c37-72c99d4a923b" in clopidogrel

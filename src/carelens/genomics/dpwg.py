@@ -315,12 +315,12 @@ def match_dpwg(
     meta, aliases, guidelines = load_dpwg(path)
     out = []
     for gl in guidelines:
-        if not all(g in calls for g in gl.genes):
+        if not any(g in calls for g in gl.genes):
             continue
         for group in gl.groups:
             constrained = [g for g in gl.genes if g in group.phenotypes or g in group.activity]
-            found = {g: _gene_matches(gl, group, g, calls[g], aliases.get(g, {})) for g in constrained}
+            found = {g: g in calls and _gene_matches(gl, group, g, calls[g], aliases.get(g, {})) for g in constrained}
             if constrained and all(found.values()):
-                out.append(DpwgMatch(gl, group, {g: v for g, v in found.items() if v}))
+                out.append(DpwgMatch(gl, group, {g: str(v) for g, v in found.items()}))
                 break
     return out, meta
