@@ -10,7 +10,8 @@ all eight arrangements of *6, *27, *28 and *80 on unphased UGT1A1), naming a var
 explains it loses, and one allele that explains several variants beats a combination of smaller ones (*6 over
 [*4 + *9] on CYP2B6).
 Ties are listed as PharmCAT lists them: the pairs whose first strand is the reference first, then an off-reference
-partial, then one named allele, then a combination. These calls have no CPIC phenotype.
+partial, then one named allele (fewer defined positions first), then a combination. These calls have no CPIC
+phenotype.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class StrandMatch:
     partials: tuple[str, ...]
     explained: int  # the strand's variants its named components explain
     reference: bool = False
+    defined: int = 0  # positions its named components define
 
     @property
     def name(self) -> str:
@@ -53,10 +55,11 @@ class StrandMatch:
         bracketed = self.name.startswith("[")
         return bracketed, not self.components, [natural_key(p) for p in self.components + self.partials]
 
-    def rank(self) -> tuple[int, list[list[object]]]:
-        """Where PharmCAT lists a pair by its first strand: reference, off-reference partial, named, combination."""
+    def rank(self) -> tuple[int, int, list[list[object]]]:
+        """Where PharmCAT lists a pair by its first strand: reference, off-reference partial, one named allele (fewer
+        defined positions first: *9 and *14 before *10 on CYP2B6), combination; then by name."""
         kind = 0 if self.reference else 1 if not self.components else 3 if self.name.startswith("[") else 2
-        return kind, [natural_key(p) for p in self.components + self.partials]
+        return kind, self.defined if kind == 2 else 0, [natural_key(p) for p in self.components + self.partials]
 
 
 def _hgvs(pos: int, ref: str, alt: str) -> str:
@@ -114,7 +117,7 @@ class _Explainer:
         covered = set().union(*(set(p[2]) for p in parts))
         partials = tuple(_hgvs(self.positions[j], self.refs[j], str(strand[j])) for j in variants if j not in covered)
         names = tuple(p[0] for p in parts)
-        return StrandMatch(names, partials, len(covered.intersection(variants)), reference=parts[0][1])
+        return StrandMatch(names, partials, len(covered.intersection(variants)), parts[0][1], len(covered))
 
 
 def combination_candidates(defn: GeneDefinition, idx: list[int], calls: list[SampleCall]) -> list[tuple[str, int]]:
