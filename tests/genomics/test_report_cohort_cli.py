@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from carelens.cli import app
 from carelens.genomics.cohort import cohort_frequencies, plot_phenotypes, write_to_lake
-from carelens.genomics.definitions import load_definitions
+from carelens.genomics.definitions import DEFINITIONS_FILE, load_definitions
 from carelens.genomics.pgx import pgx_report
 from carelens.genomics.render import pgx_tsv, render_html
 
@@ -119,5 +119,12 @@ def test_refresh_definitions_command_records_source_and_version(
     report = pgx_report(test_vcfs / "haplotype/cyp2c19/s2s2.vcf", definitions=load_definitions(out))
     assert report.definitions["definition_versions"] == meta["definition_versions"]
     assert report.provenance is not None and report.provenance.model_version == "+".join(meta["definition_versions"])
-    bad = runner.invoke(app, ["genome", "refresh-definitions", "--from", str(tmp_path / "absent")])
+    bad = runner.invoke(app, ["genome", "refresh-definitions", "--from", str(tmp_path / "absent"), "--out", str(out)])
     assert bad.exit_code != 0
+
+
+def test_refresh_definitions_never_overwrites_the_shipped_copy(pharmcat: Path) -> None:
+    shipped = DEFINITIONS_FILE.read_bytes()
+    result = runner.invoke(app, ["genome", "refresh-definitions", "--from", str(pharmcat)])
+    assert result.exit_code == 2 and "--out" in result.output
+    assert DEFINITIONS_FILE.read_bytes() == shipped

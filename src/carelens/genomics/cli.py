@@ -164,20 +164,21 @@ def refresh_command(
     source: Path = typer.Option(
         ..., "--from", help="PharmCAT-layout folder with alleles/, phenotype/, cpic-guidelines/."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Write here instead of the copy shipped in the package."),
+    out: Path = typer.Option(
+        ..., "--out", help="Where to write the copy; point CARELENS_PGX_DEFINITIONS at it to have reports use it."
+    ),
 ) -> None:
     """Regenerate carelens' compact copy of the CPIC allele definitions, phenotypes and guidelines.
 
-    Without --out the copy shipped in the package is replaced; a copy written elsewhere is used when
-    CARELENS_PGX_DEFINITIONS points to it.
+    The copy shipped in the package is read-only here: the new copy goes to --out.
     """
     from carelens.core.errors import InputError
     from carelens.core.output import emit_json
-    from carelens.genomics.definitions import DEFINITIONS_FILE, write_definitions
+    from carelens.genomics.definitions import write_definitions
 
     if not source.is_dir():
         raise InputError(f"not a folder: {source}")
-    emit_json(write_definitions(source, out or DEFINITIONS_FILE))
+    emit_json(write_definitions(source, out))
 
 
 @genome.command("import-dpwg")

@@ -2,7 +2,8 @@
 
 The copy is generated from PharmCAT's data files (``alleles/*_translation.json``, ``alleles/exemptions.json``,
 ``phenotype/*.json``, ``cpic-guidelines/CPIC_*.json``) by :func:`build_definitions` and shipped as
-``data/pgx_definitions.json.gz``; ``carelens genome refresh-definitions --from DIR`` regenerates it.
+``data/pgx_definitions.json.gz``; ``carelens genome refresh-definitions --from DIR --out FILE`` writes a new copy, which
+``CARELENS_PGX_DEFINITIONS`` points reports at (the packaged copy is never overwritten).
 """
 
 from __future__ import annotations
@@ -200,8 +201,8 @@ def build_definitions(source_dir: Path) -> dict[str, Any]:
     }
 
 
-def write_definitions(source_dir: Path, out: Path = DEFINITIONS_FILE) -> dict[str, Any]:
-    """Regenerate the shipped copy from ``source_dir``; returns its ``meta`` with counts."""
+def write_definitions(source_dir: Path, out: Path) -> dict[str, Any]:
+    """Write a compact copy built from ``source_dir`` to ``out``; returns its ``meta`` with counts."""
     doc = build_definitions(source_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(out, "wb", mtime=0) as fh:
@@ -271,7 +272,9 @@ def load_definitions(path: Path | None = None) -> PgxDefinitions:
 @lru_cache(maxsize=4)
 def _load(path: Path) -> PgxDefinitions:
     if not path.exists():
-        raise InputError(f"PGx definitions not found at {path}; run 'carelens genome refresh-definitions --from DIR'")
+        raise InputError(
+            f"PGx definitions not found at {path}; run 'carelens genome refresh-definitions --from DIR --out FILE'"
+        )
     with gzip.open(path, "rb") as fh:
         doc = json.loads(fh.read())
     if doc.get("format") != FORMAT_VERSION:
