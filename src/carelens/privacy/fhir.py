@@ -2,7 +2,8 @@
 
 The profile (``data/fhir_safe_harbor.json``) names, per resource type, the elements that may
 leave and how each is treated (kept, shifted, generalised, hashed, run through the text
-de-identifier); every element it does not name is removed. Extensions are kept or removed by
+de-identifier); every element it does not name is removed, and a resource of a type it does not
+name is dropped (quarantined; a contained one left out). Extensions are kept or removed by
 value type, attachments that are not text are dropped (and counted), Bundle-level fields are
 rebuilt (no link, meta, identifier, timestamp or response location). Every string that leaves,
 decoded attachments included, is searched for every identifier known for the patient (Patient,
@@ -84,6 +85,10 @@ class Profile:
         if found is None:
             found = self._allowed[rtype] = {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
         return found
+
+    def knows(self, rtype: str) -> bool:
+        """Whether the profile has rules for this resource type (any other is dropped, never copied)."""
+        return rtype != "*" and rtype in self.resources
 
     def type_words(self) -> frozenset[str]:
         return frozenset({t.lower() for t in self.resources} | {"bundle", "fhir", "export", "ndjson", "data"})
@@ -227,6 +232,8 @@ class _Job:
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = str(resource["resourceType"])
+        if not self.deid.profile.knows(rtype):
+            raise Unsafe("resource type not in the de-identification profile (dropped)")
         allowed = self.deid.profile.allowed(rtype)
         out: dict[str, Any] = {"resourceType": rtype}
         for key, value in resource.items():
@@ -407,7 +414,7 @@ class _Job:
         return out if len(out) > 1 else _REMOVED
 
     def m_contained(self, value: Any, key: str) -> Any:
-        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        if not isinstance(value, dict) or not self.deid.profile.knows(str(value.get("resourceType"))):
             return _REMOVED
         return self.resource(value)
 
@@ -415,6 +422,8 @@ class _Job:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
+                if self.known.scrub(k) != k:
+                    continue  # a key that is an identifier (a name used as a JSON key)
                 method = self.deid.profile.elements.get(k)
                 new = self.apply(method, v, k) if method else self.m_walk(v, k)
                 if new is not _REMOVED and new != [] and new != {}:
@@ -580,7 +589,8 @@ def _safely(deid: FhirDeidentifier, resource: dict[str, Any], full_urls: dict[st
     try:
         new = deid.resource(resource, full_urls, owner)
     except Unsafe as err:
-        result.quarantine(source, where, f"{resource.get('resourceType')}: {err}")
+        rtype = str(resource.get("resourceType"))
+        result.quarantine(source, where, f"{rtype if deid.profile.knows(rtype) else 'resource'}: {err}")
         return None
     result.done["resources"] += 1
     return new

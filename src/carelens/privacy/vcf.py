@@ -36,6 +36,9 @@ _REF = re.compile(r"^[ACGTNacgtn]+$")
 _ALT = re.compile(
     r"^(?:[ACGTNacgtn*.]+|<[A-Za-z0-9_:.*\-]+>|[ACGTNacgtn]*[\[\]][A-Za-z0-9_.]+:\d+[\[\]][ACGTNacgtn]*)$"
 )
+_STANDARD_SV = re.compile(r"^(?:DEL|INS|DUP|INV|CNV|BND|NON_REF|\*)(?::[A-Z0-9_]{1,16}){0,3}$")  # VCF 4.3 1.4.5
+_VERSION = re.compile(r"^VCFv\d\.\d$")
+SAMPLE_WORDS = frozenset({"vcf", "sample", "samples", "genome", "exome", "variants", "tumor", "normal", "germline"})
 _CHROM = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
 _RSID = re.compile(r"^rs\d{1,12}$")
 
@@ -63,14 +66,15 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gzip.open if out.name.endswith(".gz") else open
     job = _Job(Known(values=set(known.values)) if known else Known())
-    add_file_name(src, job.known, frozenset({"vcf", "sample", "samples", "genome", "exome", "variants"}))
+    add_file_name(src, job.known, SAMPLE_WORDS)
     counts = {"records": 0, "samples": 0, "header_lines_removed": 0, "records_dropped": 0}
     try:
         with opener(src, "rt", encoding="utf-8") as inp, writer(tmp, "wt", encoding="utf-8") as dst:
             first = inp.readline()
             if not first.startswith("##fileformat=VCF"):
                 raise InputError(f"{src.name}: not a VCF (no ##fileformat=VCF header)")
-            dst.write(f"##fileformat={first.split('=', 1)[1].strip()[:12]}\n")
+            version = first.split("=", 1)[1].strip()
+            dst.write(f"##fileformat={version if _VERSION.match(version) else 'VCFv4.2'}\n")
             header: list[str] = []
             seen_chrom = False
             for n, line in enumerate(inp, 2):
@@ -83,6 +87,7 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
                         raise InputError(f"{src.name}: line {n}: malformed #CHROM header")
                     for sample in cols[9:]:
                         job.known.add("sample", sample)
+                        add_file_name(Path(sample), job.known, SAMPLE_WORDS)  # "Zebulon_Quixley": each name
                     for meta in header:
                         cleaned = job.meta_line(meta, src.name, n)
                         if cleaned is None:
@@ -179,8 +184,12 @@ class _Job:
         chrom, pos, ident, ref, alt, qual, flt, info = cols[:8]
         if not _CHROM.match(chrom) or self.known.scrub(chrom) != chrom or not _REF.match(ref):
             return None
-        if not all(_ALT.match(a) for a in alt.split(",")):
+        alts = alt.split(",")
+        if not all(_ALT.match(a) and self.known.scrub(a) == a for a in alts):
             return None
+        symbolic = [a[1:-1] for a in alts if a.startswith("<")]
+        if not all(s in self.alts or _STANDARD_SV.match(s) for s in symbolic):
+            return None  # a symbolic allele neither declared nor standard: its name could be anything
         ids = [i for i in ident.split(";") if _RSID.match(i)]
         qual = qual if re.fullmatch(r"[0-9.eE+\-]+|\.", qual) else "."
         filters = [f for f in flt.split(";") if f in self.filters]
