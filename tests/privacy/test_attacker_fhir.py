@@ -194,3 +194,21 @@ def test_a_patient_without_id_or_fullurl_is_known_and_cleaned(tmp_path: Path, ke
     passthrough = tmp_path / "passthrough"
     deid_fhir_path(src, passthrough, keys, passthrough=True)
     assert {"name", "mrn"} <= {x.value_kind for x in audit(passthrough, src, keys).leaks}
+
+
+def test_a_patient_whose_id_is_no_fhir_id_is_still_known(tmp_path: Path, keys: KeyService) -> None:
+    """The reader quarantines an id with a space; its names must still be searched for."""
+    pid = f"{C['given']} {C['family']}"
+    patient = {"resourceType": "Patient", "id": pid, "name": [{"family": FAMILY, "given": [GIVEN]}]}
+    note = {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"text": "note"}, "valueString": f"{GIVEN.lower()}/{FAMILY.lower()}"}  # fmt: skip
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "b.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                            "entry": [{"resource": patient}, {"resource": note}]}))  # fmt: skip
+    out = tmp_path / "out"
+    deid_fhir_path(src, out, keys)
+    assert found_canaries(out) == []
+    passthrough = tmp_path / "passthrough"
+    deid_fhir_path(src, passthrough, keys, passthrough=True)
+    assert "name" in {x.value_kind for x in audit(passthrough, src, keys).leaks}

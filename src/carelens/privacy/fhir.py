@@ -107,7 +107,8 @@ def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[di
     local, the owner decided by :func:`carelens.core.fhir.patient_of`)."""
     current: Path | None = None
     items: list[tuple[dict[str, Any], str]] = []
-    for item in read_fhir(paths, BatchResult()):
+    batch = BatchResult()
+    for item in read_fhir(paths, batch):
         if current is not None and item.source != str(current):
             yield current, items
             items = []
@@ -115,6 +116,25 @@ def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[di
         items.append((item.resource, item.patient_id or ""))
     if current is not None:
         yield current, items
+    yield from _bad_id_people(batch)
+
+
+def _bad_id_people(batch: BatchResult) -> Iterator[tuple[Path, list[tuple[dict[str, Any], str]]]]:
+    """The people the reader left out for an id that is not a FHIR id ("Zebulon Quixley"): the
+    ingest quarantines them, but what they say about the patient must still be known here."""
+    for q in batch.quarantined:
+        if not q.reason.startswith("id is not a FHIR id"):
+            continue
+        kind, _sp, number = q.where.partition(" ")
+        try:
+            raw = Path(q.source).read_bytes()
+            data = orjson.loads(raw.split(b"\n")[int(number) - 1] if kind == "line" else raw)
+            data = data["entry"][int(number)]["resource"] if kind == "entry" else data
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue
+        if isinstance(data, dict) and data.get("resourceType") in ("Patient", "RelatedPerson", "Coverage", "Device"):
+            owner = patient_of(data, urn_is_patient=False) or ""
+            yield Path(q.source), [(data, owner)]
 
 
 def known_identifiers(paths: list[Path], profile: Profile | None = None) -> dict[str, Known]:
