@@ -145,7 +145,12 @@ def _after_the_pixels(ds: Dataset) -> None:
     ds.PixelData = ds.PixelData + f"{C['family']} {C['mrn']} ".encode()
 
 
+def _preamble(ds: Dataset) -> None:
+    ds.preamble = f"{C['family']} {C['mrn']}".encode().ljust(128, b"\0")
+
+
 PLANTS: dict[str, Callable[[Dataset], None]] = {
+    "the 128-byte preamble": _preamble,
     "bytes in a kept lookup table": _lookup_table,
     "bytes after the image in PixelData": _after_the_pixels,
     "overlay plane with text (60xx,3000)": _overlay,

@@ -95,6 +95,10 @@ PLANTS: dict[str, Callable[[dict], None]] = {
     "URLs with query strings": _set("Observation", "extension", [
         {"url": f"http://x.org/ext?name={FAMILY}", "valueCode": "a"},
         {"url": EXT, "valueCoding": {"system": f"http://x.org/cs?mrn={C['mrn']}", "code": "a"}}]),
+    "valueBase64Binary extension": _set("Observation", "extension", [
+        {"url": EXT, "valueBase64Binary": _b64(f"{GIVEN} {FAMILY} {C['mrn']}".encode())}]),
+    "data: URI inside the narrative": _set("Observation", "text", {"status": "generated", "div": (
+        '<div><img src="data:text/plain;base64,' + _b64(f"{FAMILY} {C['mrn']}".encode()) + '"/></div>')}),
     "compressed PDF attachment": _set("DocumentReference", "content", [
         {"attachment": {"contentType": "application/pdf", "data": _b64(flate_pdf(f"{GIVEN} {FAMILY}"))}}]),
 }  # fmt: skip

@@ -59,6 +59,8 @@ _DATES = re.compile(
 )
 _PSEUDONYM = re.compile(r"P[0-9a-f]{16}")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]{16,}$")
+_LONG_BASE64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")  # base64 under any key (valueBase64Binary...)
+_DATA_URI = re.compile(r"base64,([A-Za-z0-9+/]{16,}={0,2})")
 _ZLIB_START = re.compile(rb"\x78[\x01\x5e\x9c\xda]|\x1f\x8b\x08")  # zlib and gzip stream headers
 INFLATE_TRIES = 200  # compressed streams tried per binary value
 INFLATE_LIMIT = 8 << 20  # bytes inflated per binary value at most
@@ -449,8 +451,10 @@ def _json_pieces(value: Any, path: str) -> list[tuple[str, str]]:
     for where, key, item in _json_strings(value, path):
         out.append((where, key))  # keys are places a name can hide too
         out.append((where, item))
-        if key == "data" and _BASE64.match(item):
-            decoded = _decode_any(item)
+        encoded = [item] if key == "data" or _LONG_BASE64.match(item) else []
+        encoded += _DATA_URI.findall(item)  # data: URIs inside narrative and other strings
+        for data in encoded:
+            decoded = _decode_any(data) if _BASE64.match(data) else ""
             if decoded:
                 out.append((f"{where} (decoded attachment)", decoded))
     return out
@@ -544,6 +548,8 @@ def _dicom_pieces(path: Path) -> list[tuple[str, str]]:
             elif elem.value is not None:
                 out.append((name, str(elem.value)))
 
+    if ds.preamble:
+        out.append(("preamble", binary_text(ds.preamble)))
     if getattr(ds, "file_meta", None) is not None:
         visit(ds.file_meta, "meta.")
     try:

@@ -429,6 +429,7 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
     ds.BurnedInAnnotation = "NO" if deid.options.clean_pixels or burned == "NO" else "YES"
     _record_method(ds, deid.options)
     ds.file_meta = _file_meta(ds, syntax or ExplicitVRLittleEndian)
+    ds.preamble = bytes(128)  # the 128 bytes before "DICM" are free for any use, a name included
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
