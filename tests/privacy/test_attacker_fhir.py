@@ -99,6 +99,7 @@ PLANTS: dict[str, Callable[[dict], None]] = {
         {"url": EXT, "valueBase64Binary": _b64(f"{GIVEN} {FAMILY} {C['mrn']}".encode())}]),
     "data: URI inside the narrative": _set("Observation", "text", {"status": "generated", "div": (
         '<div><img src="data:text/plain;base64,' + _b64(f"{FAMILY} {C['mrn']}".encode()) + '"/></div>')}),
+    "an SSN written as a number": _set("Observation", "valueQuantity", {"value": int(C["ssn"].replace("-", ""))}),
     "compressed PDF attachment": _set("DocumentReference", "content", [
         {"attachment": {"contentType": "application/pdf", "data": _b64(flate_pdf(f"{GIVEN} {FAMILY}"))}}]),
 }  # fmt: skip
@@ -216,3 +217,17 @@ def test_a_patient_whose_id_is_no_fhir_id_is_still_known(tmp_path: Path, keys: K
     passthrough = tmp_path / "passthrough"
     deid_fhir_path(src, passthrough, keys, passthrough=True)
     assert "name" in {x.value_kind for x in audit(passthrough, src, keys).leaks}
+
+
+def test_the_folder_holding_the_batch_is_searched_too(tmp_path: Path, keys: KeyService) -> None:
+    """The research lake keeps each file's path as given, folders above the batch included."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bundle.json").write_text(json.dumps(adversarial_bundle()))
+    batch = tmp_path / f"{C['family']}_{C['given']}" / "batch"
+    deid_fhir_path(src, batch, keys)
+    leaks = audit(batch, src, keys).leaks
+    assert leaks and all(x.location.endswith("folder name of the path given") for x in leaks)
+    assert all(C["family"].lower() not in x.location.lower() for x in leaks)
+    with pytest.raises(BatchRefused):
+        ingest_research([batch], [src], tmp_path / "store")

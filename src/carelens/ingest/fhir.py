@@ -194,7 +194,7 @@ def _read_ndjson(data: bytes, source: str, batch: BatchResult) -> list[FhirRow]:
         except orjson.JSONDecodeError as err:
             batch.quarantine(source, where, _json_error(err))
             continue
-        keyless = isinstance(resource, dict) and not resource.get("id")
+        keyless = isinstance(resource, dict) and resource.get("id") is None
         reason = _resource_problem(_keyed(resource))
         if reason:
             batch.quarantine(source, where, reason)
@@ -223,8 +223,8 @@ def _is_ndjson(data: bytes) -> bool:
 def _keyed(resource: Any) -> Any:
     """``resource`` with a stable synthetic id when it has none (a transaction entry may leave the
     id to the server): ``syn-`` and a hash of its content, so the same resource gets the same key
-    in every run and nothing is dropped for lacking one."""
-    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and not resource.get("id"):
+    in every run and nothing is dropped for lacking one (an empty ``""`` id is malformed: quarantined)."""
+    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and resource.get("id") is None:
         resource["id"] = "syn-" + stable_id(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode(), length=32)
     return resource
 

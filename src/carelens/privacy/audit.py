@@ -238,6 +238,9 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
     roots = _roots(out)
     for root in roots:  # locations relative to the folder given (to its parent when several are)
         base = root if root.is_dir() and len(roots) == 1 else root.parent
+        given = root if root.is_dir() else root.parent  # the path as given is stored with each file
+        where = [(f"{given}/", "folder name of the path given", part) for part in given.parts]
+        _search(report, searches, src, where, set())
         seen_dirs: set[Path] = set()
         for path in _files(root):
             report.files_scanned += 1
@@ -471,6 +474,8 @@ def _json_strings(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
             yield from _json_strings(v, f"{path}[{i}]")
     elif isinstance(value, str):
         yield path, path.rsplit(".", 1)[-1], value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield path, path.rsplit(".", 1)[-1], str(value)  # an SSN or MRN written as a number
 
 
 def _decode_any(data: str) -> str:

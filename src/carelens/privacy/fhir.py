@@ -455,7 +455,7 @@ class _Job:
             if _DATE.match(value):
                 return _shift_fhir_date(value, self.shift)
             return self.text(value)
-        return value
+        return self.number(value)
 
     def m_value(self, value: Any, key: str) -> Any:
         return self.text(value) if isinstance(value, str) else self.m_walk(value, key)
@@ -476,14 +476,20 @@ class _Job:
         return cache[key]
 
     def scrub_all(self, value: Any) -> Any:
-        """Kept values: every string searched for known identifiers all the same."""
+        """Kept values: every string searched for known identifiers all the same, and a number
+        that is one (an SSN or MRN written as an integer) removed."""
         if isinstance(value, str):
             return self.known.scrub(value)
         if isinstance(value, list):
-            return [self.scrub_all(v) for v in value]
+            return [v for v in (self.scrub_all(v) for v in value) if v is not _REMOVED]
         if isinstance(value, dict):
-            return {k: self.scrub_all(v) for k, v in value.items()}
-        return value
+            return {k: v for k, v in ((k, self.scrub_all(v)) for k, v in value.items()) if v is not _REMOVED}
+        return self.number(value)
+
+    def number(self, value: Any) -> Any:
+        """A number as it may leave: removed when its digits are a known identifier."""
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        return _REMOVED if numeric and self.known.scrub(str(value)) != str(value) else value
 
 
 def _decode_text_attachment(data: Any, content_type: str) -> str:
