@@ -100,6 +100,9 @@ PLANTS: dict[str, Callable[[dict], None]] = {
     "data: URI inside the narrative": _set("Observation", "text", {"status": "generated", "div": (
         '<div><img src="data:text/plain;base64,' + _b64(f"{FAMILY} {C['mrn']}".encode()) + '"/></div>')}),
     "an SSN written as a number": _set("Observation", "valueQuantity", {"value": int(C["ssn"].replace("-", ""))}),
+    "name as HTML character references": _set("Observation", "valueString", "seen: Q&#117;ixley&#52;56"),
+    "name percent-encoded": _set("Condition", "code", {"text": "x", "coding": [
+        {"system": "http://snomed.info/sct", "code": f"Q%75ixley-{C['mrn']}".replace("M", "%4D")}]}),
     "compressed PDF attachment": _set("DocumentReference", "content", [
         {"attachment": {"contentType": "application/pdf", "data": _b64(flate_pdf(f"{GIVEN} {FAMILY}"))}}]),
 }  # fmt: skip

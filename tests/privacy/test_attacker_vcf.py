@@ -42,6 +42,7 @@ PLANTS: dict[str, tuple[list[str], list[str]]] = {
     "symbolic ALT allele": ([], [f"chr1\t8\t.\tA\t<{FAMILY}>\t9\tPASS\tDP=3\tGT:AD\t0/1:1,2"]),
     "breakend ALT mate contig": ([], [f"chr1\t9\t.\tA\tA[{FAMILY}:100[\t9\tPASS\tDP=3\tGT:AD\t0/1:1,2"]),
     "INFO value": ([], [f"chr1\t10\t.\tA\tG\t9\tPASS\tDP=3;GENE={GIVEN}_{FAMILY}\tGT:AD\t0/1:1,2"]),
+    "INFO value percent-encoded": ([], [f"chr1\t13\t.\tA\tG\t9\tPASS\tDP=3;GENE=Z%65bulon%5F{FAMILY}\tGT:AD\t0/1:1,2"]),
     "FORMAT value": ([], [f"chr1\t11\t.\tA\tG\t9\tPASS\tDP=3\tGT:AD\t0/1:{SAMPLE}"]),
     "ID column": ([], [f"chr1\t12\t{FAMILY};{SAMPLE}\tA\tG\t9\tPASS\tDP=3\tGT:AD\t0/1:1,2"]),
 }

@@ -42,7 +42,7 @@ import orjson
 
 from carelens.privacy.burned_in import gate_dicom
 from carelens.privacy.keys import KeyService
-from carelens.privacy.known import Known, add_dicom, name_letters, patterns, unspaced
+from carelens.privacy.known import Known, add_dicom, name_letters, patterns, plain, unspaced
 from carelens.privacy.lexicon import lexicon
 from carelens.privacy.names import case_mode
 
@@ -250,6 +250,7 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
                     seen_dirs.add(parent)
                     _search(report, searches, src, [(f"{parent}/", "folder name", parent.name)], set())
             pieces = [(str(rel), "file name", path.name), *((str(rel), w, t) for w, t in _pieces(path))]
+            pieces += [(r, f"{w} (decoded)", d) for r, w, t in pieces if (d := plain(t)) != t]
             named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
             mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
             _search(report, searches, src, pieces, mine)

@@ -10,14 +10,17 @@ resources came from ("Anna123_Smith456_<uuid>.json"). A name word matches with t
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 PERSON_TYPES = ("Patient", "RelatedPerson")
 _LETTERS = re.compile(r"[^\W\d_]+")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 SCRUB_MEMO = 20_000  # strings remembered per patient
 
@@ -55,6 +58,9 @@ class Known:
         if done is None:
             if len(self._scrubbed) > SCRUB_MEMO:
                 self._scrubbed.clear()
+            decoded = plain(text)
+            if decoded != text and regex.search(decoded):  # "Q&#117;ixley", "Q%75ixley": cleaned decoded
+                text = decoded
             done = self._scrubbed[key] = regex.sub(replacement, text)
         return done
 
@@ -64,6 +70,16 @@ class Known:
             if any(re.fullmatch(p, matched, re.IGNORECASE) for p in patterns(kind, value)):
                 return kind
         return "identifier"
+
+
+def plain(text: str) -> str:
+    """``text`` with HTML/XML character references and URL percent-escapes decoded (a name can
+    be written ``Q&#117;ixley`` or ``Q%75ixley``); ``text`` itself when it holds neither."""
+    if "&" in text:
+        text = html.unescape(text)
+    if "%" in text and _PERCENT.search(text):
+        text = unquote(text)
+    return text
 
 
 def unspaced(word: str) -> bool:
