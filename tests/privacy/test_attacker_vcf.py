@@ -118,3 +118,12 @@ def test_a_bcf_is_refused_not_half_cleaned(source: tuple[Path, Known], tmp_path:
     with pytest.raises(InputError):
         deid_vcf(path, tmp_path / "out.vcf", keys)
     assert not (tmp_path / "out.vcf").exists()
+
+
+def test_a_refusal_never_names_the_file(tmp_path: Path, keys: KeyService) -> None:
+    """File names name patients: the one-line reason says what is wrong and where, not which file."""
+    path = tmp_path / f"{GIVEN}_{FAMILY}.vcf"
+    path.write_text(_vcf([], ["chr1\tNaN\t.\tA\tG"]))
+    with pytest.raises(InputError) as err:
+        deid_vcf(path, tmp_path / "out.vcf", keys)
+    assert "malformed record" in str(err.value) and FAMILY not in str(err.value)
