@@ -149,7 +149,18 @@ def _preamble(ds: Dataset) -> None:
     ds.preamble = f"{C['family']} {C['mrn']}".encode().ljust(128, b"\0")
 
 
+def _high_bit_overlay(ds: Dataset) -> None:
+    """An old-style overlay: text in bit 15 of 12-bit pixels (the decoded image masks it out)."""
+    words = np.frombuffer(ds.PixelData, dtype="<u2") & 0x0FFF
+    bits = np.zeros((int(ds.Rows), int(ds.Columns)), np.uint16)
+    bits[:64, :] = _text_bits(f"{C['family'].upper()} {C['mrn']}", 64, int(ds.Columns)).astype(np.uint16) << 15
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+    ds.PixelData = (words | bits.ravel()).astype("<u2").tobytes()
+    ds.add_new(0x60000102, "US", 15)
+
+
 PLANTS: dict[str, Callable[[Dataset], None]] = {
+    "overlay in the unused high bits of the pixels": _high_bit_overlay,
     "the 128-byte preamble": _preamble,
     "bytes in a kept lookup table": _lookup_table,
     "bytes after the image in PixelData": _after_the_pixels,
@@ -202,7 +213,7 @@ def test_deidentified_dicom_holds_no_canary(place: str, tmp_path: Path, keys: Ke
     assert _leaks_in(out) == [], place
     assert audit(out, source, keys).clean
     (new,) = list(out.rglob("*.dcm"))
-    assert gate_dicom(new) is None or "PixelData" in pydicom.dcmread(new)  # header only: the gate may read text
+    assert gate_dicom(new) is None  # nothing left that the research gate refuses
 
 
 @pytest.mark.parametrize("place", sorted(PLANTS))

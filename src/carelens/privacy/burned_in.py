@@ -317,6 +317,33 @@ def native_pixel_bytes(ds: Any) -> int | None:
         return None
 
 
+def unused_bits(ds: Any) -> tuple[Any, int] | None:
+    """The words of native 16-bit pixel data and the mask of their bits above BitsStored, where an
+    old-style overlay (a name, burned into bit 15) hides unseen: the decoded image leaves those bits
+    out. None when there are no such bits (or the data is compressed, big-endian or not 16-bit)."""
+    import numpy as np
+
+    expected = native_pixel_bytes(ds)
+    stored, allocated = int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0)
+    if expected is None or allocated != 16 or not 0 < stored < 16:
+        return None
+    if not ds.file_meta.TransferSyntaxUID.is_little_endian:
+        return None
+    return np.frombuffer(ds.PixelData[:expected], dtype="<u2"), 0xFFFF & ~((1 << stored) - 1)
+
+
+def _hidden_bits(ds: Any) -> bool:
+    """Whether the bits above BitsStored hold anything but zeros (or, in signed data, the sign)."""
+    import numpy as np
+
+    found = unused_bits(ds)
+    if found is None:
+        return False
+    words, mask = found
+    high = words & mask
+    return bool(high.any()) if not ds.get("PixelRepresentation", 0) else bool((~np.isin(high, (0, mask))).any())
+
+
 def _holds_data(value: Any) -> bool:
     """Whether a binary value holds anything (all zero bytes, such as trailing padding, holds nothing)."""
     return bool(value) and (not isinstance(value, bytes) or bool(value.strip(b"\0")))
@@ -337,6 +364,8 @@ def gate_dicom(source: Path | bytes) -> str | None:
     expected = native_pixel_bytes(ds)
     if expected is not None and len(ds.PixelData) > expected + 1:
         return "pixel data longer than its image (bytes that are never shown cannot be checked)"
+    if _hidden_bits(ds):
+        return "pixel bits above BitsStored hold data (an overlay a viewer may show, never checked)"
     hidden = other_binary(ds)
     if hidden:
         return f"binary data outside the image pixels ({hidden}) cannot be shown free of text"

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.quarantine import BatchResult
-from carelens.privacy.burned_in import BINARY_VRS, frames_of, native_pixel_bytes, text_lines, to_uint8
+from carelens.privacy.burned_in import BINARY_VRS, frames_of, native_pixel_bytes, text_lines, to_uint8, unused_bits
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, add_file_name
@@ -402,6 +402,13 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
     expected = native_pixel_bytes(ds)
     if expected is not None and len(ds.PixelData) > expected + 1:
         ds.PixelData = ds.PixelData[: expected + expected % 2]  # bytes after the image are never shown
+    hidden = unused_bits(ds)
+    if hidden is not None and not deid.options.clean_pixels:  # cleaning rewrites the pixels from the image
+        words, mask = hidden
+        signed = bool(ds.get("PixelRepresentation", 0))
+        sign = 1 << (16 - bin(mask).count("1") - 1)
+        extension = (words & sign).astype(bool) * mask if signed else 0
+        ds.PixelData = ((words & ~mask & 0xFFFF) | extension).astype("<u2").tobytes()
     syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
     result = DicomResult()
     burned = str(ds.get("BurnedInAnnotation", "") or "")
