@@ -103,6 +103,10 @@ PLANTS: dict[str, Callable[[dict], None]] = {
     "name as HTML character references": _set("Observation", "valueString", "seen: Q&#117;ixley&#52;56"),
     "name percent-encoded": _set("Condition", "code", {"text": "x", "coding": [
         {"system": "http://snomed.info/sct", "code": f"Q%75ixley-{C['mrn']}".replace("M", "%4D")}]}),
+    "zero-width space inside the name": _set("Observation", "valueString", "seen: Quix\u200bley456 today"),
+    "fullwidth letters": _set("Condition", "note", [{"text": "per \uff31\uff55\uff49\uff58\uff4c\uff45\uff59"}]),
+    "UTF-16 bytes labelled UTF-8": _set("DocumentReference", "content", [{"attachment": {
+        "contentType": "text/plain; charset=utf-8", "data": _b64(f"note on {FAMILY}".encode("utf-16-le"))}}]),
     "compressed PDF attachment": _set("DocumentReference", "content", [
         {"attachment": {"contentType": "application/pdf", "data": _b64(flate_pdf(f"{GIVEN} {FAMILY}"))}}]),
 }  # fmt: skip

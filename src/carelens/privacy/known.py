@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import unquote
 PERSON_TYPES = ("Patient", "RelatedPerson")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_INVISIBLE = re.compile("[\x00\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 SCRUB_MEMO = 20_000  # strings remembered per patient
 
@@ -73,12 +75,18 @@ class Known:
 
 
 def plain(text: str) -> str:
-    """``text`` with HTML/XML character references and URL percent-escapes decoded (a name can
-    be written ``Q&#117;ixley`` or ``Q%75ixley``); ``text`` itself when it holds neither."""
+    """``text`` with HTML/XML character references and URL percent-escapes decoded, invisible
+    characters (NUL, zero-width, soft hyphen) removed and compatibility forms folded (NFKC:
+    fullwidth letters), as a name can be written ``Q&#117;ixley``, ``Q%75ixley``, ``Quix\u200bley``
+    or ``Ｑｕｉｘｌｅｙ``; ``text`` itself when it holds none of these."""
     if "&" in text:
         text = html.unescape(text)
     if "%" in text and _PERCENT.search(text):
         text = unquote(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+    elif "\x00" in text:
+        text = text.replace("\x00", "")
     return text
 
 
