@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -204,3 +205,21 @@ def test_read_ahead_keeps_order_and_returns_errors(tmp_path: Path) -> None:
     assert loaded[0] == (b"aaa", hashlib.sha256(b"note\0aaa").hexdigest(), "note")  # kind and bytes
     assert isinstance(loaded[1], FileNotFoundError)
     assert loaded[2] == (b"ccc", hashlib.sha256(b"note\0ccc").hexdigest(), "note")
+
+
+def test_a_resource_without_id_or_fullurl_gets_a_stable_key_not_dropped(tmp_path: Path) -> None:
+    """Counts in = done + quarantined: a transaction entry may leave the id to the server."""
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "name": [{"family": "Keyless"}]}},
+        {"fullUrl": "urn:uuid:o-1", "resource": {"resourceType": "Observation", "status": "final"}},
+        {"fullUrl": "http://x.org/fhir/Condition/9", "resource": {"resourceType": "Condition"}}]}  # fmt: skip
+    (tmp_path / "b.json").write_text(json.dumps(bundle))
+    (tmp_path / "Observation.ndjson").write_text('{"resourceType": "Observation", "status": "final"}\n')
+    keys = []
+    for _run in range(2):
+        batch = BatchResult()
+        items = list(read_fhir([tmp_path], batch))
+        assert not batch.quarantined and len(items) == 4
+        keys.append([item.key for item in items])
+    assert keys[0] == keys[1]  # the same key in every run
+    assert sum(k.split("/")[1].startswith("syn-") for k in keys[0]) == 3 and "Observation/o-1" in keys[0]

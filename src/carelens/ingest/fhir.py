@@ -6,7 +6,8 @@ Every resource comes out with its references normalised to ``Type/id``: a bundle
 goes on:
 
 - a file that is not JSON text (binary content), or truncated or malformed JSON;
-- a bundle entry or NDJSON line without ``resourceType`` (or without ``id``);
+- a bundle entry or NDJSON line without ``resourceType`` (one without ``id`` and without a
+  ``urn:uuid`` fullUrl to take it from gets a stable synthetic key, ``syn-<content hash>``);
 - a ``urn:`` reference that names no entry of its bundle (such references can only resolve
   inside their bundle, so this is checked here). Literal ``Type/id`` references to resources
   in other files are checked by :func:`carelens.ingest.ingest` against the whole batch and the
@@ -30,6 +31,7 @@ import msgspec
 import orjson
 
 from carelens.core.fhir import patient_in_references, patient_of
+from carelens.core.ids import stable_id
 from carelens.core.quarantine import BatchResult
 
 FHIR_SUFFIXES = (".json", ".ndjson")
@@ -192,14 +194,15 @@ def _read_ndjson(data: bytes, source: str, batch: BatchResult) -> list[FhirRow]:
         except orjson.JSONDecodeError as err:
             batch.quarantine(source, where, _json_error(err))
             continue
-        reason = _resource_problem(resource)
+        keyless = isinstance(resource, dict) and resource.get("id") is None
+        reason = _resource_problem(_keyed(resource))
         if reason:
             batch.quarantine(source, where, reason)
             continue
         if _has_urn_reference(line):
             batch.quarantine(source, where, "urn: reference outside a bundle cannot be resolved")
             continue
-        rows.append(_row(resource, line, where, {}))
+        rows.append(_row(resource, orjson.dumps(resource) if keyless else line, where, {}))
     return rows
 
 
@@ -215,6 +218,15 @@ def _is_ndjson(data: bytes) -> bool:
         return isinstance(orjson.loads(first), dict)
     except orjson.JSONDecodeError:
         return False
+
+
+def _keyed(resource: Any) -> Any:
+    """``resource`` with a stable synthetic id when it has none (a transaction entry may leave the
+    id to the server): ``syn-`` and a hash of its content, so the same resource gets the same key
+    in every run and nothing is dropped for lacking one (an empty ``""`` id is malformed: quarantined)."""
+    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and resource.get("id") is None:
+        resource["id"] = "syn-" + stable_id(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode(), length=32)
+    return resource
 
 
 def _resource_problem(resource: Any) -> str | None:
@@ -247,7 +259,7 @@ def _read_json(data: bytes, source: str, batch: BatchResult, found: set[bytes]) 
         batch.quarantine(source, "file", "JSON without resourceType, not a FHIR resource or bundle")
         return []
     if top["resourceType"] != "Bundle":
-        reason = _resource_problem(top)
+        reason = _resource_problem(_keyed(top))
         if reason:
             batch.quarantine(source, "file", reason)
             return []
@@ -370,7 +382,7 @@ def _read_bundle(bundle: dict[str, Any], source: str, batch: BatchResult, found:
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         if not resource.get("id") and full_url and full_url.startswith("urn:uuid:"):
             resource["id"] = full_url[len("urn:uuid:") :]
-        reason = _resource_problem(resource)
+        reason = _resource_problem(_keyed(resource))
         if reason:
             batch.quarantine(source, where, reason)
             continue

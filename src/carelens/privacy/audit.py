@@ -5,15 +5,18 @@ person-like FHIR resource, Coverage, Device and the source file names
 (:mod:`carelens.privacy.known`), DICOM patient attributes, VCF sample names. It searches every
 file and folder name under ``out`` and every piece of every file: each JSON string (with its
 path), base64 attachments of any content type decoded, every DICOM attribute (file meta,
-sequences, binary and UN values as text), DICOM pixels (the burned-in text gate), each VCF or
-text line. Names match word by word, in
-any case, with trailing digits ("Anna123") or letters spaced out ("A n n a"); a one-word name
-that is also an ordinary word ("Day", "May", "Fields") does not count where it is that word
-(lower case in mixed-case text, a month in a date, the label of a code of the source). Codes
-(MRN, SSN, phone, serial numbers) match with any separators. A birth date counts only as a date
-in a birth context ("DOB", "born", "birthDate") and, when the site key is at hand, only in the
-output of that patient (files holding the patient's pseudonym), so a shifted date that happens to
-equal someone's birth date is not a leak. A leak names the kind of identifier, where it is and
+sequences, binary and UN values as text), DICOM pixels and any other binary image data (the
+burned-in text gate), each VCF or text line; compressed streams are inflated wherever they are
+(a PDF's FlateDecode content, PNG text chunks, gzip/bgzip/BCF files, zip members and names).
+Names in scripts written without spaces (Chinese, Japanese, Korean) match inside a run of
+letters; other names match word by word, in any case, with trailing digits ("Anna123") or
+letters spaced out ("A n n a"); a one-word name that is also an ordinary word ("Day", "May",
+"Fields") does not count where it is that word (lower case in mixed-case text, a month in a
+date, the label of a code of the source). Codes (MRN, SSN, phone, serial numbers) match with
+any separators. A birth date counts only as a date in a birth context ("DOB", "born",
+"birthDate") and, when the site key is at hand, only in the output of that patient (files
+holding the patient's pseudonym), so a shifted date that happens to equal someone's birth date
+is not a leak. A leak names the kind of identifier, where it is and
 why it matched, never the value. The research-zone ingest calls it and refuses a batch with
 leaks; ``out`` and ``source`` may each be several files or folders.
 """
@@ -24,7 +27,10 @@ import base64
 import binascii
 import bisect
 import gzip
+import io
 import re
+import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +42,7 @@ import orjson
 
 from carelens.privacy.burned_in import gate_dicom
 from carelens.privacy.keys import KeyService
-from carelens.privacy.known import Known, add_dicom, patterns
+from carelens.privacy.known import Known, add_dicom, name_letters, patterns, plain, unspaced
 from carelens.privacy.lexicon import lexicon
 from carelens.privacy.names import case_mode
 
@@ -53,6 +59,11 @@ _DATES = re.compile(
 )
 _PSEUDONYM = re.compile(r"P[0-9a-f]{16}")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]{16,}$")
+_LONG_BASE64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")  # base64 under any key (valueBase64Binary...)
+_DATA_URI = re.compile(r"base64,([A-Za-z0-9+/]{16,}={0,2})")
+_ZLIB_START = re.compile(rb"\x78[\x01\x5e\x9c\xda]|\x1f\x8b\x08")  # zlib and gzip stream headers
+INFLATE_TRIES = 200  # compressed streams tried per binary value
+INFLATE_LIMIT = 8 << 20  # bytes inflated per binary value at most
 _BINARY_SKIP = (".npz", ".npy", ".png", ".jpg", ".jpeg", ".parquet", ".pt", ".onnx", ".duckdb")
 _WHY = {
     "name": "a name word of the patient (any case, digits after it or letters spaced out allowed)",
@@ -117,7 +128,7 @@ def _scan_source(source: Path | Sequence[Path]) -> _Source:
             fhir.append(path)
         elif name.endswith(".dcm") or _is_dicom(path):
             _dicom_identifiers(path, out.known)
-        elif name.endswith((".vcf", ".vcf.gz")):
+        elif name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
             for sample in _vcf_samples(path):
                 out.known.setdefault(f"vcf:{sample}", Known()).add("sample", sample)
     if fhir:
@@ -158,15 +169,18 @@ def _dicom_identifiers(path: Path, known: dict[str, Known]) -> None:
 
 
 def _vcf_samples(path: Path) -> list[str]:
-    opener = gzip.open if path.name.endswith(".gz") else open
+    """The sample ids of a VCF (plain, gzip or bgzip) or BCF (its header is VCF text after a
+    9-byte preamble, which may split into two short lines)."""
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("#CHROM"):
-                    return line.rstrip("\n").split("\t")[9:]
-                if not line.startswith("#"):
+        with path.open("rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if compressed else path.open("rb") as handle:
+            for n, line in enumerate(handle):
+                if line.startswith(b"#CHROM"):
+                    return line.decode("utf-8", "replace").rstrip("\n").split("\t")[9:]
+                if n > 1 and not line.startswith(b"#"):
                     break
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return []
     return []
 
@@ -177,6 +191,7 @@ class _Searches:
     """Every identifier of the source, indexed for a fast first pass over whole files."""
 
     names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # word -> patients
+    unspaced: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # CJK name -> patients
     codes: dict[str, list[tuple[str, str, re.Pattern[str]]]] = field(default_factory=lambda: defaultdict(list))
     births: dict[date, set[str]] = field(default_factory=lambda: defaultdict(set))
     counts: Counter[str] = field(default_factory=Counter)
@@ -190,10 +205,10 @@ class _Searches:
                     continue  # also street, organisation and place names: the text de-identifier owns them
                 out.counts[kind] += 1
                 if kind == "name":
-                    for word in re.split(r"[\s,^]+", value):
-                        letters = "".join(_WORD.findall(word)).lower()
-                        if len(letters) >= 3:
-                            out.names[letters].add(pid)
+                    for word in re.split(r"[\s,^=]+", value):
+                        letters = name_letters(word).lower()
+                        if letters:
+                            (out.unspaced if unspaced(letters) else out.names)[letters].add(pid)
                     continue
                 flat = re.sub(r"[^a-z0-9]", "", value.lower())
                 if len(flat) >= (8 if kind == "address" else 5):
@@ -223,6 +238,9 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
     roots = _roots(out)
     for root in roots:  # locations relative to the folder given (to its parent when several are)
         base = root if root.is_dir() and len(roots) == 1 else root.parent
+        given = root if root.is_dir() else root.parent  # the path as given is stored with each file
+        where = [(f"{given}/", "folder name of the path given", part) for part in given.parts]
+        _search(report, searches, src, where, set())
         seen_dirs: set[Path] = set()
         for path in _files(root):
             report.files_scanned += 1
@@ -232,6 +250,7 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
                     seen_dirs.add(parent)
                     _search(report, searches, src, [(f"{parent}/", "folder name", parent.name)], set())
             pieces = [(str(rel), "file name", path.name), *((str(rel), w, t) for w, t in _pieces(path))]
+            pieces += [(r, f"{w} (decoded)", d) for r, w, t in pieces if (d := plain(t)) != t]
             named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
             mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
             _search(report, searches, src, pieces, mine)
@@ -270,6 +289,8 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
         word = m.group(0).lower()
         if not (_is_word(word) and _ordinary_use(text, m, src.labels)):
             hits.add(("name", where(m.start())[0]))
+    for name in (n for n in s.unspaced if n in text):  # scripts without spaces: anywhere in a run of letters
+        hits |= {("name", where(m.start())[0]) for m in re.finditer(re.escape(name), text)}
     for m in _SPACED.finditer(text):
         if "".join(_WORD.findall(m.group(0))).lower() in s.names:
             hits.add(("name", where(m.start())[0]))
@@ -316,6 +337,7 @@ def _redacted(location: str, s: _Searches) -> str:
         words = {w.lower() for w in _WORD.findall(part)}
         flat = re.sub(r"[^a-z0-9]", "", part.lower())
         bad = words & s.names.keys() or any(code in flat for code in s.codes if len(flat) >= 5)
+        bad = bad or any(name in part for name in s.unspaced)
         out.append("*" if bad else part)
     return "".join(out)
 
@@ -383,9 +405,12 @@ def _pieces(path: Path) -> list[tuple[str, str]]:
     if name.endswith(".dcm") or _is_dicom(path):
         return _dicom_pieces(path)
     try:
-        data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile):
+        data = path.read_bytes()
+        data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data  # .gz, bgzip, BCF
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error):
         return [("unreadable", "")]
+    if data[:4] == b"PK\x03\x04":
+        return _zip_pieces(data)
     if name.endswith(_BINARY_SKIP):
         return [("", data.decode("latin-1"))] if len(data) < 1_000_000 else []
     if name.endswith((".json", ".ndjson")):
@@ -406,13 +431,34 @@ def _pieces(path: Path) -> list[tuple[str, str]]:
     return [(f"line {i}", line) for i, line in enumerate(lines, 1) if line.strip()]
 
 
+def _zip_pieces(data: bytes) -> list[tuple[str, str]]:
+    """A zip archive's member names and contents (a name hides in either; deflated members are
+    not readable in the archive's bytes)."""
+    out = [("", binary_text(data))]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            budget = INFLATE_LIMIT
+            for info in archive.infolist()[:10_000]:
+                out.append((f"member {len(out)} name", info.filename))
+                if budget > 0 and not info.is_dir():
+                    with archive.open(info) as member:
+                        content = member.read(budget)
+                    budget -= len(content)
+                    out.append((f"member {len(out) - 1}", binary_text(content)))
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error):
+        out.append(("unreadable archive", ""))
+    return out
+
+
 def _json_pieces(value: Any, path: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for where, key, item in _json_strings(value, path):
         out.append((where, key))  # keys are places a name can hide too
         out.append((where, item))
-        if key == "data" and _BASE64.match(item):
-            decoded = _decode_any(item)
+        encoded = [item] if key == "data" or _LONG_BASE64.match(item) else []
+        encoded += _DATA_URI.findall(item)  # data: URIs inside narrative and other strings
+        for data in encoded:
+            decoded = _decode_any(data) if _BASE64.match(data) else ""
             if decoded:
                 out.append((f"{where} (decoded attachment)", decoded))
     return out
@@ -429,6 +475,8 @@ def _json_strings(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
             yield from _json_strings(v, f"{path}[{i}]")
     elif isinstance(value, str):
         yield path, path.rsplit(".", 1)[-1], value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield path, path.rsplit(".", 1)[-1], str(value)  # an SSN or MRN written as a number
 
 
 def _decode_any(data: str) -> str:
@@ -446,7 +494,33 @@ def _decode_any(data: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return binary_text(raw)
+
+
+def binary_text(raw: bytes) -> str:
+    """The text a binary value can hold: its bytes as Latin-1 (the ASCII inside), then every
+    compressed stream in it inflated (a PDF's FlateDecode content, a PNG's zTXt/iTXt chunk, a
+    gzip or zlib blob) and read the same way, so a name in a compressed document is searched."""
+    out = [raw.decode("latin-1")]
+    budget = INFLATE_LIMIT
+    tried = 0
+    for m in _ZLIB_START.finditer(raw):
+        if tried >= INFLATE_TRIES or budget <= 0:
+            break
+        tried += 1
+        start = m.start()
+        try:
+            if raw[start : start + 2] == b"\x1f\x8b":
+                inflated = zlib.decompressobj(47).decompress(raw[start:], budget)
+            else:
+                inflated = zlib.decompressobj().decompress(raw[start:], budget)
+        except zlib.error:
+            continue
+        if inflated:
+            budget -= len(inflated)
+            text = inflated.decode("utf-16-le") if inflated[1::2].count(0) > len(inflated) // 3 else None
+            out.append(text if text is not None else inflated.decode("latin-1"))
+    return "\n".join(out)
 
 
 def _is_dicom(path: Path) -> bool:
@@ -476,10 +550,12 @@ def _dicom_pieces(path: Path) -> list[tuple[str, str]]:
                 for i, item in enumerate(elem.value or []):
                     visit(item, f"{name}[{i}].")
             elif isinstance(elem.value, bytes):
-                out.append((name, elem.value[:1_000_000].decode("latin-1")))
+                out.append((name, binary_text(elem.value[:4_000_000])))
             elif elem.value is not None:
                 out.append((name, str(elem.value)))
 
+    if ds.preamble:
+        out.append(("preamble", binary_text(ds.preamble)))
     if getattr(ds, "file_meta", None) is not None:
         visit(ds.file_meta, "meta.")
     try:

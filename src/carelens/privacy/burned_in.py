@@ -11,6 +11,9 @@ light). An instance passes when every line reads as words of the annotation allo
 nothing legible in a weak line; a line that reads as anything else (a long number counts even
 read with little confidence: tiny record numbers and dates), or a clear word-like line that OCR
 reads as no allowed word, makes the instance fail with a one-line reason that never holds the text.
+An instance also fails when it holds binary data the gate does not read (an overlay plane, an
+icon or other pixels inside a sequence, an encapsulated document, curve or waveform data, bytes
+after the image): by allow-list, only the image's own pixels and lookup tables may be there.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ NUMBER_DIGITS = 5  # a less confident reading with this many digits in a word is
 LESS_CONFIDENT = 30  # ... read at least this confident (tesseract is unsure of tiny digits)
 OUTSIDE = "burned-in text in the pixels outside the annotation allow-list (read by OCR)"
 UNREADABLE = "a word-like line of marks in the pixels that OCR cannot read"
+BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
+BINARY_ALLOWED = {
+    "PixelData",
+    "FloatPixelData",
+    "DoubleFloatPixelData",
+    "LUTData",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "DataSetTrailingPadding",
+}  # fmt: skip  (padding is never shown; the leak audit reads its bytes)
 MAX_SIDE = 2048  # larger frames are reduced first (text of a readable size stays above 5 pixels)
 
 
@@ -271,6 +285,70 @@ def gate_pixels(arr: Any, samples_per_pixel: int = 1) -> GateResult:
     return total
 
 
+def other_binary(ds: Any, top: bool = True) -> str | None:
+    """The keyword (or tag) of the first non-empty binary value other than the image's own pixels
+    and lookup tables (an overlay plane, an icon or thumbnail in a sequence, an encapsulated
+    document, curve, waveform or audio data, an unknown value): text can hide in each, and the
+    gate reads only the image. None when there is none (allow-list: ``BINARY_ALLOWED``; zero
+    bytes, such as trailing padding, hold nothing)."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            found = next((f for item in elem.value or [] if (f := other_binary(item, False))), None)
+            if found:
+                return found
+        elif set(str(elem.VR).replace(" or ", " ").split()) & BINARY_VRS and _holds_data(elem.value):
+            allowed = elem.keyword == "LUTData" or (top and elem.keyword in BINARY_ALLOWED)
+            if not allowed:
+                return elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+    return None
+
+
+def native_pixel_bytes(ds: Any) -> int | None:
+    """How many bytes the image of an uncompressed dataset takes (None when compressed or unknown)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None or syntax.is_compressed or "PixelData" not in ds:
+        return None
+    try:
+        pixels = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+        pixels *= int(ds.get("NumberOfFrames", 1) or 1)
+        return -(-pixels * int(ds.BitsAllocated) // 8)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def unused_bits(ds: Any) -> tuple[Any, int] | None:
+    """The words of native 16-bit pixel data and the mask of their bits above BitsStored, where an
+    old-style overlay (a name, burned into bit 15) hides unseen: the decoded image leaves those bits
+    out. None when there are no such bits (or the data is compressed, big-endian or not 16-bit)."""
+    import numpy as np
+
+    expected = native_pixel_bytes(ds)
+    stored, allocated = int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0)
+    if expected is None or allocated != 16 or not 0 < stored < 16:
+        return None
+    if not ds.file_meta.TransferSyntaxUID.is_little_endian:
+        return None
+    return np.frombuffer(ds.PixelData[:expected], dtype="<u2"), 0xFFFF & ~((1 << stored) - 1)
+
+
+def _hidden_bits(ds: Any) -> bool:
+    """Whether the bits above BitsStored hold anything but zeros (or, in signed data, the sign)."""
+    import numpy as np
+
+    found = unused_bits(ds)
+    if found is None:
+        return False
+    words, mask = found
+    high = words & mask
+    return bool(high.any()) if not ds.get("PixelRepresentation", 0) else bool((~np.isin(high, (0, mask))).any())
+
+
+def _holds_data(value: Any) -> bool:
+    """Whether a binary value holds anything (all zero bytes, such as trailing padding, holds nothing)."""
+    return bool(value) and (not isinstance(value, bytes) or bool(value.strip(b"\0")))
+
+
 def gate_dicom(source: Path | bytes) -> str | None:
     """Why a DICOM file (a path or its bytes) may not enter the research zone for its pixels,
     or None when it may. Pixels that cannot be decoded cannot be shown clean: they fail."""
@@ -283,6 +361,14 @@ def gate_dicom(source: Path | bytes) -> str | None:
         arr = ds.pixel_array
     except Exception:  # decoders raise many kinds (and quote nothing useful)
         return "pixel data cannot be decoded, so it cannot be shown free of burned-in text"
+    expected = native_pixel_bytes(ds)
+    if expected is not None and len(ds.PixelData) > expected + 1:
+        return "pixel data longer than its image (bytes that are never shown cannot be checked)"
+    if _hidden_bits(ds):
+        return "pixel bits above BitsStored hold data (an overlay a viewer may show, never checked)"
+    hidden = other_binary(ds)
+    if hidden:
+        return f"binary data outside the image pixels ({hidden}) cannot be shown free of text"
     try:
         return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1)).reason
     except Exception as err:  # OCR or array failures fail closed: the pixels were not shown clean

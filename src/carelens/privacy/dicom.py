@@ -2,8 +2,10 @@
 """DICOM de-identification by allow-list: PS3.15 Annex E Table E.1-1 with its real action and
 option columns (``data/annex_e_profile.json``) and, for attributes that are not rows of the table,
 a keep list (``data/dicom_keep.json``): every other attribute, every private and every unknown
-(UN) attribute is removed, sequences are recursed, and every string that stays is searched for
-the patient's known identifiers. Options on by default: Retain Longitudinal Temporal Information
+(UN) attribute is removed, sequences are recursed (binary values inside them, such as icons and
+thumbnails, removed), and every string that stays is searched for the patient's known
+identifiers; known identifiers in a kept lookup table's bytes are zeroed, a kept UID that is not
+one of the standard's is remapped, bytes after the image in PixelData are cut. Options on by default: Retain Longitudinal Temporal Information
 with Modified Dates (the patient's date shift), Retain Patient Characteristics, Clean Descriptors
 and Clean Structured Content (the text de-identifier), Clean Pixel Data. UIDs are remapped with a
 keyed hash under ``2.25``; group 0002 is rebuilt from scratch; output files are named
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.quarantine import BatchResult
-from carelens.privacy.burned_in import frames_of, text_lines, to_uint8
+from carelens.privacy.burned_in import BINARY_VRS, frames_of, native_pixel_bytes, text_lines, to_uint8, unused_bits
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, add_file_name
@@ -50,6 +52,7 @@ CODES = {
 OPTION_COLUMNS = (("retain_dates_modified", "rtnLongModifDatesOpt"), ("retain_patient_chars", "rtnPatCharsOpt"),
                   ("clean_descriptors", "cleanDescOpt"), ("clean_structured_content", "cleanStructContOpt"))  # fmt: skip
 BLANKING_ROUNDS = 3  # looks for burned-in text that blank what they find; text after the last: quarantine
+IMAGE_KEYWORDS = {"PixelData", "FloatPixelData", "DoubleFloatPixelData"}  # cleaned by OCR, not by text search
 TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN"}
 DATE_VRS = {"DA", "DT", "TM"}
 
@@ -165,7 +168,7 @@ class DicomDeidentifier:
         ds.PatientName = pseudonym
         return result
 
-    def _walk(self, ds: Any, ctx: PatientContext, known: Known, result: DicomResult) -> None:
+    def _walk(self, ds: Any, ctx: PatientContext, known: Known, result: DicomResult, depth: int = 0) -> None:
         for elem in list(ds):
             if elem.tag.group == 0x0002:
                 continue  # the file meta is rebuilt, not cleaned
@@ -173,6 +176,8 @@ class DicomDeidentifier:
             if action is None:
                 allowed = not elem.tag.is_private and elem.VR != "UN" and elem.keyword in keep_list()
                 action = "K" if allowed else "X"
+            if depth and action in ("K", "C") and _binary(elem) and elem.keyword != "LUTData":
+                action = "X"  # pixels in a sequence (an icon, a thumbnail) are not the image the OCR cleaned
             result.actions[action] = result.actions.get(action, 0) + 1
             if action == "X":
                 del ds[elem.tag]
@@ -183,15 +188,15 @@ class DicomDeidentifier:
                     del ds[elem.tag]  # a dummy sequence carries nothing: removing it is the stricter choice
                 else:
                     for item in elem.value:
-                        self._walk(item, ctx, known, result)
+                        self._walk(item, ctx, known, result, depth + 1)
             elif action == "K":
-                elem.value = _scrubbed(elem, known)
+                elem.value = _scrubbed(elem, known, keys=self.keys)
             elif action == "Z":
                 elem.value = ""
             elif action == "U":
                 elem.value = _map_uids(elem.value, self.keys)
             elif action == "C":
-                elem.value = _scrubbed(elem, known, self._clean(elem, ctx))
+                elem.value = _scrubbed(elem, known, self._clean(elem, ctx), self.keys)
             else:  # D
                 elem.value = _dummy(elem.VR, elem.value, ctx.date_shift, self.keys)
 
@@ -207,18 +212,48 @@ class DicomDeidentifier:
         return elem.value
 
 
-def _scrubbed(elem: Any, known: Known, value: Any = None) -> Any:
+def _binary(elem: Any) -> bool:
+    return bool(set(str(elem.VR).replace(" or ", " ").split()) & BINARY_VRS)
+
+
+def _scrubbed(elem: Any, known: Known, value: Any = None, keys: KeyService | None = None) -> Any:
     """A kept or cleaned value with every known identifier in its strings removed (bytes of a
-    kept binary value are left: only image and lookup-table data are on the keep list)."""
+    kept binary value are left: only image and lookup-table data are on the keep list); a kept
+    UID that is not one of the standard's (a SOP class, a transfer syntax) is remapped, as digits
+    of an identifier fit in a UID."""
     value = elem.value if value is None else value
+    if elem.VR == "UI" and keys is not None:
+        return _standard_uids(value, keys)
     if elem.VR == "PN":
         multi = isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
         value = [str(v) for v in value] if multi else str(value)
+    if isinstance(value, bytes) and elem.keyword not in IMAGE_KEYWORDS:
+        return _zeroed(value, known)
     if isinstance(value, str):
         return known.scrub(value, "") if elem.VR not in ("UI",) else value
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
         return [known.scrub(v, "") if isinstance(v, str) and elem.VR != "UI" else v for v in value]
     return value
+
+
+def _zeroed(value: bytes, known: Known) -> bytes:
+    """A kept binary value (a lookup table) with the bytes of any known identifier in it, read
+    as Latin-1 text, set to zero (same length: the value's structure stays)."""
+    regex = known.regex()
+    if regex is None:
+        return value
+    out = bytearray(value)
+    for m in regex.finditer(value.decode("latin-1")):
+        out[m.start() : m.end()] = bytes(m.end() - m.start())
+    return bytes(out)
+
+
+def _standard_uids(value: Any, keys: KeyService) -> Any:
+    from pydicom.uid import UID_dictionary
+
+    if isinstance(value, str):
+        return value if not value or value in UID_dictionary else keys.uid(value)
+    return [v if str(v) in UID_dictionary else keys.uid(str(v)) for v in value]
 
 
 def _map_uids(value: Any, keys: KeyService) -> Any:
@@ -364,6 +399,16 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
         raise ValueError("no pixel data: burned-in text cannot be checked")
     ctx = deid.context_for(ds, path)
     known = deid.known_for(ds, ctx, path)
+    expected = native_pixel_bytes(ds)
+    if expected is not None and len(ds.PixelData) > expected + 1:
+        ds.PixelData = ds.PixelData[: expected + expected % 2]  # bytes after the image are never shown
+    hidden = unused_bits(ds)
+    if hidden is not None and not deid.options.clean_pixels:  # cleaning rewrites the pixels from the image
+        words, mask = hidden
+        signed = bool(ds.get("PixelRepresentation", 0))
+        sign = 1 << (16 - bin(mask).count("1") - 1)
+        extension = (words & sign).astype(bool) * mask if signed else 0
+        ds.PixelData = ((words & ~mask & 0xFFFF) | extension).astype("<u2").tobytes()
     syntax = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) is not None else None
     result = DicomResult()
     burned = str(ds.get("BurnedInAnnotation", "") or "")
@@ -391,6 +436,7 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
     ds.BurnedInAnnotation = "NO" if deid.options.clean_pixels or burned == "NO" else "YES"
     _record_method(ds, deid.options)
     ds.file_meta = _file_meta(ds, syntax or ExplicitVRLittleEndian)
+    ds.preamble = bytes(128)  # the 128 bytes before "DICM" are free for any use, a name included
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:

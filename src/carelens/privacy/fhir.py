@@ -2,7 +2,8 @@
 
 The profile (``data/fhir_safe_harbor.json``) names, per resource type, the elements that may
 leave and how each is treated (kept, shifted, generalised, hashed, run through the text
-de-identifier); every element it does not name is removed. Extensions are kept or removed by
+de-identifier); every element it does not name is removed, and a resource of a type it does not
+name is dropped (quarantined; a contained one left out). Extensions are kept or removed by
 value type, attachments that are not text are dropped (and counted), Bundle-level fields are
 rebuilt (no link, meta, identifier, timestamp or response location). Every string that leaves,
 decoded attachments included, is searched for every identifier known for the patient (Patient,
@@ -85,6 +86,10 @@ class Profile:
             found = self._allowed[rtype] = {**self.resources.get("*", {}), **self.resources.get(rtype, {})}
         return found
 
+    def knows(self, rtype: str) -> bool:
+        """Whether the profile has rules for this resource type (any other is dropped, never copied)."""
+        return rtype != "*" and rtype in self.resources
+
     def type_words(self) -> frozenset[str]:
         return frozenset({t.lower() for t in self.resources} | {"bundle", "fhir", "export", "ndjson", "data"})
 
@@ -102,7 +107,8 @@ def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[di
     local, the owner decided by :func:`carelens.core.fhir.patient_of`)."""
     current: Path | None = None
     items: list[tuple[dict[str, Any], str]] = []
-    for item in read_fhir(paths, BatchResult()):
+    batch = BatchResult()
+    for item in read_fhir(paths, batch):
         if current is not None and item.source != str(current):
             yield current, items
             items = []
@@ -110,6 +116,25 @@ def iter_file_resources(paths: list[Path]) -> Iterator[tuple[Path, list[tuple[di
         items.append((item.resource, item.patient_id or ""))
     if current is not None:
         yield current, items
+    yield from _bad_id_people(batch)
+
+
+def _bad_id_people(batch: BatchResult) -> Iterator[tuple[Path, list[tuple[dict[str, Any], str]]]]:
+    """The people the reader left out for an id that is not a FHIR id ("Zebulon Quixley"): the
+    ingest quarantines them, but what they say about the patient must still be known here."""
+    for q in batch.quarantined:
+        if not q.reason.startswith("id is not a FHIR id"):
+            continue
+        kind, _sp, number = q.where.partition(" ")
+        try:
+            raw = Path(q.source).read_bytes()
+            data = orjson.loads(raw.split(b"\n")[int(number) - 1] if kind == "line" else raw)
+            data = data["entry"][int(number)]["resource"] if kind == "entry" else data
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue
+        if isinstance(data, dict) and data.get("resourceType") in ("Patient", "RelatedPerson", "Coverage", "Device"):
+            owner = patient_of(data, urn_is_patient=False) or ""
+            yield Path(q.source), [(data, owner)]
 
 
 def known_identifiers(paths: list[Path], profile: Profile | None = None) -> dict[str, Known]:
@@ -227,6 +252,8 @@ class _Job:
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = str(resource["resourceType"])
+        if not self.deid.profile.knows(rtype):
+            raise Unsafe("resource type not in the de-identification profile (dropped)")
         allowed = self.deid.profile.allowed(rtype)
         out: dict[str, Any] = {"resourceType": rtype}
         for key, value in resource.items():
@@ -407,7 +434,7 @@ class _Job:
         return out if len(out) > 1 else _REMOVED
 
     def m_contained(self, value: Any, key: str) -> Any:
-        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        if not isinstance(value, dict) or not self.deid.profile.knows(str(value.get("resourceType"))):
             return _REMOVED
         return self.resource(value)
 
@@ -415,6 +442,8 @@ class _Job:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
+                if self.known.scrub(k) != k:
+                    continue  # a key that is an identifier (a name used as a JSON key)
                 method = self.deid.profile.elements.get(k)
                 new = self.apply(method, v, k) if method else self.m_walk(v, k)
                 if new is not _REMOVED and new != [] and new != {}:
@@ -426,7 +455,7 @@ class _Job:
             if _DATE.match(value):
                 return _shift_fhir_date(value, self.shift)
             return self.text(value)
-        return value
+        return self.number(value)
 
     def m_value(self, value: Any, key: str) -> Any:
         return self.text(value) if isinstance(value, str) else self.m_walk(value, key)
@@ -447,14 +476,20 @@ class _Job:
         return cache[key]
 
     def scrub_all(self, value: Any) -> Any:
-        """Kept values: every string searched for known identifiers all the same."""
+        """Kept values: every string searched for known identifiers all the same, and a number
+        that is one (an SSN or MRN written as an integer) removed."""
         if isinstance(value, str):
             return self.known.scrub(value)
         if isinstance(value, list):
-            return [self.scrub_all(v) for v in value]
+            return [v for v in (self.scrub_all(v) for v in value) if v is not _REMOVED]
         if isinstance(value, dict):
-            return {k: self.scrub_all(v) for k, v in value.items()}
-        return value
+            return {k: v for k, v in ((k, self.scrub_all(v)) for k, v in value.items()) if v is not _REMOVED}
+        return self.number(value)
+
+    def number(self, value: Any) -> Any:
+        """A number as it may leave: removed when its digits are a known identifier."""
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        return _REMOVED if numeric and self.known.scrub(str(value)) != str(value) else value
 
 
 def _decode_text_attachment(data: Any, content_type: str) -> str:
@@ -580,7 +615,8 @@ def _safely(deid: FhirDeidentifier, resource: dict[str, Any], full_urls: dict[st
     try:
         new = deid.resource(resource, full_urls, owner)
     except Unsafe as err:
-        result.quarantine(source, where, f"{resource.get('resourceType')}: {err}")
+        rtype = str(resource.get("resourceType"))
+        result.quarantine(source, where, f"{rtype if deid.profile.knows(rtype) else 'resource'}: {err}")
         return None
     result.done["resources"] += 1
     return new

@@ -10,14 +10,20 @@ resources came from ("Anna123_Smith456_<uuid>.json"). A name word matches with t
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 PERSON_TYPES = ("Patient", "RelatedPerson")
 _LETTERS = re.compile(r"[^\W\d_]+")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_INVISIBLE = re.compile("[\x00\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 SCRUB_MEMO = 20_000  # strings remembered per patient
 
 
@@ -31,7 +37,7 @@ class Known:
     _scrubbed: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, value: Any) -> None:
-        if isinstance(value, str) and len(re.sub(r"\W", "", value)) >= 3:
+        if isinstance(value, str) and len(re.sub(r"\W", "", value)) >= (2 if unspaced(value) else 3):
             self.values.add((kind, value.strip()))
             self._regex = None
             self._scrubbed.clear()
@@ -54,6 +60,9 @@ class Known:
         if done is None:
             if len(self._scrubbed) > SCRUB_MEMO:
                 self._scrubbed.clear()
+            decoded = plain(text)
+            if decoded != text and regex.search(decoded):  # "Q&#117;ixley", "Q%75ixley": cleaned decoded
+                text = decoded
             done = self._scrubbed[key] = regex.sub(replacement, text)
         return done
 
@@ -65,11 +74,42 @@ class Known:
         return "identifier"
 
 
+def plain(text: str) -> str:
+    """``text`` with HTML/XML character references and URL percent-escapes decoded, invisible
+    characters (NUL, zero-width, soft hyphen) removed and compatibility forms folded (NFKC:
+    fullwidth letters), as a name can be written ``Q&#117;ixley``, ``Q%75ixley``, ``Quix\u200bley``
+    or ``Ｑｕｉｘｌｅｙ``; ``text`` itself when it holds none of these."""
+    if "&" in text:
+        text = html.unescape(text)
+    if "%" in text and _PERCENT.search(text):
+        text = unquote(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+    elif "\x00" in text:
+        text = text.replace("\x00", "")
+    return text
+
+
+def unspaced(word: str) -> bool:
+    """Whether ``word`` is in a script written without spaces between words (Chinese, Japanese
+    kana and kanji, Korean): such a name is looked for inside a run of letters, from two letters on."""
+    return bool(_UNSPACED.search(word))
+
+
+def name_letters(word: str) -> str:
+    """The letters of a name word that count: three or more (two or more in a script without spaces)."""
+    letters = "".join(_LETTERS.findall(word))
+    return letters if len(letters) >= (2 if unspaced(letters) else 3) else ""
+
+
 def _word(word: str) -> str:
-    """A name word: its letters, each optionally followed by a space, dot or dash, then digits."""
+    """A name word: its letters, each optionally followed by a space, dot or dash, then digits
+    (in a script without spaces: the letters anywhere)."""
     letters = _LETTERS.findall(word)
     if not letters:
         return ""
+    if unspaced(word):
+        return re.escape("".join(letters))
     body = r"[\s._\-]?".join(re.escape(c) for c in "".join(letters))
     return rf"(?<![^\W\d_]){body}\d*(?![^\W\d_])"
 
@@ -79,7 +119,7 @@ def patterns(kind: str, value: str) -> list[str]:
     (address lines) word by word, codes (MRN, SSN, phone, serial) character by character with
     optional separators."""
     if kind == "name":
-        return [p for w in re.split(r"[\s,^]+", value) if len("".join(_LETTERS.findall(w))) >= 3 for p in [_word(w)]]
+        return [_word(w) for w in re.split(r"[\s,^=]+", value) if name_letters(w)]
     if kind in ("address", "city"):
         words = re.findall(r"\w+", value)
         if not words or (len(words) == 1 and len(words[0]) < 4):
@@ -94,11 +134,30 @@ def patterns(kind: str, value: str) -> list[str]:
 
 
 def _names(resource: dict[str, Any], known: Known) -> None:
-    for name in resource.get("name") or []:
-        if not isinstance(name, dict):
-            continue
-        for part in [*(name.get("given") or []), name.get("family"), name.get("text")]:
-            known.add("name", part)
+    """Every string of every HumanName (its parts, and the values of its primitive extensions such
+    as ``_family``), and of every valueHumanName extension of the resource."""
+    names = resource.get("name") or []
+    names = [*(names if isinstance(names, list) else [names])]
+    names += [e.get("valueHumanName") for e in resource.get("extension") or [] if isinstance(e, dict)]
+    for name in names:
+        if isinstance(name, dict):
+            for key, value in name.items():
+                if key in ("given", "family", "text", "prefix", "suffix") or key.startswith("_"):
+                    for part in _strings(value):
+                        known.add("name", part)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a JSON value except URLs (extension urls name a definition, not a person)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != "url":
+                yield from _strings(item)
 
 
 def _contact_points(resource: dict[str, Any], known: Known) -> None:
@@ -159,7 +218,7 @@ def add_file_name(path: Path, known: Known, ignore: frozenset[str] = frozenset()
     for part in re.split(r"[_\s]+", stem):
         if re.fullmatch(r"[0-9a-fA-F\-]{16,}", part):
             known.add("mrn", part)
-        elif len("".join(_LETTERS.findall(part))) >= 3 and part.lower() not in ignore:
+        elif name_letters(part) and part.lower() not in ignore:
             known.add("name", part)
 
 

@@ -36,6 +36,9 @@ _REF = re.compile(r"^[ACGTNacgtn]+$")
 _ALT = re.compile(
     r"^(?:[ACGTNacgtn*.]+|<[A-Za-z0-9_:.*\-]+>|[ACGTNacgtn]*[\[\]][A-Za-z0-9_.]+:\d+[\[\]][ACGTNacgtn]*)$"
 )
+_STANDARD_SV = re.compile(r"^(?:DEL|INS|DUP|INV|CNV|BND|NON_REF|\*)(?::[A-Z0-9_]{1,16}){0,3}$")  # VCF 4.3 1.4.5
+_VERSION = re.compile(r"^VCFv\d\.\d$")
+SAMPLE_WORDS = frozenset({"vcf", "sample", "samples", "genome", "exome", "variants", "tumor", "normal", "germline"})
 _CHROM = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
 _RSID = re.compile(r"^rs\d{1,12}$")
 
@@ -55,7 +58,7 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
     ``sample_map(sample)`` gives the patient id of a sample (default: the sample name itself);
     its pseudonym replaces the sample id. ``known``: identifiers to search free text for (the
     sample ids and the file's name are always searched). Written atomically; ``InputError``
-    with a one-line reason on a broken or non-VCF file.
+    with a one-line reason on a broken or non-VCF file (never its name: file names can name the patient).
     """
     mapping = sample_map or (lambda s: s)
     opener = gzip.open if src.name.endswith((".gz", ".bgz")) else open
@@ -63,14 +66,15 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gzip.open if out.name.endswith(".gz") else open
     job = _Job(Known(values=set(known.values)) if known else Known())
-    add_file_name(src, job.known, frozenset({"vcf", "sample", "samples", "genome", "exome", "variants"}))
+    add_file_name(src, job.known, SAMPLE_WORDS)
     counts = {"records": 0, "samples": 0, "header_lines_removed": 0, "records_dropped": 0}
     try:
         with opener(src, "rt", encoding="utf-8") as inp, writer(tmp, "wt", encoding="utf-8") as dst:
             first = inp.readline()
             if not first.startswith("##fileformat=VCF"):
-                raise InputError(f"{src.name}: not a VCF (no ##fileformat=VCF header)")
-            dst.write(f"##fileformat={first.split('=', 1)[1].strip()[:12]}\n")
+                raise InputError("not a VCF (no ##fileformat=VCF header)")
+            version = first.split("=", 1)[1].strip()
+            dst.write(f"##fileformat={version if _VERSION.match(version) else 'VCFv4.2'}\n")
             header: list[str] = []
             seen_chrom = False
             for n, line in enumerate(inp, 2):
@@ -80,11 +84,12 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
                 elif line.startswith("#CHROM"):
                     cols = line.split("\t")
                     if cols[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
-                        raise InputError(f"{src.name}: line {n}: malformed #CHROM header")
+                        raise InputError(f"line {n}: malformed #CHROM header")
                     for sample in cols[9:]:
                         job.known.add("sample", sample)
+                        add_file_name(Path(sample), job.known, SAMPLE_WORDS)  # "Zebulon_Quixley": each name
                     for meta in header:
-                        cleaned = job.meta_line(meta, src.name, n)
+                        cleaned = job.meta_line(meta)
                         if cleaned is None:
                             counts["header_lines_removed"] += 1
                         else:
@@ -98,20 +103,20 @@ def deid_vcf(src: Path, out: Path, keys: KeyService, sample_map: Callable[[str],
                 elif not line.strip():
                     continue
                 elif not seen_chrom:
-                    raise InputError(f"{src.name}: line {n}: a record before the #CHROM header")
+                    raise InputError(f"line {n}: a record before the #CHROM header")
                 else:
-                    record = job.record(line, counts["samples"], src.name, n)
+                    record = job.record(line, counts["samples"], n)
                     if record is None:
                         counts["records_dropped"] += 1
                     else:
                         dst.write(record + "\n")
                         counts["records"] += 1
             if not seen_chrom:
-                raise InputError(f"{src.name}: no #CHROM header line")
+                raise InputError("no #CHROM header line")
         os.replace(tmp, out)
     except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as err:
         tmp.unlink(missing_ok=True)
-        raise InputError(f"{src.name}: unreadable VCF ({type(err).__name__})") from None
+        raise InputError(f"unreadable VCF ({type(err).__name__})") from None
     except InputError:
         tmp.unlink(missing_ok=True)
         raise
@@ -140,7 +145,7 @@ class _Job:
             self._text[value] = self.known.scrub(cleaned).replace('"', "'")
         return self._text[value]
 
-    def meta_line(self, line: str, name: str, n: int) -> str | None:
+    def meta_line(self, line: str) -> str | None:
         """The header line as it may leave, or None when it must go."""
         m = _META.match(line)
         allowed = allow_list()
@@ -148,11 +153,11 @@ class _Job:
             return None
         key, value = m.groups()
         if not (value.startswith("<") and value.endswith(">")):
-            raise InputError(f"{name}: malformed ##{key} line")
+            raise InputError(f"malformed ##{key} line")
         fields = dict(_STRUCT.findall(value[1:-1]))
         ident = fields.get("ID", "")
         if not _TOKEN.match(ident):
-            raise InputError(f"{name}: ##{key} line without a valid ID")
+            raise InputError(f"##{key} line without a valid ID")
         if self.known.scrub(ident) != ident:
             return None
         if key == "contig":
@@ -172,15 +177,19 @@ class _Job:
         parts.append(f'Description="{self.text(description)}"')
         return f"##{key}=<" + ",".join(parts) + ">"
 
-    def record(self, line: str, samples: int, name: str, n: int) -> str | None:
+    def record(self, line: str, samples: int, n: int) -> str | None:
         cols = line.split("\t")
         if len(cols) < 8 or len(cols) != (9 + samples if samples else len(cols)) or not cols[1].isdigit():
-            raise InputError(f"{name}: line {n}: malformed record")
+            raise InputError(f"line {n}: malformed record")
         chrom, pos, ident, ref, alt, qual, flt, info = cols[:8]
         if not _CHROM.match(chrom) or self.known.scrub(chrom) != chrom or not _REF.match(ref):
             return None
-        if not all(_ALT.match(a) for a in alt.split(",")):
+        alts = alt.split(",")
+        if not all(_ALT.match(a) and self.known.scrub(a) == a for a in alts):
             return None
+        symbolic = [a[1:-1] for a in alts if a.startswith("<")]
+        if not all(s in self.alts or _STANDARD_SV.match(s) for s in symbolic):
+            return None  # a symbolic allele neither declared nor standard: its name could be anything
         ids = [i for i in ident.split(";") if _RSID.match(i)]
         qual = qual if re.fullmatch(r"[0-9.eE+\-]+|\.", qual) else "."
         filters = [f for f in flt.split(";") if f in self.filters]
