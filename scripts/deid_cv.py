@@ -61,7 +61,7 @@ class _Cached(C.CrfModel):
         out: list[C.PhiSpan] = []
         for tok, row in zip(tokens, marginals, strict=True):
             p_phi = 1.0 - row[o]
-            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in self.vocabulary):
+            if not self.keeps(tok, p_phi):
                 continue
             kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
             out = C._extend(out, text, tok, kind, p_phi)

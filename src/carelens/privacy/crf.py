@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from carelens.privacy.lexicon import lexicon
+from carelens.privacy.lexicon import is_english, lexicon
 from carelens.privacy.tokens import PhiSpan, shape
 
 MODEL_FILE = "deid_crf.crfsuite"
@@ -234,6 +234,7 @@ class CrfModel:
     vocabulary: frozenset[str]
     threshold: float = 0.5
     word_threshold: float = 0.9  # for words of the vocabulary (seen often outside PHI)
+    english_threshold: float = 0.5  # for English words of no name or place list
 
     def __post_init__(self) -> None:
         self.featurizer = Featurizer(self.vocabulary)
@@ -259,14 +260,38 @@ class CrfModel:
         labels = [lab for lab in tagger.labels() if lab != "O"]  # the classes its training data had
         out: list[PhiSpan] = []
         marginal = tagger.marginal
-        vocabulary = self.vocabulary
         for i, tok in enumerate(tokens):
             p_phi = 1.0 - marginal("O", i)
-            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in vocabulary):
+            if not self.keeps(tok, p_phi):
                 continue
             kind = max(labels, key=lambda lab: marginal(lab, i))
             out = _extend(out, text, tok, kind, p_phi)
         return out
+
+    def keeps(self, tok: CrfToken, p_phi: float) -> bool:
+        """Whether a token with this probability of PHI is PHI: ``threshold``, ``word_threshold`` for
+        words of the vocabulary and ``english_threshold`` for English words that no name or place list
+        holds ("golden", "shampoo")."""
+        if p_phi < self.threshold:
+            return False
+        if tok.low in self.vocabulary:
+            return p_phi >= self.word_threshold
+        return p_phi >= self.english_threshold or not _english(tok.low)
+
+
+def _english(word: str) -> bool:
+    lex = lexicon()
+    if is_english(word):
+        return True
+    return (
+        word in lex.common_words
+        and not lex.is_name(word)
+        and word not in lex.census_last
+        and word not in lex.census_first
+        and word not in lex.us_places
+        and word not in lex.cities
+        and word not in lex.states
+    )
 
 
 CONFIDENT = 0.9  # a model span is "model!" (confident) when each of its tokens is PHI with this probability

@@ -41,8 +41,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
         for m in P.PHONE.finditer(text):
             kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
             add(PhiSpan(m.start(), m.end(), kind))
-        for m in P.PHONE_EXT.finditer(text):
-            add(PhiSpan(m.start(), m.end(), "PHONE"))
+        for m in P.PHONE_EXT.finditer(text):  # the number, not its cue word ("Pager 83554")
+            add(PhiSpan(m.start("value"), m.end("value"), "PHONE"))
         for m in P.PHONE_CUE.finditer(text):
             value = m.group("value").rstrip(" .-(")
             if sum(c.isdigit() for c in value) >= 6:
@@ -58,6 +58,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
             for m in P.AGE_OVER_89.finditer(text):
                 g = next(k for k in ("age", "age2", "age3", "age4") if m.group(k))
                 add(PhiSpan(m.start(g), m.end(g), "AGE"))
+            for m in P.AGE_LEAD.finditer(text):
+                add(PhiSpan(m.start("age"), m.end("age"), "AGE"))
         for m in P.ID_CUE.finditer(text):
             cue = m.group("cue").lower().split()[0].rstrip(".'s")
             add(PhiSpan(m.start("value"), m.end("value"), P.ID_TYPES.get(cue, "ID")))
