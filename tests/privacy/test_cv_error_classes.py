@@ -47,6 +47,10 @@ def _span(text: str, value: str, kind: str, source: str = "model") -> PhiSpan:
         ("SOCIAL: MARRIED, WIFE IS A MANAGER AT QUELLCORP. NO ETOH.", ["QUELLCORP"]),
         # an age over 89 opening a line
         ("Nursing note\n97 s/p fall at home with R hip fx.", ["97"]),
+        # two month/day dates glued, a dotted year, days before a month name
+        ("RECEIVED XRT 11/02/11/03, NEXT DOSE TOMORROW.", ["11/02", "11/03"]),
+        ("3/14.95\nneuro: alert, oriented x3.", ["3/14", "95"]),
+        ("nursing progress note\n5->6 oct, 97\n1900 - 0700", ["5", "6"]),
     ],
 )
 def test_missed_classes_are_found(text: str, phi: list[str]) -> None:
@@ -66,6 +70,11 @@ def test_missed_classes_are_found(text: str, phi: list[str]) -> None:
             ["Foley", "Swan", "Parkinson", "Cooley"],
         ),
         ("Anxiety treated with Klonapin and Trazadone prn.", ["Klonapin", "Trazadone"]),
+        ("RESP: FIO2 DEC TO 40%, RATE 20 DEC TO 16. STAGE 2 DECUB ON COCCYX.", ["20", "16", "2"]),
+        ("improved co/ci (5/3.27/928) on dobutamine.", ["5/3.27/928"]),
+        # a lower-case word after a relative in mixed-case text, a stop word that a name list holds
+        ("His wife works at the bank and will visit tonight.", ["works"]),
+        ("Sister visiting today, brother in town tomorrow.", ["in"]),
     ],
 )
 def test_false_positive_classes_stay_unflagged(text: str, not_phi_words: list[str]) -> None:
@@ -141,3 +150,21 @@ def test_an_english_word_needs_a_higher_probability_than_an_unknown_one() -> Non
     assert not model.keeps(CrfToken(0, 7, "SHAMPOO", "shampoo"), 0.3)
     assert model.keeps(CrfToken(0, 6, "OKAFOR", "okafor"), 0.3)
     assert not model.keeps(CrfToken(0, 5, "bolus", "bolus"), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "kept"),
+    [
+        ("Pt had 1st XRT 10/29, tolerated.", "XRT 10/29", "10/29"),
+        ("PLAN: S/P CABG X3 10/5.", "X3 10/5", "10/5"),
+        ("Oriented, stated it was July 29th today.", "July 29th", "July 29th"),
+    ],
+)
+def test_words_no_date_holds_are_trimmed_off_a_model_date(text: str, value: str, kept: str) -> None:
+    assert [text[s.start : s.end] for s in not_phi(text, [_span(text, value, "DATE")])] == [kept]
+
+
+def test_stop_words_are_trimmed_off_a_model_name_but_names_that_are_stop_words_stay() -> None:
+    text = "Spoke with daughter Clara on the phone. Bill Okafor called."
+    spans = not_phi(text, [_span(text, "Clara on", "NAME"), _span(text, "Bill Okafor", "NAME")])
+    assert [text[s.start : s.end] for s in spans] == ["Clara", "Bill Okafor"]

@@ -13,6 +13,7 @@ from itertools import pairwise
 
 from carelens.privacy.crf import CrfToken
 from carelens.privacy.lexicon import is_drug, lexicon, word_lists
+from carelens.privacy.names import case_mode
 from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
 
@@ -53,6 +54,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
 
     out: list[PhiSpan] = []
     n = len(tokens)
+    mixed = case_mode(text) == "mixed"  # letter case tells names from words
     for k, i in enumerate(words):
         w = tokens[i].low
         nxt = words[k + 1] if k + 1 < len(words) else None
@@ -85,11 +87,18 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             w in cues["family"]
             and nxt is not None
             and _punctuation_gap(gap(i, nxt))  # "son, Ed", "SISTER ,JANET", "DAUGHTER--KRISSY"
+            and not (
+                mixed
+                and tokens[nxt].text.islower()
+                and tokens[nxt].low in lex.common_words
+                and tokens[nxt].low not in lex.census_first
+            )  # "wife works at ...", "son called"
             and (
                 unknown(nxt)
                 or _cased_first_name(tokens[i].text, tokens[nxt].text)
                 or (  # "son don reid": a first name that is also a word, then a surname
                     tokens[nxt].low in lex.census_first
+                    and tokens[nxt].low not in STOP_WORDS
                     and after is not None
                     and gap(nxt, after) == " "
                     and unknown(after)
@@ -349,8 +358,20 @@ _YEAR_APOSTROPHE = re.compile(r"(?<![\d.'’/])(\d{2})['’](?![\w'’\"])")
 _WORD_BEFORE = re.compile(r"([A-Za-z]+)\W{0,2}$")
 
 
+# two month/day dates glued ("10/03/10/04"), a month/day with a dotted year ("11/21.93"), a day or a
+# range of days before a month name ("1->2 nov", "3 to 4 March")
+_MD = r"(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])"
+_GLUED = re.compile(rf"(?<![\d./]){_MD}/{_MD}(?![\d/%])|(?<![\d./]){_MD}\.\d{{2}}(?![\d./%])")
+# month names, not "may", "mar" (the medication record) nor "dec" ("O2 dec to 4L")
+_MONTHS = (r"(?:january|february|march|april|june|july|august|september|october|november|december"
+           r"|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov)\b")  # fmt: skip
+_DAY = r"(?:3[01]|[12]\d|0?[1-9])"
+_DAYS_MONTH = re.compile(rf"(?<![\w./]){_DAY}(?:\s*(?:-+>?|to)\s*{_DAY})?(?=\s+{_MONTHS})", re.I)
+
+
 def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list[PhiSpan]:
-    out = [PhiSpan(m.start(), m.end(), "DATE", "cue") for r in (_FULL, _MONTH_YEAR) for m in r.finditer(text)]
+    out = [PhiSpan(m.start(), m.end(), "DATE", "cue") for r in (_FULL, _MONTH_YEAR, _GLUED, _DAYS_MONTH)
+           for m in r.finditer(text)]  # fmt: skip
     distance = _cues()["distance_words"]
     for m in _YEAR_APOSTROPHE.finditer(text):  # "CVA 74'", "repair in 14'": a year; not "walked 20'"
         word = _WORD_BEFORE.search(text, max(0, m.start() - 20), m.start())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from carelens.privacy.lexicon import is_drug, is_english, lexicon, word_lists
+from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
 
 _WORDS = re.compile(r"[^\W\d_]+")
@@ -53,8 +54,61 @@ def not_phi(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
     for s in spans:
         if _false(text, s, near) or _lone_letter(text, s, names) or _drug(text, s):
             continue
+        if s.type == "DATE" and s.source.startswith("model"):
+            trimmed = _trim_date(text, s)
+            if trimmed is None or _false(text, trimmed, near):
+                continue
+            s = trimmed
+        if s.type in ("NAME", "LOCATION") and s.source.startswith("model"):
+            s = _trim_stop_words(text, s)
         out.append(_trim_place(text, s) if s.type == "LOCATION" and s.source != "known" else s)
     return out
+
+
+def _trim_stop_words(text: str, s: PhiSpan) -> PhiSpan:
+    """A model name or place without stop words at its ends ("Clara [on]", "VA [on]")."""
+    lex = lexicon()
+
+    def stop(m: re.Match[str]) -> bool:  # "bill" and "don" are stop words and names
+        w = m.group(0).lower()
+        return w in STOP_WORDS and not lex.is_name(w) and w not in lex.census_first
+
+    words = list(_PLACE_WORD.finditer(text, s.start, s.end))
+    while len(words) > 1 and stop(words[-1]):
+        words.pop()
+    while len(words) > 1 and stop(words[0]):
+        words.pop(0)
+    if words[0].start() == s.start and words[-1].end() == s.end:
+        return s
+    return PhiSpan(words[0].start(), words[-1].end(), s.type, s.source)
+
+
+_DATE_PART = re.compile(r"[^\W_]+")
+_ORDINAL = re.compile(r"\d{1,2}(?:st|nd|rd|th)")
+_CLOCK_RANGE = re.compile(r"(?:[01]\d|2[0-3])[0-5]\d\s*(?:-+>?|to)\s*(?:[01]\d|2[0-3])[0-5]\d")
+
+
+def _trim_date(text: str, s: PhiSpan) -> PhiSpan | None:
+    """A model date without words no date holds at its ends ("XRT 10/29", "ON 10/5"); None for a
+    clock-time range ("1900-0700")."""
+    if _CLOCK_RANGE.fullmatch(text, s.start, s.end):
+        return None
+    parts = list(_DATE_PART.finditer(text, s.start, s.end))
+    allowed = _lists()["date_neighbours"]
+
+    def wordy(m: re.Match[str]) -> bool:
+        part = m.group(0).lower()
+        return not part.isdigit() and part not in allowed and not _ORDINAL.fullmatch(part)
+
+    while parts and wordy(parts[-1]):
+        parts.pop()
+    while parts and wordy(parts[0]):
+        parts.pop(0)
+    if not parts:
+        return None
+    if parts[0].start() == s.start and parts[-1].end() == s.end:
+        return s
+    return PhiSpan(parts[0].start(), parts[-1].end(), s.type, s.source)
 
 
 _PLACE_WORD = re.compile(r"[^\W_]+")

@@ -211,5 +211,7 @@ AGE_OVER_89 = Gated(
     r"[19](?<!\w.)(?=\d)",
 )
 # a unit or pager extension: "x4-5678", "X 4-5678", "ext. 45678", "beeper #2-1234"
-PHONE_EXT = re.compile(r"(?<![\w-])(?:x|ext\.?|extension|beeper|pager|bpr)\s?#?\s?(?P<value>\d{1,2}-?\d{4})(?![\d-])", I)
+PHONE_EXT = re.compile(
+    r"(?<![\w-])(?:x|ext\.?|extension|beeper|pager|bpr)\s?#?\s?(?P<value>\d{1,2}-?\d{4})(?![\d-])", I
+)
 TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*\d*|\d+|\S", re.UNICODE)
