@@ -260,23 +260,28 @@ class CrfModel:
         labels = [lab for lab in tagger.labels() if lab != "O"]  # the classes its training data had
         out: list[PhiSpan] = []
         marginal = tagger.marginal
+        p = [1.0 - marginal("O", i) for i in range(len(tokens))]
         for i, tok in enumerate(tokens):
-            p_phi = 1.0 - marginal("O", i)
-            if not self.keeps(tok, p_phi):
+            if not self.keeps(tok, p[i], _beside(p, i)):
                 continue
             kind = max(labels, key=lambda lab: marginal(lab, i))
-            out = _extend(out, text, tok, kind, p_phi)
+            out = _extend(out, text, tok, kind, p[i])
         return out
 
-    def keeps(self, tok: CrfToken, p_phi: float) -> bool:
+    def keeps(self, tok: CrfToken, p_phi: float, p_beside: float = 0.0) -> bool:
         """Whether a token with this probability of PHI is PHI: ``threshold``, ``word_threshold`` for
         words of the vocabulary and ``english_threshold`` for English words that no name or place list
-        holds ("golden", "shampoo")."""
+        holds ("golden", "shampoo") unless a token beside it may be PHI ("Union Memorial")."""
         if p_phi < self.threshold:
             return False
         if tok.low in self.vocabulary:
             return p_phi >= self.word_threshold
-        return p_phi >= self.english_threshold or not _english(tok.low)
+        return p_phi >= self.english_threshold or p_beside >= self.threshold or not _english(tok.low)
+
+
+def _beside(p: list[float], i: int) -> float:
+    """The highest PHI probability of the two tokens either side of token ``i`` ("Luke's Memorial")."""
+    return max(p[max(0, i - 2) : i] + p[i + 1 : i + 3], default=0.0)
 
 
 def _english(word: str) -> bool:

@@ -6,9 +6,10 @@ under Safe Harbor), a bare one- or two-digit model "date" with no month,
 ordinal, apostrophe or slash beside it ("ABG 7.45, 19, -9"), a "phone" ``ddd-dddd`` that is a
 range of a measurement ("SVR 900-1300"), a place that is only a US state (Safe Harbor keeps states:
 "back to California"), and a one-letter model "name" with no name beside it ("L rad aline", "R.T.").
-Generic words at the ends of a place are trimmed off it ("Holy Cross [Hospital]", "Keeley [House]",
-"Ward [2]"): they are no identifier and the corpus gold leaves them out. A model or cue "name" or
-"place" made only of drug names ("Levaquin", a typo "Klonapin") is dropped unless a title precedes it."""
+Generic words at the ends of a place are trimmed off it ("Keeley [House]", "Quartermain [2]"): they
+are no identifier and the corpus gold leaves them out ("Hospital" stays: the demo notes' gold keeps
+it). A model or cue "name" or "place" made only of drug names ("Levaquin", a typo "Klonapin") is
+dropped unless a title precedes it."""
 
 from __future__ import annotations
 
@@ -69,9 +70,9 @@ def _trim_stop_words(text: str, s: PhiSpan) -> PhiSpan:
     """A model name or place without stop words at its ends ("Clara [on]", "VA [on]")."""
     lex = lexicon()
 
-    def stop(m: re.Match[str]) -> bool:  # "bill" and "don" are stop words and names
+    def stop(m: re.Match[str]) -> bool:  # lower case ("Inc", "CO" stay); "bill" and "don" are names
         w = m.group(0).lower()
-        return w in STOP_WORDS and not lex.is_name(w) and w not in lex.census_first
+        return m.group(0).islower() and w in STOP_WORDS and not lex.is_name(w) and w not in lex.census_first
 
     words = list(_PLACE_WORD.finditer(text, s.start, s.end))
     while len(words) > 1 and stop(words[-1]):
@@ -159,14 +160,16 @@ def _lone_letter(text: str, s: PhiSpan, names: set[int]) -> bool:
 
 
 def _trim_place(text: str, s: PhiSpan) -> PhiSpan:
-    """``s`` without generic words at its ends ("Hospital", "Med Ctr") nor a ward number after a word
-    ("Quartermain 2"), when a specific word remains."""
+    """``s`` without generic words at its ends ("Keeley House", "resides NH") nor a one-digit ward number
+    after a word ("Quartermain 2"), when a specific word remains ("Unit 4719" stays whole)."""
     generic = _lists()["place_generic"]
     words = list(_PLACE_WORD.finditer(text, s.start, s.end))
 
     def trimmable(m: re.Match[str], tail: bool) -> bool:
         w = m.group(0)
-        return w.lower() in generic or (tail and w.isdigit() and len(w) <= 2 and not words[0].group(0).isdigit())
+        if tail and w.isdigit():  # a ward's number ("Quartermain 2"), not a house number ("Sludevej 13")
+            return len(w) == 1 and not words[0].group(0).isdigit()
+        return w.lower() in generic and not (not tail and len(words) > 1 and words[1].group(0).isdigit())
 
     while len(words) > 1 and trimmable(words[-1], True):
         words.pop()
