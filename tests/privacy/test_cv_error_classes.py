@@ -169,3 +169,10 @@ def test_stop_words_are_trimmed_off_a_model_name_but_names_that_are_stop_words_s
     text = "Spoke with daughter Clara on the phone. Bill Okafor called."
     spans = not_phi(text, [_span(text, "Clara on", "NAME"), _span(text, "Bill Okafor", "NAME")])
     assert [text[s.start : s.end] for s in spans] == ["Clara", "Bill Okafor"]
+
+
+def test_the_infectious_disease_heading_is_no_id_cue() -> None:
+    text = "ID: TMAX-99, WBC 12.1, cultures sent. Patient ID: A1234567 on file."
+    found = {text[s.start : s.end] for s in detect_phi(text)}
+    assert "A1234567" in found
+    assert not any("TMAX" in f or "99" in f for f in found), found

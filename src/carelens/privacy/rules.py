@@ -62,6 +62,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
                 add(PhiSpan(m.start("age"), m.end("age"), "AGE"))
         for m in P.ID_CUE.finditer(text):
             cue = m.group("cue").lower().split()[0].rstrip(".'s")
+            if cue == "id" and _VITAL_SIGN.fullmatch(m.group("value")):
+                continue  # "ID: TMAX-99": the infectious-disease heading before a vital sign
             add(PhiSpan(m.start("value"), m.end("value"), P.ID_TYPES.get(cue, "ID")))
         for m in P.LONG_ID.finditer(text):
             if not DATE_RE.fullmatch(m.group(0)):
@@ -122,6 +124,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
     return out
 
 
+# a word and a number of up to three digits ("TMAX-99", "T-101"): a vital sign, no identifier
+_VITAL_SIGN = re.compile(r"[A-Za-z]{1,6}-?\d{1,3}(?:\.\d)?")
 # a blood gas "7.38-33-169" (pH, pCO2, pO2...), not a phone number
 _BLOOD_GAS = re.compile(r"[67]\.\d{1,2}[ /-]")
 _ZIP_BEFORE = re.compile(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", re.IGNORECASE)
