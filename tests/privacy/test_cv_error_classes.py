@@ -176,3 +176,9 @@ def test_the_infectious_disease_heading_is_no_id_cue() -> None:
     found = {text[s.start : s.end] for s in detect_phi(text)}
     assert "A1234567" in found
     assert not any("TMAX" in f or "99" in f for f in found), found
+
+
+def test_a_name_is_not_propagated_to_a_lower_case_word_in_mixed_case_text() -> None:
+    text = "Mrs. Care visited today. Skin care per protocol. Mrs. Care will return."
+    flagged = _flagged(text)
+    assert flagged.count("Care") == 0 and "Skin care" in flagged, flagged

@@ -93,7 +93,7 @@ def proposals(
         model_spans = not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
         spans += not_phi(text, model_spans + cue_spans(text, ctoks, clf.vocabulary))
         spans += coordinated_names(text, ctoks, spans, clf.vocabulary)
-    spans += _propagate_names(tokens, spans, clf.vocabulary if clf is not None else frozenset())
+    spans += _propagate_names(tokens, spans, clf.vocabulary if clf is not None else frozenset(), case_mode(text))
     return spans
 
 
@@ -161,9 +161,12 @@ def layer_spans(text: str) -> list[PhiSpan]:
     return rule_spans(text) + name_spans(text, tokens, lexicon(), case_mode(text))
 
 
-def _propagate_names(tokens: list[Tok], spans: list[PhiSpan], vocabulary: frozenset[str]) -> list[PhiSpan]:
+def _propagate_names(
+    tokens: list[Tok], spans: list[PhiSpan], vocabulary: frozenset[str], mode: str = "mixed"
+) -> list[PhiSpan]:
     """A word found as a name once is a name everywhere in the same text (unless it is an English word
-    that is no known name, "bronch", or a word of the CRF's vocabulary, "care")."""
+    that is no known name, "bronch", or a word of the CRF's vocabulary); in mixed-case text, not where
+    it is an English word in lower case ("MS S. CARE" but not "skin care")."""
     starts = {s.start: s for s in spans if s.type == "NAME"}
     lex = lexicon()
     names = set()
@@ -175,7 +178,8 @@ def _propagate_names(tokens: list[Tok], spans: list[PhiSpan], vocabulary: frozen
             names.add(tok.low)
     covered = {s.start for s in spans}
     return [PhiSpan(t.start, t.end, "NAME", "propagated") for t in tokens
-            if t.alpha and t.low in names and t.start not in covered]  # fmt: skip
+            if t.alpha and t.low in names and t.start not in covered
+            and not (mode == "mixed" and t.text.islower() and t.low in lex.common_words)]  # fmt: skip
 
 
 def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
