@@ -5,7 +5,8 @@ surnames, places, common and clinical words), what the rule and dictionary layer
 and the same for its neighbours; the word itself is a feature only when it belongs to
 ``vocabulary`` (words seen often outside PHI in the training notes), so the model file holds no
 corpus name. A token is PHI when its marginal probability of not being ``O`` reaches the
-threshold (recall first). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
+threshold (recall first; an English word of no name or place list needs ``english_threshold`` unless a
+token beside it may be PHI). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
 """
 
 from __future__ import annotations
@@ -285,6 +286,7 @@ def _beside(p: list[float], i: int) -> float:
 
 
 def _english(word: str) -> bool:
+    """An English word that no name or place list holds (web2 or the BERT vocabulary)."""
     lex = lexicon()
     if is_english(word):
         return True

@@ -86,7 +86,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         if (
             w in cues["family"]
             and nxt is not None
-            and _punctuation_gap(gap(i, nxt))  # "son, Ed", "SISTER ,JANET", "DAUGHTER--KRISSY"
+            and _punctuation_gap(gap(i, nxt))  # "son, Ed", "SISTER ,MARISOL", "DAUGHTER--TAMSIN"
             and not (
                 mixed
                 and tokens[nxt].text.islower()
@@ -96,7 +96,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and (
                 unknown(nxt)
                 or _cased_first_name(tokens[i].text, tokens[nxt].text)
-                or (  # "son don reid": a first name that is also a word, then a surname
+                or (  # "son ray ostrowski": a first name that is also a word, then a surname
                     tokens[nxt].low in lex.census_first
                     and tokens[nxt].low not in STOP_WORDS
                     and after is not None
@@ -121,7 +121,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and tokens[prv].text.isupper()
             and unknown(prv)
             and tokens[prv].low not in lex.common_words
-        ):  # a hospital's acronym before one of its departments ("GH EW", "GH MICU")
+        ):  # a hospital's acronym before one of its departments ("KMH EW", "KMH MICU")
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "LOCATION", "cue"))
         if (
             w in cues["employment"]
@@ -195,7 +195,7 @@ def _punctuation_gap(gap: str) -> bool:
 
 def _employer(text: str, tokens: list[CrfToken], words: list[int], k: int, vocabulary: frozenset[str]) -> list[PhiSpan]:
     """One to three capitalised words from ``words[k]`` that are no word of the CRF's ``vocabulary``
-    ("CEO OF IBM", "works for Acme Tool")."""
+    ("CEO OF QUELLCORP", "works for Acme Tool")."""
     group: list[int] = []
     for j in words[k : k + 3]:
         t = tokens[j]
@@ -210,8 +210,8 @@ def _employer(text: str, tokens: list[CrfToken], words: list[int], k: int, vocab
 def coordinated_names(
     text: str, tokens: list[CrfToken], spans: list[PhiSpan], vocabulary: frozenset[str]
 ) -> list[PhiSpan]:
-    """Names joined to a found name by "and" or "&", a title between allowed: "Drs Joseph and
-    Robbinson", "BEA TURA AND DRS JOSEPH", "suzette and ank": one or two words on the other side that
+    """Names joined to a found name by "and" or "&", a title between allowed: "Drs Okonkwo and
+    Vallejo", "MARA VELTRI AND DR. OKONKWO", "inez and bo": one or two words on the other side that
     are no word of ``vocabulary`` nor an English, clinical or stop word."""
     lex = lexicon()
     titles = _cues()["titles"] | _cues()["initial_titles"]
@@ -240,14 +240,14 @@ def coordinated_names(
             right += 2 if right + 1 < n and tokens[right + 1].text == "." else 1
         if right >= n or text[tokens[left].end : t.start] != " ":
             continue
-        if tokens[right].start in starts and name_like(tokens[left]):  # "BEA TURA and Dr. Joseph"
+        if tokens[right].start in starts and name_like(tokens[left]):  # "MARA VELTRI and Dr. Okonkwo"
             first = (
                 left - 1
                 if left >= 1 and text[tokens[left - 1].end : tokens[left].start] == " " and name_like(tokens[left - 1])
                 else left
             )
             out.append(PhiSpan(tokens[first].start, tokens[left].end, "NAME", "cue"))
-        if tokens[left].end in ends and name_like(tokens[right]):  # "Joseph and Robbinson"
+        if tokens[left].end in ends and name_like(tokens[right]):  # "Okonkwo and Vallejo"
             last = (
                 right + 1
                 if right + 1 < n

@@ -6,7 +6,8 @@ combined with recall first.
 offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
 kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
 title, what the context cues after the CRF find (``cues``: an unknown word after "dr" or a relative,
-before a credential or "aware", month/year dates) and the patient's own identifiers; model ``a/b``
+before a credential or "aware", month/year dates), names joined by "and" to a found name, and the
+patient's own identifiers; model ``a/b``
 dates that are ratios and one-word clinical spans are dropped. Overlapping proposals are merged (the
 most specific type wins).
 """
