@@ -263,21 +263,24 @@ class CrfModel:
         marginal = tagger.marginal
         p = [1.0 - marginal("O", i) for i in range(len(tokens))]
         for i, tok in enumerate(tokens):
-            if not self.keeps(tok, p[i], _beside(p, i)):
+            if not self.keeps(tok, p[i], p, i):
                 continue
             kind = max(labels, key=lambda lab: marginal(lab, i))
             out = _extend(out, text, tok, kind, p[i])
         return out
 
-    def keeps(self, tok: CrfToken, p_phi: float, p_beside: float = 0.0) -> bool:
-        """Whether a token with this probability of PHI is PHI: ``threshold``, ``word_threshold`` for
+    def keeps(self, tok: CrfToken, p_phi: float, p: list[float] | None = None, i: int = 0) -> bool:
+        """Whether token ``i`` with this probability of PHI is PHI: ``threshold``, ``word_threshold`` for
         words of the vocabulary and ``english_threshold`` for English words that no name or place list
-        holds ("golden", "shampoo") unless a token beside it may be PHI ("Union Memorial")."""
+        holds ("golden", "shampoo") unless a token beside it may be PHI ("Union Memorial"; ``p``: the
+        probabilities of all the tokens)."""
         if p_phi < self.threshold:
             return False
         if tok.low in self.vocabulary:
             return p_phi >= self.word_threshold
-        return p_phi >= self.english_threshold or p_beside >= self.threshold or not _english(tok.low)
+        if p_phi >= self.english_threshold or not _english(tok.low):
+            return True
+        return p is not None and _beside(p, i) >= self.threshold
 
 
 def _beside(p: list[float], i: int) -> float:
