@@ -59,12 +59,12 @@ class _Cached(C.CrfModel):
         labels, marginals = self.store[_key(text, tokens)]
         o = labels.index("O")
         out: list[C.PhiSpan] = []
-        for tok, row in zip(tokens, marginals, strict=True):
-            p_phi = 1.0 - row[o]
-            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in self.vocabulary):
+        p = [1.0 - row[o] for row in marginals]
+        for i, (tok, row) in enumerate(zip(tokens, marginals, strict=True)):
+            if not self.keeps(tok, p[i], p, i):
                 continue
             kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
-            out = C._extend(out, text, tok, kind, p_phi)
+            out = C._extend(out, text, tok, kind, p[i])
         return out
 
 

@@ -45,7 +45,7 @@ def test_finds_safe_harbor_identifiers_in_mixed_case() -> None:
 def test_all_caps_names_and_hospital_but_not_clinical_words() -> None:
     found = _found(CAPS)
     assert {"ANNE", "KOWALSKI", "12/3"} <= found
-    assert any("MARGARETS HOSPITAL" in f for f in found)
+    assert any("ST MARGARETS" in f for f in found)  # "HOSPITAL", a generic word, may stay
     for word in ["FOLEY", "NEURO", "CLEAR", "RESTING", "PT", "URINE"]:
         assert not any(word in f.split() for f in found), word
 

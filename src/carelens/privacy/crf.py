@@ -5,7 +5,8 @@ surnames, places, common and clinical words), what the rule and dictionary layer
 and the same for its neighbours; the word itself is a feature only when it belongs to
 ``vocabulary`` (words seen often outside PHI in the training notes), so the model file holds no
 corpus name. A token is PHI when its marginal probability of not being ``O`` reaches the
-threshold (recall first). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
+threshold (recall first; an English word of no name or place list needs ``english_threshold`` unless a
+token beside it may be PHI). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from carelens.privacy.lexicon import lexicon
+from carelens.privacy.lexicon import is_english, lexicon
 from carelens.privacy.tokens import PhiSpan, shape
 
 MODEL_FILE = "deid_crf.crfsuite"
@@ -234,6 +235,7 @@ class CrfModel:
     vocabulary: frozenset[str]
     threshold: float = 0.5
     word_threshold: float = 0.9  # for words of the vocabulary (seen often outside PHI)
+    english_threshold: float = 0.5  # for English words of no name or place list
 
     def __post_init__(self) -> None:
         self.featurizer = Featurizer(self.vocabulary)
@@ -259,14 +261,47 @@ class CrfModel:
         labels = [lab for lab in tagger.labels() if lab != "O"]  # the classes its training data had
         out: list[PhiSpan] = []
         marginal = tagger.marginal
-        vocabulary = self.vocabulary
+        p = [1.0 - marginal("O", i) for i in range(len(tokens))]
         for i, tok in enumerate(tokens):
-            p_phi = 1.0 - marginal("O", i)
-            if p_phi < self.threshold or (p_phi < self.word_threshold and tok.low in vocabulary):
+            if not self.keeps(tok, p[i], p, i):
                 continue
             kind = max(labels, key=lambda lab: marginal(lab, i))
-            out = _extend(out, text, tok, kind, p_phi)
+            out = _extend(out, text, tok, kind, p[i])
         return out
+
+    def keeps(self, tok: CrfToken, p_phi: float, p: list[float] | None = None, i: int = 0) -> bool:
+        """Whether token ``i`` with this probability of PHI is PHI: ``threshold``, ``word_threshold`` for
+        words of the vocabulary and ``english_threshold`` for English words that no name or place list
+        holds ("golden", "shampoo") unless a token beside it may be PHI ("Union Memorial"; ``p``: the
+        probabilities of all the tokens)."""
+        if p_phi < self.threshold:
+            return False
+        if tok.low in self.vocabulary:
+            return p_phi >= self.word_threshold
+        if p_phi >= self.english_threshold or not _english(tok.low):
+            return True
+        return p is not None and _beside(p, i) >= self.threshold
+
+
+def _beside(p: list[float], i: int) -> float:
+    """The highest PHI probability of the two tokens either side of token ``i`` ("Luke's Memorial")."""
+    return max(p[max(0, i - 2) : i] + p[i + 1 : i + 3], default=0.0)
+
+
+def _english(word: str) -> bool:
+    """An English word that no name or place list holds (web2 or the BERT vocabulary)."""
+    lex = lexicon()
+    if is_english(word):
+        return True
+    return (
+        word in lex.common_words
+        and not lex.is_name(word)
+        and word not in lex.census_last
+        and word not in lex.census_first
+        and word not in lex.us_places
+        and word not in lex.cities
+        and word not in lex.states
+    )
 
 
 CONFIDENT = 0.9  # a model span is "model!" (confident) when each of its tokens is PHI with this probability

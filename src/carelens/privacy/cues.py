@@ -12,7 +12,8 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from carelens.privacy.crf import CrfToken
-from carelens.privacy.lexicon import lexicon, word_lists
+from carelens.privacy.lexicon import is_drug, lexicon, word_lists
+from carelens.privacy.names import case_mode
 from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
 
@@ -34,7 +35,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
 
     def unknown(i: int) -> bool:
         w = tokens[i].low
-        if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2:
+        if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2 or is_drug(w):
             return False
         return (w not in lex.common_words or lex.is_name(w) or w in lex.us_places or w in lex.census_last
                 or w in lex.census_first)  # fmt: skip
@@ -53,6 +54,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
 
     out: list[PhiSpan] = []
     n = len(tokens)
+    mixed = case_mode(text) == "mixed"  # letter case tells names from words
     for k, i in enumerate(words):
         w = tokens[i].low
         nxt = words[k + 1] if k + 1 < len(words) else None
@@ -80,15 +82,30 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
         if w in cues["family_tails"] and prv is not None and gap(prv, i) == " " and unknown(prv):
             out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "NAME", "cue"))
+        after = words[k + 2] if k + 2 < len(words) else None
         if (
             w in cues["family"]
-            and near_next
             and nxt is not None
-            and gap(i, nxt).strip(" ,:-(") == ""
-            and (unknown(nxt) or _cased_first_name(tokens[i].text, tokens[nxt].text))
+            and _punctuation_gap(gap(i, nxt))  # "son, Ed", "SISTER ,MARISOL", "DAUGHTER--TAMSIN"
+            and not (
+                mixed
+                and tokens[nxt].text.islower()
+                and tokens[nxt].low in lex.common_words
+                and tokens[nxt].low not in lex.census_first
+            )  # "wife works at ...", "son called"
+            and (
+                unknown(nxt)
+                or _cased_first_name(tokens[i].text, tokens[nxt].text)
+                or (  # "son ray ostrowski": a first name that is also a word, then a surname
+                    tokens[nxt].low in lex.census_first
+                    and tokens[nxt].low not in STOP_WORDS
+                    and after is not None
+                    and gap(nxt, after) == " "
+                    and unknown(after)
+                )
+            )
         ):
             end = nxt
-            after = words[k + 2] if k + 2 < len(words) else None
             if after is not None and gap(nxt, after) == " " and unknown(after):
                 end = after
             out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
@@ -96,6 +113,23 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
         if w in cues["place_tails"]:
             out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
+        if (
+            w in cues["departments"]
+            and prv is not None
+            and gap(prv, i) == " "
+            and 2 <= len(tokens[prv].text) <= 5
+            and tokens[prv].text.isupper()
+            and unknown(prv)
+            and tokens[prv].low not in lex.common_words
+        ):  # a hospital's acronym before one of its departments ("KMH EW", "KMH MICU")
+            out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "LOCATION", "cue"))
+        if (
+            w in cues["employment"]
+            and nxt is not None
+            and gap(i, nxt) == " "
+            and tokens[nxt].low in cues["employers_after"]
+        ):
+            out += _employer(text, tokens, words, k + 2, vocabulary)
         if w in cues["university"] and near_next and nxt is not None and tokens[nxt].low in lex.states:
             out.append(PhiSpan(tokens[i].start, tokens[nxt].end, "LOCATION", "cue"))
         if (
@@ -151,6 +185,77 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         if w in cues["months"] and (w not in STOP_WORDS) and _month_context(text, tokens, i, n):
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
+    return out
+
+
+def _punctuation_gap(gap: str) -> bool:
+    """Spaces and punctuation only ("", " ", ", ", " ,", "--", " ("), at most three characters."""
+    return len(gap) <= 3 and "\n" not in gap and gap.strip(" ,.:;-(") == ""
+
+
+def _employer(text: str, tokens: list[CrfToken], words: list[int], k: int, vocabulary: frozenset[str]) -> list[PhiSpan]:
+    """One to three capitalised words from ``words[k]`` that are no word of the CRF's ``vocabulary``
+    ("CEO OF QUELLCORP", "works for Acme Tool")."""
+    group: list[int] = []
+    for j in words[k : k + 3]:
+        t = tokens[j]
+        if not (t.text[0].isupper() and t.low not in vocabulary and t.low not in STOP_WORDS and len(t.low) >= 2):
+            break
+        if group and text[tokens[group[-1]].end : t.start] != " ":
+            break
+        group.append(j)
+    return [PhiSpan(tokens[group[0]].start, tokens[group[-1]].end, "LOCATION", "cue")] if group else []
+
+
+def coordinated_names(
+    text: str, tokens: list[CrfToken], spans: list[PhiSpan], vocabulary: frozenset[str]
+) -> list[PhiSpan]:
+    """Names joined to a found name by "and" or "&", a title between allowed: "Drs Okonkwo and
+    Vallejo", "MARA VELTRI AND DR. OKONKWO", "inez and bo": one or two words on the other side that
+    are no word of ``vocabulary`` nor an English, clinical or stop word."""
+    lex = lexicon()
+    titles = _cues()["titles"] | _cues()["initial_titles"]
+
+    def name_like(t: CrfToken) -> bool:
+        w = t.low
+        return (
+            t.text[0].isalpha()
+            and len(w) >= 2
+            and w not in vocabulary
+            and w not in STOP_WORDS
+            and w not in lex.clinical_words
+            and not is_drug(w)
+            and (w not in lex.common_words or lex.is_name(w) or w in lex.census_last)
+        )
+
+    starts = {s.start for s in spans if s.type == "NAME"}
+    ends = {s.end for s in spans if s.type == "NAME"}
+    out: list[PhiSpan] = []
+    n = len(tokens)
+    for i, t in enumerate(tokens):
+        if t.low not in ("and", "&") or i == 0 or i + 1 >= n:
+            continue
+        left, right = i - 1, i + 1
+        if tokens[right].low in titles:
+            right += 2 if right + 1 < n and tokens[right + 1].text == "." else 1
+        if right >= n or text[tokens[left].end : t.start] != " ":
+            continue
+        if tokens[right].start in starts and name_like(tokens[left]):  # "MARA VELTRI and Dr. Okonkwo"
+            first = (
+                left - 1
+                if left >= 1 and text[tokens[left - 1].end : tokens[left].start] == " " and name_like(tokens[left - 1])
+                else left
+            )
+            out.append(PhiSpan(tokens[first].start, tokens[left].end, "NAME", "cue"))
+        if tokens[left].end in ends and name_like(tokens[right]):  # "Okonkwo and Vallejo"
+            last = (
+                right + 1
+                if right + 1 < n
+                and text[tokens[right].end : tokens[right + 1].start] == " "
+                and name_like(tokens[right + 1])
+                else right
+            )
+            out.append(PhiSpan(tokens[right].start, tokens[last].end, "NAME", "cue"))
     return out
 
 
@@ -249,8 +354,29 @@ def _month_context(text: str, tokens: list[CrfToken], i: int, n: int) -> bool:
     )
 
 
+_YEAR_APOSTROPHE = re.compile(r"(?<![\d.'’/])(\d{2})['’](?![\w'’\"])")
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)\W{0,2}$")
+
+
+# two month/day dates glued ("10/03/10/04"), a month/day with a dotted year ("11/21.93"), a day or a
+# range of days before a month name ("1->2 nov", "3 to 4 March")
+_MD = r"(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])"
+_GLUED = re.compile(rf"(?<![\d./]){_MD}/{_MD}(?![\d/%])|(?<![\d./]){_MD}\.\d{{2}}(?![\d./%])")
+# month names, not "may", "mar" (the medication record) nor "dec" ("O2 dec to 4L")
+_MONTHS = (r"(?:january|february|march|april|june|july|august|september|october|november|december"
+           r"|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov)\b")  # fmt: skip
+_DAY = r"(?:3[01]|[12]\d|0?[1-9])"
+_DAYS_MONTH = re.compile(rf"(?<![\w./]){_DAY}(?:\s*(?:-+>?|to)\s*{_DAY})?(?=\s+{_MONTHS})", re.I)
+
+
 def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list[PhiSpan]:
-    out = [PhiSpan(m.start(), m.end(), "DATE", "cue") for r in (_FULL, _MONTH_YEAR) for m in r.finditer(text)]
+    out = [PhiSpan(m.start(), m.end(), "DATE", "cue") for r in (_FULL, _MONTH_YEAR, _GLUED, _DAYS_MONTH)
+           for m in r.finditer(text)]  # fmt: skip
+    distance = _cues()["distance_words"]
+    for m in _YEAR_APOSTROPHE.finditer(text):  # "CVA 74'", "repair in 14'": a year; not "walked 20'"
+        word = _WORD_BEFORE.search(text, max(0, m.start() - 20), m.start())
+        if word is not None and word.group(1).lower() not in distance:
+            out.append(PhiSpan(m.start(1), m.end(1), "DATE", "cue"))
     for m in _MONTH_DAY.finditer(text):
         before = text[max(0, m.start() - 20) : m.start()].split()
         if before and before[-1].lower().strip("?:-,") in date_cues:
@@ -259,12 +385,20 @@ def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list
 
 
 _APOSTROPHE_NAME = re.compile(r"[OoDd]['’]([A-Za-z]{3,})\b")
+
+
+def _pain(before: str, words: list[str]) -> bool:
+    """A pain score's context: a pain word near it, or "#" right before it ("#4/10")."""
+    return before.endswith("#") or any(w in _cues()["pain_words"] for w in words)
+
+
 _RATIO = re.compile(r"(\d{1,2})/(\d{1,2})(/\d+%?)?")
 
 
 def not_dates(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
-    """Model ``a/b`` dates that are ratios: a fraction ("1/2 amp"), a pain score near "pain" ("3/10"), a
-    ventilator setting ("PSV 10/5", "10/5/40%", "5/10 ... 40%")."""
+    """Model ``a/b`` dates that are ratios: a fraction ("1/2 amp"), no month ("40/19"), a pain score
+    ("3/10" near "pain", "#4/10"), a murmur's grade ("3/6 SEM"), a ventilator setting ("PSV 10/5",
+    "10/5 BIPAP", "10/5/40%", "5/10 ... 40%")."""
     cues = _cues()
     out = []
     for s in spans:
@@ -273,12 +407,16 @@ def not_dates(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
             a, b = int(m.group(1)), int(m.group(2))
             before = text[max(0, s.start - 25) : s.start].lower()
             after = text[s.end : s.end + 30].lower()
+            words_before = re.findall(r"[a-z0-9-]+", before)[-3:]
+            words_after = re.findall(r"[a-z0-9]+", after)[:2]
             if (
                 (a < b <= 4)
-                or (b == 10 and a <= 10 and "pain" in before + after)
+                or (a > 12 and not m.group(3))  # no month: "13/10", "40/19"
+                or (b == 10 and a <= 10 and ("pain" in before + after or _pain(before, words_before + words_after)))
+                or (b == 6 and a <= 6 and words_after[:1] and words_after[0] in cues["murmur_words"])
                 or (m.group(3) or "").endswith("%")
                 or after[:1] == "%"
-                or any(w in cues["settings"] for w in re.findall(r"[a-z-]+", before)[-3:])
+                or any(w in cues["settings"] for w in words_before + words_after[:1])
             ):
                 continue
         out.append(s)

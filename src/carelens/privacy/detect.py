@@ -6,7 +6,8 @@ combined with recall first.
 offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
 kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
 title, what the context cues after the CRF find (``cues``: an unknown word after "dr" or a relative,
-before a credential or "aware", month/year dates) and the patient's own identifiers; model ``a/b``
+before a credential or "aware", month/year dates), names joined by "and" to a found name, and the
+patient's own identifiers; model ``a/b``
 dates that are ratios and one-word clinical spans are dropped. Overlapping proposals are merged (the
 most specific type wins).
 """
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
-from carelens.privacy.cues import cue_spans, not_dates
+from carelens.privacy.cues import coordinated_names, cue_spans, not_dates
 from carelens.privacy.filters import not_phi
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, lexicon
@@ -89,10 +90,11 @@ def proposals(
             or (s.type == "DATE" and _FULL_DATE.search(text, s.start, s.end) and text[s.end : s.end + 1] != "%")
         ]  # "10/5/40%" is a ventilator setting
         spans += _titled(text, layers, clf.vocabulary)
-        spans += _last_first(tokens, text)
+        spans += _last_first(tokens, text, clf.vocabulary)
         model_spans = not_dates(text, _drop_words(text, clf.spans(text, ctoks, token_hints(ctoks, layers))))
         spans += not_phi(text, model_spans + cue_spans(text, ctoks, clf.vocabulary))
-    spans += _propagate_names(tokens, spans)
+        spans += coordinated_names(text, ctoks, spans, clf.vocabulary)
+    spans += _propagate_names(tokens, spans, clf.vocabulary if clf is not None else frozenset(), case_mode(text))
     return spans
 
 
@@ -135,9 +137,9 @@ def _drop_words(text: str, spans: list[PhiSpan]) -> list[PhiSpan]:
 _AGE_AFTER = re.compile(r"\s*-?\s*(?:yo\b|y/o|y\.o\.|yr|year|years)", re.IGNORECASE)
 
 
-def _last_first(tokens: list[Tok], text: str) -> list[PhiSpan]:
-    """ "QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word,
-    a comma, and a first name, on one line."""
+def _last_first(tokens: list[Tok], text: str, vocabulary: frozenset[str] = frozenset()) -> list[PhiSpan]:
+    """ "QUIXLEY, GLORIA" / "Quixley, Gloria": a capitalised word that is no ordinary or clinical word
+    nor a word of the CRF's vocabulary ("DIURESIS, ADD"), a comma, and a first name, on one line."""
     lex = lexicon()
     out = []
     for i in range(len(tokens) - 2):
@@ -148,7 +150,7 @@ def _last_first(tokens: list[Tok], text: str) -> list[PhiSpan]:
             continue
         if b.low not in lex.first_names or b.low in VERY_COMMON:
             continue
-        if len(a.low) < 3 or a.low in lex.common_words or a.low in VERY_COMMON:
+        if len(a.low) < 3 or a.low in lex.common_words or a.low in VERY_COMMON or a.low in vocabulary:
             continue
         out.append(PhiSpan(a.start, b.end, "NAME", "dict"))
     return out
@@ -160,21 +162,25 @@ def layer_spans(text: str) -> list[PhiSpan]:
     return rule_spans(text) + name_spans(text, tokens, lexicon(), case_mode(text))
 
 
-def _propagate_names(tokens: list[Tok], spans: list[PhiSpan]) -> list[PhiSpan]:
+def _propagate_names(
+    tokens: list[Tok], spans: list[PhiSpan], vocabulary: frozenset[str], mode: str = "mixed"
+) -> list[PhiSpan]:
     """A word found as a name once is a name everywhere in the same text (unless it is an English word
-    that is no known name: "care", "bronch")."""
+    that is no known name, "bronch", or a word of the CRF's vocabulary); in mixed-case text, not where
+    it is an English word in lower case ("MS S. CARE" but not "skin care")."""
     starts = {s.start: s for s in spans if s.type == "NAME"}
     lex = lexicon()
     names = set()
     for tok in tokens:
         span = starts.get(tok.start)
-        if span is None or not tok.alpha or len(tok.low) < 3 or tok.low in VERY_COMMON:
+        if span is None or not tok.alpha or len(tok.low) < 3 or tok.low in VERY_COMMON or tok.low in vocabulary:
             continue
         if tok.low not in lex.common_words or lex.is_name(tok.low) or tok.low in lex.census_last:
             names.add(tok.low)
     covered = {s.start for s in spans}
     return [PhiSpan(t.start, t.end, "NAME", "propagated") for t in tokens
-            if t.alpha and t.low in names and t.start not in covered]  # fmt: skip
+            if t.alpha and t.low in names and t.start not in covered
+            and not (mode == "mixed" and t.text.islower() and t.low in lex.common_words)]  # fmt: skip
 
 
 def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:

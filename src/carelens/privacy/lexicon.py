@@ -156,3 +156,55 @@ def _vocabulary() -> set[str]:
     except (ModuleNotFoundError, FileNotFoundError):
         return set()
     return {w for w in text.split() if w.isalpha() and w.isascii() and len(w) > 1}
+
+
+# one-word drug names, generic and brand, that no name list holds (scripts/make_deid_drugs.py)
+DRUG_WORDS_FILE = "drug_words.tsv"
+
+
+@cache
+def _drug_index() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The drug words, those in common use (six letters or more), and every spelling of these with
+    one letter left out."""
+    rows = [line.split("\t") for line in _lines(DRUG_WORDS_FILE)]
+    common = frozenset(r[0] for r in rows if len(r) > 1 and len(r[0]) >= 6)
+    deletions = frozenset(w[:i] + w[i + 1 :] for w in common for i in range(len(w)))
+    return frozenset(r[0] for r in rows), common, deletions
+
+
+def is_drug(word: str) -> bool:
+    """``word`` (lower case) is a drug name or, at seven letters or more and in no name list, one typo
+    away from a drug in common use ("klonapin", "trazadone", "bactoban")."""
+    words, common, deletions = _drug_index()
+    if word in words:
+        return True
+    if len(word) < 7 or not word.isalpha():
+        return False
+    lex = lexicon()
+    if lex.is_name(word) or word in lex.census_last or word in lex.census_first:
+        return False
+    if word in deletions:  # a letter missing
+        return True
+    return any(word[:i] + word[i + 1 :] in common or word[:i] + word[i + 1 :] in deletions for i in range(len(word)))
+
+
+# English words of no name or place list (Webster's 1934 "web2"; scripts/make_deid_english.py)
+ENGLISH_WORDS_FILE = "english_words.tsv"
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
+
+
+@cache
+def _english_words() -> frozenset[str]:
+    return frozenset(_lines(ENGLISH_WORDS_FILE))
+
+
+def is_english(word: str) -> bool:
+    """``word`` (lower case) is an English word, or an inflection of one, that no name or place list
+    holds ("shampoo", "lollipops", "ambulates"; not "golden", "walker")."""
+    words = _english_words()
+    if word in words:
+        return True
+    lex = lexicon()
+    if len(word) < 5 or lex.is_name(word) or word in lex.census_last or word in lex.census_first:
+        return False
+    return any(word.endswith(end) and word[: -len(end)] + add in words for end, add in _SUFFIXES)

@@ -199,6 +199,8 @@ SAINT_PLACE = Gated(
     word_gate("st saint"),
 )
 PO_BOX = re.compile(r"\bp\.?\s?o\.?\s*box\s+\d+\b", I)
+# an age over 89 opening a line before what the patient had or has ("98 s/p hip fx", "94 w/ CHF")
+AGE_LEAD = re.compile(r"(?m)^[ \t]*(?P<age>9\d|1[01]\d)(?=[ \t]+(?:s/p|w/|with|h/o|presents|presented|admitted)\b)", I)
 AGE_OVER_89 = Gated(
     re.compile(
         r"\b(?P<age>9\d|1[0-2]\d)(?=\s*(?:-|\s)?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|-?year-old|year\s+old|yr\s+old|f\b|m\b))"
@@ -209,5 +211,7 @@ AGE_OVER_89 = Gated(
     r"[19](?<!\w.)(?=\d)",
 )
 # a unit or pager extension: "x4-5678", "X 4-5678", "ext. 45678", "beeper #2-1234"
-PHONE_EXT = re.compile(r"(?<![\w-])(?:x|ext\.?|extension|beeper|pager|bpr)\s?#?\s?\d{1,2}-?\d{4}(?![\d-])", I)
+PHONE_EXT = re.compile(
+    r"(?<![\w-])(?:x|ext\.?|extension|beeper|pager|bpr)\s?#?\s?(?P<value>\d{1,2}-?\d{4})(?![\d-])", I
+)
 TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*\d*|\d+|\S", re.UNICODE)

@@ -41,8 +41,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
         for m in P.PHONE.finditer(text):
             kind = "FAX" if P.FAX_CUE.search(text, max(0, m.start() - 8), m.start()) else "PHONE"
             add(PhiSpan(m.start(), m.end(), kind))
-        for m in P.PHONE_EXT.finditer(text):
-            add(PhiSpan(m.start(), m.end(), "PHONE"))
+        for m in P.PHONE_EXT.finditer(text):  # the number, not its cue word ("Pager 83554")
+            add(PhiSpan(m.start("value"), m.end("value"), "PHONE"))
         for m in P.PHONE_CUE.finditer(text):
             value = m.group("value").rstrip(" .-(")
             if sum(c.isdigit() for c in value) >= 6:
@@ -58,8 +58,12 @@ def rule_spans(text: str) -> list[PhiSpan]:
             for m in P.AGE_OVER_89.finditer(text):
                 g = next(k for k in ("age", "age2", "age3", "age4") if m.group(k))
                 add(PhiSpan(m.start(g), m.end(g), "AGE"))
+            for m in P.AGE_LEAD.finditer(text):
+                add(PhiSpan(m.start("age"), m.end("age"), "AGE"))
         for m in P.ID_CUE.finditer(text):
             cue = m.group("cue").lower().split()[0].rstrip(".'s")
+            if cue == "id" and _VITAL_SIGN.fullmatch(m.group("value")):
+                continue  # "ID: TMAX-99": the infectious-disease heading before a vital sign
             add(PhiSpan(m.start("value"), m.end("value"), P.ID_TYPES.get(cue, "ID")))
         for m in P.LONG_ID.finditer(text):
             if not DATE_RE.fullmatch(m.group(0)):
@@ -120,6 +124,8 @@ def rule_spans(text: str) -> list[PhiSpan]:
     return out
 
 
+# a word and a number of up to three digits ("TMAX-99", "T-101"): a vital sign, no identifier
+_VITAL_SIGN = re.compile(r"[A-Za-z]{1,6}-?\d{1,3}(?:\.\d)?")
 # a blood gas "7.38-33-169" (pH, pCO2, pO2...), not a phone number
 _BLOOD_GAS = re.compile(r"[67]\.\d{1,2}[ /-]")
 _ZIP_BEFORE = re.compile(r"(?:\b[A-Z]{2}|zip(?:\s*code)?:?|,)\s*$", re.IGNORECASE)

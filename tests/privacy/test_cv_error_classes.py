@@ -1,0 +1,184 @@
+"""One regression test per class of error found in the out-of-fold predictions of the fit-half CV
+(scripts/deid_cv.py): sentences written for these tests in the style of ICU nursing notes, not
+copied from any corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carelens.privacy.crf import CrfModel, CrfToken
+from carelens.privacy.cues import not_dates
+from carelens.privacy.detect import detect_phi
+from carelens.privacy.filters import not_phi
+from carelens.privacy.lexicon import is_drug
+from carelens.privacy.tokens import PhiSpan
+
+
+def _flagged(text: str) -> str:
+    """``text`` with every detected span replaced by ``#``."""
+    out = list(text)
+    for s in detect_phi(text):
+        out[s.start : s.end] = "#" * (s.end - s.start)
+    return "".join(out)
+
+
+def _span(text: str, value: str, kind: str, source: str = "model") -> PhiSpan:
+    start = text.index(value)
+    return PhiSpan(start, start + len(value), kind, source)
+
+
+@pytest.mark.parametrize(
+    ("text", "phi"),
+    [
+        # names joined to a found name by "and", a title between allowed
+        ("Plan reviewed with Drs Okonkwo and Vallejo at the bedside.", ["Okonkwo", "Vallejo"]),
+        ("K REPLETED. MARA VELTRI AND DR. OKONKWO AT BEDSIDE.", ["MARA", "VELTRI"]),
+        # a relative's name after odd punctuation
+        ("COPING-BROTHER ,TOMASZ CALLED TONIGHT FOR UPDATE.", ["TOMASZ"]),
+        # a relative's first name that is also a word, then a surname, in lower case
+        ("social: will call son ray ostrowski re: goals of care.", ["ray", "ostrowski"]),
+        # a year with the apostrophe after it
+        ("PMH: HTN, CVA 82'. CHOLECYSTECTOMY 91'.", ["82", "91"]),
+        # a hospital's acronym before one of its departments
+        ("found down at home, brought to KMH EW by ambulance.", ["KMH"]),
+        # an employer after a job
+        ("SOCIAL: MARRIED, WIFE IS A MANAGER AT QUELLCORP. NO ETOH.", ["QUELLCORP"]),
+        # an age over 89 opening a line
+        ("Nursing note\n97 s/p fall at home with R hip fx.", ["97"]),
+        # two month/day dates glued, a dotted year, days before a month name
+        ("RECEIVED XRT 11/02/11/03, NEXT DOSE TOMORROW.", ["11/02", "11/03"]),
+        ("3/14.95\nneuro: alert, oriented x3.", ["3/14", "95"]),
+        ("nursing progress note\n5->6 oct, 97\n1900 - 0700", ["5", "6"]),
+    ],
+)
+def test_missed_classes_are_found(text: str, phi: list[str]) -> None:
+    flagged = _flagged(text)
+    for value in phi:
+        start = text.index(value)
+        assert "#" in flagged[start : start + len(value)], (value, flagged)
+
+
+@pytest.mark.parametrize(
+    ("text", "not_phi_words"),
+    [
+        ("Ambulated 40' with walker and assist of one.", ["40"]),
+        ("P: CONT DIURESIS, ADD LOPRESSOR AND CAPTOPRIL AS BP ALLOWS.", ["DIURESIS", "ADD"]),
+        (
+            "Foley and Swan removed, Parkinson's meds given, Cooley's anemia noted.",
+            ["Foley", "Swan", "Parkinson", "Cooley"],
+        ),
+        ("Anxiety treated with Klonapin and Trazadone prn.", ["Klonapin", "Trazadone"]),
+        ("RESP: FIO2 DEC TO 40%, RATE 20 DEC TO 16. STAGE 2 DECUB ON COCCYX.", ["20", "16", "2"]),
+        ("improved co/ci (5/3.27/928) on dobutamine.", ["5/3.27/928"]),
+        # a lower-case word after a relative in mixed-case text, a stop word that a name list holds
+        ("His wife works at the bank and will visit tonight.", ["works"]),
+        ("Sister visiting today, brother in town tomorrow.", ["in"]),
+    ],
+)
+def test_false_positive_classes_stay_unflagged(text: str, not_phi_words: list[str]) -> None:
+    flagged = _flagged(text)
+    for value in not_phi_words:
+        start = text.index(value)
+        assert "#" not in flagged[start : start + len(value)], (value, flagged)
+
+
+def test_generic_words_are_trimmed_off_a_place() -> None:
+    text = "Lives at Fairhaven House, transfer to Ardmore 4 today, mail to Sludevej 13."
+    values = ["Fairhaven House", "Ardmore 4", "Sludevej 13"]
+    spans = not_phi(text, [_span(text, v, "LOCATION") for v in values])
+    assert [text[s.start : s.end] for s in spans] == ["Fairhaven", "Ardmore", "Sludevej 13"]
+    text = "Plan: discharge to St. Mary's House in am."
+    assert [text[s.start : s.end] for s in not_phi(text, [_span(text, "St. Mary's House", "LOCATION")])] == [
+        "St. Mary's"
+    ]
+
+
+def test_a_state_alone_is_no_identifier_but_a_city_is() -> None:
+    text = "Son flew back to Oregon; daughter lives in Tacoma."
+    kept = [
+        text[s.start : s.end]
+        for s in not_phi(text, [_span(text, "Oregon", "LOCATION"), _span(text, "Tacoma", "LOCATION")])
+    ]
+    assert kept == ["Tacoma"]
+
+
+def test_drug_names_and_their_typos_are_no_names() -> None:
+    assert is_drug("levaquin") and is_drug("klonapin") and is_drug("trazadone")
+    assert not any(is_drug(w) for w in ("simpson", "fleming", "okonkwo", "fairhaven"))  # names stay names
+    text = "Given Levaquin for UTI; Dr. Levaquin aware."
+    first = text.index("Levaquin")
+    second = text.index("Levaquin", first + 1)
+    spans = [PhiSpan(first, first + 8, "NAME", "model"), PhiSpan(second, second + 8, "NAME", "model")]
+    assert [s.start for s in not_phi(text, spans)] == [second]
+
+
+def test_a_lone_letter_is_no_name_but_an_initial_is() -> None:
+    text = "Access: PIV x2 and L rad aline. Seen by J. Okafor."
+    spans = [_span(text, "L", "NAME"), _span(text, "J", "NAME"), _span(text, "Okafor", "NAME")]
+    assert [text[s.start : s.end] for s in not_phi(text, spans)] == ["J", "Okafor"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Murmur +3/6 SEM at LSB, unchanged.", "3/6"),
+        ("c/o back discomfort #4/10, tylenol given.", "4/10"),
+        ("CO 5.6, CI 2.9, PA 40/19, CVP 6.", "40/19"),
+        ("EXTUBATED FROM 5/5 IPS/CPAP ONTO 4LNC.", "5/5"),
+    ],
+)
+def test_ratios_scores_and_settings_are_no_dates(text: str, value: str) -> None:
+    assert not not_dates(text, [_span(text, value, "DATE")])
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("nursing note for MICU 1900-0700", "1900"), ("S/P CABG X3 10/5.", "X3"), ("Pt had 1st XRT 10/29.", "XRT")],
+)
+def test_times_and_words_are_no_model_dates(text: str, value: str) -> None:
+    assert not not_phi(text, [_span(text, value, "DATE")])
+
+
+def test_a_month_day_after_a_cue_stays_a_date() -> None:
+    text = "Line placed 8/14, cultures sent on 10/3."
+    assert len(not_dates(text, [_span(text, "8/14", "DATE"), _span(text, "10/3", "DATE")])) == 2
+
+
+def test_an_english_word_needs_a_higher_probability_than_an_unknown_one() -> None:
+    model = CrfModel(Path("/dev/null"), frozenset({"bolus"}), threshold=0.03)
+    assert not model.keeps(CrfToken(0, 7, "SHAMPOO", "shampoo"), 0.3)
+    assert model.keeps(CrfToken(0, 6, "OKAFOR", "okafor"), 0.3)
+    assert not model.keeps(CrfToken(0, 5, "bolus", "bolus"), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "kept"),
+    [
+        ("Pt had 1st XRT 10/29, tolerated.", "XRT 10/29", "10/29"),
+        ("PLAN: S/P CABG X3 10/5.", "X3 10/5", "10/5"),
+        ("Oriented, stated it was July 29th today.", "July 29th", "July 29th"),
+    ],
+)
+def test_words_no_date_holds_are_trimmed_off_a_model_date(text: str, value: str, kept: str) -> None:
+    assert [text[s.start : s.end] for s in not_phi(text, [_span(text, value, "DATE")])] == [kept]
+
+
+def test_stop_words_are_trimmed_off_a_model_name_but_names_that_are_stop_words_stay() -> None:
+    text = "Spoke with daughter Dolores on the phone. Bill Okafor called."
+    spans = not_phi(text, [_span(text, "Dolores on", "NAME"), _span(text, "Bill Okafor", "NAME")])
+    assert [text[s.start : s.end] for s in spans] == ["Dolores", "Bill Okafor"]
+
+
+def test_the_infectious_disease_heading_is_no_id_cue() -> None:
+    text = "ID: TMAX-99, WBC 12.1, cultures sent. Patient ID: A1234567 on file."
+    found = {text[s.start : s.end] for s in detect_phi(text)}
+    assert "A1234567" in found
+    assert not any("TMAX" in f or "99" in f for f in found), found
+
+
+def test_a_name_is_not_propagated_to_a_lower_case_word_in_mixed_case_text() -> None:
+    text = "Mrs. Care visited today. Skin care per protocol. Mrs. Care will return."
+    flagged = _flagged(text)
+    assert flagged.count("Care") == 0 and "Skin care" in flagged, flagged
