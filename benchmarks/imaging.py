@@ -310,7 +310,13 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
 
 
 def stage_federated(
-    npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples", strategy: str = "fedavg"
+    npz: Path,
+    adult: Path,
+    rounds: int,
+    work: Path,
+    weighting: str = "examples",
+    strategy: str = "fedavg",
+    local_steps: int = 0,
 ) -> dict:
     """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
     pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
@@ -352,7 +358,7 @@ def stage_federated(
             procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
         started = time.monotonic()
         settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
-                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1,
+                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1, "local-steps": local_steps,
                     "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
         result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
         seconds = time.monotonic() - started
@@ -361,7 +367,7 @@ def stage_federated(
             stop(proc, grace=2)
     for s in result.get("sites", []):
         m = s.get("metrics", {})
-        method = "FedAvg" if strategy == "fedavg" else "FedProx (mu 0.1)"
+        method = {"fedavg": "FedAvg", "fedbn": "FedBN"}.get(strategy, "FedProx (mu 0.1)")
         name = f"federated, {method} + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
         row = {"model": name, "site": s["site"]}
         row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
@@ -547,7 +553,7 @@ def main() -> None:
     parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
-    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox"))
+    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox", "fedbn"))
     parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
     parser.add_argument("--package", type=Path, default=None, help="shift-alt: the PneumoniaMNIST model package")
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
@@ -571,8 +577,10 @@ def main() -> None:
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
-            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting, args.strategy)
-            stage = f"federated-{args.strategy}-{args.site_weighting}"
+            part = stage_federated(
+                npz, adult, args.rounds, args.work, args.site_weighting, args.strategy, args.local_steps
+            )
+            stage = f"federated-{args.strategy}-{args.site_weighting}-{args.local_steps}"
         elif stage == "fedbn":
             part = stage_fedbn(
                 npz, adult, args.rounds, args.work, args.site_weighting, args.local_steps, args.only, args.finetune

@@ -24,6 +24,7 @@ from flwr.common import Context, MessageType
 
 from carelens.core.errors import InputError
 from carelens.network.guard import SECAGG_RECORD, OutboundLog, outbound_guard, payload_guard
+from carelens.network.strategy import EQUAL_SITE_WEIGHT
 
 KEY_CLIPPING_NORM = "clipping_norm"
 LOCAL_STATE = "site-local-layers"
@@ -133,7 +134,8 @@ class SiteClient(NumPyClient):
         for split, part in data.splits.items():
             metrics[f"n_{split}"] = len(part)
             metrics[f"n_{split}_pos"] = int(part.labels.sum())
-        weight = 1 if config.get("site_weighting") == "equal" else len(train)  # the site's weight in the average
+        equal = config.get("site_weighting") == "equal"
+        weight = EQUAL_SITE_WEIGHT if equal else len(train)  # the site's weight in the average
         return get_weights(model, site_local=site_local), weight, metrics
 
     def evaluate(self, parameters: list[Any], config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:

@@ -19,6 +19,10 @@ STRATEGIES = ("fedavg", "fedprox", "fedbn")
 # How site updates are weighted in the average: by training examples (FedAvg), or equally (each site reports a
 # weight of 1, so a small site is not drowned by a large one whose images differ: e.g. adult beside pediatric).
 SITE_WEIGHTINGS = ("examples", "equal")
+# The weight each site reports under "equal". Not 1: SecAgg+ multiplies a site's weights by weight / max_weight
+# (hub default 10,000) before quantising them to 2^22 steps over +-32, so a weight of 1 leaves a step of ~0.15 in
+# the weights themselves and the averaged model collapses to a constant output; 1,000 leaves ~1.5e-4.
+EQUAL_SITE_WEIGHT = 1000
 
 
 @dataclass
