@@ -29,7 +29,7 @@ def write_package(registry: Registry, ref: str, out: str | Path, site_state: str
         if site_state is None:
             raise InputError(
                 f"model {entry.name} {entry.version} keeps its batch-norm layers at each training site (FedBN): "
-                "give that site's state file (site-local/<run id>.pt)"
+                "give that site's state file (--site-state: its site-local/<run id>.pt)"
             )
         weights = _with_site_layers(weights, Path(site_state), list(local.get("layers", [])))
     meta = {**entry.package, "id": content_hash(weights), "name": entry.name, "version": entry.version,
