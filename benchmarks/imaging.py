@@ -11,6 +11,11 @@ run in separate processes can be reported together):
   perturbations of them: gamma, contrast, blur, noise, half resolution), then measured on the adult images.
 - ``federated``: one model trained by the Flower network across both sites (each holding only its own images)
   against a model trained on each site alone for the same epochs, all scored on each site's test split.
+- ``fedbn``: FedAvg against FedBN (batch norm kept at each site) against each site alone, in this process with
+  the nodes' own training code, each recalibrated per site (temperature, conformal thresholds on its validation
+  split); ``--finetune N``: each site then fine-tunes the federated model alone.
+- ``shift-alt``: alternative shift scores (Mahalanobis, energy, kNN, combined) for the unadapted model
+  (``--package``), chosen on the adult development patients, reported on the held-out ones.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
   the model adapted at the site (``image adapt``) at 28 px and at ``--size``, and local models
   trained on the site alone at 28 px and at ``--size`` (cnn and resnet18: the architecture
@@ -146,6 +151,74 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     return out
 
 
+def stage_shift_alt(npz: Path, adult: Path, package_dir: Path) -> dict:
+    """Alternative shift scores for the unadapted PneumoniaMNIST model, each fitted on (3,000 of) its training
+    images and thresholded at the 95% / 98% point of its validation images: the current description (Mahalanobis),
+    penultimate Mahalanobis, energy, kNN distances (normalised penultimate features; standardised description),
+    and sums of validation-standardised scores. Chosen on the adult development patients (train + val splits);
+    the adult test patients (held out) are reported, not used."""
+    from sklearn.covariance import LedoitWolf
+
+    from carelens.imaging.data import load_dataset
+    from carelens.imaging.networks import shift_layers
+    from carelens.imaging.package import load_package
+    from carelens.imaging.shift import energy, features_and_logits, score_auroc
+
+    package = load_package(package_dir)
+    sets = {s: load_dataset(npz, s).images for s in ("train", "val", "test")}
+    sets["train"] = sets["train"][np.sort(np.random.default_rng(0).choice(len(sets["train"]), 3000, replace=False))]
+    sets["adult_dev"] = np.concatenate([load_dataset(adult, s, image_size=28).images for s in ("train", "val")])
+    sets["adult_heldout"] = load_dataset(adult, "test", image_size=28).images
+    layers = shift_layers(str(package.meta["arch"]), 28)
+    desc = {k: features_and_logits(package.model, x, layers) for k, x in sets.items()}
+    pen = {k: features_and_logits(package.model, x)[0] for k, x in sets.items()}
+
+    def standardise(ref: np.ndarray):
+        m, sd = ref.mean(0), np.maximum(ref.std(0), 1e-6)
+        return lambda x: (x - m) / sd
+
+    def mahalanobis(feats: dict) -> dict:
+        z = standardise(feats["train"])
+        lw = LedoitWolf().fit(z(feats["train"]))
+        d = {k: z(v) - lw.location_ for k, v in feats.items()}
+        return {k: np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", v, lw.precision_, v), 0)) for k, v in d.items()}
+
+    def knn(feats: dict, k: int, normalise: bool) -> dict:
+        unit = (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)) if normalise else standardise(feats["train"])
+        ref = unit(feats["train"])
+        out = {}
+        for name, x in feats.items():
+            q = unit(x)
+            dist = np.sqrt(np.maximum((q**2).sum(1)[:, None] + (ref**2).sum(1)[None] - 2 * q @ ref.T, 0))
+            out[name] = np.sort(dist, 1)[:, k - (name == "train")]  # a training image is not its own neighbour
+        return out
+
+    scores = {"current: image 8x8 + stages + penultimate, Mahalanobis": mahalanobis({k: v[0] for k, v in desc.items()})}
+    scores["penultimate, Mahalanobis"] = mahalanobis(pen)
+    scores["energy"] = {k: energy(v[1]) for k, v in desc.items()}
+    for k in (1, 10, 50):
+        scores[f"kNN k={k}, normalised penultimate"] = knn(pen, k, True)
+    scores["kNN k=10, standardised current description"] = knn({k: v[0] for k, v in desc.items()}, 10, False)
+
+    def zval(s: dict) -> dict:
+        return {k: (v - s["val"].mean()) / (s["val"].std() + 1e-9) for k, v in s.items()}
+
+    current = zval(scores["current: image 8x8 + stages + penultimate, Mahalanobis"])
+    for other in ("kNN k=10, normalised penultimate", "energy"):
+        add = zval(scores[other])
+        scores[f"current + {other} (sum of validation z-scores)"] = {k: current[k] + add[k] for k in current}
+    rows = []
+    for name, s in scores.items():
+        row = {"detector": name, "auroc_dev": score_auroc(s["val"], s["adult_dev"])}
+        row["auroc_heldout"] = score_auroc(s["test"], s["adult_heldout"])
+        for q in (0.95, 0.98):
+            t = np.quantile(s["val"], q, method="higher")
+            row[f"q{q}"] = {k: float(np.mean(s[k] > t)) for k in ("val", "test", "adult_dev", "adult_heldout")}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return {"rows": rows, "package": package_dir.name, "load": load_average()}
+
+
 def perturbations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """Generic acquisition changes of a site's own images (fixed before any comparison): gamma, contrast, blur,
     noise and a resolution loss. A detector is chosen by how many of these it flags, never by the adult images."""
@@ -237,7 +310,13 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
 
 
 def stage_federated(
-    npz: Path, adult: Path, rounds: int, work: Path, weighting: str = "examples", strategy: str = "fedavg"
+    npz: Path,
+    adult: Path,
+    rounds: int,
+    work: Path,
+    weighting: str = "examples",
+    strategy: str = "fedavg",
+    local_steps: int = 0,
 ) -> dict:
     """One model trained by the Flower network (loopback hub, one node per site, SecAgg+, FedAvg) across the
     pediatric site (PneumoniaMNIST) and the adult site (nih-adult-dev split by patient, 28 px), against a model
@@ -279,7 +358,7 @@ def stage_federated(
             procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
         started = time.monotonic()
         settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
-                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1,
+                    "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1, "local-steps": local_steps,
                     "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
         result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
         seconds = time.monotonic() - started
@@ -288,13 +367,129 @@ def stage_federated(
             stop(proc, grace=2)
     for s in result.get("sites", []):
         m = s.get("metrics", {})
-        method = "FedAvg" if strategy == "fedavg" else "FedProx (mu 0.1)"
+        method = {"fedavg": "FedAvg", "fedbn": "FedBN"}.get(strategy, "FedProx (mu 0.1)")
         name = f"federated, {method} + SecAgg+, sites weighted by {weighting} ({rounds} rounds x 1 local epoch)"
         row = {"model": name, "site": s["site"]}
         row |= {"n": s.get("n"), "seconds": round(seconds), "load": load_average(), "passed": s.get("passed")}
         rows.append(row | {k: (m.get(k) or {}).get("value") for k in metric_names})
     keep = ("model_id", "failures", "rounds_adopted", "bytes_per_round")
     return {"rows": rows, **{k: result.get(k) for k in keep}}
+
+
+def federate(
+    data: dict, rounds: int, fedbn: bool, weighting: str, local_steps: int, seed: int = 0, start: dict | None = None
+) -> dict:
+    """FedAvg (or FedBN: batch norm kept at each site) over ``data``'s sites in this process, with the
+    nodes' own code (``network.local``: the same local training, weights and site-local layers the
+    Flower client uses); each round every site trains from the average, then updates are averaged
+    (by training images or equally). The round kept is the one with the best mean validation AUC over
+    the sites (each site's validation split: no test image chooses). ``start``: a model per site to
+    start from (one site: fine-tuning a federated model there). Returns each site's model."""
+    from sklearn.metrics import roc_auc_score
+
+    from carelens.network.local import (
+        fit,
+        get_local_state,
+        get_weights,
+        local_epochs,
+        new_model,
+        predict,
+        set_local_state,
+        set_weights,
+    )  # fmt: skip
+
+    def site_model(site: str, shared: list) -> object:
+        model = new_model("cnn", 28, seed)
+        set_weights(model, shared, site_local=fedbn)
+        if fedbn:
+            set_local_state(model, local[site])
+        return model
+
+    first = start[next(iter(data))] if start else new_model("cnn", 28, seed)
+    shared = get_weights(first, site_local=fedbn)
+    local = {site: get_local_state(start[site] if start else first) for site in data}
+    best: dict = {"val_auc": -1.0}
+    log = []
+    for r in range(1, rounds + 1):
+        updates = []
+        for site, d in data.items():
+            model = site_model(site, shared)
+            train = d.split("train")
+            fit(model, train, epochs=local_epochs(len(train), 1, local_steps), lr=1e-3, seed=seed + r)
+            local[site] = get_local_state(model)
+            updates.append((get_weights(model, site_local=fedbn), 1.0 if weighting == "equal" else float(len(train))))
+        total = sum(w for _, w in updates)
+        shared = [sum(u[k] * w for u, w in updates) / total for k in range(len(shared))]
+        models = {site: site_model(site, shared) for site in data}
+        val = {s: float(roc_auc_score(d.split("val").labels, predict(models[s], d.split("val"))[:, 1]))
+               for s, d in data.items()}  # fmt: skip
+        log.append({"round": r, **{f"val_auc_{s}": round(v, 3) for s, v in val.items()}})
+        print(json.dumps(log[-1]), file=sys.stderr, flush=True)
+        if np.mean(list(val.values())) > best["val_auc"]:
+            best = {"val_auc": float(np.mean(list(val.values()))), "round": r, "models": models}
+    return {"models": best["models"], "round": best["round"], "log": log}
+
+
+def calibrated_scores(model, d) -> dict:
+    """A site's test figures for ``model``: AUC, ECE before and after a temperature fitted on the site's
+    validation split, and class-conditional APS conformal sets (target 0.90) calibrated there too."""
+    from carelens.imaging.calibration import expected_calibration_error, fit_temperature
+    from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets, set_size_distribution
+    from carelens.imaging.engine import logits_to_proba, predict_logits
+    from carelens.imaging.metrics import auc
+
+    val, test = d.split("val"), d.split("test")
+    val_logits, test_logits = predict_logits(model, val.images), predict_logits(model, test.images)
+    temperature = fit_temperature(val_logits, val.labels, "binary")
+    conformal = calibrate_conformal(logits_to_proba(val_logits, "binary", temperature), val.labels, 0.90, "aps", True)
+    raw, scaled = logits_to_proba(test_logits, "binary"), logits_to_proba(test_logits, "binary", temperature)
+    sets = prediction_sets(scaled, conformal)
+    return {
+        "n": len(test), "auc": auc(scaled, test.labels, "binary"),
+        "ece_raw": expected_calibration_error(raw, test.labels, "binary"),
+        "ece": expected_calibration_error(scaled, test.labels, "binary"), "temperature": round(temperature, 3),
+        "coverage": coverage(sets, test.labels), "set_sizes": set_size_distribution(sets),
+    }  # fmt: skip
+
+
+def stage_fedbn(
+    npz: Path, adult: Path, rounds: int, work: Path, weighting: str, local_steps: int, only: str = "", finetune: int = 0
+) -> dict:
+    """FedAvg against FedBN against each site alone (:func:`federate`, same rounds, same local steps), each
+    recalibrated per site (temperature and conformal thresholds on the site's validation split), scored on
+    each site's test split (the adult one: the 120 held-out patients). ``only``: the runs to make (comma-separated
+    names, default all); ``finetune`` > 0: each site then fine-tunes a federated model alone for that many rounds."""
+    from carelens.network.prepare import prepare_site
+    from carelens.network.sitedata import load_site_data
+
+    adult_npz = work / "sites" / "adult.npz"
+    if not adult_npz.exists():
+        prepare_site(adult, adult_npz, image_size=28)
+    data = {"pediatric": load_site_data(npz, "pediatric"), "adult": load_site_data(adult_npz, "adult")}
+    runs = [("FedAvg", False, data), ("FedBN", True, data)]
+    runs += [(f"{site} site alone", False, {site: d}) for site, d in data.items()]
+    rows = []
+
+    def scored(name: str, models: dict, round_kept: int, seconds: float) -> None:
+        for site, d in data.items():
+            model = models.get(site) or next(iter(models.values()))
+            row = {"model": name, "site": site, "round": round_kept, "seconds": round(seconds)}
+            rows.append(row | calibrated_scores(model, d) | {"load": load_average()})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+
+    for name, fedbn, sites in [r for r in runs if r[0] in only.split(",")] if only else runs:
+        started = time.monotonic()
+        result = federate(sites, rounds, fedbn, weighting, local_steps)
+        scored(name, result["models"], result["round"], time.monotonic() - started)
+        if finetune and len(sites) > 1:  # then each site fine-tunes the federated model on its own images
+            started = time.monotonic()
+            tuned = {
+                s: federate({s: d}, finetune, False, weighting, local_steps, start=result["models"])
+                for s, d in sites.items()
+            }
+            models = {s: t["models"][s] for s, t in tuned.items()}
+            scored(f"{name}, then {finetune} rounds at each site alone", models, 0, time.monotonic() - started)
+    return {"rows": rows, "rounds": rounds, "weighting": weighting, "local_steps": local_steps}
 
 
 def _f(v: object) -> str:
@@ -358,7 +553,11 @@ def main() -> None:
     parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
-    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox"))
+    parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox", "fedbn"))
+    parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
+    parser.add_argument("--package", type=Path, default=None, help="shift-alt: the PneumoniaMNIST model package")
+    parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
+    parser.add_argument("--finetune", type=int, default=0, help="fedbn stage: rounds of fine-tuning at each site")
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
     )
@@ -378,8 +577,17 @@ def main() -> None:
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
-            part = stage_federated(npz, adult, args.rounds, args.work, args.site_weighting, args.strategy)
-            stage = f"federated-{args.strategy}-{args.site_weighting}"
+            part = stage_federated(
+                npz, adult, args.rounds, args.work, args.site_weighting, args.strategy, args.local_steps
+            )
+            stage = f"federated-{args.strategy}-{args.site_weighting}-{args.local_steps}"
+        elif stage == "fedbn":
+            part = stage_fedbn(
+                npz, adult, args.rounds, args.work, args.site_weighting, args.local_steps, args.only, args.finetune
+            )
+            stage = f"fedbn-{args.site_weighting}-{args.local_steps}-{args.only or 'all'}-{args.finetune}"
+        elif stage == "shift-alt":
+            part = stage_shift_alt(npz, adult, args.package or args.work / "pneumonia-seed0")
         elif stage == "shift-select":
             part = stage_shift_select(npz, adult, args.work)
         elif stage == "adult":

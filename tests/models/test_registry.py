@@ -153,3 +153,23 @@ def test_imaging_package_metrics_and_card_are_read(tmp_path: Path) -> None:
     assert entry.lineage["sites"][0]["counts"]["train"] == 3882
     hti1 = reg.export(entry.id)["hti1"]
     assert hti1["known_risks_and_limitations"] == ["low resolution"] and hti1["funding_source"] is None
+
+
+def test_cli_package_writes_a_registered_image_model_as_a_package(tmp_path: Path) -> None:
+    from carelens.core.ids import content_hash
+
+    store = tmp_path / "store"
+    prep = {"image_size": 28, "channels": 1}
+    entry = Registry(store).register(make_package(tmp_path / "pkg", b"weights-v2", preprocessing=prep))
+    out = tmp_path / "out"
+    done = _carelens("models", "package", entry.id, "--out", str(out), store=store)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"out": str(out)}
+    meta = json.loads((out / "model.json").read_text())
+    assert (out / "weights.pt").read_bytes() == b"weights-v2" and meta["id"] == content_hash(b"weights-v2")
+    assert meta["preprocessing"] == prep and meta["registry_id"] == entry.id
+    assert meta["labels"] == ["normal", "pneumonia"]
+    plain = Registry(store).register(make_package(tmp_path / "plain", b"weights-v3"))
+    refused = _carelens("models", "package", plain.id, "--out", str(tmp_path / "out2"), store=store)
+    assert refused.returncode != 0 and "no preprocessing block" in refused.stderr
+    assert not (tmp_path / "out2").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 
-from carelens.network.strategy import HubDP, Journal, epsilon_spent, make_strategy
+from carelens.network.strategy import EQUAL_SITE_WEIGHT, HubDP, Journal, epsilon_spent, make_strategy
 
 
 def _res(value: float, n: int, site: str) -> tuple[None, FitRes]:
@@ -101,7 +101,7 @@ def test_fedprox_term_keeps_a_site_near_the_global_model(site_npz: Path) -> None
 
 
 def test_equal_site_weighting_reaches_the_site_and_weighs_each_site_the_same(site_npz: Path) -> None:
-    """With ``site_weighting="equal"`` the fit config asks each site to report a weight of 1, so a small
+    """With ``site_weighting="equal"`` the fit config asks each site to report the same weight, so a small
     site's update counts as much as a large one's (the adult site beside PneumoniaMNIST)."""
     from flwr.common import Context, RecordDict
 
@@ -119,10 +119,26 @@ def test_equal_site_weighting_reaches_the_site_and_weighs_each_site_the_same(sit
     client = SiteClient(context)
     weights = get_weights(new_model())
     _, weight, metrics = client.fit(weights, {**config, "local_epochs": 1})
-    assert weight == 1 and metrics["n_train"] == 60  # the count still reaches the lineage
+    assert weight == EQUAL_SITE_WEIGHT and metrics["n_train"] == 60  # the count still reaches the lineage
     _, weight, _ = client.fit(weights, {**config, "site_weighting": "examples", "local_epochs": 1})
     assert weight == 60
     params, _ = equal.aggregate_fit(1, [_res(1.0, 1, "a"), _res(4.0, 1, "b")], [])
     assert params is not None and np.allclose(parameters_to_ndarrays(params)[0], 2.5)
     with pytest.raises(Exception, match="site weighting"):
         _strategy(Journal(), site_weighting="by-size")
+
+
+def test_equal_site_weight_survives_secagg_quantisation() -> None:
+    """SecAgg+ scales a site's weights by weight / max_weight, then quantises them (the hub's settings): the
+    equal-weighting weight keeps the weights to 1e-3, where a weight of 1 would not (the collapse seen before)."""
+    from flwr.common.secure_aggregation.quantization import dequantize, quantize
+
+    params = np.random.default_rng(0).normal(0, 0.3, 1000)
+
+    def round_trip_error(weight: float, max_weight: float = 10000.0) -> float:
+        ratio = weight / max_weight
+        back = dequantize(quantize([params * ratio], 32.0, 4194304), 32.0, 4194304)[0] / ratio
+        return float(np.abs(back - params).max())
+
+    assert round_trip_error(EQUAL_SITE_WEIGHT) < 1e-3
+    assert round_trip_error(1) > 0.05

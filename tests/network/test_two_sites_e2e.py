@@ -1,7 +1,9 @@
 """End to end on loopback: one model trained by the Flower network across two different sites, a
 pediatric one (a slice of PneumoniaMNIST) and an adult one (nih-adult-dev, prepared with
 `node prepare-site` and split by patient), each holding only its own images. The registry entry
-records each site's federated validation with its verdict, and the HTI-1 export reads it."""
+records each site's federated validation with its verdict, and the HTI-1 export reads it. The run is
+FedBN: batch-norm layers stay at each site (kept in the site's own folder, never sent), and each site
+can make a package of the entry with its own layers."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from carelens.imaging.package import load_package
 from carelens.models import Registry
+from carelens.models.package import write_package
 from carelens.network.partition import partition_npz
 from carelens.network.prepare import prepare_site
-from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+from carelens.network.runtime import free_port, network_dir, run_job, start_hub, start_node, stop, wait_for_port
 
 
 @pytest.mark.slow
@@ -38,6 +43,7 @@ def test_pediatric_and_adult_sites_train_one_model_and_each_validates_it(tmp_pat
         for site, path in (("pediatric", pediatric["pediatric"]), ("adult", adult)):
             procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site, threads=1)
         settings = {"rounds": 2, "min-sites": 2, "expected-sites": 2, "timeout": 150, "local-epochs": 1, "lr": 0.003}
+        settings |= {"strategy": "fedbn", "local-steps": 4}
         result = run_job(hub_address, store, settings, timeout=800, quiet=True)
         by_site = {s["site"]: s for s in result["sites"]}
         assert set(by_site) == {"pediatric", "adult"} and result["rounds_adopted"] == 2, result.get("failures")
@@ -53,6 +59,12 @@ def test_pediatric_and_adult_sites_train_one_model_and_each_validates_it(tmp_pat
         recorded = {s["site"]: s for s in entry.training["evaluation"]["sites"]}
         assert recorded["adult"]["metrics"] == by_site["adult"]["metrics"]
         assert entry.training["image_size"] == 28
+        local = entry.training["site_local"]
+        kept = {site: network_dir(store) / "sites" / site / "site-local" / f"{local['run_id']}.pt" for site in by_site}
+        assert all(path.is_file() for path in kept.values()) and len(local["layers"]) == 6
+        package = load_package(write_package(Registry(store), entry.id, tmp_path / "adult-model", kept["adult"]))
+        site_layers = torch.load(kept["adult"], weights_only=True)
+        assert all(torch.equal(package.model.state_dict()[k], v) for k, v in site_layers.items())
         exported = Registry(store).export(entry.id)
         record = exported["records"][0]
         assert record["kind"] == "validation" and {s["site"] for s in record["content"]["sites"]} == set(by_site)

@@ -93,12 +93,14 @@ def train_one_epoch(
     deadline: float | None = None,
     progress_desc: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    regulariser: Callable[[nn.Module], torch.Tensor] | None = None,
 ) -> float:
     """Train ``model`` for one pass over ``arrays`` (shuffled with ``seed``); returns the mean loss.
 
     Without an ``optimizer`` a fresh AdamW with ``lr`` is used (what a federated round wants).
     ``scheduler`` is stepped after each batch; ``deadline`` (``time.monotonic()`` value) stops the
-    epoch early when reached (read from ``clock``).
+    epoch early when reached (read from ``clock``). ``regulariser(model)`` is added to each batch's
+    loss (e.g. FedProx's proximal term).
     """
     from carelens.core.progress import progress
 
@@ -126,6 +128,8 @@ def train_one_epoch(
         y = torch.from_numpy(arrays.labels[idx]).to(dev)
         optimizer.zero_grad(set_to_none=True)
         loss = criterion(model(x), y)
+        if regulariser is not None:
+            loss = loss + regulariser(model)
         loss.backward()
         optimizer.step()
         if scheduler is not None:

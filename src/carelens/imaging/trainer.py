@@ -94,6 +94,31 @@ def pixel_statistics(images: np.ndarray) -> dict[str, float]:
     }
 
 
+def preprocessing_block(
+    image_size: int,
+    channels: int,
+    modalities: list[str] | None,
+    body_parts: list[str] | None,
+    pixel_stats: dict[str, float] | None,
+    ood_z: float,
+    tta: bool,
+) -> dict[str, Any]:
+    """The ``preprocessing`` block of a model package (what inference checks and applies); a
+    federated entry has no ``pixel_stats`` (the hub never sees an image)."""
+    return {
+        "image_size": image_size,
+        "channels": channels,
+        "intensity": "scaled to [0, 1]; DICOM: modality LUT, VOI LUT/window, MONOCHROME1 inverted",
+        "resize": "zero-pad to square, box-filter resize",
+        "photometric": ["MONOCHROME2", "MONOCHROME1"] if channels == 1 else ["RGB"],
+        "modalities": modalities,
+        "body_parts": body_parts,
+        "pixel_stats": pixel_stats,
+        "ood_z_threshold": ood_z,
+        "test_time_flip": tta,
+    }
+
+
 def evaluation_metrics(
     logits: np.ndarray,
     labels: np.ndarray,
@@ -320,18 +345,15 @@ def _model_json(
         "task": train_set.task,
         "labels": labels,
         "positive_label": positive,
-        "preprocessing": {
-            "image_size": image_size,
-            "channels": channels,
-            "intensity": "scaled to [0, 1]; DICOM: modality LUT, VOI LUT/window, MONOCHROME1 inverted",
-            "resize": "zero-pad to square, box-filter resize",
-            "photometric": ["MONOCHROME2", "MONOCHROME1"] if channels == 1 else ["RGB"],
-            "modalities": modalities,
-            "body_parts": MEDMNIST_BODY_PARTS.get(stem),
-            "pixel_stats": pixel_statistics(train_set.images),
-            "ood_z_threshold": cfg.ood_z,
-            "test_time_flip": cfg.tta,
-        },
+        "preprocessing": preprocessing_block(
+            image_size,
+            channels,
+            modalities,
+            MEDMNIST_BODY_PARTS.get(stem),
+            pixel_statistics(train_set.images),
+            cfg.ood_z,
+            cfg.tta,
+        ),
         "operating_threshold": threshold,
         "threshold_rule": cfg.threshold_rule if train_set.task == "binary" else "argmax",
         "calibration": {"method": "temperature scaling", "temperature": temperature, "fitted_on": "validation"},

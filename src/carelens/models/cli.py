@@ -74,6 +74,21 @@ def _export(model: str, fmt: str, out: Path | None, store: Path | None) -> None:
         out.write_text(html, encoding="utf-8")
 
 
+@models.command("package")
+def package_cmd(
+    model: str = typer.Argument(..., help="Model id, unique id prefix, or name (newest)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the model package to."),
+    site_state: Path | None = typer.Option(
+        None, "--site-state", help="A FedBN model: this site's own layers (network/sites/<site>/site-local/<run>.pt)."
+    ),
+    store: Path | None = StoreOpt,
+) -> None:
+    """Write a registered image model as a package folder (for image predict, evaluate and adapt)."""
+    from carelens.models.package import write_package
+
+    emit_json({"out": str(write_package(_registry(store), model, out, site_state))})
+
+
 @models.command("register")
 def register_cmd(
     model_dir: Path = typer.Argument(..., help="A model package folder (model.json + weights.pt)."),

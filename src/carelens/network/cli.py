@@ -63,10 +63,15 @@ def hub_start(
 @hub.command("train")
 def hub_train(
     rounds: int = typer.Option(3, "--rounds", help="Federated rounds."),
-    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    strategy: str = typer.Option(
+        "fedavg", "--strategy", help="fedavg, fedprox or fedbn (FedAvg with batch norm kept at each site)."
+    ),
     min_sites: int = typer.Option(2, "--min-sites", help="A round needs at least this many site updates."),
     sites: int | None = typer.Option(None, "--sites", help="Sites to wait for before starting (default: --min-sites)."),
     local_epochs: int = typer.Option(1, "--local-epochs", help="Local epochs per round at each site."),
+    local_steps: int = typer.Option(
+        0, "--local-steps", help="Instead: at least this many batches per round at each site (small sites repeat)."
+    ),
     site_weighting: str = typer.Option(
         "examples", "--site-weighting", help="examples (FedAvg: by training images) or equal (each site the same)."
     ),
@@ -102,6 +107,7 @@ def hub_train(
         "min-sites": min_sites,
         "expected-sites": sites or min_sites,
         "local-epochs": local_epochs,
+        "local-steps": local_steps,
         "site-weighting": site_weighting,
         "lr": lr,
         "proximal-mu": proximal_mu,
@@ -124,8 +130,10 @@ def hub_train(
         raise UsageError("--image-size must be between 28 and 512")
     if site_weighting not in ("examples", "equal"):
         raise UsageError(f"unknown site weighting {site_weighting!r}: choose examples or equal")
-    if strategy not in ("fedavg", "fedprox"):
-        raise UsageError(f"unknown strategy {strategy!r}: choose fedavg or fedprox")
+    from carelens.network.strategy import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     _report(run_job(hub_address, _store(store), settings, root_cert=ca))
 
 

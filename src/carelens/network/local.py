@@ -1,17 +1,20 @@
 """Training and scoring at one site (plain torch around ``carelens.imaging.build_model``).
 
 The weights that travel are the model's floating-point state (parameters and batch-norm
-statistics) in ``state_dict`` order; integer counters stay local.
+statistics) in ``state_dict`` order; integer counters stay local. Under FedBN (site-local batch
+norm) the batch-norm layers never travel: each site keeps their affine parameters and statistics.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from carelens.imaging.data import ImageArrays
 from carelens.network.sitedata import SiteSplit
 
 
@@ -23,17 +26,30 @@ def new_model(arch: str = "cnn", image_size: int = 28, seed: int = 0) -> nn.Modu
     return build_model(arch, in_channels=1, num_classes=2, image_size=image_size)
 
 
-def _float_keys(model: nn.Module) -> list[str]:
-    return [k for k, v in model.state_dict().items() if v.is_floating_point()]
+def site_local_layers(model: nn.Module) -> list[str]:
+    """The batch-norm layers (names in ``model.named_modules()``): what FedBN keeps at each site."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def get_weights(model: nn.Module) -> list[np.ndarray]:
+def site_local_keys(model: nn.Module) -> list[str]:
+    """The state entries of :func:`site_local_layers` (affine parameters and running statistics)."""
+    layers = tuple(f"{name}." for name in site_local_layers(model))
+    return [k for k in model.state_dict() if k.startswith(layers)] if layers else []
+
+
+def _float_keys(model: nn.Module, site_local: bool = False) -> list[str]:
+    local = set(site_local_keys(model)) if site_local else set()
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and k not in local]
+
+
+def get_weights(model: nn.Module, site_local: bool = False) -> list[np.ndarray]:
+    """The weights that travel; with ``site_local`` (FedBN) the batch-norm layers stay out."""
     state = model.state_dict()
-    return [state[k].detach().cpu().numpy().astype(np.float32) for k in _float_keys(model)]
+    return [state[k].detach().cpu().numpy().astype(np.float32) for k in _float_keys(model, site_local)]
 
 
-def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
-    keys = _float_keys(model)
+def set_weights(model: nn.Module, weights: list[np.ndarray], site_local: bool = False) -> None:
+    keys = _float_keys(model, site_local)
     if len(keys) != len(weights):
         raise ValueError(f"expected {len(keys)} weight arrays, got {len(weights)}")
     state = model.state_dict()
@@ -44,8 +60,34 @@ def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
     model.load_state_dict(state)
 
 
-def weight_shapes(model: nn.Module) -> list[tuple[int, ...]]:
-    return [tuple(w.shape) for w in get_weights(model)]
+def get_local_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The site-local state (FedBN: every batch-norm entry, counters included), on CPU."""
+    state = model.state_dict()
+    return {k: state[k].detach().cpu().clone() for k in site_local_keys(model)}
+
+
+def set_local_state(model: nn.Module, local: dict[str, torch.Tensor]) -> None:
+    keys = site_local_keys(model)
+    if sorted(local) != sorted(keys):
+        raise ValueError("the site-local state does not fit this network's batch-norm layers")
+    model.load_state_dict({**model.state_dict(), **local})
+
+
+def weight_shapes(model: nn.Module, site_local: bool = False) -> list[tuple[int, ...]]:
+    return [tuple(w.shape) for w in get_weights(model, site_local)]
+
+
+def as_arrays(split: SiteSplit) -> ImageArrays:
+    """A site split as the imaging package's :class:`ImageArrays` (binary task)."""
+    return ImageArrays(images=split.images, labels=split.labels, task="binary", label_names=["normal", "pneumonia"])
+
+
+def local_epochs(n_train: int, epochs: int = 1, steps: int = 0, batch_size: int = 64) -> int:
+    """Local epochs of a round: ``epochs``, or with ``steps`` > 0 as many as make at least that many
+    batches (a small site then makes as many optimiser steps per round as a large one)."""
+    if steps <= 0:
+        return max(1, epochs)
+    return max(1, math.ceil(steps / max(1, math.ceil(n_train / batch_size))))
 
 
 def fit(
@@ -56,37 +98,29 @@ def fit(
     batch_size: int = 64,
     proximal_mu: float = 0.0,
     seed: int = 0,
+    augment: bool = True,
 ) -> dict[str, Any]:
-    """Local epochs of class-weighted cross-entropy with AdamW; with ``proximal_mu`` > 0 the
+    """Local epochs of class-weighted cross-entropy with AdamW and the radiograph augmentation of
+    ``image train`` (:func:`carelens.imaging.engine.train_one_epoch`); with ``proximal_mu`` > 0 the
     FedProx term ``mu/2 * ||w - w_global||^2`` keeps the site close to the global model."""
+    from carelens.imaging.engine import train_one_epoch
+
     torch.manual_seed(seed)
-    model.train()
     global_params = [p.detach().clone() for p in model.parameters()]
-    counts = np.bincount(split.labels, minlength=2).astype(np.float64)
-    weights = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
-    criterion = nn.CrossEntropyLoss(weight=weights)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    rng = np.random.default_rng(seed)
-    x_all = torch.from_numpy(split.images)
-    y_all = torch.from_numpy(split.labels)
-    losses = []
-    for _epoch in range(epochs):
-        order = rng.permutation(len(split))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            if len(idx) < 2:
-                continue
-            x, y = x_all[idx], y_all[idx]
-            if rng.random() < 0.5:
-                x = torch.flip(x, dims=[-1])
-            loss = criterion(model(x), y)
-            if proximal_mu > 0:
-                prox = sum(((p - g) ** 2).sum() for p, g in zip(model.parameters(), global_params, strict=True))
-                loss = loss + proximal_mu / 2 * prox
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
+
+    def proximal(m: nn.Module) -> torch.Tensor:
+        prox = sum(((p - g) ** 2).sum() for p, g in zip(m.parameters(), global_params, strict=True))
+        return proximal_mu / 2 * prox  # type: ignore[return-value]
+
+    arrays = as_arrays(split)
+    losses = [
+        train_one_epoch(
+            model, arrays, optimiser, batch_size=batch_size, augment=augment, seed=seed * 1000 + epoch,
+            progress_desc=f"local epoch {epoch + 1}", regulariser=proximal if proximal_mu > 0 else None,
+        )
+        for epoch in range(epochs)
+    ]  # fmt: skip
     return {"loss": float(np.mean(losses)) if losses else float("nan"), "n": len(split)}
 
 

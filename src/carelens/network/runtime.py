@@ -38,6 +38,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "min-sites": 2,
     "expected-sites": 2,
     "local-epochs": 1,
+    "local-steps": 0,
     "site-weighting": "examples",
     "lr": 0.001,
     "proximal-mu": 0.01,
@@ -133,6 +134,7 @@ def start_node(
     check_site_name(site)
     home = network_dir(store) / "sites" / site
     config: dict[str, Any] = {"site": site, "data": str(Path(data).resolve()), "outbound-log": str(home)}
+    config["site-state"] = str(home / "site-local")  # FedBN: the layers that never leave the site
     if capture is not None:
         config["capture"] = str(Path(capture).resolve())
     if threads:

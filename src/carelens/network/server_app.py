@@ -78,7 +78,8 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     screened = ScreenedGrid(grid, journal)
     arch, size, seed = str(cfg.get("arch", "cnn")), int(cfg.get("image-size", 28)), int(cfg.get("seed", 0))
     model = new_model(arch, size, seed)
-    initial = get_weights(model)
+    site_local = str(cfg.get("strategy", "fedavg")) == "fedbn"
+    initial = get_weights(model, site_local=site_local)
     min_sites = int(cfg.get("min-sites", 2))
     expected = int(cfg.get("expected-sites", min_sites))
     rounds = int(cfg.get("rounds", 3))
@@ -94,6 +95,7 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
         journal,
         min_sites=min_sites,
         local_epochs=int(cfg.get("local-epochs", 1)),
+        local_steps=int(cfg.get("local-steps", 0)),
         site_weighting=str(cfg.get("site-weighting", "examples")),
         lr=float(cfg.get("lr", 1e-3)),
         proximal_mu=float(cfg.get("proximal-mu", 0.01)),
@@ -119,12 +121,14 @@ def run_training(grid: Any, context: Context, cfg: dict[str, Any]) -> dict[str, 
     DefaultWorkflow(fit_workflow=fit_workflow)(screened, legacy)  # type: ignore[arg-type]  # a Grid proxy
     weights = [a.numpy() for a in legacy.state.array_records["parameters"].values()]
     adopted = sum(1 for r in journal.rounds if r.get("adopted"))
-    evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")))
+    local_run = str(context.run_id) if site_local else None
+    evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")), local_run=local_run)
     _name_nodes(journal, screened)
     privacy = privacy_record(secagg, dp_noise, float(cfg.get("dp-clip", 1.0)), rounds)
     failures = failures_of(journal, evaluation)
     chance = no_better_than_chance(evaluation)
-    status = {"status": "failed" if failures or chance else "ok", "failures": failures + chance}
+    status: dict[str, Any] = {"status": "failed" if failures or chance else "ok", "failures": failures + chance}
+    status["site_local_run"] = local_run
     model_id, version = _register(cfg, model, weights, journal, evaluation, privacy, screened, adopted, status)
     return {
         "mode": "train",
@@ -234,15 +238,19 @@ def _bytes(screened: Any) -> dict[str, dict[str, int]]:
     return {g: {"to_sites": screened.bytes_out.get(g, 0), "from_sites": screened.bytes_in.get(g, 0)} for g in groups}
 
 
-def federated_evaluate(grid: Any, weights: list[Any], cfg: dict[str, Any], split: str = "test") -> dict[str, Any]:
-    """Each connected site scores ``weights`` on its own ``split``; only aggregates come back."""
+def federated_evaluate(
+    grid: Any, weights: list[Any], cfg: dict[str, Any], split: str = "test", local_run: str | None = None
+) -> dict[str, Any]:
+    """Each connected site scores ``weights`` on its own ``split``; only aggregates come back. A
+    FedBN model (``local_run``: its training run) is scored with each site's own batch-norm layers."""
     from flwr.compat.common.recorddict_compat import recorddict_to_evaluateres
 
     from carelens.network.guard import METRIC_KEY
     from carelens.network.metrics import pooled, unflatten
 
     nodes = list(grid.get_node_ids())
-    messages = _evaluate_messages(nodes, weights, {"split": split}, "validate")
+    config: dict[str, Any] = {"split": split} | ({"site_local_run": local_run} if local_run else {})
+    messages = _evaluate_messages(nodes, weights, config, "validate")
     replies = grid.send_and_receive(messages, timeout=float(cfg.get("timeout", 300)))
     sites: list[dict[str, Any]] = []
     answered = set()
@@ -306,9 +314,10 @@ def _register(
     import torch
 
     from carelens.models import Registry
-    from carelens.network.local import set_weights
+    from carelens.network.local import set_weights, site_local_layers
 
-    set_weights(model, weights)
+    local_run = status.pop("site_local_run", None)
+    set_weights(model, weights, site_local=local_run is not None)
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     lineage_sites = []
@@ -355,9 +364,11 @@ def _register(
             "rounds_adopted": adopted,
             "min_sites": int(cfg.get("min-sites", 2)),
             "local_epochs": int(cfg.get("local-epochs", 1)),
+            "local_steps": int(cfg.get("local-steps", 0)),
             "site_weighting": str(cfg.get("site-weighting", "examples")),
             "image_size": int(cfg.get("image-size", 28)),
             "seed": int(cfg.get("seed", 0)),
+            "site_local": site_local_record(site_local_layers(model), local_run) if local_run else None,
             "privacy": privacy,
             "evaluation": {
                 "split": evaluation["split"],
@@ -369,6 +380,7 @@ def _register(
             "bytes_per_round": _bytes(screened),
         },
         "card": card,
+        **federated_package(cfg),
     }
     entry = registry.register_weights(buf.getvalue(), meta)
     report = {
@@ -380,6 +392,39 @@ def _register(
     }
     registry.append_record(entry.id, "validation", report)
     return entry.id, version
+
+
+def site_local_record(layers: list[str], run: str) -> dict[str, Any]:
+    """What a FedBN entry says about its site-local layers: which, where they are, and that the
+    registered weights hold the network's initial ones there."""
+    return {
+        "method": "FedBN: batch-norm layers never left the sites; every other layer is the federated average",
+        "layers": layers,
+        "run_id": run,
+        "kept_at": f"each training site, in its node's site-state folder as {run}.pt",
+        "registered_values": "the network's initial batch-norm layers (placeholders: each site scores with its own)",
+    }
+
+
+def federated_package(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The package block of a federated entry (what ``image predict``, ``adapt`` and ``run`` read):
+    the preprocessing ``image train`` records, no temperature (1), threshold 0.5, no conformal sets
+    (``image adapt`` fits them at a site)."""
+    from carelens.imaging.networks import cam_layer
+    from carelens.imaging.trainer import preprocessing_block
+
+    arch, size = str(cfg.get("arch", "cnn")), int(cfg.get("image-size", 28))
+    return {
+        "kind": "image-classifier",
+        "arch_options": {},
+        "positive_label": "pneumonia",
+        "preprocessing": preprocessing_block(size, 1, ["CR", "DX"], ["CHEST"], None, 5.0, False),
+        "operating_threshold": 0.5,
+        "threshold_rule": "fixed 0.5 (federated: no site's validation split chose it)",
+        "calibration": {"method": "none (federated)", "temperature": 1.0, "fitted_on": None},
+        "conformal": None,
+        "saliency": {"method": "Grad-CAM", "layer": cam_layer(arch, size)},
+    }
 
 
 def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -400,7 +445,10 @@ def run_validation(grid: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     screened = ScreenedGrid(grid, journal)
     _wait_for_sites(grid, int(cfg.get("expected-sites", cfg.get("min-sites", 1))), float(cfg.get("join-timeout", 60)))
     roll_call(screened, float(cfg.get("timeout", 300)))
-    evaluation = federated_evaluate(screened, get_weights(model), cfg, split=str(cfg.get("split", "test")))
+    local = entry.training.get("site_local") or {}
+    weights = get_weights(model, site_local=bool(local))
+    run = str(local["run_id"]) if local else None
+    evaluation = federated_evaluate(screened, weights, cfg, split=str(cfg.get("split", "test")), local_run=run)
     _name_nodes(journal, screened)
     answered = [s for s in evaluation["sites"] if "refused" not in s]
     if len(answered) < int(cfg.get("min-sites", 1)):

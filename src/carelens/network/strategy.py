@@ -13,10 +13,16 @@ from flwr.common import FitRes, Parameters, Scalar, ndarrays_to_parameters, para
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx, Strategy
 
-STRATEGIES = ("fedavg", "fedprox")
+# fedbn: FedAvg over every layer but batch norm, whose parameters and statistics stay at each site (FedBN, Li et
+# al. 2021), for sites whose images differ in intensity and texture (e.g. pediatric beside adult radiographs).
+STRATEGIES = ("fedavg", "fedprox", "fedbn")
 # How site updates are weighted in the average: by training examples (FedAvg), or equally (each site reports a
 # weight of 1, so a small site is not drowned by a large one whose images differ: e.g. adult beside pediatric).
 SITE_WEIGHTINGS = ("examples", "equal")
+# The weight each site reports under "equal". Not 1: SecAgg+ multiplies a site's weights by weight / max_weight
+# (hub default 10,000) before quantising them to 2^22 steps over +-32, so a weight of 1 leaves a step of ~0.15 in
+# the weights themselves and the averaged model collapses to a constant output; 1,000 leaves ~1.5e-4.
+EQUAL_SITE_WEIGHT = 1000
 
 
 @dataclass
@@ -124,9 +130,11 @@ def make_strategy(
     dp_clip: float = 1.0,
     expected_sites: int | None = None,
     site_weighting: str = "examples",
+    local_steps: int = 0,
 ) -> Strategy:
-    """A Flower strategy for the hub: ``fedavg`` or ``fedprox`` (sites weighted by ``site_weighting``,
-    see :data:`SITE_WEIGHTINGS`); with ``dp_noise`` > 0, wrapped
+    """A Flower strategy for the hub: ``fedavg``, ``fedprox`` or ``fedbn`` (``initial`` then holds
+    only the shared layers; sites weighted by ``site_weighting``, see :data:`SITE_WEIGHTINGS`); with
+    ``dp_noise`` > 0, wrapped
     in Flower's client-side-clipping DP (noise multiplier ``dp_noise``, clip norm ``dp_clip``)."""
     if site_weighting not in SITE_WEIGHTINGS:
         from carelens.core.errors import UsageError
@@ -138,7 +146,9 @@ def make_strategy(
         raise UsageError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
     def fit_config(server_round: int) -> dict[str, Scalar]:
-        return {"local_epochs": local_epochs, "lr": lr, "round": server_round, "site_weighting": site_weighting}
+        config: dict[str, Scalar] = {"local_epochs": local_epochs, "local_steps": local_steps, "lr": lr}
+        config["round"] = server_round
+        return config | {"site_weighting": site_weighting, "site_local": name == "fedbn"}
 
     common: dict[str, Any] = {
         "fraction_fit": 1.0,
