@@ -5,6 +5,7 @@ lake's ``resources`` table. Nothing is loaded whole: each call is one small Duck
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from carelens.server.data import SMALL_CELL, Outputs, PatientRow, SummaryUnavail
 from carelens.store import Lake
 
 _INDEX_COLUMNS = "patient_id, name, birth_date, gender, mrn"
+POINTS = 20_000  # patients whose point lookups a server process keeps (~1 KB each)
+_Point = tuple[PatientRow | None, str | None, str | None]
 
 
 class LakeData:
@@ -31,7 +34,9 @@ class LakeData:
         self._lock = threading.Lock()
         self._con: Any = None
         self._views_of: list[str] = []
+        self._seen: tuple[int, int] | None = None  # the manifests folder's (mtime, inode) when listed
         self._total = 0
+        self._points: dict[str, _Point] = {}  # per patient: their list row, input hash, outputs part
 
     # -- the run's tables: the patient list loaded (indexed) once per committed batch; a patient's
     # -- outputs read from the one Parquet part of their newest batch ----------------------------
@@ -44,13 +49,48 @@ class LakeData:
         finally:
             cur.close()
 
-    def _refresh(self) -> None:
-        import duckdb
+    def _point(self, pid: str) -> _Point:
+        """The patient's list row, input hash and outputs part: two indexed lookups, then kept
+        (at most ``POINTS`` patients) until the next committed batch, so that the requests of a
+        page or summary view do not run them on the event loop again."""
+        with self._lock:
+            self._refresh()
+            found, con = self._points.get(pid), self._con
+        if found is not None:
+            return found
+        cur = con.cursor()
+        try:
+            row = cur.execute(f"SELECT {_INDEX_COLUMNS} FROM patient_index WHERE patient_id = ?", [pid]).fetchall()
+            state = cur.execute("SELECT input_hash, outputs FROM state WHERE patient_id = ?", [pid]).fetchall()
+        finally:
+            cur.close()
+        found = (_row(row[0]) if row else None, *(state[0] if state else (None, None)))
+        with self._lock:
+            if self._con is con:  # not from a connection that a newer batch replaced meanwhile
+                if len(self._points) >= POINTS:
+                    self._points.clear()
+                self._points[pid] = found
+        return found
 
+    def _refresh(self) -> None:
         folder = self.run_outputs.manifests_dir
-        manifests = sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+        try:
+            st = folder.stat()
+            seen: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
+        except OSError:
+            seen = None
+        # the folder's mtime changes with every manifest added or removed; listed again while it
+        # is recent, as two changes within one timestamp tick would leave it the same
+        if self._con is not None and seen == self._seen and seen and time.time_ns() - seen[0] > 2_000_000_000:
+            return
+        manifests = sorted(p.name for p in folder.glob("*.json")) if seen else []
+        self._seen = seen
         if self._con is not None and manifests == self._views_of:
             return
+        self._load(manifests)
+
+    def _load(self, manifests: list[str]) -> None:
+        import duckdb
         import pyarrow as pa
 
         latest: dict[str, tuple[dict[str, Any], tuple[str | None, str | None]]] = {}
@@ -83,6 +123,7 @@ class LakeData:
         if self._con is not None:
             self._con.close()
         self._con, self._views_of = con, manifests
+        self._points = {}
 
     # -- patients ------------------------------------------------------------------------
     def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
@@ -94,21 +135,21 @@ class LakeData:
             return [_row(r) for r in rows], int(self._total)
         where = "WHERE name_lower LIKE ? OR mrn = ? OR birth_date LIKE ? OR patient_id = ?"
         params = [f"%{text}%", q.strip(), f"{text}%", q.strip()]
-        total = self._sql(f"SELECT count(*) FROM patient_index {where}", params)[0][0]
-        rows = self._sql(f"SELECT {_INDEX_COLUMNS} FROM patient_index {where} ORDER BY name_lower, patient_id"
-                         " LIMIT ? OFFSET ?", [*params, limit, offset])  # fmt: skip
+        # one scan: the matches' count beside the page (counted apart only for a page past the end)
+        rows = self._sql(f"SELECT {_INDEX_COLUMNS}, count(*) OVER () FROM patient_index {where}"
+                         " ORDER BY name_lower, patient_id LIMIT ? OFFSET ?", [*params, limit, offset])  # fmt: skip
+        total = rows[0][-1] if rows else self._sql(f"SELECT count(*) FROM patient_index {where}", params)[0][0]
         return [_row(r) for r in rows], int(total)
 
     def patients(self) -> list[PatientRow]:
         return self.search(limit=1_000)[0]
 
     def patient(self, pid: str) -> PatientRow | None:
-        rows = self._sql(f"SELECT {_INDEX_COLUMNS} FROM patient_index WHERE patient_id = ?", [pid])
-        return _row(rows[0]) if rows else None
+        return self._point(pid)[0]
 
     def input_hash(self, pid: str) -> str:
-        rows = self._sql("SELECT input_hash FROM state WHERE patient_id = ?", [pid])
-        return str(rows[0][0]) if rows else "not-run"
+        found = self._point(pid)[1]
+        return str(found) if found is not None else "not-run"
 
     def version(self, pid: str) -> tuple[Any, ...]:
         """What a patient page shows from this data: the input hash of the current outputs."""
@@ -116,11 +157,11 @@ class LakeData:
 
     # -- outputs -------------------------------------------------------------------------
     def _outputs(self, pid: str, kind: str) -> list[Any]:
-        found = self._sql("SELECT outputs FROM state WHERE patient_id = ?", [pid])
-        if not found or not found[0][0]:
+        part = self._point(pid)[2]
+        if not part:
             return []
         rows = self._sql("SELECT json FROM read_parquet(?) WHERE patient_id = ? AND kind = ? ORDER BY key",
-                         [found[0][0], pid, kind])  # fmt: skip
+                         [part, pid, kind])  # fmt: skip
         return [orjson.loads(r[0]) for r in rows]
 
     def missing(self, pid: str) -> list[dict[str, str]]:
