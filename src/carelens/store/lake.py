@@ -512,10 +512,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def lake_keys(lake: Lake) -> set[str]:
-    """``Type/id`` of every resource in the lake, ingested or quarantined."""
-    resources = lake.read_table("resources", ["resource_type", "id"])
-    keys = {f"{t}/{i}" for t, i in zip(resources.column(0).to_pylist(), resources.column(1).to_pylist(), strict=True)}
-    quarantined = lake.read_table("quarantine", ["resource_key"]).column(0).to_pylist()
-    keys.update(k for k in quarantined if k)
-    return keys
+def lake_keys(lake: Lake) -> Iterator[str]:
+    """``Type/id`` of every resource in the lake, ingested or quarantined (read a Parquet batch at
+    a time: nothing the size of the lake is held)."""
+    for path in lake.part_files("resources"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["resource_type", "id"]):
+            types, ids = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            yield from (f"{t}/{i}" for t, i in zip(types, ids, strict=True))
+    for path in lake.part_files("quarantine"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["resource_key"]):
+            yield from (k for k in batch.column(0).to_pylist() if k)
