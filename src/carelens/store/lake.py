@@ -220,13 +220,17 @@ class Lake:
         return chunks
 
     # -- published tables ------------------------------------------------------------------
-    def publish(self, name: str, folder: str, parts: list[str], latest_by: str) -> None:
+    def publish(self, name: str, folder: str, parts: list[str], latest_by: str, shown_if: str | None = None) -> None:
         """Register a table another writer keeps under this lake (``<lake>/<folder>/part-<seq>.parquet``,
         e.g. ``carelens run``'s outputs): its view ``name`` holds, for each ``latest_by`` value, the
-        rows of its newest listed part. ``parts``: the committed part files (names only)."""
+        rows of its newest listed part. ``parts``: the committed part files (names only).
+        ``shown_if``: a column; rows where it is null are markers (they make a key's older rows
+        not current) and are left out of the view."""
         if not (_NAME.match(name) and _FOLDER.match(folder) and _NAME.match(latest_by)):
             raise UsageError(f"not a table name: {name!r}")
-        listing = {"folder": folder, "parts": sorted(parts), "latest_by": latest_by}
+        if shown_if is not None and not _NAME.match(shown_if):
+            raise UsageError(f"not a column name: {shown_if!r}")
+        listing = {"folder": folder, "parts": sorted(parts), "latest_by": latest_by, "shown_if": shown_if}
         (self.root / "_published").mkdir(parents=True, exist_ok=True)
         _atomic_write(self.root / "_published" / f"{name}.json", orjson.dumps(listing))
 
@@ -247,6 +251,8 @@ class Lake:
                 f"SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], filename = true)"
                 f' QUALIFY {seq} = max({seq}) OVER (PARTITION BY "{spec["latest_by"]}")'
             )
+            if spec.get("shown_if") and _NAME.match(spec["shown_if"]):
+                views[path.stem] = f'SELECT * FROM ({views[path.stem]}) WHERE "{spec["shown_if"]}" IS NOT NULL'
         return views
 
     def view_sql(self) -> dict[str, str]:
