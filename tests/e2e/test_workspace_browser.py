@@ -66,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     env = {
         **os.environ,
         "CARELENS_STORE": str(store),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),  # this checkout's carelens and tests
         "CARELENS_SUMMARIZER": "fixture",
     }
     env.pop("CARELENS_DB_URL", None)
