@@ -12,6 +12,8 @@ the run's own writer and compacted, so the list and every summary cover the whol
 layer's cost depends on the rows and parts, not on what a summary says.) Goal (#16): p95 < 200 ms
 at 50 clients with 10,000 patients. The HTTP client and the server share the machine's cores
 (the client of ``benchmarks/server.py``: lean asyncio processes, one keep-alive connection each).
+The server's CPU time per request is printed too: unlike the latencies, it does not depend on
+what else the machine runs.
 """
 
 from __future__ import annotations
@@ -64,6 +66,26 @@ def fill(store: Path, batch: int = 500) -> int:
             writer.commit(out, entries)
         outputs.compact()
     return len(todo)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and the processes below it (from /proc)."""
+    parents, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [c for c, p in parents.items() if p == parent and c not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(cpu.get(p, 0.0) for p in tree)
 
 
 def login(base: str) -> str:
@@ -128,7 +150,9 @@ def main() -> None:
         for _, path, headers in targets:  # each server process opens its data once before the clock
             for _ in range(2 * args.workers):
                 httpx.get(base + path, headers={**headers, "Cookie": cookies}, timeout=120)
+        cpu_before = tree_cpu(server.pid)
         results = run_load(port, targets, args.clients, args.seconds, cookies, args.client_procs)
+        cpu = tree_cpu(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -136,6 +160,9 @@ def main() -> None:
           f" {args.seconds:.0f} s; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
           f" ({os.cpu_count()} cores)\n")  # fmt: skip
     print(table(results, args.seconds))
+    served = sum(len(times) for times, _ in results.values())
+    print(f"\nserver CPU: {cpu:.1f} s for {served} requests = {1000 * cpu / max(served, 1):.2f} ms a request"
+          f" (user + system of the server's processes; the load generator's not counted)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,14 +53,21 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
     return done.stdout
 
 
+# ``carelens serve`` with the fixture store's summariser registered under "fixture"
+SERVE = (
+    "import sys; from carelens.server import summarizers; from tests.server.fixture_store import summarize;"
+    " summarizers.register('fixture', summarize); from carelens.cli import main; sys.argv[0] = 'carelens'; main()"
+)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     store = write_store(tmp_path_factory.mktemp("e2e") / "store")
     env = {
         **os.environ,
         "CARELENS_STORE": str(store),
-        "PYTHONPATH": str(REPO),
-        "CARELENS_SUMMARIZER": "tests.server.fixture_store:summarize",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),  # this checkout's carelens and tests
+        "CARELENS_SUMMARIZER": "fixture",
     }
     env.pop("CARELENS_DB_URL", None)
     for user in ("clinician", "researcher", "admin"):
@@ -68,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     port = _free_port()
     log = (tmp_path_factory.getbasetemp() / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "carelens.cli", "serve", "--port", str(port), "--store", str(store)],
+        [sys.executable, "-c", SERVE, "serve", "--port", str(port), "--store", str(store)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -32,6 +32,23 @@ def _patients(store: Path) -> list[str]:
                   .to_pylist())  # fmt: skip
 
 
+def _edit_one_patient(c: Cohort, tmp_path: Path, note: str) -> str:
+    """A later export of one Condition of the first bundle's patient, with a note, ingested; the
+    patient's id."""
+    from carelens.ingest import ingest
+
+    bundle = orjson.loads(sorted((c.root / "fhir").glob("*.json"))[0].read_bytes())
+    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
+    changed["note"] = [{"text": note}]
+    changed["subject"] = {"reference": f"Patient/{patient}"}
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
+                                     "entry": [{"resource": changed}]}))  # fmt: skip
+    ingest([edited], c.store)
+    return patient
+
+
 def test_run_makes_every_output_once(cohort: Cohort) -> None:
     first = _run(cohort)
     pids = _patients(cohort.store)
@@ -69,18 +86,7 @@ def test_run_makes_every_output_once(cohort: Cohort) -> None:
 
 def test_a_changed_resource_recomputes_only_its_patient(cohort: Cohort, tmp_path: Path) -> None:
     first = _run(cohort)
-    bundle_path = sorted((cohort.root / "fhir").glob("*.json"))[0]
-    bundle = orjson.loads(bundle_path.read_bytes())
-    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
-    changed.setdefault("note", []).append({"text": "reviewed"})
-    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    changed["subject"] = {"reference": f"Patient/{patient}"}  # a later export, outside the first bundle
-    edited = tmp_path / "edited.json"
-    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
-                                     "entry": [{"resource": changed}]}))  # fmt: skip
-    from carelens.ingest import ingest
-
-    ingest([edited], cohort.store)
+    patient = _edit_one_patient(cohort, tmp_path, "reviewed")  # a later export, outside the first bundle
     before = LakeData(cohort.store).input_hash(patient)
     second = _run(cohort)
     assert second["processed"] == 1 and second["unchanged"] == 2
@@ -105,23 +111,48 @@ def test_compaction_keeps_the_outputs_and_later_runs_build_on_it(cohort: Cohort,
     assert {pid: data.summary(pid) for pid in pids} == before
     assert data.search(limit=10)[1] == 3
     # a patient reprocessed after the compaction: its new batch is the current one
-    from carelens.ingest import ingest
-
-    bundle = orjson.loads(sorted((cohort.root / "fhir").glob("*.json"))[0].read_bytes())
-    patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    changed = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
-    changed["note"] = [{"text": "reviewed after the compaction"}]
-    changed["subject"] = {"reference": f"Patient/{patient}"}
-    edited = tmp_path / "edited.json"
-    edited.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
-                                     "entry": [{"resource": changed}]}))  # fmt: skip
-    ingest([edited], cohort.store)
+    patient = _edit_one_patient(cohort, tmp_path, "reviewed after the compaction")
     old_hash = data.input_hash(patient)
     third = _run(cohort)
     assert third["processed"] == 1 and third["outputs_digest"] != first["outputs_digest"]
     assert LakeData(cohort.store).input_hash(patient) not in ("not-run", old_hash)
     assert LakeData(cohort.store).summary(patient)["patient"] == patient
     assert _run(cohort, compact=True)["outputs_digest"] == third["outputs_digest"]
+
+
+def test_a_withheld_research_copy_withdraws_the_earlier_one(
+    cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carelens.core.config import research_store
+    from carelens.privacy import audit as privacy_audit
+    from carelens.store.sandbox import sandboxed_query
+
+    def research_rows() -> list[dict]:
+        research = Lake(research_store(cohort.store))
+        return sandboxed_query(research, "SELECT pseudonym, json FROM run_research").to_pylist()
+
+    first = _run(cohort)
+    before = {r["pseudonym"] for r in research_rows()}
+    assert len(before) == 3
+    patient = _edit_one_patient(cohort, tmp_path, "reviewed")
+    real_audit = privacy_audit.audit
+    monkeypatch.setattr(privacy_audit, "audit", lambda out, src, **kw: privacy_audit.AuditReport(
+        leaks=[privacy_audit.Leak("name", "research.ndjson:1")], files_scanned=1))  # fmt: skip
+    second = _run(cohort)
+    assert second["processed"] == 1 and [f["patient"] for f in second["failed"]] == [patient]
+    reason = second["failed"][0]["reason"]
+    assert reason.startswith("research: research copy withheld") and "earlier research copy is withdrawn" in reason
+    # the copy made from the patient's earlier inputs is no longer served; the others' still are
+    after = research_rows()
+    assert len({r["pseudonym"] for r in after}) == 2 and {r["pseudonym"] for r in after} < before
+    assert all(r["json"] for r in after)
+    assert LakeData(cohort.store).missing(patient)[0]["step"] == "research"
+    # once the copy can be made again, it is current again
+    monkeypatch.setattr(privacy_audit, "audit", real_audit)
+    third = _run(cohort, retry_failed=True)
+    assert third["processed"] == 1 and third["failed"] == []
+    assert {r["pseudonym"] for r in research_rows()} == before
+    assert third["outputs_digest"] != first["outputs_digest"]
 
 
 def test_one_bad_patient_is_quarantined_and_the_rest_go_on(cohort: Cohort, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from carelens.server import ServerSettings, create_app
+from carelens.server import ServerSettings, create_app, summarizers
 from carelens.store import appdb
 from carelens.store.appdb import accounts
-from tests.server.fixture_store import write_store
+from tests.server.fixture_store import summarize, write_store
 from tests.server.pg import scratch_db_url
 
 PASSWORD = "correct horse battery"
@@ -64,6 +64,9 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
     assert r.status_code == 303 and "failed" not in r.headers["location"], "login failed"
 
 
+summarizers.register("fixture", summarize)  # the fixture store's contract-shaped summaries
+
+
 def make_workspace(db_url: str, root: Path, **settings: object) -> Workspace:
     store = write_store(root)
     engine = appdb.get_engine(db_url)
@@ -73,9 +76,7 @@ def make_workspace(db_url: str, root: Path, **settings: object) -> Workspace:
             user = appdb.add_user(s, role, PASSWORD, role)
             ws.tokens[role] = appdb.create_token(s, user)
     settings = {"public_url": PUBLIC_URL, **settings}
-    ws.app = create_app(
-        ServerSettings(store=store, db_url=db_url, summarizer="tests.server.fixture_store:summarize", **settings)
-    )  # type: ignore[arg-type]
+    ws.app = create_app(ServerSettings(store=store, db_url=db_url, summarizer="fixture", **settings))  # type: ignore[arg-type]
     for role in ROLES:
         ws.clients[role] = ws.login(role)
     return ws

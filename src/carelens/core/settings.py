@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         description="Where the audit key and sealed head live (default: the SQLite database's folder, else the store).",
     )
     summarizer: str = Field(
-        default="carelens.record:summarize", description="`module:function` writing patient summaries in the workspace."
+        default="record",
+        description="The summariser, by name, of a workspace over a folder of bundles: `record`, or one an installed "
+        "package registers in the `carelens.summarizers` entry-point group.",
     )
     ingest_processes: PositiveInt | None = Field(
         default=None, description="Processes parsing FHIR files in `ingest` (default: one per core, at most 4)."

@@ -13,7 +13,9 @@ patient list: name, MRN, birth date) and ``research`` (the de-identified copy, k
 research zone's lake ``<store>/research/lake/run_research``, keyed by pseudonym only). When a
 run ends, the current tables are published in the lakes' catalogs (:meth:`OutputStore.publish`):
 ``carelens sql`` sees ``run_outputs`` and ``run_patient_index``, ``carelens sql --zone research``
-sees ``run_research``.
+sees ``run_research``. A patient whose research copy is withheld (the leak audit) gets a marker
+row under their pseudonym instead (``worker.WITHDRAWN``, no JSON): their earlier copy stops being
+current and ``run_research`` shows neither.
 """
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ class OutputStore:
             folder = self.folder(table)
             parts = [p.name for _, p in self.parts(table) if p.parent.absolute() == folder.absolute()]
             if parts:
-                key = "pseudonym" if table == "research" else "patient_id"
-                lake.publish(name, str(folder.relative_to(lake.root)), parts, key)
+                key, shown_if = ("pseudonym", "json") if table == "research" else ("patient_id", None)
+                lake.publish(name, str(folder.relative_to(lake.root)), parts, key, shown_if)
 
     # -- reading ----------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:

@@ -28,8 +28,10 @@ from carelens.store import Lake
 
 # (patient_id, input_hash, kind, key, model, content_hash, json)
 OutputRow = tuple[str, str, str, str, str, str, str]
-# (pseudonym, resource_type, id, content_hash, json): the research zone's copy, no clinical id
-ResearchRow = tuple[str, str, str, str, str]
+# (pseudonym, resource_type, id, content_hash, json): the research zone's copy, no clinical id;
+# a ``WITHDRAWN`` row (json None) says the pseudonym has no current copy
+ResearchRow = tuple[str, str, str, str, str | None]
+WITHDRAWN = "carelens.withdrawn"
 # Values a document gets from the time it is written: left out of the row's content hash, so
 # that the same inputs give the same hash on any run and engine.
 _VOLATILE = frozenset({"timestamp", "issued", "date", "effectiveDateTime", "created_at", "generated_at"})
@@ -165,8 +167,23 @@ class Worker:
             try:
                 fn()
             except Exception as err:  # one step's failure: the patient's other outputs still go out
-                result.missing(step, _reason(err))
+                if step == "research" and self._withdraw(result, patient):
+                    result.missing(step, _reason(err) + "; the earlier research copy is withdrawn")
+                else:
+                    result.missing(step, _reason(err))
         return result
+
+    def _withdraw(self, result: PatientResult, patient: dict[str, Any] | None) -> bool:
+        """A marker row under the patient's pseudonym in place of a research copy that could not be
+        made: it supersedes the copy of their earlier inputs, so the research zone shows none
+        (``WITHDRAWN``, no JSON). False when there is no pseudonym to withdraw under."""
+        from carelens.privacy import PatientContext
+
+        if patient is None or self.keys is None:
+            return False
+        pseudonym = PatientContext.from_fhir(patient, self.keys).pseudonym
+        result.research.append((pseudonym, WITHDRAWN, "", content_hash(f"withdrawn:{result.input_hash}"), None))
+        return True
 
     def _summary(self, result: PatientResult, resources: list[dict[str, Any]]) -> None:
         from carelens.record import build_record, summarize_record
@@ -236,7 +253,10 @@ class Worker:
         if self._names is None:
             from carelens.privacy import PatientContext
 
-            rows = self.lake.query("SELECT json FROM resources WHERE resource_type = 'Patient'").column(0)
+            # only the names and contacts (what ``name_parts`` reads), not every Patient resource whole
+            rows = self.lake.query("SELECT json_object('name', json_extract(json, '$.name'), 'contact',"
+                                   " json_extract(json, '$.contact'))::VARCHAR FROM resources"
+                                   " WHERE resource_type = 'Patient'").column(0)  # fmt: skip
             people = (PatientContext.from_fhir(orjson.loads(text), self.keys) for text in rows.to_pylist())
             self._names = frozenset(w for person in people for w in person.name_parts())
         return self._names

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from carelens.store.appdb import audit
+from carelens.store.appdb.auditkeys import AuditKeys
 
 MAX_BATCH = 500
 Waiting = list[tuple[audit.Event, asyncio.Future[dict[str, Any]]]]
@@ -26,8 +27,11 @@ class GroupAuditor:
     statement over to another thread; otherwise in a worker thread, one batch at a time.
     ``record`` appends one row at once, for sync routes."""
 
-    def __init__(self, writing: Callable[[], AbstractContextManager[Session]], inline: bool) -> None:
+    def __init__(
+        self, writing: Callable[[], AbstractContextManager[Session]], inline: bool, keys: AuditKeys | None = None
+    ) -> None:
         self._writing = writing
+        self._keys = keys
         self._inline = inline
         self._waiting: dict[asyncio.AbstractEventLoop, Waiting] = {}
         self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}  # strong refs to the tasks
@@ -45,7 +49,7 @@ class GroupAuditor:
 
     def _append(self, events: list[audit.Event]) -> list[dict[str, Any]]:
         with self._writing() as s:
-            return audit.append_many(s, events)
+            return audit.append_many(s, events, self._keys)
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the waiting rows, batch after batch, until none is left."""

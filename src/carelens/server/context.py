@@ -114,7 +114,7 @@ class Context:
         self._items: dict[tuple[str, str], list[ReviewItem]] = {}
         self._summary_bytes: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.pages = PageCache()
-        self.auditor = GroupAuditor(self.writing, inline=self.local_db)
+        self.auditor = GroupAuditor(self.writing, inline=self.local_db, keys=keys)  # found once: it reads the settings
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

@@ -7,7 +7,6 @@ input's content hash, so a page view never recomputes an unchanged summary.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from carelens import __version__
 from carelens.core.errors import InputError
 from carelens.core.fhir import belongs_to, patient_name
 from carelens.core.ids import content_hash
+from carelens.server.summarizers import Summarizer
 
-Summarizer = Callable[[Any, str | None], Any]
 Stamp = tuple[int, int, int] | None  # (modification time, size, inode) of a file, None when absent
 SMALL_CELL = 5
 
@@ -58,13 +57,15 @@ class ClinicalData(Protocol):
     def cohort(self) -> dict[str, Any]: ...
 
 
-def load_summarizer(spec: str) -> Summarizer:
-    """Import ``"module:function"``; raises ``SummaryUnavailable`` when it is not there."""
-    module, _, name = spec.partition(":")
+def load_summarizer(name: str) -> Summarizer:
+    """The summariser registered as ``name`` (see ``summarizers``); ``SummaryUnavailable`` when
+    it cannot be loaded."""
+    from carelens.server import summarizers
+
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise SummaryUnavailable(f"summariser {spec} is not available") from err
+        return summarizers.load(name)
+    except (LookupError, ImportError, AttributeError) as err:
+        raise SummaryUnavailable(f"summariser {name} is not available") from err
 
 
 def as_plain(value: Any) -> dict[str, Any]:
@@ -170,7 +171,7 @@ class SummaryCache:
 class BundleData:
     """Clinical data from a folder of FHIR bundles plus saved AI outputs."""
 
-    def __init__(self, folder: Path, outputs: Path, summarizer: str = "carelens.record:summarize") -> None:
+    def __init__(self, folder: Path, outputs: Path, summarizer: str = "record") -> None:
         self.folder = folder
         self.outputs = Outputs(outputs)
         self._summarizer = summarizer

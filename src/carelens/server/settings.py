@@ -22,8 +22,8 @@ class ServerSettings:
     from a trusted proxy); public_url: the base URL users and EHRs reach the workspace at
     (``CARELENS_PUBLIC_URL``), used for every absolute link and as the CDS JWT audience, never the
     request's Host header; cds_clients: the JSON file of CDS clients allowed to sign JWTs
-    (``CARELENS_CDS_CLIENTS``, see ``cds_jwt``); summarizer: "module:function" taking (source,
-    patient) and returning the summary (default ``carelens.record:summarize``); site: this site's
+    (``CARELENS_CDS_CLIENTS``, see ``cds_jwt``); summarizer: the name of a registered summariser
+    (``CARELENS_SUMMARIZER``, see ``summarizers``; default ``record``); site: this site's
     name (``CARELENS_SITE``): reads of a model without a passed local validation here are marked
     "not validated at this site"; data: a ready ``ClinicalData`` (tests, embedding).
     """
@@ -35,12 +35,15 @@ class ServerSettings:
     secure_cookies: bool = False
     public_url: str | None = None
     cds_clients: Path | None = None
-    summarizer: str = "carelens.record:summarize"
+    summarizer: str = "record"
     site: str | None = None
     data: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from carelens.server.summarizers import check
+
+        check(self.summarizer)
         url = self.public_url
         if url is not None and (not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url) or url.endswith("/")):
             raise InputError(

@@ -220,13 +220,17 @@ class Lake:
         return chunks
 
     # -- published tables ------------------------------------------------------------------
-    def publish(self, name: str, folder: str, parts: list[str], latest_by: str) -> None:
+    def publish(self, name: str, folder: str, parts: list[str], latest_by: str, shown_if: str | None = None) -> None:
         """Register a table another writer keeps under this lake (``<lake>/<folder>/part-<seq>.parquet``,
         e.g. ``carelens run``'s outputs): its view ``name`` holds, for each ``latest_by`` value, the
-        rows of its newest listed part. ``parts``: the committed part files (names only)."""
+        rows of its newest listed part. ``parts``: the committed part files (names only).
+        ``shown_if``: a column; rows where it is null are markers (they make a key's older rows
+        not current) and are left out of the view."""
         if not (_NAME.match(name) and _FOLDER.match(folder) and _NAME.match(latest_by)):
             raise UsageError(f"not a table name: {name!r}")
-        listing = {"folder": folder, "parts": sorted(parts), "latest_by": latest_by}
+        if shown_if is not None and not _NAME.match(shown_if):
+            raise UsageError(f"not a column name: {shown_if!r}")
+        listing = {"folder": folder, "parts": sorted(parts), "latest_by": latest_by, "shown_if": shown_if}
         (self.root / "_published").mkdir(parents=True, exist_ok=True)
         _atomic_write(self.root / "_published" / f"{name}.json", orjson.dumps(listing))
 
@@ -247,6 +251,8 @@ class Lake:
                 f"SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], filename = true)"
                 f' QUALIFY {seq} = max({seq}) OVER (PARTITION BY "{spec["latest_by"]}")'
             )
+            if spec.get("shown_if") and _NAME.match(spec["shown_if"]):
+                views[path.stem] = f'SELECT * FROM ({views[path.stem]}) WHERE "{spec["shown_if"]}" IS NOT NULL'
         return views
 
     def view_sql(self) -> dict[str, str]:
@@ -512,10 +518,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def lake_keys(lake: Lake) -> set[str]:
-    """``Type/id`` of every resource in the lake, ingested or quarantined."""
-    resources = lake.read_table("resources", ["resource_type", "id"])
-    keys = {f"{t}/{i}" for t, i in zip(resources.column(0).to_pylist(), resources.column(1).to_pylist(), strict=True)}
-    quarantined = lake.read_table("quarantine", ["resource_key"]).column(0).to_pylist()
-    keys.update(k for k in quarantined if k)
-    return keys
+def lake_keys(lake: Lake) -> Iterator[str]:
+    """``Type/id`` of every resource in the lake, ingested or quarantined (read a Parquet batch at
+    a time: nothing the size of the lake is held)."""
+    for path in lake.part_files("resources"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["resource_type", "id"]):
+            types, ids = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            yield from (f"{t}/{i}" for t, i in zip(types, ids, strict=True))
+    for path in lake.part_files("quarantine"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["resource_key"]):
+            yield from (k for k in batch.column(0).to_pylist() if k)

@@ -78,12 +78,13 @@ def append(
     return append_many(s, [(actor, action, patient_id, model_version, input_hash, detail)])[0]
 
 
-def append_many(s: Session, events: list[Event]) -> list[dict[str, Any]]:
+def append_many(s: Session, events: list[Event], keys: AuditKeys | None = None) -> list[dict[str, Any]]:
     """Append several events, chained in order, inside the caller's transaction with one read
     and one update of the head (Core statements: no ORM work per row); returns the rows. Once
-    the transaction commits, the signed head file outside the database follows."""
+    the transaction commits, the signed head file outside the database follows. ``keys``: the
+    database's audit keys when the caller holds them (a server: finding them reads the settings)."""
     conn = s.connection()
-    keys = keys_for(conn)
+    keys = keys or keys_for(conn)
     assert keys is not None
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})

@@ -1,0 +1,61 @@
+"""The workspace's patient list over a lake's run outputs (``LakeData``): pages in name order,
+search by part of a name (any case, short or long), MRN, id or the start of a birth date, with
+the matches' count; a batch committed later is seen on the next call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carelens.run import OutputStore
+from carelens.run.index import index_row
+from carelens.server.lake_data import LakeData
+
+PEOPLE = [  # id, given, family, MRN, birth date
+    ("p1", "Ana", "Smith", "MRN-001", "1957-09-17"),
+    ("p2", "Bo", "Smithers", "MRN-002", "1957-10-01"),
+    ("p3", "Cy", "Jones", "MRN-003", "1988-01-30"),
+    ("p4", "Di", "Lee", "MRN-004", "2001-05-05"),
+    ("p5", "Ed", "O'Neil", "MRN-005", "1957-09-02"),
+]
+
+
+def _commit(store: Path, people: list[tuple[str, str, str, str, str]]) -> None:
+    rows = [index_row(pid, "h-" + pid, {"resourceType": "Patient", "id": pid, "birthDate": born, "gender": "other",
+                                        "name": [{"given": [given], "family": family}],
+                                        "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": mrn}]})
+            for pid, given, family, mrn, born in people]  # fmt: skip
+    entries = [{"patient": p[0], "input_hash": "h-" + p[0], "status": "done", "reason": None} for p in people]
+    with OutputStore(store).writer() as writer:
+        writer.commit({"patient_index": rows}, entries)
+
+
+def _ids(found: tuple[list, int]) -> tuple[list[str], int]:
+    return [r.id for r in found[0]], found[1]
+
+
+def test_pages_and_searches(tmp_path: Path) -> None:
+    _commit(tmp_path, PEOPLE)
+    data = LakeData(tmp_path)
+    assert _ids(data.search("", limit=2)) == (["p1", "p2"], 5)  # by name: Ana Smith, Bo Smithers, ...
+    assert _ids(data.search("", limit=2, offset=4)) == (["p5"], 5)
+    assert _ids(data.search("smith")) == (["p1", "p2"], 2)
+    assert _ids(data.search("SMITHERS")) == (["p2"], 1)
+    assert _ids(data.search("ith")) == (["p1", "p2"], 2)  # inside a word
+    assert _ids(data.search("on")) == (["p3"], 1)  # two letters: below a trigram, still found
+    assert _ids(data.search("o'n")) == (["p5"], 1)
+    assert _ids(data.search("MRN-003")) == (["p3"], 1)
+    assert _ids(data.search("p4")) == (["p4"], 1)
+    assert _ids(data.search("1957")) == (["p1", "p2", "p5"], 3)
+    assert _ids(data.search("1957-09")) == (["p1", "p5"], 2)
+    assert _ids(data.search("1957", limit=1, offset=2)) == (["p5"], 3)
+    assert _ids(data.search("nobody")) == ([], 0)
+    row = data.patient("p3")
+    assert row is not None and row.mrn == "MRN-003" and data.input_hash("p3") == "h-p3"
+    assert data.patient("nobody") is None and data.input_hash("nobody") == "not-run"
+    # a later batch (a new patient, another's name corrected) is seen by the same object
+    _commit(
+        tmp_path, [("p6", "Al", "Smithson", "MRN-006", "1990-01-01"), ("p3", "Cy", "Jonas", "MRN-003", "1988-01-30")]
+    )
+    assert _ids(data.search("smith")) == (["p6", "p1", "p2"], 3)  # Al Smithson first
+    assert _ids(data.search("jones")) == ([], 0) and _ids(data.search("jonas")) == (["p3"], 1)
+    assert data.search("")[1] == 6
