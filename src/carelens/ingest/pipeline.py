@@ -25,13 +25,14 @@ Conditional references
 (``Type?identifier=...``), contained (``#id``) and absolute URLs are not checked.
 
 Files are content-addressed by their kind and bytes (an empty ``.json`` and an empty ``.dcm``
-are two sources): a file ingested before is not read again (it is counted in ``unchanged``,
-and what was quarantined of it then is reported again, from the lake's quarantine table);
-of files in one batch with the same bytes, the lake records the one a process reaches first
-(with helper processes, not always the first in reading order); a Bulk Data export log and note sidecars are ``skipped``, as are files of unknown kind found in
-a folder (a file of unknown kind named on the command line is quarantined). A file that
-cannot be read (permissions) is quarantined for this run only, not recorded in the lake, so
-the next run tries it again. Hidden files in folders are ignored.
+are two sources): a file ingested before is not read again (it is counted in ``unchanged``, and
+what was quarantined of it then is reported again, from the lake's quarantine table); of files
+in one batch with the same bytes, the lake records the one a process reaches first (with helper
+processes, not always the first in reading order); a Bulk Data export log and note sidecars are
+``skipped``, as are files of unknown kind found in a folder (a file of unknown kind named on the
+command line is quarantined). A file that cannot be read (permissions) is quarantined for this
+run only, not recorded in the lake, so the next run tries it again. Hidden files in folders are
+ignored.
 """
 
 from __future__ import annotations
