@@ -4,6 +4,8 @@ the matches' count; a batch committed later is seen on the next call."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from carelens.run import OutputStore
@@ -59,3 +61,50 @@ def test_pages_and_searches(tmp_path: Path) -> None:
     assert _ids(data.search("smith")) == (["p6", "p1", "p2"], 3)  # Al Smithson first
     assert _ids(data.search("jones")) == ([], 0) and _ids(data.search("jonas")) == (["p3"], 1)
     assert data.search("")[1] == 6
+
+
+def _every(data: LakeData) -> list[tuple[list[str], int]]:
+    """The whole list by pages of two and a few searches: what a user of the list sees."""
+    pages = [_ids(data.search("", limit=2, offset=o)) for o in range(0, 8, 2)]
+    return pages + [_ids(data.search(q)) for q in ("smith", "1957", "MRN-003", "p4", "on")]
+
+
+def test_the_index_file_is_shared_and_updated_batch_by_batch(tmp_path: Path) -> None:
+    _commit(tmp_path, PEOPLE[:3])
+    _commit(tmp_path, PEOPLE[3:])
+    first = LakeData(tmp_path)
+    seen = _every(first)
+    assert first.index_path.is_file() and first.index_path.is_relative_to(tmp_path)
+    assert (first.rebuilds, first.applied_count) == (1, 2)
+    # a new reader (another worker) opens the file as it is: nothing rebuilt or applied
+    second = LakeData(tmp_path)
+    assert _every(second) == seen and (second.rebuilds, second.applied_count) == (0, 0)
+    # a batch committed later: the first reader to look applies it alone, the other sees it
+    later = [("p6", "Al", "Smithson", "MRN-006", "1990-01-01"), ("p3", "Cy", "Jonas", "MRN-003", "1988-01-30")]
+    _commit(tmp_path, later)
+    assert _ids(second.search("smith")) == (["p6", "p1", "p2"], 3)
+    assert (second.rebuilds, second.applied_count) == (0, 1)
+    assert _every(first) == _every(second) and first.applied_count == 2
+    assert _ids(first.search("jones")) == ([], 0) and first.input_hash("p6") == "h-p6"
+
+
+def test_a_compaction_or_a_broken_file_rebuilds_the_index(tmp_path: Path) -> None:
+    _commit(tmp_path, PEOPLE[:3])
+    _commit(tmp_path, [*PEOPLE[3:], ("p1", "Ana", "Smyth", "MRN-001", "1957-09-17")])
+    data = LakeData(tmp_path)
+    seen = _every(data)
+    assert _ids(data.search("smyth")) == (["p1"], 1) and data.rebuilds == 1
+    outputs = OutputStore(tmp_path)
+    with outputs.writer():
+        assert outputs.compact() == 2
+    assert _every(data) == seen and data.rebuilds == 2 and data.applied_count == 3  # the one merged batch
+    other = LakeData(tmp_path)  # opens the rebuilt file as it is
+    assert _every(other) == seen and other.rebuilds == 0
+    # a damaged file (or one of another schema version) is rebuilt by the next reader to open it
+    data.index_path.write_bytes(b"not a database" * 100)
+    fresh = LakeData(tmp_path)
+    assert _every(fresh) == seen and fresh.rebuilds == 1
+    with closing(sqlite3.connect(fresh.index_path)) as db:
+        db.execute("PRAGMA user_version = 1")
+    again = LakeData(tmp_path)
+    assert _every(again) == seen and again.rebuilds == 1

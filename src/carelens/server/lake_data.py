@@ -2,20 +2,31 @@
 searched in SQL), summaries and AI outputs from its output tables, single resources from the
 lake's ``resources`` table.
 
-The patient index and the run's state (per patient: input hash, outputs part) are copied, once
-per committed batch, from the Parquet parts (read with DuckDB) into an in-memory SQLite database
-in list order with each row's place: a page is a range of its primary key, a patient a lookup of
-an index, a search a few (names by their trigrams, FTS5), each well under a millisecond at
-10,000 patients (the same queries in DuckDB cost 1-3 ms of CPU each: planning is its fixed
-cost). Memory: the index, ~0.3 KB a patient. Outputs are read with DuckDB from
-the one Parquet part of the patient's newest batch."""
+The patient index and the run's state (per patient: input hash, outputs part) live in one SQLite
+file in the store (``<store>/lake/run/_patients.sqlite``), shared by every server worker and
+opened read-only by each: its memory is the OS page cache, not each process's heap. It records
+which manifests (name, size, mtime) it reflects; when the run commits a batch, the first reader to
+notice applies only the new manifests (per patient: its row replaced, the newest batch wins) in
+one transaction under a file lock (``_patients.lock``), so readers never see half a batch. It is
+rebuilt whole (into a temporary file, then renamed over the old one; readers reopen it) only when
+a manifest it reflects was removed or replaced (``carelens run --compact``), or the file is
+missing, unreadable or of another schema version. A store that cannot be written gets a private
+temporary file. A page is a range of the (name, id) index (``LIMIT``/``OFFSET``), a patient a
+lookup of an index, a search a few (names by their trigrams, FTS5), each well under a millisecond
+at 10,000 patients. Outputs are read with DuckDB from the one Parquet part of the patient's newest
+batch."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import closing
+from contextlib import suppress as ignored
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +38,33 @@ from carelens.run import OutputStore
 from carelens.server.data import SMALL_CELL, Outputs, PatientRow, SummaryUnavailable, age_band, suppress
 from carelens.store import Lake
 
+SCHEMA_VERSION = 2  # PRAGMA user_version of the index file; another version is rebuilt
 _INDEX_COLUMNS = "patient_id, name, birth_date, gender, mrn"
-_INDEX_DDL = (
-    "CREATE TABLE patient_index (pos INTEGER PRIMARY KEY, patient_id TEXT, name TEXT, name_lower TEXT,"
-    " birth_date TEXT, gender TEXT, mrn TEXT);"
-    "CREATE TABLE state (patient_id TEXT PRIMARY KEY, input_hash TEXT, outputs TEXT) WITHOUT ROWID;"
-    # the names by their trigrams: a ``LIKE '%text%'`` of three letters or more is an index lookup
-    "CREATE VIRTUAL TABLE names USING fts5(name_lower, content='patient_index', content_rowid='pos',"
-    " tokenize='trigram');"
-)
-_INDEX_INDEXES = (
-    "INSERT INTO names (rowid, name_lower) SELECT pos, name_lower FROM patient_index;"
-    "CREATE INDEX by_id ON patient_index (patient_id); CREATE INDEX by_mrn ON patient_index (mrn);"
-    "CREATE INDEX by_birth ON patient_index (birth_date);"
-)
+_ORDER = "ORDER BY name_lower, patient_id"
+_INDEX_DDL = f"""
+PRAGMA user_version = {SCHEMA_VERSION};
+CREATE TABLE applied (manifest TEXT PRIMARY KEY, seq INTEGER, size INTEGER, mtime_ns INTEGER) WITHOUT ROWID;
+CREATE TABLE patient_index (rid INTEGER PRIMARY KEY, patient_id TEXT UNIQUE, name TEXT, name_lower TEXT,
+    birth_date TEXT, gender TEXT, mrn TEXT);
+CREATE INDEX by_order ON patient_index (name_lower, patient_id);
+CREATE INDEX by_mrn ON patient_index (mrn);
+CREATE INDEX by_birth ON patient_index (birth_date);
+CREATE TABLE state (patient_id TEXT PRIMARY KEY, input_hash TEXT, outputs TEXT) WITHOUT ROWID;
+-- the names by their trigrams: a ``LIKE '%text%'`` of three letters or more is an index lookup
+CREATE VIRTUAL TABLE names USING fts5(name_lower, content='patient_index', content_rowid='rid', tokenize='trigram');
+CREATE TRIGGER names_ai AFTER INSERT ON patient_index BEGIN
+    INSERT INTO names (rowid, name_lower) VALUES (new.rid, new.name_lower); END;
+CREATE TRIGGER names_ad AFTER DELETE ON patient_index BEGIN
+    INSERT INTO names (names, rowid, name_lower) VALUES ('delete', old.rid, old.name_lower); END;
+"""
+# a page of the whole list: its rows' ids skipped to on the (name, id) index alone, then looked up
+_PAGE = f"WHERE rid IN (SELECT rid FROM patient_index {_ORDER} LIMIT ? OFFSET ?)"
 _SEARCH = (
-    "WHERE pos IN (SELECT rowid FROM names WHERE name_lower LIKE ?) OR mrn = ? OR patient_id = ?"
+    "WHERE rid IN (SELECT rowid FROM names WHERE name_lower LIKE ?) OR mrn = ? OR patient_id = ?"
     " OR (birth_date >= ? AND birth_date < ?)"
 )
+_PART_COLUMNS = ["patient_id", "name", "name_lower", "birth_date", "gender", "mrn"]
+Listing = dict[str, tuple[int, int, int]]  # manifest file name: (seq, size, mtime_ns)
 
 
 class LakeData:
@@ -55,25 +75,34 @@ class LakeData:
         self.lake = Lake(self.store)
         self.run_outputs = OutputStore(self.store)
         self.outputs = Outputs(self.store / "outputs")  # files the run's outputs name (heatmaps)
+        self.index_path = self.run_outputs.root / "_patients.sqlite"
+        self.applied_count = 0  # manifests this object applied to the index file (rebuilds included)
+        self.rebuilds = 0
         self._lock = threading.Lock()
         self._con: Any = None
-        self._views_of: list[str] = []
+        self._views_of: Listing | None = None
         self._seen: tuple[int, int] | None = None  # the manifests folder's (mtime, inode) when listed
         self._total = 0
         self._index_db: sqlite3.Connection | None = None
+        self._index_ino: int | None = None
 
-    # -- the run's tables: the patient list and state loaded (indexed) once per committed batch; a
-    # -- patient's outputs read from the one Parquet part of their newest batch ------------------
+    # -- the run's tables: the patient list and state in the shared index file, brought up to
+    # -- date with each committed batch; a patient's outputs read from the one Parquet part of
+    # -- their newest batch ---------------------------------------------------------------------
     def _index(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a query of the in-memory patient index and state (see the module doc)."""
+        """Rows of a query of the patient index and state (see the module doc)."""
         with self._lock:
             self._refresh()
             assert self._index_db is not None
             return self._index_db.execute(sql, params).fetchall()
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        import duckdb
+
         with self._lock:
-            self._refresh()
+            if self._con is None:
+                self._con = duckdb.connect()
+                self._con.execute("SET parquet_metadata_cache = true")  # a summary read: no footer parse each time
             cur = self._con.cursor()
         try:
             return cur.execute(sql, params or []).fetchall()
@@ -95,66 +124,124 @@ class LakeData:
             seen = None
         # the folder's mtime changes with every manifest added or removed; listed again while it
         # is recent, as two changes within one timestamp tick would leave it the same
-        if self._con is not None and seen == self._seen and seen and time.time_ns() - seen[0] > 2_000_000_000:
+        if self._index_db is not None and seen == self._seen and seen and time.time_ns() - seen[0] > 2_000_000_000:
             return
-        manifests = sorted(p.name for p in folder.glob("*.json")) if seen else []
+        listing = _listing(folder) if seen else {}
         self._seen = seen
-        if self._con is not None and manifests == self._views_of:
+        if self._index_db is not None and listing == self._views_of and self._current_file():
             return
-        self._load(manifests)
+        self._sync(listing)
 
-    def _load(self, manifests: list[str]) -> None:
-        import duckdb
-        import pyarrow as pa
+    def _current_file(self) -> bool:
+        """Whether this object's connection is to the index file now at its path."""
+        try:
+            return self.index_path.stat().st_ino == self._index_ino
+        except OSError:
+            return self._index_ino is None
 
-        latest: dict[str, tuple[dict[str, Any], tuple[str | None, str | None]]] = {}
-        for m in self.run_outputs.manifests():  # oldest first: the newest entry of a patient wins
-            files = (_part(self.store, m["parts"], "outputs"), _part(self.store, m["parts"], "patient_index"))
-            for entry in m["patients"]:
-                latest[entry["patient"]] = (entry, files)
-        rows = [(pid, e["input_hash"], e["status"], e.get("reason"), *files) for pid, (e, files) in latest.items()]
-        names = ["patient_id", "input_hash", "status", "reason", "outputs", "index_part"]
-        columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(len(names))]
-        con = duckdb.connect()
-        con.execute("SET parquet_metadata_cache = true")  # a summary read: no footer parse each time
-        con.register("state_rows", pa.Table.from_arrays(columns, names=names))
-        con.execute("CREATE TABLE state AS SELECT * FROM state_rows")
-        con.unregister("state_rows")
-        index_files = sorted({str(r[5]) for r in rows if r[5]})
-        if index_files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in index_files)
-            source = ("SELECT i.* EXCLUDE (filename) FROM read_parquet([" + listing + "], filename = true) i"
-                      " JOIN state s ON s.patient_id = i.patient_id AND s.index_part = i.filename")  # fmt: skip
-        else:
-            source = self.run_outputs.current_sql("patient_index")
-        index = sqlite3.connect(":memory:", check_same_thread=False)  # used under self._lock
-        index.executescript(_INDEX_DDL)
-        index.executemany("INSERT INTO state VALUES (?, ?, ?)", ((r[0], r[1], r[4]) for r in rows))
-        # in list order with each row's place: a page of the whole list is a range of the key
-        cur = con.execute("SELECT row_number() OVER (ORDER BY name_lower, patient_id), patient_id, name, name_lower,"
-                          f" birth_date, gender, mrn FROM ({source}) ORDER BY 1")  # fmt: skip
-        while chunk := cur.fetchmany(10_000):
-            index.executemany("INSERT INTO patient_index VALUES (?, ?, ?, ?, ?, ?, ?)", chunk)
-        index.executescript(_INDEX_INDEXES)
-        con.execute("DROP TABLE state")
-        self._total = index.execute("SELECT count(*) FROM patient_index").fetchall()[0][0]
-        if self._con is not None:
-            self._con.close()
+    def _sync(self, listing: Listing) -> None:
+        """Bring the index file up to ``listing`` (under the file lock) and (re)open it read-only."""
+        if not listing:  # no run yet: an empty index, nothing written to the store
+            db = sqlite3.connect(":memory:", check_same_thread=False)
+            db.executescript(_INDEX_DDL)
+            self._open(db, None, listing)
+            return
+        try:
+            lock = open(self.index_path.with_name("_patients.lock"), "a")  # noqa: SIM115
+        except OSError:  # a store this process cannot write: a private index file
+            self.index_path = Path(tempfile.mkdtemp(prefix="carelens-index-")) / "_patients.sqlite"
+            lock = open(self.index_path.with_name("_patients.lock"), "a")  # noqa: SIM115
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self._update(listing):
+                self._rebuild(listing)
+            ino = self.index_path.stat().st_ino
+            if self._index_db is None or ino != self._index_ino:
+                db = sqlite3.connect(f"file:{self.index_path}?mode=ro", uri=True, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 10000")
+                self._open(db, ino, listing)
+            else:
+                self._views_of = listing
+                self._total = self._index_db.execute("SELECT count(*) FROM patient_index").fetchone()[0]
+
+    def _open(self, db: sqlite3.Connection, ino: int | None, listing: Listing) -> None:
         if self._index_db is not None:
             self._index_db.close()
-        self._con, self._index_db, self._views_of = con, index, manifests
+        self._index_db, self._index_ino, self._views_of = db, ino, listing
+        self._total = db.execute("SELECT count(*) FROM patient_index").fetchone()[0]
+
+    def _update(self, listing: Listing) -> bool:
+        """Apply the manifests the index file lacks; False when it must be rebuilt instead (missing,
+        unreadable, another schema, or a manifest it reflects removed or replaced)."""
+        if not self.index_path.exists():
+            return False
+        try:
+            with closing(sqlite3.connect(self.index_path, isolation_level=None)) as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    return False
+                applied = {m: (seq, size, mtime) for m, seq, size, mtime in db.execute("SELECT * FROM applied")}
+                if any(listing.get(m) != v for m, v in applied.items()):
+                    return False
+                new = sorted((m for m in listing if m not in applied), key=lambda m: listing[m][0])
+                if new and applied and listing[new[0]][0] <= max(v[0] for v in applied.values()):
+                    return False  # a batch older than one applied: the newest would not win
+                if new:
+                    db.execute("BEGIN IMMEDIATE")
+                    self._apply(db, new, listing)
+                    db.execute("COMMIT")
+                return True
+        except sqlite3.DatabaseError:
+            return False
+
+    def _rebuild(self, listing: Listing) -> None:
+        """The index file built whole into a temporary file, then renamed over the old one."""
+        tmp = self.index_path.with_name(f"_patients.sqlite.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
+            db.executescript(_INDEX_DDL)
+            db.execute("BEGIN")
+            self._apply(db, sorted(listing, key=lambda m: listing[m][0]), listing)
+            db.execute("COMMIT")
+        os.replace(tmp, self.index_path)
+        for leftover in self.index_path.parent.glob("_patients.sqlite-journal"):
+            leftover.unlink()  # a journal of the file replaced
+        self.rebuilds += 1
+
+    def _apply(self, db: sqlite3.Connection, names: list[str], listing: Listing) -> None:
+        """Apply manifests (oldest first) inside the caller's transaction: per patient, its state and
+        list row replaced by those of its newest batch among them (its row only if that batch's
+        patient index part holds one)."""
+        import pyarrow.parquet as pq
+
+        manifests = [(name, orjson.loads((self.run_outputs.manifests_dir / name).read_bytes())) for name in names]
+        newest = {e["patient"]: i for i, (_, m) in enumerate(manifests) for e in m["patients"]}
+        for i, (name, m) in enumerate(manifests):
+            mine = [e for e in m["patients"] if newest[e["patient"]] == i]
+            outputs = _part(self.store, m["parts"], "outputs")
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                           ((e["patient"], e["input_hash"], outputs) for e in mine))  # fmt: skip
+            db.executemany("DELETE FROM patient_index WHERE patient_id = ?", ((e["patient"],) for e in mine))
+            index_part = _part(self.store, m["parts"], "patient_index")
+            if index_part and mine:
+                wanted = {e["patient"] for e in mine}
+                for batch in pq.ParquetFile(index_part).iter_batches(10_000, columns=_PART_COLUMNS):  # bounded memory
+                    rows = zip(*(batch.column(c).to_pylist() for c in _PART_COLUMNS), strict=True)
+                    db.executemany("INSERT INTO patient_index (patient_id, name, name_lower, birth_date, gender, mrn)"
+                                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_id) DO NOTHING",
+                                   (r for r in rows if r[0] in wanted))  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO applied VALUES (?, ?, ?, ?)", (name, *listing[name]))
+            self.applied_count += 1
 
     # -- patients ------------------------------------------------------------------------
     def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
         """A page of the patients (by name) whose name, MRN, birth date or id matches ``q``."""
         text = q.strip().lower()
-        if not text:  # the whole list: its count is known, a page is the rows at its places
-            rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index WHERE pos > ? AND pos <= ? ORDER BY pos",
-                               (offset, offset + limit))  # fmt: skip
+        if not text:  # the whole list: its count is known (counted per batch)
+            rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_PAGE} {_ORDER}", (limit, offset))
             return [_row(r) for r in rows], int(self._total)
         # name contains, MRN or id equals, birth date starts with: each an index lookup
         params = (f"%{text}%", q.strip(), q.strip(), text, text + "\U0010ffff")
-        rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_SEARCH} ORDER BY pos LIMIT ? OFFSET ?",
+        rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_SEARCH} {_ORDER} LIMIT ? OFFSET ?",
                            (*params, limit, offset))  # fmt: skip
         total = self._index(f"SELECT count(*) FROM patient_index {_SEARCH}", params)[0][0]
         return [_row(r) for r in rows], int(total)
@@ -238,6 +325,16 @@ class LakeData:
 
 def _row(r: tuple[Any, ...]) -> PatientRow:
     return PatientRow(id=r[0], name=r[1], birth_date=r[2], gender=r[3], mrn=r[4])
+
+
+def _listing(folder: Path) -> Listing:
+    """The committed manifests in ``folder``: name to (seq, size, mtime)."""
+    found: Listing = {}
+    for path in folder.glob("*.json"):
+        with ignored(OSError, ValueError):  # removed while listed (a compaction): not committed now
+            st = path.stat()
+            found[path.name] = (int(path.stem), st.st_size, st.st_mtime_ns)
+    return found
 
 
 def _part(store: Path, parts: dict[str, str], table: str) -> str | None:
