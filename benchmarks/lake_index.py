@@ -69,9 +69,9 @@ def main() -> None:
     for name, fn in checks.items():
         print(f"{name:16s} {cpu_ms(fn, args.repeat):.3f} ms CPU")
     print(f"RSS after the queries +{rss_mb() - base:.1f} MB")
-    new = [(f"bench-{n}", f"h{n}", {"resourceType": "Patient", "id": f"bench-{n}", "birthDate": "1970-01-01",
-                                    "name": [{"given": ["Bench"], "family": f"Person{n}"}]})
-           for n in range(100)]  # fmt: skip
+    ids = [f"bench-{total}-{n}" for n in range(100)]  # new patients, whatever ran before
+    new = [(pid, "h" + pid, {"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01",
+                             "name": [{"given": ["Bench"], "family": pid}]}) for pid in ids]  # fmt: skip
     entries = [{"patient": p[0], "input_hash": p[1], "status": "done", "reason": None} for p in new]
     with OutputStore(args.store).writer() as writer:
         writer.commit({"patient_index": [index_row(*p) for p in new]}, entries)

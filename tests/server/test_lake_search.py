@@ -5,6 +5,7 @@ the matches' count; a batch committed later is seen on the next call."""
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
@@ -101,10 +102,23 @@ def test_a_compaction_or_a_broken_file_rebuilds_the_index(tmp_path: Path) -> Non
     other = LakeData(tmp_path)  # opens the rebuilt file as it is
     assert _every(other) == seen and other.rebuilds == 0
     # a damaged file (or one of another schema version) is rebuilt by the next reader to open it
+    assert data.index_path.stat().st_mode & 0o077 == 0  # owner-only: it holds names and MRNs
     data.index_path.write_bytes(b"not a database" * 100)
     fresh = LakeData(tmp_path)
     assert _every(fresh) == seen and fresh.rebuilds == 1
+    data.index_path.write_bytes(b"damaged under a reader" * 100)
+    assert _every(data) == seen and data.rebuilds == 3  # the reader's query failed: checked, rebuilt
     with closing(sqlite3.connect(fresh.index_path)) as db:
         db.execute("PRAGMA user_version = 1")
     again = LakeData(tmp_path)
     assert _every(again) == seen and again.rebuilds == 1
+
+
+def test_workers_opening_at_once_build_the_index_once(tmp_path: Path) -> None:
+    _commit(tmp_path, PEOPLE[:2])
+    _commit(tmp_path, PEOPLE[2:])
+    readers = [LakeData(tmp_path) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:  # each its own lock file handle: they queue on the file lock
+        seen = list(pool.map(_every, readers))
+    assert all(s == seen[0] for s in seen) and seen[0][0] == (["p1", "p2"], 5)
+    assert sum(r.rebuilds for r in readers) == 1 and sum(r.applied_count for r in readers) == 2

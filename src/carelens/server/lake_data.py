@@ -92,9 +92,24 @@ class LakeData:
     def _index(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query of the patient index and state (see the module doc)."""
         with self._lock:
-            self._refresh()
-            assert self._index_db is not None
-            return self._index_db.execute(sql, params).fetchall()
+            for _ in range(2):
+                try:
+                    return self._query(sql, params)
+                except (OSError, sqlite3.DatabaseError):
+                    # a manifest or part removed while read (a compaction), or a file left damaged or
+                    # mid-transaction by a killed writer: listed again, the file checked under the lock
+                    self._drop()
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self._refresh()
+        assert self._index_db is not None
+        return self._index_db.execute(sql, params).fetchall()
+
+    def _drop(self) -> None:
+        if self._index_db is not None:
+            self._index_db.close()
+        self._index_db, self._index_ino, self._views_of, self._seen = None, None, None, None
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         import duckdb
@@ -147,10 +162,10 @@ class LakeData:
             self._open(db, None, listing)
             return
         try:
-            lock = open(self.index_path.with_name("_patients.lock"), "a")  # noqa: SIM115
+            lock = _private(self.index_path.with_name("_patients.lock"))
         except OSError:  # a store this process cannot write: a private index file
             self.index_path = Path(tempfile.mkdtemp(prefix="carelens-index-")) / "_patients.sqlite"
-            lock = open(self.index_path.with_name("_patients.lock"), "a")  # noqa: SIM115
+            lock = _private(self.index_path.with_name("_patients.lock"))
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not self._update(listing):
@@ -195,16 +210,19 @@ class LakeData:
 
     def _rebuild(self, listing: Listing) -> None:
         """The index file built whole into a temporary file, then renamed over the old one."""
+        for leftover in self.index_path.parent.glob("_patients.sqlite[.-]*"):
+            leftover.unlink()  # under the lock: builds of killed processes, the old file's journal
         tmp = self.index_path.with_name(f"_patients.sqlite.tmp-{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
-            db.executescript(_INDEX_DDL)
-            db.execute("BEGIN")
-            self._apply(db, sorted(listing, key=lambda m: listing[m][0]), listing)
-            db.execute("COMMIT")
-        os.replace(tmp, self.index_path)
-        for leftover in self.index_path.parent.glob("_patients.sqlite-journal"):
-            leftover.unlink()  # a journal of the file replaced
+        try:
+            _private(tmp).close()  # owner-only, as the rest of the store (its journals follow it)
+            with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
+                db.executescript(_INDEX_DDL)
+                db.execute("BEGIN")
+                self._apply(db, sorted(listing, key=lambda m: listing[m][0]), listing)
+                db.execute("COMMIT")
+            os.replace(tmp, self.index_path)
+        finally:
+            tmp.unlink(missing_ok=True)
         self.rebuilds += 1
 
     def _apply(self, db: sqlite3.Connection, names: list[str], listing: Listing) -> None:
@@ -335,6 +353,11 @@ def _listing(folder: Path) -> Listing:
             st = path.stat()
             found[path.name] = (int(path.stem), st.st_size, st.st_mtime_ns)
     return found
+
+
+def _private(path: Path) -> Any:
+    """``path`` opened for appending, created owner-only (it holds names and MRNs)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
 
 
 def _part(store: Path, parts: dict[str, str], table: str) -> str | None:
