@@ -143,7 +143,7 @@ class LakeData:
             return
         listing = _listing(folder) if seen else {}
         self._seen = seen
-        if self._index_db is not None and listing == self._views_of and self._current_file():
+        if self._index_db is not None and listing == self._views_of and (not listing or self._current_file()):
             return
         self._sync(listing)
 
