@@ -169,3 +169,24 @@ def test_a_word_like_line_read_as_stray_letters_or_a_faint_number_fails(monkeypa
         monkeypatch.setattr(burned_in, "text_lines", lambda _img, line=line: [line])
         monkeypatch.setattr(burned_in, "read_line", lambda _img, _line, read=read: read)
         assert (burned_in.gate_frame(img).reason is not None) == failed, (line.marks, read)
+
+
+def _faint_small(ink: int | None, background: int) -> np.ndarray:
+    """A 256 px frame spanning the whole grey range (a black and a white block, so stretching to
+    the frame's range gains nothing) with a soft bright body; ``ink`` (None: no text) burned in
+    at 9 px on a corner ``background`` only 22-23 grey levels away from it (near-black or near-white)."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    base = background + 120 * np.exp(-((xx - 128) ** 2 / 3000 + (yy - 150) ** 2 / 6000))
+    base[200:240, 200:240], base[200:240, 10:50] = 255, 0
+    img = Image.fromarray(base.clip(0, 255).astype(np.uint8))
+    if ink is not None:
+        face = ImageFont.truetype(str(FONT), 9) if FONT.exists() else ImageFont.load_default(size=9)
+        ImageDraw.Draw(img).text((8, 8), f"{C['family'].upper()} {C['mrn']}", font=face, fill=ink)
+    return np.asarray(img)
+
+
+@needs_tesseract
+@pytest.mark.parametrize(("ink", "background"), [(0, 22), (255, 232)], ids=["dark-on-black", "white-on-white"])
+def test_small_faint_text_on_a_small_frame_fails_and_the_clean_frame_passes(ink: int, background: int) -> None:
+    assert gate_pixels(_faint_small(ink, background)).reason is not None
+    assert gate_pixels(_faint_small(None, background)).reason is None
