@@ -16,6 +16,8 @@ run in separate processes can be reported together):
   split); ``--finetune N``: each site then fine-tunes the federated model alone.
 - ``shift-alt``: alternative shift scores (Mahalanobis, energy, kNN, combined) for the unadapted model
   (``--package``), chosen on the adult development patients, reported on the held-out ones.
+- ``shift-cc``: per-class shift references (network description, image at 6x6 px, both) against the pooled one,
+  chosen on the adult development patients, the shipped one then confirmed on the held-out patients.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
   the model adapted at the site (``image adapt``) at 28 px and at ``--size``, and local models
   trained on the site alone at 28 px and at ``--size`` (cnn and resnet18: the architecture
@@ -104,9 +106,9 @@ def stage_shift(npz: Path, adult: Path, work: Path) -> dict:
     ):
         ftr, _ = features_and_logits(package.model, train_images, use)
         fva, _ = features_and_logits(package.model, sets["val"].images, use)
-        ref = fit_reference(ftr, fva, DEFAULT_QUANTILE, use)
-        d1 = ref.distance(features_and_logits(package.model, sets["test"].images, use)[0])
-        d2 = ref.distance(features_and_logits(package.model, site2.images, use)[0])
+        ref = fit_reference({"features": ftr}, {"features": fva}, DEFAULT_QUANTILE, use)
+        d1 = ref.score({"features": features_and_logits(package.model, sets["test"].images, use)[0]})
+        d2 = ref.score({"features": features_and_logits(package.model, site2.images, use)[0]})
         out["detectors"].append(
             {
                 "detector": name,
@@ -219,6 +221,81 @@ def stage_shift_alt(npz: Path, adult: Path, package_dir: Path) -> dict:
     return {"rows": rows, "package": package_dir.name, "load": load_average()}
 
 
+def stage_shift_cc(npz: Path, adult: Path, packages: list[Path]) -> dict:
+    """Per-class shift references against the pooled one, for unadapted PneumoniaMNIST models (``--package``, a
+    comma-separated list). Each is fitted on the model's training images (labels for the per-class ones) and
+    thresholded at a quantile of its validation images; nothing adult sets a threshold. Candidates are compared on
+    the adult development patients (train + val splits) and the own test split; the shipped one
+    (``trainer.fit_shift_reference``, the code ``image train`` and ``image adapt`` run) is then scored once on the
+    adult held-out patients (test split)."""
+    from carelens.imaging.data import load_dataset
+    from carelens.imaging.networks import shift_layers
+    from carelens.imaging.package import load_package
+    from carelens.imaging.shift import (
+        DEFAULT_QUANTILE,
+        features_and_logits,
+        fit_reference,
+        input_description,
+        score_auroc,
+    )
+    from carelens.imaging.trainer import fit_shift_reference
+
+    sets = {s: load_dataset(npz, s) for s in ("train", "val", "test")}
+    dev = np.concatenate([load_dataset(adult, s, image_size=28).images for s in ("train", "val")])
+    held_out = load_dataset(adult, "test", image_size=28).images
+    out: dict = {"rows": [], "n": {"val": len(sets["val"]), "test": len(sets["test"]), "adult_dev": len(dev),
+                                   "adult_heldout": len(held_out)}}  # fmt: skip
+    for package_dir in packages:
+        package = load_package(package_dir)
+        layers = shift_layers(str(package.meta["arch"]), 28)
+        images = {
+            "train": sets["train"].images,
+            "val": sets["val"].images,
+            "test": sets["test"].images,
+            "adult_dev": dev,
+        }
+        desc = {k: {"features": features_and_logits(package.model, x, layers)[0], "pixels": input_description(x)}
+                for k, x in images.items()}  # fmt: skip
+        y_train, y_val = sets["train"].labels, sets["val"].labels
+        candidates = {
+            "pooled: network description (shipped before)": (["features"], False),
+            "per class: network description": (["features"], True),
+            "per class: image 6x6 px": (["pixels"], True),
+            "per class: network description + image 6x6 px": (["features", "pixels"], True),
+        }
+        for name, (use, per_class) in candidates.items():
+            part = {k: {p: v[p] for p in use} for k, v in desc.items()}
+            labels = (y_train, y_val) if per_class else (None, None)
+            scores = None
+            for q in (0.95, 0.97, 0.98):
+                ref = fit_reference(part["train"], part["val"], q, layers, *labels)
+                scores = scores or {k: ref.score(v) for k, v in part.items() if k != "train"}
+                row = {"package": package_dir.name, "score": name, "quantile": q,
+                       "auroc_dev": score_auroc(scores["val"], scores["adult_dev"])}  # fmt: skip
+                row |= {k: float(np.mean(v > ref.threshold)) for k, v in scores.items()}
+                row["val_by_class"] = [float(np.mean(scores["val"][y_val == c] > ref.threshold)) for c in (0, 1)]
+                out["rows"].append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+        started = time.monotonic()
+        shipped = fit_shift_reference(package.model, sets["train"], sets["val"], layers, DEFAULT_QUANTILE)
+        fit_s = time.monotonic() - started
+        started = time.monotonic()
+        ho = shipped.image_scores(package.model, held_out)
+        check_s = time.monotonic() - started
+        confirm = {"package": package_dir.name, "method": shipped.method, "quantile": DEFAULT_QUANTILE,
+                   "val": float(np.mean(shipped.calibration_scores > shipped.threshold)),
+                   "test": float(np.mean(shipped.image_scores(package.model, sets["test"].images) > shipped.threshold)),
+                   "adult_dev": float(np.mean(shipped.image_scores(package.model, dev) > shipped.threshold)),
+                   "adult_heldout": float(np.mean(ho > shipped.threshold)),
+                   "auroc_heldout": score_auroc(shipped.image_scores(package.model, sets["test"].images), ho),
+                   "fit_s": round(fit_s, 1), "check_s_per_image": check_s / len(held_out),
+                   "load": load_average()}  # fmt: skip
+        out.setdefault("shipped", []).append(confirm)
+        print(json.dumps(confirm), file=sys.stderr, flush=True)
+    out["load"] = load_average()
+    return out
+
+
 def perturbations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """Generic acquisition changes of a site's own images (fixed before any comparison): gamma, contrast, blur,
     noise and a resolution loss. A detector is chosen by how many of these it flags, never by the adult images."""
@@ -268,8 +345,10 @@ def stage_shift_select(npz: Path, adult: Path, work: Path) -> dict:
                "penultimate": slice(width - pen, width), "all (current)": slice(0, width)}  # fmt: skip
     rows = []
     for name, cols in columns.items():
-        ref = fit_reference(feats["train"][:, cols], feats["val_fit"][:, cols], DEFAULT_QUANTILE)
-        rates = {k: float(np.mean(ref.distance(f[:, cols]) > ref.threshold)) for k, f in feats.items() if k != "train"}
+        ref = fit_reference({"f": feats["train"][:, cols]}, {"f": feats["val_fit"][:, cols]}, DEFAULT_QUANTILE)
+        rates = {
+            k: float(np.mean(ref.score({"f": f[:, cols]}) > ref.threshold)) for k, f in feats.items() if k != "train"
+        }
         perturbed = [v for k, v in rates.items() if k.startswith("perturbed")]
         rows.append({"description": name, "mean_perturbed_outside": float(np.mean(perturbed)), **rates})
     chosen = max(rows, key=lambda r: r["mean_perturbed_outside"] - r["val_held"])
@@ -555,7 +634,7 @@ def main() -> None:
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
     parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox", "fedbn"))
     parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
-    parser.add_argument("--package", type=Path, default=None, help="shift-alt: the PneumoniaMNIST model package")
+    parser.add_argument("--package", default=None, help="shift-alt, shift-cc: PneumoniaMNIST model package(s), commas")
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
     parser.add_argument("--finetune", type=int, default=0, help="fedbn stage: rounds of fine-tuning at each site")
     parser.add_argument(
@@ -587,7 +666,12 @@ def main() -> None:
             )
             stage = f"fedbn-{args.site_weighting}-{args.local_steps}-{args.only or 'all'}-{args.finetune}"
         elif stage == "shift-alt":
-            part = stage_shift_alt(npz, adult, args.package or args.work / "pneumonia-seed0")
+            part = stage_shift_alt(npz, adult, Path(args.package) if args.package else args.work / "pneumonia-seed0")
+        elif stage == "shift-cc":
+            packages = (
+                [Path(p) for p in str(args.package).split(",")] if args.package else [args.work / "pneumonia-seed0"]
+            )
+            part = stage_shift_cc(npz, adult, packages)
         elif stage == "shift-select":
             part = stage_shift_select(npz, adult, args.work)
         elif stage == "adult":

@@ -167,7 +167,7 @@ def test_train_and_predict_multiclass_and_multilabel(tmp_path: Path, task: str) 
     assert meta["task"] == task and len(meta["labels"]) == 3
     assert (meta["conformal"] is None) == (task == "multilabel")
     assert 0.0 <= meta["metrics"]["validation"]["ece"] <= 1.0
-    Image.fromarray(parts["val_images"][0]).save(tmp_path / "one.png")
+    Image.fromarray(parts["train_images"][0]).save(tmp_path / "one.png")  # an image of the validated population
     pred = predict_image(load_package(tmp_path / "pkg"), tmp_path / "one.png")
     assert set(pred.probabilities) == set(meta["labels"])
     if task == "multiclass":

@@ -119,7 +119,8 @@ def check_site_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for check-site.json and the distance plot."),
 ) -> None:
     """Before any read is shown at a new site: how many of its images lie outside the model's validated
-    population (Mahalanobis distance of penultimate features), and the verdict matches/shifted."""
+    population (class-conditional Mahalanobis score of the network's and the image's description), and the verdict
+    matches/shifted."""
     from carelens.imaging.package import load_package
     from carelens.imaging.site import check_site
 

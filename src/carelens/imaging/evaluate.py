@@ -100,7 +100,7 @@ def outside_rate(package: ModelPackage, images: np.ndarray) -> float | None:
     reference = package.shift
     if reference is None or not len(images):
         return None
-    return float(np.mean(reference.image_distances(package.model, images) > reference.threshold))
+    return float(np.mean(reference.image_scores(package.model, images) > reference.threshold))
 
 
 def subgroup_metrics(arrays: ImageArrays, logits: np.ndarray, package: ModelPackage) -> dict[str, dict[str, Any]]:

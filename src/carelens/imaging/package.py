@@ -188,7 +188,7 @@ def render_model_card(meta: dict[str, Any]) -> str:
     if shift:
         lines += [
             "",
-            f"Shift detection: {shift['method']}; an image beyond distance {shift['threshold']:.2f} "
+            f"Shift detection: {shift['method']}; an image scoring beyond {shift['threshold']:.2f} "
             f"(the {shift['quantile']:.0%} point of the validation images) is read as 'outside validated population: "
             "refer'. Check a new site with `carelens image check-site` before showing reads there.",
         ]

@@ -84,7 +84,7 @@ def predict_image(
         refer = cset is not None and len(cset) != 1
     ood_distance, outside = None, False
     if package.shift is not None:
-        ood_distance = float(package.shift.image_distances(package.model, x[None])[0])
+        ood_distance = float(package.shift.image_scores(package.model, x[None])[0])
         outside = ood_distance > package.shift.threshold
     status = REFER if refer else (finding if isinstance(finding, str) else ", ".join(finding) or "no finding")
     if outside:  # the read is not shown as a finding: the image is unlike those the model was validated on

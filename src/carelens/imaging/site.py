@@ -49,26 +49,26 @@ def check_site(
         if isinstance(data, ImageArrays)
         else load_site_images(data, split, int(prep["image_size"]), int(prep["channels"]))
     )
-    distances = reference.image_distances(package.model, arrays.images)
-    rate = float(np.mean(distances > reference.threshold))
+    scores = reference.image_scores(package.model, arrays.images)
+    rate = float(np.mean(scores > reference.threshold))
     expected = reference.expected_outside_rate
-    verdict, p_value = site_verdict(rate, len(distances), expected)
+    verdict, p_value = site_verdict(rate, len(scores), expected)
     out: dict[str, Any] = {
-        "n": len(distances),
+        "n": len(scores),
         "outside_rate": round(rate, 4),
         "verdict": verdict,
         "expected_outside_rate": round(expected, 4),
         "p_value": float(f"{p_value:.3g}"),
-        "method": reference.summary()["method"],
+        "method": reference.method,
         "threshold": round(reference.threshold, 4),
-        "median_distance": round(float(np.median(distances)), 4) if len(distances) else None,
+        "median_distance": round(float(np.median(scores)), 4) if len(scores) else None,
         "split": split,
         "model": {"id": package.id, "version": package.version},
         "quarantined": [q.model_dump() for q in arrays.quarantined],
     }
     if plot is not None:
         name = Path(str(data)).name if not isinstance(data, ImageArrays) else "site"
-        out["plot"] = str(distance_plot(reference.calibration_distances, distances, reference.threshold, plot, name))
+        out["plot"] = str(distance_plot(reference.calibration_scores, scores, reference.threshold, plot, name))
     return out
 
 

@@ -275,9 +275,7 @@ def train(
         out / "reliability.png",
     )
     roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(
-        model, train_set.images, val_set.images, shift_layers(cfg.arch, image_size), cfg.shift_quantile
-    )
+    shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
     shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
@@ -290,16 +288,21 @@ def train(
 
 
 def fit_shift_reference(
-    model: torch.nn.Module, train_images: np.ndarray, val_images: np.ndarray, layers: list[str], quantile: float
+    model: torch.nn.Module, train_set: ImageArrays, val_set: ImageArrays, layers: list[str], quantile: float
 ) -> ShiftReference:
     """The package's description of its training distribution (see :mod:`carelens.imaging.shift`)."""
-    from carelens.imaging.shift import features_and_logits, fit_reference
+    from carelens.imaging.shift import features_and_logits, fit_reference, input_description
 
     rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(train_images), min(len(train_images), 5000), replace=False))
-    train_features, _ = features_and_logits(model, train_images[pick], layers)
-    val_features, _ = features_and_logits(model, val_images, layers)
-    return fit_reference(train_features, val_features, quantile, layers)
+    pick = np.sort(rng.choice(len(train_set.images), min(len(train_set.images), 5000), replace=False))
+
+    def describe(images: np.ndarray) -> dict[str, np.ndarray]:
+        return {"features": features_and_logits(model, images, layers)[0], "pixels": input_description(images)}
+
+    return fit_reference(
+        describe(train_set.images[pick]), describe(val_set.images), quantile, layers,
+        train_set.labels[pick], val_set.labels,
+    )  # fmt: skip
 
 
 def _model_json(
