@@ -5,6 +5,7 @@ lineage names its parent and whose local validation is its evidence."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -13,11 +14,15 @@ from typing import Any
 import numpy as np
 
 from carelens.core import InputError
-from carelens.imaging.data import ImageArrays, load_dataset
+from carelens.imaging.data import ImageArrays, concatenate, load_dataset, patient_of
 from carelens.imaging.package import load_package, write_package_files
 from carelens.imaging.trainer import TrainConfig, train
 
 MIN_FINETUNE = 100  # labelled training images of the site needed to fine-tune; fewer: recalibrate only
+# Percent of the site's training patients kept out of fine-tuning: with the validation split they calibrate the
+# temperature and the per-class conformal thresholds (the validation split alone, ~15% of patients, gives each
+# class too few points for a stable 90% quantile).
+CALIBRATION_SHARE = 25
 
 
 def validation_criteria() -> dict[str, float]:
@@ -45,14 +50,11 @@ def judge(metrics: dict[str, Any], criteria: dict[str, float]) -> list[str]:
     return failed
 
 
-def _merge(a: ImageArrays, b: ImageArrays) -> ImageArrays:
-    return ImageArrays(
-        images=np.concatenate([a.images, b.images]),
-        labels=np.concatenate([a.labels, b.labels]),
-        task=a.task,
-        label_names=a.label_names,
-        sources=a.sources + b.sources,
-    )
+def calibration_split(arrays: ImageArrays, share: int = CALIBRATION_SHARE) -> tuple[ImageArrays, ImageArrays]:
+    """The site's training images split by patient (hashed) into (fine-tuning, calibration) parts."""
+    patients = [patient_of({"_file": source}) for source in arrays.sources]
+    bucket = np.array([int(hashlib.sha256(f"calibration:{p}".encode()).hexdigest()[:8], 16) % 100 for p in patients])
+    return arrays.subset(bucket >= share), arrays.subset(bucket < share)
 
 
 def site_name_of(data: str | Path) -> str:
@@ -72,6 +74,7 @@ def adapt(
     store: str | Path | None = None,
     register: bool = True,
     max_epochs: int = 40,
+    lr: float = 1e-3,
 ) -> dict[str, Any]:
     """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
     test splits; folders split by patient). Returns the new package's ``model.json`` contents."""
@@ -101,15 +104,19 @@ def adapt(
         time_budget=time_budget,
         max_epochs=max_epochs if fine_tune else 0,
         patience=8,
-        lr=1e-3,
+        lr=lr,
         tta=bool(prep.get("test_time_flip", True)),
         conformal_target=parent.conformal.target if parent.conformal else 0.9,
         conformal_method=parent.conformal.method if parent.conformal else "aps",
         modalities=prep.get("modalities"),
         version=f"{parent.version}-{site}",
     )
-    pair = (site_train, site_val) if fine_tune else (site_train, _merge(site_train, site_val))
-    meta = train(pair, out, cfg, start_from=parent.model)
+    fit, calibration = calibration_split(site_train) if fine_tune else (site_train, None)
+    fit_classes = parent.task == "multilabel" or len(np.unique(fit.labels)) == len(parent.labels)
+    if fine_tune and (len(fit) < MIN_FINETUNE or not fit_classes):  # too few to spare: calibrate on val alone
+        fit, calibration = site_train, None
+    pair = (fit, site_val) if fine_tune else (site_train, concatenate(site_train, site_val))
+    meta = train(pair, out, cfg, start_from=parent.model, calibration=calibration)
     out = Path(out)
     adapted = load_package(out)
     local = evaluate(adapted, site_test, "test", resamples=500)

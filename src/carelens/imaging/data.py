@@ -84,6 +84,17 @@ class ImageArrays:
         )
 
 
+def concatenate(a: ImageArrays, b: ImageArrays) -> ImageArrays:
+    """The images of ``a`` then those of ``b`` (same task and labels)."""
+    return ImageArrays(
+        images=np.concatenate([a.images, b.images]),
+        labels=np.concatenate([a.labels, b.labels]),
+        task=a.task,
+        label_names=a.label_names,
+        sources=a.sources + b.sources,
+    )
+
+
 def detect_task(labels: np.ndarray) -> Task:
     """Binary, multi-class or multi-label, read from the label array's shape and values."""
     arr = np.asarray(labels)

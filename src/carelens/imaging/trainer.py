@@ -26,7 +26,7 @@ from carelens.imaging.conformal import (
     prediction_sets,
     set_size_distribution,
 )
-from carelens.imaging.data import ImageArrays, load_dataset
+from carelens.imaging.data import ImageArrays, concatenate, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
 from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
@@ -165,6 +165,7 @@ def train(
     config: TrainConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
     start_from: torch.nn.Module | None = None,
+    calibration: ImageArrays | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
 
@@ -172,6 +173,8 @@ def train(
     ``(train, val)`` pair of :class:`ImageArrays`. ``clock`` measures the time budget (tests pass
     a fake one, so that what they check does not depend on the machine's speed). ``start_from``: a
     network (of ``cfg.arch``) whose weights training starts from (fine-tuning) instead of random ones.
+    ``calibration``: images (patients in neither split) that join the validation split for temperature,
+    threshold, conformal and shift calibration, where the validation split alone is small.
     """
     cfg = config or TrainConfig()
     if cfg.arch not in ARCHS:
@@ -253,36 +256,40 @@ def train(
             break
     model.load_state_dict(best_state)
     model.cpu().eval()
-    val_logits = predict_logits(model, val_set, tta=cfg.tta)
-    task = val_set.task
-    temperature = fit_temperature(val_logits, val_set.labels, task)
+    cal_set = val_set if calibration is None else concatenate(val_set, calibration)
+    val_logits = predict_logits(model, cal_set, tta=cfg.tta)
+    task = cal_set.task
+    temperature = fit_temperature(val_logits, cal_set.labels, task)
     val_proba = logits_to_proba(val_logits, task, temperature)
-    threshold = choose_threshold(val_proba, val_set.labels, cfg.threshold_rule) if task == "binary" else 0.5
+    threshold = choose_threshold(val_proba, cal_set.labels, cfg.threshold_rule) if task == "binary" else 0.5
     conformal = (
         calibrate_conformal(
-            val_proba, val_set.labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional
+            val_proba, cal_set.labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional
         )
         if task != "multilabel"
         else None
     )
     val_metrics = evaluation_metrics(
-        val_logits, val_set.labels, task, temperature, threshold, conformal, resamples=cfg.bootstrap
+        val_logits, cal_set.labels, task, temperature, threshold, conformal, resamples=cfg.bootstrap
     )
     reliability_diagram(
         {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
-        val_set.labels,
+        cal_set.labels,
         task,
         out / "reliability.png",
     )
-    roc_plot(val_proba, val_set.labels, task, val_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
+    roc_plot(val_proba, cal_set.labels, task, cal_set.label_names, out / "roc.png")
+    shift = fit_shift_reference(model, train_set, cal_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
     shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
-        model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
+        model_id, cfg, train_set, cal_set, data_name, temperature, threshold, conformal, val_metrics,
         history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
     )  # fmt: skip
     meta["shift"] = shift.summary()
+    if calibration is not None:
+        meta["training"]["counts"] |= {"val": len(val_set), "calibration": len(calibration)}
+        meta["calibration"]["fitted_on"] = "validation and calibration splits"
     write_package_files(out, meta)
     return meta
 
