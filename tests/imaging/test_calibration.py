@@ -125,3 +125,26 @@ def test_a_confident_image_never_gets_an_empty_set() -> None:
         assert abs(sum(distribution.values()) - 1.0) < 1e-3
         if method == "aps":
             assert "0" not in distribution  # the most probable label always scores 0
+
+
+def test_ece_noise_floor_and_intervals_of_ece_and_coverage() -> None:
+    from carelens.imaging.calibration import ece_if_calibrated
+    from carelens.imaging.conformal import calibrate_conformal
+    from carelens.imaging.trainer import evaluation_metrics
+
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.5, 1.0, 20000)
+    proba = np.c_[top, 1 - top]
+    # a perfectly calibrated model still shows an ECE on few images; it shrinks with more
+    small, large = ece_if_calibrated(proba[:120]), ece_if_calibrated(proba)
+    assert small > 0.03 and large < 0.01 and small > 4 * large
+    labels = (rng.random(20000) > top).astype(int)  # drawn from the probabilities: calibrated
+    assert expected_calibration_error(proba, labels) < 0.02
+
+    logits = np.log(proba[:300])
+    conformal = calibrate_conformal(proba[300:1300], labels[300:1300], 0.9, "aps", True)
+    out = evaluation_metrics(logits, labels[:300], "binary", 1.0, 0.5, conformal, resamples=200)
+    assert out["ece_if_calibrated"] > 0.0
+    for key in ("ece", "conformal_coverage", "auc"):
+        low, high = out["ci"][key]
+        assert low <= out[key] <= high and high - low > 0.0

@@ -55,6 +55,20 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, task: str 
     return float(ece)
 
 
+def ece_if_calibrated(proba: np.ndarray, task: str = "binary", draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these probabilities would show on this many images (labels
+    drawn from the probabilities themselves): the part of a measured ECE that is sampling noise."""
+    if task == "multilabel" or not len(proba):
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(np.asarray(proba, dtype=np.float64), axis=1)
+    values = []
+    for _ in range(draws):
+        drawn = (rng.random((len(proba), 1)) > cumulative).sum(axis=1).clip(max=proba.shape[1] - 1)
+        values.append(expected_calibration_error(proba, drawn, task))
+    return float(np.mean(values))
+
+
 def brier_score(proba: np.ndarray, labels: np.ndarray, task: str = "binary") -> float:
     """Mean squared error of the probabilities: of the positive class for binary tasks, summed
     over classes for multi-class ones, averaged over labels for multi-label ones."""

@@ -17,7 +17,13 @@ import torch
 
 from carelens import __version__
 from carelens.core import UsageError
-from carelens.imaging.calibration import brier_score, expected_calibration_error, fit_temperature, reliability_diagram
+from carelens.imaging.calibration import (
+    brier_score,
+    ece_if_calibrated,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_diagram,
+)
 from carelens.imaging.conformal import (
     calibrate_conformal,
     coverage,
@@ -136,8 +142,10 @@ def evaluation_metrics(
     out["ece_uncalibrated"] = expected_calibration_error(proba_raw, labels, task)
     out["brier"] = brier_score(proba, labels, task)
     out["brier_uncalibrated"] = brier_score(proba_raw, labels, task)
+    hits = None
     if conformal is not None and task != "multilabel":
         sets = prediction_sets(proba, conformal)
+        hits = np.array([int(y) in cs for cs, y in zip(sets, labels, strict=True)], dtype=np.float64)
         out["conformal_target"] = conformal.target
         out["conformal_coverage"] = coverage(sets, labels)
         out["conformal_coverage_per_class"] = coverage_per_class(sets, labels, proba.shape[1])
@@ -152,8 +160,12 @@ def evaluation_metrics(
     out["n"] = len(labels)
     out["operating_threshold"] = threshold
 
+    out["ece_if_calibrated"] = ece_if_calibrated(proba, task)
+
     def stat(idx: np.ndarray) -> dict[str, float]:
-        return discrimination(proba[idx], labels[idx], task, threshold)
+        values = discrimination(proba[idx], labels[idx], task, threshold)
+        values["ece"] = expected_calibration_error(proba[idx], labels[idx], task)
+        return values | ({"conformal_coverage": float(hits[idx].mean())} if hits is not None else {})
 
     out["ci"] = bootstrap_ci(stat, len(labels), resamples=resamples) if len(labels) > 1 else {}
     return out
