@@ -31,7 +31,7 @@ from carelens.core.config import shared_data_dir
 from carelens.models import Registry
 from carelens.network.local import fit, new_model, predict
 from carelens.network.partition import partition_npz
-from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+from carelens.network.runtime import loopback_network, run_job
 from carelens.network.sitedata import SiteSplit, load_site_data
 
 SITES = {
@@ -59,13 +59,8 @@ def pooled(splits: list[SiteSplit]) -> SiteSplit:
 
 
 def federated(files: dict[str, Path], store: Path, rounds: int, epochs: int, strategy: str) -> tuple[dict, float]:
-    port = free_port()
-    hub = f"127.0.0.1:{port}"
     start = time.monotonic()
-    procs = [start_hub(store, port=port)]
-    try:
-        wait_for_port("127.0.0.1", port, proc=procs[0])
-        procs += [start_node(site, path, hub, store) for site, path in files.items()]
+    with loopback_network(store, files) as net:
         settings = {
             "rounds": rounds,
             "local-epochs": epochs,
@@ -74,10 +69,7 @@ def federated(files: dict[str, Path], store: Path, rounds: int, epochs: int, str
             "expected-sites": 3,
             "timeout": 900,
         }
-        result = run_job(hub, store, settings, timeout=7200, quiet=True)
-    finally:
-        for proc in procs:
-            stop(proc)
+        result = run_job(net.address, store, settings, timeout=7200, quiet=True)
     return result, time.monotonic() - start
 
 

@@ -404,7 +404,7 @@ def stage_federated(
     from carelens.network.local import fit, new_model, predict
     from carelens.network.metrics import site_metrics
     from carelens.network.prepare import prepare_site
-    from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+    from carelens.network.runtime import loopback_network, run_job
     from carelens.network.sitedata import load_site_data
 
     adult_npz = work / "sites" / "adult.npz"
@@ -429,21 +429,13 @@ def stage_federated(
         scored(f"{site} site alone ({rounds} epochs)", model, time.monotonic() - started)
 
     store = work / "federated-store"
-    port = free_port()
-    procs = {"hub": start_hub(store, port=port)}
-    try:
-        wait_for_port("127.0.0.1", port, proc=procs["hub"])
-        for site, path in files.items():
-            procs[site] = start_node(site, path, f"127.0.0.1:{port}", store, threads=1)
+    with loopback_network(store, files, threads=1, grace=2) as net:
         started = time.monotonic()
         settings = {"rounds": rounds, "min-sites": 2, "expected-sites": 2, "timeout": 600, "local-epochs": 1,
                     "site-weighting": weighting, "strategy": strategy, "proximal-mu": 0.1, "local-steps": local_steps,
                     "cohort": "PneumoniaMNIST (pediatric) + nih-adult-dev (adult, split by patient)"}  # fmt: skip
-        result = run_job(f"127.0.0.1:{port}", store, settings, timeout=3000, quiet=True)
+        result = run_job(net.address, store, settings, timeout=3000, quiet=True)
         seconds = time.monotonic() - started
-    finally:
-        for proc in procs.values():
-            stop(proc, grace=2)
     for s in result.get("sites", []):
         m = s.get("metrics", {})
         method = {"fedavg": "FedAvg", "fedbn": "FedBN"}.get(strategy, "FedProx (mu 0.1)")

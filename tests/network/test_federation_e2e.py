@@ -15,7 +15,7 @@ import pytest
 
 from carelens.models import Registry
 from carelens.network.partition import partition_npz
-from carelens.network.runtime import free_port, run_job, start_hub, start_node, stop, wait_for_port
+from carelens.network.runtime import loopback_network, run_job, stop
 
 from .conftest import CANARY_MRNS, CANARY_NAMES
 
@@ -44,14 +44,9 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
     files = partition_npz(shared_data / "imaging" / "pneumoniamnist.npz", tmp_path / "data", SITES, seed=3)
     _plant_canaries(files["north"])
     store = tmp_path / "store"
-    port = free_port()
-    hub_address = f"127.0.0.1:{port}"
-    procs = {"hub": start_hub(store, port=port)}
-    try:
-        wait_for_port("127.0.0.1", port, proc=procs["hub"])
-        for site, path in files.items():
-            # one torch thread per site: three sites share the test machine's few cores
-            procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site, threads=1)
+    # one torch thread per site: three sites share the test machine's few cores
+    with loopback_network(store, files, capture=tmp_path / "capture", threads=1, grace=2) as net:
+        hub_address = net.address
         south_log = store.resolve() / "network" / "sites" / "south" / "outbound.jsonl"
 
         def drop_south_in_round_two() -> None:
@@ -59,7 +54,7 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
             deadline = time.monotonic() + 800
             while _lines(south_log) < 6 and time.monotonic() < deadline:
                 time.sleep(0.5)
-            stop(procs["south"], grace=1)
+            stop(net.nodes["south"], grace=1)
 
         killer = threading.Thread(target=drop_south_in_round_two, daemon=True)
         killer.start()
@@ -103,6 +98,3 @@ def test_hub_and_three_sites_train_with_secagg_survive_a_dropout_and_validate(
         hub_side = json.dumps([result, validation, exported]).encode()
         for canary in [*CANARY_NAMES, *CANARY_MRNS, "CANARY"]:
             assert canary.encode() not in blobs and canary.encode() not in hub_side
-    finally:
-        for proc in procs.values():
-            stop(proc, grace=2)

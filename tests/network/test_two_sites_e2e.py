@@ -19,7 +19,7 @@ from carelens.models import Registry
 from carelens.models.package import write_package
 from carelens.network.partition import partition_npz
 from carelens.network.prepare import prepare_site
-from carelens.network.runtime import free_port, network_dir, run_job, start_hub, start_node, stop, wait_for_port
+from carelens.network.runtime import loopback_network, network_dir, run_job
 
 
 @pytest.mark.slow
@@ -35,13 +35,9 @@ def test_pediatric_and_adult_sites_train_one_model_and_each_validates_it(tmp_pat
     assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["val"])  # split by patient
 
     store = tmp_path / "store"
-    port = free_port()
-    hub_address = f"127.0.0.1:{port}"
-    procs = {"hub": start_hub(store, port=port)}
-    try:
-        wait_for_port("127.0.0.1", port, proc=procs["hub"])
-        for site, path in (("pediatric", pediatric["pediatric"]), ("adult", adult)):
-            procs[site] = start_node(site, path, hub_address, store, capture=tmp_path / "capture" / site, threads=1)
+    sites = {"pediatric": pediatric["pediatric"], "adult": adult}
+    with loopback_network(store, sites, capture=tmp_path / "capture", threads=1, grace=2) as net:
+        hub_address = net.address
         settings = {"rounds": 2, "min-sites": 2, "expected-sites": 2, "timeout": 150, "local-epochs": 1, "lr": 0.003}
         settings |= {"strategy": "fedbn", "local-steps": 4}
         result = run_job(hub_address, store, settings, timeout=800, quiet=True)
@@ -75,6 +71,3 @@ def test_pediatric_and_adult_sites_train_one_model_and_each_validates_it(tmp_pat
         blobs = b"".join(p.read_bytes() for p in (tmp_path / "capture" / "adult").glob("*.bin"))
         for pid in sorted(splits["test"])[:20]:
             assert pid.encode() not in blobs and pid.encode() not in json.dumps(exported).encode()
-    finally:
-        for proc in procs.values():
-            stop(proc, grace=2)
