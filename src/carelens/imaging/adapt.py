@@ -73,11 +73,16 @@ def adapt(
     site: str | None = None,
     store: str | Path | None = None,
     register: bool = True,
-    max_epochs: int = 40,
-    lr: float = 1e-3,
+    max_epochs: int = 80,
+    lr: float = 3e-3,
+    patience: int = 20,
 ) -> dict[str, Any]:
     """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
-    test splits; folders split by patient). Returns the new package's ``model.json`` contents."""
+    test splits; folders split by patient). Returns the new package's ``model.json`` contents.
+
+    Fine-tuning defaults (80 epochs, lr 3e-3, patience 20) were chosen on the adult site's validation and
+    calibration images (``benchmarks/results/imaging.md``): with patience 8 on ~80 validation images training
+    stopped before the small site's model had converged."""
     from carelens.imaging.evaluate import evaluate
 
     parent = load_package(model_dir)
@@ -103,7 +108,7 @@ def adapt(
         seed=seed,
         time_budget=time_budget,
         max_epochs=max_epochs if fine_tune else 0,
-        patience=8,
+        patience=patience,
         lr=lr,
         tta=bool(prep.get("test_time_flip", True)),
         conformal_target=parent.conformal.target if parent.conformal else 0.9,
