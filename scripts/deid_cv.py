@@ -72,7 +72,7 @@ def _fit_half(data: Path) -> list[Note]:
     return split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[0]
 
 
-def train(data: Path, out: Path, folds: int, iterations: int) -> None:
+def train(data: Path, out: Path, folds: int, iterations: int, swaps: int) -> None:
     from carelens.privacy.training import DEMO_PATIENTS, DEMO_SEED, demo_notes, upper_copies
     from carelens.privacy.training import train as fit
 
@@ -86,7 +86,10 @@ def train(data: Path, out: Path, folds: int, iterations: int) -> None:
             train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
             test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
             model = fit(
-                train_notes + upper_copies(train_notes) + extra, Path(tmp) / f"f{k}.crfsuite", iterations=iterations
+                train_notes + upper_copies(train_notes) + extra,
+                Path(tmp) / f"f{k}.crfsuite",
+                iterations=iterations,
+                swaps=swaps,
             )
             recorder = _Recording(model.path, model.vocabulary, model.threshold)
             recorder.store = {}
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("cache", type=Path)
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--swaps", type=int, default=0, help="surrogate-swapped copies of each training note")
     parser.add_argument("--threshold", type=float, default=0.03)
     parser.add_argument("--errors", action="store_true")
     parser.add_argument(
@@ -162,7 +166,7 @@ def main() -> None:
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
     if args.command == "train":
-        train(data, args.cache, args.folds, args.iterations)
+        train(data, args.cache, args.folds, args.iterations, args.swaps)
     else:
         score(data, args.cache, args.threshold, args.errors, args.batch)
 
