@@ -77,3 +77,19 @@ def test_training_with_swaps_keeps_swapped_names_out_of_the_model(tmp_path: Path
     for canary in ("zelphira", "quandt", "thornvale"):
         assert canary.encode() not in blob.lower()
     assert "updated" in model.vocabulary
+
+
+def test_data_card_names_the_honest_estimates_when_every_patient_is_in_the_model() -> None:
+    from carelens.privacy.training import data_card
+
+    score = {"recall": 0.9, "precision": 0.8, "f2": 0.88, "per_type": {"HCPName": {"recall": 0.95, "tokens": 20}}}
+    sizes = {"notes": 10, "patients": 2, "spans": 5}
+    report = {"fit": sizes, "held_out": sizes, "all_patients": True, "swaps": 4, "synthetic_fit": 3,
+              "threshold": 0.03, "iterations": 100, "train_cpu_s": 1.0, "held_out_score": score,
+              "rotation": {"parts": 4, **score}}  # fmt: skip
+    card = data_card(report, 100)
+    assert "every patient of physionet-dev" in card and "never saw the patients they score" in card
+    assert "fit part only" in card and "Held-out rotation: 4 models" in card
+    assert "4 copies" in card
+    old = data_card({**report, "all_patients": False, "swaps": 0}, 100)
+    assert "(the shipped model)" in old and "every patient" not in old
