@@ -219,7 +219,7 @@ def train_cmd(
     folds: int = typer.Option(0, "--folds", help="Also report patient-grouped K-fold cross-validation (K > 1)."),
     threshold: float = typer.Option(0.03, "--threshold", help="PHI probability at which a token is flagged."),
     swaps: int | None = typer.Option(
-        None, "--swaps", min=0, help="Surrogate-swapped copies of each real note with a name or place (default: 4)."
+        None, "--swaps", min=0, help="Surrogate-swapped copies of each real note with a name or place (default: 0)."
     ),
     fit_half_only: bool = typer.Option(
         False, "--fit-half-only", help="Fit on the fit part only (the old protocol: its held-out score is honest)."

@@ -115,7 +115,8 @@ def demo_notes(patients: int, seed: int) -> list[Note]:
     return notes
 
 
-SWAPS = 4  # surrogate-swapped copies of each real note with a name or place (``augment``)
+SWAPS = 0  # surrogate-swapped copies of each real note with a name or place (``augment``; the fit-half CV
+# found no recall gain in the detector: benchmarks/results/deid_text.md)
 
 
 def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0, synthetic: bool = True,
