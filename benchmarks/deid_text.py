@@ -3,7 +3,7 @@
 issue #14 (commit f33608e) vs Presidio: token recall, precision, F2 per PHI type, notes per CPU-second.
 
 Corpora: (a) the held-out-by-patient part of ``deid/physionet-dev`` (real ICU nursing notes; the
-fixed split of ``carelens.privacy.corpus``; the shipped model never saw these patients), (b) the
+fixed split of ``carelens.privacy.corpus``; scored with a CRF fit on the fit part only, ``--crf``), (b) the
 demo cohort's generated notes, (c) the held-out part (by template) of Presidio's synthetic set.
 Scoring everywhere is physionet-dev's README scorer (``carelens.privacy.corpus.Score``): a gold
 ``\\w+`` token is found when a detected span overlaps it; a detected token is a true positive when it
