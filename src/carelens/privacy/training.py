@@ -1,9 +1,11 @@
 # ruff: noqa: E501
 """Training the CRF layer of the text de-identifier (``carelens deid train``).
 
-Training text: the real notes of the PhysioNet deid corpus (only the patients of the fit part of
-the fixed by-patient split, see ``corpus``) and an ALL CAPS copy of each, with Presidio's synthetic
-sentences and notes carelens generates itself (marked by a ``synthetic`` feature).
+Training text: the real notes of the PhysioNet deid corpus (every patient for the shipped model, as a
+held-out rotation showed more patients help unseen ones; the fit part of the fixed by-patient split,
+see ``corpus``, for the held-out estimates and with ``all_patients=False``) and an ALL CAPS copy of
+each, optionally surrogate-swapped copies (``augment``), with Presidio's synthetic sentences and
+notes carelens generates itself (marked by a ``synthetic`` feature).
 Labels come from the gold spans (names, locations, dates, phones, ages over 89, other ids; a year
 alone is ``O`` as Safe Harbor keeps it). The word-identity feature is limited to a vocabulary of
 words seen at least ``min_count`` times outside PHI and never inside a name, location or id span,
