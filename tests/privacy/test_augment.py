@@ -93,3 +93,14 @@ def test_data_card_names_the_honest_estimates_when_every_patient_is_in_the_model
     assert "4 copies" in card
     old = data_card({**report, "all_patients": False, "swaps": 0}, 100)
     assert "(the shipped model)" in old and "every patient" not in old
+
+
+def test_rotation_parts_hold_whole_patients_and_are_fixed() -> None:
+    from carelens.privacy.training import rotation_parts
+
+    held = [Note(f"p{p:03d}_n{k:03d}", f"p{p:03d}", "x", ()) for p in range(40) for k in range(3)]
+    parts = rotation_parts(held, 4)
+    assert sum(len(g) for g in parts) == len(held) and all(parts)
+    patients = [{n.patient for n in g} for g in parts]
+    assert all(not (a & b) for i, a in enumerate(patients) for b in patients[i + 1 :])
+    assert rotation_parts(held, 4) == parts
