@@ -3,7 +3,7 @@
 issue #14 (commit f33608e) vs Presidio: token recall, precision, F2 per PHI type, notes per CPU-second.
 
 Corpora: (a) the held-out-by-patient part of ``deid/physionet-dev`` (real ICU nursing notes; the
-fixed split of ``carelens.privacy.corpus``; the shipped model never saw these patients), (b) the
+fixed split of ``carelens.privacy.corpus``; scored with a CRF fit on the fit part only, ``--crf``), (b) the
 demo cohort's generated notes, (c) the held-out part (by template) of Presidio's synthetic set.
 Scoring everywhere is physionet-dev's README scorer (``carelens.privacy.corpus.Score``): a gold
 ``\\w+`` token is found when a detected span overlaps it; a detected token is a true positive when it
@@ -11,7 +11,10 @@ overlaps a gold span; a year alone and non-identifier types (titles, nationaliti
 not counted against recall. Presidio runs offline with a blank spaCy pipeline and its pattern
 recognizers. The old detector runs in a subprocess from ``git archive f33608e src``.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/deid_text.py [--patients 30] [--seed 23] [--skip-old]
+    PYTHONPATH=src .venv/bin/python benchmarks/deid_text.py [--patients 30] [--seed 23] [--skip-old] [--crf DIR]
+
+When the shipped CRF was fit on every patient (``carelens deid train``'s default), (a) needs ``--crf DIR``: the
+model ``carelens deid train --fit-half-only --out DIR`` makes with the same code (the old protocol).
 """
 
 from __future__ import annotations
@@ -72,23 +75,23 @@ def old_detector(notes: list[Note], tmp: Path) -> dict:
     return result(notes, data["spans"], f"carelens before #14 ({OLD_COMMIT})", data["cpu"])
 
 
-def carelens_detector():
+def carelens_detector(crf=None):
     from carelens.privacy.detect import detect_phi
 
-    detect_phi("warm up Dr. Smith 1/2/2020")
-    return lambda text: [(s.start, s.end) for s in detect_phi(text)]
+    detect_phi("warm up Dr. Smith 1/2/2020", crf=crf)
+    return lambda text: [(s.start, s.end) for s in detect_phi(text, crf=crf)]
 
 
-def run_batch(notes: list[Note]) -> dict:
+def run_batch(notes: list[Note], crf=None) -> dict:
     """carelens with propagation across each patient's notes (as ``deid text`` over a patient's folder)."""
     from carelens.privacy.batch import add_batch_names, confident_names
     from carelens.privacy.crf import crf_model
     from carelens.privacy.detect import merge_spans, proposals
 
-    model = crf_model()
+    model = crf or crf_model()
     vocabulary = model.vocabulary if model is not None else frozenset()
     c0, t0 = time.process_time(), time.perf_counter()
-    found = [proposals(n.text) for n in notes]
+    found = [proposals(n.text, crf=crf) for n in notes]
     names: dict[str, set] = {}
     for n, p in zip(notes, found, strict=True):
         names.setdefault(n.patient, set()).update(confident_names(n.text, p, vocabulary))
@@ -98,6 +101,14 @@ def run_batch(notes: list[Note]) -> dict:
         spans = merge_spans(spans + add_batch_names(n.text, spans, names[n.patient]), n.text)
         predictions.append([(s.start, s.end) for s in spans])
     return result(notes, predictions, "carelens, batch per patient", time.process_time() - c0, time.perf_counter() - t0)
+
+
+def shipped_saw_held_out() -> bool:
+    """Whether the shipped CRF was fit on every patient of physionet-dev (its train report says so)."""
+    from importlib import resources
+
+    meta = json.loads(resources.files("carelens.privacy").joinpath("data", "deid_crf.json").read_text())
+    return bool(meta.get("report", {}).get("all_patients", False))
 
 
 def presidio_detector():
@@ -169,7 +180,7 @@ def table(title: str, results: list[dict], classes: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command_row(notes: list[Note], tmp: Path) -> str:
+def command_row(notes: list[Note], tmp: Path, seen: bool) -> str:
     """The whole ``carelens deid text`` command over the held-out notes (start-up, reading, writing)."""
     folder = tmp / "heldout-notes"
     folder.mkdir()
@@ -186,10 +197,11 @@ def command_row(notes: list[Note], tmp: Path) -> str:
     for n in notes:
         spans = json.loads((tmp / "out" / f"{n.id}.phi.json").read_text())
         score.add(n.text, n.spans, [(s["start"], s["end"]) for s in spans])
+    caveat = " (the shipped model was fit on these patients too: no held-out figure)" if seen else ""
     return (
         f"`carelens deid text` on the {len(notes)} held-out notes (one run, start-up included): wall {wall:.1f} s, "
         f"CPU {cpu:.1f} s ({len(notes) / cpu:.0f} notes per CPU-second); its .phi.json spans score recall "
-        f"{score.recall:.3f}, precision {score.precision:.3f}.\n"
+        f"{score.recall:.3f}, precision {score.precision:.3f}{caveat}.\n"
     )
 
 
@@ -199,10 +211,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--skip-old", action="store_true", help="do not run the pre-#14 detector")
     parser.add_argument("--skip-presidio", action="store_true", help="do not run Presidio")
+    parser.add_argument(
+        "--crf", type=Path, help="for (a): a model from `carelens deid train --fit-half-only --out DIR`"
+    )
     args = parser.parse_args()
     data = shared_data_dir()
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
+    from carelens.privacy.crf import crf_model, load_crf
+
+    shipped = crf_model()
+    seen = shipped is not None and shipped_saw_held_out()
+    if seen and args.crf is None:
+        sys.exit(
+            "the shipped CRF was fit on every patient: give --crf DIR (carelens deid train --fit-half-only --out DIR)"
+        )
+    held_crf = load_crf(args.crf) if args.crf else None
     ours = carelens_detector()
     theirs = None if args.skip_presidio else presidio_detector()
     corpora = [("(a) physionet-dev, held-out patients", split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[1], True),
@@ -213,7 +237,9 @@ def main() -> None:
         corpora.insert(1, (f"(b) demo cohort notes ({args.patients} patients, seed {args.seed})", demo, False))
         print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}\n")
         for title, notes, classes in corpora:
-            results = [run(notes, ours, "carelens"), run_batch(notes)]
+            real = title.startswith("(a)") and held_crf is not None
+            detector = carelens_detector(held_crf) if real else ours
+            results = [run(notes, detector, "carelens"), run_batch(notes, held_crf if real else None)]
             if not args.skip_old:
                 sub = tmp / f"old{len(results)}{len(title)}"
                 sub.mkdir()
@@ -222,7 +248,7 @@ def main() -> None:
                 results.append(run(notes, theirs, "presidio"))
             n_pat = len({n.patient for n in notes})
             print(table(f"{title}: {len(notes)} notes, {n_pat} patients/templates", results, classes), flush=True)
-        print(command_row(corpora[0][1], tmp))
+        print(command_row(corpora[0][1], tmp, seen))
         print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
 
 

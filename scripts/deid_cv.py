@@ -1,6 +1,7 @@
 """Patient-grouped cross-validation of the text de-identifier INSIDE the fit half of physionet-dev
 (the held-out patients are never read), with the CRF marginals cached so that changes after the CRF
-(cues, rules, filters, thresholds) are scored in seconds without retraining.
+(cues, rules, filters, thresholds) are scored in seconds without retraining (``--alone``: the CRF's own
+spans only, the measure of what the learned layer generalises).
 
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
@@ -72,7 +73,7 @@ def _fit_half(data: Path) -> list[Note]:
     return split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[0]
 
 
-def train(data: Path, out: Path, folds: int, iterations: int) -> None:
+def train(data: Path, out: Path, folds: int, iterations: int, swaps: int, seed: int = 14) -> None:
     from carelens.privacy.training import DEMO_PATIENTS, DEMO_SEED, demo_notes, upper_copies
     from carelens.privacy.training import train as fit
 
@@ -86,7 +87,11 @@ def train(data: Path, out: Path, folds: int, iterations: int) -> None:
             train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
             test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
             model = fit(
-                train_notes + upper_copies(train_notes) + extra, Path(tmp) / f"f{k}.crfsuite", iterations=iterations
+                train_notes + upper_copies(train_notes) + extra,
+                Path(tmp) / f"f{k}.crfsuite",
+                iterations=iterations,
+                swaps=swaps,
+                seed=seed,
             )
             recorder = _Recording(model.path, model.vocabulary, model.threshold)
             recorder.store = {}
@@ -101,7 +106,7 @@ def train(data: Path, out: Path, folds: int, iterations: int) -> None:
     out.write_bytes(pickle.dumps(result))
 
 
-def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str) -> None:
+def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, alone: bool = False) -> None:
     result = pickle.loads(cache.read_bytes())
     notes = {n.id: n for n in _fit_half(data)}
     total = Score()
@@ -119,7 +124,10 @@ def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str) -
             note = notes[note_id]
             group = "" if batch == "fold" else note.patient if batch == "patient" else note_id
             spans = merge_spans(found[note_id], note.text)
-            if batch != "none":
+            if alone:  # the CRF's own spans, without rules, cues or filters
+                ctoks = C.crf_tokens(note.text)
+                spans = model.spans(note.text, ctoks, [None] * len(ctoks))
+            elif batch != "none":
                 spans = merge_spans(spans + add_batch_names(note.text, spans, names[group]), note.text)
             total.add(note.text, note.spans, [(s.start, s.end) for s in spans])
             if errors:
@@ -149,8 +157,11 @@ def main() -> None:
     parser.add_argument("cache", type=Path)
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--swaps", type=int, default=0, help="surrogate-swapped copies of each training note")
+    parser.add_argument("--seed", type=int, default=14, help="seed of the swapped copies")
     parser.add_argument("--threshold", type=float, default=0.03)
     parser.add_argument("--errors", action="store_true")
+    parser.add_argument("--alone", action="store_true", help="score the CRF's own spans (no rules, cues, filters)")
     parser.add_argument(
         "--batch",
         choices=("none", "fold", "patient"),
@@ -162,9 +173,9 @@ def main() -> None:
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
     if args.command == "train":
-        train(data, args.cache, args.folds, args.iterations)
+        train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed)
     else:
-        score(data, args.cache, args.threshold, args.errors, args.batch)
+        score(data, args.cache, args.threshold, args.errors, args.batch, args.alone)
 
 
 if __name__ == "__main__":

@@ -218,19 +218,30 @@ def train_cmd(
     data: Path | None = typer.Option(None, "--data", help="The shared data folder (default: ../shared/data)."),
     folds: int = typer.Option(0, "--folds", help="Also report patient-grouped K-fold cross-validation (K > 1)."),
     threshold: float = typer.Option(0.03, "--threshold", help="PHI probability at which a token is flagged."),
+    swaps: int | None = typer.Option(
+        None, "--swaps", min=0, help="Surrogate-swapped copies of each real note with a name or place (default: 0)."
+    ),
+    fit_half_only: bool = typer.Option(
+        False, "--fit-half-only", help="Fit on the fit part only (the old protocol: its held-out score is honest)."
+    ),
+    rotation: int = typer.Option(4, "--rotation", min=0, help="Held-out rotation parts (0: none)."),
 ) -> None:
-    """Train the CRF layer of the text de-identifier on the real PhysioNet deid notes (fit part of the
-    fixed by-patient split) and Presidio's synthetic set; prints the held-out scores as JSON.
+    """Train the CRF layer of the text de-identifier on the real PhysioNet deid notes (every patient,
+    or the fit part of the fixed by-patient split with --fit-half-only), surrogate-swapped copies of
+    them and synthetic notes; prints the held-out estimates (a fit-part model on the held-out part,
+    and the held-out rotation) as JSON.
 
     The shipped model (carelens/privacy/data/deid_crf.*) was made with the defaults."""
     from carelens.core.config import shared_data_dir
     from carelens.core.output import emit_json
-    from carelens.privacy.training import build
+    from carelens.privacy.training import SWAPS, build
 
     root = data or shared_data_dir()
     if root is None or not (root / "deid" / "physionet-dev" / "gold.json").exists():
         raise InputError("no deid/physionet-dev corpus in the shared data (give --data)")
     if not 0.0 < threshold < 1.0:
         raise UsageError("--threshold must be between 0 and 1")
-    report = build(root, out, threshold=threshold, folds=folds, on_step=lambda step: typer.echo(step, err=True))
+    report = build(root, out, threshold=threshold, folds=folds, swaps=SWAPS if swaps is None else swaps,
+                   all_patients=not fit_half_only,
+                   rotation=rotation, on_step=lambda step: typer.echo(step, err=True))  # fmt: skip
     emit_json(report)

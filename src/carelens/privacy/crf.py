@@ -350,12 +350,19 @@ def _tagger(path: str):
 @lru_cache(maxsize=1)
 def crf_model() -> CrfModel | None:
     """The shipped model (None when carelens was installed without it)."""
-    import orjson
-
     data = resources.files("carelens.privacy").joinpath("data")
     ref, meta = data.joinpath(MODEL_FILE), data.joinpath(META_FILE)
     if not ref.is_file() or not meta.is_file():
         return None
-    info = orjson.loads(meta.read_bytes())
     with resources.as_file(ref) as path:
-        return CrfModel(Path(path), frozenset(info["vocabulary"]), info["threshold"])
+        return load_crf(Path(path))
+
+
+def load_crf(path: Path) -> CrfModel:
+    """A model written by ``carelens deid train`` (``path``: its ``.crfsuite`` file, or the folder)."""
+    import orjson
+
+    if path.is_dir():
+        path = path / MODEL_FILE
+    info = orjson.loads(path.with_suffix(".json").read_bytes())
+    return CrfModel(path, frozenset(info["vocabulary"]), info["threshold"])

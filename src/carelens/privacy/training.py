@@ -1,9 +1,11 @@
 # ruff: noqa: E501
 """Training the CRF layer of the text de-identifier (``carelens deid train``).
 
-Training text: the real notes of the PhysioNet deid corpus (only the patients of the fit part of
-the fixed by-patient split, see ``corpus``) and an ALL CAPS copy of each, with Presidio's synthetic
-sentences and notes carelens generates itself (marked by a ``synthetic`` feature).
+Training text: the real notes of the PhysioNet deid corpus (every patient for the shipped model, as a
+held-out rotation showed more patients help unseen ones; the fit part of the fixed by-patient split,
+see ``corpus``, for the held-out estimates and with ``all_patients=False``) and an ALL CAPS copy of
+each, optionally surrogate-swapped copies (``augment``), with Presidio's synthetic sentences and
+notes carelens generates itself (marked by a ``synthetic`` feature).
 Labels come from the gold spans (names, locations, dates, phones, ages over 89, other ids; a year
 alone is ``O`` as Safe Harbor keeps it). The word-identity feature is limited to a vocabulary of
 words seen at least ``min_count`` times outside PHI and never inside a name, location or id span,
@@ -71,13 +73,18 @@ def sequences(notes: Iterable[Note], vocab: frozenset[str]) -> Iterable[tuple[li
 
 
 def train(notes: list[Note], out: Path, threshold: float = 0.03, c1: float = 0.05, c2: float = 0.01,
-          iterations: int = 150, min_count: int = 3) -> CrfModel:  # fmt: skip
-    """Fit the CRF on ``notes``; writes ``out`` (the CRFsuite model) and ``out`` + ``.json`` (vocabulary)."""
+          iterations: int = 150, min_count: int = 3, swaps: int = 0, seed: int = 14) -> CrfModel:  # fmt: skip
+    """Fit the CRF on ``notes`` and ``swaps`` surrogate-swapped copies of the real ones (``augment``;
+    the vocabulary comes from ``notes`` alone); writes ``out`` (the CRFsuite model) and ``out`` +
+    ``.json`` (vocabulary)."""
     import pycrfsuite
+
+    from carelens.privacy.augment import surrogate_copies
 
     vocab = vocabulary(notes, min_count)
     trainer = pycrfsuite.Trainer(verbose=False)
-    for x, y in sequences(notes, vocab):
+    real = [n for n in notes if not n.synthetic and not n.id.endswith("_upper")]
+    for x, y in sequences(notes + surrogate_copies(real, swaps, seed), vocab):
         trainer.append(x, y)
     trainer.set_params({"c1": c1, "c2": c2, "max_iterations": iterations, "feature.possible_transitions": True})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +117,24 @@ def demo_notes(patients: int, seed: int) -> list[Note]:
     return notes
 
 
+SWAPS = 0  # surrogate-swapped copies of each real note with a name or place (``augment``; the fit-half CV
+# found no recall gain in the detector: benchmarks/results/deid_text.md)
+
+
 def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0, synthetic: bool = True,
-          iterations: int = 100, on_step=None) -> dict:  # fmt: skip
-    """Train the shipped model from the shared data: fit on the fit part of physionet-dev (and of
-    Presidio's set), score on the held-out patients (and ``folds``-fold patient-grouped CV when
-    ``folds`` > 1), write the model, its vocabulary and its data card into ``out_dir``."""
+          iterations: int = 100, swaps: int = SWAPS, all_patients: bool = True, rotation: int = 4,
+          on_step=None) -> dict:  # fmt: skip
+    """Train the shipped model from the shared data and write it, its vocabulary and its data card into
+    ``out_dir``. With ``all_patients`` it is fit on every patient of physionet-dev (and the fit part of
+    Presidio's set); the held-out estimates are then those of models that never saw the patients
+    scored: a model fit on the fit part only, scored on the held-out patients, and the ``rotation``:
+    models fit on the fit part and all held-out patients but one ``rotation``-th, each scored on that
+    part. Without ``all_patients`` (the old protocol) the shipped model is the fit-part model.
+    ``folds`` > 1 adds a patient-grouped K-fold cross-validation of the whole corpus; ``swaps``
+    surrogate-swapped copies of the real notes join every training set (``augment``)."""
     import time
 
-    from carelens.privacy.corpus import load_corpus, load_presidio, patient_fold, split_by_patient
+    from carelens.privacy.corpus import load_corpus, load_presidio, split_by_patient
     from carelens.privacy.crf import MODEL_FILE
 
     notes = load_corpus(data_dir / "deid" / "physionet-dev")
@@ -129,25 +146,25 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
     if synthetic:
         extra += demo_notes(DEMO_PATIENTS, DEMO_SEED)
     cpu = time.process_time()
-    model = train(fit + upper_copies(fit) + extra, out_dir / MODEL_FILE, threshold, iterations=iterations)
-    report: dict = {"fit": _sizes(fit), "held_out": _sizes(held), "synthetic_fit": len(extra),
-                    "threshold": threshold, "iterations": iterations, "held_out_score": _score(model, held)}  # fmt: skip
-    if on_step:
-        on_step("held out scored")
-    if folds > 1:
-        from carelens.privacy.corpus import per_type_total
 
-        scores = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for k in range(folds):
-                train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
-                test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
-                train_notes += upper_copies(train_notes) + extra
-                m = train(train_notes, Path(tmp) / f"fold{k}.crfsuite", threshold, iterations=iterations)
-                scores.append(_score(m, test_notes, raw=True))
-                if on_step:
-                    on_step(f"fold {k + 1}/{folds}")
-        report["cv"] = {"folds": folds, **per_type_total(scores).as_dict()}
+    def fit_on(real: list[Note], path: Path) -> CrfModel:
+        return train(real + upper_copies(real) + extra, path, threshold, iterations=iterations, swaps=swaps)
+
+    shipped = notes if all_patients else fit
+    model = fit_on(shipped, out_dir / MODEL_FILE)
+    if on_step:
+        on_step("model fit")
+    report: dict = {"fit": _sizes(shipped), "held_out": _sizes(held), "all_patients": all_patients,
+                    "synthetic_fit": len(extra), "swaps": swaps, "threshold": threshold, "iterations": iterations}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = fit_on(fit, Path(tmp) / "fit.crfsuite") if all_patients else model
+        report["held_out_score"] = _score(reference, held)
+        if on_step:
+            on_step("held out scored")
+        if rotation > 1:
+            report["rotation"] = {"parts": rotation, **_rotation(fit, held, rotation, fit_on, Path(tmp), on_step)}
+        if folds > 1:
+            report["cv"] = {"folds": folds, **_cross_validation(notes, folds, fit_on, Path(tmp), on_step)}
     report["train_cpu_s"] = round(time.process_time() - cpu, 1)
     meta_path = (out_dir / MODEL_FILE).with_suffix(".json")
     meta = orjson.loads(meta_path.read_bytes())
@@ -155,6 +172,44 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
     meta_path.write_bytes(orjson.dumps(meta))
     (out_dir / CARD_FILE).write_text(data_card(report, len(model.vocabulary)), encoding="utf-8")
     return report
+
+
+def rotation_parts(held: list[Note], parts: int) -> list[list[Note]]:
+    """The held-out notes in ``parts`` groups of whole patients (a fixed hash of the patient)."""
+    from carelens.privacy.corpus import patient_fold
+
+    groups: list[list[Note]] = [[] for _ in range(parts)]
+    for note in held:
+        groups[patient_fold(note.patient, parts, salt="carelens-deid-rotation")].append(note)
+    return groups
+
+
+def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, on_step) -> dict:
+    """Fit on ``fit`` and all held-out parts but one, score that one; summed over the parts."""
+    from carelens.privacy.corpus import per_type_total
+
+    groups = rotation_parts(held, parts)
+    scores = []
+    for k, test in enumerate(groups):
+        rest = [n for j, g in enumerate(groups) if j != k for n in g]
+        scores.append(_score(fit_on(fit + rest, tmp / f"rot{k}.crfsuite"), test, raw=True))
+        if on_step:
+            on_step(f"rotation {k + 1}/{parts}")
+    return per_type_total(scores).as_dict()
+
+
+def _cross_validation(notes: list[Note], folds: int, fit_on, tmp: Path, on_step) -> dict:
+    """Patient-grouped K-fold cross-validation over ``notes``."""
+    from carelens.privacy.corpus import patient_fold, per_type_total
+
+    scores = []
+    for k in range(folds):
+        train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
+        test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
+        scores.append(_score(fit_on(train_notes, tmp / f"fold{k}.crfsuite"), test_notes, raw=True))
+        if on_step:
+            on_step(f"fold {k + 1}/{folds}")
+    return per_type_total(scores).as_dict()
 
 
 CARD_FILE = "deid_crf_card.md"
@@ -170,16 +225,27 @@ def data_card(report: dict, vocabulary_size: int) -> str:
         return "\n".join(lines)
 
     fit, held = report["fit"], report["held_out"]
+    everyone = report.get("all_patients", False)
+    trained_on = ("every patient of physionet-dev (both parts of the fixed by-patient split, "
+                  "`carelens.privacy.corpus.split_by_patient`)" if everyone else
+                  "patients of the fit part of the fixed by-patient split (`carelens.privacy.corpus.split_by_patient`)")  # fmt: skip
+    held_use = ("training the shipped model; the held-out estimates below come from models that never saw the patients they score"
+                if everyone else "held-out figures below only")  # fmt: skip
+    swaps = report.get("swaps", 0)
+    swapped = (f"; each real note with a name or place also in {swaps} copies whose name and place words are swapped for "
+               "words of carelens' own lists (Census first names and surnames, US places, invented surnames of no list; "
+               "`carelens.privacy.augment`)" if swaps else "")  # fmt: skip
     text = f"""# Data card: the CRF layer of `carelens deid text` (`deid_crf.crfsuite`)
 
 Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterations"]} L-BFGS iterations,
-{report["train_cpu_s"]} CPU-seconds including scoring).
+{swaps} surrogate-swapped copies per real note with a name or place, {report["train_cpu_s"]} CPU-seconds including
+the held-out models and scoring).
 
 ## Sources
 | source | used for | size | licence |
 |---|---|---|---|
-| PhysioNet `deid` gold notes, development half (`deid/physionet-dev`), patients of the fit part of the fixed by-patient split (`carelens.privacy.corpus.split_by_patient`), each also in an ALL CAPS copy | training | {fit["notes"]} notes, {fit["patients"]} patients, {fit["spans"]} gold spans | GPL (PhysioNet deid distribution) |
-| the same corpus, the other patients | held-out figures below only | {held["notes"]} notes, {held["patients"]} patients, {held["spans"]} gold spans | GPL |
+| PhysioNet `deid` gold notes, development half (`deid/physionet-dev`), {trained_on}, each also in an ALL CAPS copy{swapped} | training | {fit["notes"]} notes, {fit["patients"]} patients, {fit["spans"]} gold spans | GPL (PhysioNet deid distribution) |
+| the held-out part of the split | {held_use} | {held["notes"]} notes, {held["patients"]} patients, {held["spans"]} gold spans | GPL |
 | Presidio's synthetic set (`presidio_synth_dataset_v2.json`), fit part by template, and the demo generator's notes ({DEMO_PATIENTS} patients, seed {DEMO_SEED}), both marked by a `synthetic` feature | training | {report["synthetic_fit"]} sentences and notes | MIT (Microsoft Presidio) / carelens |
 | first names and surnames of every Latin-script Faker locale, Faker's cities | dictionary features | | MIT (Faker) |
 | US Census 1990 surnames and first names with frequency ranks (`data/lexicon/census_*.tsv`, from the sdist of the PyPI package `names` 0.3.0; `scripts/make_deid_names.py`) | dictionary features (membership, frequency bucket, also-a-common-word) and context cues | 88,799 surnames, 5,163 first names | public domain (US Census Bureau); package MIT |
@@ -190,15 +256,28 @@ Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterati
 
 ## What the model file holds
 Feature weights only. The word itself is a feature only for {vocabulary_size} words seen at least three
-times outside PHI in the fit notes and never inside a name, location or identifier span, so no name or
+times outside PHI in the training notes and never inside a name, location or identifier span, so no name or
 place of the corpus is a feature (a test checks the shipped vocabulary against every gold span). Shape,
 case, the last three letters of words of four letters or more, dictionary memberships, context cues and
 what the rule and dictionary layers say are the rest; a three-letter suffix is not an identifier.
 
-## Held-out figures (patients never seen in training; the corpus README's token scorer)
+## Held-out figures (the corpus README's token scorer)
+A model fit on the fit part only (it never saw these patients), scored on the held-out part{"" if everyone else " (the shipped model)"}:
+
 | type | recall | precision | F2 |
 |---|---|---|---|
 {rows(report["held_out_score"])}
+"""
+    if "rotation" in report:
+        parts = report["rotation"]["parts"]
+        text += f"""
+Held-out rotation: {parts} models, each fit on the fit part and all held-out patients but one {parts}th (by
+patient), scored on that part, summed over the parts (the same notes as above, each scored by a model that had
+more patients but not that note's patient):
+
+| type | recall | precision | F2 |
+|---|---|---|---|
+{rows(report["rotation"])}
 """
     if "cv" in report:
         text += f"""
