@@ -238,7 +238,7 @@ def data_card(report: dict, vocabulary_size: int) -> str:
     text = f"""# Data card: the CRF layer of `carelens deid text` (`deid_crf.crfsuite`)
 
 Made by `carelens deid train` (threshold {report["threshold"]}, {report["iterations"]} L-BFGS iterations,
-{swaps} surrogate-swapped copies per real note with a name or place, {report["train_cpu_s"]} CPU-seconds including
+{swaps or "no"} surrogate-swapped copies per real note with a name or place, {report["train_cpu_s"]} CPU-seconds including
 the held-out models and scoring).
 
 ## Sources
