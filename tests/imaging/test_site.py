@@ -71,6 +71,7 @@ def test_check_site_matches_own_data_and_flags_another_site(squares_package: Pat
                               "--split", "test", "--out", str(tmp_path / "own")])  # fmt: skip
     assert own.exit_code == 0, own.output
     mine = json.loads((tmp_path / "own" / "check-site.json").read_text())
+    assert json.loads(own.stdout) == mine  # printed as well as kept beside the plot
     assert mine["verdict"] == "matches" and mine["n"] == 80 and mine["outside_rate"] <= 0.1
     assert (tmp_path / "own" / "check-site.png").read_bytes()[:4] == b"\x89PNG"
     other = _site_folder(tmp_path / "other", 80, 12, 0.6)

@@ -116,7 +116,7 @@ def check_site_cmd(
     data: Path = typer.Option(..., "--data", help="A .npz file or a folder of images with labels.csv."),
     split: str = choice("all", "--split", ("train", "val", "test", "all"), "train, val, test or all."),
     fmt: str = format_option("json", ("json",), "json."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for check-site.json and the distance plot."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for a copy of the JSON and the distance plot."),
 ) -> None:
     """Before any read is shown at a new site: how many of its images lie outside the model's validated
     population (class-conditional Mahalanobis score of the network's and the image's description), and the verdict
@@ -126,7 +126,9 @@ def check_site_cmd(
 
     plot = (out or Path(".")) / "check-site.png"
     result = check_site(load_package(model_dir), data, split, plot)
-    emit_json(result, out / "check-site.json" if out else None)
+    if out:
+        emit_json(result, out / "check-site.json")
+    emit_json(result)
 
 
 @image_app.command("validate")
