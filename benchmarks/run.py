@@ -12,7 +12,8 @@ with what else the machine runs, so per-patient CPU is the comparison to read on
 The run step runs once per engine, each on its own copy of the same ingested lake:
 ``--engine local`` and ``--engine ray --workers N`` (embedded Ray), which must give the same
 ``outputs_digest``; the speed-up is given over the whole command and from its first committed
-batch on (the run's own "K/N patients done" lines), which leaves out the start-up of each.
+batch on (the run's own "K/N patients done" lines), which leaves out the start-up of each;
+``steady``: CPU ms a patient from the first batch to the last (the tree's CPU read at each).
 ``--run-limit M``: each run processes M of the lake's patients (``carelens run --limit``), so
 that the per-patient cost of the same M patients is compared in a lake of N. ``--work DIR``
 keeps the cohorts and stores there; a cohort already generated there is reused (its generate
@@ -82,14 +83,15 @@ class Step:
     peak: int
     load: str
     count: int = 0  # patients it handled
-    done: list[tuple[float, int]] = field(default_factory=list)  # (s after the start, patients done) a batch
+    done: list[tuple[float, float, int]] = field(default_factory=list)  # per batch: wall s, CPU s, patients done
 
-    def steady(self) -> tuple[float, float] | None:
-        """Seconds to the first committed batch, then patients a second from it to the last."""
+    def steady(self) -> tuple[float, float, float] | None:
+        """From the first committed batch to the last: seconds before it, patients a second and CPU
+        seconds a patient (what the start-up and the lake-sized fixed costs leave out)."""
         if len(self.done) < 2 or self.done[-1][0] <= self.done[0][0]:
             return None
-        (t0, n0), (t1, n1) = self.done[0], self.done[-1]
-        return t0, (n1 - n0) / (t1 - t0)
+        (t0, c0, n0), (t1, c1, n1) = self.done[0], self.done[-1]
+        return t0, (n1 - n0) / (t1 - t0), (c1 - c0) / (n1 - n0)
 
 
 def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
@@ -100,13 +102,14 @@ def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
     proc = subprocess.Popen([sys.executable, "-m", "carelens.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     done = threading.Event()
-    progress: list[tuple[float, int]] = []
+    progress: list[tuple[float, float, int]] = []
 
     def watch() -> None:  # ``carelens run`` says "run: K/N patients done" after each committed batch
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.startswith("run: ") and line.rstrip().endswith(" patients done"):
-                progress.append((time.perf_counter() - started, int(line[5:].split("/")[0])))
+                cpu = sum(cpu for _, cpu in proc_tree(proc.pid).values())
+                progress.append((time.perf_counter() - started, cpu, int(line[5:].split("/")[0])))
 
     def sample() -> None:
         nonlocal peak
@@ -196,11 +199,12 @@ def main() -> None:
             table[n] = one_size(n, args, root)
             print(f"size {n} done; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
     print(f"\n{'lake':>6} {'step':<10} {'patients':>8} {'wall s':>8} {'patients/s':>10} {'ms/patient':>10} "
-          f"{'CPU s':>8} {'CPU ms/pt':>9} {'peak MB':>8} {'load':>10}")  # fmt: skip
+          f"{'CPU s':>8} {'CPU ms/pt':>9} {'steady':>7} {'peak MB':>8} {'load':>10}")  # fmt: skip
     for n, steps in table.items():
         for name, s in steps.items():
+            steady = f"{1000 * st[2]:.0f}" if (st := s.steady()) else "-"
             print(f"{n:>6} {name:<10} {s.count:>8} {s.wall:>8.1f} {s.count / s.wall:>10.2f} "
-                  f"{1000 * s.wall / s.count:>10.0f} {s.cpu:>8.1f} {1000 * s.cpu / s.count:>9.0f} "
+                  f"{1000 * s.wall / s.count:>10.0f} {s.cpu:>8.1f} {1000 * s.cpu / s.count:>9.0f} {steady:>7} "
                   f"{s.peak / 2**20:>8.0f} {s.load:>10}")  # fmt: skip
     print(f"\n{'measure':<52} {'result':>8} {'goal':>8}  met")
     for n, steps in table.items():
@@ -213,6 +217,7 @@ def main() -> None:
                 speedup = b[1] / a[1]
                 print(ratio_line(f"  from the first batch on (start-up {a[0]:.0f} s vs {b[0]:.0f} s)", speedup,
                                  RAY_GOAL, speedup >= RAY_GOAL))  # fmt: skip
+                print(ratio_line("  CPU a patient from the first batch on, Ray / one process", b[2] / a[2], "<= 1"))
             print(ratio_line(f"CPU a patient, Ray / one process, lake {n}", ray.cpu / local.cpu, "<= 1"))
     small, large = min(table), max(table)
     for name in ("ingest", "run local", "run ray"):
@@ -222,6 +227,9 @@ def main() -> None:
                 ratio = (b / big.count) / (s / little.count)
                 label = f"per-patient {what} {name}, lake {large} vs {small}"
                 print(ratio_line(label, ratio, SCALE_GOAL, ratio <= SCALE_GOAL))
+            if (a := little.steady()) and (b := big.steady()):
+                label = f"  CPU a patient from the first batch on, {large} vs {small}"
+                print(ratio_line(label, b[2] / a[2], SCALE_GOAL, b[2] / a[2] <= SCALE_GOAL))
     for name in table[small]:
         if small != large and name in table[large]:
             ratio = table[large][name].peak / max(table[small][name].peak, 1)
