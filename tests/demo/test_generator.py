@@ -102,7 +102,7 @@ def test_layout(cohort: CohortManifest) -> None:
 def test_streamed_manifest_is_the_whole_manifest_dump(cohort: CohortManifest) -> None:
     """planted.json is written a patient at a time; its bytes are the whole model's JSON dump, and
     reading it back a patient at a time gives the same patients."""
-    from carelens.demo.manifest import CohortCounts, planted_patients
+    from carelens.demo import CohortCounts, planted_patients
 
     root = cohort.root
     assert root is not None
