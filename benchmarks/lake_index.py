@@ -1,7 +1,8 @@
 """The workspace's patient index (``LakeData``) at lake size: the CPU of a list page, a name
 search, an MRN search and a patient lookup, the process's memory (RSS) with the index open, what
-opening costs (first build, or reuse of the index file by another worker) and what one committed
-batch of 100 patients costs to take in.
+opening costs (first build, or reuse of the index file by another worker), pages by offset
+and by keyset (``after`` the row before the page) and what one committed batch of 100
+patients costs to take in.
 
     .venv/bin/python benchmarks/lake_index.py --store DIR [--repeat 2000]
 
@@ -54,6 +55,7 @@ def main() -> None:
     other.search("", limit=50)
     print(f"second reader open {(time.process_time() - start) * 1000:.0f} ms CPU")
     rows = data.search("", limit=total)[0]
+    assert data.search("", limit=50, after=rows[total - 51].id)[0] == data.search("", limit=50, offset=total - 50)[0]
     rng = random.Random(0)
     picks = [rng.choice(rows) for _ in range(50)]
     i = iter(range(10**9))
@@ -61,6 +63,8 @@ def main() -> None:
         "page (offset 0)": lambda: data.search("", limit=50),
         "page (middle)": lambda: data.search("", limit=50, offset=total // 2),
         "page (last)": lambda: data.search("", limit=50, offset=total - 50),
+        "page after (mid)": lambda: data.search("", limit=50, after=rows[total // 2 - 1].id),
+        "page after (last)": lambda: data.search("", limit=50, after=rows[total - 51].id),
         "name search": lambda: data.search(picks[next(i) % 50].name.split()[-1][1:5]),
         "MRN search": lambda: data.search(picks[next(i) % 50].mrn or "x"),
         "patient lookup": lambda: data.patient(picks[next(i) % 50].id),

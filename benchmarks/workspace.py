@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from carelens.run import OutputStore
 from carelens.run.index import index_row
 from carelens.store import Lake
+from run import proc_tree
 from server import cli, free_port, run_load, table, wait_healthy
 
 USER, PASSWORD = "bench", "a long load-test passphrase"
@@ -69,23 +70,8 @@ def fill(store: Path, batch: int = 500) -> int:
 
 
 def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by ``pid`` and the processes below it (from /proc)."""
-    parents, cpu = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [c for c, p in parents.items() if p == parent and c not in tree]
-        tree.update(children)
-        frontier += children
-    return sum(cpu.get(p, 0.0) for p in tree)
+    """CPU seconds (user + system) used so far by ``pid`` and the processes below it."""
+    return sum(cpu for _, cpu in proc_tree(pid).values())
 
 
 def login(base: str) -> str:

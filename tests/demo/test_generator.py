@@ -99,6 +99,24 @@ def test_layout(cohort: CohortManifest) -> None:
     assert CohortManifest.load(root).model_dump() == cohort.model_dump()
 
 
+def test_streamed_manifest_is_the_whole_manifest_dump(cohort: CohortManifest) -> None:
+    """planted.json is written a patient at a time; its bytes are the whole model's JSON dump, and
+    reading it back a patient at a time gives the same patients."""
+    from carelens.demo import CohortCounts, planted_patients
+
+    root = cohort.root
+    assert root is not None
+    assert (root / "planted.json").read_text() == cohort.model_dump_json(indent=1) + "\n"
+    assert not (root / "planted.json.partial").exists()
+    streamed = list(planted_patients(root))
+    assert [p.model_dump() for p in streamed] == [p.model_dump() for p in cohort.patients]
+    counts = CohortCounts()
+    for p in streamed:
+        counts.add(p)
+    assert (counts.patients, counts.vcf) == (5, 5)
+    assert counts.notes == sum(len(p.notes) for p in cohort.patients) > 5
+
+
 def test_gold_spans_are_exact_and_cover_identifiers(cohort: CohortManifest) -> None:
     assert cohort.root is not None
     kinds = set()

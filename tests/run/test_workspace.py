@@ -52,6 +52,15 @@ def test_a_clinician_sees_every_patient_of_the_inputs(shared_data: Path, tmp_pat
         if len(page["patients"]) < 15:
             break
     assert {p["id"] for p in listed} == expected and len(listed) == len(expected)
+    keyset: list[dict] = []  # the same list by cursor: each page names the next one's ``after``
+    page = client.get("/api/patients", params={"limit": 15}, headers=auth).json()
+    while True:
+        keyset += page["patients"]
+        if page["next"] is None:
+            break
+        page = client.get("/api/patients", params={"limit": 15, "after": page["next"]}, headers=auth).json()
+    assert keyset == listed
+    assert client.get("/api/patients", params={"after": "no-such-id"}, headers=auth).status_code == 400
     names = [p["name"].lower() for p in listed]
     assert names == sorted(names)  # by name
     for p in listed:
@@ -70,5 +79,10 @@ def test_a_clinician_sees_every_patient_of_the_inputs(shared_data: Path, tmp_pat
     login(browser, "doc", "correct horse battery")
     page = browser.get("/patients", params={"q": one["mrn"]})
     assert page.status_code == 200 and one["name"] in page.text and "1 patient" in page.text
+    if len(listed) > 100:  # the list's next page is the one after its last row
+        page = browser.get("/patients")
+        assert f'after={listed[99]["id"]}"' in page.text
+        page = browser.get("/patients", params={"after": listed[99]["id"]})
+        assert listed[100]["name"] in page.text and "first page" in page.text
     page = browser.get(f"/patients/{one['id']}")
     assert page.status_code == 200 and one["name"] in page.text

@@ -64,6 +64,28 @@ def test_pages_and_searches(tmp_path: Path) -> None:
     assert data.search("")[1] == 6
 
 
+def test_keyset_pages_are_the_offset_pages(tmp_path: Path) -> None:
+    """``after``: the page after a patient's row, in the list and in a search; the same rows as by offset."""
+    import pytest
+
+    from carelens.core.errors import InputError
+
+    _commit(tmp_path, PEOPLE)
+    data = LakeData(tmp_path)
+    by_offset = [_ids(data.search("", limit=2, offset=o))[0] for o in (0, 2, 4)]
+    by_key, after = [], None
+    for _ in range(3):
+        rows, total = data.search("", limit=2, after=after)
+        by_key.append([r.id for r in rows])
+        after = rows[-1].id
+    assert by_key == by_offset == [["p1", "p2"], ["p3", "p4"], ["p5"]] and total == 5
+    assert _ids(data.search("", limit=2, after="p5")) == ([], 5)
+    assert _ids(data.search("1957", limit=1, after="p1")) == (["p2"], 3)  # a search: p1, p2, p5 by name
+    assert _ids(data.search("1957", limit=5, after="p2")) == (["p5"], 3)
+    with pytest.raises(InputError, match="cursor"):
+        data.search("", after="nobody")
+
+
 def _every(data: LakeData) -> list[tuple[list[str], int]]:
     """The whole list by pages of two and a few searches: what a user of the list sees."""
     pages = [_ids(data.search("", limit=2, offset=o)) for o in range(0, 8, 2)]

@@ -12,14 +12,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from carelens.demo.cohort import generate_cohort
-    from carelens.demo.manifest import CohortManifest, PlantedPatient
+    from carelens.demo.cohort import generate_cohort, write_cohort
+    from carelens.demo.manifest import CohortCounts, CohortManifest, PlantedPatient, planted_patients
     from carelens.demo.story import REFERENCE_DATE
 
-__all__ = ["REFERENCE_DATE", "CohortManifest", "PlantedPatient", "generate_cohort"]
+__all__ = [
+    "REFERENCE_DATE",
+    "CohortCounts",
+    "CohortManifest",
+    "PlantedPatient",
+    "generate_cohort",
+    "planted_patients",
+    "write_cohort",
+]
 
 _HOME = {
     "generate_cohort": "carelens.demo.cohort",
+    "write_cohort": "carelens.demo.cohort",
+    "CohortCounts": "carelens.demo.manifest",
+    "planted_patients": "carelens.demo.manifest",
     "CohortManifest": "carelens.demo.manifest",
     "PlantedPatient": "carelens.demo.manifest",
     "REFERENCE_DATE": "carelens.demo.story",

@@ -77,6 +77,7 @@ from carelens.demo.cxr import training_set
 from carelens.demo.dicom import uid_from, write_image
 from carelens.demo.fhir import ImagePlan, NoteDoc, build_bundle
 from carelens.demo.manifest import (
+    CohortCounts,
     CohortManifest,
     PhiCanary,
     PlantedImage,
@@ -246,14 +247,18 @@ def _patient(index: int, seed: int, fake: Faker, out: Path, genomics: Path | Non
     )
 
 
-def generate_cohort(
+def write_cohort(
     out: Path, patients: int = 20, seed: int = 0, shared_data: Path | None = None, training_images: bool = True
-) -> CohortManifest:
-    """Write a synthetic cohort of ``patients`` under ``out`` and return what was planted.
+) -> CohortCounts:
+    """Write a synthetic cohort of ``patients`` under ``out``, one patient at a time, and count it.
 
-    ``shared_data`` (default: :func:`carelens.core.config.shared_data_dir`) provides the PharmCAT
-    allele definitions and the ClinVar/ACMG tables for the VCFs; without it no VCF is written.
-    ``training_images=False`` skips the (few-second) image training set.
+    ``planted.json`` is streamed: each patient's entry is written as soon as its files are, so
+    the memory held does not grow with the cohort (the process, one patient's files and models,
+    and the set of distinct planted ClinVar variants, a fixed catalog). The bytes are those of
+    ``CohortManifest.model_dump_json(indent=1)`` of the whole cohort. ``shared_data`` (default:
+    :func:`carelens.core.config.shared_data_dir`) provides the PharmCAT allele definitions and the
+    ClinVar/ACMG tables for the VCFs; without it no VCF is written. ``training_images=False``
+    skips the (few-second) image training set.
     """
     if patients < 1:
         raise ValueError("patients must be at least 1")
@@ -263,31 +268,45 @@ def generate_cohort(
     genomics = shared / "genomics" if shared and (shared / "genomics" / "pharmcat").is_dir() else None
     if genomics is None:
         print("demo: shared data not found, no VCFs written (set CARELENS_SHARED_DATA)", file=sys.stderr)
-    fake = Faker("en_US")
-    planted = [
-        _patient(i, seed, fake, out, genomics)
-        for i in progress(range(patients), desc="demo cohort", total=patients, unit="patient")
-    ]
-    clinvar = ""
-    if genomics is not None:
-        known = {(v.chrom, v.pos): v for p in planted for v in p.pathogenic_variants}
-        for gene in ("BRCA1", "MUTYH", "ISG15"):  # the extract lists them even when no patient carries one
-            if (v := planted_variant(genomics, gene)) is not None:
-                known.setdefault((v.chrom, v.pos), v)
-        clinvar = "genomics/clinvar-demo.vcf"
-        _write(out / clinvar, render_clinvar(list(known.values()), REFERENCE_DATE.strftime("%Y%m%d")))
     npz = "imaging/demo-cxr.npz"
+    clinvar = "genomics/clinvar-demo.vcf" if genomics is not None else ""
+    head = CohortManifest(seed=seed, reference_date=REFERENCE_DATE.isoformat(), generator_version=GENERATOR_VERSION,
+                          layout=LAYOUT, training_images=npz if training_images else "", clinvar=clinvar,
+                          patients=[]).model_dump_json(indent=1)  # fmt: skip
+    empty = '"patients": []\n}'
+    assert head.endswith(empty), "planted.json: the patients must be the manifest's last field"
+    fake = Faker("en_US")
+    counts = CohortCounts()
+    known: dict[tuple[str, int], PlantedVariant] = {}
+    partial = out / "planted.json.partial"
+    with partial.open("w", encoding="utf-8") as manifest:
+        manifest.write(head[: -len(empty)] + '"patients": [')
+        for i in progress(range(patients), desc="demo cohort", total=patients, unit="patient"):
+            planted = _patient(i, seed, fake, out, genomics)
+            counts.add(planted)
+            for v in planted.pathogenic_variants:
+                known.setdefault((v.chrom, v.pos), v)
+            entry = planted.model_dump_json(indent=1).replace("\n", "\n  ")  # nested two levels deep
+            manifest.write(("," if i else "") + "\n  " + entry)
+        manifest.write("\n ]\n}\n")
+    if genomics is not None:
+        for gene in ("BRCA1", "MUTYH", "ISG15"):  # the extract lists them even when no patient carries one
+            if (extra := planted_variant(genomics, gene)) is not None:
+                known.setdefault((extra.chrom, extra.pos), extra)
+        _write(out / clinvar, render_clinvar(list(known.values()), REFERENCE_DATE.strftime("%Y%m%d")))
     if training_images:
         _write_npz(out / npz, training_set(seed))
-    manifest = CohortManifest(
-        seed=seed,
-        reference_date=REFERENCE_DATE.isoformat(),
-        generator_version=GENERATOR_VERSION,
-        layout=LAYOUT,
-        training_images=npz if training_images else "",
-        clinvar=clinvar,
-        patients=planted,
-    )
-    _write(out / "planted.json", manifest.model_dump_json(indent=1) + "\n")
-    manifest.root = out
-    return manifest
+    partial.replace(out / "planted.json")  # last: a cohort with planted.json is complete
+    return counts
+
+
+def generate_cohort(
+    out: Path, patients: int = 20, seed: int = 0, shared_data: Path | None = None, training_images: bool = True
+) -> CohortManifest:
+    """Write a synthetic cohort (:func:`write_cohort`) and return what was planted, read whole.
+
+    The manifest holds every patient (~76 KB each): for large cohorts use :func:`write_cohort`
+    and :func:`carelens.demo.manifest.planted_patients`, which stream.
+    """
+    write_cohort(out, patients, seed, shared_data, training_images)
+    return CohortManifest.load(out)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import ijson
 from pydantic import BaseModel, Field
 
 
@@ -189,3 +192,26 @@ class CohortManifest(BaseModel):
         manifest = cls.model_validate_json((Path(root) / "planted.json").read_bytes())
         manifest.root = Path(root)
         return manifest
+
+
+def planted_patients(root: Path) -> Iterator[PlantedPatient]:
+    """The patients of ``root/planted.json`` one at a time, in order, without reading the file whole."""
+    with (Path(root) / "planted.json").open("rb") as f:
+        for item in ijson.items(f, "patients.item", use_float=True):
+            yield PlantedPatient.model_validate(item)
+
+
+@dataclass
+class CohortCounts:
+    """How many patients, notes, DICOM files and VCFs a cohort has (``carelens demo``'s generate stage)."""
+
+    patients: int = 0
+    notes: int = 0
+    dicom: int = 0
+    vcf: int = 0
+
+    def add(self, patient: PlantedPatient) -> None:
+        self.patients += 1
+        self.notes += len(patient.notes)
+        self.dicom += len(patient.images)
+        self.vcf += patient.vcf is not None

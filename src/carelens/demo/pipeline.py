@@ -17,14 +17,14 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import CarelensError, UsageError
 from carelens.core.settings import load_settings
-from carelens.demo.manifest import CohortManifest
+from carelens.demo.manifest import CohortCounts, PlantedPatient, planted_patients
 
 DEMO_USERS = (("clinician", "clinician"), ("researcher", "researcher"), ("admin", "admin"))
 
@@ -52,7 +52,7 @@ class DemoOptions:
 @dataclass
 class DemoRun:
     options: DemoOptions
-    manifest: CohortManifest | None = None
+    cohort: CohortCounts | None = None
     model_dir: Path | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -84,30 +84,32 @@ def _write_json(path: Path, obj: Any) -> None:
 
 # stages ----------------------------------------------------------------------------------------
 def stage_generate(run: DemoRun) -> dict[str, Any]:
-    from carelens.demo.cohort import generate_cohort
+    from carelens.demo.cohort import write_cohort
 
     opts = run.options
-    run.manifest = generate_cohort(opts.out, patients=opts.patients, seed=opts.seed)
-    m = run.manifest
-    return {
-        "out": str(opts.out),
-        "patients": len(m.patients),
-        "notes": sum(len(p.notes) for p in m.patients),
-        "dicom": sum(len(p.images) for p in m.patients),
-        "vcf": sum(1 for p in m.patients if p.vcf),
-    }
+    run.cohort = write_cohort(opts.out, patients=opts.patients, seed=opts.seed)
+    return {"out": str(opts.out), **vars(run.cohort)}
 
 
-def _manifest(run: DemoRun) -> CohortManifest:
-    if run.manifest is None:
+def _patients(run: DemoRun) -> Iterator[PlantedPatient]:
+    """The planted patients, streamed from ``planted.json`` (never all in memory)."""
+    if run.cohort is None:
         raise StageUnavailable("no cohort was generated")
-    return run.manifest
+    return planted_patients(run.options.out)
+
+
+def _cohort_file(run: DemoRun, name: str) -> Path | None:
+    """The cohort's file ``name`` of :data:`carelens.demo.cohort.LAYOUT`, if the generator wrote it."""
+    from carelens.demo.cohort import LAYOUT
+
+    path = run.options.out / LAYOUT[name]
+    return path if path.is_file() else None
 
 
 def stage_ingest(run: DemoRun) -> dict[str, Any]:
     ingest = _need("carelens.ingest", "ingest").ingest
-    m, root = _manifest(run), run.options.out
-    paths = [root / "fhir", root / "dicom"] + [root / p.vcf for p in m.patients if p.vcf]  # not the ClinVar extract
+    root = run.options.out
+    paths = [root / "fhir", root / "dicom"] + [root / p.vcf for p in _patients(run) if p.vcf]  # not the ClinVar extract
     result = ingest([p for p in paths if p.exists()], run.options.store)
     summary = result.summary()
     return {
@@ -139,7 +141,7 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
 
     privacy = _need("carelens.privacy", "deid_fhir", "deid_text_path", "deid_dicom", "deid_vcf", "load_patients")
     research_ingest = _need("carelens.ingest.research", "ingest_research", "BatchRefused")
-    m, root = _manifest(run), run.options.out
+    root = run.options.out
     keys = _site_keys(run)
     research = research_store(run.options.store)
     work = run.options.store / "deid-work"  # clinical zone: the span files name the PHI they replaced
@@ -157,12 +159,16 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     counts["fhir_files"] = len(list((research / "fhir").glob("*.json"))) if (research / "fhir").exists() else 0
 
     notes_in = work / "notes-in"
-    for p in m.patients:  # one folder per patient, so the de-identifier knows whose identifiers to look for
+    kinds: dict[str, str] = {}
+    vcfs: list[tuple[str, str]] = []
+    for p in _patients(run):  # one folder per patient, so the de-identifier knows whose identifiers to look for
         for note in p.notes:
             _copy(root / "notes" / f"{note.note_id}.txt", notes_in / p.patient_id / f"{note.note_id}.txt")
+            kinds[note.note_id] = note.kind
+        if p.vcf:
+            vcfs.append((p.patient_id, p.vcf))
     text_batch = privacy.deid_text_path(notes_in, work / "notes-out", keys, lambda path: patients.get(path.parent.name))
     reasons += [q.reason for q in text_batch.quarantined]
-    kinds = {note.note_id: note.kind for p in m.patients for note in p.notes}
     for n, path in enumerate(sorted((work / "notes-out").rglob("*.txt")), start=1):
         target = research / "notes" / f"note-{n:05d}.txt"
         _copy(path, target)  # the sidecar links the note to the patient's research-zone id
@@ -174,17 +180,16 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     reasons += [q.reason for q in dicom_batch.quarantined]
     counts["dicom"] = sum(1 for _ in (research / "dicom").rglob("*.dcm")) if (research / "dicom").exists() else 0
 
-    vcfs = [p for p in m.patients if p.vcf]
-    for n, p in enumerate(vcfs, start=1):
-        privacy.deid_vcf(root / str(p.vcf), research / "genomics" / f"sample-{n:04d}.vcf.gz", keys,
-                         lambda _sample, pid=p.patient_id: pid)  # fmt: skip
+    for n, (pid, vcf) in enumerate(vcfs, start=1):
+        privacy.deid_vcf(root / vcf, research / "genomics" / f"sample-{n:04d}.vcf.gz", keys,
+                         lambda _sample, pid=pid: pid)  # fmt: skip
     counts["vcf"] = len(vcfs)
 
-    leaks = _canary_leaks(m, research)
+    leaks = _canary_leaks(_patients(run), research)
     # the notes are in the FHIR bundles too (DocumentReference): the text files are audited, not ingested again
     batch = [research / d for d in ("fhir", "dicom", "genomics") if (research / d).exists()]
     notes = [research / "notes"] if (research / "notes").exists() else []
-    sources = [s for s in [root / "fhir", root / "dicom"] + [root / str(p.vcf) for p in vcfs] if s.exists()]
+    sources = [s for s in [root / "fhir", root / "dicom"] + [root / vcf for _, vcf in vcfs] if s.exists()]
     out: dict[str, Any] = {"research_zone": str(research), "written": counts, "quarantined": len(reasons),
                            "quarantine_reasons": sorted(set(reasons)), "canary_leaks": leaks}  # fmt: skip
     try:
@@ -203,10 +208,10 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def _canary_leaks(m: CohortManifest, research: Path) -> int:
+def _canary_leaks(patients: Iterator[PlantedPatient], research: Path) -> int:
     """How many files of the research zone contain a planted identifier (name, MRN, SSN, phone, email)."""
     canaries = set()
-    for p in m.patients:
+    for p in patients:
         canaries |= {p.phi.name, p.phi.mrn, p.phi.ssn, p.phi.phone, p.phi.email, p.phi.address}
     needles = [c.encode() for c in canaries if len(c) >= 6]
     leaks = 0
@@ -222,9 +227,9 @@ def stage_run(run: DemoRun) -> dict[str, Any]:
     models stage registered), PGx and findings, research copy; the checks below read its outputs."""
     from carelens.run import run as run_pipeline
 
-    m, root = _manifest(run), run.options.out
+    root = run.options.out
     secret = root / "site-secret.key" if (root / "site-secret.key").exists() else None
-    clinvar = root / m.clinvar if m.clinvar else None
+    clinvar = _cohort_file(run, "clinvar")
     report = run_pipeline(run.options.store, clinvar=clinvar, secret_file=secret).as_dict()
     say(f"run: {report['processed']} patients processed, {report['unchanged']} unchanged, "
         f"{len(report['failed'])} with a failed step")  # fmt: skip
@@ -239,9 +244,10 @@ def _outputs(run: DemoRun) -> Any:
 
 def stage_summarize(run: DemoRun) -> dict[str, Any]:
     """How the run's summaries compare with the planted problems."""
-    m, data = _manifest(run), _outputs(run)
-    planted_active = found_active = false_problems = items = attention = 0
-    for p in m.patients:
+    data = _outputs(run)
+    patients = planted_active = found_active = false_problems = items = attention = 0
+    for p in _patients(run):
+        patients += 1
         summary = data.summary(p.patient_id)
         problems: dict[str, Any] = next((s for s in summary["sections"] if s["code"] == "11450-4"), {"items": []})
         active_codes = {
@@ -261,7 +267,7 @@ def stage_summarize(run: DemoRun) -> dict[str, Any]:
         f"{false_problems} negated/family/uncertain mentions wrongly listed as problems"
     )
     return {
-        "patients": len(m.patients),
+        "patients": patients,
         "items": items,
         "needs_attention": attention,
         "planted_active_problems": planted_active,
@@ -277,11 +283,10 @@ def stage_imaging(run: DemoRun) -> dict[str, Any]:
     """Train the demo image model (the models stage registers it; the run stage reads with it)."""
     trainer = _need("carelens.imaging.trainer", "train", "TrainConfig")
     data = _need("carelens.imaging.data", "load_npz")
-    m, root = _manifest(run), run.options.out
-    if not m.training_images:
+    npz = _cohort_file(run, "training_images")
+    if npz is None:
         raise StageUnavailable("the cohort has no training images")
-    npz = root / m.training_images
-    model_dir = root / "models" / "demo-cxr"
+    model_dir = run.options.out / "models" / "demo-cxr"
     cfg = trainer.TrainConfig(
         seed=run.options.seed,
         time_budget=run.options.image_budget_s,
@@ -298,11 +303,11 @@ def stage_imaging(run: DemoRun) -> dict[str, Any]:
 
 def stage_reads(run: DemoRun) -> dict[str, Any]:
     """How the run's image reads compare with the planted labels."""
-    m, data = _manifest(run), _outputs(run)
+    data = _outputs(run)
     if run.model_dir is None:
         raise StageUnavailable("no image model was trained")
     agree = total = refused = 0
-    for p in m.patients:
+    for p in _patients(run):
         by_uid = {i.sop_instance_uid: i for i in p.images}
         reads = data.images(p.patient_id)
         refused += len(p.images) - len(reads)
@@ -316,11 +321,11 @@ def stage_reads(run: DemoRun) -> dict[str, Any]:
 
 def stage_genomics(run: DemoRun) -> dict[str, Any]:
     """How the run's PGx calls and findings compare with the planted ones."""
-    m, data = _manifest(run), _outputs(run)
-    if not any(p.vcf for p in m.patients):
+    data = _outputs(run)
+    if run.cohort is not None and not run.cohort.vcf:
         raise StageUnavailable("the cohort has no VCFs (shared data not found)")
     concordant = called = findings = acmg_planted = 0
-    for p in m.patients:
+    for p in _patients(run):
         if not p.vcf:
             continue
         report = data.pgx(p.patient_id) or {}

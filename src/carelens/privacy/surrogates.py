@@ -34,10 +34,19 @@ def _pools() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=2)
-def _wider_pool(kind: str) -> list[str]:
-    """Census first names or the 20,000 commonest census surnames, capitalised (public domain)."""
+def _wider_pool(kind: str) -> list[tuple[str, str]]:
+    """Census first names or the 20,000 commonest census surnames, capitalised (public domain),
+    each with its lower case (one word each: it is known when that word is)."""
     ranks = lexicon().census_first if kind == "first" else lexicon().census_last
-    return sorted(word.capitalize() for word, rank in ranks.items() if rank <= 20_000 and word.isalpha())
+    return [
+        (w, w.lower()) for w in sorted(w.capitalize() for w, rank in ranks.items() if rank <= 20_000 and w.isalpha())
+    ]
+
+
+@lru_cache(maxsize=8)  # a patient's texts share their known names: a large cohort's send most picks here
+def _outside(kind: str, avoid: frozenset[str]) -> list[str]:
+    """The wider pool of ``kind`` without the names in ``avoid``."""
+    return [word for word, low in _wider_pool(kind) if low not in avoid]
 
 
 class Surrogates:
@@ -69,7 +78,7 @@ class Surrogates:
             choice = self.keys.choose(f"surrogate:{kind}:{self.owner}:{attempt}", value.lower(), pool)
             if not self._known(choice):
                 return choice
-        wider = [c for c in _wider_pool("first" if kind == "first" else "last") if not self._known(c)]
+        wider = _outside("first" if kind == "first" else "last", frozenset(self.avoid))
         if not wider:
             raise ValueError("no surrogate is left outside the known names")
         return self.keys.choose(f"surrogate:{kind}:{self.owner}:wider", value.lower(), wider)

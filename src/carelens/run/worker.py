@@ -125,6 +125,12 @@ class Worker:
 
         self.definitions = load_definitions()
         pipeline()  # the notes model (seconds to load): loaded with the rest, before the first batch
+        if self.keys is not None:  # what the first research copy would load (on Ray: while the driver plans)
+            from carelens.privacy.lexicon import is_english, lexicon
+
+            lexicon()
+            is_english("warm")
+            self._cohort_names()
 
     # -- batch ------------------------------------------------------------------------------
     def process(self, patients: list[PatientInput]) -> list[PatientResult]:

@@ -46,7 +46,9 @@ class ClinicalData(Protocol):
     """The read side of the clinical zone, as the server uses it."""
 
     def patients(self) -> list[PatientRow]: ...
-    def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]: ...
+    def search(
+        self, q: str = "", limit: int = 50, offset: int = 0, after: str | None = None
+    ) -> tuple[list[PatientRow], int]: ...
     def patient(self, pid: str) -> PatientRow | None: ...
     def input_hash(self, pid: str) -> str: ...
     def summary(self, pid: str) -> dict[str, Any]: ...
@@ -203,9 +205,17 @@ class BundleData:
     def patients(self) -> list[PatientRow]:
         return sorted((self._row(pid, res) for pid, (_, res) in self._patients.items()), key=lambda r: r.name)
 
-    def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
-        """A page of the patients whose name, id or birth date contains ``q`` (and the number found)."""
+    def search(
+        self, q: str = "", limit: int = 50, offset: int = 0, after: str | None = None
+    ) -> tuple[list[PatientRow], int]:
+        """A page of the patients whose name, id or birth date contains ``q`` (and the number found);
+        ``after``: the page that follows the patient with this id."""
         rows = [r for r in self.patients() if _matches(r, q)]
+        if after is not None:
+            place = next((i for i, r in enumerate(rows) if r.id == after), None)
+            if place is None:
+                raise InputError("the page cursor names no patient of the list (it changed): start again")
+            offset += place + 1
         return rows[offset : offset + limit], len(rows)
 
     @staticmethod

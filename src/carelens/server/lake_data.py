@@ -11,7 +11,8 @@ one transaction under a file lock (``_patients.lock``), so readers never see hal
 rebuilt whole (into a temporary file, then renamed over the old one; readers reopen it) only when
 a manifest it reflects was removed or replaced (``carelens run --compact``), or the file is
 missing, unreadable or of another schema version. A store that cannot be written gets a private
-temporary file. A page is a range of the (name, id) index (``LIMIT``/``OFFSET``), a patient a
+temporary file. A page is a range of the (name, id) index (``LIMIT``/``OFFSET``, or keyset from
+the last row of the page before: ``after``), a patient a
 lookup of an index, a search a few (names by their trigrams, FTS5), each well under a millisecond
 at 10,000 patients. Outputs are read with DuckDB from the one Parquet part of the patient's newest
 batch."""
@@ -33,6 +34,7 @@ from typing import Any
 import orjson
 
 from carelens import __version__
+from carelens.core.errors import InputError
 from carelens.core.fhir import belongs_to
 from carelens.run import OutputStore
 from carelens.server.data import SMALL_CELL, Outputs, PatientRow, SummaryUnavailable, age_band, suppress
@@ -59,6 +61,10 @@ CREATE TRIGGER names_ad AFTER DELETE ON patient_index BEGIN
 """
 # a page of the whole list: its rows' ids skipped to on the (name, id) index alone, then looked up
 _PAGE = f"WHERE rid IN (SELECT rid FROM patient_index {_ORDER} LIMIT ? OFFSET ?)"
+# the page after a row: a range of the same index from that row's key on
+_AFTER = (
+    f"WHERE rid IN (SELECT rid FROM patient_index WHERE (name_lower, patient_id) > (?, ?) {_ORDER} LIMIT ? OFFSET ?)"
+)
 _SEARCH = (
     "WHERE rid IN (SELECT rowid FROM names WHERE name_lower LIKE ?) OR mrn = ? OR patient_id = ?"
     " OR (birth_date >= ? AND birth_date < ?)"
@@ -251,16 +257,28 @@ class LakeData:
             self.applied_count += 1
 
     # -- patients ------------------------------------------------------------------------
-    def search(self, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[PatientRow], int]:
-        """A page of the patients (by name) whose name, MRN, birth date or id matches ``q``."""
+    def search(
+        self, q: str = "", limit: int = 50, offset: int = 0, after: str | None = None
+    ) -> tuple[list[PatientRow], int]:
+        """A page of the patients (by name) whose name, MRN, birth date or id matches ``q``, and how
+        many match. ``after``: the page that follows the patient with this id (keyset paging: a
+        range of the (name, id) index, the same cost at any depth; ``offset`` then counts from it)."""
         text = q.strip().lower()
+        key: tuple[Any, ...] = ()
+        if after is not None:
+            found = self._index("SELECT name_lower, patient_id FROM patient_index WHERE patient_id = ?", (after,))
+            if not found:
+                raise InputError("the page cursor names no patient of the list (it changed): start again")
+            key = found[0]
         if not text:  # the whole list: its count is known (counted per batch)
-            rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_PAGE} {_ORDER}", (limit, offset))
+            where = _AFTER if key else _PAGE
+            rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {where} {_ORDER}", (*key, limit, offset))
             return [_row(r) for r in rows], int(self._total)
         # name contains, MRN or id equals, birth date starts with: each an index lookup
         params = (f"%{text}%", q.strip(), q.strip(), text, text + "\U0010ffff")
-        rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_SEARCH} {_ORDER} LIMIT ? OFFSET ?",
-                           (*params, limit, offset))  # fmt: skip
+        keyset = " AND (name_lower, patient_id) > (?, ?)" if key else ""
+        rows = self._index(f"SELECT {_INDEX_COLUMNS} FROM patient_index {_SEARCH.replace('WHERE ', 'WHERE (', 1)})"
+                           f"{keyset} {_ORDER} LIMIT ? OFFSET ?", (*params, *key, limit, offset))  # fmt: skip
         total = self._index(f"SELECT count(*) FROM patient_index {_SEARCH}", params)[0][0]
         return [_row(r) for r in rows], int(total)
 

@@ -10,10 +10,12 @@ from carelens.server.data import PatientRow
 
 
 class PatientList(BaseModel):
-    """``GET /api/patients``: one page of patients and how many match in all."""
+    """``GET /api/patients``: one page of patients and how many match in all; ``next``: the
+    cursor of the page after it (``?after=``), None on the last page."""
 
     patients: list[PatientRow]
     total: int
+    next: str | None = None
 
 
 class Cohort(BaseModel):
