@@ -155,3 +155,22 @@ def test_concurrent_async_reads_are_group_committed_and_a_failed_batch_fails_eac
         return list(await asyncio.gather(*(failing.arecord(e) for e in events[:3]), return_exceptions=True))  # type: ignore[arg-type]
 
     assert [type(r) for r in asyncio.run(fail())] == [RuntimeError] * 3
+
+
+def test_async_routes_depend_on_nothing_sync() -> None:
+    """FastAPI runs a sync dependency in the thread pool: on an async route that is a hop per
+    request, which under load cost the HTML patient list and every page more than their work."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute
+
+    from carelens.server import api, cds, pages
+
+    def sync_calls(dependant: Dependant) -> list[str]:
+        found = [] if dependant.call is None or dependant.is_coroutine_callable else [repr(dependant.call)]
+        return found + [name for sub in dependant.dependencies for name in sync_calls(sub)]
+
+    routes = [r for router in (api.router, cds.router, pages.router) for r in router.routes
+              if isinstance(r, APIRoute) and r.dependant.is_coroutine_callable]  # fmt: skip
+    assert {"/patients", "/patients/{pid}", "/api/patients", "/healthz"} <= {r.path for r in routes}
+    offending = {r.path: [c for sub in r.dependant.dependencies for c in sync_calls(sub)] for r in routes}
+    assert {path: calls for path, calls in offending.items() if calls} == {}

@@ -144,11 +144,12 @@ def origin_of(url: URL) -> str:
     return f"{url.scheme}://{url.hostname}{port}"
 
 
-def same_origin(request: Request) -> None:
+async def same_origin(request: Request) -> None:
     """Dependency for the pages: an unsafe method (a form post) must come from this site's own
     pages: its ``Origin`` (else its ``Referer``'s origin) is the configured public URL's or the
     one the browser addressed; a post with neither is refused. A cross-site form cannot then
-    use the cookies, and a planted login cookie is of no use from another site."""
+    use the cookies, and a planted login cookie is of no use from another site. Async: it only
+    reads headers, and a sync dependency would cost every page a hop through the thread pool."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     public = request.app.state.ctx.settings.public_url
