@@ -66,6 +66,8 @@ SCHEMAS = {
 }
 SORT = {"outputs": ["patient_id", "kind", "key"], "patient_index": ["name_lower", "patient_id"],
         "research": ["pseudonym", "resource_type", "id"]}  # fmt: skip
+DUCKDB_MEMORY = "1GB"  # DuckDB's share of a run's peak memory (compaction, digest); larger sorts spill to disk
+DIGEST_ROWS = 2048  # rows fetched at a time into the digest
 
 
 class OutputStore:
@@ -138,13 +140,23 @@ class OutputStore:
         import duckdb
 
         h = hashlib.sha256()
-        with duckdb.connect() as con:
+        with duckdb.connect(config=self._duckdb_config()) as con:
             for table in SCHEMAS:
                 cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names if c != "json")
-                sql = self.current_sql(table, cols) + " ORDER BY ALL"
-                for row in con.sql(sql).fetchall():
-                    h.update(orjson.dumps([table, *row]))
+                result = con.execute(self.current_sql(table, cols) + " ORDER BY ALL")
+                while rows := result.fetchmany(DIGEST_ROWS):  # streamed: memory does not grow with the cohort
+                    for row in rows:
+                        h.update(orjson.dumps([table, *row]))
         return h.hexdigest()
+
+    def _duckdb_config(self) -> dict[str, str | bool | int | float | list[str]]:
+        """DuckDB bounded for a whole lake: sorts past :data:`DUCKDB_MEMORY` spill under the store."""
+        return {
+            "memory_limit": DUCKDB_MEMORY,
+            "preserve_insertion_order": False,
+            "temp_directory": str(self.root / ".duckdb-tmp"),
+            "threads": 1,
+        }
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -174,14 +186,7 @@ class OutputStore:
             return 0
         seq = manifests[-1]["seq"] + 1
         parts: dict[str, str] = {}
-        spill = self.root / ".compact-tmp"  # the sort spills here past the memory limit
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "memory_limit": "1GB",
-            "preserve_insertion_order": False,
-            "temp_directory": str(spill),
-            "threads": 1,
-        }
-        with duckdb.connect(config=config) as con:
+        with duckdb.connect(config=self._duckdb_config()) as con:
             for table in SCHEMAS:
                 if not self.parts(table):
                     continue
