@@ -5,7 +5,6 @@ lineage names its parent and whose local validation is its evidence."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from carelens.core import InputError
-from carelens.imaging.data import ImageArrays, concatenate, load_dataset, patient_of
+from carelens.imaging.data import ImageArrays, concatenate, load_dataset, patient_bucket, patient_of
 from carelens.imaging.package import load_package, write_package_files
 from carelens.imaging.trainer import TrainConfig, train
 
@@ -53,7 +52,7 @@ def judge(metrics: dict[str, Any], criteria: dict[str, float]) -> list[str]:
 def calibration_split(arrays: ImageArrays, share: int = CALIBRATION_SHARE) -> tuple[ImageArrays, ImageArrays]:
     """The site's training images split by patient (hashed) into (fine-tuning, calibration) parts."""
     patients = [patient_of({"_file": source}) for source in arrays.sources]
-    bucket = np.array([int(hashlib.sha256(f"calibration:{p}".encode()).hexdigest()[:8], 16) % 100 for p in patients])
+    bucket = np.array([patient_bucket(f"calibration:{p}") for p in patients])
     return arrays.subset(bucket >= share), arrays.subset(bucket < share)
 
 

@@ -186,10 +186,15 @@ def patient_of(row: dict) -> str:
     return match.group(1) if match else row["_file"]
 
 
+def patient_bucket(key: str) -> int:
+    """A deterministic bucket 0-99 of a patient key (a patient's images all share it)."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
+
+
 def split_of(name: str) -> str:
     """A deterministic 70/15/15 train/val/test split by patient (``name``: the key from :func:`patient_of`),
     used when the CSV has no split column, so that no patient's images fall in two splits."""
-    bucket = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 100
+    bucket = patient_bucket(name)
     return "train" if bucket < 70 else "val" if bucket < 85 else "test"
 
 

@@ -184,32 +184,32 @@ def rotation_parts(held: list[Note], parts: int) -> list[list[Note]]:
     return groups
 
 
-def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, on_step) -> dict:
-    """Fit on ``fit`` and all held-out parts but one, score that one; summed over the parts."""
+def _summed_scores(pairs: list[tuple[list[Note], list[Note]]], fit_on, tmp: Path, on_step, step: str) -> dict:
+    """For each (training notes, test notes): a model fit on the first scores the second; summed."""
     from carelens.privacy.corpus import per_type_total
 
-    groups = rotation_parts(held, parts)
     scores = []
-    for k, test in enumerate(groups):
-        rest = [n for j, g in enumerate(groups) if j != k for n in g]
-        scores.append(_score(fit_on(fit + rest, tmp / f"rot{k}.crfsuite"), test, raw=True))
+    for k, (train_notes, test_notes) in enumerate(pairs):
+        scores.append(_score(fit_on(train_notes, tmp / f"{step}{k}.crfsuite"), test_notes, raw=True))
         if on_step:
-            on_step(f"rotation {k + 1}/{parts}")
+            on_step(f"{step} {k + 1}/{len(pairs)}")
     return per_type_total(scores).as_dict()
+
+
+def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, on_step) -> dict:
+    """Fit on ``fit`` and all held-out parts but one, score that one; summed over the parts."""
+    groups = rotation_parts(held, parts)
+    pairs = [(fit + [n for j, g in enumerate(groups) if j != k for n in g], test) for k, test in enumerate(groups)]
+    return _summed_scores(pairs, fit_on, tmp, on_step, "rotation")
 
 
 def _cross_validation(notes: list[Note], folds: int, fit_on, tmp: Path, on_step) -> dict:
     """Patient-grouped K-fold cross-validation over ``notes``."""
-    from carelens.privacy.corpus import patient_fold, per_type_total
+    from carelens.privacy.corpus import patient_fold
 
-    scores = []
-    for k in range(folds):
-        train_notes = [n for n in notes if patient_fold(n.patient, folds) != k]
-        test_notes = [n for n in notes if patient_fold(n.patient, folds) == k]
-        scores.append(_score(fit_on(train_notes, tmp / f"fold{k}.crfsuite"), test_notes, raw=True))
-        if on_step:
-            on_step(f"fold {k + 1}/{folds}")
-    return per_type_total(scores).as_dict()
+    pairs = [([n for n in notes if patient_fold(n.patient, folds) != k], [n for n in notes if patient_fold(n.patient, folds) == k])
+             for k in range(folds)]  # fmt: skip
+    return _summed_scores(pairs, fit_on, tmp, on_step, "fold")
 
 
 CARD_FILE = "deid_crf_card.md"
