@@ -24,7 +24,7 @@ from tests.privacy.conftest import CANARY as C
 from tests.privacy.test_dicom_canaries import _base, _fhir_free_source
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="Debian tesseract-ocr not installed")
-CR = shared_data_dir() / "imaging" / "chest-cr-rsna.dcm"
+CR = (shared_data_dir() or Path("/nonexistent")) / "imaging" / "chest-cr-rsna.dcm"
 needs_cr = pytest.mark.skipif(not CR.exists(), reason=f"shared radiograph {CR} absent")
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 WORDS = f"{C['family'].upper()}^{C['given'].upper()} {C['mrn']}"
