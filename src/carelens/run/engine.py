@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ def run(
     config = RunConfig(store=store, clinvar=clinvar, secret_file=secret, image_model=registered_image_model(store))
     outputs = OutputStore(store)
     report = RunReport(engine=engine)
+    closing: threading.Thread | None = None
     with outputs.writer() as writer, ThreadPoolExecutor(1) as planner:
         planned = planner.submit(plan, lake, model_versions(config))
         pool = _RayPool(config, ray_address, workers) if engine == "ray" else None  # starts while the lake is planned
@@ -105,13 +107,15 @@ def run(
                 say(f"{report.processed}/{len(todo)} patients done")
         finally:
             if pool:
-                pool.close()
+                closing = pool.close()
         if compact or len(outputs.manifests()) > COMPACT_AFTER:
             say(f"compacted {outputs.compact()} batches")
     state = outputs.state()
     report.quarantined = sum(1 for entry in state.values() if entry.get("status") == "failed")
     report.failed.sort(key=lambda f: f["patient"])
     report.outputs_digest = outputs.digest()
+    if closing:
+        closing.join()
     return report
 
 
@@ -162,11 +166,16 @@ class _RayPool:
                 pending[a.process.remote(batch)] = a
             yield self.ray.get(done)
 
-    def close(self) -> None:
+    def close(self) -> threading.Thread | None:
+        """Kill the actors, then stop an embedded Ray in a thread: Ray's shut-down mostly waits for
+        its processes to exit, so the run compacts and digests meanwhile and joins it at the end."""
         for a in self.actors:
             self.ray.kill(a)
-        if self.started_here:
-            self.ray.shutdown()
+        if not self.started_here:
+            return None
+        closing = threading.Thread(target=self.ray.shutdown)
+        closing.start()
+        return closing
 
 
 def _tables(batch: list[PatientResult]) -> tuple[dict[str, list[tuple[Any, ...]]], list[dict[str, Any]]]:
