@@ -74,6 +74,32 @@ def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path
     assert different["id"] != meta["id"]
 
 
+def test_test_time_views_are_fixed_per_image_and_recorded(synthetic_npz: Path, tmp_path: Path) -> None:
+    """The averaged views are the same for every image: a read does not depend on the batch it came in; the
+    package records how many it averages, and packages from before the key keep their flip."""
+    from carelens.imaging.engine import TTA_VIEWS, predict_logits, test_time_views
+
+    torch.manual_seed(0)
+    model = build_model("cnn", width=8).eval()
+    images = load_npz(synthetic_npz, "val").images[:9]
+    batch = predict_logits(model, images, views=8)
+    alone = np.concatenate([predict_logits(model, images[i : i + 1], views=8) for i in range(len(images))])
+    np.testing.assert_allclose(batch, alone, atol=1e-5)
+    flipped = images[..., ::-1].copy()
+    np.testing.assert_allclose(predict_logits(model, images, views=2), predict_logits(model, images, tta=True))
+    np.testing.assert_allclose(
+        predict_logits(model, images, views=2), (predict_logits(model, images) + predict_logits(model, flipped)) / 2,
+        atol=1e-5,
+    )  # fmt: skip
+    assert not np.allclose(batch, predict_logits(model, images, views=2))  # the other six views count
+    assert len(TTA_VIEWS) == 8 and test_time_views({"test_time_flip": True}) == 2
+    assert test_time_views({"test_time_flip": False}) == 1
+    meta = train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10))
+    assert meta["preprocessing"]["test_time_views"] == 8
+    no_tta = train(synthetic_npz, tmp_path / "q", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta=False))
+    assert no_tta["preprocessing"]["test_time_views"] == 1
+
+
 class TickClock:
     """A fake clock: every reading is one second after the last, whatever the machine's speed."""
 
