@@ -37,7 +37,8 @@ def _platt(margin: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         z = params[0] * margin + params[1]
         return float(np.mean(np.logaddexp(0.0, z) - labels * z))
 
-    return tuple(minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B").x.tolist())  # type: ignore[return-value]
+    slope, intercept = minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B").x
+    return float(slope), float(intercept)
 
 
 def cross_fitted_nll(logits: np.ndarray, labels: np.ndarray, task: str, folds: int = 5) -> dict[str, float]:
