@@ -161,14 +161,18 @@ def adapt_cmd(
     image_size: int | None = typer.Option(None, "--image-size", help="Adapt at N px (default: the model's size)."),
     site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
     register: bool = typer.Option(True, "--register/--no-register", help="Add the result to the model registry."),
+    folds: int = typer.Option(
+        4, "--folds", min=0, max=10, help="Cross-fitting folds (by patient) for calibration; 0: validation alone."
+    ),
 ) -> None:
-    """Adapt a model to a site: recalibrate (temperature, threshold, conformal, shift reference) on its labelled
-    images, fine-tune when it has enough, and validate on its held-out patients (a new registry entry)."""
+    """Adapt a model to a site: fine-tune on its labelled images when it has enough, recalibrate (temperature,
+    threshold, conformal thresholds) on out-of-fold predictions of all its training patients (cross-fitting) and
+    its validation split, refit the shift reference, and validate on its held-out patients (a new registry entry)."""
     from carelens.imaging.adapt import adapt
 
     if image_size is not None and not 28 <= image_size <= 512:
         raise UsageError("--image-size must be between 28 and 512")
-    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register)
+    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register, folds=folds)
     emit_json(
         {
             "id": meta["id"],

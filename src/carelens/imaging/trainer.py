@@ -33,7 +33,7 @@ from carelens.imaging.conformal import (
     prediction_sets,
     set_size_distribution,
 )
-from carelens.imaging.data import ImageArrays, concatenate, load_dataset
+from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
 from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
@@ -186,7 +186,6 @@ def train(
     config: TrainConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
     start_from: torch.nn.Module | None = None,
-    calibration: ImageArrays | None = None,
     out_of_fold: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
@@ -195,10 +194,8 @@ def train(
     ``(train, val)`` pair of :class:`ImageArrays`. ``clock`` measures the time budget (tests pass
     a fake one, so that what they check does not depend on the machine's speed). ``start_from``: a
     network (of ``cfg.arch``) whose weights training starts from (fine-tuning) instead of random ones.
-    ``calibration``: images (patients in neither split) that join the validation split for temperature,
-    threshold, conformal and shift calibration, where the validation split alone is small. ``out_of_fold``:
-    (logits, labels) of training images from networks that did not train on them (cross-fitting, see
-    :func:`carelens.imaging.adapt.cross_fit`); they join the validation logits for the temperature, threshold and
+    ``out_of_fold``: (logits, labels) of training images from networks that did not train on them (cross-fitting,
+    see :func:`carelens.imaging.adapt.cross_fit`); they join the validation logits for the temperature, threshold and
     conformal thresholds (not the shift reference, which needs images the final network has not seen).
     """
     cfg = config or TrainConfig()
@@ -223,13 +220,12 @@ def train(
     image_size = int(train_set.images.shape[-1])
     channels = int(train_set.images.shape[1])
     model, history, best_epoch, stop_reason = fit_network(train_set, val_set, cfg, clock, start_from, out)
-    cal_set = val_set if calibration is None else concatenate(val_set, calibration)
-    val_logits = predict_logits(model, cal_set, views=views_of(cfg))
-    cal_labels = cal_set.labels
+    val_logits = predict_logits(model, val_set, views=views_of(cfg))
+    cal_labels = val_set.labels
     if out_of_fold is not None:
         val_logits = np.concatenate([val_logits, out_of_fold[0]])
         cal_labels = np.concatenate([cal_labels, out_of_fold[1]])
-    task = cal_set.task
+    task = val_set.task
     temperature = fit_temperature(val_logits, cal_labels, task)
     val_proba = logits_to_proba(val_logits, task, temperature)
     threshold = choose_threshold(val_proba, cal_labels, cfg.threshold_rule) if task == "binary" else 0.5
@@ -245,19 +241,16 @@ def train(
         task,
         out / "reliability.png",
     )
-    roc_plot(val_proba, cal_labels, task, cal_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(model, train_set, cal_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
+    roc_plot(val_proba, cal_labels, task, val_set.label_names, out / "roc.png")
+    shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
     shift.save(out)
     model_id = save_weights(model, out)
     meta = _model_json(
-        model_id, cfg, train_set, cal_set, data_name, temperature, threshold, conformal, val_metrics,
+        model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
         history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
     )  # fmt: skip
     meta["shift"] = shift.summary()
     meta["calibration"]["cross_fitted_nll"] = cross_fitted_nll(val_logits, cal_labels, task)
-    if calibration is not None:
-        meta["training"]["counts"] |= {"val": len(val_set), "calibration": len(calibration)}
-        meta["calibration"]["fitted_on"] = "validation and calibration splits"
     if out_of_fold is not None:
         meta["training"]["counts"] |= {"out_of_fold": len(out_of_fold[1])}
         meta["calibration"]["fitted_on"] = "validation split and out-of-fold predictions of the training images"
