@@ -68,6 +68,14 @@ def test_cross_fitting_folds_keep_each_patient_in_one_fold(tmp_path: Path) -> No
     assert (folds_of(arrays, 4) == fold).all()  # deterministic
 
 
+def test_cross_fitting_declines_folds_too_small_to_fine_tune(tmp_path: Path) -> None:
+    from carelens.imaging.adapt import cross_fit
+    from carelens.imaging.trainer import TrainConfig
+
+    arrays = load_folder(_site_folder(tmp_path / "site", 120, 12, 0.0), "train")  # fold complements < 100 images
+    assert cross_fit(None, arrays, arrays, TrainConfig(max_epochs=1), 4) is None  # type: ignore[arg-type]
+
+
 def test_check_site_matches_own_data_and_flags_another_site(squares_package: Path, synthetic_npz: Path,
                                                             tmp_path: Path) -> None:  # fmt: skip
     own = runner.invoke(app, ["image", "check-site", str(squares_package), "--data", str(synthetic_npz),
