@@ -121,6 +121,10 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
     runs = meta["calibration"]["cross_fitting"]["runs"]
     assert len(runs) == 4 and sum(r["held_out"] for r in runs) == counts["train"]
     assert all(r["fit"] + r["held_out"] == counts["train"] for r in runs)
+    crossed = meta["calibration"]["cross_fitting"]  # test-time views chosen by the out-of-fold NLL
+    nll = {int(v): x["temperature"] for v, x in crossed["out_of_fold_nll_by_views"].items()}
+    assert set(nll) == {2, 8} and crossed["views"] == min(nll, key=nll.__getitem__)
+    assert meta["preprocessing"]["test_time_views"] == crossed["views"]
     assert [s["site"] for s in meta["lineage"]["sites"]][-1] == "hospital-b"
     validation = meta["site_validations"][0]
     assert validation["site"] == "hospital-b" and validation["n"] > 20

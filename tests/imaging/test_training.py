@@ -94,7 +94,14 @@ def test_test_time_views_are_fixed_per_image_and_recorded(synthetic_npz: Path, t
     assert not np.allclose(batch, predict_logits(model, images, views=2))  # the other six views count
     assert len(TTA_VIEWS) == 8 and test_time_views({"test_time_flip": True}) == 2
     assert test_time_views({"test_time_flip": False}) == 1
-    meta = train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10))
+    assert (
+        train(synthetic_npz, tmp_path / "f", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10))[
+            "preprocessing"
+        ]["test_time_views"]
+        == 2
+    )  # the image and its flip by default
+    cfg = TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta_views=8)
+    meta = train(synthetic_npz, tmp_path / "p", cfg)
     assert meta["preprocessing"]["test_time_views"] == 8
     no_tta = train(synthetic_npz, tmp_path / "q", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta=False))
     assert no_tta["preprocessing"]["test_time_views"] == 1

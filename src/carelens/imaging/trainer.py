@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     augment: bool = True
     tta: bool = True
-    tta_views: int = 8
+    tta_views: int = 2
     device: str = "cpu"
     conformal_target: float = 0.90
     conformal_method: str = "aps"
