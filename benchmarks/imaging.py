@@ -67,7 +67,7 @@ def _row(name: str, result: dict, extra: dict | None = None) -> dict:
     return row | (extra or {})
 
 
-def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path) -> list[dict]:
+def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path, mixup: float = 0.0) -> list[dict]:
     from carelens.imaging.evaluate import evaluate
     from carelens.imaging.package import load_package
     from carelens.imaging.trainer import TrainConfig, train
@@ -76,11 +76,12 @@ def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path) -> l
     for seed in seeds:
         out = work / f"pneumonia-seed{seed}"
         started = time.monotonic()
-        meta = train(npz, out, TrainConfig(seed=seed, time_budget=budget, threads=1))
+        meta = train(npz, out, TrainConfig(seed=seed, time_budget=budget, threads=1, mixup=mixup))
         train_s = time.monotonic() - started
         result = evaluate(load_package(out), npz, "test", resamples=200)
         t = meta["training"]
         extra = {"seed": seed, "train_s": round(train_s), "epochs": t["epochs_run"], "stopped": t["stopped_because"]}
+        extra |= {"val_ece": meta["metrics"]["validation"]["ece"], "val_nll": meta["calibration"]["cross_fitted_nll"]}
         rows.append(_row(f"cnn 28 px, seed {seed}", result, extra))
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
@@ -676,6 +677,7 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
     parser.add_argument("--package", default=None, help="shift-alt, shift-cc: PneumoniaMNIST model package(s), commas")
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
+    parser.add_argument("--mixup", type=float, default=0.0, help="pneumonia stage: mixup's Beta parameter")
     parser.add_argument("--folds", type=int, default=4, help="adapt stage: cross-fitting folds (0: val alone)")
     parser.add_argument("--finetune", type=int, default=0, help="fedbn stage: rounds of fine-tuning at each site")
     parser.add_argument(
@@ -693,7 +695,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     for stage in args.stages.split(","):
         if stage == "pneumonia":
-            part: object = stage_pneumonia(npz, [int(s) for s in args.seeds.split(",")], args.budget, args.work)
+            seeds = [int(s) for s in args.seeds.split(",")]
+            part: object = stage_pneumonia(npz, seeds, args.budget, args.work, args.mixup)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":

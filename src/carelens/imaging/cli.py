@@ -48,6 +48,7 @@ def train_cmd(
     image_size: int | None = typer.Option(
         None, "--image-size", help="Train at N x N px, 28 to 512 (.npz images are resized); default 28 or as stored."
     ),
+    mixup: float = typer.Option(0.0, "--mixup", min=0.0, help="Mixup's Beta(a, a) parameter (0: no mixup)."),
 ) -> None:
     """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
     from carelens.imaging.trainer import TrainConfig, train
@@ -69,6 +70,7 @@ def train_cmd(
         version=version,
         threads=threads,
         image_size=image_size,
+        mixup=mixup,
     )
     meta = train(data, out, cfg)
     emit_json(

@@ -94,13 +94,15 @@ def train_one_epoch(
     progress_desc: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     regulariser: Callable[[nn.Module], torch.Tensor] | None = None,
+    mixup: float = 0.0,
 ) -> float:
     """Train ``model`` for one pass over ``arrays`` (shuffled with ``seed``); returns the mean loss.
 
     Without an ``optimizer`` a fresh AdamW with ``lr`` is used (what a federated round wants).
     ``scheduler`` is stepped after each batch; ``deadline`` (``time.monotonic()`` value) stops the
     epoch early when reached (read from ``clock``). ``regulariser(model)`` is added to each batch's
-    loss (e.g. FedProx's proximal term).
+    loss (e.g. FedProx's proximal term). ``mixup`` > 0: each batch is blended with a shuffled copy of itself at a
+    ratio drawn from Beta(mixup, mixup), and so are the two losses (Zhang et al. 2018).
     """
     from carelens.core.progress import progress
 
@@ -127,7 +129,12 @@ def train_one_epoch(
         x = x.to(dev)
         y = torch.from_numpy(arrays.labels[idx]).to(dev)
         optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(x), y)
+        if mixup > 0:
+            ratio, other = float(rng.beta(mixup, mixup)), torch.from_numpy(rng.permutation(len(idx))).to(dev)
+            out = model(ratio * x + (1 - ratio) * x[other])
+            loss = ratio * criterion(out, y) + (1 - ratio) * criterion(out, y[other])
+        else:
+            loss = criterion(model(x), y)
         if regulariser is not None:
             loss = loss + regulariser(model)
         loss.backward()

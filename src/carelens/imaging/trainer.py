@@ -59,6 +59,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    mixup: float = 0.0
     tta: bool = True
     tta_views: int = 2
     device: str = "cpu"
@@ -306,6 +307,7 @@ def fit_network(
             deadline=deadline,
             progress_desc=f"epoch {epoch}",
             clock=clock,
+            mixup=cfg.mixup,
         )
         val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
         val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
@@ -428,6 +430,7 @@ def _model_json(
             "batch_size": cfg.batch_size,
             "augmentation": "flips, rotation ±10°, shift ±7%, zoom ±10%, intensity ±10%" if cfg.augment else "none",
             "class_weighting": "inverse frequency",
+            "mixup": cfg.mixup or None,
             "history": history,
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
