@@ -146,9 +146,9 @@ def train_one_epoch(
     return total / max(seen, 1)
 
 
-# Test-time views: (left-right flip, rotation in radians, zoom, horizontal shift, vertical shift as fractions of
-# the half-width), within the training augmentation's ranges and the same for every image, so that a read does not
-# depend on the batch it came in. The first is the image itself, the second its flip.
+# Test-time views: (left-right flip, rotation in radians, zoom, shift along the height, shift along the width, as
+# fractions of the half-size), within the training augmentation's ranges and the same for every image, so that a
+# read does not depend on the batch it came in. The first is the image itself, the second its flip.
 TTA_VIEWS = (
     (False, 0.0, 1.0, 0.0, 0.0),
     (True, 0.0, 1.0, 0.0, 0.0),
