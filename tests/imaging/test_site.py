@@ -146,6 +146,21 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
     assert page.count("data:image/png;base64") >= 3
 
 
+def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_package: Path, tmp_path: Path) -> None:
+    site = _site_folder(tmp_path / "clinic" / "images", 240, 15, 0.5, names=("class_0", "class_1"))
+    result = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                                 str(tmp_path / "a"), "--folds", "0", "--no-register"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["local_validation"]["site"] == "clinic" and printed["registry_id"] is None
+    meta = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert "cross_fitting" not in meta["calibration"] and meta["calibration"]["fitted_on"] == "validation"
+    assert meta["conformal"]["n"] == meta["training"]["counts"]["val"]
+    bad = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                              str(tmp_path / "b"), "--folds", "-1"])  # fmt: skip
+    assert bad.exit_code != 0
+
+
 def test_validate_records_a_site_verdict_that_decides_the_site_mark(
     squares_package: Path, synthetic_npz: Path, tmp_path: Path, store: Path
 ) -> None:
