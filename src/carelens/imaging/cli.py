@@ -158,7 +158,9 @@ def adapt_cmd(
     model_dir: Path = typer.Argument(..., help="The model package to adapt."),
     data: Path = typer.Option(..., "--data", help="The site's labelled images: a folder with labels.csv, or .npz."),
     out: Path = typer.Option(..., "--out", help="Folder for the adapted model package."),
-    time_budget: float | None = typer.Option(None, "--time-budget", help="Wall-clock budget for fine-tuning, s."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help="Wall-clock budget for fine-tuning, s (shared by the cross-fitting fits)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     image_size: int | None = typer.Option(None, "--image-size", help="Adapt at N px (default: the model's size)."),
     site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
