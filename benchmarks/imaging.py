@@ -18,6 +18,8 @@ run in separate processes can be reported together):
   (``--package``), chosen on the adult development patients, reported on the held-out ones.
 - ``shift-cc``: per-class shift references (network description, image at 6x6 px, both) against the pooled one,
   chosen on the adult development patients, the shipped one then confirmed on the held-out patients.
+- ``adapt``: ``image adapt`` of a PneumoniaMNIST package (``--package``) at the adult site at each seed,
+  calibrated on cross-fitted out-of-fold predictions (``--folds``), with bootstrap intervals on the held-out patients.
 - ``adult``: nih-adult-dev split by patient (70/15/15 by hashed patient id): the unadapted model,
   the model adapted at the site (``image adapt``) at 28 px and at ``--size``, and local models
   trained on the site alone at 28 px and at ``--size`` (cnn and resnet18: the architecture
@@ -65,7 +67,7 @@ def _row(name: str, result: dict, extra: dict | None = None) -> dict:
     return row | (extra or {})
 
 
-def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path) -> list[dict]:
+def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path, mixup: float = 0.0) -> list[dict]:
     from carelens.imaging.evaluate import evaluate
     from carelens.imaging.package import load_package
     from carelens.imaging.trainer import TrainConfig, train
@@ -74,11 +76,12 @@ def stage_pneumonia(npz: Path, seeds: list[int], budget: float, work: Path) -> l
     for seed in seeds:
         out = work / f"pneumonia-seed{seed}"
         started = time.monotonic()
-        meta = train(npz, out, TrainConfig(seed=seed, time_budget=budget, threads=1))
+        meta = train(npz, out, TrainConfig(seed=seed, time_budget=budget, threads=1, mixup=mixup))
         train_s = time.monotonic() - started
         result = evaluate(load_package(out), npz, "test", resamples=200)
         t = meta["training"]
         extra = {"seed": seed, "train_s": round(train_s), "epochs": t["epochs_run"], "stopped": t["stopped_because"]}
+        extra |= {"val_ece": meta["metrics"]["validation"]["ece"], "val_nll": meta["calibration"]["cross_fitted_nll"]}
         rows.append(_row(f"cnn 28 px, seed {seed}", result, extra))
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
@@ -388,6 +391,34 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
+def stage_adapt(adult: Path, parent: Path, seeds: list[int], folds: int, work: Path) -> list[dict]:
+    """`image adapt` of ``parent`` at the adult site (cross-fitted calibration over ``folds`` folds of its training
+    patients; 0: validation alone) at each seed, scored on the held-out patients with 95% bootstrap intervals."""
+    from carelens.imaging.adapt import adapt
+    from carelens.imaging.evaluate import evaluate
+    from carelens.imaging.package import load_package
+
+    rows = []
+    for seed in seeds:
+        out = work / f"adapted-folds{folds}-seed{seed}"
+        started, load_before = time.monotonic(), load_average()
+        meta = adapt(parent, adult, out, seed=seed, register=False, folds=folds)
+        seconds = time.monotonic() - started
+        r = evaluate(load_package(out), adult, "test", resamples=1000)
+        cal = meta["calibration"]
+        rows.append(
+            {"seed": seed, "folds": folds, "n": r["n"], "auc": r["auc"], "ece": r["ece"],
+             "ece_if_calibrated": r["ece_if_calibrated"], "coverage": r["conformal_coverage"],
+             "coverage_per_class": r["conformal_coverage_per_class"], "set_sizes": r["set_size_distribution"],
+             "outside_rate": r["outside_rate"], "ci": {k: r["ci"][k] for k in ("auc", "ece", "conformal_coverage")},
+             "temperature": cal["temperature"], "cross_fitted_nll": cal.get("cross_fitted_nll"),
+             "calibration_n": meta["metrics"]["validation"]["n"], "seconds": round(seconds),
+             "load": f"{load_before} / {load_average()}"}
+        )  # fmt: skip
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def stage_federated(
     npz: Path,
     adult: Path,
@@ -599,6 +630,24 @@ def report(parts: dict, args: argparse.Namespace) -> str:
         lines += ["| " + " | ".join(_f(r.get(c)) for c in fcols) + " |" for r in fed["rows"]]
         lines += ["", f"registry entry {fed['model_id']}; rounds adopted {fed['rounds_adopted']}; failures "
                   f"{fed['failures'] or 'none'}", ""]  # fmt: skip
+    for key in sorted(k for k in parts if k.startswith("adapt-")):
+        lines += [
+            f"## `image adapt` at the adult site ({key}), held-out patients, 95% bootstrap intervals",
+            "",
+            "| seed | AUC | ECE | ECE if calibrated | coverage | per class | sets | outside | T | calibrated on "
+            "| cross-fitted NLL | s | load |",
+            "|" + "---|" * 13,
+        ]
+        for r in parts[key]:
+            ci = r["ci"]
+            lines.append(
+                f"| {r['seed']} | {r['auc']:.3f} ({ci['auc'][0]:.3f}-{ci['auc'][1]:.3f}) | {r['ece']:.3f} "
+                f"({ci['ece'][0]:.3f}-{ci['ece'][1]:.3f}) | {r['ece_if_calibrated']:.3f} | {r['coverage']:.3f} "
+                f"({ci['conformal_coverage'][0]:.3f}-{ci['conformal_coverage'][1]:.3f}) | {r['coverage_per_class']} "
+                f"| {r['set_sizes']} | {r['outside_rate']:.3f} | {r['temperature']:.2f} | {r['calibration_n']} "
+                f"| {r['cross_fitted_nll']} | {r['seconds']} | {r['load']} |"
+            )
+        lines.append("")
     shift = parts.get("shift")
     if shift:
         lines += [
@@ -628,6 +677,8 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
     parser.add_argument("--package", default=None, help="shift-alt, shift-cc: PneumoniaMNIST model package(s), commas")
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
+    parser.add_argument("--mixup", type=float, default=0.0, help="pneumonia stage: mixup's Beta parameter")
+    parser.add_argument("--folds", type=int, default=4, help="adapt stage: cross-fitting folds (0: val alone)")
     parser.add_argument("--finetune", type=int, default=0, help="fedbn stage: rounds of fine-tuning at each site")
     parser.add_argument(
         "--work", type=Path, default=ROOT / "benchmarks" / "out" / "imaging", help="model packages and JSON parts"
@@ -644,7 +695,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     for stage in args.stages.split(","):
         if stage == "pneumonia":
-            part: object = stage_pneumonia(npz, [int(s) for s in args.seeds.split(",")], args.budget, args.work)
+            seeds = [int(s) for s in args.seeds.split(",")]
+            part: object = stage_pneumonia(npz, seeds, args.budget, args.work, args.mixup)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
@@ -666,6 +718,10 @@ def main() -> None:
             part = stage_shift_cc(npz, adult, packages)
         elif stage == "shift-select":
             part = stage_shift_select(npz, adult, args.work)
+        elif stage == "adapt":
+            parent = Path(args.package) if args.package else args.work / "pneumonia-seed0"
+            part = stage_adapt(adult, parent, [int(x) for x in args.seeds.split(",")], args.folds, args.work)
+            stage = f"adapt-folds{args.folds}"
         elif stage == "adult":
             part = stage_adult(npz, adult, args.size, args.budget, args.work)
         else:

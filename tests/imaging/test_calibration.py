@@ -148,3 +148,18 @@ def test_ece_noise_floor_and_intervals_of_ece_and_coverage() -> None:
     for key in ("ece", "conformal_coverage", "auc"):
         low, high = out["ci"][key]
         assert low <= out[key] <= high and high - low > 0.0
+
+
+def test_cross_fitted_nll_prefers_platt_only_where_the_logits_carry_a_bias() -> None:
+    from carelens.imaging.calibration import cross_fitted_nll
+
+    rng = np.random.default_rng(1)
+    margin = rng.normal(0, 3, 2000)
+    logits = np.stack([np.zeros_like(margin), margin], axis=1)
+    biased = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 * margin + 1.0)))).astype(int)
+    unbiased = (rng.random(2000) < 1 / (1 + np.exp(-0.5 * margin))).astype(int)
+    with_bias = cross_fitted_nll(logits, biased, "binary")
+    without = cross_fitted_nll(logits, unbiased, "binary")
+    assert with_bias["platt"] < with_bias["temperature"] - 0.05  # a bias only Platt scaling can remove
+    assert abs(without["platt"] - without["temperature"]) < 0.005  # nothing to gain: the same fit
+    assert cross_fitted_nll(logits[:4], unbiased[:4], "binary") == {}  # too few points to cross-fit

@@ -55,14 +55,25 @@ def test_folder_splits_keep_each_patient_in_one_split(tmp_path: Path) -> None:
     assert len(patients) == 60 and all(len(splits) == 1 for splits in patients.values())
 
 
-def test_calibration_split_keeps_each_patient_on_one_side(tmp_path: Path) -> None:
-    from carelens.imaging.adapt import calibration_split
+def test_cross_fitting_folds_keep_each_patient_in_one_fold(tmp_path: Path) -> None:
+    from carelens.imaging.adapt import folds_of
 
     arrays = load_folder(_site_folder(tmp_path / "site", 400, 12, 0.0), "train")
-    fit, cal = calibration_split(arrays)
-    assert len(fit) + len(cal) == len(arrays) and 0.15 < len(cal) / len(arrays) < 0.35
-    assert not {s.split("_")[0] for s in fit.sources} & {s.split("_")[0] for s in cal.sources}
-    assert calibration_split(arrays)[1].sources == cal.sources  # deterministic
+    fold = folds_of(arrays, 4)
+    assert set(fold.tolist()) == {0, 1, 2, 3} and all(0.1 < np.mean(fold == k) < 0.4 for k in range(4))
+    by_patient: dict[str, set[int]] = {}
+    for source, k in zip(arrays.sources, fold, strict=True):
+        by_patient.setdefault(source.split("_")[0], set()).add(int(k))
+    assert all(len(ks) == 1 for ks in by_patient.values())
+    assert (folds_of(arrays, 4) == fold).all()  # deterministic
+
+
+def test_cross_fitting_declines_folds_too_small_to_fine_tune(tmp_path: Path) -> None:
+    from carelens.imaging.adapt import cross_fit
+    from carelens.imaging.trainer import TrainConfig
+
+    arrays = load_folder(_site_folder(tmp_path / "site", 120, 12, 0.0), "train")  # fold complements < 100 images
+    assert cross_fit(None, arrays, arrays, TrainConfig(max_epochs=1), 4) is None  # type: ignore[arg-type]
 
 
 def test_check_site_matches_own_data_and_flags_another_site(squares_package: Path, synthetic_npz: Path,
@@ -104,9 +115,16 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
     meta = adapt(squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2)
     assert meta["lineage"]["parent"]["id"] == parent.id
     assert meta["lineage"]["method"].startswith("fine-tuned")
-    counts = meta["training"]["counts"]  # a quarter of the training patients calibrate, with the validation split
-    assert counts["calibration"] > 0 and meta["calibration"]["fitted_on"] == "validation and calibration splits"
-    assert meta["conformal"]["n"] == meta["metrics"]["validation"]["n"] == counts["val"] + counts["calibration"]
+    counts = meta["training"]["counts"]  # every training image calibrates, predicted by a network that did not see it
+    assert counts["out_of_fold"] == counts["train"] and "out-of-fold" in meta["calibration"]["fitted_on"]
+    assert meta["conformal"]["n"] == meta["metrics"]["validation"]["n"] == counts["val"] + counts["train"]
+    runs = meta["calibration"]["cross_fitting"]["runs"]
+    assert len(runs) == 4 and sum(r["held_out"] for r in runs) == counts["train"]
+    assert all(r["fit"] + r["held_out"] == counts["train"] for r in runs)
+    crossed = meta["calibration"]["cross_fitting"]  # test-time views chosen by the out-of-fold NLL
+    nll = {int(v): x["temperature"] for v, x in crossed["out_of_fold_nll_by_views"].items()}
+    assert set(nll) == {2, 8} and crossed["views"] == min(nll, key=nll.__getitem__)
+    assert meta["preprocessing"]["test_time_views"] == crossed["views"]
     assert [s["site"] for s in meta["lineage"]["sites"]][-1] == "hospital-b"
     validation = meta["site_validations"][0]
     assert validation["site"] == "hospital-b" and validation["n"] > 20
@@ -126,6 +144,21 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
     page = render_html(exported)
     assert page.count("data:image/png;base64") >= 3
+
+
+def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_package: Path, tmp_path: Path) -> None:
+    site = _site_folder(tmp_path / "clinic" / "images", 240, 15, 0.5, names=("class_0", "class_1"))
+    result = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                                 str(tmp_path / "a"), "--folds", "0", "--no-register"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["local_validation"]["site"] == "clinic" and printed["registry_id"] is None
+    meta = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert "cross_fitting" not in meta["calibration"] and meta["calibration"]["fitted_on"] == "validation"
+    assert meta["conformal"]["n"] == meta["training"]["counts"]["val"]
+    bad = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                              str(tmp_path / "b"), "--folds", "-1"])  # fmt: skip
+    assert bad.exit_code != 0
 
 
 def test_validate_records_a_site_verdict_that_decides_the_site_mark(

@@ -46,6 +46,24 @@ def test_train_one_epoch_learns_easy_task(synthetic_npz: Path) -> None:
     np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_mixup_is_seeded_and_still_learns(synthetic_npz: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    train_set, val_set = load_npz(synthetic_npz, "train"), load_npz(synthetic_npz, "val")
+
+    def run(mixup: float) -> tuple[list[float], np.ndarray]:
+        torch.manual_seed(0)
+        model = build_model("cnn", width=8)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        losses = [train_one_epoch(model, train_set, optimizer, seed=e, augment=False, mixup=mixup) for e in range(4)]
+        return losses, predict_proba(model, val_set)[:, 1]
+
+    losses, proba = run(0.4)
+    assert run(0.4)[0] == losses  # same seed: same blends, same losses
+    assert run(0.0)[0] != losses
+    assert roc_auc_score(val_set.labels, proba) > 0.8
+
+
 def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path) -> None:
     cfg = TrainConfig(max_epochs=2, seed=3, arch_options=FAST, modalities=["CR"], bootstrap=100)
     meta = train(synthetic_npz, tmp_path / "a", cfg)
@@ -72,6 +90,39 @@ def test_train_writes_a_reproducible_package(synthetic_npz: Path, tmp_path: Path
     assert (tmp_path / "a" / "reliability.png").exists() and (tmp_path / "a" / "checkpoint.pt").exists()
     different = train(synthetic_npz, tmp_path / "c", TrainConfig(max_epochs=2, seed=4, arch_options=FAST))
     assert different["id"] != meta["id"]
+
+
+def test_test_time_views_are_fixed_per_image_and_recorded(synthetic_npz: Path, tmp_path: Path) -> None:
+    """The averaged views are the same for every image: a read does not depend on the batch it came in; the
+    package records how many it averages, and packages from before the key keep their flip."""
+    from carelens.imaging.engine import TTA_VIEWS, predict_logits, test_time_views
+
+    torch.manual_seed(0)
+    model = build_model("cnn", width=8).eval()
+    images = load_npz(synthetic_npz, "val").images[:9]
+    batch = predict_logits(model, images, views=8)
+    alone = np.concatenate([predict_logits(model, images[i : i + 1], views=8) for i in range(len(images))])
+    np.testing.assert_allclose(batch, alone, atol=1e-5)
+    flipped = images[..., ::-1].copy()
+    np.testing.assert_allclose(predict_logits(model, images, views=2), predict_logits(model, images, tta=True))
+    np.testing.assert_allclose(
+        predict_logits(model, images, views=2), (predict_logits(model, images) + predict_logits(model, flipped)) / 2,
+        atol=1e-5,
+    )  # fmt: skip
+    assert not np.allclose(batch, predict_logits(model, images, views=2))  # the other six views count
+    assert len(TTA_VIEWS) == 8 and test_time_views({"test_time_flip": True}) == 2
+    assert test_time_views({"test_time_flip": False}) == 1
+    assert (
+        train(synthetic_npz, tmp_path / "f", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10))[
+            "preprocessing"
+        ]["test_time_views"]
+        == 2
+    )  # the image and its flip by default
+    cfg = TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta_views=8)
+    meta = train(synthetic_npz, tmp_path / "p", cfg)
+    assert meta["preprocessing"]["test_time_views"] == 8
+    no_tta = train(synthetic_npz, tmp_path / "q", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta=False))
+    assert no_tta["preprocessing"]["test_time_views"] == 1
 
 
 class TickClock:

@@ -29,6 +29,37 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, task: str) -> float:
     return float(np.exp(result.x))
 
 
+def _platt(margin: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of a logistic regression of the label on the binary logit margin (Platt scaling)."""
+    from scipy.optimize import minimize
+
+    def nll(params: np.ndarray) -> float:
+        z = params[0] * margin + params[1]
+        return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+    slope, intercept = minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B").x
+    return float(slope), float(intercept)
+
+
+def cross_fitted_nll(logits: np.ndarray, labels: np.ndarray, task: str, folds: int = 5) -> dict[str, float]:
+    """Held-out negative log-likelihood of temperature scaling and (binary tasks) Platt scaling: each fitted on
+    ``folds - 1`` folds of the calibration points and scored on the last, averaged over the folds."""
+    if task == "multilabel" or len(labels) < 2 * folds:
+        return {}
+    fold = np.random.default_rng(0).permutation(len(labels)) % folds
+    out = {"temperature": 0.0} | ({"platt": 0.0} if task == "binary" else {})
+    for k in range(folds):
+        fit, held = fold != k, fold == k
+        t = fit_temperature(logits[fit], labels[fit], task)
+        out["temperature"] += _nll(logits[held], labels[held], task, t) * held.mean()
+        if task == "binary":
+            margin = logits[:, 1] - logits[:, 0]
+            a, b = _platt(margin[fit], labels[fit])
+            z = a * margin[held] + b
+            out["platt"] += float(np.mean(np.logaddexp(0.0, z) - labels[held] * z)) * held.mean()
+    return {k: round(v, 5) for k, v in out.items()}
+
+
 def _confidence_and_correct(proba: np.ndarray, labels: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-prediction confidence and whether it was right (each label separately for multi-label)."""
     if task == "multilabel":

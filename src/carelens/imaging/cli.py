@@ -48,6 +48,7 @@ def train_cmd(
     image_size: int | None = typer.Option(
         None, "--image-size", help="Train at N x N px, 28 to 512 (.npz images are resized); default 28 or as stored."
     ),
+    mixup: float = typer.Option(0.0, "--mixup", min=0.0, help="Mixup's Beta(a, a) parameter (0: no mixup)."),
 ) -> None:
     """Train an image classifier and write a model package (weights, model.json, MODEL_CARD.md, plots)."""
     from carelens.imaging.trainer import TrainConfig, train
@@ -69,6 +70,7 @@ def train_cmd(
         version=version,
         threads=threads,
         image_size=image_size,
+        mixup=mixup,
     )
     meta = train(data, out, cfg)
     emit_json(
@@ -156,19 +158,25 @@ def adapt_cmd(
     model_dir: Path = typer.Argument(..., help="The model package to adapt."),
     data: Path = typer.Option(..., "--data", help="The site's labelled images: a folder with labels.csv, or .npz."),
     out: Path = typer.Option(..., "--out", help="Folder for the adapted model package."),
-    time_budget: float | None = typer.Option(None, "--time-budget", help="Wall-clock budget for fine-tuning, s."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help="Wall-clock budget for fine-tuning, s (shared by the cross-fitting fits)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     image_size: int | None = typer.Option(None, "--image-size", help="Adapt at N px (default: the model's size)."),
     site: str | None = typer.Option(None, "--site", help="The site's name (default: from the data path)."),
     register: bool = typer.Option(True, "--register/--no-register", help="Add the result to the model registry."),
+    folds: int = typer.Option(
+        4, "--folds", min=0, max=10, help="Cross-fitting folds (by patient) for calibration; 0: validation alone."
+    ),
 ) -> None:
-    """Adapt a model to a site: recalibrate (temperature, threshold, conformal, shift reference) on its labelled
-    images, fine-tune when it has enough, and validate on its held-out patients (a new registry entry)."""
+    """Adapt a model to a site: fine-tune on its labelled images when it has enough, recalibrate (temperature,
+    threshold, conformal thresholds) on out-of-fold predictions of all its training patients (cross-fitting) and
+    its validation split, refit the shift reference, and validate on its held-out patients (a new registry entry)."""
     from carelens.imaging.adapt import adapt
 
     if image_size is not None and not 28 <= image_size <= 512:
         raise UsageError("--image-size must be between 28 and 512")
-    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register)
+    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register, folds=folds)
     emit_json(
         {
             "id": meta["id"],

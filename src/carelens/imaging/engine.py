@@ -94,13 +94,15 @@ def train_one_epoch(
     progress_desc: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     regulariser: Callable[[nn.Module], torch.Tensor] | None = None,
+    mixup: float = 0.0,
 ) -> float:
     """Train ``model`` for one pass over ``arrays`` (shuffled with ``seed``); returns the mean loss.
 
     Without an ``optimizer`` a fresh AdamW with ``lr`` is used (what a federated round wants).
     ``scheduler`` is stepped after each batch; ``deadline`` (``time.monotonic()`` value) stops the
     epoch early when reached (read from ``clock``). ``regulariser(model)`` is added to each batch's
-    loss (e.g. FedProx's proximal term).
+    loss (e.g. FedProx's proximal term). ``mixup`` > 0: each batch is blended with a shuffled copy of itself at a
+    ratio drawn from Beta(mixup, mixup), and so are the two losses (Zhang et al. 2018).
     """
     from carelens.core.progress import progress
 
@@ -127,7 +129,12 @@ def train_one_epoch(
         x = x.to(dev)
         y = torch.from_numpy(arrays.labels[idx]).to(dev)
         optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(x), y)
+        if mixup > 0:
+            ratio, other = float(rng.beta(mixup, mixup)), torch.from_numpy(rng.permutation(len(idx))).to(dev)
+            out = model(ratio * x + (1 - ratio) * x[other])
+            loss = ratio * criterion(out, y) + (1 - ratio) * criterion(out, y[other])
+        else:
+            loss = criterion(model(x), y)
         if regulariser is not None:
             loss = loss + regulariser(model)
         loss.backward()
@@ -139,6 +146,39 @@ def train_one_epoch(
     return total / max(seen, 1)
 
 
+# Test-time views: (left-right flip, rotation in radians, zoom, shift along the height, shift along the width, as
+# fractions of the half-size), within the training augmentation's ranges and the same for every image, so that a
+# read does not depend on the batch it came in. The first is the image itself, the second its flip.
+TTA_VIEWS = (
+    (False, 0.0, 1.0, 0.0, 0.0),
+    (True, 0.0, 1.0, 0.0, 0.0),
+    (False, 0.1, 1.0, 0.0, 0.0),
+    (True, -0.1, 1.0, 0.0, 0.0),
+    (False, 0.0, 1.08, 0.05, 0.0),
+    (True, 0.0, 0.93, -0.05, 0.0),
+    (False, -0.1, 1.0, 0.0, 0.05),
+    (True, 0.1, 1.0, 0.0, -0.05),
+)
+
+
+def test_time_views(preprocessing: dict[str, Any]) -> int:
+    """How many of :data:`TTA_VIEWS` a package averages (packages before ``test_time_views``: 2 with the
+    test-time flip, else 1)."""
+    return int(preprocessing.get("test_time_views") or (2 if preprocessing.get("test_time_flip") else 1))
+
+
+def _view(x: torch.Tensor, view: tuple[bool, float, float, float, float]) -> torch.Tensor:
+    from monai.networks.layers import AffineTransform
+
+    flip, angle, zoom, dx, dy = view
+    if (angle, zoom, dx, dy) == (0.0, 1.0, 0.0, 0.0):
+        return torch.flip(x, dims=[-1]) if flip else x
+    cos, sin, sign = np.cos(angle) / zoom, np.sin(angle) / zoom, -1.0 if flip else 1.0
+    theta = torch.tensor([[cos, -sin, dx], [sin * sign, cos * sign, dy]], dtype=x.dtype).expand(x.shape[0], 2, 3)
+    warp = AffineTransform(normalized=True, padding_mode="border", mode="bilinear", align_corners=False)
+    return warp(x, theta)
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
@@ -146,18 +186,19 @@ def predict_logits(
     *,
     batch_size: int = 256,
     tta: bool = False,
+    views: int | None = None,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Raw network outputs ``N x K``; with ``tta`` the mean over the image and its left-right flip."""
+    """Raw network outputs ``N x K``; with ``tta`` the mean over the image and its left-right flip; with ``views``
+    (1 to 8) the mean over the first ``views`` of :data:`TTA_VIEWS` (overrides ``tta``)."""
     data = images.images if isinstance(images, ImageArrays) else np.asarray(images, dtype=np.float32)
     dev = torch.device(device) if isinstance(device, str) else device
+    chosen = TTA_VIEWS[: max(1, min(views or (2 if tta else 1), len(TTA_VIEWS)))]
     model.to(dev).eval()
     out = []
     for start in range(0, len(data), batch_size):
         x = torch.from_numpy(data[start : start + batch_size]).to(dev)
-        logits = model(x)
-        if tta:
-            logits = (logits + model(torch.flip(x, dims=[-1]))) / 2
+        logits = sum(model(_view(x, view)) for view in chosen) / len(chosen)
         out.append(logits.float().cpu().numpy())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 
 from carelens.imaging.calibration import reliability_diagram
 from carelens.imaging.data import ImageArrays, load_dataset
-from carelens.imaging.engine import logits_to_proba, predict_logits
+from carelens.imaging.engine import logits_to_proba, predict_logits, test_time_views
 from carelens.imaging.metrics import roc_plot
 from carelens.imaging.package import ModelPackage
 from carelens.imaging.trainer import evaluation_metrics
@@ -66,7 +66,7 @@ def evaluate(
         )
     if arrays.label_names != package.labels and not all(n.startswith("class_") for n in arrays.label_names):
         raise InputError("the data's label names differ from the model's: evaluate on data with the same labels")
-    logits = predict_logits(package.model, arrays, tta=bool(prep.get("test_time_flip", False)))
+    logits = predict_logits(package.model, arrays, views=test_time_views(prep))
     result = evaluation_metrics(
         logits, arrays.labels, package.task, package.temperature, package.threshold, package.conformal, resamples
     )

@@ -11,7 +11,7 @@ import numpy as np
 from carelens.core import BatchResult, Evidence, InputError, Provenance, content_hash
 from carelens.imaging.checks import check_image, distribution_check
 from carelens.imaging.conformal import prediction_sets
-from carelens.imaging.engine import logits_to_proba, predict_logits
+from carelens.imaging.engine import logits_to_proba, predict_logits, test_time_views
 from carelens.imaging.io import LoadedImage, prepare_image, read_image
 from carelens.imaging.package import ModelPackage
 from carelens.imaging.saliency import explain, overlay_png
@@ -60,7 +60,7 @@ def predict_image(
     check_image(image, prep)
     x = prepare_image(image.pixels, int(prep["image_size"]), int(prep["channels"]))
     distribution = distribution_check(x, prep)
-    logits = predict_logits(package.model, x[None], tta=bool(prep.get("test_time_flip", False)))
+    logits = predict_logits(package.model, x[None], views=test_time_views(prep))
     proba = logits_to_proba(logits, package.task, package.temperature)[0]
     labels = package.labels
     probabilities = {name: round(float(p), 6) for name, p in zip(labels, proba, strict=True)}

@@ -19,6 +19,7 @@ from carelens import __version__
 from carelens.core import UsageError
 from carelens.imaging.calibration import (
     brier_score,
+    cross_fitted_nll,
     ece_if_calibrated,
     expected_calibration_error,
     fit_temperature,
@@ -32,7 +33,7 @@ from carelens.imaging.conformal import (
     prediction_sets,
     set_size_distribution,
 )
-from carelens.imaging.data import ImageArrays, concatenate, load_dataset
+from carelens.imaging.data import ImageArrays, load_dataset
 from carelens.imaging.engine import logits_to_proba, predict_logits, resolve_device, train_one_epoch
 from carelens.imaging.metrics import auc, bootstrap_ci, choose_threshold, discrimination, roc_plot
 from carelens.imaging.networks import ARCHS, build_model, cam_layer, shift_layers
@@ -58,7 +59,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    mixup: float = 0.0
     tta: bool = True
+    tta_views: int = 2
     device: str = "cpu"
     conformal_target: float = 0.90
     conformal_method: str = "aps"
@@ -73,6 +76,11 @@ class TrainConfig:
     modalities: list[str] | None = None
     image_size: int | None = None
     card_file: str | None = None
+
+
+def views_of(cfg: TrainConfig) -> int:
+    """The test-time views a package trained under ``cfg`` averages (:data:`carelens.imaging.engine.TTA_VIEWS`)."""
+    return cfg.tta_views if cfg.tta else 1
 
 
 def seed_everything(seed: int) -> None:
@@ -108,6 +116,7 @@ def preprocessing_block(
     pixel_stats: dict[str, float] | None,
     ood_z: float,
     tta: bool,
+    views: int | None = None,
 ) -> dict[str, Any]:
     """The ``preprocessing`` block of a model package (what inference checks and applies); a
     federated entry has no ``pixel_stats`` (the hub never sees an image)."""
@@ -122,6 +131,7 @@ def preprocessing_block(
         "pixel_stats": pixel_stats,
         "ood_z_threshold": ood_z,
         "test_time_flip": tta,
+        "test_time_views": views or (2 if tta else 1),
     }
 
 
@@ -177,7 +187,7 @@ def train(
     config: TrainConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
     start_from: torch.nn.Module | None = None,
-    calibration: ImageArrays | None = None,
+    out_of_fold: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and write a model package to ``out``; return its ``model.json`` contents.
 
@@ -185,8 +195,9 @@ def train(
     ``(train, val)`` pair of :class:`ImageArrays`. ``clock`` measures the time budget (tests pass
     a fake one, so that what they check does not depend on the machine's speed). ``start_from``: a
     network (of ``cfg.arch``) whose weights training starts from (fine-tuning) instead of random ones.
-    ``calibration``: images (patients in neither split) that join the validation split for temperature,
-    threshold, conformal and shift calibration, where the validation split alone is small.
+    ``out_of_fold``: (logits, labels) of training images from networks that did not train on them (cross-fitting,
+    see :func:`carelens.imaging.adapt.cross_fit`); they join the validation logits for the temperature, threshold and
+    conformal thresholds (not the shift reference, which needs images the final network has not seen).
     """
     cfg = config or TrainConfig()
     if cfg.arch not in ARCHS:
@@ -205,6 +216,60 @@ def train(
         raise UsageError("the validation split needs at least two images (early stopping and calibration use it)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    started = clock()
+    device = resolve_device(cfg.device)
+    image_size = int(train_set.images.shape[-1])
+    channels = int(train_set.images.shape[1])
+    model, history, best_epoch, stop_reason = fit_network(train_set, val_set, cfg, clock, start_from, out)
+    val_logits = predict_logits(model, val_set, views=views_of(cfg))
+    cal_labels = val_set.labels
+    if out_of_fold is not None:
+        val_logits = np.concatenate([val_logits, out_of_fold[0]])
+        cal_labels = np.concatenate([cal_labels, out_of_fold[1]])
+    task = val_set.task
+    temperature = fit_temperature(val_logits, cal_labels, task)
+    val_proba = logits_to_proba(val_logits, task, temperature)
+    threshold = choose_threshold(val_proba, cal_labels, cfg.threshold_rule) if task == "binary" else 0.5
+    conformal = (
+        calibrate_conformal(val_proba, cal_labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional)
+        if task != "multilabel"
+        else None
+    )
+    val_metrics = evaluation_metrics(val_logits, cal_labels, task, temperature, threshold, conformal, cfg.bootstrap)
+    reliability_diagram(
+        {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
+        cal_labels,
+        task,
+        out / "reliability.png",
+    )
+    roc_plot(val_proba, cal_labels, task, val_set.label_names, out / "roc.png")
+    shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
+    shift.save(out)
+    model_id = save_weights(model, out)
+    meta = _model_json(
+        model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
+        history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
+    )  # fmt: skip
+    meta["shift"] = shift.summary()
+    meta["calibration"]["cross_fitted_nll"] = cross_fitted_nll(val_logits, cal_labels, task)
+    if out_of_fold is not None:
+        meta["training"]["counts"] |= {"out_of_fold": len(out_of_fold[1])}
+        meta["calibration"]["fitted_on"] = "validation split and out-of-fold predictions of the training images"
+    write_package_files(out, meta)
+    return meta
+
+
+def fit_network(
+    train_set: ImageArrays,
+    val_set: ImageArrays,
+    cfg: TrainConfig,
+    clock: Callable[[], float] = time.monotonic,
+    start_from: torch.nn.Module | None = None,
+    out: Path | None = None,
+) -> tuple[torch.nn.Module, list[dict[str, float]], int, str]:
+    """Seeded training under ``cfg`` (time budget, cosine schedule, early stopping on validation AUC): the best
+    epoch's network (on the CPU, in eval mode), the history, the best epoch and why training stopped. With
+    ``out``, the best epoch's weights and optimizer state are checkpointed there."""
     started = clock()
     seed_everything(cfg.seed)
     if cfg.threads:
@@ -242,15 +307,17 @@ def train(
             deadline=deadline,
             progress_desc=f"epoch {epoch}",
             clock=clock,
+            mixup=cfg.mixup,
         )
         val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
         val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
         history.append({"epoch": epoch, "loss": round(loss, 5), "val_auc": round(val_auc, 5)})
         if val_auc > best_auc:
             best_auc, best_state, best_epoch, stale = val_auc, copy.deepcopy(model.state_dict()), epoch, 0
-            torch.save(
-                {"epoch": epoch, "model": best_state, "optimizer": optimizer.state_dict()}, out / "checkpoint.pt"
-            )
+            if out is not None:
+                torch.save(
+                    {"epoch": epoch, "model": best_state, "optimizer": optimizer.state_dict()}, out / "checkpoint.pt"
+                )
         else:
             stale += 1
         epoch_time = clock() - epoch_start
@@ -268,42 +335,7 @@ def train(
             break
     model.load_state_dict(best_state)
     model.cpu().eval()
-    cal_set = val_set if calibration is None else concatenate(val_set, calibration)
-    val_logits = predict_logits(model, cal_set, tta=cfg.tta)
-    task = cal_set.task
-    temperature = fit_temperature(val_logits, cal_set.labels, task)
-    val_proba = logits_to_proba(val_logits, task, temperature)
-    threshold = choose_threshold(val_proba, cal_set.labels, cfg.threshold_rule) if task == "binary" else 0.5
-    conformal = (
-        calibrate_conformal(
-            val_proba, cal_set.labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional
-        )
-        if task != "multilabel"
-        else None
-    )
-    val_metrics = evaluation_metrics(
-        val_logits, cal_set.labels, task, temperature, threshold, conformal, resamples=cfg.bootstrap
-    )
-    reliability_diagram(
-        {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
-        cal_set.labels,
-        task,
-        out / "reliability.png",
-    )
-    roc_plot(val_proba, cal_set.labels, task, cal_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(model, train_set, cal_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
-    shift.save(out)
-    model_id = save_weights(model, out)
-    meta = _model_json(
-        model_id, cfg, train_set, cal_set, data_name, temperature, threshold, conformal, val_metrics,
-        history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
-    )  # fmt: skip
-    meta["shift"] = shift.summary()
-    if calibration is not None:
-        meta["training"]["counts"] |= {"val": len(val_set), "calibration": len(calibration)}
-        meta["calibration"]["fitted_on"] = "validation and calibration splits"
-    write_package_files(out, meta)
-    return meta
+    return model, history, best_epoch, stop_reason
 
 
 def fit_shift_reference(
@@ -375,6 +407,7 @@ def _model_json(
             pixel_statistics(train_set.images),
             cfg.ood_z,
             cfg.tta,
+            views_of(cfg),
         ),
         "operating_threshold": threshold,
         "threshold_rule": cfg.threshold_rule if train_set.task == "binary" else "argmax",
@@ -397,6 +430,7 @@ def _model_json(
             "batch_size": cfg.batch_size,
             "augmentation": "flips, rotation ±10°, shift ±7%, zoom ±10%, intensity ±10%" if cfg.augment else "none",
             "class_weighting": "inverse frequency",
+            "mixup": cfg.mixup or None,
             "history": history,
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
