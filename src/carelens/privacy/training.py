@@ -219,7 +219,9 @@ def _summed_scores(pairs: list[tuple[list[Note], list[Note]]], fit_on, tmp: Path
         model = fit_on(train_notes, tmp / f"{step}{k}.crfsuite")
         scores.append(_score(model, test_notes, raw=True))
         for t in thresholds:
-            at[t].append(scores[-1] if t == model.threshold else _score(replace(model, threshold=t), test_notes, raw=True))
+            at[t].append(
+                scores[-1] if t == model.threshold else _score(replace(model, threshold=t), test_notes, raw=True)
+            )
         if on_step:
             on_step(f"{step} {k + 1}/{len(pairs)}")
     out = per_type_total(scores).as_dict()
@@ -235,7 +237,9 @@ def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, 
     return _summed_scores(pairs, fit_on, tmp, on_step, "rotation")
 
 
-def _cross_validation(notes: list[Note], folds: int, fit_on, tmp: Path, on_step, thresholds: tuple[float, ...] = ()) -> dict:
+def _cross_validation(
+    notes: list[Note], folds: int, fit_on, tmp: Path, on_step, thresholds: tuple[float, ...] = ()
+) -> dict:
     """Patient-grouped K-fold cross-validation over ``notes``."""
     from carelens.privacy.corpus import patient_fold
 
