@@ -1,7 +1,8 @@
 """The learned layer: a linear-chain CRF (CRFsuite) over the tokens of a note.
 
 Each token is described by its shape, case, affixes, dictionary memberships (real first names,
-surnames, places, common and clinical words), what the rule and dictionary layers say about it,
+surnames, places, common and clinical words), its distributional word class at three levels
+(``lexicon.word_classes``), what the rule and dictionary layers say about it,
 and the same for its neighbours; the word itself is a feature only when it belongs to
 ``vocabulary`` (words seen often outside PHI in the training notes), so the model file holds no
 corpus name. A token is PHI when its marginal probability of not being ``O`` reaches the
@@ -17,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from carelens.privacy.lexicon import is_english, lexicon
+from carelens.privacy.lexicon import is_english, lexicon, word_classes
 from carelens.privacy.tokens import PhiSpan, shape
 
 MODEL_FILE = "deid_crf.crfsuite"
@@ -81,6 +82,7 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
             feats.append("hosp")
         if w in lex.state_abbrs:
             feats.append("st_abbr")
+        feats += [f"c{i}={c}" for i, c in enumerate(word_classes().get(w, ()), 1)]
     elif t.isdigit():
         n = len(t)
         feats.append(f"dig={min(n, 6)}")

