@@ -157,7 +157,7 @@ def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> N
 
 
 def all_patients(data: Path, out: Path, folds: int, thresholds: tuple[float, ...], iterations: int, c1: float,
-                 c2: float) -> None:  # fmt: skip
+                 c2: float, min_count: int) -> None:  # fmt: skip
     import json
 
     from carelens.privacy.training import cross_validate
@@ -167,7 +167,7 @@ def all_patients(data: Path, out: Path, folds: int, thresholds: tuple[float, ...
     def step(s: str) -> None:
         print(s, f"{time.process_time() - cpu:.0f} CPU-s", file=sys.stderr, flush=True)
 
-    result = cross_validate(data, folds, thresholds, iterations, c1, c2, on_step=step)
+    result = cross_validate(data, folds, thresholds, iterations, c1, c2, min_count, on_step=step)
     result["cpu_s"] = round(time.process_time() - cpu, 1)
     out.write_text(json.dumps(result, indent=1))
     for t, r in result.get("by_threshold", {str(thresholds[0]): result}).items():
@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.03], help="all: thresholds scored")
     parser.add_argument("--c1", type=float, default=0.05)
     parser.add_argument("--c2", type=float, default=0.01)
+    parser.add_argument("--min-count", type=int, default=3, help="all: occurrences for a word feature")
     parser.add_argument("--errors", action="store_true")
     parser.add_argument("--alone", action="store_true", help="score the CRF's own spans (no rules, cues, filters)")
     parser.add_argument(
@@ -200,7 +201,8 @@ def main() -> None:
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
     if args.command == "all":
-        all_patients(data, args.cache, args.folds, tuple(args.thresholds), args.iterations, args.c1, args.c2)
+        all_patients(data, args.cache, args.folds, tuple(args.thresholds), args.iterations, args.c1, args.c2,
+                     args.min_count)  # fmt: skip
     elif args.command == "train":
         train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed)
     else:

@@ -179,7 +179,7 @@ def synthetic_notes(data_dir: Path) -> list[Note]:
 
 
 def cross_validate(data_dir: Path, folds: int = 4, thresholds: tuple[float, ...] = (0.03,), iterations: int = 100,
-                   c1: float = 0.05, c2: float = 0.01, on_step=None) -> dict:  # fmt: skip
+                   c1: float = 0.05, c2: float = 0.01, min_count: int = 3, on_step=None) -> dict:  # fmt: skip
     """Patient-grouped ``folds``-fold cross-validation over every patient of physionet-dev (the
     development measure: aggregate figures per type only), each fold's model scored at each of
     ``thresholds``; training sets as ``build`` makes them (real notes, ALL CAPS copies, synthetic text)."""
@@ -189,7 +189,7 @@ def cross_validate(data_dir: Path, folds: int = 4, thresholds: tuple[float, ...]
     extra = synthetic_notes(data_dir)
 
     def fit_on(real: list[Note], path: Path) -> CrfModel:
-        return train(real + upper_copies(real) + extra, path, thresholds[0], c1=c1, c2=c2, iterations=iterations)
+        return train(real + upper_copies(real) + extra, path, thresholds[0], c1, c2, iterations, min_count)
 
     with tempfile.TemporaryDirectory() as tmp:
         return _cross_validation(notes, folds, fit_on, Path(tmp), on_step, thresholds)
