@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carelens.privacy.lexicon import US_STATES, _drug_index, lexicon
+from carelens.privacy.lexicon import listed_words
 
 OUT = Path(__file__).resolve().parents[1] / "src/carelens/privacy/data/lexicon/word_clusters.tsv"
 BRANCHES = (16, 16, 4)
@@ -28,15 +28,8 @@ SEED = 14
 
 
 def words() -> list[str]:
-    """Every single word of carelens' word lists (lower case, ASCII letters, two or more)."""
-    lex = lexicon()
-    pool: set[str] = set()
-    lists = (lex.common_words, lex.clinical_words, lex.first_names, lex.last_names, lex.census_first,
-             lex.census_last, lex.hospital_words, _drug_index()[0], lex.cities, lex.us_places, US_STATES)  # fmt: skip
-    for group in lists:
-        for entry in group:
-            pool.update(entry.split())
-    return sorted(w for w in pool if w.isascii() and w.isalpha() and w.islower() and len(w) > 1)
+    """Every single word of carelens' word lists (``lexicon.listed_words``), sorted."""
+    return sorted(listed_words())
 
 
 def embeddings(vocab: list[str]) -> np.ndarray:

@@ -193,6 +193,16 @@ def is_drug(word: str) -> bool:
 WORD_CLUSTERS_FILE = "word_clusters.tsv"
 
 
+def listed_words() -> set[str]:
+    """Every single word of carelens' word lists (lower case, ASCII letters, two or more): the words
+    that have a class."""
+    lex = lexicon()
+    lists = (lex.common_words, lex.clinical_words, lex.first_names, lex.last_names, lex.census_first,
+             lex.census_last, lex.hospital_words, _drug_index()[0], lex.cities, lex.us_places, US_STATES)  # fmt: skip
+    pool = {w for group in lists for entry in group for w in entry.split()}
+    return {w for w in pool if w.isascii() and w.isalpha() and w.islower() and len(w) > 1}
+
+
 @cache
 def word_classes() -> dict[str, tuple[str, ...]]:
     """Word -> its class at each level of the hierarchy, coarse to fine (``("3", "3.7", "3.7.1")``)."""
