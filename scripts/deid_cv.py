@@ -5,6 +5,11 @@ spans only, the measure of what the learned layer generalises).
 
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
+    PYTHONPATH=src .venv/bin/python scripts/deid_cv.py all /tmp/cv.json [--folds 4] [--thresholds 0.02 0.03]
+
+``all`` is the development measure over ALL 82 patients (``carelens.privacy.training.cross_validate``:
+the loop ``deid train`` uses for its rotation and CV); it prints aggregate figures per type only and
+writes them as JSON to the given path (no note text, no misses: half of those patients are the held-out part).
 
 ``train`` fits one CRF per fold (``carelens.privacy.training.train`` on the other folds, their ALL CAPS
 copies and the synthetic notes, as ``deid train`` does) and stores, per test note, the marginals of
@@ -151,15 +156,38 @@ def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> N
             false_pos[(hits[0].type, hits[0].source, m.group(0).lower())] += 1
 
 
+def all_patients(data: Path, out: Path, folds: int, thresholds: tuple[float, ...], iterations: int, c1: float,
+                 c2: float, min_count: int) -> None:  # fmt: skip
+    import json
+
+    from carelens.privacy.training import cross_validate
+
+    cpu = time.process_time()
+
+    def step(s: str) -> None:
+        print(s, f"{time.process_time() - cpu:.0f} CPU-s", file=sys.stderr, flush=True)
+
+    result = cross_validate(data, folds, thresholds, iterations, c1, c2, min_count, on_step=step)
+    result["cpu_s"] = round(time.process_time() - cpu, 1)
+    out.write_text(json.dumps(result, indent=1))
+    for t, r in result.get("by_threshold", {str(thresholds[0]): result}).items():
+        per_type = " ".join(f"{k}={v['recall']:.3f}/{v['tokens']}" for k, v in r["per_type"].items())
+        print(f"t={t} recall {r['recall']:.4f} precision {r['precision']:.4f} F2 {r['f2']:.4f} | {per_type}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "score"))
+    parser.add_argument("command", choices=("train", "score", "all"))
     parser.add_argument("cache", type=Path)
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--swaps", type=int, default=0, help="surrogate-swapped copies of each training note")
     parser.add_argument("--seed", type=int, default=14, help="seed of the swapped copies")
     parser.add_argument("--threshold", type=float, default=0.03)
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.03], help="all: thresholds scored")
+    parser.add_argument("--c1", type=float, default=0.05)
+    parser.add_argument("--c2", type=float, default=0.01)
+    parser.add_argument("--min-count", type=int, default=3, help="all: occurrences for a word feature")
     parser.add_argument("--errors", action="store_true")
     parser.add_argument("--alone", action="store_true", help="score the CRF's own spans (no rules, cues, filters)")
     parser.add_argument(
@@ -172,7 +200,10 @@ def main() -> None:
     data = shared_data_dir()
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
-    if args.command == "train":
+    if args.command == "all":
+        all_patients(data, args.cache, args.folds, tuple(args.thresholds), args.iterations, args.c1, args.c2,
+                     args.min_count)  # fmt: skip
+    elif args.command == "train":
         train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed)
     else:
         score(data, args.cache, args.threshold, args.errors, args.batch, args.alone)

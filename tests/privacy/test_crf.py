@@ -119,3 +119,12 @@ def test_train_command_without_the_corpus_gives_a_one_line_reason(tmp_path: Path
     reason = str(res.exception)
     assert "physionet-dev" in reason and "\n" not in reason
     assert not (tmp_path / "m").exists()
+
+
+def test_a_name_span_on_part_of_a_word_covers_the_whole_word() -> None:
+    from carelens.privacy.detect import merge_spans
+    from carelens.privacy.tokens import PhiSpan
+
+    text = "zebulon123: seen 7/22"
+    merged = merge_spans([PhiSpan(7, 10, "NAME", "model"), PhiSpan(17, 18, "DATE", "model")], text)
+    assert [(text[s.start : s.end], s.type) for s in merged] == [("zebulon123", "NAME"), ("7", "DATE")]

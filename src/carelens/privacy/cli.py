@@ -217,7 +217,9 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for the model (deid_crf.crfsuite, deid_crf.json)."),
     data: Path | None = typer.Option(None, "--data", help="The shared data folder (default: ../shared/data)."),
     folds: int = typer.Option(0, "--folds", help="Also report patient-grouped K-fold cross-validation (K > 1)."),
-    threshold: float = typer.Option(0.03, "--threshold", help="PHI probability at which a token is flagged."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="PHI probability at which a token is flagged (default: 0.025)."
+    ),
     swaps: int | None = typer.Option(
         None, "--swaps", min=0, help="Surrogate-swapped copies of each real note with a name or place (default: 0)."
     ),
@@ -234,11 +236,12 @@ def train_cmd(
     The shipped model (carelens/privacy/data/deid_crf.*) was made with the defaults."""
     from carelens.core.config import shared_data_dir
     from carelens.core.output import emit_json
-    from carelens.privacy.training import SWAPS, build
+    from carelens.privacy.training import SWAPS, THRESHOLD, build
 
     root = data or shared_data_dir()
     if root is None or not (root / "deid" / "physionet-dev" / "gold.json").exists():
         raise InputError("no deid/physionet-dev corpus in the shared data (give --data)")
+    threshold = THRESHOLD if threshold is None else threshold
     if not 0.0 < threshold < 1.0:
         raise UsageError("--threshold must be between 0 and 1")
     report = build(root, out, threshold=threshold, folds=folds, swaps=SWAPS if swaps is None else swaps,

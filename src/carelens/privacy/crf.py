@@ -1,7 +1,8 @@
 """The learned layer: a linear-chain CRF (CRFsuite) over the tokens of a note.
 
 Each token is described by its shape, case, affixes, dictionary memberships (real first names,
-surnames, places, common and clinical words), what the rule and dictionary layers say about it,
+surnames, places, common and clinical words), its distributional word class at three levels
+(``lexicon.word_classes``; a neighbour's coarsest class), what the rule and dictionary layers say about it,
 and the same for its neighbours; the word itself is a feature only when it belongs to
 ``vocabulary`` (words seen often outside PHI in the training notes), so the model file holds no
 corpus name. A token is PHI when its marginal probability of not being ``O`` reaches the
@@ -17,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from carelens.privacy.lexicon import is_english, lexicon
+from carelens.privacy.lexicon import is_english, lexicon, word_classes
 from carelens.privacy.tokens import PhiSpan, shape
 
 MODEL_FILE = "deid_crf.crfsuite"
@@ -81,6 +82,7 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
             feats.append("hosp")
         if w in lex.state_abbrs:
             feats.append("st_abbr")
+        feats += [f"c{i}={c}" for i, c in enumerate(word_classes().get(w, ()), 1)]
     elif t.isdigit():
         n = len(t)
         feats.append(f"dig={min(n, 6)}")
@@ -110,7 +112,7 @@ class Featurizer:
         hit = self._cache.get(key)
         if hit is None:
             base = _base(tok, self.vocabulary, hint)
-            shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS]
+            shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
             word = tok.low if tok.low in self.vocabulary else shape(tok.low)
             hit = (base, {off: [f"{off}:{f}" for f in shown] for off in (-2, -1, 1, 2)}, word)
             if len(self._cache) >= self.max_cached:
@@ -204,6 +206,7 @@ _PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "li
 _CUES = {w: kind for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
          for w in words}  # fmt: skip
 _CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
+_CONTEXT_CLASS = "c1="  # neighbours show their coarsest word class (finer ones made the all-patient CV worse)
 _CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical",
                             "hosp", "up", "title", "low", "year", "d<=12", "d<=31", "st_abbr"})  # fmt: skip
 

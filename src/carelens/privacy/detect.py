@@ -184,8 +184,10 @@ def _propagate_names(
 
 
 def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
-    """Union overlapping spans (and name parts separated only by spaces); the most specific type wins."""
-    ordered = sorted(spans, key=lambda s: (s.start, -s.end))
+    """Union overlapping spans (and name parts separated only by spaces); the most specific type wins.
+    A name or place span that covers part of a word covers all of it ("zebulon123": a surrogate for
+    "123" alone would leave "zebulon" glued to it)."""
+    ordered = sorted((_whole_words(s, text) if s.type in _WORDY else s for s in spans), key=lambda s: (s.start, -s.end))
     merged: list[PhiSpan] = []
     for span in ordered:
         if span.end <= span.start:
@@ -213,3 +215,16 @@ def merge_spans(spans: Iterable[PhiSpan], text: str) -> list[PhiSpan]:
                 continue
         merged.append(span)
     return merged
+
+
+_WORDY = frozenset({"NAME", "LOCATION", "CITY", "STATE", "HOSPITAL", "ORGANIZATION"})
+
+
+def _whole_words(span: PhiSpan, text: str) -> PhiSpan:
+    """``span`` widened to the letters and digits glued to either end of it."""
+    start, end = span.start, span.end
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return span if (start, end) == (span.start, span.end) else PhiSpan(start, end, span.type, span.source)

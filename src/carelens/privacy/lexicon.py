@@ -188,6 +188,33 @@ def is_drug(word: str) -> bool:
     return any(word[:i] + word[i + 1 :] in common or word[:i] + word[i + 1 :] in deletions for i in range(len(word)))
 
 
+# distributional word classes: MiniLM's static word-piece embeddings, hierarchical k-means
+# (scripts/make_deid_clusters.py)
+WORD_CLUSTERS_FILE = "word_clusters.tsv"
+
+
+def listed_words() -> set[str]:
+    """Every single word of carelens' word lists (lower case, ASCII letters, two or more): the words
+    that have a class."""
+    lex = lexicon()
+    lists = (lex.common_words, lex.clinical_words, lex.first_names, lex.last_names, lex.census_first,
+             lex.census_last, lex.hospital_words, _drug_index()[0], lex.cities, lex.us_places, US_STATES)  # fmt: skip
+    pool = {w for group in lists for entry in group for w in entry.split()}
+    return {w for w in pool if w.isascii() and w.isalpha() and w.islower() and len(w) > 1}
+
+
+@cache
+def word_classes() -> dict[str, tuple[str, ...]]:
+    """Word -> its class at each level of the hierarchy, coarse to fine (``("3", "3.7", "3.7.1")``)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for line in _lines(WORD_CLUSTERS_FILE):
+        path, words = line.split("\t")
+        parts = path.split(".")
+        levels = tuple(".".join(parts[: i + 1]) for i in range(len(parts)))
+        out.update(dict.fromkeys(words.split(), levels))
+    return out
+
+
 # English words of no name or place list (Webster's 1934 "web2"; scripts/make_deid_english.py)
 ENGLISH_WORDS_FILE = "english_words.tsv"
 _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))

