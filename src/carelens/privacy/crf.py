@@ -99,8 +99,13 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
     return feats
 
 
+# a token's cached features: its own, as a neighbour at each of _OFFSETS, word-or-shape and shape
+_Features = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, str]
+
+
 class Featurizer:
     """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before.
+    The cache holds tuples of strings, which the garbage collector stops tracking (its full passes stay rare).
 
     With ``known`` (a trained model's attributes) the cached lists hold only those: CRFsuite skips the
     others when tagging, so leaving them out changes no output and saves their look-up."""
@@ -109,27 +114,27 @@ class Featurizer:
         self.vocabulary = vocabulary
         self.max_cached = max_cached
         self.known = known
-        self._cache: dict[tuple[str, str | None], tuple[list[str], dict[int, list[str]], str, str]] = {}
+        self._cache: dict[tuple[str, str | None], _Features] = {}
 
-    def token(self, tok: CrfToken, hint: str | None) -> tuple[list[str], dict[int, list[str]], str, str]:
-        """(own features, features as a neighbour at each offset, word-or-shape and shape for bigrams)."""
+    def token(self, tok: CrfToken, hint: str | None) -> _Features:
+        """(own features, features as a neighbour at each of ``_OFFSETS``, word-or-shape and shape for bigrams)."""
         key = (tok.text, hint)
         hit = self._cache.get(key)
         if hit is None:
             base = _base(tok, self.vocabulary, hint)
             shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
             word = tok.low if tok.low in self.vocabulary else shape(tok.low)
-            around = {off: self.kept([f"{off}:{f}" for f in shown]) for off in _OFFSETS}
+            around = tuple(self.kept([f"{off}:{f}" for f in shown]) for off in _OFFSETS)
             hit = (self.kept(base), around, word, shape(tok.low))
             if len(self._cache) >= self.max_cached:
                 self._cache.clear()
             self._cache[key] = hit
         return hit
 
-    def kept(self, attributes: list[str]) -> list[str]:
+    def kept(self, attributes: list[str]) -> tuple[str, ...]:
         """``attributes`` less those the model does not know (all of them without ``known``)."""
         known = self.known
-        return attributes if known is None else [a for a in attributes if a in known]
+        return tuple(attributes if known is None else (a for a in attributes if a in known))
 
 
 def features(text: str, tokens: list[CrfToken], hints: list[str | None], featurizer: Featurizer) -> list[list[str]]:
@@ -151,10 +156,10 @@ def features(text: str, tokens: list[CrfToken], hints: list[str | None], featuri
             feats.append("eol")
         elif not gaps[i + 1]:
             feats.append("glued_r")
-        for off in _OFFSETS:
+        for k, off in enumerate(_OFFSETS):
             j = i + off
             if 0 <= j < n:
-                feats += cached[j][1][off]
+                feats += cached[j][1][k]
             else:
                 feats.append(f"{off}:edge")
         for cue in cues[max(0, i - 3) : i]:
