@@ -107,7 +107,7 @@ class Featurizer:
     """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before.
     The cache holds tuples of strings, which the garbage collector stops tracking (its full passes stay rare).
 
-    With ``known`` (a trained model's attributes) the cached lists hold only those: CRFsuite skips the
+    With ``known`` (a trained model's attributes) the cached features are only those: CRFsuite skips the
     others when tagging, so leaving them out changes no output and saves their look-up."""
 
     def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000, known: frozenset[str] | None = None):
