@@ -128,3 +128,23 @@ def test_a_name_span_on_part_of_a_word_covers_the_whole_word() -> None:
     text = "zebulon123: seen 7/22"
     merged = merge_spans([PhiSpan(7, 10, "NAME", "model"), PhiSpan(17, 18, "DATE", "model")], text)
     assert [(text[s.start : s.end], s.type) for s in merged] == [("zebulon123", "NAME"), ("7", "DATE")]
+
+
+def test_leaving_out_attributes_the_model_does_not_know_changes_no_marginal() -> None:
+    from carelens.privacy.crf import Featurizer, features
+
+    model = crf_model()
+    assert model is not None
+    text = "Dr. Zebulon Quixley saw pt 3/14; BP 120/80. Son Ed aware, lives in Glen Burnie. Call 410-555-0199."
+    tokens = crf_tokens(text)
+    hints = [None] * len(tokens)
+    tagger = model.tagger
+
+    def marginals(xseq: list[list[str]]) -> list[list[float]]:
+        tagger.set(xseq)
+        return [[tagger.marginal(label, i) for label in tagger.labels()] for i in range(len(tokens))]
+
+    every = features(text, tokens, hints, Featurizer(model.vocabulary))
+    kept = features(text, tokens, hints, model.featurizer)
+    assert sum(map(len, kept)) < sum(map(len, every))
+    assert marginals(kept) == marginals(every)

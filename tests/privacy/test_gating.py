@@ -11,13 +11,16 @@ import pytest
 
 from carelens.core.config import shared_data_dir
 from carelens.demo import generate_cohort
-from carelens.privacy import dates, patterns
+from carelens.privacy import cues, dates, patterns
 from carelens.privacy.gating import Gated, word_gate
 from carelens.privacy.known_in_text import _IS_SEPARATOR, _LOOSE_GAP, _loose_find, _loose_re, _squeeze, _squeezed
 from carelens.privacy.names import case_mode
 
 GATED = {
-    name: value for module in (patterns, dates) for name, value in vars(module).items() if isinstance(value, Gated)
+    name: value
+    for module in (patterns, dates, cues)
+    for name, value in vars(module).items()
+    if isinstance(value, Gated)
 }
 
 # Pieces that sit on the edges of the gates: case folds onto ASCII (long s, dotless i, Kelvin
@@ -80,6 +83,9 @@ PIECES = [
     "zip",
     "blue cross",
     "Dr. ",
+    "’",
+    "to",
+    "March",
 ]
 
 
@@ -88,6 +94,7 @@ WRITTEN = [
     "Son deployed, mail to PSC 1234, Box 5678 or APO AE 09123; wife aware.",
     "Pt's daughter lives abroad (Via Garibaldi 12, Torino) and calls nightly.",
     "Sister visiting from Rue des Fleurs 8 in Lyon, unit 4b; call 617-555-0100 re: d/c plan.",
+    "CVA 74', cath 10/03/10/04 and 11/21.93, MI 7/81, CABG 7/22/99, off 3 to 4 March, f/u 7/22.",
 ]
 
 

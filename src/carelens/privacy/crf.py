@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 from carelens.privacy.lexicon import is_english, lexicon, word_classes
@@ -98,64 +99,83 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
     return feats
 
 
-class Featurizer:
-    """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before."""
+# a token's cached features: its own, as a neighbour at each of _OFFSETS, word-or-shape and shape
+_Features = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, str]
 
-    def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000) -> None:
+
+class Featurizer:
+    """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before.
+    The cache holds tuples of strings, which the garbage collector stops tracking (its full passes stay rare).
+
+    With ``known`` (a trained model's attributes) the cached features are only those: CRFsuite skips the
+    others when tagging, so leaving them out changes no output and saves their look-up."""
+
+    def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000, known: frozenset[str] | None = None):
         self.vocabulary = vocabulary
         self.max_cached = max_cached
-        self._cache: dict[tuple[str, str | None], tuple[list[str], dict[int, list[str]], str]] = {}
+        self.known = known
+        self._cache: dict[tuple[str, str | None], _Features] = {}
 
-    def token(self, tok: CrfToken, hint: str | None) -> tuple[list[str], dict[int, list[str]], str]:
-        """(own features, features as a neighbour at each offset, word-or-shape for bigrams)."""
+    def token(self, tok: CrfToken, hint: str | None) -> _Features:
+        """(own features, features as a neighbour at each of ``_OFFSETS``, word-or-shape and shape for bigrams)."""
         key = (tok.text, hint)
         hit = self._cache.get(key)
         if hit is None:
             base = _base(tok, self.vocabulary, hint)
             shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
             word = tok.low if tok.low in self.vocabulary else shape(tok.low)
-            hit = (base, {off: [f"{off}:{f}" for f in shown] for off in (-2, -1, 1, 2)}, word)
+            around = tuple(self.kept([f"{off}:{f}" for f in shown]) for off in _OFFSETS)
+            hit = (self.kept(base), around, word, shape(tok.low))
             if len(self._cache) >= self.max_cached:
                 self._cache.clear()
             self._cache[key] = hit
         return hit
 
+    def kept(self, attributes: list[str]) -> tuple[str, ...]:
+        """``attributes`` less those the model does not know (all of them without ``known``)."""
+        known = self.known
+        return tuple(attributes if known is None else (a for a in attributes if a in known))
+
 
 def features(text: str, tokens: list[CrfToken], hints: list[str | None], featurizer: Featurizer) -> list[list[str]]:
     """CRFsuite attribute lists, one per token: its own features and its neighbours' (+-2)."""
     cached = [featurizer.token(tok, h) for tok, h in zip(tokens, hints, strict=True)]
+    gaps = ["\n", *[text[a.end : b.start] for a, b in pairwise(tokens)], "\n"]  # gaps[i]: before token i
+    cues = [_CUES.get(tok.low) for tok in tokens]
+    known = featurizer.known
     n = len(tokens)
     out = []
-    for i, tok in enumerate(tokens):
-        feats = ["bias", *cached[i][0]]
-        gap_before = text[tokens[i - 1].end : tok.start] if i else "\n"
-        gap_after = text[tok.end : tokens[i + 1].start] if i + 1 < n else "\n"
-        if "\n" in gap_before:
+    for i in range(n):
+        own, _, _, own_shape = cached[i]
+        feats = ["bias", *own]
+        if "\n" in gaps[i]:
             feats.append("bol")
-        elif not gap_before:
+        elif not gaps[i]:
             feats.append("glued_l")
-        if "\n" in gap_after:
+        if "\n" in gaps[i + 1]:
             feats.append("eol")
-        elif not gap_after:
+        elif not gaps[i + 1]:
             feats.append("glued_r")
-        for off in (-2, -1, 1, 2):
+        for k, off in enumerate(_OFFSETS):
             j = i + off
             if 0 <= j < n:
-                feats += cached[j][1][off]
+                feats += cached[j][1][k]
             else:
                 feats.append(f"{off}:edge")
-        for j in range(max(0, i - 3), i):
-            cue = _CUES.get(tokens[j].low)
+        for cue in cues[max(0, i - 3) : i]:
             if cue:
-                feats.append(f"cue={cue}")
+                feats.append(cue)
         if i + 1 < n and tokens[i + 1].low in _CREDENTIALS:
             feats.append("cred_next")
         if i:
-            feats.append(f"-1w|sh={cached[i - 1][2]}|{shape(tok.low)}")
+            bigram = f"-1w|sh={cached[i - 1][2]}|{own_shape}"
+            if known is None or bigram in known:
+                feats.append(bigram)
         out.append(feats)
     return out
 
 
+_OFFSETS = (-2, -1, 1, 2)
 _TITLES = (
     "dr",
     "doctor",
@@ -203,8 +223,8 @@ _FAMILY = (
 )
 _SPEECH = ("with", "per", "by", "called", "spoke", "talked", "paged", "notified", "informed", "aware", "discussed")
 _PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "lives", "home")
-_CUES = {w: kind for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
-         for w in words}  # fmt: skip
+_CUES = {w: f"cue={kind}" for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY),
+                                              ("title", _TITLES)) for w in words}  # fmt: skip
 _CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
 _CONTEXT_CLASS = "c1="  # neighbours show their coarsest word class (finer ones made the all-patient CV worse)
 _CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical",
@@ -240,12 +260,14 @@ class CrfModel:
     word_threshold: float = 0.9  # for words of the vocabulary (seen often outside PHI)
     english_threshold: float = 0.5  # for English words of no name or place list
 
-    def __post_init__(self) -> None:
-        self.featurizer = Featurizer(self.vocabulary)
-
     @property
     def tagger(self):
         return _tagger(str(self.path))
+
+    @cached_property
+    def featurizer(self) -> Featurizer:
+        """Features of the attributes this model knows (``tagger.info``: about 50 ms, once)."""
+        return Featurizer(self.vocabulary, known=frozenset(self.tagger.info().attributes))
 
     def spans(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> list[PhiSpan]:
         """Runs of tokens whose probability of being PHI reaches ``threshold`` (a long text is

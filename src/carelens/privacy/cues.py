@@ -12,15 +12,20 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from carelens.privacy.crf import CrfToken
+from carelens.privacy.gating import Gated
 from carelens.privacy.lexicon import is_drug, lexicon, word_lists
 from carelens.privacy.names import case_mode
 from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
 
 # month/year with a year of 32-99, or month/day/year; not part of a longer run of numbers or a ratio
-_MONTH_YEAR = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:[3-9]\d)(?![\d/%.])")
-_FULL = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])/(?:\d{2}|\d{4})(?![\d/%])")
-_MONTH_DAY = re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])(?![\d/%])")
+# (gated: tried only at a digit of one or two before a slash)
+_SLASH_GATE = r"[0-9](?<![\d./].)(?=\d?/)"
+_MONTH_YEAR = Gated(re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:[3-9]\d)(?![\d/%.])"), _SLASH_GATE)
+_FULL = Gated(
+    re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])/(?:\d{2}|\d{4})(?![\d/%])"), _SLASH_GATE
+)
+_MONTH_DAY = Gated(re.compile(r"(?<![\d./'])(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])(?![\d/%])"), _SLASH_GATE)
 
 
 def _cues() -> dict[str, frozenset[str]]:
@@ -354,19 +359,22 @@ def _month_context(text: str, tokens: list[CrfToken], i: int, n: int) -> bool:
     )
 
 
-_YEAR_APOSTROPHE = re.compile(r"(?<![\d.'’/])(\d{2})['’](?![\w'’\"])")
+_YEAR_APOSTROPHE = Gated(re.compile(r"(?<![\d.'’/])(\d{2})['’](?![\w'’\"])"), r"\d(?<![\d.'’/].)(?=\d['’])")
 _WORD_BEFORE = re.compile(r"([A-Za-z]+)\W{0,2}$")
 
 
 # two month/day dates glued ("10/03/10/04"), a month/day with a dotted year ("11/21.93"), a day or a
 # range of days before a month name ("1->2 nov", "3 to 4 March")
 _MD = r"(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9])"
-_GLUED = re.compile(rf"(?<![\d./]){_MD}/{_MD}(?![\d/%])|(?<![\d./]){_MD}\.\d{{2}}(?![\d./%])")
+_GLUED = Gated(re.compile(rf"(?<![\d./]){_MD}/{_MD}(?![\d/%])|(?<![\d./]){_MD}\.\d{{2}}(?![\d./%])"), _SLASH_GATE)
 # month names, not "may", "mar" (the medication record) nor "dec" ("O2 dec to 4L")
 _MONTHS = (r"(?:january|february|march|april|june|july|august|september|october|november|december"
            r"|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov)\b")  # fmt: skip
 _DAY = r"(?:3[01]|[12]\d|0?[1-9])"
-_DAYS_MONTH = re.compile(rf"(?<![\w./]){_DAY}(?:\s*(?:-+>?|to)\s*{_DAY})?(?=\s+{_MONTHS})", re.I)
+_DAYS_MONTH = Gated(
+    re.compile(rf"(?<![\w./]){_DAY}(?:\s*(?:-+>?|to)\s*{_DAY})?(?=\s+{_MONTHS})", re.I),
+    r"[0-9](?<![\w./].)(?=\d?[\s\-tT])",
+)
 
 
 def _dates(text: str, tokens: list[CrfToken], date_cues: frozenset[str]) -> list[PhiSpan]:
