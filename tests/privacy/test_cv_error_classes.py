@@ -14,14 +14,7 @@ from carelens.privacy.detect import detect_phi
 from carelens.privacy.filters import not_phi
 from carelens.privacy.lexicon import is_drug
 from carelens.privacy.tokens import PhiSpan
-
-
-def _flagged(text: str) -> str:
-    """``text`` with every detected span replaced by ``#``."""
-    out = list(text)
-    for s in detect_phi(text):
-        out[s.start : s.end] = "#" * (s.end - s.start)
-    return "".join(out)
+from tests.privacy.flagging import masked
 
 
 def _span(text: str, value: str, kind: str, source: str = "model") -> PhiSpan:
@@ -54,7 +47,7 @@ def _span(text: str, value: str, kind: str, source: str = "model") -> PhiSpan:
     ],
 )
 def test_missed_classes_are_found(text: str, phi: list[str]) -> None:
-    flagged = _flagged(text)
+    flagged = masked(text)
     for value in phi:
         start = text.index(value)
         assert "#" in flagged[start : start + len(value)], (value, flagged)
@@ -78,7 +71,7 @@ def test_missed_classes_are_found(text: str, phi: list[str]) -> None:
     ],
 )
 def test_false_positive_classes_stay_unflagged(text: str, not_phi_words: list[str]) -> None:
-    flagged = _flagged(text)
+    flagged = masked(text)
     for value in not_phi_words:
         start = text.index(value)
         assert "#" not in flagged[start : start + len(value)], (value, flagged)
@@ -180,5 +173,5 @@ def test_the_infectious_disease_heading_is_no_id_cue() -> None:
 
 def test_a_name_is_not_propagated_to_a_lower_case_word_in_mixed_case_text() -> None:
     text = "Mrs. Care visited today. Skin care per protocol. Mrs. Care will return."
-    flagged = _flagged(text)
+    flagged = masked(text)
     assert flagged.count("Care") == 0 and "Skin care" in flagged, flagged
