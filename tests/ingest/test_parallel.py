@@ -15,6 +15,7 @@ import pytest
 import carelens.ingest.pipeline as pipeline
 from carelens.core.forked import Claims, Forked
 from carelens.ingest import IngestResult, ingest
+from carelens.ingest.listing import FileList
 from carelens.store import TABLES, Lake
 from tests.ingest.makefiles import bundle, observation, patient, write_json, write_ndjson
 from tests.ingest.test_bad_input import make_batch
@@ -59,14 +60,22 @@ def test_fhir_files_are_shared_in_reading_order(tmp_path: Path, small_shares: No
     files = [(write_json(tmp_path / f"{i}.json", bundle(patient(f"P{i}"))), False) for i in range(3)]
     note = tmp_path / "n.txt"
     note.write_text("a note")
-    own, shared, helpers = pipeline._split([files[0], (note, False), *files[1:]], processes=3)
+    own, shared, helpers = split([files[0], (note, False), *files[1:]], tmp_path, processes=3)
     assert (own, shared, helpers) == ([(note, False)], files, 2)
-    assert pipeline._split(files, processes=1) == (files, [], 0)
+    assert split(files, tmp_path, processes=1) == (files, [], 0)
 
 
 def test_no_helpers_for_little_fhir(tmp_path: Path) -> None:
     path = write_json(tmp_path / "b.json", bundle(patient("P1")))
-    assert pipeline._split([(path, True)], processes=4) == ([(path, True)], [], 0)
+    assert split([(path, True)], tmp_path, processes=4) == ([(path, True)], [], 0)
+
+
+def split(
+    files: list[tuple[Path, bool]], folder: Path, processes: int
+) -> tuple[list[tuple[Path, bool]], list[tuple[Path, bool]], int]:
+    """``pipeline._split`` of these files, its lists read back."""
+    own, shared, helpers = pipeline._split(FileList(folder, "in").extend(files), processes)
+    return list(own), list(shared), helpers
 
 
 def test_claims_hand_each_index_to_one_process() -> None:
@@ -124,7 +133,7 @@ def test_failed_helper_files_are_read_by_the_main_process(
             time.sleep(0.5)  # the helper takes the files first
         yield from real_take(*args, **kwargs)
 
-    def broken(self: object, shared: list[tuple[Path, bool]], claims: Claims) -> None:
+    def broken(self: object, shared: FileList, claims: Claims) -> None:
         taken = list(claims)
         raise MemoryError(f"pretend the helper ran out of memory after taking {len(taken)} files")
 

@@ -11,9 +11,11 @@ Literal ``Type/id`` references are checked against every resource of the batch a
 lake (ingested or quarantined): a file whose references all resolve is committed at once; a
 file with references still unknown waits (in memory) until the whole batch has been read, and
 its resources whose references still do not resolve are quarantined. The ``Type/id`` of what
-was read are kept in a SQLite file in a temporary folder (``store.keyset``), not in memory: 1.9 M
-for 10,000 Synthea patients. Folders are read with
-Bulk Data files of often-referenced types first, so that in a usual export no file waits.
+was read are kept in SQLite files in a temporary folder (``store.keyset``), not in memory: 1.9 M
+for 10,000 Synthea patients; so are the content hashes of the files read and of those in the lake
+before the run. The files to read are listed there too (``ingest.listing``), in an order that
+reads Bulk Data files of often-referenced types first, so that in a usual export no file waits.
+Memory does not grow with the batch or the lake beyond a few bytes a file (see ``BENCHMARKS.md``).
 Each file is read whole into memory, the next one read and hashed in a background thread
 meanwhile. On a machine with spare cores, a batch with enough FHIR text shares its FHIR files
 with forked helper processes (``CARELENS_INGEST_PROCESSES``, default one per core, at most 4),
@@ -41,6 +43,7 @@ import gc
 import hashlib
 import os
 import tempfile
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +56,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from carelens.core.errors import InputError, UsageError
+from carelens.core.errors import InputError
 from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_cores
 from carelens.core.ids import stable_id
 from carelens.core.progress import progress
@@ -69,6 +72,7 @@ from carelens.ingest.fhir import (
     read_fhir_file,
     strip_bom,
 )
+from carelens.ingest.listing import FileList, list_files
 from carelens.ingest.notes import decode_note, read_text_note
 from carelens.ingest.vcf import is_vcf, read_vcf, stream_vcf
 from carelens.store.keyset import KeySet
@@ -79,11 +83,6 @@ DERIVED = ("notes", "dicom", "variants")
 STREAM_VCF_BYTES = 65_536  # larger VCF files are streamed in bounded memory
 SHARE_MIN_BYTES = 4_000_000  # FHIR text per process worth forking a helper for (~20 ms of parsing)
 CATALOG_AT = 0.6  # of the shared files taken: the catalog starts opening, in the background
-REFERENCED_FIRST = (
-    "Patient", "Group", "Person", "Organization", "Location", "Practitioner", "PractitionerRole",
-    "Device", "Medication", "Substance", "Specimen", "Encounter", "EpisodeOfCare", "Condition",
-    "Procedure", "Observation", "MedicationRequest", "DiagnosticReport", "ImagingStudy", "Claim",
-)  # fmt: skip
 
 
 class Skipped(BaseModel):
@@ -159,48 +158,26 @@ def ingest(
     ``CARELENS_INGEST_PROCESSES``, else one per CPU core, at most 4). ``pixel_gate``: called
     with each DICOM file's bytes, the reason to quarantine it for its pixels or None (the
     research zone's burned-in text gate)."""
-    files = list(expand(paths))
     result = IngestResult()
     lake = Lake(store)
     if processes is None:
         processes = load_settings().ingest_processes or min(spare_cores() + 1, 4)
-    collecting = gc.isenabled()
-    gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
-    try:
-        with lake.writer() as writer, tempfile.TemporaryDirectory(prefix="carelens-keys-") as spill:
-            run = _Run(lake, writer, result, pixel_gate=pixel_gate, spill=Path(spill))
-            try:
-                run.run(files, processes)
-            finally:
-                run.close()
-    finally:
-        if collecting:
-            gc.enable()
+    with tempfile.TemporaryDirectory(prefix="carelens-ingest-") as spill:
+        files = list_files(paths, Path(spill))
+        collecting = gc.isenabled()
+        gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
+        try:
+            with lake.writer() as writer:
+                run = _Run(lake, writer, result, pixel_gate=pixel_gate, spill=Path(spill))
+                try:
+                    run.run(files, processes)
+                finally:
+                    run.close()
+        finally:
+            files.close()
+            if collecting:
+                gc.enable()
     return result
-
-
-def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
-    """Each file to look at, with whether it was named directly (not found in a folder).
-
-    A folder's files come sorted, Bulk Data files of often-referenced types (Patient,
-    Practitioner, Organization, ...) first, so that references resolve as files are read and
-    few files wait for the end of the batch."""
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            for child in sorted(path.rglob("*"), key=_reading_order):
-                if child.is_file() and not child.name.startswith("."):
-                    yield child, False
-        elif path.is_file():
-            yield path, True
-        else:
-            raise UsageError(f"no such file or folder: {path}")
-
-
-def _reading_order(path: Path) -> tuple[str, int, str]:
-    kind = path.name.split(".", 1)[0]
-    rank = REFERENCED_FIRST.index(kind) if kind in REFERENCED_FIRST else len(REFERENCED_FIRST)
-    return str(path.parent), rank, path.name
 
 
 def kind_of(path: Path, data: bytes) -> str | None:
@@ -221,18 +198,18 @@ def kind_of(path: Path, data: bytes) -> str | None:
 
 @dataclass
 class _Share:
-    """What a helper process did with the files it took: per source file (by hash) what it
-    ingested and quarantined, the staged chunks (manifests) and the references each source
-    makes to resources the helper did not read; ``result`` has what is not in a chunk
-    (unchanged and skipped files, unreadable ones); ``known`` the file of the ``Type/id`` it read;
-    ``taken`` the indices of the shared files it took."""
+    """What a helper process did with the files it took: per staged chunk (keyed by the hash of
+    its first source) what its files ingested and quarantined, the staged chunks (manifests) and
+    the references each source makes to resources the helper did not read; ``result`` has what
+    is not in a chunk (unchanged and skipped files, unreadable ones); ``known`` the file of the
+    ``Type/id`` it read; ``taken`` the indices of the shared files it took."""
 
     result: IngestResult
     outcomes: dict[str, IngestResult]
     staged: list[dict[str, Any]]
     needs: dict[str, set[str]]
     known: Path
-    taken: list[int]
+    taken: array[int]
 
 
 class _Run:
@@ -244,27 +221,29 @@ class _Run:
         outcomes: dict[str, IngestResult] | None = None,
         pixel_gate: Callable[[bytes], str | None] | None = None,
         spill: Path | None = None,
+        prior: Path | None = None,
     ) -> None:
         self.lake = lake
         self.spill = spill or Path(tempfile.gettempdir())
         self.pixel_gate = pixel_gate
         self.writer = writer
         self.result = result
-        self.outcomes = outcomes  # per source file, in a helper process
-        self.seen: set[str] = set()
-        # the keys' files are named by process: a helper makes its own after the fork
+        self.outcomes = outcomes  # per staged chunk, in a helper process
+        # the files of keys are named by process: a helper makes its own after the fork
         self.known = KeySet(self.spill / f"known-{os.getpid()}-{id(self)}.sqlite")
+        self.seen = KeySet(self.spill / f"seen-{os.getpid()}-{id(self)}.sqlite")  # sources read in this run
+        self._owns_prior = prior is None
+        self.prior = KeySet(prior) if prior else self._lake_sources()  # sources in the lake before this run
         self._lake_keys: KeySet | None = None
         self.waiting: list[_File] = []
-        self.prior = frozenset(writer.committed)  # sources in the lake before this run
         self._prior_quarantine: dict[str, list[tuple[str, str]]] | None = None
 
-    def run(self, files: list[tuple[Path, bool]], processes: int = 1) -> None:
+    def run(self, files: FileList, processes: int = 1) -> None:
         own, shared, helpers = _split(files, processes)
         bar = iter(progress(range(len(files)), desc="ingest", unit="file"))
         claims = Claims(len(shared))
         forked = [Forked(partial(self.help, shared, claims)) for _ in range(helpers)]  # before any thread starts
-        mine: list[int] = []
+        mine: array[int] = array("q")
         self.read_all(chain(own, _take(shared, claims, mine, self.near_end)), bar)
         if forked:
             self.writer.commit()  # written while the helpers finish
@@ -275,13 +254,15 @@ class _Run:
                 reports.append(helper.result())
             except HelperFailed:
                 continue  # its files are read here, below
-        taken = set(mine).union(*(report.taken for report in reports))
-        self.read_all((item for index, item in enumerate(shared) if index not in taken), bar)
+        taken = bytearray(len(shared))
+        for index in chain(mine, *(report.taken for report in reports)):
+            taken[index] = 1
+        self.read_all((item for index, item in enumerate(shared) if not taken[index]), bar)
         for report in reports:
             self.known.merge(report.known)
             report.known.unlink(missing_ok=True)
         for report in reports:
-            self.settle(report, {shared[i][0].absolute(): shared[i][1] for i in report.taken})
+            self.settle(report)
             for _ in report.taken:
                 next(bar, None)
         for held in self.waiting:
@@ -299,13 +280,12 @@ class _Run:
                 if bar is not None:
                     next(bar, None)
 
-    def help(self, shared: list[tuple[Path, bool]], claims: Claims) -> _Share:
+    def help(self, shared: FileList, claims: Claims) -> _Share:
         """In a helper process: read shared files as they are free into staged chunks (see
         :class:`_Share`)."""
         writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True)
-        run = _Run(self.lake, writer, IngestResult(), outcomes={}, pixel_gate=self.pixel_gate, spill=self.spill)
-        run.prior = self.prior
-        taken: list[int] = []
+        run = _Run(self.lake, writer, IngestResult(), {}, self.pixel_gate, self.spill, prior=self.prior.path)
+        taken: array[int] = array("q")
         try:
             run.read_all(_take(shared, claims, taken))
             needs = {held.source_hash: run.unresolved(held.references) for held in run.waiting}
@@ -317,23 +297,23 @@ class _Run:
             run.close(keep_known=True)  # handed to the parent
         return _Share(run.result, run.outcomes or {}, writer.staged, needs, run.known.path, taken)
 
-    def settle(self, share: _Share, named: dict[Path, bool]) -> None:
+    def settle(self, share: _Share) -> None:
         """Commit each chunk a helper staged whose references all resolve and whose sources this
-        run did not read too; drop the others and read their files here."""
+        run did not read too; drop the others and read their files here (a shared file has a
+        FHIR name: it is read alike whether it was named or found in a folder)."""
         self.result.merge(share.result)
         for manifest in share.staged:
             hashes = [s["hash"] for s in manifest["sources"]]
             needs = set().union(*(share.needs.get(h, set()) for h in hashes))
-            if not self.seen.intersection(hashes) and not self.unresolved(needs):
+            if not any(h in self.seen for h in hashes) and not self.unresolved(needs):
                 self.writer.commit_staged(manifest)
                 self.seen.update(hashes)
-                for h in hashes:
-                    self.result.merge(share.outcomes[h])
+                self.result.merge(share.outcomes[hashes[0]])
                 continue
             self.writer.discard_staged(manifest)
             for source in manifest["sources"]:
                 path = Path(source["path"])
-                self.one(path, named.get(path, False), _load(path))
+                self.one(path, True, _load(path))
 
     def one(self, path: Path, named: bool, loaded: tuple[bytes, str, str | None] | OSError) -> None:
         if isinstance(loaded, OSError):
@@ -342,7 +322,7 @@ class _Run:
             self.result.quarantined.extend(held.quarantine.quarantined)
             return
         data, digest, kind = loaded
-        if digest in self.writer.committed or digest in self.seen:
+        if digest in self.seen or digest in self.prior:
             self.result.unchanged += 1
             if digest in self.prior:
                 for where, reason in self.prior_quarantine().get(digest, []):
@@ -354,7 +334,7 @@ class _Run:
         if kind is None and not named:
             self.result.skipped.append(Skipped(source=str(path), reason="not a FHIR, note, DICOM or VCF file"))
             return
-        self.seen.add(digest)
+        self.seen.update([digest])
         held = _File(path=path, source_hash=digest, kind=kind or "unknown")
         try:
             committed = self.read(held, kind, data)
@@ -490,7 +470,7 @@ class _Run:
             self.writer.staged.append(manifest)
         else:
             self.writer.commit_staged(manifest)
-        result = self.result_for(held)
+        result = self.result_for(held.source_hash)  # its own chunk
         result.done["variants"] += held.items
         result.quarantined.extend(quarantined)
 
@@ -508,9 +488,16 @@ class _Run:
             self._lake_keys.update(lake_keys(self.lake))
         return self._lake_keys
 
+    def _lake_sources(self) -> KeySet:
+        sources = KeySet(self.spill / f"prior-{os.getpid()}-{id(self)}.sqlite")
+        sources.update(self.lake.committed_sources())
+        return sources
+
     def close(self, keep_known: bool = False) -> None:
         """Close (and remove) the files of keys; ``keep_known``: leave the file of keys read."""
         self.known.close(remove=not keep_known)
+        self.seen.close()
+        self.prior.close(remove=self._owns_prior)
         if self._lake_keys is not None:
             self._lake_keys.close()
 
@@ -536,16 +523,16 @@ class _Run:
             kept.append(row)
         held.resources, held.notes = kept, notes
 
-    def result_for(self, held: _File) -> IngestResult:
-        """Where a committed file's counts go: the run's result, or in a helper its own."""
+    def result_for(self, chunk: str) -> IngestResult:
+        """Where a committed file's counts go: the run's result, or in a helper its chunk's
+        (``chunk``: the hash of the chunk's first source)."""
         if self.outcomes is None:
             return self.result
-        outcome = self.outcomes[held.source_hash] = IngestResult()
-        return outcome
+        return self.outcomes.setdefault(chunk, IngestResult())
 
     def commit(self, held: _File) -> None:
         source = str(held.path)
-        result = self.result_for(held)
+        result = self.result_for(self.writer.chunk_key(held.source_hash))
         if held.resources:
             columns = _resource_columns(held.resources, source)
             self.writer.add_columns("resources", columns)
@@ -575,33 +562,28 @@ class _Run:
         self.writer.source_done(held.source_hash, source, held.kind, items)
 
 
-def _split(
-    files: list[tuple[Path, bool]], processes: int
-) -> tuple[list[tuple[Path, bool]], list[tuple[Path, bool]], int]:
+def _split(files: FileList, processes: int) -> tuple[FileList, FileList, int]:
     """The files only this process reads; the FHIR files it shares with helper processes (each
     taken by whichever process is free next, in reading order); how many helpers to fork:
     none where forking is not possible or the FHIR text is too little to be worth one."""
-    if processes < 2 or not can_fork():
-        return files, [], 0
-    shared = [item for item in files if is_fhir_name(item[0])]
-    helpers = min(processes, _total_size(shared) // SHARE_MIN_BYTES) - 1
+    helpers = min(processes, _fhir_size(files) // SHARE_MIN_BYTES) - 1 if processes > 1 and can_fork() else 0
     if helpers < 1:
-        return files, [], 0
-    return [item for item in files if not is_fhir_name(item[0])], shared, helpers
+        return files, files.select(lambda _: False, "shared"), 0
+    return files.select(lambda path: not is_fhir_name(path), "own"), files.select(is_fhir_name, "shared"), helpers
 
 
-def _total_size(files: list[tuple[Path, bool]]) -> int:
+def _fhir_size(files: FileList) -> int:
     total = 0
     for path, _ in files:
         try:
-            total += path.stat().st_size
+            total += path.stat().st_size if is_fhir_name(path) else 0
         except OSError:
             continue  # read (and quarantined) later
     return total
 
 
 def _take(
-    shared: list[tuple[Path, bool]], claims: Claims, taken: list[int], near_end: Callable[[float], None] | None = None
+    shared: FileList, claims: Claims, taken: array[int], near_end: Callable[[float], None] | None = None
 ) -> Iterator[tuple[Path, bool]]:
     """The shared files this process takes, as it is free; their indices go to ``taken``."""
     for index in claims:
@@ -635,12 +617,11 @@ def _load(path: Path) -> tuple[bytes, str, str | None] | OSError:
 def _read_ahead(
     pool: ThreadPoolExecutor, files: Iterable[tuple[Path, bool]]
 ) -> Iterator[tuple[Path, bool, tuple[bytes, str, str | None] | OSError]]:
-    """Each file (absolute path), whether it was named, and :func:`_load` of it, in order: the
-    next file read and hashed in the background (both release the GIL) while this one is
-    parsed; at most two files in memory."""
+    """Each file, whether it was named, and :func:`_load` of it, in order: the next file read and
+    hashed in the background (both release the GIL) while this one is parsed; at most two
+    files in memory."""
     pending: deque[tuple[Path, bool, Future[tuple[bytes, str, str | None] | OSError]]] = deque()
     for path, named in files:
-        path = path.absolute()
         pending.append((path, named, pool.submit(_load, path)))
         if len(pending) > 1:
             path, named, loading = pending.popleft()

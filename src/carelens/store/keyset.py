@@ -15,7 +15,7 @@ CHUNK = 500  # keys per statement (under SQLite's limit of bound parameters)
 
 
 class KeySet:
-    """``update``, ``missing`` and ``merge`` over one SQLite file (opened on first use, so that a
+    """``update``, ``in``, ``missing`` and ``merge`` over one SQLite file (opened on first use, so that a
     set made before a fork is never shared by two processes)."""
 
     def __init__(self, path: Path) -> None:
@@ -38,6 +38,9 @@ class KeySet:
         con.execute("BEGIN")
         con.executemany("INSERT OR IGNORE INTO k VALUES (?)", ((k,) for k in keys))
         con.execute("COMMIT")
+
+    def __contains__(self, key: object) -> bool:
+        return self.con.execute("SELECT 1 FROM k WHERE key = ?", (key,)).fetchone() is not None
 
     def missing(self, keys: Iterable[str]) -> set[str]:
         """Those of ``keys`` not in the set."""

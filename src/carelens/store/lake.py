@@ -148,20 +148,31 @@ class Lake:
 
     # -- reading -------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
-        """The committed chunks, oldest first."""
-        folder = self.root / "_manifest"
-        if not folder.is_dir():
-            return []
-        found = [orjson.loads(p.read_bytes()) for p in folder.glob("*.json")]
+        """The committed chunks, oldest first, without their lists of sources (a record a file:
+        see :meth:`committed_sources`), so that memory does not grow with the files ingested."""
+        found = []
+        for path in self._manifest_files():
+            manifest = orjson.loads(path.read_bytes())
+            del manifest["sources"]
+            found.append(manifest)
         return sorted(found, key=lambda m: (m.get("seq", 0), m["chunk"]))
+
+    def _manifest_files(self) -> Iterator[Path]:
+        folder = self.root / "_manifest"
+        return folder.glob("*.json") if folder.is_dir() else iter(())
 
     def part_files(self, table: str) -> list[Path]:
         """The committed Parquet part files of ``table``."""
         return [self.root / m["parts"][table] for m in self.manifests() if table in m["parts"]]
 
-    def committed_sources(self) -> set[str]:
-        """Content hashes of every source file already in the lake."""
-        return {s["hash"] for m in self.manifests() for s in m["sources"]}
+    def committed_sources(self) -> Iterator[str]:
+        """Content hashes of every source file already in the lake (a manifest read at a time)."""
+        for path in self._manifest_files():
+            yield from (source["hash"] for source in orjson.loads(path.read_bytes())["sources"])
+
+    def chunk_count(self) -> int:
+        """How many chunks are committed."""
+        return sum(1 for _ in self._manifest_files())
 
     def read_table(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """A whole table straight from its committed part files (no catalog needed)."""
@@ -212,8 +223,7 @@ class Lake:
 
     def _chunk_ids(self) -> list[str]:
         """The committed chunks and the published tables' versions (what the catalog reflects)."""
-        folder = self.root / "_manifest"
-        chunks = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        chunks = sorted(p.stem for p in self._manifest_files())
         published = self.root / "_published"
         if published.is_dir():
             chunks += sorted(f"published:{p.stem}:{stable_id(p.read_bytes())}" for p in published.glob("*.json"))
@@ -333,10 +343,9 @@ class LakeWriter:
     def __init__(self, lake: Lake, rows_per_chunk: int, staging: bool = False) -> None:
         self.lake = lake
         self.rows_per_chunk = rows_per_chunk
-        self.committed = lake.committed_sources()
         self.staging = staging
         self.staged: list[dict[str, Any]] = []
-        self._seq = len(lake.manifests())
+        self._seq = 0 if staging else lake.chunk_count()  # a staged chunk gets its number when committed
         self._columns: dict[str, list[list[Any]]] = {}
         self._sources: list[dict[str, Any]] = []
         self._pending_rows = 0
@@ -383,9 +392,13 @@ class LakeWriter:
         """Mark a source file's rows complete; commits when the chunk is big enough."""
         self._sources.append({"hash": source_hash, "path": path, "kind": kind, "items": items})
         self.add_rows("sources", [(source_hash, path, kind, items)])
-        self.committed.add(source_hash)
         if self._pending_rows >= self.rows_per_chunk or self._pending_bytes >= CHUNK_TEXT_BYTES:
             self.commit()
+
+    def chunk_key(self, source_hash: str) -> str:
+        """The key of the chunk that the source marked done next (``source_hash``) goes to: the
+        hash of the chunk's first source."""
+        return self._sources[0]["hash"] if self._sources else source_hash
 
     def commit(self) -> None:
         """Hand the pending chunk to the background thread, which writes its part files, then
@@ -486,7 +499,6 @@ class LakeWriter:
         commit point) after the chunks before it, with the next sequence number."""
         self.wait()
         self._seq += 1
-        self.committed.update(s["hash"] for s in manifest["sources"])
         self._writing = self._pool.submit(self._write_manifest, {**manifest, "seq": self._seq})
 
     def discard_staged(self, manifest: dict[str, Any]) -> None:
