@@ -39,3 +39,12 @@ def test_help_and_unknown_commands_get_every_command() -> None:
     assert typo.returncode == 2 and "No such command" in typo.stderr
     version = subprocess.run([sys.executable, "-m", "carelens.cli", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("carelens ")
+
+
+def test_help_off_a_terminal_is_plain_text() -> None:
+    """No Rich markup escapes ("\\[required]") nor ANSI codes when the output is not a terminal."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "carelens.cli", "deid", "text", "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0
+    assert "[required]" in shown.stdout and "\\[" not in shown.stdout and "\x1b[" not in shown.stdout

@@ -71,6 +71,8 @@ def _root(
 
 def build_app(capabilities: tuple[str, ...] = CAPABILITIES) -> typer.Typer:
     """The Typer app with the commands of ``capabilities`` (all of them by default)."""
+    if not colour_allowed():  # Typer escapes "[required]" for Rich even with no markup mode: plain Click help
+        typer.core.HAS_RICH = False
     app = typer.Typer(
         name="carelens",
         help="Clinical AI platform: ingest, de-identify, summarise, read images and genomes, decide.",
