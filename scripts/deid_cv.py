@@ -1,7 +1,7 @@
 """Patient-grouped cross-validation of the text de-identifier INSIDE the fit half of physionet-dev
-(the held-out patients are never read), with the CRF marginals cached so that changes after the CRF
-(cues, rules, filters, thresholds) are scored in seconds without retraining (``--alone``: the CRF's own
-spans only, the measure of what the learned layer generalises).
+(the held-out patients are never read; ``--everyone``: over all patients, aggregates only), with the
+CRF marginals cached so that changes after the CRF (cues, rules, filters, thresholds) are scored in
+seconds without retraining (``--alone``: the CRF's own spans only, the measure of what the learned layer generalises).
 
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
@@ -10,6 +10,10 @@ spans only, the measure of what the learned layer generalises).
 ``all`` is the development measure over ALL 82 patients (``carelens.privacy.training.cross_validate``:
 the loop ``deid train`` uses for its rotation and CV); it prints aggregate figures per type only and
 writes them as JSON to the given path (no note text, no misses: half of those patients are the held-out part).
+
+``train --everyone`` caches the marginals of the same all-patient folds as ``all`` (the same figures), so that
+changes after the CRF are scored over all 82 patients in seconds; ``score`` then prints aggregates only
+(``--errors`` is refused: half of those patients are the held-out part).
 
 ``train`` fits one CRF per fold (``carelens.privacy.training.train`` on the other folds, their ALL CAPS
 copies and the synthetic notes, as ``deid train`` does) and stores, per test note, the marginals of
