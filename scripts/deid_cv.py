@@ -71,7 +71,7 @@ class _Cached(C.CrfModel):
         out: list[C.PhiSpan] = []
         p = [1.0 - row[o] for row in marginals]
         for i, (tok, row) in enumerate(zip(tokens, marginals, strict=True)):
-            if not self.keeps(tok, p[i], p, i):
+            if not self.keeps(tok, p[i], p, i, hints[i]):
                 continue
             kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
             out = C._extend(out, text, tok, kind, p[i])
