@@ -1,7 +1,7 @@
 """Patient-grouped cross-validation of the text de-identifier INSIDE the fit half of physionet-dev
-(the held-out patients are never read), with the CRF marginals cached so that changes after the CRF
-(cues, rules, filters, thresholds) are scored in seconds without retraining (``--alone``: the CRF's own
-spans only, the measure of what the learned layer generalises).
+(the held-out patients are never read; ``--everyone``: over all patients, aggregates only), with the
+CRF marginals cached so that changes after the CRF (cues, rules, filters, thresholds) are scored in
+seconds without retraining (``--alone``: the CRF's own spans only, the measure of what the learned layer generalises).
 
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
@@ -10,6 +10,10 @@ spans only, the measure of what the learned layer generalises).
 ``all`` is the development measure over ALL 82 patients (``carelens.privacy.training.cross_validate``:
 the loop ``deid train`` uses for its rotation and CV); it prints aggregate figures per type only and
 writes them as JSON to the given path (no note text, no misses: half of those patients are the held-out part).
+
+``train --everyone`` caches the marginals of the same all-patient folds as ``all`` (the same figures), so that
+changes after the CRF are scored over all 82 patients in seconds; ``score`` then prints aggregates only
+(``--errors`` is refused: half of those patients are the held-out part).
 
 ``train`` fits one CRF per fold (``carelens.privacy.training.train`` on the other folds, their ALL CAPS
 copies and the synthetic notes, as ``deid train`` does) and stores, per test note, the marginals of
@@ -67,22 +71,25 @@ class _Cached(C.CrfModel):
         out: list[C.PhiSpan] = []
         p = [1.0 - row[o] for row in marginals]
         for i, (tok, row) in enumerate(zip(tokens, marginals, strict=True)):
-            if not self.keeps(tok, p[i], p, i):
+            if not self.keeps(tok, p[i], p, i, hints[i]):
                 continue
             kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
             out = C._extend(out, text, tok, kind, p[i])
         return out
 
 
-def _fit_half(data: Path) -> list[Note]:
-    return split_by_patient(load_corpus(data / "deid" / "physionet-dev"))[0]
+def _fit_half(data: Path, everyone: bool = False) -> list[Note]:
+    notes = load_corpus(data / "deid" / "physionet-dev")
+    return notes if everyone else split_by_patient(notes)[0]
 
 
-def train(data: Path, out: Path, folds: int, iterations: int, swaps: int, seed: int = 14) -> None:
+def train(
+    data: Path, out: Path, folds: int, iterations: int, swaps: int, seed: int = 14, everyone: bool = False
+) -> None:
     from carelens.privacy.training import DEMO_PATIENTS, DEMO_SEED, demo_notes, upper_copies
     from carelens.privacy.training import train as fit
 
-    notes = _fit_half(data)
+    notes = _fit_half(data, everyone)
     extra = split_by_patient(load_presidio(data / "deid" / "presidio_synth_dataset_v2.json"))[0]
     extra += demo_notes(DEMO_PATIENTS, DEMO_SEED)
     result: dict = {"folds": {}}
@@ -102,6 +109,7 @@ def train(data: Path, out: Path, folds: int, iterations: int, swaps: int, seed: 
             recorder.store = {}
             for n in test_notes:
                 detect_phi(n.text, crf=recorder)
+            result["everyone"] = everyone
             result["folds"][k] = {
                 "vocabulary": model.vocabulary,
                 "store": recorder.store,
@@ -111,14 +119,17 @@ def train(data: Path, out: Path, folds: int, iterations: int, swaps: int, seed: 
     out.write_bytes(pickle.dumps(result))
 
 
-def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, alone: bool = False) -> None:
+def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, alone: bool = False,
+          english: float = 0.5, word: float = 0.9) -> None:  # fmt: skip
     result = pickle.loads(cache.read_bytes())
-    notes = {n.id: n for n in _fit_half(data)}
+    if result.get("everyone") and errors:
+        sys.exit("--errors reads notes: not on a cache of every patient (half of them are the held-out part)")
+    notes = {n.id: n for n in _fit_half(data, result.get("everyone", False))}
     total = Score()
     missed: list[str] = []
     false_pos: Counter[tuple[str, str, str]] = Counter()
     for fold in result["folds"].values():
-        model = _Cached(Path("/dev/null"), fold["vocabulary"], threshold)
+        model = _Cached(Path("/dev/null"), fold["vocabulary"], threshold, word, english)
         model.store = fold["store"]
         found = {i: proposals(notes[i].text, crf=model) for i in fold["notes"]}
         names: dict[str, set] = {}
@@ -141,7 +152,7 @@ def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, a
     print(f"recall {total.recall:.4f} precision {total.precision:.4f} F2 {total.f(2):.4f} | {per_type}")
     for line in sorted(missed):
         print(line)
-    for (kind, source, word), n in false_pos.most_common(60):
+    for (kind, source, word), n in false_pos.most_common(400):
         print(f"FP {n:3d} {kind}/{source}: {word}")
 
 
@@ -188,7 +199,12 @@ def main() -> None:
     parser.add_argument("--c1", type=float, default=0.05)
     parser.add_argument("--c2", type=float, default=0.01)
     parser.add_argument("--min-count", type=int, default=3, help="all: occurrences for a word feature")
+    parser.add_argument("--english-threshold", type=float, default=0.5, help="score: for English words of no list")
+    parser.add_argument("--word-threshold", type=float, default=0.9, help="score: for words of the vocabulary")
     parser.add_argument("--errors", action="store_true")
+    parser.add_argument(
+        "--everyone", action="store_true", help="train: folds over all 82 patients (then score prints aggregates only)"
+    )
     parser.add_argument("--alone", action="store_true", help="score the CRF's own spans (no rules, cues, filters)")
     parser.add_argument(
         "--batch",
@@ -204,9 +220,10 @@ def main() -> None:
         all_patients(data, args.cache, args.folds, tuple(args.thresholds), args.iterations, args.c1, args.c2,
                      args.min_count)  # fmt: skip
     elif args.command == "train":
-        train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed)
+        train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed, args.everyone)
     else:
-        score(data, args.cache, args.threshold, args.errors, args.batch, args.alone)
+        score(data, args.cache, args.threshold, args.errors, args.batch, args.alone, args.english_threshold,
+              args.word_threshold)  # fmt: skip
 
 
 if __name__ == "__main__":

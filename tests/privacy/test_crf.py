@@ -148,3 +148,15 @@ def test_leaving_out_attributes_the_model_does_not_know_changes_no_marginal() ->
     kept = features(text, tokens, hints, model.featurizer)
     assert sum(map(len, kept)) < sum(map(len, every))
     assert marginals(kept) == marginals(every)
+
+
+def test_a_token_a_date_rule_covers_needs_less_probability_than_others() -> None:
+    from carelens.privacy.crf import CrfModel
+
+    model = CrfModel(Path("unused.crfsuite"), frozenset({"seen"}), threshold=0.03)
+    tok = crf_tokens("3/9")[0]
+    assert model.keeps(tok, 0.01, hint="rule:DATE")
+    assert not model.keeps(tok, 0.01)
+    assert not model.keeps(tok, 0.01, hint="dict:NAME")
+    assert not model.keeps(tok, model.date_hint_threshold / 2, hint="rule:DATE")
+    assert model.keeps(tok, 0.05)

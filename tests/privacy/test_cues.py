@@ -69,3 +69,32 @@ def test_a_blood_gas_is_not_a_phone_number() -> None:
 
     text = "ABG on these settings 7.38-33-169-24. Call wife at 410-555-0199"
     assert [text[s.start : s.end] for s in detect_phi(text, model=False) if s.type == "PHONE"] == ["410-555-0199"]
+
+
+def test_a_place_found_with_confidence_is_that_place_everywhere_in_the_note() -> None:
+    from carelens.privacy.detect import _propagate_places
+    from carelens.privacy.tokens import PhiSpan, tokenize
+
+    text = "Pt transferred to KMH 2 days ago. Plan: back to KMH for cath; Kmh aware. Lives in Dunmore; dunmore ok."
+    tokens = tokenize(text)
+
+    def spread(source: str, kind: str = "LOCATION", vocabulary: frozenset[str] = frozenset()) -> list[str]:
+        seeds = [PhiSpan(18, 21, kind, source), PhiSpan(text.index("Dunmore"), text.index("Dunmore") + 7, kind, source)]
+        return [text[s.start : s.end] for s in _propagate_places(text, tokens, seeds, vocabulary, "mixed")]
+
+    # every other occurrence, not in lower case in mixed-case text ("dunmore ok" could be a word)
+    assert spread("cue") == ["KMH", "Kmh"]
+    assert spread("model!") == ["KMH", "Kmh"]
+    assert spread("model") == []  # a place the CRF was unsure of spreads nowhere
+    assert spread("cue", kind="NAME") == []
+    assert spread("cue", vocabulary=frozenset({"kmh"})) == []  # a word seen often outside PHI
+
+
+def test_common_clinical_and_english_words_of_a_place_do_not_spread() -> None:
+    from carelens.privacy.detect import _propagate_places
+    from carelens.privacy.tokens import PhiSpan, tokenize
+
+    text = "TO GOOD SAMARITAN HOSPITAL REHAB UNIT. HOSPITAL COURSE: GOOD. REHAB SCREEN TODAY, NORTH WING."
+    seed = PhiSpan(3, text.index(" REHAB UNIT"), "LOCATION", "cue")
+    spread = _propagate_places(text, tokenize(text), [seed], frozenset(), "upper")
+    assert not [text[s.start : s.end] for s in spread if text[s.start : s.end] in ("HOSPITAL", "GOOD", "REHAB")]

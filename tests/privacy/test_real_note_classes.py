@@ -29,6 +29,10 @@ from tests.privacy.flagging import masked
         ("NSG (R. O'SHAUGHNESSY AND K. WU) COUNTED VALUABLES WITH PT.", ["O'SHAUGHNESSY"]),
         ("Pt discharged to Glen Burnie rehab at 1400.", ["Glen Burnie"]),
         ("Family: Daughter, Al, updated by team at bedside.", ["Al"]),
+        (  # a place named again without its cue
+            "Pt transferred from Kelmscott Manor this am; Kelmscott staff report baseline confusion.",
+            ["Kelmscott Manor", "Kelmscott staff"],
+        ),
     ],
 )
 def test_phi_of_real_note_style_is_found(text: str, phi: list[str]) -> None:

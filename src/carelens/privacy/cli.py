@@ -218,7 +218,7 @@ def train_cmd(
     data: Path | None = typer.Option(None, "--data", help="The shared data folder (default: ../shared/data)."),
     folds: int = typer.Option(0, "--folds", help="Also report patient-grouped K-fold cross-validation (K > 1)."),
     threshold: float | None = typer.Option(
-        None, "--threshold", help="PHI probability at which a token is flagged (default: 0.025)."
+        None, "--threshold", help="PHI probability at which a token is flagged (default: 0.03)."
     ),
     swaps: int | None = typer.Option(
         None, "--swaps", min=0, help="Surrogate-swapped copies of each real note with a name or place (default: 0)."

@@ -6,8 +6,8 @@ combined with recall first.
 offsets into ``text``. The rule and dictionary layers are the CRF's hints; what the CRF flags is
 kept, plus identifiers with a shape (phones, e-mails, ids, full dates...), names right after a
 title, what the context cues after the CRF find (``cues``: an unknown word after "dr" or a relative,
-before a credential or "aware", month/year dates), names joined by "and" to a found name, and the
-patient's own identifiers; model ``a/b``
+before a credential or "aware", month/year dates), names joined by "and" to a found name, the
+other occurrences of a name or a place found with confidence, and the patient's own identifiers; model ``a/b``
 dates that are ratios and one-word clinical spans are dropped. Overlapping proposals are merged (the
 most specific type wins).
 """
@@ -17,12 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from carelens.privacy.batch import PLACE_TYPES
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
 from carelens.privacy.cues import coordinated_names, cue_spans, not_dates
 from carelens.privacy.filters import not_phi
 from carelens.privacy.known_in_text import known_spans
-from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, lexicon
+from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, is_english, lexicon
 from carelens.privacy.names import VERY_COMMON, case_mode, name_spans
 from carelens.privacy.rules import rule_spans
 from carelens.privacy.tokens import PhiSpan, Tok, tokenize
@@ -95,7 +96,39 @@ def proposals(
         spans += not_phi(text, model_spans + cue_spans(text, ctoks, clf.vocabulary))
         spans += coordinated_names(text, ctoks, spans, clf.vocabulary)
     spans += _propagate_names(tokens, spans, clf.vocabulary if clf is not None else frozenset(), case_mode(text))
+    spans += _propagate_places(text, tokens, spans, clf.vocabulary if clf is not None else frozenset(), case_mode(text))
     return spans
+
+
+def _propagate_places(
+    text: str, tokens: list[Tok], spans: list[PhiSpan], vocabulary: frozenset[str], mode: str = "mixed"
+) -> list[PhiSpan]:
+    """A word of a place found with confidence (by a rule, a cue, a dictionary or the CRF at ``CONFIDENT``)
+    is that place everywhere in the same text ("transferred to GH ... back to GH"), unless it is a word of the
+    CRF's vocabulary, a stop, clinical or English word, or a common word of no place list; in mixed-case text,
+    not where it is in lower case."""
+    lex = lexicon()
+    words: set[str] = set()
+    for s in spans:
+        if s.type in PLACE_TYPES and s.source != "model":
+            words.update(t.low for t in tokenize(text[s.start : s.end]) if t.alpha)
+    words = {
+        w
+        for w in words
+        if len(w) >= 2
+        and w not in VERY_COMMON
+        and w not in vocabulary
+        and not is_english(w)
+        and (w not in lex.common_words or w in lex.us_places or w in lex.cities)
+    }
+    if not words:
+        return []
+    covered = {s.start for s in spans}
+    return [
+        PhiSpan(t.start, t.end, "LOCATION", "propagated")
+        for t in tokens
+        if t.alpha and t.low in words and t.start not in covered and not (mode == "mixed" and t.text.islower())
+    ]
 
 
 # a date with day, month and year ("1951-07-23", "07/23/1951", "July 23, 1951"): kept as the rule found it
