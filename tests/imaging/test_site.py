@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from carelens.cli import app
+from carelens.core import UsageError
 from carelens.imaging.data import load_folder
 from carelens.imaging.evaluate import evaluate
 from carelens.imaging.package import load_package
@@ -112,7 +113,9 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
     site = _site_folder(tmp_path / "hospital-b" / "images", 240, 14, 0.5, names=("class_0", "class_1"))
     parent = load_package(squares_package)
-    meta = adapt(squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2)
+    meta = adapt(
+        squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2, start="parent"
+    )
     assert meta["lineage"]["parent"]["id"] == parent.id
     assert meta["lineage"]["method"].startswith("fine-tuned")
     counts = meta["training"]["counts"]  # every training image calibrates, predicted by a network that did not see it
@@ -144,6 +147,34 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
     page = render_html(exported)
     assert page.count("data:image/png;base64") >= 3
+
+
+def test_adapt_starts_where_the_sites_patients_are_ranked_better_out_of_fold(
+    squares_package: Path, synthetic_npz: Path, tmp_path: Path
+) -> None:
+    """``auto`` cross-fits the parent's weights and fresh ones and keeps the higher out-of-fold AUC; a network
+    trained at the site from fresh weights does not depend on the parent's weights, only on its architecture."""
+    from carelens.imaging.adapt import adapt
+
+    site = _site_folder(tmp_path / "clinic" / "images", 240, 16, 0.5, names=("class_0", "class_1"))
+    meta = adapt(squares_package, site, tmp_path / "auto", seed=2, register=False, max_epochs=2)
+    crossed = meta["calibration"]["cross_fitting"]
+    by_start = crossed["out_of_fold_auc_by_start"]
+    assert set(by_start) == {"parent", "scratch"} and crossed["start"] == max(by_start, key=by_start.__getitem__)
+    assert meta["lineage"]["method"].startswith("fine-tuned" if crossed["start"] == "parent" else "trained at the site")
+    other = tmp_path / "other-parent"
+    train(synthetic_npz, other, TrainConfig(max_epochs=1, seed=9, arch_options={"width": 8}, bootstrap=10))
+    fresh = [
+        adapt(parent, site, tmp_path / f"scratch-{k}", seed=2, register=False, max_epochs=2, folds=0, start="scratch")
+        for k, parent in enumerate((squares_package, other))
+    ]
+    assert fresh[0]["id"] == fresh[1]["id"]  # same seed and site: the same network, whichever parent
+    assert (
+        fresh[0]["lineage"]["method"]
+        == "trained at the site from fresh weights of the parent's architecture, and calibrated"
+    )
+    with pytest.raises(UsageError, match="unknown start"):
+        adapt(squares_package, site, tmp_path / "x", register=False, start="elsewhere")
 
 
 def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_package: Path, tmp_path: Path) -> None:
