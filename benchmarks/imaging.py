@@ -416,7 +416,9 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
     return rows
 
 
-def stage_adapt(adult: Path, parent: Path, seeds: list[int], folds: int, work: Path, start: str = "auto") -> list[dict]:
+def stage_adapt(
+    adult: Path, parent: Path, seeds: list[int], folds: int, work: Path, start: str = "parent"
+) -> list[dict]:
     """`image adapt` of ``parent`` at the adult site (cross-fitted calibration over ``folds`` folds of its training
     patients; 0: validation alone; ``start``: see ``carelens.imaging.adapt.STARTS``) at each seed, scored on the
     held-out patients with 95% bootstrap intervals."""
@@ -708,7 +710,7 @@ def main() -> None:
     parser.add_argument("--package", default=None, help="shift-alt, shift-cc: PneumoniaMNIST model package(s), commas")
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
     parser.add_argument("--mixup", type=float, default=0.0, help="pneumonia stage: mixup's Beta parameter")
-    parser.add_argument("--start", default="auto", help="adapt stage: parent, scratch or auto")
+    parser.add_argument("--start", default="parent", help="adapt stage: parent, scratch or auto")
     parser.add_argument("--folds", type=int, default=4, help="adapt stage: cross-fitting folds (0: val alone)")
     parser.add_argument("--finetune", type=int, default=0, help="fedbn stage: rounds of fine-tuning at each site")
     parser.add_argument(

@@ -113,9 +113,7 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
 
     site = _site_folder(tmp_path / "hospital-b" / "images", 240, 14, 0.5, names=("class_0", "class_1"))
     parent = load_package(squares_package)
-    meta = adapt(
-        squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2, start="parent"
-    )
+    meta = adapt(squares_package, site, tmp_path / "adapted", seed=1, store=tmp_path / "store", max_epochs=2)
     assert meta["lineage"]["parent"]["id"] == parent.id
     assert meta["lineage"]["method"].startswith("fine-tuned")
     counts = meta["training"]["counts"]  # every training image calibrates, predicted by a network that did not see it
@@ -157,7 +155,7 @@ def test_adapt_starts_where_the_sites_patients_are_ranked_better_out_of_fold(
     from carelens.imaging.adapt import adapt
 
     site = _site_folder(tmp_path / "clinic" / "images", 240, 16, 0.5, names=("class_0", "class_1"))
-    meta = adapt(squares_package, site, tmp_path / "auto", seed=2, register=False, max_epochs=2)
+    meta = adapt(squares_package, site, tmp_path / "auto", seed=2, register=False, max_epochs=2, start="auto")
     crossed = meta["calibration"]["cross_fitting"]
     by_start = crossed["out_of_fold_auc_by_start"]
     assert set(by_start) == {"parent", "scratch"} and crossed["start"] == max(by_start, key=by_start.__getitem__)

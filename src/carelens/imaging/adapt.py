@@ -118,7 +118,7 @@ def adapt(
     lr: float = 3e-3,
     patience: int = 20,
     folds: int = FOLDS,
-    start: str = "auto",
+    start: str = "parent",
 ) -> dict[str, Any]:
     """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
     test splits; folders split by patient). Returns the new package's ``model.json`` contents.

@@ -169,7 +169,7 @@ def adapt_cmd(
         4, "--folds", min=0, max=10, help="Cross-fitting folds (by patient) for calibration; 0: validation alone."
     ),
     start: str = typer.Option(
-        "auto",
+        "parent",
         "--start",
         help="parent (fine-tune its weights), scratch (fresh weights, trained at the site) or auto (the start whose "
         "cross-fitted out-of-fold AUC is higher).",
