@@ -188,6 +188,10 @@ def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_packag
     bad = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
                               str(tmp_path / "b"), "--folds", "-1"])  # fmt: skip
     assert bad.exit_code != 0
+    nowhere = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                                  str(tmp_path / "c"), "--start", "elsewhere"])  # fmt: skip
+    assert nowhere.exit_code != 0 and "unknown start 'elsewhere'" in str(nowhere.exception)
+    assert not (tmp_path / "c").exists()  # refused before any fit
 
 
 def test_validate_records_a_site_verdict_that_decides_the_site_mark(
