@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from carelens.cli import app
+from carelens.core import UsageError
 from carelens.imaging.data import load_folder
 from carelens.imaging.evaluate import evaluate
 from carelens.imaging.package import load_package
@@ -146,6 +147,34 @@ def test_adapt_recalibrates_fine_tunes_validates_and_registers(squares_package: 
     assert page.count("data:image/png;base64") >= 3
 
 
+def test_adapt_starts_where_the_sites_patients_are_ranked_better_out_of_fold(
+    squares_package: Path, synthetic_npz: Path, tmp_path: Path
+) -> None:
+    """``auto`` cross-fits the parent's weights and fresh ones and keeps the higher out-of-fold AUC; a network
+    trained at the site from fresh weights does not depend on the parent's weights, only on its architecture."""
+    from carelens.imaging.adapt import adapt
+
+    site = _site_folder(tmp_path / "clinic" / "images", 240, 16, 0.5, names=("class_0", "class_1"))
+    meta = adapt(squares_package, site, tmp_path / "auto", seed=2, register=False, max_epochs=2, start="auto")
+    crossed = meta["calibration"]["cross_fitting"]
+    by_start = crossed["out_of_fold_auc_by_start"]
+    assert set(by_start) == {"parent", "scratch"} and crossed["start"] == max(by_start, key=by_start.__getitem__)
+    assert meta["lineage"]["method"].startswith("fine-tuned" if crossed["start"] == "parent" else "trained at the site")
+    other = tmp_path / "other-parent"
+    train(synthetic_npz, other, TrainConfig(max_epochs=1, seed=9, arch_options={"width": 8}, bootstrap=10))
+    fresh = [
+        adapt(parent, site, tmp_path / f"scratch-{k}", seed=2, register=False, max_epochs=2, folds=0, start="scratch")
+        for k, parent in enumerate((squares_package, other))
+    ]
+    assert fresh[0]["id"] == fresh[1]["id"]  # same seed and site: the same network, whichever parent
+    assert (
+        fresh[0]["lineage"]["method"]
+        == "trained at the site from fresh weights of the parent's architecture, and calibrated"
+    )
+    with pytest.raises(UsageError, match="unknown start"):
+        adapt(squares_package, site, tmp_path / "x", register=False, start="elsewhere")
+
+
 def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_package: Path, tmp_path: Path) -> None:
     site = _site_folder(tmp_path / "clinic" / "images", 240, 15, 0.5, names=("class_0", "class_1"))
     result = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
@@ -159,6 +188,10 @@ def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_packag
     bad = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
                               str(tmp_path / "b"), "--folds", "-1"])  # fmt: skip
     assert bad.exit_code != 0
+    nowhere = runner.invoke(app, ["image", "adapt", str(squares_package), "--data", str(site), "--out",
+                                  str(tmp_path / "c"), "--start", "elsewhere"])  # fmt: skip
+    assert nowhere.exit_code != 0 and "unknown start 'elsewhere'" in str(nowhere.exception)
+    assert not (tmp_path / "c").exists()  # refused before any fit
 
 
 def test_validate_records_a_site_verdict_that_decides_the_site_mark(

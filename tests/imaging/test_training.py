@@ -234,3 +234,13 @@ def test_medmnist_file_names_set_the_accepted_modalities(synthetic_npz: Path, tm
     data = shutil.copy(synthetic_npz, tmp_path / "pneumoniamnist_64.npz")
     meta = train(data, tmp_path / "p", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=20))
     assert meta["preprocessing"]["modalities"] == ["CR", "DX"]
+
+
+def test_early_stopping_waits_for_the_second_half_of_the_schedule(synthetic_npz: Path, tmp_path: Path) -> None:
+    meta = train(synthetic_npz, tmp_path / "p", TrainConfig(max_epochs=8, patience=1, arch_options=FAST, bootstrap=10))
+    history = meta["training"]["history"]
+    aucs = [row["val_auc"] for row in history]
+    stale_early = [e for e in range(1, 4) if aucs[e] <= max(aucs[:e])]  # a no-better epoch among epochs 2-4
+    assert stale_early, aucs  # patience 1 alone would have stopped there
+    assert len(history) >= 5  # no stop before the schedule's second half (epoch 5 of 8)
+    assert meta["training"]["stopped_because"] in ("early_stopping", "schedule_done")

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from carelens.core import InputError
+from carelens.core import InputError, UsageError
 from carelens.imaging.calibration import cross_fitted_nll
 from carelens.imaging.data import ImageArrays, concatenate, load_dataset, patient_bucket, patient_of
-from carelens.imaging.engine import predict_logits
+from carelens.imaging.engine import logits_to_proba, predict_logits
+from carelens.imaging.metrics import auc
 from carelens.imaging.package import load_package, write_package_files
 from carelens.imaging.trainer import TrainConfig, fit_network, train
 
@@ -32,6 +33,10 @@ FOLDS = 4
 # cross-fitted NLL of the out-of-fold predictions: on PneumoniaMNIST eight views lowered the validation NLL but
 # raised the test ECE (its test split is shifted from validation), so the choice is made per site on its own data.
 VIEW_CHOICES = (2, 8)
+# Where the site's network starts: the parent's weights (fine-tuning), fresh weights of the parent's architecture
+# (training at the site alone), or ``auto``: whichever ranks the site's training patients better out of fold (at the
+# adult site the pediatric parent's features rank adults worse than chance, so fine-tuning can start behind).
+STARTS = ("parent", "scratch", "auto")
 
 
 def validation_criteria() -> dict[str, float]:
@@ -70,11 +75,12 @@ def _all_classes(arrays: ImageArrays, classes: int) -> bool:
 
 
 def cross_fit(
-    parent: torch.nn.Module, site_train: ImageArrays, site_val: ImageArrays, cfg: TrainConfig, folds: int = FOLDS
+    parent: torch.nn.Module | None, site_train: ImageArrays, site_val: ImageArrays, cfg: TrainConfig, folds: int = FOLDS
 ) -> tuple[dict[int, np.ndarray], list[dict[str, Any]]] | None:
     """Out-of-fold logits of every training image, for each candidate number of test-time views
     (:data:`VIEW_CHOICES`): for each fold, ``parent`` fine-tuned on the other folds (early stopping on
-    ``site_val``) predicts that fold. None where a fold's complement is too small or lacks a class."""
+    ``site_val``; ``None``: fresh weights of ``cfg.arch`` trained there) predicts that fold. None where a fold's
+    complement is too small or lacks a class."""
     fold = folds_of(site_train, folds)
     classes = site_val.num_classes
     parts = [site_train.subset(fold != k) for k in range(folds)]
@@ -112,6 +118,7 @@ def adapt(
     lr: float = 3e-3,
     patience: int = 20,
     folds: int = FOLDS,
+    start: str = "parent",
 ) -> dict[str, Any]:
     """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
     test splits; folders split by patient). Returns the new package's ``model.json`` contents.
@@ -119,8 +126,13 @@ def adapt(
     Fine-tuning defaults (80 epochs, lr 3e-3, patience 20) were chosen on the adult site's validation and
     calibration images (``benchmarks/results/imaging.md``): with patience 8 on ~80 validation images training
     stopped before the small site's model had converged. ``folds``: cross-fitting folds for calibration (0 or 1:
-    calibrate on the validation split alone); ``time_budget`` is shared by the ``folds`` fits and the final one."""
+    calibrate on the validation split alone); ``time_budget`` is shared by the ``folds`` fits and the final one.
+    ``start``: see :data:`STARTS`; ``auto`` cross-fits both starts and keeps the one with the higher out-of-fold AUC
+    (the parent where there are too few images to cross-fit)."""
     from carelens.imaging.evaluate import evaluate
+
+    if start not in STARTS:
+        raise UsageError(f"unknown start {start!r}: choose {', '.join(STARTS)}")
 
     parent = load_package(model_dir)
     prep = parent.preprocessing
@@ -139,12 +151,16 @@ def adapt(
     before = evaluate(parent, site_test, "test", resamples=200) if size == int(prep["image_size"]) else None
     classes_seen = parent.task == "multilabel" or len(np.unique(site_train.labels)) == len(parent.labels)
     fine_tune = len(site_train) >= MIN_FINETUNE and classes_seen
+    if start == "scratch" and not fine_tune:
+        raise UsageError(f"training at the site needs at least {MIN_FINETUNE} labelled training images of every class")
     cross = fine_tune and folds > 1
+    starts = ("parent", "scratch") if start == "auto" and cross else ("scratch",) if start == "scratch" else ("parent",)
+    fits = folds * len(starts) + 1 if cross else 1
     cfg = TrainConfig(
         arch=str(parent.meta["arch"]),
         arch_options=dict(parent.meta.get("arch_options") or {}),
         seed=seed,
-        time_budget=time_budget / (folds + 1) if time_budget and cross else time_budget,
+        time_budget=time_budget / fits if time_budget else None,
         max_epochs=max_epochs if fine_tune else 0,
         patience=patience,
         lr=lr,
@@ -154,18 +170,29 @@ def adapt(
         modalities=prep.get("modalities"),
         version=f"{parent.version}-{site}",
     )
-    fitted = cross_fit(parent.model, site_train, site_val, cfg, folds) if cross else None
+    crossed = {
+        s: cross_fit(parent.model if s == "parent" else None, site_train, site_val, cfg, folds)
+        for s in (starts if cross else ())
+    }
+    auc_by_start = {
+        s: auc(logits_to_proba(x[0][min(x[0])], parent.task), site_train.labels, parent.task)
+        for s, x in crossed.items()
+        if x is not None
+    }
+    chosen = max(auc_by_start, key=auc_by_start.__getitem__) if auc_by_start else starts[0]  # a tie: the parent
+    fitted = crossed.get(chosen)
     pair = (site_train, site_val) if fine_tune else (site_train, concatenate(site_train, site_val))
     oof, nll_by_views = None, {}
     if fitted is not None:
         nll_by_views = {v: cross_fitted_nll(x, site_train.labels, parent.task) for v, x in fitted[0].items()}
         cfg.tta_views = min(fitted[0], key=lambda v: nll_by_views[v].get("temperature", 0.0))
         oof = (fitted[0][cfg.tta_views], site_train.labels)
-    meta = train(pair, out, cfg, start_from=parent.model, out_of_fold=oof)
+    meta = train(pair, out, cfg, start_from=parent.model if chosen == "parent" else None, out_of_fold=oof)
     if fitted is not None:
         meta["calibration"]["cross_fitting"] = {
             "folds": folds, "by": "patient", "runs": fitted[1], "views": cfg.tta_views,
             "out_of_fold_nll_by_views": {str(v): x for v, x in nll_by_views.items()},
+            "start": chosen, "out_of_fold_auc_by_start": {k: round(v, 4) for k, v in auc_by_start.items()},
         }  # fmt: skip
     out = Path(out)
     adapted = load_package(out)
@@ -180,7 +207,14 @@ def adapt(
     meta["name"] = f"{parent.meta.get('name', 'carelens-imaging')}@{site}"
     meta["lineage"] = {
         "parent": {"id": parent.id, "version": parent.version, "name": parent.meta.get("name")},
-        "method": "fine-tuned and recalibrated" if fine_tune else "recalibrated (too few labels to fine-tune)",
+        "method": (
+            "recalibrated (too few labels to fine-tune)"
+            if not fine_tune
+            else "fine-tuned and recalibrated"
+            if chosen == "parent"
+            else "trained at the site from fresh weights of the parent's architecture, and calibrated"
+            + (" (out-of-fold AUC above fine-tuning's)" if len(auc_by_start) > 1 else "")
+        ),
         "sites": [*parent_sites, {"site": site, "data": str(Path(data).name), "counts": meta["training"]["counts"]}],
     }
     meta["site_validations"] = [validation]

@@ -168,6 +168,12 @@ def adapt_cmd(
     folds: int = typer.Option(
         4, "--folds", min=0, max=10, help="Cross-fitting folds (by patient) for calibration; 0: validation alone."
     ),
+    start: str = typer.Option(
+        "parent",
+        "--start",
+        help="parent (fine-tune its weights), scratch (fresh weights, trained at the site) or auto (the start whose "
+        "cross-fitted out-of-fold AUC is higher).",
+    ),
 ) -> None:
     """Adapt a model to a site: fine-tune on its labelled images when it has enough, recalibrate (temperature,
     threshold, conformal thresholds) on out-of-fold predictions of all its training patients (cross-fitting) and
@@ -176,7 +182,7 @@ def adapt_cmd(
 
     if image_size is not None and not 28 <= image_size <= 512:
         raise UsageError("--image-size must be between 28 and 512")
-    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register, folds=folds)
+    meta = adapt(model_dir, data, out, time_budget, seed, image_size, site, register=register, folds=folds, start=start)
     emit_json(
         {
             "id": meta["id"],
