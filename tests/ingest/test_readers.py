@@ -6,8 +6,10 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.data import get_testdata_file
@@ -175,6 +177,26 @@ def test_unreadable_file_is_quarantined_not_fatal(tmp_path: Path, monkeypatch: p
     assert result.ingested()["Patient"] == 1
     assert [(Path(q.source).name, q.where, q.reason) for q in result.quarantined] == [
         ("b.json", "file", "cannot read the file (PermissionError)")
+    ]
+
+
+def test_folder_that_cannot_be_listed_is_quarantined_not_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = write_json(tmp_path / "in" / "a.json", patient("p1"))
+    locked = write_json(tmp_path / "in" / "locked" / "b.json", patient("p2")).parent
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if isinstance(path, str) and Path(path) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = ingest([good.parent], tmp_path / "store")
+    assert result.ingested()["Patient"] == 1
+    assert [(Path(q.source), q.where, q.reason) for q in result.quarantined] == [
+        (locked, "folder", "cannot list the folder: its files were not read")
     ]
 
 

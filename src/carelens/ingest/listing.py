@@ -5,7 +5,8 @@ A folder is walked depth first: each folder's files (Bulk Data files of often-re
 Patient, Practitioner, Organization, ..., first, so that references resolve as files are read
 and few files wait for the end of the batch; then by name), then its subfolders by name. Only
 one folder's names are held at a time. Hidden files are left out; links to folders are not
-followed.
+followed. A folder that cannot be listed is listed itself, so that the ingest quarantines it
+with its reason instead of leaving its files out unsaid.
 """
 
 from __future__ import annotations
@@ -94,24 +95,24 @@ def _folder_files(root: Path) -> Iterator[Path]:
         if folder is None:
             folders.pop()
             continue
-        files, subfolders = _entries(folder)
+        try:
+            files, subfolders = _entries(folder)
+        except OSError:
+            yield Path(folder)
+            continue
         yield from (Path(folder, name) for name in sorted(files, key=_reading_order))
         folders.append(iter(sorted(os.path.join(folder, name) for name in subfolders)))
 
 
 def _entries(folder: str) -> tuple[list[str], list[str]]:
-    """The names of a folder's files (hidden ones left out) and of its subfolders; none when it
-    cannot be listed."""
+    """The names of a folder's files (hidden ones left out) and of its subfolders."""
     files, subfolders = [], []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    subfolders.append(entry.name)
-                elif entry.is_file() and not entry.name.startswith("."):
-                    files.append(entry.name)
-    except OSError:
-        return [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.name)
+            elif entry.is_file() and not entry.name.startswith("."):
+                files.append(entry.name)
     return files, subfolders
 
 

@@ -32,8 +32,9 @@ what was quarantined of it then is reported again, from the lake's quarantine ta
 in one batch with the same bytes, the lake records the one a process reaches first (with helper
 processes, not always the first in reading order); a Bulk Data export log and note sidecars are
 ``skipped``, as are files of unknown kind found in a folder (a file of unknown kind named on the
-command line is quarantined). A file that cannot be read (permissions) is quarantined for this
-run only, not recorded in the lake, so the next run tries it again. Hidden files in folders are
+command line is quarantined). A file that cannot be read (permissions), or a folder that cannot
+be listed, is quarantined for this run only, not recorded in the lake, so the next run tries it
+again. Hidden files in folders are
 ignored.
 """
 
@@ -318,7 +319,10 @@ class _Run:
     def one(self, path: Path, named: bool, loaded: tuple[bytes, str, str | None] | OSError) -> None:
         if isinstance(loaded, OSError):
             held = _File(path=path, source_hash=f"unreadable:{path}", kind="unknown")
-            self.bad(held, "file", f"cannot read the file ({type(loaded).__name__})")
+            if path.is_dir():  # a folder the listing could not open
+                self.bad(held, "folder", "cannot list the folder: its files were not read")
+            else:
+                self.bad(held, "file", f"cannot read the file ({type(loaded).__name__})")
             self.result.quarantined.extend(held.quarantine.quarantined)
             return
         data, digest, kind = loaded
