@@ -726,9 +726,9 @@ def main() -> None:
     if not npz.exists() or not adult.exists():
         sys.exit(f"needs {npz} and {adult}")
     args.work.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
     for stage in args.stages.split(","):
         if stage == "pneumonia":
-            seeds = [int(s) for s in args.seeds.split(",")]
             part: object = stage_pneumonia(npz, seeds, args.budget, args.work, args.mixup)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
@@ -753,7 +753,6 @@ def main() -> None:
             part = stage_shift_select(npz, adult, args.work)
         elif stage == "adapt":
             parent = Path(args.package) if args.package else args.work / "pneumonia-seed0"
-            seeds = [int(x) for x in args.seeds.split(",")]
             part = stage_adapt(adult, parent, seeds, args.folds, args.work, args.start)
             stage = f"adapt-folds{args.folds}-{args.start}"
         elif stage == "adult":

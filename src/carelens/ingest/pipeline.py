@@ -572,7 +572,7 @@ def _split(files: FileList, processes: int) -> tuple[FileList, FileList, int]:
     none where forking is not possible or the FHIR text is too little to be worth one."""
     helpers = min(processes, _fhir_size(files) // SHARE_MIN_BYTES) - 1 if processes > 1 and can_fork() else 0
     if helpers < 1:
-        return files, files.select(lambda _: False, "shared"), 0
+        return files, FileList(files.path.parent, "shared"), 0
     return files.select(lambda path: not is_fhir_name(path), "own"), files.select(is_fhir_name, "shared"), helpers
 
 
