@@ -102,7 +102,7 @@ def test_demo_runs_every_stage_but_the_image_model(tmp_path: Path, shared_data: 
 
 @pytest.mark.slow
 def test_demo_trains_and_registers_the_image_model(tmp_path: Path) -> None:
-    proc = _demo(tmp_path, "--no-serve", "--patients", "1", "--image-budget", "3", "--skip", "summarize",
+    proc = _demo(tmp_path, "--no-serve", "--patients", "1", "--image-epochs", "1", "--skip", "summarize",
                  "--skip", "genomics", "--skip", "deidentify")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(proc.stdout)["stages"]
