@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.demo.manifest import PlantedPgx, PlantedVariant
+from carelens.genomics.matcher import IUPAC
 
 GRCH38_CONTIGS = {
     "chr1": 248956422,
@@ -42,19 +43,6 @@ GRCH38_CONTIGS = {
     "chr22": 50818468,
     "chrX": 156040895,
     "chrY": 57227415,
-}
-IUPAC = {
-    "R": "AG",
-    "Y": "CT",
-    "S": "CG",
-    "W": "AT",
-    "K": "GT",
-    "M": "AC",
-    "B": "CGT",
-    "D": "AGT",
-    "H": "ACT",
-    "V": "ACG",
-    "N": "ACGT",
 }
 
 # well-known pathogenic variants in ACMG SF genes (GRCh38, ClinVar variation ids); the
@@ -124,7 +112,7 @@ def haplotype(defn: GeneDefinition, allele: str) -> list[int]:
             out.append(0)
         elif value in choices:
             out.append(choices.index(value))
-        elif value in IUPAC:
+        elif len(IUPAC.get(value, "")) > 1:  # a wobble code
             out.append(0 if var["ref"] in IUPAC[value] else next(j for j, c in enumerate(choices) if c in IUPAC[value]))
         else:
             raise ValueError(
