@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from carelens.core.errors import CarelensError
 from carelens.core.ids import stable_id
+from carelens.core.plots import figure
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult, Quarantined
 from carelens.genomics.definitions import load_definitions
@@ -133,29 +134,21 @@ def write_to_lake(result: CohortResult, store: Path) -> CohortResult:
 
 def plot_phenotypes(result: CohortResult, out: Path) -> Path:
     """A stacked bar chart (PNG) of phenotype frequencies per gene across the cohort."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     rows = [r for r in result.rows if r.kind == "phenotype"]
     genes = sorted({r.gene for r in rows})
-    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(genes), 2) + 1.5))
     left = dict.fromkeys(genes, 0.0)
-    cmap = plt.get_cmap("tab20")
     values = sorted({r.value for r in rows})
-    for i, value in enumerate(values):
-        widths = [next((r.frequency for r in rows if r.gene == g and r.value == value), 0.0) for g in genes]
-        ax.barh(genes, widths, left=[left[g] for g in genes], color=cmap(i % 20), label=value)
-        for g, w in zip(genes, widths, strict=True):
-            left[g] += w
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f"fraction of called samples (cohort of {result.samples})")
-    ax.set_title("Pharmacogenomic phenotypes across the cohort")
-    ax.invert_yaxis()
-    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    with figure(out, (10, 0.45 * max(len(genes), 2) + 1.5)) as (_, ax):
+        for i, value in enumerate(values):
+            widths = [next((r.frequency for r in rows if r.gene == g and r.value == value), 0.0) for g in genes]
+            ax.barh(genes, widths, left=[left[g] for g in genes], color=colormaps["tab20"](i % 20), label=value)
+            for g, w in zip(genes, widths, strict=True):
+                left[g] += w
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"fraction of called samples (cohort of {result.samples})")
+        ax.set_title("Pharmacogenomic phenotypes across the cohort")
+        ax.invert_yaxis()
+        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     return out

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from carelens.core.plots import figure
 from carelens.imaging.engine import logits_to_proba
 
 
@@ -120,34 +121,25 @@ def reliability_diagram(
 ) -> Path:
     """Plot accuracy against confidence per bin for each named probability array (e.g. before
     and after temperature scaling), with each curve's ECE in the legend; writes a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
     edges = np.linspace(0.0, 1.0, bins + 1)
-    for name, proba in curves.items():
-        conf, correct = _confidence_and_correct(proba, labels, task)
-        which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-        xs, ys = [], []
-        for b in range(bins):
-            mask = which == b
-            if mask.sum() >= 1:
-                xs.append(conf[mask].mean())
-                ys.append(correct[mask].mean())
-        ece = expected_calibration_error(proba, labels, task, bins)
-        ax.plot(xs, ys, marker="o", ms=3, label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("observed accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability diagram")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, (4.5, 4.5)) as (_, ax):
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+        for name, proba in curves.items():
+            conf, correct = _confidence_and_correct(proba, labels, task)
+            which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+            xs, ys = [], []
+            for b in range(bins):
+                mask = which == b
+                if mask.sum() >= 1:
+                    xs.append(conf[mask].mean())
+                    ys.append(correct[mask].mean())
+            ece = expected_calibration_error(proba, labels, task, bins)
+            ax.plot(xs, ys, marker="o", ms=3, label=f"{name} (ECE {ece:.3f})")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("observed accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title("Reliability diagram")
+        ax.legend(loc="upper left", fontsize=8)
     return path

@@ -9,6 +9,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from carelens.core.plots import figure
+
 
 def choose_threshold(proba: np.ndarray, labels: np.ndarray, rule: str = "youden") -> float:
     """The operating threshold on the positive-class probability of a binary task, chosen on
@@ -113,30 +115,21 @@ def bootstrap_ci(
 
 def roc_plot(proba: np.ndarray, labels: np.ndarray, task: str, label_names: list[str], path: str | Path) -> Path:
     """ROC curve(s) with AUC in the legend (the positive class for binary tasks, each class otherwise); PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     if task == "binary":
         curves = [(label_names[1], labels == 1, proba[:, 1])]
     elif task == "multilabel":
         curves = [(name, labels[:, k] == 1, proba[:, k]) for k, name in enumerate(label_names)]
     else:
         curves = [(name, labels == k, proba[:, k]) for k, name in enumerate(label_names)]
-    for name, truth, score in curves:
-        if 0 < truth.sum() < len(truth):
-            fpr, tpr, _ = roc_curve(truth, score)
-            ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC {roc_auc_score(truth, score):.3f})")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title("ROC")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, (4.5, 4.5)) as (_, ax):
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+        for name, truth, score in curves:
+            if 0 < truth.sum() < len(truth):
+                fpr, tpr, _ = roc_curve(truth, score)
+                ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC {roc_auc_score(truth, score):.3f})")
+        ax.set_xlabel("1 - specificity")
+        ax.set_ylabel("sensitivity")
+        ax.set_title("ROC")
+        ax.legend(loc="lower right", fontsize=8)
     return path

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from carelens.core.plots import figure
+
 SANITY_MAX_SPEARMAN = 0.5
 
 
@@ -82,22 +84,13 @@ def explain(
 
 def overlay_png(image: np.ndarray, heatmap: np.ndarray, path: str | Path, title: str = "") -> Path:
     """The image in grey with the heatmap over it (jet, semi-transparent) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     base = image[0] if image.ndim == 3 and image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-    fig, ax = plt.subplots(figsize=(3.2, 3.4), dpi=110)
-    ax.imshow(base, cmap="gray", vmin=0, vmax=1)
-    shown = ax.imshow(heatmap, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, (3.2, 3.4)) as (fig, ax):
+        ax.imshow(base, cmap="gray", vmin=0, vmax=1)
+        shown = ax.imshow(heatmap, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_axis_off()
+        if title:
+            ax.set_title(title, fontsize=8)
     return path

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from carelens.core.plots import figure
+
 SHIFT_FILE = "shift.npz"
 FORMAT = 2  # shift.npz layout: classes x descriptions of Gaussians (format 1: one Gaussian, raw distances)
 OUTSIDE = "outside validated population: refer"
@@ -328,23 +330,14 @@ def site_verdict(outside_rate: float, n: int, expected: float, alpha: float = 0.
 
 def distance_plot(reference: np.ndarray, site: np.ndarray, threshold: float, path: Path, site_name: str) -> Path:
     """Histogram of the site's shift scores beside the validation images', with the threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     values = np.r_[reference, site, threshold]
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     bins = [float(b) for b in np.linspace(lo - 0.05 * abs(lo), hi + 0.05 * abs(hi), 50)]
-    ax.hist(reference, bins=bins, alpha=0.6, density=True, label="validation images (training site)")
-    ax.hist(site, bins=bins, alpha=0.6, density=True, label=site_name)
-    ax.axvline(threshold, color="black", linestyle="--", label="outside threshold")
-    ax.set_xlabel("shift score (standardised Mahalanobis distance to the nearest class)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, (6, 3.5), dpi=100) as (_, ax):
+        ax.hist(reference, bins=bins, alpha=0.6, density=True, label="validation images (training site)")
+        ax.hist(site, bins=bins, alpha=0.6, density=True, label=site_name)
+        ax.axvline(threshold, color="black", linestyle="--", label="outside threshold")
+        ax.set_xlabel("shift score (standardised Mahalanobis distance to the nearest class)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
     return path

@@ -10,16 +10,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from carelens.core.plots import figure
 from carelens.models.hti1 import HTI1_ATTRIBUTES
 
 
 def performance_plot(data: dict[str, Any]) -> str | None:
     """A PNG (base64) of each metric with its CI, training test set and each validating site."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows: list[tuple[str, float, float | None, float | None]] = []
     auc = data.get("metrics", {}).get("auc")
     if auc:
@@ -31,19 +27,16 @@ def performance_plot(data: dict[str, Any]) -> str | None:
             rows.append((f"site {site['site']}", m["value"], m.get("ci_low"), m.get("ci_high")))
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(5, 0.45 * len(rows) + 1))
-    for i, (_label, value, low, high) in enumerate(rows):
-        err = [[value - low], [high - value]] if low is not None and high is not None else None
-        ax.errorbar(value, i, xerr=err, fmt="o", color="#1f5f8b", capsize=4)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-    ax.set_xlim(0.5, 1.0)
-    ax.set_xlabel("AUC (95% CI)")
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    with figure(buf, (5, 0.45 * len(rows) + 1)) as (_, ax):
+        for i, (_label, value, low, high) in enumerate(rows):
+            err = [[value - low], [high - value]] if low is not None and high is not None else None
+            ax.errorbar(value, i, xerr=err, fmt="o", color="#1f5f8b", capsize=4)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.set_xlim(0.5, 1.0)
+        ax.set_xlabel("AUC (95% CI)")
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
     return base64.b64encode(buf.getvalue()).decode()
 
 
