@@ -236,6 +236,7 @@ class _Run:
         self._owns_prior = prior is None
         self.prior = KeySet(prior) if prior else self._lake_sources()  # sources in the lake before this run
         self._lake_keys: KeySet | None = None
+        self.helper_keys: list[KeySet] = []  # the ``Type/id`` each helper process read
         self.waiting: list[_File] = []
         self._prior_quarantine: dict[str, list[tuple[str, str]]] | None = None
 
@@ -259,9 +260,7 @@ class _Run:
         for index in chain(mine, *(report.taken for report in reports)):
             taken[index] = 1
         self.read_all((item for index, item in enumerate(shared) if not taken[index]), bar)
-        for report in reports:
-            self.known.merge(report.known)
-            report.known.unlink(missing_ok=True)
+        self.helper_keys = [KeySet(report.known) for report in reports]  # looked up, never copied here
         for report in reports:
             self.settle(report)
             for _ in report.taken:
@@ -482,6 +481,8 @@ class _Run:
     def unresolved(self, refs: Iterable[str]) -> set[str]:
         """References to nothing read in this batch nor stored in the lake (so far)."""
         missing = self.known.missing(refs)
+        for keys in self.helper_keys:
+            missing = keys.missing(missing) if missing else missing
         if missing:
             missing = self.lake_keys().missing(missing)
         return missing
@@ -500,6 +501,8 @@ class _Run:
     def close(self, keep_known: bool = False) -> None:
         """Close (and remove) the files of keys; ``keep_known``: leave the file of keys read."""
         self.known.close(remove=not keep_known)
+        for keys in self.helper_keys:
+            keys.close()
         self.seen.close()
         self.prior.close(remove=self._owns_prior)
         if self._lake_keys is not None:

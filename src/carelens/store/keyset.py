@@ -1,7 +1,7 @@
 """A set of strings kept in a SQLite file instead of memory: ``ingest``'s ``Type/id`` of every
 resource read (1.9 M for 10,000 Synthea patients, ~250 MB as a Python set), so that memory does
 not grow with the batch or the lake. The file lives in a temporary folder and goes with
-:meth:`KeySet.close`; a helper process's set is merged into another with :meth:`KeySet.merge`.
+:meth:`KeySet.close`; a helper process's set is left for the parent process to look keys up in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ CHUNK = 500  # keys per statement (under SQLite's limit of bound parameters)
 
 
 class KeySet:
-    """``update``, ``in``, ``missing`` and ``merge`` over one SQLite file (opened on first use, so that a
+    """``update``, ``in`` and ``missing`` over one SQLite file (opened on first use, so that a
     set made before a fork is never shared by two processes)."""
 
     def __init__(self, path: Path) -> None:
@@ -51,19 +51,8 @@ class KeySet:
             out.update(k for k in chunk if k not in found)
         return out
 
-    def merge(self, other: Path) -> None:
-        """Add every key of the set in file ``other`` (none when it was never written)."""
-        if not Path(other).is_file():
-            return
-        con = self.con
-        con.execute("ATTACH DATABASE ? AS other", (str(other),))
-        try:
-            con.execute("INSERT OR IGNORE INTO k SELECT key FROM other.k")
-        finally:
-            con.execute("DETACH DATABASE other")
-
     def close(self, remove: bool = True) -> None:
-        """Close the file; ``remove``: delete it too (else another set may :meth:`merge` it)."""
+        """Close the file; ``remove``: delete it too (else another process may open it)."""
         if self._con is not None:
             self._con.close()
             self._con = None
