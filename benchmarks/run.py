@@ -4,13 +4,15 @@ Run: .venv/bin/python benchmarks/run.py [--sizes 1000 10000] [--workers 2] [--ru
          [--engines local ray] [--reuse-store]
 Each step runs as its own ``carelens`` command; its peak memory is the largest sum of the RSS of
 the command's process tree (Ray's raylet and workers included), sampled every 0.2 s, beside it
-the largest sum of their PSS, sampled every second (pages shared by processes, such as a forked
-helper's, counted once: the memory the command holds), and the load average is read before and
-after it. **CPU seconds** of a step: user + system of the whole process tree, the larger of
-``getrusage(RUSAGE_CHILDREN)`` (every process the command waited for) and the sum over every
-process seen in the tree of its last sampled CPU time (Ray's daemons, which are not waited for,
-up to their last 0.2 s). Unlike wall time it hardly moves with what else the machine runs, so
-per-patient CPU is the comparison to read on a shared box.
+the largest sum of their proportional anonymous and shared memory, sampled every second (heap
+and shared memory such as Ray's object store, a page shared with a forked helper counted once;
+library code and mapped files left out, as other programs share them: the memory the command
+holds), and the load average is read before and after it. **CPU seconds** of a step: user +
+system of the whole process tree, the larger of ``getrusage(RUSAGE_CHILDREN)`` (every process the
+command waited for) and the sum over every process seen in the tree of its last sampled CPU time
+(Ray's daemons, which are not waited for, up to their last 0.2 s). Unlike wall time it hardly
+moves with what else the machine runs, so per-patient CPU is the comparison to read on a shared
+box.
 The run step runs once per engine, each on its own copy of the same ingested lake:
 ``--engine local`` and ``--engine ray --workers N`` (embedded Ray), which must give the same
 ``outputs_digest``; the speed-up is given over the whole command and from its first committed
@@ -47,6 +49,7 @@ from pathlib import Path
 RAY_GOAL = 1.8
 SCALE_GOAL = 1.2
 PAGE = os.sysconf("SC_PAGE_SIZE")
+HELD = ("Pss_Anon:", "Pss_Shmem:")
 
 
 def proc_tree(pid: int) -> dict[int, tuple[int, float]]:
@@ -72,16 +75,17 @@ def proc_tree(pid: int) -> dict[int, tuple[int, float]]:
     return {p: usage[p] for p in tree if p in usage}
 
 
-def pss(pids: Iterable[int]) -> int:
-    """Proportional set size of these processes, in bytes: pages shared by several (a forked
-    helper's copy-on-write pages, Ray's object store) counted once in all, unlike the RSS sum."""
+def held(pids: Iterable[int]) -> int:
+    """Proportional anonymous and shared memory of these processes, in bytes (``Pss_Anon`` +
+    ``Pss_Shmem``): a forked helper's copy-on-write pages counted once in all, unlike the RSS sum,
+    and no library pages, whose share moves with what else the machine runs."""
     total = 0
     for pid in pids:
         try:
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
-        total += next((int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("Pss:")), 0)
+        total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(HELD))
     return total
 
 
@@ -98,7 +102,7 @@ class Step:
     wall: float
     cpu: float
     peak: int
-    peak_pss: int
+    peak_held: int
     load: str
     count: int = 0  # patients it handled
     done: list[tuple[float, float, int]] = field(default_factory=list)  # per batch: wall s, CPU s, patients done
@@ -114,7 +118,7 @@ class Step:
 
 def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
     """Measure one ``carelens`` command (see the module doc); its stdout too."""
-    peak, peak_pss, seen = 0, 0, {}
+    peak, peak_held, seen = 0, 0, {}
     load = f"{os.getloadavg()[0]:.1f}"
     cpu_before, started = children_cpu(), time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "carelens.cli", *args], env=env, stdout=subprocess.PIPE,
@@ -130,14 +134,14 @@ def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
                 progress.append((time.perf_counter() - started, cpu, int(line[5:].split("/")[0])))
 
     def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak, peak_held
         for tick in itertools.count():
             if done.is_set():
                 return
             tree = proc_tree(proc.pid)
             peak = max(peak, sum(rss for rss, _ in tree.values()))
             if tick % 5 == 0:  # reading smaps costs the command's own time
-                peak_pss = max(peak_pss, pss(tree))
+                peak_held = max(peak_held, held(tree))
             seen.update({p: cpu for p, (_, cpu) in tree.items()})
             done.wait(0.2)
 
@@ -154,7 +158,7 @@ def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
     if proc.returncode not in (0, 3):
         raise SystemExit(f"carelens {args[0]} failed ({proc.returncode})")
     cpu = max(children_cpu() - cpu_before, sum(seen.values()))
-    return Step(wall, cpu, peak, peak_pss, f"{load}->{os.getloadavg()[0]:.1f}", done=progress), out
+    return Step(wall, cpu, peak, peak_held, f"{load}->{os.getloadavg()[0]:.1f}", done=progress), out
 
 
 def one_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Step]:
@@ -221,13 +225,13 @@ def main() -> None:
             table[n] = one_size(n, args, root)
             print(f"size {n} done; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
     print(f"\n{'lake':>6} {'step':<10} {'patients':>8} {'wall s':>8} {'patients/s':>10} {'ms/patient':>10} "
-          f"{'CPU s':>8} {'CPU ms/pt':>9} {'steady':>7} {'peak MB':>8} {'PSS MB':>7} {'load':>10}")  # fmt: skip
+          f"{'CPU s':>8} {'CPU ms/pt':>9} {'steady':>7} {'peak MB':>8} {'held MB':>7} {'load':>10}")  # fmt: skip
     for n, steps in table.items():
         for name, s in steps.items():
             steady = f"{1000 * st[2]:.0f}" if (st := s.steady()) else "-"
             print(f"{n:>6} {name:<10} {s.count:>8} {s.wall:>8.1f} {s.count / s.wall:>10.2f} "
                   f"{1000 * s.wall / s.count:>10.0f} {s.cpu:>8.1f} {1000 * s.cpu / s.count:>9.0f} {steady:>7} "
-                  f"{s.peak / 2**20:>8.0f} {s.peak_pss / 2**20:>7.0f} {s.load:>10}")  # fmt: skip
+                  f"{s.peak / 2**20:>8.0f} {s.peak_held / 2**20:>7.0f} {s.load:>10}")  # fmt: skip
     print(f"\n{'measure':<52} {'result':>8} {'goal':>8}  met")
     for n, steps in table.items():
         if "run local" in steps and "run ray" in steps:
@@ -256,8 +260,8 @@ def main() -> None:
         if small != large and name in table[large]:
             big, little = table[large][name], table[small][name]
             print(ratio_line(f"peak memory {name}, lake {large} vs {small}", big.peak / max(little.peak, 1), "flat"))
-            ratio = big.peak_pss / max(little.peak_pss, 1)
-            print(ratio_line(f"  peak PSS {name}, lake {large} vs {small}", ratio, "flat"))
+            ratio = big.peak_held / max(little.peak_held, 1)
+            print(ratio_line(f"  peak held (anonymous) {name}, lake {large} vs {small}", ratio, "flat"))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
