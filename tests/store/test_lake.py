@@ -44,6 +44,23 @@ def test_empty_lake_is_queryable(tmp_path: Path) -> None:
         lake.query("SELECT * FROM no_such_table")
 
 
+def test_lake_queries_are_memory_bounded_and_spill_under_the_lake(tmp_path: Path) -> None:
+    """A query over the whole lake (the run's plan groups every resource) must not take DuckDB's
+    default of most of the machine's memory: it is capped and spills to disk beside the lake."""
+    import duckdb
+
+    from carelens.store.lake import DUCKDB_MEMORY
+
+    lake = Lake(tmp_path / "store")
+    got = lake.query("SELECT current_setting('memory_limit') AS m, current_setting('temp_directory') AS t")
+    with duckdb.connect(config={"memory_limit": DUCKDB_MEMORY}) as con:
+        (cap,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    with duckdb.connect() as con:
+        (default,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert got.to_pylist() == [{"m": cap, "t": str(lake.root / ".duckdb-tmp")}]
+    assert cap != default
+
+
 def test_reingest_adds_nothing(small: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = ingest([small], store)

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from carelens.core.config import research_store
 from carelens.core.errors import UsageError
 from carelens.store import Lake
+from carelens.store.lake import duckdb_config
 
 S = pa.string()
 SCHEMAS = {
@@ -66,7 +67,6 @@ SCHEMAS = {
 }
 SORT = {"outputs": ["patient_id", "kind", "key"], "patient_index": ["name_lower", "patient_id"],
         "research": ["pseudonym", "resource_type", "id"]}  # fmt: skip
-DUCKDB_MEMORY = "1GB"  # DuckDB's share of a run's peak memory (compaction, digest); larger sorts spill to disk
 DIGEST_ROWS = 2048  # rows fetched at a time into the digest
 
 
@@ -150,13 +150,8 @@ class OutputStore:
         return h.hexdigest()
 
     def _duckdb_config(self) -> dict[str, str | bool | int | float | list[str]]:
-        """DuckDB bounded for a whole lake: sorts past :data:`DUCKDB_MEMORY` spill under the store."""
-        return {
-            "memory_limit": DUCKDB_MEMORY,
-            "preserve_insertion_order": False,
-            "temp_directory": str(self.root / ".duckdb-tmp"),
-            "threads": 1,
-        }
+        """The lake's bounded DuckDB (spilling under the run's tables), one thread, any row order."""
+        return {**duckdb_config(self.root), "preserve_insertion_order": False, "threads": 1}
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager

@@ -100,6 +100,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "sources": pa.schema([("source_hash", S), ("path", S), ("kind", S), ("items", pa.int64())]),
 }
 TABLES = tuple(SCHEMAS)
+DUCKDB_MEMORY = "1GB"  # DuckDB's share of a query's or a run's peak memory; larger sorts and aggregates spill to disk
 CHUNK_TEXT_BYTES = 4_000_000  # a chunk is also committed at this much long text (resource JSON)
 _LONG_TEXT_COLUMNS = {"json", "text"}  # no min/max statistics: no query filters on a range of them
 _UNIQUE_COLUMNS = _LONG_TEXT_COLUMNS | {"id", "content_hash", "note_id", "sop_uid", "where"}  # no dictionary
@@ -195,7 +196,7 @@ class Lake:
         if not self._catalog_current():
             self.refresh()
         try:
-            with duckdb.connect(str(self.catalog), read_only=True) as con:
+            with duckdb.connect(str(self.catalog), read_only=True, config=duckdb_config(self.root)) as con:
                 return (con.sql(sql, params=params) if params else con.sql(sql)).to_arrow_table()
         except duckdb.Error as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -515,6 +516,11 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
         np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
         return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(values)))
     return pa.array(values, type=kind)
+
+
+def duckdb_config(folder: Path) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB bounded whatever the lake's size: past :data:`DUCKDB_MEMORY` it spills under ``folder``."""
+    return {"memory_limit": DUCKDB_MEMORY, "temp_directory": str(folder / ".duckdb-tmp")}
 
 
 def _create_views(con: Any, views: dict[str, str]) -> None:
