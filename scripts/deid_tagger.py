@@ -154,13 +154,20 @@ class Tagger:
         self._convs = [c.transpose(1, 0, 2).reshape(c.shape[1], -1) for c in convs]  # [h, 3h] each
         self._taps: dict[tuple[str, str | None], np.ndarray] = {}
 
-    def marginals(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> np.ndarray:
-        """[n tokens, len(CLASSES)] probabilities."""
+    def marginals(
+        self, text: str, tokens: list[CrfToken], hints: list[str | None], extra: np.ndarray | None = None
+    ) -> np.ndarray:
+        """[n tokens, len(CLASSES)] probabilities (``extra``: the per-token inputs after the flags, for a tagger
+        trained with them, e.g. the CRF's marginals)."""
         if not tokens:
             return np.zeros((0, len(CLASSES)), np.float32)
         w = self.weights
         h_dim = w["inp.b"].shape[0]
-        taps = self._input_taps(text, tokens, hints).reshape(len(tokens), 3, h_dim)
+        taps = self._input_taps(text, tokens, hints)
+        width = self.inputs.width
+        if extra is not None:
+            taps += extra.astype(np.float32) @ self._flag_w[width:]
+        taps = taps.reshape(len(tokens), 3, h_dim)
         h = np.maximum(_shift_sum(taps, 1) + w["inp.b"], 0.0)
         for k, d in enumerate(DILATIONS):
             taps = (h @ self._convs[k]).reshape(len(tokens), 3, h_dim)
@@ -182,13 +189,15 @@ class Tagger:
             toks = [tokens[i] for i in new]
             flags = self.inputs.flag_rows(text, toks, [hints[i] for i in new])
             flags[:, -len(GAPS) :] = 0.0  # positions are added below, per occurrence
-            rows = (self.inputs.embeddings(toks) + self.weights["proj.b"]) @ self._emb_w + flags @ self._flag_w
+            flag_w = self._flag_w[: self.inputs.width]
+            rows = (self.inputs.embeddings(toks) + self.weights["proj.b"]) @ self._emb_w + flags @ flag_w
             for i, row in zip(new, rows, strict=True):
                 cache[keys[i]] = row
         out = np.stack([cache[k] for k in keys])
         gaps = self.inputs.gap_rows(text, tokens)
         if gaps.any():
-            out += gaps @ self._flag_w[-len(GAPS) :]
+            width = self.inputs.width
+            out += gaps @ self._flag_w[width - len(GAPS) : width]
         return out
 
     def save(self, path: Path) -> None:
@@ -226,8 +235,10 @@ MIN_FLAG = 5  # occurrences in the training tokens for a flag to be an input
 
 def fit_tagger(notes: list[Note], vocabulary: frozenset[str], epochs: int = 5, hidden: int = 32, proj: int = 32,
                phi_weight: float = 3.0, seed: int = 14, threads: int = 2,
-               on_step: Callable[[str], None] | None = None) -> Tagger:  # fmt: skip
-    """A tagger fit on ``notes`` (their gold spans); ``vocabulary``: the CRF's (the "vocab" flag)."""
+               on_step: Callable[[str], None] | None = None,
+               extra: Callable[[Note], np.ndarray] | None = None) -> Tagger:  # fmt: skip
+    """A tagger fit on ``notes`` (their gold spans); ``vocabulary``: the CRF's (the "vocab" flag); ``extra``:
+    more per-token inputs of a note ([n tokens, m], e.g. out-of-fold CRF marginals), after the flags."""
     import torch
 
     torch.manual_seed(seed)
@@ -247,20 +258,25 @@ def fit_tagger(notes: list[Note], vocabulary: frozenset[str], epochs: int = 5, h
                 flag_cache[key] = _flags(tok, vocabulary, hint)
             counts.update(flag_cache[key])
         labels = np.array([CLASSES.index(lab) for lab in token_labels(note)], np.int64)
-        prepared.append((note.text, tokens, hints, labels))
+        prepared.append((note, tokens, hints, labels))
     flags = sorted(f for f, n in counts.items() if n >= MIN_FLAG)
     inputs = Inputs(flags, vocabulary)
     word_id: dict[str, int] = {}
     windows = []
-    for text, tokens, hints, labels in prepared:
+    n_extra = 0
+    for note, tokens, hints, labels in prepared:
         ids = np.array([word_id.setdefault(t.low, len(word_id)) for t in tokens], np.int64)
-        rows = inputs.flag_rows(text, tokens, hints).astype(np.uint8)
+        rows = inputs.flag_rows(note.text, tokens, hints).astype(np.float16)
+        if extra is not None:
+            more = extra(note).astype(np.float16)
+            n_extra = more.shape[1]
+            rows = np.concatenate([rows, more], axis=1)
         for a in range(0, len(tokens), WINDOW):
             windows.append((ids[a : a + WINDOW], rows[a : a + WINDOW], labels[a : a + WINDOW]))
     words = sorted(word_id, key=word_id.__getitem__)
     inputs._embed(words)
     table = torch.from_numpy(np.stack([inputs._words[w] for w in words]))
-    net = _net(torch, table.shape[1], inputs.width, hidden, proj)
+    net = _net(torch, table.shape[1], inputs.width + n_extra, hidden, proj)
     weight = torch.tensor([1.0] + [phi_weight] * (len(CLASSES) - 1))
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     steps = epochs * ((len(windows) + 31) // 32)

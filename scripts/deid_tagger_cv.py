@@ -44,22 +44,40 @@ def _pieces(text: str) -> list[list[C.CrfToken]]:
     return out
 
 
-def train(data: Path, crf_cache: Path, out: Path, epochs: int, hidden: int, seed: int, phi_weight: float = 3.0) -> None:
+def _crf_inputs(labels: list[str], rows: list[list[float]]) -> np.ndarray:
+    """[n, 8]: the CRF's P(PHI), its logit scaled to [-1, 1], and its 6 PHI-class marginals (``CLASSES`` order)."""
+    m = np.array(rows, np.float32)[:, [labels.index(c) if c in labels else 0 for c in CLASSES]]
+    m[:, [CLASSES.index(c) for c in CLASSES if c not in labels]] = 0.0
+    phi = 1 - m[:, 0]
+    return np.concatenate([phi[:, None], np.clip(_logit(phi), -15, 15)[:, None] / 15, m[:, 1:]], axis=1)
+
+
+def train(data: Path, crf_cache: Path, out: Path, epochs: int, hidden: int, seed: int, phi_weight: float = 3.0,
+          stack: bool = False) -> None:  # fmt: skip
+    """With ``stack``, the CRF's out-of-fold marginals of each note (from the cache) are inputs of the tagger
+    (trained on the real notes only: the ALL CAPS copies have no cached marginals)."""
     result = pickle.loads(crf_cache.read_bytes())
     notes = {n.id: n for n in _fit_half(data, result.get("everyone", False))}
     folds = len(result["folds"])
+    store_of = {i: fold["store"] for fold in result["folds"].values() for i in fold["notes"]}
+
+    def crf_inputs(note: Note) -> np.ndarray:
+        parts = [_crf_inputs(*store_of[note.id][_key(note.text, piece)]) for piece in _pieces(note.text)]
+        return np.concatenate(parts) if parts else np.zeros((0, 8), np.float32)
+
     stores: dict = {"folds": {}, "cpu_s": {}}
     for k, fold in result["folds"].items():
         cpu = time.process_time()
         train_notes = [n for n in notes.values() if patient_fold(n.patient, folds) != k]
         tagger = fit_tagger(
-            train_notes + upper_copies(train_notes),
+            train_notes if stack else train_notes + upper_copies(train_notes),
             fold["vocabulary"],
             epochs=epochs,
             hidden=hidden,
             phi_weight=phi_weight,
             seed=seed,
             on_step=lambda s: print(s, file=sys.stderr, flush=True),
+            extra=crf_inputs if stack else None,
         )
         fit_s = time.process_time() - cpu
         store = {}
@@ -69,7 +87,9 @@ def train(data: Path, crf_cache: Path, out: Path, epochs: int, hidden: int, seed
             hints = C.token_hints(ctoks, layer_spans(text))
             by_start = {t.start: h for t, h in zip(ctoks, hints, strict=True)}
             for piece in _pieces(text):
-                store[_key(text, piece)] = tagger.marginals(text, piece, [by_start[t.start] for t in piece])
+                key = _key(text, piece)
+                more = _crf_inputs(*fold["store"][key]) if stack else None
+                store[key] = tagger.marginals(text, piece, [by_start[t.start] for t in piece], more)
         stores["folds"][k] = store
         stores["cpu_s"][k] = round(fit_s, 1)
         print(f"fold {k}: fit {fit_s:.0f} CPU-s", file=sys.stderr, flush=True)
@@ -168,7 +188,8 @@ def score(data: Path, crf_cache: Path, tag_cache: Path, thresholds: list[float],
             combined["folds"][k] = {**fold, "store": store}
         for t in thresholds:
             per = _patient_scores(notes, combined, t)
-            folds = evaluate(notes, combined, t)
+            n_folds = len(result["folds"])
+            folds = [per_type_total(v for p, v in per.items() if patient_fold(p, n_folds) == k) for k in range(n_folds)]
             total = per_type_total(folds)
             per_type = " ".join(f"{k}={r:.3f}/{n}" for k, (r, n) in total.per_type().items())
             by_fold = " ".join(f"{s.recall:.3f}/{s.precision:.3f}" for s in folds)
@@ -193,6 +214,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--phi-weight", type=float, default=3.0, help="train: loss weight of the PHI classes")
+    parser.add_argument("--stack", action="store_true", help="train: the CRF's out-of-fold marginals as inputs")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.03])
     parser.add_argument("--modes", nargs="+", default=["crf", "tagger", "union", "mean", "stacked"])
     args = parser.parse_args()
@@ -200,7 +222,7 @@ def main() -> None:
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
     if args.command == "train":
-        train(data, args.crf_cache, args.tag_cache, args.epochs, args.hidden, args.seed, args.phi_weight)
+        train(data, args.crf_cache, args.tag_cache, args.epochs, args.hidden, args.seed, args.phi_weight, args.stack)
     else:
         score(data, args.crf_cache, args.tag_cache, args.thresholds, args.modes)
 
