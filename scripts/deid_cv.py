@@ -36,7 +36,16 @@ from pathlib import Path
 from carelens.core.config import shared_data_dir
 from carelens.privacy import crf as C
 from carelens.privacy.batch import add_batch_names, confident_names
-from carelens.privacy.corpus import WORD, Note, Score, load_corpus, load_presidio, patient_fold, split_by_patient
+from carelens.privacy.corpus import (
+    WORD,
+    Note,
+    Score,
+    load_corpus,
+    load_presidio,
+    patient_fold,
+    per_type_total,
+    split_by_patient,
+)
 from carelens.privacy.detect import detect_phi, merge_spans, proposals
 
 
@@ -125,10 +134,24 @@ def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, a
     if result.get("everyone") and errors:
         sys.exit("--errors reads notes: not on a cache of every patient (half of them are the held-out part)")
     notes = {n.id: n for n in _fit_half(data, result.get("everyone", False))}
-    total = Score()
     missed: list[str] = []
     false_pos: Counter[tuple[str, str, str]] = Counter()
+    on_note = (lambda note, spans: _errors(note, spans, missed, false_pos)) if errors else None
+    total = per_type_total(evaluate(notes, result, threshold, batch, alone, english, word, on_note))
+    per_type = " ".join(f"{k}={r:.3f}/{n}" for k, (r, n) in total.per_type().items())
+    print(f"recall {total.recall:.4f} precision {total.precision:.4f} F2 {total.f(2):.4f} | {per_type}")
+    for line in sorted(missed):
+        print(line)
+    for (kind, source, word), n in false_pos.most_common(400):
+        print(f"FP {n:3d} {kind}/{source}: {word}")
+
+
+def evaluate(notes: dict[str, Note], result: dict, threshold: float, batch: str = "none", alone: bool = False,
+             english: float = 0.5, word: float = 0.9, on_note=None) -> list[Score]:  # fmt: skip
+    """The corpus score of each fold of a cache (``result``), its stored marginals in place of the CRF."""
+    scores = []
     for fold in result["folds"].values():
+        total = Score()
         model = _Cached(Path("/dev/null"), fold["vocabulary"], threshold, word, english)
         model.store = fold["store"]
         found = {i: proposals(notes[i].text, crf=model) for i in fold["notes"]}
@@ -146,14 +169,10 @@ def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, a
             elif batch != "none":
                 spans = merge_spans(spans + add_batch_names(note.text, spans, names[group]), note.text)
             total.add(note.text, note.spans, [(s.start, s.end) for s in spans])
-            if errors:
-                _errors(note, spans, missed, false_pos)
-    per_type = " ".join(f"{k}={r:.3f}/{n}" for k, (r, n) in total.per_type().items())
-    print(f"recall {total.recall:.4f} precision {total.precision:.4f} F2 {total.f(2):.4f} | {per_type}")
-    for line in sorted(missed):
-        print(line)
-    for (kind, source, word), n in false_pos.most_common(400):
-        print(f"FP {n:3d} {kind}/{source}: {word}")
+            if on_note is not None:
+                on_note(note, spans)
+        scores.append(total)
+    return scores
 
 
 def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> None:

@@ -76,3 +76,12 @@ def test_a_one_word_english_place_beside_another_span_is_kept() -> None:
 )
 def test_places_in_other_scripts_countries_zips_and_address_words_are_kept(text: str, value: str) -> None:
     assert _kept(text, value, "LOCATION")
+
+
+@pytest.mark.parametrize("kind", ["NAME", "LOCATION"])
+def test_a_model_span_of_a_symbol_alone_does_not_crash_the_filters(kind: str) -> None:
+    """A learned layer may flag glued symbols ("->", "-)"): the stop-word trim keeps such a span as it is."""
+    text = "Called Dr. Okafor -> aware of the plan (pain 3/10 :-) better)."
+    for symbols in ("->", "-)"):
+        out = not_phi(text, [_span(text, symbols, kind)])
+        assert all(text[s.start : s.end] == symbols for s in out)

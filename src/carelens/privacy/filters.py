@@ -79,7 +79,7 @@ def _trim_stop_words(text: str, s: PhiSpan) -> PhiSpan:
         words.pop()
     while len(words) > 1 and stop(words[0]):
         words.pop(0)
-    if words[0].start() == s.start and words[-1].end() == s.end:
+    if not words or (words[0].start() == s.start and words[-1].end() == s.end):  # no word: a symbol alone
         return s
     return PhiSpan(words[0].start(), words[-1].end(), s.type, s.source)
 
