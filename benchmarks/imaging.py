@@ -417,21 +417,30 @@ def stage_adult(npz: Path, adult: Path, size: int, budget: float, work: Path) ->
 
 
 def stage_adapt(
-    adult: Path, parent: Path, seeds: list[int], folds: int, work: Path, start: str = "parent"
+    adult: Path,
+    parent: Path,
+    seeds: list[int],
+    folds: int,
+    work: Path,
+    start: str = "parent",
+    size: int | None = None,
+    budget: float | None = None,
 ) -> list[dict]:
     """`image adapt` of ``parent`` at the adult site (cross-fitted calibration over ``folds`` folds of its training
-    patients; 0: validation alone; ``start``: see ``carelens.imaging.adapt.STARTS``) at each seed, scored on the
-    held-out patients with 95% bootstrap intervals."""
+    patients; 0: validation alone; ``start``: see ``carelens.imaging.adapt.STARTS``; ``size``: px, default the
+    parent's) at each seed, within ``budget`` CPU seconds (all its fits together; this process's
+    ``time.process_time``, one torch thread), scored on the held-out patients with 95% bootstrap intervals."""
     from carelens.imaging.adapt import adapt
     from carelens.imaging.evaluate import evaluate
     from carelens.imaging.package import load_package
 
     rows = []
     for seed in seeds:
-        out = work / f"adapted-folds{folds}-seed{seed}"
-        started, load_before = time.monotonic(), load_average()
-        meta = adapt(parent, adult, out, seed=seed, register=False, folds=folds, start=start)
-        seconds = time.monotonic() - started
+        out = work / f"adapted-folds{folds}-{size or 'parent'}px-seed{seed}"
+        started, cpu_started, load_before = time.monotonic(), time.process_time(), load_average()
+        meta = adapt(parent, adult, out, budget, seed, size, register=False, folds=folds, start=start,
+                     clock=time.process_time)  # fmt: skip
+        seconds, cpu_s = time.monotonic() - started, time.process_time() - cpu_started
         r = evaluate(load_package(out), adult, "test", resamples=1000)
         cal = meta["calibration"]
         rows.append(
@@ -440,7 +449,8 @@ def stage_adapt(
              "coverage_per_class": r["conformal_coverage_per_class"], "set_sizes": r["set_size_distribution"],
              "outside_rate": r["outside_rate"], "ci": {k: r["ci"][k] for k in ("auc", "ece", "conformal_coverage")},
              "temperature": cal["temperature"], "cross_fitted_nll": cal.get("cross_fitted_nll"),
-             "calibration_n": meta["metrics"]["validation"]["n"], "seconds": round(seconds),
+             "calibration_n": meta["metrics"]["validation"]["n"], "seconds": round(seconds), "cpu_s": round(cpu_s),
+             "image_size": meta["preprocessing"]["image_size"], "arch": meta["arch"],
              "start": cal.get("cross_fitting", {}).get("start"),
              "out_of_fold_auc_by_start": cal.get("cross_fitting", {}).get("out_of_fold_auc_by_start"),
              "load": f"{load_before} / {load_average()}"}
@@ -634,7 +644,7 @@ def report(parts: dict, args: argparse.Namespace) -> str:
         "",
         f"Run {datetime.now(UTC).isoformat(timespec='minutes')} on {platform.machine()} "
         f"({os.cpu_count()} cores shared with other engineers), torch 1 thread, training budget "
-        f"{args.budget:.0f} s per model (PneumoniaMNIST: CPU s). Load averages are recorded per row.",
+        f"{args.budget or 240:.0f} s per model (PneumoniaMNIST: CPU s). Load averages are recorded per row.",
         "",
     ]
     cols = ["model", *KEYS, "set_sizes", "train_s", "epochs", "load"]
@@ -698,10 +708,15 @@ def report(parts: dict, args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--budget", type=float, default=240.0, help="training budget per model, s (pneumonia: CPU s; adult: wall)"
+        "--budget",
+        type=float,
+        default=None,
+        help="training budget per model, s (pneumonia: CPU s, default 240; adult: wall, 240; adapt: CPU s, none)",
     )
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--size", type=int, default=128, help="the higher resolution compared with 28 px")
+    parser.add_argument(
+        "--size", type=int, default=None, help="adult: the higher resolution compared with 28 px (128); adapt: px"
+    )
     parser.add_argument("--stages", default="pneumonia,shift,adult,federated")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds (= epochs of each site-alone model)")
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
@@ -729,7 +744,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     for stage in args.stages.split(","):
         if stage == "pneumonia":
-            part: object = stage_pneumonia(npz, seeds, args.budget, args.work, args.mixup)
+            part: object = stage_pneumonia(npz, seeds, args.budget or 240.0, args.work, args.mixup)
         elif stage == "shift":
             part = stage_shift(npz, adult, args.work)
         elif stage == "federated":
@@ -753,10 +768,10 @@ def main() -> None:
             part = stage_shift_select(npz, adult, args.work)
         elif stage == "adapt":
             parent = Path(args.package) if args.package else args.work / "pneumonia-seed0"
-            part = stage_adapt(adult, parent, seeds, args.folds, args.work, args.start)
-            stage = f"adapt-folds{args.folds}-{args.start}"
+            part = stage_adapt(adult, parent, seeds, args.folds, args.work, args.start, args.size, args.budget)
+            stage = f"adapt-folds{args.folds}-{args.start}" + (f"-{args.size}px" if args.size else "")
         elif stage == "adult":
-            part = stage_adult(npz, adult, args.size, args.budget, args.work)
+            part = stage_adult(npz, adult, args.size or 128, args.budget or 240.0, args.work)
         else:
             sys.exit(f"unknown stage {stage}")
         (args.work / f"{stage}.json").write_text(json.dumps(part, indent=1))

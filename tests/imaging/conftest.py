@@ -12,6 +12,17 @@ import torch
 torch.set_num_threads(1)
 
 
+class TickClock:
+    """A fake clock: every reading is one second after the last, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 def synthetic_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
     """An easy binary task: noisy 28 px images, class 1 has a bright square at a random place."""
     rng = np.random.default_rng(seed)

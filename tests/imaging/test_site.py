@@ -17,7 +17,7 @@ from carelens.imaging.evaluate import evaluate
 from carelens.imaging.package import load_package
 from carelens.imaging.trainer import TrainConfig, train
 
-from .conftest import synthetic_arrays
+from .conftest import TickClock, synthetic_arrays
 
 runner = CliRunner()
 NAMES = ("normal", "pneumonia")
@@ -173,6 +173,19 @@ def test_adapt_starts_where_the_sites_patients_are_ranked_better_out_of_fold(
     )
     with pytest.raises(UsageError, match="unknown start"):
         adapt(squares_package, site, tmp_path / "x", register=False, start="elsewhere")
+
+
+def test_adapt_shares_its_budget_on_the_clock_it_is_given(squares_package: Path, tmp_path: Path) -> None:
+    """Every cross-fitting fit and the final one stop on ``time_budget`` as read from ``clock`` (the benchmark passes
+    CPU seconds); a fake clock that ticks once per reading makes the stops independent of the machine's speed."""
+    from carelens.imaging.adapt import adapt
+
+    site = _site_folder(tmp_path / "clinic" / "images", 240, 17, 0.5, names=("class_0", "class_1"))
+    meta = adapt(squares_package, site, tmp_path / "a", time_budget=100.0, seed=3, register=False, max_epochs=40,
+                 patience=40, clock=TickClock())  # fmt: skip
+    runs = meta["calibration"]["cross_fitting"]["runs"]
+    assert len(runs) == 4 and all(r["stopped_because"] == "time_budget" and r["epochs_run"] < 40 for r in runs)
+    assert meta["training"]["stopped_because"] == "time_budget" and meta["training"]["time_budget_s"] == 20.0
 
 
 def test_cli_adapt_with_no_cross_fitting_calibrates_on_validation(squares_package: Path, tmp_path: Path) -> None:

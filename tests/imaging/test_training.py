@@ -15,6 +15,8 @@ from carelens.imaging import build_model, load_npz, predict_proba, train_one_epo
 from carelens.imaging.package import load_package
 from carelens.imaging.trainer import TrainConfig, train
 
+from .conftest import TickClock
+
 FAST = {"width": 8}
 
 
@@ -123,17 +125,6 @@ def test_test_time_views_are_fixed_per_image_and_recorded(synthetic_npz: Path, t
     assert meta["preprocessing"]["test_time_views"] == 8
     no_tta = train(synthetic_npz, tmp_path / "q", TrainConfig(max_epochs=1, arch_options=FAST, bootstrap=10, tta=False))
     assert no_tta["preprocessing"]["test_time_views"] == 1
-
-
-class TickClock:
-    """A fake clock: every reading is one second after the last, whatever the machine's speed."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
 
 
 def test_time_budget_stops_training(synthetic_npz: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ lineage names its parent and whose local validation is its evidence."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,12 +77,17 @@ def _all_classes(arrays: ImageArrays, classes: int) -> bool:
 
 
 def cross_fit(
-    parent: torch.nn.Module | None, site_train: ImageArrays, site_val: ImageArrays, cfg: TrainConfig, folds: int = FOLDS
+    parent: torch.nn.Module | None,
+    site_train: ImageArrays,
+    site_val: ImageArrays,
+    cfg: TrainConfig,
+    folds: int = FOLDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[dict[int, np.ndarray], list[dict[str, Any]]] | None:
     """Out-of-fold logits of every training image, for each candidate number of test-time views
     (:data:`VIEW_CHOICES`): for each fold, ``parent`` fine-tuned on the other folds (early stopping on
     ``site_val``; ``None``: fresh weights of ``cfg.arch`` trained there) predicts that fold. None where a fold's
-    complement is too small or lacks a class."""
+    complement is too small or lacks a class. ``clock`` measures each fit's share of ``cfg.time_budget``."""
     fold = folds_of(site_train, folds)
     classes = site_val.num_classes
     parts = [site_train.subset(fold != k) for k in range(folds)]
@@ -90,7 +97,7 @@ def cross_fit(
     logits = {v: np.zeros((len(site_train), classes)) for v in choices}
     runs = []
     for k, part in enumerate(parts):
-        network, history, best_epoch, stopped = fit_network(part, site_val, cfg, start_from=parent)
+        network, history, best_epoch, stopped = fit_network(part, site_val, cfg, clock, start_from=parent)
         for v in choices:
             logits[v][fold == k] = predict_logits(network, site_train.subset(fold == k), views=v)
         runs.append({"fold": k, "fit": len(part), "held_out": int((fold == k).sum()), "epochs_run": len(history),
@@ -119,6 +126,7 @@ def adapt(
     patience: int = 20,
     folds: int = FOLDS,
     start: str = "parent",
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Adapt the package at ``model_dir`` to the site whose labelled images are ``data`` (its train, val and
     test splits; folders split by patient). Returns the new package's ``model.json`` contents.
@@ -128,7 +136,8 @@ def adapt(
     stopped before the small site's model had converged. ``folds``: cross-fitting folds for calibration (0 or 1:
     calibrate on the validation split alone); ``time_budget`` is shared by the ``folds`` fits and the final one.
     ``start``: see :data:`STARTS`; ``auto`` cross-fits both starts and keeps the one with the higher out-of-fold AUC
-    (the parent where there are too few images to cross-fit)."""
+    (the parent where there are too few images to cross-fit). ``clock`` measures ``time_budget`` (the benchmark passes
+    ``time.process_time``: CPU seconds)."""
     from carelens.imaging.evaluate import evaluate
 
     if start not in STARTS:
@@ -171,7 +180,7 @@ def adapt(
         version=f"{parent.version}-{site}",
     )
     crossed = {
-        s: cross_fit(parent.model if s == "parent" else None, site_train, site_val, cfg, folds)
+        s: cross_fit(parent.model if s == "parent" else None, site_train, site_val, cfg, folds, clock)
         for s in (starts if cross else ())
     }
     auc_by_start = {
@@ -187,7 +196,7 @@ def adapt(
         nll_by_views = {v: cross_fitted_nll(x, site_train.labels, parent.task) for v, x in fitted[0].items()}
         cfg.tta_views = min(fitted[0], key=lambda v: nll_by_views[v].get("temperature", 0.0))
         oof = (fitted[0][cfg.tta_views], site_train.labels)
-    meta = train(pair, out, cfg, start_from=parent.model if chosen == "parent" else None, out_of_fold=oof)
+    meta = train(pair, out, cfg, clock, parent.model if chosen == "parent" else None, oof)
     if fitted is not None:
         meta["calibration"]["cross_fitting"] = {
             "folds": folds, "by": "patient", "runs": fitted[1], "views": cfg.tta_views,
