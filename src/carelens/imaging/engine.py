@@ -99,8 +99,8 @@ def train_one_epoch(
     """Train ``model`` for one pass over ``arrays`` (shuffled with ``seed``); returns the mean loss.
 
     Without an ``optimizer`` a fresh AdamW with ``lr`` is used (what a federated round wants).
-    ``scheduler`` is stepped after each batch; ``deadline`` (``time.monotonic()`` value) stops the
-    epoch early when reached (read from ``clock``). ``regulariser(model)`` is added to each batch's
+    ``scheduler`` is stepped after each batch; ``deadline`` (a ``clock()`` value) stops the epoch
+    early when ``clock`` reaches it. ``regulariser(model)`` is added to each batch's
     loss (e.g. FedProx's proximal term). ``mixup`` > 0: each batch is blended with a shuffled copy of itself at a
     ratio drawn from Beta(mixup, mixup), and so are the two losses (Zhang et al. 2018).
     """

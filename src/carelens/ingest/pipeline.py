@@ -482,7 +482,9 @@ class _Run:
         """References to nothing read in this batch nor stored in the lake (so far)."""
         missing = self.known.missing(refs)
         for keys in self.helper_keys:
-            missing = keys.missing(missing) if missing else missing
+            if not missing:
+                break
+            missing = keys.missing(missing)
         if missing:
             missing = self.lake_keys().missing(missing)
         return missing
