@@ -8,8 +8,9 @@ which every other command's start-up would otherwise pay for.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from carelens.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from carelens.demo.cohort import generate_cohort, write_cohort
@@ -36,8 +37,4 @@ _HOME = {
     "REFERENCE_DATE": "carelens.demo.story",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(_HOME[name]), name)
-    raise AttributeError(f"module 'carelens.demo' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -6,8 +6,7 @@ line starts fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from carelens.core.lazy import lazy_exports
 
 _EXPORTS = {
     "ImageArrays": "carelens.imaging.data",
@@ -29,11 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'carelens.imaging' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

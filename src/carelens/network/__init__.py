@@ -11,8 +11,7 @@ names below load lazily (torch and flwr load on first use).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from carelens.core.lazy import lazy_exports
 
 _EXPORTS = {
     "SiteData": "carelens.network.sitedata",
@@ -47,11 +46,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'carelens.network' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

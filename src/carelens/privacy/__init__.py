@@ -11,40 +11,34 @@ with one pseudonym and one date shift per patient; a leak audit for the output.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from carelens.core.lazy import lazy_exports
 
-# Public name -> (module, attribute); imported on first use so that `carelens --help` stays fast.
-_EXPORTS = {
-    "AuditReport": ("audit", "AuditReport"),
-    "Leak": ("audit", "Leak"),
-    "audit": ("audit", "audit"),
-    "gate_dicom": ("burned_in", "gate_dicom"),
-    "PatientContext": ("context", "PatientContext"),
-    "PhiSpan": ("detect", "PhiSpan"),
-    "detect_phi": ("detect", "detect_phi"),
-    "DicomOptions": ("dicom", "DicomOptions"),
-    "deid_dicom": ("dicom", "deid_dicom_path"),
-    "FhirDeidentifier": ("fhir", "FhirDeidentifier"),
-    "Profile": ("fhir", "Profile"),
-    "load_patients": ("fhir", "load_patients"),
-    "deid_fhir": ("fhir", "deid_fhir_path"),
-    "KeyService": ("keys", "KeyService"),
-    "write_secret": ("keys", "write_secret"),
-    "DeidSpan": ("text", "DeidSpan"),
-    "TextResult": ("text", "TextResult"),
-    "deid_text_path": ("text", "deid_text_path"),
-    "deidentify_text": ("text", "deidentify_text"),
-    "deid_vcf": ("vcf", "deid_vcf"),
+# Public name -> its module, or (module, attribute) where the names differ; imported on first use
+# so that `carelens --help` stays fast.
+_EXPORTS: dict[str, str | tuple[str, str]] = {
+    "AuditReport": "carelens.privacy.audit",
+    "Leak": "carelens.privacy.audit",
+    "audit": "carelens.privacy.audit",
+    "gate_dicom": "carelens.privacy.burned_in",
+    "PatientContext": "carelens.privacy.context",
+    "PhiSpan": "carelens.privacy.detect",
+    "detect_phi": "carelens.privacy.detect",
+    "DicomOptions": "carelens.privacy.dicom",
+    "deid_dicom": ("carelens.privacy.dicom", "deid_dicom_path"),
+    "FhirDeidentifier": "carelens.privacy.fhir",
+    "Profile": "carelens.privacy.fhir",
+    "load_patients": "carelens.privacy.fhir",
+    "deid_fhir": ("carelens.privacy.fhir", "deid_fhir_path"),
+    "KeyService": "carelens.privacy.keys",
+    "write_secret": "carelens.privacy.keys",
+    "DeidSpan": "carelens.privacy.text",
+    "TextResult": "carelens.privacy.text",
+    "deid_text_path": "carelens.privacy.text",
+    "deidentify_text": "carelens.privacy.text",
+    "deid_vcf": "carelens.privacy.vcf",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'carelens.privacy' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    return getattr(importlib.import_module(f"carelens.privacy.{module}"), attribute)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AuditReport",

@@ -6,8 +6,9 @@ Names are imported on first use so that ``carelens --help`` does not load FastAP
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from carelens.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from carelens.server.app import create_app
@@ -34,8 +35,4 @@ __all__ = [
     "create_app",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module carelens.server has no attribute {name}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
