@@ -533,42 +533,34 @@ def social_history(record: PatientRecord) -> list[SummaryItem]:
 # --- other sections ------------------------------------------------------------------------
 
 
-def immunizations(record: PatientRecord) -> list[SummaryItem]:
-    """One item per vaccine with its latest date."""
-    given = [i for i in record.of_type("Immunization") if i.get("status", "completed") == "completed"]
+def _latest_per_code(resources: list[dict[str, Any]], code: str, *when: str) -> list[SummaryItem]:
+    """One item per ``code`` with its latest date (the first of the ``when`` fields present), most recent first."""
     items = []
-    for group in _by_code(given, "vaccineCode").values():
-        latest = max(group, key=lambda i: first_day(i, "occurrenceDateTime") or "")
-        when = first_day(latest, "occurrenceDateTime")
-        name = display(latest.get("vaccineCode"))
+    for group in _by_code(resources, code).values():
+        latest = max(group, key=lambda r: first_day(r, *when) or "")
+        day = first_day(latest, *when)
+        name = display(latest.get(code))
         items.append(
             SummaryItem(
-                text=f"{name} (latest {when})" if when else name,
-                codes=codes(latest.get("vaccineCode")),
+                text=f"{name} (latest {day})" if day else name,
+                codes=codes(latest.get(code)),
                 citations=cite(latest),
-                date=when,
+                date=day,
             )
         )
     return sorted(items, key=lambda i: i.date or "", reverse=True)
 
 
+def immunizations(record: PatientRecord) -> list[SummaryItem]:
+    """One item per vaccine with its latest date."""
+    given = [i for i in record.of_type("Immunization") if i.get("status", "completed") == "completed"]
+    return _latest_per_code(given, "vaccineCode", "occurrenceDateTime")
+
+
 def procedures(record: PatientRecord) -> tuple[list[SummaryItem], int]:
     """Procedures done, one item per code with its latest date, most recent first."""
     done = [p for p in record.of_type("Procedure") if p.get("status", "completed") in {"completed", "in-progress"}]
-    items = []
-    for group in _by_code(done, "code").values():
-        latest = max(group, key=lambda p: first_day(p, "performedDateTime", "performedPeriod") or "")
-        when = first_day(latest, "performedDateTime", "performedPeriod")
-        name = display(latest.get("code"))
-        items.append(
-            SummaryItem(
-                text=f"{name} (latest {when})" if when else name,
-                codes=codes(latest.get("code")),
-                citations=cite(latest),
-                date=when,
-            )
-        )
-    items.sort(key=lambda i: i.date or "", reverse=True)
+    items = _latest_per_code(done, "code", "performedDateTime", "performedPeriod")
     return items[:HISTORY_LIMIT], max(0, len(items) - HISTORY_LIMIT)
 
 
