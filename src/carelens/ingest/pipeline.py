@@ -15,7 +15,9 @@ was read are kept in SQLite files in a temporary folder (``store.keyset``), not 
 for 10,000 Synthea patients; so are the content hashes of the files read and of those in the lake
 before the run. The files to read are listed there too (``ingest.listing``), in an order that
 reads Bulk Data files of often-referenced types first, so that in a usual export no file waits.
-Memory does not grow with the batch or the lake beyond a few bytes a file (see ``BENCHMARKS.md``).
+Memory does not grow with the batch or the lake beyond a few bytes a file (8 a file listed) and
+the catalog's views, which name every part file (~3 KB a part; see ``benchmarks/results/run.md``).
+A helper's staged chunks go to a file too (``ingest.staged``), not to its report.
 Each file is read whole into memory, the next one read and hashed in a background thread
 meanwhile. On a machine with spare cores, a batch with enough FHIR text shares its FHIR files
 with forked helper processes (``CARELENS_INGEST_PROCESSES``, default one per core, at most 4),
