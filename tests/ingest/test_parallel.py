@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import carelens.ingest.pipeline as pipeline
 from carelens.core.forked import Claims, Forked
 from carelens.ingest import IngestResult, ingest
 from carelens.ingest.listing import FileList
+from carelens.ingest.staged import read_staged
 from carelens.store import TABLES, Lake
 from tests.ingest.makefiles import bundle, observation, patient, write_json, write_ndjson
 from tests.ingest.test_bad_input import make_batch
@@ -147,3 +149,36 @@ def test_failed_helper_files_are_read_by_the_main_process(
     lake = Lake(tmp_path / "shared")
     named = {p.name for p in (lake.root / "resources").iterdir()}
     assert named == {Path(m["parts"]["resources"]).name for m in lake.manifests()}  # no part file left over
+
+
+def test_helper_hands_its_staged_chunks_over_in_a_file(
+    tmp_path: Path, small_shares: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper's report holds no record a file: its staged chunks (manifest and outcome each) are
+    lines of a file, which the committing process reads back one at a time."""
+    parent, real_take, real_settle = os.getpid(), pipeline._take, pipeline._Run.settle
+    reports: list[tuple[Any, list[tuple[dict[str, Any], dict[str, Any]]]]] = []
+
+    def late_in_the_parent(*args: Any, **kwargs: Any) -> Iterator[tuple[Path, bool]]:
+        if os.getpid() == parent:
+            time.sleep(0.5)  # the helper takes the files first
+        yield from real_take(*args, **kwargs)
+
+    def settle(self: Any, share: Any) -> None:
+        reports.append((share, list(read_staged(share.staged))))
+        real_settle(self, share)
+
+    monkeypatch.setattr(pipeline, "_take", late_in_the_parent)
+    monkeypatch.setattr(pipeline._Run, "settle", settle)
+    monkeypatch.setenv("CARELENS_LAKE_CHUNK_ROWS", "3")  # a chunk every file or two
+    folder = tmp_path / "in"
+    for i in range(8):
+        write_json(folder / f"b{i}.json", bundle(patient(f"P{i}"), observation(f"O{i}", f"urn:uuid:P{i}")))
+    _, shared = both_ways([folder], tmp_path)
+    [(share, staged)] = reports
+    assert isinstance(share.staged, Path) and {f.name for f in fields(share)} == {
+        "result", "staged", "needs", "known", "taken"
+    }  # fmt: skip
+    assert len(staged) > 1 and sum(len(manifest["sources"]) for manifest, _ in staged) == len(share.taken) > 0
+    patients = sum(IngestResult.model_validate(outcome).done["Patient"] for _, outcome in staged)
+    assert patients == len(share.taken) and shared.done["Patient"] == 8

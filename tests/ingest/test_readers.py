@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from pydicom.data import get_testdata_file
 
+import carelens.ingest.pipeline as pipeline
 from carelens.core import BatchResult, InputError
 from carelens.ingest import decode_note, ingest, read_dicom_header, read_fhir, read_text_note, read_vcf
+from carelens.ingest.vcf import sample_count
+from carelens.store import Lake
 from tests.ingest.makefiles import (
     VCF_HEADER,
     VCF_LINES,
@@ -25,6 +28,7 @@ from tests.ingest.makefiles import (
     patient,
     write_json,
     write_ndjson,
+    write_vcf,
 )
 
 
@@ -245,3 +249,43 @@ def test_a_resource_without_id_or_fullurl_gets_a_stable_key_not_dropped(tmp_path
         keys.append([item.key for item in items])
     assert keys[0] == keys[1]  # the same key in every run
     assert sum(k.split("/")[1].startswith("syn-") for k in keys[0]) == 3 and "Observation/o-1" in keys[0]
+
+
+SITES_HEADER = VCF_HEADER.replace('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n', "").replace(
+    "\tFORMAT\tS1\tS2", ""
+)
+SITES_LINES = [line.rsplit("\t", 3)[0] for line in VCF_LINES]  # a reference's sites: no FORMAT, no sample
+
+
+def test_sample_count_reads_the_header_only(tmp_path: Path) -> None:
+    genome = write_vcf(tmp_path / "g.vcf")
+    assert sample_count(genome) == 2 == sample_count(genome, gzip.compress(genome.read_bytes()))
+    sites = write_vcf(tmp_path / "ref.vcf", SITES_LINES, SITES_HEADER)
+    assert sample_count(sites) == 0 == sample_count(sites, gzip.compress(sites.read_bytes()))
+    assert sample_count(tmp_path / "x.vcf", b"hello\n") is None
+    assert sample_count(tmp_path / "y.vcf.gz", gzip.compress(sites.read_bytes())[:30]) is None
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_sites_only_vcf_in_a_folder_is_skipped_but_ingested_when_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    """A folder of genomes may keep a reference beside them (the demo's ClinVar extract): found in
+    a folder, a VCF with no sample is skipped as not patient data; named, it is ingested."""
+    if streamed:
+        monkeypatch.setattr(pipeline, "STREAM_VCF_BYTES", 10)
+    folder = tmp_path / "genomics"
+    write_vcf(folder / "p1.vcf")
+    (folder / "p2.vcf.gz").write_bytes(gzip.compress(write_vcf(tmp_path / "p2.vcf").read_bytes()))
+    reference = write_vcf(folder / "clinvar.vcf", SITES_LINES, SITES_HEADER)
+    (folder / "broken.vcf").write_text("not a VCF\n")
+    walked = ingest([folder], tmp_path / "walked", processes=1)
+    assert [Path(s.source).name for s in walked.skipped] == ["clinvar.vcf"]
+    assert walked.done["variants"] == 6 and [(Path(q.source).name, q.where) for q in walked.quarantined] == [
+        ("broken.vcf", "file")
+    ]
+    samples = Lake(tmp_path / "walked").read_table("variants", ["sample"]).column("sample").to_pylist()
+    assert sorted(samples) == ["S1"] * 6 + ["S2"] * 6
+    named = ingest([reference], tmp_path / "named", processes=1)
+    assert named.done["variants"] == 3 and named.skipped == []
+    assert Lake(tmp_path / "named").read_table("variants", ["sample"]).column("sample").to_pylist() == [None] * 3

@@ -15,7 +15,9 @@ was read are kept in SQLite files in a temporary folder (``store.keyset``), not 
 for 10,000 Synthea patients; so are the content hashes of the files read and of those in the lake
 before the run. The files to read are listed there too (``ingest.listing``), in an order that
 reads Bulk Data files of often-referenced types first, so that in a usual export no file waits.
-Memory does not grow with the batch or the lake beyond a few bytes a file (see ``BENCHMARKS.md``).
+Memory does not grow with the batch or the lake beyond a few bytes a file (8 a file listed) and
+the catalog's views, which name every part file (~3 KB a part; see ``benchmarks/results/run.md``).
+A helper's staged chunks go to a file too (``ingest.staged``), not to its report.
 Each file is read whole into memory, the next one read and hashed in a background thread
 meanwhile. On a machine with spare cores, a batch with enough FHIR text shares its FHIR files
 with forked helper processes (``CARELENS_INGEST_PROCESSES``, default one per core, at most 4),
@@ -32,7 +34,9 @@ what was quarantined of it then is reported again, from the lake's quarantine ta
 in one batch with the same bytes, the lake records the one a process reaches first (with helper
 processes, not always the first in reading order); a Bulk Data export log and note sidecars are
 ``skipped``, as are files of unknown kind found in a folder (a file of unknown kind named on the
-command line is quarantined). A file that cannot be read (permissions), or a folder that cannot
+command line is quarantined) and VCFs found in a folder that name no sample: a reference such
+as ClinVar's, not a patient's genome (named on the command line, one is ingested, ``sample``
+NULL). A file that cannot be read (permissions), or a folder that cannot
 be listed, is quarantined for this run only, not recorded in the lake, so the next run tries it
 again. Hidden files in folders are
 ignored.
@@ -75,7 +79,8 @@ from carelens.ingest.fhir import (
 )
 from carelens.ingest.listing import FileList, list_files
 from carelens.ingest.notes import decode_note, read_text_note
-from carelens.ingest.vcf import is_vcf, read_vcf, stream_vcf
+from carelens.ingest.staged import StagedFile, read_staged
+from carelens.ingest.vcf import is_vcf, read_vcf, sample_count, stream_vcf
 from carelens.store.keyset import KeySet
 from carelens.store.lake import SCHEMAS, Lake, LakeWriter, lake_keys
 
@@ -199,15 +204,15 @@ def kind_of(path: Path, data: bytes) -> str | None:
 
 @dataclass
 class _Share:
-    """What a helper process did with the files it took: per staged chunk (keyed by the hash of
-    its first source) what its files ingested and quarantined, the staged chunks (manifests) and
-    the references each source makes to resources the helper did not read; ``result`` has what
-    is not in a chunk (unchanged and skipped files, unreadable ones); ``known`` the file of the
-    ``Type/id`` it read; ``taken`` the indices of the shared files it took."""
+    """What a helper process did with the files it took: ``staged`` the file of its staged chunks
+    (each chunk's manifest and what its files ingested and quarantined, see
+    :mod:`carelens.ingest.staged`); the references each source still waiting at its end makes to
+    resources the helper did not read; ``result`` has what is not in a chunk (unchanged and
+    skipped files, unreadable ones); ``known`` the file of the ``Type/id`` it read; ``taken`` the
+    indices of the shared files it took."""
 
     result: IngestResult
-    outcomes: dict[str, IngestResult]
-    staged: list[dict[str, Any]]
+    staged: Path
     needs: dict[str, set[str]]
     known: Path
     taken: array[int]
@@ -283,8 +288,15 @@ class _Run:
     def help(self, shared: FileList, claims: Claims) -> _Share:
         """In a helper process: read shared files as they are free into staged chunks (see
         :class:`_Share`)."""
-        writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True)
-        run = _Run(self.lake, writer, IngestResult(), {}, self.pixel_gate, self.spill, prior=self.prior.path)
+        staged = StagedFile(self.spill / f"staged-{os.getpid()}-{id(self)}.jsonl")
+        outcomes: dict[str, IngestResult] = {}
+
+        def stage(manifest: dict[str, Any]) -> None:  # a chunk's outcome is complete once it is staged
+            outcome = outcomes.pop(manifest["sources"][0]["hash"], IngestResult())
+            staged.add(manifest, outcome.model_dump(mode="json"))
+
+        writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True, stage=stage)
+        run = _Run(self.lake, writer, IngestResult(), outcomes, self.pixel_gate, self.spill, prior=self.prior.path)
         taken: array[int] = array("q")
         try:
             run.read_all(_take(shared, claims, taken))
@@ -294,21 +306,22 @@ class _Run:
             writer.commit()
         finally:
             writer.close()
+            staged.close()
             run.close(keep_known=True)  # handed to the parent
-        return _Share(run.result, run.outcomes or {}, writer.staged, needs, run.known.path, taken)
+        return _Share(run.result, staged.path, needs, run.known.path, taken)
 
     def settle(self, share: _Share) -> None:
         """Commit each chunk a helper staged whose references all resolve and whose sources this
         run did not read too; drop the others and read their files here (a shared file has a
         FHIR name: it is read alike whether it was named or found in a folder)."""
         self.result.merge(share.result)
-        for manifest in share.staged:
+        for manifest, outcome in read_staged(share.staged):
             hashes = [s["hash"] for s in manifest["sources"]]
             needs = set().union(*(share.needs.get(h, set()) for h in hashes))
             if not any(h in self.seen for h in hashes) and not self.unresolved(needs):
                 self.writer.commit_staged(manifest)
                 self.seen.update(hashes)
-                self.result.merge(share.outcomes[hashes[0]])
+                self.result.merge(IngestResult.model_validate(outcome))
                 continue
             self.writer.discard_staged(manifest)
             for source in manifest["sources"]:
@@ -336,6 +349,9 @@ class _Run:
             return
         if kind is None and not named:
             self.result.skipped.append(Skipped(source=str(path), reason="not a FHIR, note, DICOM or VCF file"))
+            return
+        if kind == "vcf" and not named and sample_count(path, strip_bom(data)) == 0:
+            self.result.skipped.append(Skipped(source=str(path), reason="not patient data (a VCF with no sample)"))
             return
         self.seen.update([digest])
         held = _File(path=path, source_hash=digest, kind=kind or "unknown")
@@ -469,13 +485,13 @@ class _Run:
         manifest = staging.staged[0]
         if parsed is not None:
             manifest["parts"]["variants"] = str(part.relative_to(self.lake.root))
-        if self.writer.staging:
-            self.writer.staged.append(manifest)
-        else:
-            self.writer.commit_staged(manifest)
-        result = self.result_for(held.source_hash)  # its own chunk
+        result = self.result_for(held.source_hash)  # its own chunk: complete before it is staged
         result.done["variants"] += held.items
         result.quarantined.extend(quarantined)
+        if self.writer.staging:
+            self.writer.stage(manifest)
+        else:
+            self.writer.commit_staged(manifest)
 
     # -- references and commit -------------------------------------------------------------
     def unresolved(self, refs: Iterable[str]) -> set[str]:

@@ -17,6 +17,7 @@ whatever the file's size.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 import tempfile
@@ -87,6 +88,17 @@ def read_vcf(path: Path, data: bytes, source: str) -> VcfResult:
         result.rows = _parse(header, good, numbers, source)
     result.records = len(good)
     return result
+
+
+def sample_count(path: Path, data: bytes = b"") -> int | None:
+    """How many samples the VCF's ``#CHROM`` line names (0: a sites-only VCF, such as ClinVar's),
+    read from its header only (``data``: the file's bytes, else the file is opened); None when
+    the header cannot be read (the reader then says why)."""
+    try:
+        with _open_text(path) if not data else _text_of(data) as lines:
+            return _stream_header(lines)[1]
+    except (InputError, OSError, EOFError, UnicodeDecodeError):
+        return None
 
 
 STREAM_LINES = 50_000
@@ -160,6 +172,13 @@ def _open_text(path: Path) -> Iterator[Iterator[str]]:
     else:
         with open(path, encoding="utf-8", newline="\n") as handle:
             yield iter(handle)
+
+
+@contextmanager
+def _text_of(data: bytes) -> Iterator[Iterator[str]]:
+    raw: Any = gzip.GzipFile(fileobj=io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as handle:
+        yield iter(handle)
 
 
 def _stream_header(lines: Iterator[str]) -> tuple[list[str], int, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -338,14 +338,22 @@ class LakeWriter:
     """Collects rows of whole source files and commits them chunk by chunk (see module doc).
 
     A ``staging`` writer (in an ingest helper process) writes each chunk's part files but not its
-    manifest: the chunk's manifest goes to ``staged``, for the process holding the lake's lock to
-    commit (:meth:`commit_staged`) or drop (:meth:`discard_staged`)."""
+    manifest: the chunk's manifest goes to :meth:`stage` (``stage``, else the list ``staged``), for
+    the process holding the lake's lock to commit (:meth:`commit_staged`) or drop
+    (:meth:`discard_staged`)."""
 
-    def __init__(self, lake: Lake, rows_per_chunk: int, staging: bool = False) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        rows_per_chunk: int,
+        staging: bool = False,
+        stage: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.lake = lake
         self.rows_per_chunk = rows_per_chunk
         self.staging = staging
         self.staged: list[dict[str, Any]] = []
+        self.stage = stage or self.staged.append  # called with each staged manifest, in the writing thread
         self._seq = 0 if staging else lake.chunk_count()  # a staged chunk gets its number when committed
         self._columns: dict[str, list[list[Any]]] = {}
         self._sources: list[dict[str, Any]] = []
@@ -486,7 +494,7 @@ class LakeWriter:
             parts[table] = relative
         manifest = {"chunk": chunk, "seq": seq, "sources": sources, "parts": parts, "resource_types": types}
         if self.staging:
-            self.staged.append(manifest)
+            self.stage(manifest)
         else:
             self._write_manifest(manifest)
 
