@@ -319,3 +319,30 @@ def test_a_store_of_the_previous_version_is_read_then_converted(cohort: Cohort, 
     assert outputs.state() == state and len(outputs.manifests()) == 2
     assert all("patients" not in m and "state" in m["parts"] for m in outputs.manifests())
     assert {pid: LakeData(cohort.store).input_hash(pid) for pid in state} == hashes
+
+
+def test_ray_takes_a_batch_only_when_an_actor_has_room() -> None:
+    # the driver's window on Ray: IN_FLIGHT batches queued on each actor, one more taken as one comes back
+    from types import SimpleNamespace
+
+    from carelens.run import engine
+
+    taken: list[int] = []
+
+    def batches():  # type: ignore[no-untyped-def]
+        for i in range(10):
+            taken.append(i)
+            yield [i]
+
+    class Ref:  # what ``actor.process.remote`` returns: the batch it will give back
+        def __init__(self, batch: list[int]) -> None:
+            self.batch = batch
+
+    pool = engine._RayPool.__new__(engine._RayPool)
+    pool.ray = SimpleNamespace(wait=lambda refs, num_returns: (refs[:1], refs[1:]), get=lambda ref: ref.batch)
+    pool.actors = [SimpleNamespace(process=SimpleNamespace(remote=Ref))] * 2
+    got: list[list[int]] = []
+    for result in pool.map(batches()):
+        assert len(taken) == min(10, engine.IN_FLIGHT * 2 + len(got) + 1)
+        got.append(result)
+    assert sorted(got) == [[i] for i in range(10)]
