@@ -197,7 +197,8 @@ def one_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Step]:
         results[f"run {engine}"] = result
         reasons = sorted({f["reason"].split(":")[0] + ": " + f["reason"].split(":")[1] for f in report["failed"]})
         print(f"  {n} run {engine}: {result.wall:.1f} s, {result.cpu:.1f} CPU s, {report['processed']} patients, "
-              f"{len(report['failed'])} with a failed step {reasons}", file=sys.stderr)  # fmt: skip
+              f"{len(report['failed'])} with a failed step {reasons}, outputs {report['outputs_digest'][:16]}",
+              file=sys.stderr)  # fmt: skip
     assert len(set(digests.values())) <= 1, "the engines disagree"
     return results
 
