@@ -231,3 +231,118 @@ def test_ray_gives_the_same_outputs(cohort: Cohort, tmp_path: Path) -> None:
     assert got["engine"] == "ray" and got["processed"] == 3 and got["failed"] == []
     assert got["outputs_digest"] == expected["outputs_digest"]
     assert _run(cohort, engine="ray", workers=2)["processed"] == 0
+
+
+def test_the_run_takes_the_plan_a_batch_at_a_time(cohort: Cohort, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the plan is not a list of every patient: each batch is read from the plan file when the worker
+    # is ready for it, so the one being processed is the newest one read
+    from carelens.run import inputs
+    from carelens.run.worker import Worker
+
+    real_batches, real_process = inputs.Plan.batches, Worker.process
+    read: list[list[str]] = []
+    processed: list[list[str]] = []
+
+    def batches(self: inputs.Plan, size: int, limit: int | None = None):  # type: ignore[no-untyped-def]
+        for batch in real_batches(self, size, limit):
+            read.append([p.patient_id for p in batch])
+            yield batch
+
+    def process(self: Worker, patients: list) -> list:  # type: ignore[type-arg]
+        processed.append([p.patient_id for p in patients])
+        assert processed == read  # nothing read ahead of the worker
+        return real_process(self, patients)
+
+    monkeypatch.setattr(inputs.Plan, "batches", batches)
+    monkeypatch.setattr(Worker, "process", process)
+    report = _run(cohort, batch_size=1)
+    assert report["processed"] == 3 and len(processed) == 3
+    assert sorted(p for batch in processed for p in batch) == _patients(cohort.store)
+    assert not (OutputStore(cohort.store).root / "_plan.parquet").exists()  # the plan file goes with the run
+
+
+def test_the_state_is_a_table_joined_by_the_plan(cohort: Cohort, tmp_path: Path) -> None:
+    from carelens.run.inputs import plan
+    from carelens.run.worker import RunConfig, model_versions
+
+    first = _run(cohort, batch_size=2)
+    outputs = OutputStore(cohort.store)
+    state = outputs.state()
+    assert sorted(state) == _patients(cohort.store)
+    assert all(e["status"] == "done" and e["reason"] is None and len(e["input_hash"]) == 64 for e in state.values())
+    assert all("patients" not in m and "state" in m["parts"] for m in outputs.manifests())  # no patient list inside
+    # the plan file: every patient with its input hash; none due against this state, each due without it
+    versions = model_versions(RunConfig(cohort.store, cohort.clinvar, cohort.secret))
+    current = outputs.current_sql("state", "patient_id, input_hash, status")
+    done = plan(Lake(cohort.store), versions, current, tmp_path / "plan.parquet")
+    assert (done.patients, done.due, list(done.batches(2))) == (3, 0, [])
+    fresh = plan(Lake(cohort.store), versions, OutputStore(tmp_path / "none").current_sql("state"),
+                 tmp_path / "plan.parquet")  # fmt: skip
+    due = [p for batch in fresh.batches(2) for p in batch]
+    assert fresh.due == 3
+    assert {p.patient_id: p.input_hash for p in due} == {pid: e["input_hash"] for pid, e in state.items()}
+    assert [p.patient_id for batch in fresh.batches(2, limit=2) for p in batch] == sorted(state)[:2]
+    assert first["outputs_digest"] == _run(cohort)["outputs_digest"]
+
+
+def _to_previous_format(outputs: OutputStore) -> None:
+    """The manifests as the version before the state table wrote them: each batch's patients listed
+    inside, no state part."""
+    for m in outputs.manifests():
+        entries = outputs.entries(m)
+        (outputs.store / m["parts"].pop("state")).unlink()
+        outputs._write_manifest({**m, "patients": entries})
+    outputs.folder("state").rmdir()
+
+
+def test_a_store_of_the_previous_version_is_read_then_converted(cohort: Cohort, tmp_path: Path) -> None:
+    first = _run(cohort, batch_size=1, limit=2)  # two batches ...
+    compacted = _run(cohort, batch_size=1, compact=True)  # ... merged with the third under one manifest
+    patient = _edit_one_patient(cohort, tmp_path, "reviewed")
+    last = _run(cohort, batch_size=1)  # and one batch after it
+    assert first["processed"] == 2 and compacted["processed"] == 1 and last["processed"] == 1
+    outputs = OutputStore(cohort.store)
+    state = outputs.state()
+    assert len(outputs.manifests()) == 2
+    _to_previous_format(outputs)
+    assert all(m["patients"] for m in outputs.manifests())
+    # read as it is: the workspace, and the state (converted by the next run)
+    hashes = {pid: LakeData(cohort.store).input_hash(pid) for pid in state}
+    assert hashes == {pid: e["input_hash"] for pid, e in state.items()} and hashes[patient] != "not-run"
+    # a run killed while converting left a state part that no manifest names
+    outputs.folder("state").mkdir()
+    seq = outputs.manifests()[0]["seq"]
+    (outputs.folder("state") / f"part-{seq:08d}.parquet").write_bytes(b"left by a killed conversion")
+    again = _run(cohort)
+    assert again["processed"] == 0 and again["unchanged"] == 3
+    assert again["outputs_digest"] == last["outputs_digest"]
+    assert outputs.state() == state and len(outputs.manifests()) == 2
+    assert all("patients" not in m and "state" in m["parts"] for m in outputs.manifests())
+    assert {pid: LakeData(cohort.store).input_hash(pid) for pid in state} == hashes
+
+
+def test_ray_takes_a_batch_only_when_an_actor_has_room() -> None:
+    # the driver's window on Ray: IN_FLIGHT batches queued on each actor, one more taken as one comes back
+    from types import SimpleNamespace
+
+    from carelens.run import engine
+
+    taken: list[int] = []
+
+    def batches():  # type: ignore[no-untyped-def]
+        for i in range(10):
+            taken.append(i)
+            yield [i]
+
+    class Ref:  # what ``actor.process.remote`` returns: the batch it will give back
+        def __init__(self, batch: list[int]) -> None:
+            self.batch = batch
+
+    pool = engine._RayPool.__new__(engine._RayPool)
+    pool.ray = SimpleNamespace(wait=lambda refs, num_returns: (refs[:1], refs[1:]), get=lambda ref: ref.batch)
+    pool.actors = [SimpleNamespace(process=SimpleNamespace(remote=Ref))] * 2
+    got: list[list[int]] = []
+    for result in pool.map(batches()):
+        assert len(taken) == min(10, engine.IN_FLIGHT * 2 + len(got) + 1)
+        got.append(result)
+    assert sorted(got) == [[i] for i in range(10)]

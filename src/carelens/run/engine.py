@@ -86,32 +86,31 @@ def run(
     outputs = OutputStore(store)
     report = RunReport(engine=engine)
     closing: threading.Thread | None = None
+    plan_file = outputs.root / "_plan.parquet"
     with outputs.writer() as writer, ThreadPoolExecutor(1) as planner:
-        planned = planner.submit(plan, lake, model_versions(config))
+        state = outputs.current_sql("state", "patient_id, input_hash, status")
+        planned = planner.submit(plan, lake, model_versions(config), state, plan_file, retry_failed)
         pool = _RayPool(config, ray_address, workers) if engine == "ray" else None  # starts while the lake is planned
         try:
-            state = outputs.state()
-            patients = planned.result().patients
-            todo = [p for p in patients if _due(state.get(p.patient_id, {}), p, retry_failed)]
-            report.patients, report.unchanged = len(patients), len(patients) - len(todo)
-            if limit is not None:
-                todo, report.remaining = todo[:limit], max(0, len(todo) - limit)
-            say(f"{len(patients)} patients, {len(todo)} to process, engine {engine}")
-            todo.sort(key=lambda p: (p.files[:1], p.patient_id))  # a batch's patients share part files
-            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            the_plan = planned.result()
+            todo = the_plan.due if limit is None else min(limit, the_plan.due)
+            report.patients, report.unchanged = the_plan.patients, the_plan.patients - the_plan.due
+            report.remaining = the_plan.due - todo
+            say(f"{the_plan.patients} patients, {todo} to process, engine {engine}")
+            batches = the_plan.batches(batch_size, limit)  # read as the workers take them
             for batch in pool.map(batches) if pool else _local(config, batches):
                 writer.commit(*_tables(batch))
                 report.processed += len(batch)
                 report.failed += [{"patient": r.patient_id, "reason": "; ".join(r.failures)}
                                   for r in batch if r.failures]  # fmt: skip
-                say(f"{report.processed}/{len(todo)} patients done")
+                say(f"{report.processed}/{todo} patients done")
         finally:
+            plan_file.unlink(missing_ok=True)
             if pool:
                 closing = pool.close()
         if compact or len(outputs.manifests()) > COMPACT_AFTER:
             say(f"compacted {outputs.compact()} batches")
-    state = outputs.state()
-    report.quarantined = sum(1 for entry in state.values() if entry.get("status") == "failed")
+    report.quarantined = outputs.quarantined()
     report.failed.sort(key=lambda f: f["patient"])
     report.outputs_digest = outputs.digest()
     if closing:
@@ -119,15 +118,10 @@ def run(
     return report
 
 
-def _due(last: dict[str, Any], patient: PatientInput, retry_failed: bool) -> bool:
-    return last.get("input_hash") != patient.input_hash or (retry_failed and last.get("status") == "failed")
-
-
-def _local(config: RunConfig, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:
-    if not batches:
-        return
-    worker = Worker(config)
+def _local(config: RunConfig, batches: Iterable[list[PatientInput]]) -> Iterator[list[PatientResult]]:
+    worker = None  # loaded with the first batch: none when nothing is due
     for batch in batches:
+        worker = worker or Worker(config)
         yield worker.process(batch)
 
 
@@ -153,7 +147,8 @@ class _RayPool:
         actor = ray.remote(num_cpus=1)(Worker)
         self.actors: list[Any] = [actor.remote(config) for _ in range(count)]
 
-    def map(self, batches: list[list[PatientInput]]) -> Iterator[list[PatientResult]]:
+    def map(self, batches: Iterable[list[PatientInput]]) -> Iterator[list[PatientResult]]:
+        """The batches' results; a batch is taken from ``batches`` only when an actor has room for it."""
         queue = iter(batches)
         pending: dict[Any, Any] = {}
         for a in self.actors:

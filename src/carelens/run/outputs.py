@@ -2,10 +2,14 @@
 
 A batch's rows go to Parquet part files (tmp file, then rename) and then to the batch's manifest
 (``<store>/lake/run/_manifest/<seq>.json``, tmp then rename): the manifest is the commit point and
-names the batch's patients with their input hash and status. Parts no manifest names (left by a
-killed run) are deleted when the next run opens the store, and a patient is current when its newest
-manifest entry has its present input hash. So killing a run at any moment and running it again
-gives the same current rows as an uninterrupted run.
+names the batch's parts, among them its part of the run's ``state`` table (per patient of the
+batch: input hash, status, reason). Parts no manifest names (left by a killed run) are deleted
+when the next run opens the store, and a patient is current when its newest state row has its
+present input hash. So killing a run at any moment and running it again gives the same current
+rows as an uninterrupted run. The state is a table like the outputs (the newest batch of each
+patient wins), so that the run joins it in DuckDB instead of holding every patient's entry.
+Manifests written before the state table listed their patients inside (``patients``): the next
+run converts them (:meth:`OutputStore.writer`), and readers take either (:meth:`OutputStore.entries`).
 
 Tables: ``outputs`` (clinical zone: summary, IPS bundle, image reads with their FHIR report and
 DICOM SR, PGx, findings, research audit, ``missing`` steps), ``patient_index`` (the workspace's
@@ -65,8 +69,11 @@ SCHEMAS = {
         [("pseudonym", S), ("resource_type", S), ("id", S), ("content_hash", S), ("json", pa.large_string())]
     ),
 }
+# the run's state: not an output (no part of the digest), the newest batch of each patient wins
+STATE = pa.schema([("patient_id", S), ("input_hash", S), ("status", S), ("reason", S)])
+TABLES = {**SCHEMAS, "state": STATE}
 SORT = {"outputs": ["patient_id", "kind", "key"], "patient_index": ["name_lower", "patient_id"],
-        "research": ["pseudonym", "resource_type", "id"]}  # fmt: skip
+        "research": ["pseudonym", "resource_type", "id"], "state": ["patient_id"]}  # fmt: skip
 DIGEST_ROWS = 2048  # rows fetched at a time into the digest
 
 
@@ -106,13 +113,31 @@ class OutputStore:
         found = [orjson.loads(p.read_bytes()) for p in self.manifests_dir.glob("*.json")]
         return sorted(found, key=lambda m: m["seq"])
 
+    def entries(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+        """The patients of one committed batch: patient, input_hash, status, reason (from its state
+        part, or the list inside a manifest written before the state table)."""
+        if "patients" in manifest:
+            return list(manifest["patients"])
+        if "state" not in manifest["parts"]:
+            return []
+        rows = pq.read_table(self.store / manifest["parts"]["state"]).to_pylist()
+        return [{"patient": r.pop("patient_id"), **r} for r in rows]
+
     def state(self) -> dict[str, dict[str, Any]]:
-        """Per patient, its newest committed entry: input_hash, status, reason, seq."""
-        out: dict[str, dict[str, Any]] = {}
-        for m in self.manifests():
-            for entry in m["patients"]:
-                out[entry["patient"]] = {**entry, "seq": m["seq"]}
-        return out
+        """Per patient, its current state: input_hash, status, reason (the whole table in memory: for
+        tools and tests; a run joins :meth:`current_sql` of ``state`` instead)."""
+        rows = self._sql(self.current_sql("state", "patient_id, input_hash, status, reason"))
+        return {pid: {"input_hash": h, "status": status, "reason": reason} for pid, h, status, reason in rows}
+
+    def quarantined(self) -> int:
+        """How many patients' current outputs have a failed step."""
+        return int(self._sql(f"SELECT count(*) FROM ({self.current_sql('state')}) WHERE status = 'failed'")[0][0])
+
+    def _sql(self, sql: str) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        with duckdb.connect(config=self._duckdb_config()) as con:
+            return con.execute(sql).fetchall()
 
     def parts(self, table: str) -> list[tuple[int, Path]]:
         """(batch seq, part file) of every committed part of ``table``."""
@@ -123,7 +148,7 @@ class OutputStore:
         key = "pseudonym" if table == "research" else "patient_id"
         parts = self.parts(table)
         if not parts:
-            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in SCHEMAS[table])
+            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in TABLES[table])
             return f"SELECT {columns} FROM (SELECT {cols} WHERE false)"
         listing = ", ".join(f"'{_quote(p)}'" for _, p in parts)
         seq = r"CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT)"
@@ -156,7 +181,8 @@ class OutputStore:
     # -- writing ----------------------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator[OutputWriter]:
-        """Exclusive writing: one run per store at a time; leftovers of a killed run removed."""
+        """Exclusive writing: one run per store at a time; leftovers of a killed run removed, and
+        manifests of an earlier version converted (see the module doc)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             try:
@@ -164,13 +190,14 @@ class OutputStore:
             except BlockingIOError:
                 raise UsageError("another carelens run is writing this store") from None
             self._remove_uncommitted()
+            self._convert()
             yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
             self.publish()
 
     def compact(self) -> int:
         """Merge every committed batch into one: each table's current rows into one part (sorted,
-        written by DuckDB without holding the table in memory) under one manifest naming each
-        patient's newest entry; the batches it replaces are then removed. The current rows (and
+        written by DuckDB without holding the table in memory; the state too: each patient's newest
+        entry) under one manifest; the batches it replaces are then removed. The current rows (and
         :meth:`digest`) are unchanged, and a kill at any moment leaves them unchanged too (the
         new manifest is the commit point; what it replaces is removed after). Call it inside
         :meth:`writer`. Returns how many batches were merged."""
@@ -182,20 +209,19 @@ class OutputStore:
         seq = manifests[-1]["seq"] + 1
         parts: dict[str, str] = {}
         with duckdb.connect(config=self._duckdb_config()) as con:
-            for table in SCHEMAS:
+            for table in TABLES:
                 if not self.parts(table):
                     continue
                 folder = self.folder(table)
                 target = folder / f"part-{seq:08d}.parquet"
                 tmp = target.with_name(target.name + ".tmp")
-                cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
+                cols = ", ".join(f'"{c}"' for c in TABLES[table].names)
                 order = ", ".join(SORT[table])
                 con.execute(f"COPY ({self.current_sql(table, cols)} ORDER BY {order}) TO '{_quote(tmp)}'"
                             " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)")  # fmt: skip
                 os.replace(tmp, target)
                 parts[table] = str(target.relative_to(self.store))
-        entries = [{k: v for k, v in e.items() if k != "seq"} for e in self.state().values()]
-        self._write_manifest({"seq": seq, "parts": parts, "patients": sorted(entries, key=lambda e: e["patient"])})
+        self._write_manifest({"seq": seq, "parts": parts})
         for m in manifests:
             (self.manifests_dir / f"{m['seq']:08d}.json").unlink(missing_ok=True)
         self._remove_uncommitted()
@@ -208,9 +234,23 @@ class OutputStore:
         tmp.write_bytes(orjson.dumps(manifest))
         os.replace(tmp, path)
 
+    def _convert(self) -> None:
+        """Manifests that list their patients inside (written before the state table), a file at a
+        time: the batch's state part is written, then the manifest without the list (a kill between
+        leaves the old manifest, converted again by the next run)."""
+        for path in sorted(self.manifests_dir.glob("*.json")) if self.manifests_dir.is_dir() else []:
+            manifest = orjson.loads(path.read_bytes())
+            if "patients" not in manifest:
+                continue
+            parts = dict(manifest["parts"])
+            if manifest["patients"]:
+                rows = [(e["patient"], e["input_hash"], e["status"], e.get("reason")) for e in manifest["patients"]]
+                parts["state"] = _write_part(self, "state", rows, manifest["seq"])
+            self._write_manifest({"seq": manifest["seq"], "parts": parts})
+
     def _remove_uncommitted(self) -> None:
         keep = {(self.store / p).absolute() for m in self.manifests() for p in m["parts"].values()}
-        for table in SCHEMAS:
+        for table in TABLES:
             folder = self.folder(table)
             if folder.is_dir():
                 for path in folder.iterdir():
@@ -229,24 +269,26 @@ class OutputWriter:
         self.seq = seq
 
     def commit(self, rows: dict[str, list[tuple[Any, ...]]], patients: list[dict[str, Any]]) -> None:
+        """One batch: its rows per table and its patients' entries (patient, input_hash, status, reason)."""
         self.seq += 1
-        parts: dict[str, str] = {}
-        for table, values in rows.items():
-            if not values:
-                continue
-            schema = SCHEMAS[table]
-            arrays = [
-                pa.array(list(col), type=f.type) for col, f in zip(zip(*values, strict=True), schema, strict=True)
-            ]
-            data = pa.Table.from_arrays(arrays, schema=schema).sort_by([(c, "ascending") for c in SORT[table]])
-            folder = self.outputs.folder(table)
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"part-{self.seq:08d}.parquet"
-            tmp = target.with_name(target.name + ".tmp")
-            pq.write_table(data, tmp, compression="zstd")
-            os.replace(tmp, target)
-            parts[table] = str(target.relative_to(self.outputs.store))
-        self.outputs._write_manifest({"seq": self.seq, "parts": parts, "patients": patients})
+        state = [(e["patient"], e["input_hash"], e["status"], e.get("reason")) for e in patients]
+        parts = {table: _write_part(self.outputs, table, values, self.seq)
+                 for table, values in {**rows, "state": state}.items() if values}  # fmt: skip
+        self.outputs._write_manifest({"seq": self.seq, "parts": parts})
+
+
+def _write_part(outputs: OutputStore, table: str, rows: list[tuple[Any, ...]], seq: int) -> str:
+    """Batch ``seq``'s part file of ``table`` (tmp file, then rename); its path in the store."""
+    schema = TABLES[table]
+    arrays = [pa.array(list(col), type=f.type) for col, f in zip(zip(*rows, strict=True), schema, strict=True)]
+    data = pa.Table.from_arrays(arrays, schema=schema).sort_by([(c, "ascending") for c in SORT[table]])
+    folder = outputs.folder(table)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"part-{seq:08d}.parquet"
+    tmp = target.with_name(target.name + ".tmp")
+    pq.write_table(data, tmp, compression="zstd")
+    os.replace(tmp, target)
+    return str(target.relative_to(outputs.store))
 
 
 def _quote(path: Path) -> str:

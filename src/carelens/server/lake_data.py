@@ -238,9 +238,10 @@ class LakeData:
         import pyarrow.parquet as pq
 
         manifests = [(name, orjson.loads((self.run_outputs.manifests_dir / name).read_bytes())) for name in names]
-        newest = {e["patient"]: i for i, (_, m) in enumerate(manifests) for e in m["patients"]}
+        entries = [self.run_outputs.entries(m) for _, m in manifests]
+        newest = {e["patient"]: i for i, batch in enumerate(entries) for e in batch}
         for i, (name, m) in enumerate(manifests):
-            mine = [e for e in m["patients"] if newest[e["patient"]] == i]
+            mine = [e for e in entries[i] if newest[e["patient"]] == i]
             outputs = _part(self.store, m["parts"], "outputs")
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
                            ((e["patient"], e["input_hash"], outputs) for e in mine))  # fmt: skip
