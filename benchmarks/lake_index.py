@@ -48,8 +48,10 @@ def main() -> None:
     data = LakeData(args.store)
     start = time.process_time()
     total = data.search("", limit=50)[1]
-    print(f"patients {total}; first open {(time.process_time() - start) * 1000:.0f} ms CPU; "
-          f"RSS +{rss_mb() - base:.1f} MB (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    print(
+        f"patients {total}; first open {(time.process_time() - start) * 1000:.0f} ms CPU; "
+        f"RSS +{rss_mb() - base:.1f} MB (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+    )
     start = time.process_time()
     other = LakeData(args.store)
     other.search("", limit=50)
