@@ -124,22 +124,32 @@ def test_references_across_shares_resolve_or_are_quarantined(tmp_path: Path, sma
     assert single.unchanged == 1 and single.done["Observation"] == 6 * 3 + 1 + 1
 
 
+def helper_first(real_take: Any) -> Any:
+    """``_take`` in which this process takes shared files only once the forked helper has claimed
+    every one (waits on the claims, not on a clock: the helper may be slow to start)."""
+    parent = os.getpid()
+
+    def take(shared: FileList, claims: Claims, *args: Any, **kwargs: Any) -> Iterator[tuple[Path, bool]]:
+        give_up = time.monotonic() + 600  # only so that a helper that never starts cannot hang the suite
+        while os.getpid() == parent and claims._next is not None and claims._next.value < claims.count:
+            if time.monotonic() > give_up:
+                break
+            time.sleep(0.01)
+        yield from real_take(shared, claims, *args, **kwargs)
+
+    return take
+
+
 def test_failed_helper_files_are_read_by_the_main_process(
     tmp_path: Path, small_shares: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The helper takes every file, then dies: the main process reads them all itself."""
-    parent, real_take = os.getpid(), pipeline._take
-
-    def late_in_the_parent(*args: Any, **kwargs: Any) -> Iterator[tuple[Path, bool]]:
-        if os.getpid() == parent:
-            time.sleep(0.5)  # the helper takes the files first
-        yield from real_take(*args, **kwargs)
 
     def broken(self: object, shared: FileList, claims: Claims) -> None:
         taken = list(claims)
         raise MemoryError(f"pretend the helper ran out of memory after taking {len(taken)} files")
 
-    monkeypatch.setattr(pipeline, "_take", late_in_the_parent)
+    monkeypatch.setattr(pipeline, "_take", helper_first(pipeline._take))
     monkeypatch.setattr(pipeline._Run, "help", broken)  # the forked child runs these copies
     folder = tmp_path / "in"
     for i in range(6):
@@ -156,19 +166,14 @@ def test_helper_hands_its_staged_chunks_over_in_a_file(
 ) -> None:
     """A helper's report holds no record a file: its staged chunks (manifest and outcome each) are
     lines of a file, which the committing process reads back one at a time."""
-    parent, real_take, real_settle = os.getpid(), pipeline._take, pipeline._Run.settle
+    real_settle = pipeline._Run.settle
     reports: list[tuple[Any, list[tuple[dict[str, Any], dict[str, Any]]]]] = []
-
-    def late_in_the_parent(*args: Any, **kwargs: Any) -> Iterator[tuple[Path, bool]]:
-        if os.getpid() == parent:
-            time.sleep(0.5)  # the helper takes the files first
-        yield from real_take(*args, **kwargs)
 
     def settle(self: Any, share: Any) -> None:
         reports.append((share, list(read_staged(share.staged))))
         real_settle(self, share)
 
-    monkeypatch.setattr(pipeline, "_take", late_in_the_parent)
+    monkeypatch.setattr(pipeline, "_take", helper_first(pipeline._take))
     monkeypatch.setattr(pipeline._Run, "settle", settle)
     monkeypatch.setenv("CARELENS_LAKE_CHUNK_ROWS", "3")  # a chunk every file or two
     folder = tmp_path / "in"
