@@ -17,7 +17,6 @@ whatever the file's size.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import re
 import tempfile
@@ -95,7 +94,9 @@ def sample_count(path: Path, data: bytes = b"") -> int | None:
     read from its header only (``data``: the file's bytes, else the file is opened); None when
     the header cannot be read (the reader then says why)."""
     try:
-        with _open_text(path) if not data else _text_of(data) as lines:
+        if data:  # a small file, read whole already
+            return _stream_header(iter(_text(data).split("\n")))[1]
+        with _open_text(path) as lines:
             return _stream_header(lines)[1]
     except (InputError, OSError, EOFError, UnicodeDecodeError):
         return None
@@ -172,13 +173,6 @@ def _open_text(path: Path) -> Iterator[Iterator[str]]:
     else:
         with open(path, encoding="utf-8", newline="\n") as handle:
             yield iter(handle)
-
-
-@contextmanager
-def _text_of(data: bytes) -> Iterator[Iterator[str]]:
-    raw: Any = gzip.GzipFile(fileobj=io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
-    with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as handle:
-        yield iter(handle)
 
 
 def _stream_header(lines: Iterator[str]) -> tuple[list[str], int, int]:
