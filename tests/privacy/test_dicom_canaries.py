@@ -137,6 +137,18 @@ def test_burned_in_text_in_any_orientation_and_polarity_is_blanked(rotation: int
     assert after.BurnedInAnnotation == "NO"  # only said after the check found nothing
 
 
+@needs_tesseract
+def test_text_found_with_parallel_ocr_is_what_one_call_at_a_time_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _base(tmp_path / "a.dcm", text=("QUIXLEY 8842", 90, False))
+    img = to_uint8(pydicom.dcmread(tmp_path / "a.dcm").pixel_array)
+    monkeypatch.setenv("CARELENS_OCR_THREADS", "1")
+    one_at_a_time = find_text(img)
+    monkeypatch.setenv("CARELENS_OCR_THREADS", "3")
+    assert one_at_a_time and find_text(img) == one_at_a_time
+
+
 def test_unchecked_pixels_are_not_called_clean(tmp_path: Path, keys: KeyService) -> None:
     src = tmp_path / "src"
     _base(src / "a.dcm", text=("QUIXLEY", 0, False))

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         default=None, description="Processes parsing FHIR files in `ingest` (default: one per core, at most 4)."
     )
     lake_chunk_rows: PositiveInt = Field(default=10_000, description="Rows per committed lake chunk.")
+    ocr_threads: PositiveInt | None = Field(
+        default=None,
+        description="Tesseract calls run at once when DICOM de-identification looks for burned-in text "
+        "(default: one per core, at most 4).",
+    )
     pgx_definitions: Path | None = Field(
         default=None, description="Pharmacogene definitions file (default: the copy shipped with carelens)."
     )

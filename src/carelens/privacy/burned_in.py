@@ -232,18 +232,26 @@ def _marks_only(crop: Any) -> Any:
     return (255 - np.clip(tophat * (255 / peak), 0, 255)).astype(np.uint8)
 
 
+def image_to_data(pil: Any, config: str) -> dict[str, list[Any]]:
+    """Tesseract's words, boxes and confidences in a PIL image, tesseract itself on one thread
+    (its callers run one call per core; a line or a small frame is too little work for threads)."""
+    import pytesseract
+
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    data: dict[str, list[Any]] = pytesseract.image_to_data(pil, config=config, output_type=pytesseract.Output.DICT)
+    return data
+
+
 def _ocr_line(crop: Any, across: int) -> list[tuple[str, float]]:
     """Tesseract's words in an upright crop of one line ``across`` pixels high, enlarged to
     the letter size it reads best."""
-    import pytesseract
     from PIL import Image
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one line is too little work for threads
     pil = Image.fromarray(crop)
     factor = max(1, min(8, round(OCR_LINE_HEIGHT / max(1, across))))
     if factor > 1:
         pil = pil.resize((pil.width * factor, pil.height * factor), Image.Resampling.LANCZOS)
-    data = pytesseract.image_to_data(pil, config="--psm 7", output_type=pytesseract.Output.DICT)
+    data = image_to_data(pil, "--psm 7")
     read = [(re.sub(r"\W", "", t), float(c)) for t, c in zip(data["text"], data["conf"], strict=True)]
     return [(t, c) for t, c in read if t]
 

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -32,8 +33,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from carelens.core.forked import spare_cores
 from carelens.core.quarantine import BatchResult
-from carelens.privacy.burned_in import BINARY_VRS, frames_of, native_pixel_bytes, text_lines, to_uint8, unused_bits
+from carelens.core.settings import load_settings
+from carelens.privacy.burned_in import (
+    BINARY_VRS,
+    frames_of,
+    image_to_data,
+    native_pixel_bytes,
+    text_lines,
+    to_uint8,
+    unused_bits,
+)
 from carelens.privacy.context import PatientContext
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_dicom, add_file_name
@@ -338,33 +349,46 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
 
 def find_text(img: Any) -> list[tuple[int, int, int, int]]:
     """Boxes (x, y, w, h) of text in an 8-bit image: what tesseract reads at 0, 90 and 270
-    degrees in the brightest pixels, the darkest, the image and its inverse, plus the lines of
-    character-sized marks of the research gate's detector (:func:`carelens.privacy.burned_in.text_lines`),
-    which OCR may not read."""
+    degrees in the brightest pixels, the darkest, the image and its inverse (in each orientation
+    the first of these that reads anything), plus the lines of character-sized marks of the
+    research gate's detector (:func:`carelens.privacy.burned_in.text_lines`), which OCR may not
+    read. The OCR calls run ``ocr_threads`` at a time."""
     import numpy as np
-    import pytesseract
-    from PIL import Image
 
     h, w = img.shape
     bright = np.where(img >= max(int(img.max()) - 8, 1), 0, 255).astype(np.uint8)
     dark = np.where(img <= int(img.min()) + 8, 0, 255).astype(np.uint8)
+    orientations = {0: (bright, 255 - img, img, dark), 1: (bright, dark), 3: (bright, dark)}
     boxes: list[tuple[int, int, int, int]] = []
-    for k in (0, 1, 3):
-        for candidate in (bright, 255 - img, img, dark) if k == 0 else (bright, dark):
-            rotated = np.ascontiguousarray(np.rot90(candidate, k))
-            found = _ocr(rotated, pytesseract, Image)
-            boxes += [_unrotate(b, k, w, h) for b in found]
-            if found:
-                break
+    with ThreadPoolExecutor(max_workers=ocr_threads()) as pool:
+        reads = {
+            k: [pool.submit(_ocr, np.ascontiguousarray(np.rot90(c, k))) for c in candidates]
+            for k, candidates in orientations.items()
+        }
+        for k, futures in reads.items():
+            for i, future in enumerate(futures):
+                found = future.result()
+                boxes += [_unrotate(b, k, w, h) for b in found]
+                if found:
+                    for unread in futures[i + 1 :]:
+                        unread.cancel()
+                    break
     return boxes + [line.box for line in text_lines(img)]
 
 
-def _ocr(img: Any, pytesseract: Any, image_cls: Any) -> list[tuple[int, int, int, int]]:
-    pil = image_cls.fromarray(img)
+def ocr_threads() -> int:
+    """Tesseract calls run at once: ``CARELENS_OCR_THREADS``, or one per core (at most 4)."""
+    return load_settings().ocr_threads or min(spare_cores() + 1, 4)
+
+
+def _ocr(img: Any) -> list[tuple[int, int, int, int]]:
+    from PIL import Image
+
+    pil = Image.fromarray(img)
     scale = max(1, min(4, 1200 // max(pil.size)))
     if scale > 1:
-        pil = pil.resize((pil.width * scale, pil.height * scale), image_cls.LANCZOS)
-    data = pytesseract.image_to_data(pil, config="--psm 11", output_type=pytesseract.Output.DICT)
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.LANCZOS)
+    data = image_to_data(pil, "--psm 11")
     out = []
     for i, word in enumerate(data["text"]):
         big = data["width"][i] >= 8 * scale and data["height"][i] >= 5 * scale  # smaller: noise, not legible text
