@@ -77,6 +77,22 @@ def test_false_positive_classes_stay_unflagged(text: str, not_phi_words: list[st
         assert "#" not in flagged[start : start + len(value)], (value, flagged)
 
 
+@pytest.mark.parametrize(
+    ("text", "place", "kept"),
+    [
+        ("Pt transferred from Westbrook Hospital ICU for cath.", "Westbrook Hospital", "Westbrook"),
+        ("WIFE WORKS AS A NURSE AT HALLORAN GENERAL HOSPITAL.", "HALLORAN GENERAL HOSPITAL", "HALLORAN GENERAL"),
+        ("Plan to return to Hospital of St Ives once stable.", "Hospital of St Ives", "Hospital of St Ives"),
+        ("Son brought her to the hospital last night.", "hospital", ""),
+    ],
+)
+def test_hospital_is_trimmed_off_the_end_of_a_place(text: str, place: str, kept: str) -> None:
+    """The corpus gold marks "Westbrook" in "Westbrook Hospital" (the CV: 14 false-positive tokens, no gold
+    token lost); "Hospital" at the head of a name stays, and a place that is only "hospital" is dropped."""
+    spans = not_phi(text, [_span(text, place, "LOCATION")])
+    assert [text[s.start : s.end] for s in spans] == ([kept] if kept else [])
+
+
 def test_generic_words_are_trimmed_off_a_place() -> None:
     text = "Lives at Fairhaven House, transfer to Ardmore 4 today, mail to Sludevej 13."
     values = ["Fairhaven House", "Ardmore 4", "Sludevej 13"]
