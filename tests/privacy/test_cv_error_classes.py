@@ -166,18 +166,22 @@ def test_an_english_word_needs_a_higher_probability_than_an_unknown_one() -> Non
     ("typo", "name"),
     [("extremeties", "okonkwo"), ("decesion", "quellcorp"), ("medistinal", "zebrowski"), ("suctionned", "vantreese")],
 )
-def test_a_misspelt_word_needs_the_english_probability_and_is_no_cue_name(typo: str, name: str) -> None:
+def test_a_misspelt_word_needs_the_crf_english_probability(typo: str, name: str) -> None:
     """A typo of a clinical or English word ("extremeties", "decesion") is treated as the word it misspells:
-    the CRF needs probability 0.5 for it and the cues do not take it for a name; an unlisted surname does not
-    look misspelt (all-patient CV: 13 false-positive tokens fewer, no gold token lost)."""
+    the CRF needs probability 0.5 for it; an unlisted surname does not look misspelt."""
     assert is_misspelt(typo) and not is_misspelt(name)
     model = CrfModel(Path("/dev/null"), frozenset(), threshold=0.03)
     assert not model.keeps(CrfToken(0, len(typo), typo.title(), typo), 0.3)
     assert model.keeps(CrfToken(0, len(name), name.title(), name), 0.3)
-    text = f"Spoke with wife, {typo} made for DNR. Spoke with wife, {name.title()} at bedside."
-    tokens = crf_tokens(text)
-    names = [text[s.start : s.end] for s in cue_spans(text, tokens, frozenset()) if s.type == "NAME"]
-    assert names == [name.title()]
+
+
+@pytest.mark.parametrize(("typo", "name"), [("decesion", "Quellcorp"), ("visisted", "Zebrowski")])
+def test_a_typo_of_a_common_word_is_no_cue_name(typo: str, name: str) -> None:
+    """The cues do not take a typo of a common word for a relative's name (a ward name that is one typo from a
+    rare word, "ZANDERLY 3", stays a place: ``tests/privacy/test_cues.py``)."""
+    text = f"Spoke with wife, {typo} made for DNR. Spoke with wife, {name} at bedside."
+    names = [text[s.start : s.end] for s in cue_spans(text, crf_tokens(text), frozenset()) if s.type == "NAME"]
+    assert names == [name]
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,10 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
 
     def unknown(i: int) -> bool:
         w = tokens[i].low
-        if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2 or is_drug(w) or is_misspelt(w):
+        if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2 or is_drug(w):
             return False
         return (w not in lex.common_words or lex.is_name(w) or w in lex.us_places or w in lex.census_last
-                or w in lex.census_first)  # fmt: skip
+                or w in lex.census_first) and not is_misspelt(w, rare=False)  # fmt: skip
 
     def loose(i: int) -> bool:
         w = tokens[i].low
