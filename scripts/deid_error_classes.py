@@ -1,9 +1,8 @@
-"""Classify the errors of a fit-half CV cache (``scripts/deid_cv.py train``) by cause: each false-positive
-token and each missed gold token is put in one class (token shape and case, which word list holds it,
-the span's type and source, whether the span also covers gold: a boundary convention), and the classes
-are printed with their token counts (also on a cache of every patient). Aggregates only, unless ``--words`` (a
- fit-half cache only; then the commonest false-positive
-words of each class too: words the gold does not mark, never the misses' words).
+"""Classify the errors of a CV cache (``scripts/deid_cv.py train [--everyone]``) by cause: each false-positive
+token and each missed gold token is put in one class (token shape and case, which word list holds it, the
+span's type and source, whether the span also covers gold: a boundary convention), and the classes are
+printed with their token counts. Aggregates only, unless ``--words`` (a fit-half cache only: then the
+commonest false-positive words of each class too, words the gold does not mark, never the misses' words).
 
     PYTHONPATH=src .venv/bin/python scripts/deid_error_classes.py /tmp/cv.pkl [--threshold 0.03] [--words 8]
 """
