@@ -318,7 +318,7 @@ def _beside(p: list[float], i: int) -> float:
 
 
 def _english(word: str) -> bool:
-    """An English word that no name or place list holds (web2 or the BERT vocabulary)."""
+    """An English word that no name or place list holds (web2 or the BERT vocabulary), or a typo of one."""
     lex = lexicon()
     if is_english(word) or is_misspelt(word):
         return True
