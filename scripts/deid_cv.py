@@ -6,6 +6,7 @@ seconds without retraining (``--alone``: the CRF's own spans only, the measure o
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py train /tmp/cv.pkl [--folds 4] [--iterations 100]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py score /tmp/cv.pkl [--threshold 0.03] [--errors]
     PYTHONPATH=src .venv/bin/python scripts/deid_cv.py all /tmp/cv.json [--folds 4] [--thresholds 0.02 0.03]
+    PYTHONPATH=src .venv/bin/python scripts/deid_cv.py compare /tmp/a.pkl /tmp/b.pkl  # two ``score --save`` files
 
 ``all`` is the development measure over ALL 82 patients (``carelens.privacy.training.cross_validate``:
 the loop ``deid train`` uses for its rotation and CV); it prints aggregate figures per type only and
@@ -129,15 +130,24 @@ def train(
 
 
 def score(data: Path, cache: Path, threshold: float, errors: bool, batch: str, alone: bool = False,
-          english: float = 0.5, word: float = 0.9) -> None:  # fmt: skip
+          english: float = 0.5, word: float = 0.9, save: Path | None = None) -> None:  # fmt: skip
     result = pickle.loads(cache.read_bytes())
     if result.get("everyone") and errors:
         sys.exit("--errors reads notes: not on a cache of every patient (half of them are the held-out part)")
     notes = {n.id: n for n in _fit_half(data, result.get("everyone", False))}
     missed: list[str] = []
     false_pos: Counter[tuple[str, str, str]] = Counter()
-    on_note = (lambda note, spans: _errors(note, spans, missed, false_pos)) if errors else None
-    total = per_type_total(evaluate(notes, result, threshold, batch, alone, english, word, on_note))
+    patients: dict[str, Score] = {}
+
+    def on_note(note: Note, spans: list) -> None:
+        if errors:
+            _errors(note, spans, missed, false_pos)
+        patients.setdefault(note.patient, Score()).add(note.text, note.spans, [(s.start, s.end) for s in spans])
+
+    folds = evaluate(notes, result, threshold, batch, alone, english, word, on_note)
+    total = per_type_total(folds)
+    if save is not None:
+        save.write_bytes(pickle.dumps({"patients": patients, "folds": [f.as_dict() for f in folds]}))
     per_type = " ".join(f"{k}={r:.3f}/{n}" for k, (r, n) in total.per_type().items())
     print(f"recall {total.recall:.4f} precision {total.precision:.4f} F2 {total.f(2):.4f} | {per_type}")
     for line in sorted(missed):
@@ -186,6 +196,30 @@ def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> N
             false_pos[(hits[0].type, hits[0].source, m.group(0).lower())] += 1
 
 
+def compare(a: Path, b: Path, rounds: int = 2000, seed: int = 14) -> None:
+    """Per-fold figures of two ``score --save`` files and a patient bootstrap (95%) of b - a."""
+    import numpy as np
+
+    runs = [pickle.loads(p.read_bytes()) for p in (a, b)]
+    for name, run in zip("ab", runs, strict=True):
+        folds = " ".join(f"{f['recall']:.3f}/{f['precision']:.3f}" for f in run["folds"])
+        print(f"{name}: folds (recall/precision) {folds}")
+    pats = sorted(runs[0]["patients"])
+    x, y = runs[0]["patients"], runs[1]["patients"]
+    cols = np.array([[sum(x[p].found.values()), sum(y[p].found.values()), sum(x[p].gold.values()),
+                      x[p].tp, x[p].fp, y[p].tp, y[p].fp] for p in pats], float)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    draws = cols[rng.integers(0, len(pats), (rounds, len(pats)))].sum(axis=1)
+    d_recall = (draws[:, 1] - draws[:, 0]) / np.maximum(draws[:, 2], 1)
+    d_precision = draws[:, 5] / np.maximum(draws[:, 5] + draws[:, 6], 1) - draws[:, 3] / np.maximum(
+        draws[:, 3] + draws[:, 4], 1
+    )
+    s = cols.sum(axis=0)
+    print(f"gold tokens found {s[0]:.0f} -> {s[1]:.0f} of {s[2]:.0f}; false positives {s[4]:.0f} -> {s[6]:.0f}")
+    r, p = np.percentile(d_recall, [2.5, 97.5]), np.percentile(d_precision, [2.5, 97.5])
+    print(f"patient bootstrap ({rounds}): d recall [{r[0]:+.4f}, {r[1]:+.4f}], d precision [{p[0]:+.4f}, {p[1]:+.4f}]")
+
+
 def all_patients(data: Path, out: Path, folds: int, thresholds: tuple[float, ...], iterations: int, c1: float,
                  c2: float, min_count: int) -> None:  # fmt: skip
     import json
@@ -207,8 +241,10 @@ def all_patients(data: Path, out: Path, folds: int, thresholds: tuple[float, ...
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "score", "all"))
+    parser.add_argument("command", choices=("train", "score", "all", "compare"))
     parser.add_argument("cache", type=Path)
+    parser.add_argument("other", type=Path, nargs="?", help="compare: the second --save file (b in b - a)")
+    parser.add_argument("--save", type=Path, help="score: write per-patient and per-fold scores (for compare)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--swaps", type=int, default=0, help="surrogate-swapped copies of each training note")
@@ -235,14 +271,16 @@ def main() -> None:
     data = shared_data_dir()
     if data is None:
         sys.exit("shared data not found (../shared/data or CARELENS_SHARED_DATA)")
-    if args.command == "all":
+    if args.command == "compare":
+        compare(args.cache, args.other)
+    elif args.command == "all":
         all_patients(data, args.cache, args.folds, tuple(args.thresholds), args.iterations, args.c1, args.c2,
                      args.min_count)  # fmt: skip
     elif args.command == "train":
         train(data, args.cache, args.folds, args.iterations, args.swaps, args.seed, args.everyone)
     else:
         score(data, args.cache, args.threshold, args.errors, args.batch, args.alone, args.english_threshold,
-              args.word_threshold)  # fmt: skip
+              args.word_threshold, args.save)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 
-from carelens.privacy.lexicon import is_english, lexicon, word_classes
+from carelens.privacy.lexicon import is_english, is_misspelt, lexicon, word_classes
 from carelens.privacy.tokens import PhiSpan, shape
 
 MODEL_FILE = "deid_crf.crfsuite"
@@ -318,9 +318,9 @@ def _beside(p: list[float], i: int) -> float:
 
 
 def _english(word: str) -> bool:
-    """An English word that no name or place list holds (web2 or the BERT vocabulary)."""
+    """An English word that no name or place list holds (web2 or the BERT vocabulary), or a typo of one."""
     lex = lexicon()
-    if is_english(word):
+    if is_english(word) or is_misspelt(word):
         return True
     return (
         word in lex.common_words

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from carelens.privacy.crf import CrfToken
 from carelens.privacy.gating import Gated
-from carelens.privacy.lexicon import is_drug, lexicon, word_lists
+from carelens.privacy.lexicon import is_drug, is_misspelt, lexicon, word_lists
 from carelens.privacy.names import case_mode
 from carelens.privacy.stopwords import STOP_WORDS
 from carelens.privacy.tokens import PhiSpan
@@ -43,7 +43,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
         if w in vocabulary or w in STOP_WORDS or w in lex.clinical_words or len(w) < 2 or is_drug(w):
             return False
         return (w not in lex.common_words or lex.is_name(w) or w in lex.us_places or w in lex.census_last
-                or w in lex.census_first)  # fmt: skip
+                or w in lex.census_first) and not is_misspelt(w, rare=False)  # fmt: skip
 
     def loose(i: int) -> bool:
         w = tokens[i].low

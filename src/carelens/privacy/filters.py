@@ -6,9 +6,9 @@ under Safe Harbor), a bare one- or two-digit model "date" with no month,
 ordinal, apostrophe or slash beside it ("ABG 7.45, 19, -9"), a "phone" ``ddd-dddd`` that is a
 range of a measurement ("SVR 900-1300"), a place that is only a US state (Safe Harbor keeps states:
 "back to California"), and a one-letter model "name" with no name beside it ("L rad aline", "R.T.").
-Generic words at the ends of a place are trimmed off it ("Fairhaven [House]", "Ardmore [2]"): they
-are no identifier and the corpus gold leaves them out ("Hospital" stays: the demo notes' gold keeps
-it). A model or cue "name" or "place" made only of drug names ("Levaquin", a typo "Klonapin") is
+Generic words at the ends of a place are trimmed off it ("Fairhaven [House]", "Ardmore [2]"), and
+"Hospital" at its end ("Westbrook [Hospital]"): they are no identifier and the corpus gold leaves them
+out. A model or cue "name" or "place" made only of drug names ("Levaquin", a typo "Klonapin") is
 dropped unless a title precedes it."""
 
 from __future__ import annotations
@@ -162,13 +162,15 @@ def _lone_letter(text: str, s: PhiSpan, names: set[int]) -> bool:
 def _trim_place(text: str, s: PhiSpan) -> PhiSpan:
     """``s`` without generic words at its ends ("Fairhaven House", "resides NH") nor a one-digit ward number
     after a word ("Ardmore 2"), when a specific word remains ("Unit 4719" stays whole)."""
-    generic = _lists()["place_generic"]
+    generic, tail_only = _lists()["place_generic"], _lists()["place_generic_tail"]
     words = list(_PLACE_WORD.finditer(text, s.start, s.end))
 
     def trimmable(m: re.Match[str], tail: bool) -> bool:
         w = m.group(0)
         if tail and w.isdigit():  # a ward's number ("Ardmore 2"), not a house number ("Sludevej 13")
             return len(w) == 1 and not words[0].group(0).isdigit()
+        if tail and w.lower() in tail_only:
+            return True
         return w.lower() in generic and not (not tail and len(words) > 1 and words[1].group(0).isdigit())
 
     while len(words) > 1 and trimmable(words[-1], True):

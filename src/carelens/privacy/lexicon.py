@@ -235,3 +235,35 @@ def is_english(word: str) -> bool:
     if len(word) < 5 or lex.is_name(word) or word in lex.census_last or word in lex.census_first:
         return False
     return any(word.endswith(end) and word[: -len(end)] + add in words for end, add in _SUFFIXES)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@lru_cache(maxsize=1 << 14)
+def is_misspelt(word: str, rare: bool = True) -> bool:
+    """``word`` (lower case, seven letters or more, in no name or place list) is one typo away from a common
+    or clinical word of five letters or more ("decesion", "visisted", "medistinal") or, with ``rare``, from
+    any English word or an inflection of one ("extremeties", "suctionned"): a letter left out, added, changed,
+    or two letters swapped."""
+    if len(word) < 7 or not word.isalpha() or not word.isascii():
+        return False
+    lex = lexicon()
+    if (lex.is_name(word) or word in lex.census_last or word in lex.census_first or word in lex.us_places
+            or word in lex.cities or word in lex.states or word in lex.common_words or is_english(word)):  # fmt: skip
+        return False
+    words = _english_words() if rare else frozenset()
+    clinical, common = lex.clinical_words, lex.common_words
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = [
+        *(a + b[1:] for a, b in splits if b),
+        *(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1),
+        *(a + c + b[1:] for a, b in splits if b for c in _LETTERS if c != b[0]),
+        *(a + c + b for a, b in splits for c in _LETTERS),
+    ]
+    if any(len(w) >= 5 and (w in words or w in common or w in clinical) for w in edits):
+        return True
+    return rare and any(w.endswith(_INFLECTED) and is_english(w) for w in edits)  # "suctionned": "suctioned"
+
+
+_INFLECTED = tuple(sorted({end for end, _ in _SUFFIXES}))
