@@ -134,6 +134,8 @@ def test_gold_spans_are_exact_and_cover_identifiers(cohort: CohortManifest) -> N
                 kinds.add(s["type"])
                 if s["type"] == "AGE":
                     assert int(s["text"]) > 89
+                if s["type"] == "HOSPITAL":  # as real notes' gold: the name, not a closing generic "Hospital"
+                    assert not s["text"].lower().endswith("hospital")
             covered = [False] * len(text)
             for s in spans:
                 covered[s["start"] : s["end"]] = [True] * (s["end"] - s["start"])

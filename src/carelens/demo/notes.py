@@ -109,6 +109,12 @@ class NoteBuilder:
         self.spans.append({"start": start, "end": self.pos, "type": kind, "text": text})
         return self
 
+    def hospital(self, name: str) -> NoteBuilder:
+        """A hospital's name as PHI, a closing generic "Hospital" as plain text (real notes' gold
+        leaves it out: it names no one)."""
+        head, tail = name.removesuffix(" Hospital"), " Hospital" if name.endswith(" Hospital") else ""
+        return self.phi(head, "HOSPITAL").add(tail)
+
     def mention(self, text: str, kind: str, concept: str, snomed: str) -> NoteBuilder:
         start = self.pos
         self.add(text)
@@ -184,7 +190,7 @@ class _Writer:
         self.b.phi(self.s.state, "STATE").add(" ").phi(self.s.zip, "ZIP")
 
     def hospital(self, which: int | None = None) -> None:
-        self.b.phi(self.enc.hospital if which is None else self.s.hospitals[which], "HOSPITAL")
+        self.b.hospital(self.enc.hospital if which is None else self.s.hospitals[which])
 
     # clinical content -------------------------------------------------------------------
     def problems_on(self, d: date) -> list[cat.Problem]:
@@ -366,7 +372,7 @@ def progress_note(story: Story, enc: Encounter, rng: random.Random) -> Note:
             w.dt(p.onset, rng.choice(["slash", "long", "iso", "dmy"]))
             b.add(rng.choice([", resolved", ", treated at ", ", since resolved"]))
             if b.parts[-1] == ", treated at ":
-                b.phi(story.hospitals[1], "HOSPITAL")
+                b.hospital(story.hospitals[1])
             b.add("). ")
     b.add(rng.choice(["Accompanied by ", "Here with ", "Brought in by "]) + f"{story.relatives[1].relation} ")
     b.phi(story.relatives[1].full, "NAME")
