@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/run.py [--sizes 1000 10000] [--workers 2] [--ru
          [--engines local ray] [--reuse-store]
 Each step runs as its own ``carelens`` command; its peak memory is the largest sum of the RSS of
 the command's process tree (Ray's raylet and workers included), sampled every 0.2 s, beside it
-the largest sum of their proportional anonymous and shared memory, sampled every second (heap
+the largest sum of their proportional anonymous and shared memory, sampled every 5 s (heap
 and shared memory such as Ray's object store, a page shared with a forked helper counted once;
 library code and mapped files left out, as other programs share them: the memory the command
 holds), and the load average is read before and after it. **CPU seconds** of a step: user +
@@ -18,6 +18,10 @@ The run step runs once per engine, each on its own copy of the same ingested lak
 ``outputs_digest``; the speed-up is given over the whole command and from its first committed
 batch on (the run's own "K/N patients done" lines), which leaves out the start-up of each;
 ``steady``: CPU ms a patient from the first batch to the last (the tree's CPU read at each).
+**By process**: each run's CPU seconds per process of its tree (the driver, Ray's daemons, its
+workers), in all and up to the first batch, and per patient after it; beside them this sampler's
+own CPU, which the command's processes do not have while it runs; the cores a run kept busy from
+its first batch to its last, and the seconds after its last batch (compaction, digest, shut-down).
 ``--run-limit M``: each run processes M of the lake's patients (``carelens run --limit``), so
 that the per-patient cost of the same M patients is compared in a lake of N. ``--work DIR``
 keeps the cohorts and stores there; a cohort already generated there is reused (its generate
@@ -50,29 +54,52 @@ RAY_GOAL = 1.8
 SCALE_GOAL = 1.2
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HELD = ("Pss_Anon:", "Pss_Shmem:")
+# a process of a run's tree by its program and script (first match): Ray's daemons and workers
+ROLES = (("ray::", "workers"), ("default_worker.py", "workers"), ("dashboard/agent.py", "dashboard agent"),
+         ("runtime_env/agent", "runtime_env agent"), ("log_monitor", "log_monitor"), ("monitor.py", "monitor"),
+         ("dashboard.py", "dashboard"), ("gcs_server", "gcs_server"), ("raylet", "raylet"))  # fmt: skip
+
+
+def role(pid: int, driver: int) -> str:
+    """What the process ``pid`` of a run's tree is (:data:`ROLES`; the command itself: driver)."""
+    if pid == driver:
+        return "driver"
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other"
+    text = b" ".join(args[:3]).decode(errors="replace")  # the program and its script, not the options
+    return next((name for key, name in ROLES if key in text), "other")
+
+
+def proc_stats(pids: Iterable[int]) -> dict[int, tuple[int, float]]:
+    """Resident bytes and CPU seconds (user + system) of these processes (those still running)."""
+    tick, usage = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        usage[pid] = (int(fields[21]) * PAGE, (int(fields[11]) + int(fields[12])) / tick)
+    return usage
 
 
 def proc_tree(pid: int) -> dict[int, tuple[int, float]]:
-    """Resident bytes and CPU seconds (user + system) of ``pid`` and every process below it (from /proc)."""
+    """:func:`proc_stats` of ``pid`` and every process below it (a scan of /proc)."""
     parents: dict[int, int] = {}
-    usage: dict[int, tuple[int, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        usage[int(entry.name)] = (int(fields[21]) * PAGE, (int(fields[11]) + int(fields[12])) / tick)
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
     tree, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
         children = [c for c, p in parents.items() if p == parent and c not in tree]
         tree.update(children)
         frontier += children
-    return {p: usage[p] for p in tree if p in usage}
+    return proc_stats(tree)
 
 
 def held(pids: Iterable[int]) -> int:
@@ -106,6 +133,8 @@ class Step:
     load: str
     count: int = 0  # patients it handled
     done: list[tuple[float, float, int]] = field(default_factory=list)  # per batch: wall s, CPU s, patients done
+    roles: dict[str, tuple[float, float]] = field(default_factory=dict)  # CPU s by role: at the first batch, in all
+    sampler: float = 0.0  # CPU s of this benchmark's own process while it measured the command
 
     def steady(self) -> tuple[float, float, float] | None:
         """From the first committed batch to the last: seconds before it, patients a second and CPU
@@ -118,9 +147,10 @@ class Step:
 
 def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
     """Measure one ``carelens`` command (see the module doc); its stdout too."""
-    peak, peak_held, seen = 0, 0, {}
+    peak, peak_held, seen, roles = 0, 0, {}, {}
+    first: dict[int, float] = {}  # CPU s of each process at the first committed batch
     load = f"{os.getloadavg()[0]:.1f}"
-    cpu_before, started = children_cpu(), time.perf_counter()
+    cpu_before, started, own = children_cpu(), time.perf_counter(), time.process_time()
     proc = subprocess.Popen([sys.executable, "-m", "carelens.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     done = threading.Event()
@@ -130,19 +160,27 @@ def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.startswith("run: ") and line.rstrip().endswith(" patients done"):
-                cpu = sum(cpu for _, cpu in proc_tree(proc.pid).values())
+                tree = proc_tree(proc.pid)
+                cpu = sum(cpu for _, cpu in tree.values())
+                if not progress:
+                    first.update({p: c for p, (_, c) in tree.items()})
                 progress.append((time.perf_counter() - started, cpu, int(line[5:].split("/")[0])))
 
     def sample() -> None:
         nonlocal peak, peak_held
+        members: Iterable[int] = ()
         for tick in itertools.count():
             if done.is_set():
                 return
-            tree = proc_tree(proc.pid)
+            # new processes looked for each second, the known ones read each tick: the sampler takes
+            # cores from the command (a scan of /proc ~3 ms; smaps of a 1.7 GB process ~30 ms)
+            tree = proc_tree(proc.pid) if tick % 5 == 0 else proc_stats(members)
+            members = list(tree)
             peak = max(peak, sum(rss for rss, _ in tree.values()))
-            if tick % 5 == 0:  # reading smaps costs the command's own time
+            if tick % 25 == 0:
                 peak_held = max(peak_held, held(tree))
             seen.update({p: cpu for p, (_, cpu) in tree.items()})
+            roles.update({p: role(p, proc.pid) for p in tree if p not in roles})
             done.wait(0.2)
 
     threads = [threading.Thread(target=sample, daemon=True), threading.Thread(target=watch, daemon=True)]
@@ -158,7 +196,13 @@ def step(args: list[str], env: dict[str, str]) -> tuple[Step, str]:
     if proc.returncode not in (0, 3):
         raise SystemExit(f"carelens {args[0]} failed ({proc.returncode})")
     cpu = max(children_cpu() - cpu_before, sum(seen.values()))
-    return Step(wall, cpu, peak, peak_held, f"{load}->{os.getloadavg()[0]:.1f}", done=progress), out
+    by_role: dict[str, tuple[float, float]] = {}
+    for pid, name in roles.items():
+        before, total = by_role.get(name, (0.0, 0.0))
+        by_role[name] = (before + first.get(pid, 0.0), total + seen.get(pid, 0.0))
+    sampler = time.process_time() - own
+    load = f"{load}->{os.getloadavg()[0]:.1f}"
+    return Step(wall, cpu, peak, peak_held, load, done=progress, roles=by_role, sampler=sampler), out
 
 
 def one_size(n: int, args: argparse.Namespace, root: Path) -> dict[str, Step]:
@@ -232,6 +276,14 @@ def main() -> None:
             print(f"{n:>6} {name:<10} {s.count:>8} {s.wall:>8.1f} {s.count / s.wall:>10.2f} "
                   f"{1000 * s.wall / s.count:>10.0f} {s.cpu:>8.1f} {1000 * s.cpu / s.count:>9.0f} {steady:>7} "
                   f"{s.peak / 2**20:>8.0f} {s.peak_held / 2**20:>7.0f} {s.load:>10}")  # fmt: skip
+    print(f"\n{'lake':>6} {'run':<10} {'process':<18} {'CPU s':>8} {'to 1st batch':>12} {'after, ms/pt':>12}")
+    for n, steps in table.items():
+        for name, s in steps.items():
+            after = s.count - (s.done[0][2] if s.done else 0)
+            for what, (before, total) in sorted(s.roles.items(), key=lambda r: -r[1][1]):
+                per = f"{1000 * (total - before) / after:.1f}" if after else "-"
+                print(f"{n:>6} {name:<10} {what:<18} {total:>8.1f} {before:>12.1f} {per:>12}")
+            print(f"{n:>6} {name:<10} {'(this sampler)':<18} {s.sampler:>8.1f}")
     print(f"\n{'measure':<52} {'result':>8} {'goal':>8}  met")
     for n, steps in table.items():
         if "run local" in steps and "run ray" in steps:
@@ -244,6 +296,10 @@ def main() -> None:
                 print(ratio_line(f"  from the first batch on (start-up {a[0]:.0f} s vs {b[0]:.0f} s)", speedup,
                                  RAY_GOAL, speedup >= RAY_GOAL))  # fmt: skip
                 print(ratio_line("  CPU a patient from the first batch on, Ray / one process", b[2] / a[2], "<= 1"))
+                for what, st in (("one process", local), ("Ray", ray)):  # the cores it kept busy; after its last batch
+                    (t0, c0, _), (t1, c1, _) = st.done[0], st.done[-1]
+                    print(ratio_line(f"  cores busy from the first batch on, {what} (then {st.wall - t1:.1f} s)",
+                                     (c1 - c0) / (t1 - t0), "-"))  # fmt: skip
             print(ratio_line(f"CPU a patient, Ray / one process, lake {n}", ray.cpu / local.cpu, "<= 1"))
     small, large = min(table), max(table)
     for name in ("ingest", "run local", "run ray"):
