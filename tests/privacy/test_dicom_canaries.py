@@ -4,6 +4,7 @@ burned-in text); none survives, the audit finds each header canary, research ing
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -147,6 +148,15 @@ def test_text_found_with_parallel_ocr_is_what_one_call_at_a_time_finds(
     one_at_a_time = find_text(img)
     monkeypatch.setenv("CARELENS_OCR_THREADS", "3")
     assert one_at_a_time and find_text(img) == one_at_a_time
+
+
+@needs_tesseract
+def test_ocr_leaves_this_process_openmp_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OMP_THREAD_LIMIT=1 is tesseract's alone: in this process it made torch's later training compute NaN
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    _base(tmp_path / "a.dcm", text=("QUIXLEY 8842", 0, True))
+    assert find_text(to_uint8(pydicom.dcmread(tmp_path / "a.dcm").pixel_array))
+    assert "OMP_THREAD_LIMIT" not in os.environ
 
 
 def test_unchecked_pixels_are_not_called_clean(tmp_path: Path, keys: KeyService) -> None:

@@ -19,10 +19,12 @@ after the image): by allow-list, only the image's own pixels and lookup tables m
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -233,12 +235,30 @@ def _marks_only(crop: Any) -> Any:
 
 
 def image_to_data(pil: Any, config: str) -> dict[str, list[Any]]:
-    """Tesseract's words, boxes and confidences in a PIL image, tesseract itself on one thread
-    (its callers run one call per core; a line or a small frame is too little work for threads)."""
-    import pytesseract
+    """Tesseract's words (``text``), boxes (``left``, ``top``, ``width``, ``height``) and confidences
+    (``conf``, -1 for rows that are no word) in a PIL image, one list per column of its TSV output.
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    data: dict[str, list[Any]] = pytesseract.image_to_data(pil, config=config, output_type=pytesseract.Output.DICT)
+    Tesseract runs on one thread (its callers run one call per core): ``OMP_THREAD_LIMIT=1`` goes to
+    its own environment only. Set in this process it would reach torch's OpenMP too, whose training
+    then computes NaN (seen: the demo's image model after the de-identify stage)."""
+    png = io.BytesIO()
+    pil.save(png, format="PNG")
+    done = subprocess.run(
+        ["tesseract", "stdin", "stdout", *config.split(), "tsv"],
+        input=png.getvalue(),
+        capture_output=True,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tesseract failed (exit status {done.returncode})")
+    header, *rows = (line.split("\t") for line in done.stdout.decode("utf-8", "replace").splitlines())
+    data: dict[str, list[Any]] = {column: [] for column in header}
+    for row in rows:
+        for column, value in zip(header, row + [""] * (len(header) - len(row)), strict=True):
+            data[column].append(
+                value if column == "text" else float(value or -1) if column == "conf" else int(value or 0)
+            )
     return data
 
 
