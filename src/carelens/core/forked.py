@@ -36,6 +36,11 @@ def spare_cores() -> int:
     return max(len(os.sched_getaffinity(0)) - 1, 0)
 
 
+def cores_to_use(asked: int | None, most: int = 4) -> int:
+    """``asked`` (a setting), or one per core this process may run on, at most ``most``."""
+    return asked or min(spare_cores() + 1, most)
+
+
 class Forked(Generic[T]):
     """``fn()`` running in a forked child; :meth:`result` waits for its return value.
 

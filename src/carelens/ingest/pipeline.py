@@ -62,7 +62,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from carelens.core.errors import InputError
-from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, spare_cores
+from carelens.core.forked import Claims, Forked, HelperFailed, can_fork, cores_to_use
 from carelens.core.ids import stable_id
 from carelens.core.progress import progress
 from carelens.core.quarantine import BatchResult
@@ -167,7 +167,7 @@ def ingest(
     result = IngestResult()
     lake = Lake(store)
     if processes is None:
-        processes = load_settings().ingest_processes or min(spare_cores() + 1, 4)
+        processes = cores_to_use(load_settings().ingest_processes)
     with tempfile.TemporaryDirectory(prefix="carelens-ingest-") as spill:
         files = list_files(paths, Path(spill))
         collecting = gc.isenabled()

@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from carelens.core.forked import spare_cores
+from carelens.core.forked import cores_to_use
 from carelens.core.quarantine import BatchResult
 from carelens.core.settings import load_settings
 from carelens.privacy.burned_in import (
@@ -378,7 +378,7 @@ def find_text(img: Any) -> list[tuple[int, int, int, int]]:
 
 def ocr_threads() -> int:
     """Tesseract calls run at once: ``CARELENS_OCR_THREADS``, or one per core (at most 4)."""
-    return load_settings().ocr_threads or min(spare_cores() + 1, 4)
+    return cores_to_use(load_settings().ocr_threads)
 
 
 def _ocr(img: Any) -> list[tuple[int, int, int, int]]:
