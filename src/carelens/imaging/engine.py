@@ -26,17 +26,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 class Augmenter:
     """Batched augmentation for ``N x C x H x W`` tensors: left-right flips, small rotations, shifts
-    and zooms (MONAI's ``AffineTransform`` resampling layer, border padding), and intensity jitter.
+    and zooms (:func:`warp`: bilinear resampling, border padding), and intensity jitter.
 
     Drawn from its own seeded generator, so an epoch's augmentation is reproducible.
     """
 
     def __init__(self, seed: int = 0, rotate: float = 0.17, shift: float = 0.07, zoom: float = 0.1) -> None:
-        from monai.networks.layers import AffineTransform
-
         self.gen = torch.Generator().manual_seed(seed)
         self.rotate, self.shift, self.zoom = rotate, shift, zoom
-        self.warp = AffineTransform(normalized=True, padding_mode="border", mode="bilinear", align_corners=False)
 
     def _uniform(self, n: int, half_width: float) -> torch.Tensor:
         return (torch.rand(n, generator=self.gen) * 2 - 1) * half_width
@@ -51,7 +48,7 @@ class Augmenter:
         theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
         theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos * flip
         theta[:, 0, 2], theta[:, 1, 2] = self._uniform(n, self.shift), self._uniform(n, self.shift)
-        out = self.warp(x, theta.to(x.dtype))
+        out = warp(x, theta.to(x.dtype))
         gain = 1.0 + self._uniform(n, 0.1).view(n, 1, 1, 1)
         bias = self._uniform(n, 0.05).view(n, 1, 1, 1)
         return torch.clamp(out * gain + bias, 0.0, 1.0)
@@ -167,15 +164,21 @@ def test_time_views(preprocessing: dict[str, Any]) -> int:
     return int(preprocessing.get("test_time_views") or (2 if preprocessing.get("test_time_flip") else 1))
 
 
-def _view(x: torch.Tensor, view: tuple[bool, float, float, float, float]) -> torch.Tensor:
-    from monai.networks.layers import AffineTransform
+def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``N x C x H x W`` images resampled (bilinear, border padding) through the normalised affine maps ``theta``
+    (``N x 2 x 3``, rows and columns in image order: row, then column), as MONAI's ``AffineTransform(normalized=True)``
+    does, in plain torch (no MONAI import for predicting)."""
+    in_xy = theta[:, [1, 0]][:, :, [1, 0, 2]]  # torch's grids are (x, y): column first
+    grid = nn.functional.affine_grid(in_xy, list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
+
+def _view(x: torch.Tensor, view: tuple[bool, float, float, float, float]) -> torch.Tensor:
     flip, angle, zoom, dx, dy = view
     if (angle, zoom, dx, dy) == (0.0, 1.0, 0.0, 0.0):
         return torch.flip(x, dims=[-1]) if flip else x
     cos, sin, sign = np.cos(angle) / zoom, np.sin(angle) / zoom, -1.0 if flip else 1.0
     theta = torch.tensor([[cos, -sin, dx], [sin * sign, cos * sign, dy]], dtype=x.dtype).expand(x.shape[0], 2, 3)
-    warp = AffineTransform(normalized=True, padding_mode="border", mode="bilinear", align_corners=False)
     return warp(x, theta)
 
 

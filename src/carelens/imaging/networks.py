@@ -1,13 +1,13 @@
-"""Networks, all from MONAI: a small fast CNN (the default) and the ResNet and DenseNet families."""
+"""Networks: a small fast CNN (the default; plain torch, laid out as MONAI ``Convolution`` blocks) and MONAI's
+ResNet and DenseNet families (MONAI is imported only for those: its import costs seconds and ~300 MB a process)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
 import torch.nn as nn
-from monai.networks import nets
-from monai.networks.blocks import Convolution
 
 from carelens.core import UsageError
 
@@ -45,16 +45,20 @@ def build_model(
 ) -> nn.Module:
     """A 2-D image classifier returning ``num_classes`` logits.
 
-    ``cnn``: three stages of two 3x3 convolutions with batch norm (MONAI ``Convolution``
-    blocks), max pooling, global average pooling, dropout and a linear head; ``width``
-    (default 32) sets the first stage's channels. ``resnet18/34/50`` and ``densenet121``: MONAI's
-    networks; below 64 px the ResNet stem is a stride-1 3x3 convolution, as MedMNIST does.
+    ``cnn``: three stages of two 3x3 convolutions with batch norm, max pooling, global average
+    pooling, dropout and a linear head; ``width`` (default 32) sets the first stage's channels.
+    ``resnet18/34/50`` and ``densenet121``: MONAI's networks; below 64 px the ResNet stem is a
+    stride-1 3x3 convolution, as MedMNIST does.
     """
     if arch == "cnn":
         return SmallCNN(
             in_channels, num_classes, width=int(kwargs.get("width", 32)), dropout=kwargs.get("dropout", 0.2)
         )
-    if arch.startswith("resnet") and arch in ARCHS:
+    if arch not in ARCHS:
+        raise UsageError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    from monai.networks import nets
+
+    if arch.startswith("resnet"):
         small = image_size < 64
         factory = getattr(nets, arch)
         return factory(
@@ -65,14 +69,12 @@ def build_model(
             conv1_t_stride=1 if small else 2,
             no_max_pool=False,
         )
-    if arch == "densenet121":
-        net = nets.DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=num_classes)
-        return Upsampled(net, 64) if image_size < 64 else net
-    raise UsageError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    net = nets.DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=num_classes)
+    return Upsampled(net, 64) if image_size < 64 else net
 
 
 class SmallCNN(nn.Module):
-    """Three conv stages (MONAI ``Convolution`` blocks: conv, batch norm, ReLU), max pooling,
+    """Three conv stages (blocks of conv, batch norm, ReLU: :func:`_conv`), max pooling,
     global average pooling, dropout and a linear head."""
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 32, dropout: float = 0.2) -> None:
@@ -116,4 +118,7 @@ def cam_layer(arch: str, image_size: int) -> str:
 
 
 def _conv(cin: int, cout: int) -> nn.Module:
-    return Convolution(spatial_dims=2, in_channels=cin, out_channels=cout, kernel_size=3, act="RELU", norm="BATCH")
+    """A 3x3 convolution, batch norm and ReLU with the module names of MONAI's ``Convolution(act="RELU",
+    norm="BATCH")`` (``conv``, ``adn.N``, ``adn.A``): the same parameters, so earlier packages load unchanged."""
+    adn = nn.Sequential(OrderedDict(N=nn.BatchNorm2d(cout), A=nn.ReLU()))
+    return nn.Sequential(OrderedDict(conv=nn.Conv2d(cin, cout, kernel_size=3, padding=1), adn=adn))

@@ -34,15 +34,31 @@ class Saliency:
 
 
 def gradcam(model: torch.nn.Module, image: np.ndarray, layer: str, class_idx: int | None = None) -> np.ndarray:
-    """Grad-CAM of ``image`` (``C x H x W``) for ``class_idx`` (default: the predicted class) at ``layer``."""
-    from monai.visualize import GradCAM
-
+    """Grad-CAM (Selvaraju et al., 2017) of ``image`` (``C x H x W``) for ``class_idx`` (default: the predicted
+    class) at ``layer``: the layer's channels weighted by the class score's mean gradient over them, ReLU, enlarged
+    bilinearly to the image and scaled to [0, 1], 1 where the evidence for the class is strongest. (MONAI's
+    ``GradCAM`` scales by default the other way round, 1 where the evidence is weakest.)"""
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ValueError(f"the model has no layer {layer!r} for Grad-CAM")
     model.eval()
-    cam = GradCAM(nn_module=model, target_layers=layer)
+    seen: list[torch.Tensor] = []
+    hook = modules[layer].register_forward_hook(lambda _module, _inputs, output: seen.append(output))
     x = torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32))
-    with torch.enable_grad():
-        out = cam(x, class_idx=class_idx)
-    return np.asarray(out.detach().cpu().numpy()[0, 0], dtype=np.float64)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            target = int(logits[0].argmax()) if class_idx is None else class_idx
+            (grads,) = torch.autograd.grad(logits[0, target], seen[-1])
+    finally:
+        hook.remove()
+    activations = seen[-1].detach()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * activations).sum(dim=1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[0, 0]
+    cam = cam - cam.min()
+    top = float(cam.max())
+    return np.asarray((cam / top if top > 0 else cam).numpy(), dtype=np.float64)
 
 
 def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

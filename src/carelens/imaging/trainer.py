@@ -84,15 +84,13 @@ def views_of(cfg: TrainConfig) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy, torch and MONAI, and ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch, and ask torch (and cuDNN) for deterministic kernels."""
     import random
-
-    from monai.utils import set_determinism
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    set_determinism(seed=seed)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
