@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from carelens.core.config import get_settings, shared_data_dir
+from carelens.core.config import shared_data_dir
 
 
 @pytest.fixture(scope="session")
@@ -21,14 +20,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh carelens store (and SQLite app database inside it) for one test."""
     root = tmp_path / "store"
     monkeypatch.setenv("CARELENS_STORE", str(root))
     monkeypatch.delenv("CARELENS_DB_URL", raising=False)
-    get_settings.cache_clear()
-    yield root
-    get_settings.cache_clear()
+    return root
 
 
 @pytest.fixture(scope="session")

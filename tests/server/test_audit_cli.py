@@ -88,7 +88,6 @@ def test_summarize_of_a_record_is_audited_with_the_os_user(tmp_path: Path, monke
     from typer.testing import CliRunner
 
     from carelens.cli import app
-    from carelens.core.config import get_settings
     from carelens.store import appdb
     from tests.server.fixture_store import PID, write_store
 
@@ -97,7 +96,6 @@ def test_summarize_of_a_record_is_audited_with_the_os_user(tmp_path: Path, monke
     store.mkdir()
     monkeypatch.setenv("CARELENS_STORE", str(store))
     monkeypatch.delenv("CARELENS_DB_URL", raising=False)
-    get_settings.cache_clear()
     result = CliRunner().invoke(
         app, ["summarize", str(source / "fhir" / "bundle.json"), "--patient", PID, "--no-notes"]
     )
@@ -105,5 +103,4 @@ def test_summarize_of_a_record_is_audited_with_the_os_user(tmp_path: Path, monke
     (row,) = [e for e in appdb.audit.events(appdb.get_engine(f"sqlite:///{store / 'app.sqlite'}"))]
     assert (row.actor, row.action, row.patient_id) == ("cli", "cli.summarize", PID)
     assert json.loads(row.detail)["from"] == "file" and json.loads(row.detail)["os_user"]
-    get_settings.cache_clear()
     dispose_all()

@@ -1,6 +1,6 @@
 """Small shared types every capability uses: config, errors, evidence, ids, quarantine, output."""
 
-from carelens.core.config import Settings, get_settings, shared_data_dir
+from carelens.core.config import Settings, load_settings, shared_data_dir
 from carelens.core.errors import CarelensError, InputError, UsageError
 from carelens.core.evidence import Citation, Evidence, Provenance
 from carelens.core.ids import content_hash, stable_id
@@ -17,7 +17,7 @@ __all__ = [
     "Settings",
     "UsageError",
     "content_hash",
-    "get_settings",
+    "load_settings",
     "shared_data_dir",
     "stable_id",
 ]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carelens.core.settings import DEFAULT_STORE, Settings, get_settings, load_settings
+from carelens.core.settings import DEFAULT_STORE, Settings, load_settings
 
-__all__ = ["DEFAULT_STORE", "Settings", "get_settings", "load_settings", "research_store", "shared_data_dir"]
+__all__ = ["DEFAULT_STORE", "Settings", "load_settings", "research_store", "shared_data_dir"]
 
 
 def research_store(store: Path | None = None) -> Path:
     """The research zone's store, ``<store>/research`` (de-identified data only; its lake is
     ``<store>/research/lake``, apart from the identified lake ``<store>/lake``)."""
-    return (store if store is not None else get_settings().store) / "research"
+    return (store if store is not None else load_settings().store) / "research"
 
 
 def shared_data_dir() -> Path | None:

@@ -8,6 +8,7 @@ naming the variable and the form expected (never quoting the value: it may be a 
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from functools import lru_cache
@@ -151,7 +152,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(store: Path | None = None) -> Settings:
-    """Read the environment now; a bad value is a one-line :class:`UsageError` per variable."""
+    """Read the environment now; a bad value is a one-line :class:`UsageError` per variable. Built once per
+    set of ``CARELENS_*`` variables and working folder (relative paths resolve against it), a copy each call:
+    building one costs ~2 ms, and a run asks per patient."""
+    variables = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
+    return _settings_from(variables, os.getcwd(), store).model_copy()
+
+
+@lru_cache(maxsize=16)
+def _settings_from(variables: tuple[tuple[str, str], ...], cwd: str, store: Path | None) -> Settings:
     try:
         return Settings(store=store) if store is not None else Settings()
     except ValidationError as err:
@@ -162,12 +171,6 @@ def _problem(error: Any) -> str:
     name = PREFIX + "_".join(str(part) for part in error["loc"]).upper()
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{name}: {message}"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings from the environment (cached; tests call ``get_settings.cache_clear()``)."""
-    return load_settings()
 
 
 def settings_table() -> str:

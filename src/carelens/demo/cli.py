@@ -38,7 +38,7 @@ def demo(
     stderr, a JSON summary of every stage to stdout. Without CARELENS_SECRET_FILE the de-identification
     uses a demo site secret kept in the cohort folder (never in the store).
     """
-    from carelens.core.config import get_settings
+    from carelens.core.config import load_settings
     from carelens.core.output import emit_json
     from carelens.demo.pipeline import DemoOptions, run_demo, say
 
@@ -48,7 +48,7 @@ def demo(
         raise UsageError("--image-epochs must be at least 1")
     if image_budget is not None and image_budget <= 0:
         raise UsageError("--image-budget must be positive")
-    root = store or get_settings().store
+    root = store or load_settings().store
     options = DemoOptions(
         out=out,
         store=root,

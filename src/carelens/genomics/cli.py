@@ -146,11 +146,11 @@ def cohort_command(
 
     Exit 0 when every VCF was used, 3 when some were quarantined (listed with a reason in the JSON).
     """
-    from carelens.core.config import get_settings
+    from carelens.core.config import load_settings
     from carelens.core.output import emit_json
     from carelens.genomics.cohort import cohort_frequencies, plot_phenotypes, write_to_lake
 
-    root = store or get_settings().store
+    root = store or load_settings().store
     result = write_to_lake(cohort_frequencies(vcfs), root)
     if plot is not None:
         plot_phenotypes(result, plot)

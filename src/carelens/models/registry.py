@@ -24,7 +24,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from carelens import __version__
-from carelens.core.config import get_settings
+from carelens.core.config import load_settings
 from carelens.core.errors import InputError, UsageError
 from carelens.models.hti1 import hti1_attributes
 
@@ -161,7 +161,7 @@ class Registry:
     """The model registry of one store (``Registry()`` uses the configured store)."""
 
     def __init__(self, store: str | Path | None = None) -> None:
-        self.store = Path(store) if store is not None else get_settings().store
+        self.store = Path(store) if store is not None else load_settings().store
         self.root = self.store / "models"
 
     # writing -------------------------------------------------------------------------------

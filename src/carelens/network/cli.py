@@ -25,9 +25,9 @@ CaOpt = typer.Option(
 
 
 def _store(store: Path | None) -> Path:
-    from carelens.core.config import get_settings
+    from carelens.core.config import load_settings
 
-    return store or get_settings().store
+    return store or load_settings().store
 
 
 def _serve(proc, log: Path) -> None:

@@ -34,13 +34,13 @@ def run_command(
     """Process every patient whose inputs or models changed: summary, image reads, PGx/findings,
     research copy. JSON: {"patients", "processed", "unchanged", "failed": [{"patient", "reason"}],
     "outputs_digest"}. Exit 3 when some patient has a failed step."""
-    from carelens.core.config import get_settings
+    from carelens.core.config import load_settings
     from carelens.core.output import emit_json
     from carelens.run import run
 
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
-    report = run(store or get_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size,
+    report = run(store or load_settings().store, engine, ray_address, workers, clinvar, secret_file, batch_size,
                  retry_failed, compact, limit)  # fmt: skip
     if fmt == "json":
         emit_json(report.as_dict())

@@ -29,7 +29,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from carelens.core.config import get_settings
 from carelens.core.errors import InputError, UsageError
 from carelens.core.ids import stable_id
 from carelens.core.settings import load_settings
@@ -140,10 +139,10 @@ _EXTRA_VIEWS = {
 
 
 class Lake:
-    """The Parquet + DuckDB lake of a store (``get_settings().store`` when not given)."""
+    """The Parquet + DuckDB lake of a store (``load_settings().store`` when not given)."""
 
     def __init__(self, store: Path | None = None) -> None:
-        self.store = Path(store) if store is not None else get_settings().store
+        self.store = Path(store) if store is not None else load_settings().store
         self.root = self.store / "lake"
         self.catalog = self.root / "catalog.duckdb"
 

@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from carelens.core.config import get_settings, load_settings
+from carelens.core.config import load_settings
 from carelens.core.errors import InputError
 from carelens.store.permissions import private_dir, write_private
 
@@ -99,7 +99,7 @@ def audit_dir(url: str) -> Path:
         return env
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         return Path(url.split(":///", 1)[1]).resolve().parent
-    return get_settings().store
+    return load_settings().store
 
 
 def load_keys(folder: Path, create: bool = True) -> AuditKeys | None:

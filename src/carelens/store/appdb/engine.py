@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from carelens.core.config import get_settings
+from carelens.core.config import load_settings
 from carelens.core.errors import InputError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -68,7 +68,7 @@ def begin_write(s: Session) -> None:
 
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url`` (default: the settings' app database), migrated on first use."""
-    url = url or get_settings().db_url
+    url = url or load_settings().db_url
     with _lock:
         engine = _engines.get(url)
         if engine is None:
