@@ -98,7 +98,8 @@ def predict_image(
         sal = explain(package.model, x, package.meta["saliency"]["layer"], class_idx=cls)
         rho = sal.spearman_vs_random
         if sal.heatmap is not None:
-            heatmap_path = str(overlay_png(x, sal.heatmap, heatmap_dir / f"{path.stem}.heatmap.png", title=status))
+            png, legend = heatmap_dir / f"{path.stem}.heatmap.png", f"Grad-CAM: evidence for {labels[cls]}"
+            heatmap_path = str(overlay_png(x, sal.heatmap, png, title=status, legend=legend))
         else:
             withheld = sal.reason
     input_hash = content_hash(path.read_bytes())

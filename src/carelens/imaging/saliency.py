@@ -98,14 +98,16 @@ def explain(
     return Saliency(heatmap, rho, None)
 
 
-def overlay_png(image: np.ndarray, heatmap: np.ndarray, path: str | Path, title: str = "") -> Path:
-    """The image in grey with the heatmap over it (jet, semi-transparent) as a PNG."""
+def overlay_png(image: np.ndarray, heatmap: np.ndarray, path: str | Path, title: str = "", legend: str = "") -> Path:
+    """The image in grey with the heatmap over it (jet, semi-transparent) as a PNG; ``legend`` names the colour bar."""
     path = Path(path)
     base = image[0] if image.ndim == 3 and image.shape[0] == 1 else np.moveaxis(image, 0, -1)
     with figure(path, (3.2, 3.4)) as (fig, ax):
         ax.imshow(base, cmap="gray", vmin=0, vmax=1)
         shown = ax.imshow(heatmap, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        if legend:
+            bar.set_label(legend, fontsize=7)
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=8)
