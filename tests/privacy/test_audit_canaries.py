@@ -126,6 +126,19 @@ def test_birth_dates_count_in_a_birth_context_of_their_own_patient(batch: tuple[
     assert audit(out, src, keys).clean
 
 
+BIRTH_FORMS = ["Jul 23, 1951", "23-JUL-1951", "19510723", "١٩٥١-٠٧-٢٣", "07/23/1951"]  # one in Arabic-Indic digits
+
+
+@pytest.mark.parametrize("written", BIRTH_FORMS, ids=lambda w: w.encode().hex()[:12])
+def test_a_birth_date_is_found_in_any_form(batch: tuple[Path, Path], keys: KeyService, written: str) -> None:
+    """The search reads only the pieces of a file holding the birth year, or digits of another script (which
+    read as numbers too): each form the audit reads is found."""
+    src, out = batch
+    (out / "c.json").write_text(json.dumps({"id": keys.pseudonym("pat-adv-1"), "a": "2020", "note": f"born {written}"}))
+    leaks = audit(out, src, keys).leaks
+    assert [(x.value_kind, x.location) for x in leaks] == [("birth_date", "c.json:note")]
+
+
 def test_the_issuer_of_a_dicom_patient_id_is_not_an_identifier_of_the_patient() -> None:
     """IssuerOfPatientID names the hospital that issued the id; a de-identified note that names the
     hospital is not a leak (the demo's research batch was refused for it), the id itself is."""

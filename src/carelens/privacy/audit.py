@@ -300,16 +300,17 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
             for kind, _pid, regex in searches:
                 for m in regex.finditer(text):
                     hits.add((kind, where(m.start())[0]))
-    if s.births:
-        for m in _DATES.finditer(text):
+    years = {str(d.year) for d in s.births}  # every form _DATES reads holds the year's digits
+    for start, (_r, _w, piece) in zip(starts, pieces, strict=True):  # no date spans the pieces' "\x00"
+        if not years or (piece.isascii() and not any(y in piece for y in years)):  # other scripts' digits count
+            continue
+        for m in _DATES.finditer(piece):
             found = _date_of(m)
             pids = s.births.get(found) if found else None
             if not pids or (mine and not pids & mine):
                 continue
-            loc, piece = where(m.start())
-            i = bisect.bisect_right(starts, m.start()) - 1
-            rel_start = m.start() - starts[i]
-            context = piece[max(0, rel_start - 80) : rel_start + 40] + " " + loc
+            loc = where(start + m.start())[0]
+            context = piece[max(0, m.start() - 80) : m.start() + 40] + " " + loc
             if _BIRTH_CONTEXT.search(context):
                 hits.add(("birth_date", loc))
     report.leaks += [Leak(kind, loc, _WHY.get(kind, "an identifier of the patient")) for kind, loc in sorted(hits)]
