@@ -346,3 +346,18 @@ def test_ray_takes_a_batch_only_when_an_actor_has_room() -> None:
         assert len(taken) == min(10, engine.IN_FLIGHT * 2 + len(got) + 1)
         got.append(result)
     assert sorted(got) == [[i] for i in range(10)]
+
+
+def test_embedded_ray_workers_run_at_the_commands_priority() -> None:
+    """Ray lowers its workers' priority by 15 nice levels by default; an embedded Ray's workers keep this process's."""
+    ray = pytest.importorskip("ray")
+    import os
+
+    from carelens.run.engine import start_ray
+
+    start_ray(ray, None, 1)
+    try:
+        niceness = ray.get(ray.remote(lambda: os.nice(0)).remote())
+    finally:
+        ray.shutdown()
+    assert niceness == os.nice(0)
