@@ -100,6 +100,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             )  # "wife works at ...", "son called"
             and (
                 unknown(nxt)
+                or tokens[nxt].low in cues["stop_word_names"]  # "son bill"
                 or _cased_first_name(tokens[i].text, tokens[nxt].text)
                 or (  # "son ray ostrowski": a first name that is also a word, then a surname
                     tokens[nxt].low in lex.census_first
@@ -118,6 +119,18 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
         if w in cues["place_tails"]:
             out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
+            if (
+                mixed
+                and prv is not None
+                and k >= 2
+                and tokens[words[k - 2]].low in cues["place_cues"]
+                and gap(prv, i) == " "
+                and 2 <= len(tokens[prv].text) <= 5
+                and tokens[prv].text.isupper()
+                and tokens[prv].low not in vocabulary
+                and tokens[prv].low not in cues["departments"]
+            ):  # "at/from" + an acronym + a place word in mixed-case text ("from MS Rehab"), even a clinical word
+                out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "LOCATION", "cue"))
         if (
             w in cues["departments"]
             and prv is not None
@@ -152,8 +165,9 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             tokens[prv].low in cues["move_verbs"]
             or (tokens[prv].low == "to" and k >= 2 and tokens[words[k - 2]].low in cues["move_verbs"])
         )
+        acronym = w in cues["acronym_cues"] and not mixed and nxt is not None and len(tokens[nxt].low) == 2
         if (
-            (w in cues["place_cues"] or (w in ("to", "the") and moved))
+            (w in cues["place_cues"] or (w in ("to", "the") and moved) or acronym)  # acronym: "DISPO TO XY"
             and near_next
             and nxt is not None
             and 2 <= len(tokens[nxt].low) <= 4
