@@ -262,3 +262,18 @@ def test_a_two_letter_word_after_to_is_a_place_where_case_tells_nothing(text: st
     """In an ALL CAPS or all lower-case note an unknown two-letter word after "to" is a hospital's acronym
     (all-patient CV +2 place tokens, no false positive); in mixed-case text it is an abbreviation."""
     assert _cue_values(text, "LOCATION") == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Pt transferred from Sinai overnight for higher level of care.", ["Sinai"]),
+        ("SOCIAL: WIFE IS A NURSE AT KAISER, 2 GROWN SONS.", ["KAISER"]),
+        ("social: religion Baptist, chaplain visited with family.", []),  # a denomination stays a word
+        ("Family prays for mercy and asks for the chaplain.", []),  # lower case in mixed-case text
+    ],
+)
+def test_a_word_that_names_a_hospital_on_its_own_is_a_place(text: str, found: list[str]) -> None:
+    """Words that name a hospital with no place word after them ("Sinai", "Kaiser", "Mercy") (all-patient CV +2 place
+    tokens, no false positive)."""
+    assert sorted(set(_cue_values(text, "LOCATION"))) == found

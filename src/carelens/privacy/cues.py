@@ -117,6 +117,8 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
         if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
+        if w in cues["hospital_names"] and (not mixed or tokens[i].text[0].isupper()):  # "transferred from Mercy"
+            out.append(PhiSpan(tokens[i].start, tokens[i].end, "LOCATION", "cue"))
         if w in cues["place_tails"]:
             out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
             if (
