@@ -277,3 +277,18 @@ def test_a_word_that_names_a_hospital_on_its_own_is_a_place(text: str, found: li
     """Words that name a hospital with no place word after them ("Sinai", "Kaiser", "Mercy") (all-patient CV +2 place
     tokens, no false positive)."""
     assert sorted(set(_cue_values(text, "LOCATION"))) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("social: case mgr spoke with marisol this am re: placement.", ["marisol"]),
+        ("Talked with Ignatius by phone, updated on plan of care.", ["Ignatius"]),
+        ("Spoke with team and attending re: plan, all in agreement.", []),
+        ("Discussed with pharmacy, dose adjusted for renal function.", []),
+    ],
+)
+def test_a_listed_name_after_spoke_with_is_a_name(text: str, found: list[str]) -> None:
+    """A word of a name list after "spoke/talked/met ... with" is a name even where the CRF is unsure (a lower-case
+    note; fit-half and all-patient CV +1 relative token each, no false positive)."""
+    assert _cue_values(text, "NAME") == found

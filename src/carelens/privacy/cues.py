@@ -189,6 +189,15 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             if text.startswith(("'s", "’s"), end):  # "St Mary's"
                 end += 2
             out.append(PhiSpan(tokens[i].start, end, "LOCATION", "cue"))
+        if (
+            w == "with"
+            and prv is not None
+            and tokens[prv].low in cues["contact_verbs"]
+            and nxt is not None
+            and gap(i, nxt) == " "
+            and _listed_name(tokens[nxt], vocabulary, mixed)
+        ):  # "spoke with suzette re: plan"
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
         if w in cues["phrase_cues"] and near_next and nxt is not None:
             out += _place_phrase(text, tokens, words, k + 1, vocabulary)
         if (
@@ -278,6 +287,19 @@ def coordinated_names(
             )
             out.append(PhiSpan(tokens[right].start, tokens[last].end, "NAME", "cue"))
     return out
+
+
+def _listed_name(tok: CrfToken, vocabulary: frozenset[str], mixed: bool) -> bool:
+    """A word of a name list that is no word of the CRF's vocabulary, no stop or clinical word, and not in
+    lower case in mixed-case text."""
+    lex, w = lexicon(), tok.low
+    return (
+        (lex.is_name(w) or w in lex.census_first)
+        and w not in vocabulary
+        and w not in STOP_WORDS
+        and w not in lex.clinical_words
+        and not (mixed and tok.text.islower())
+    )
 
 
 def _cased_first_name(cue: str, word: str) -> bool:
