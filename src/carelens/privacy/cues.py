@@ -196,7 +196,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             and nxt is not None
             and gap(i, nxt) == " "
             and _listed_name(tokens[nxt], vocabulary, mixed)
-        ):  # "spoke with suzette re: plan"
+        ):  # "spoke with ignatius re: plan"
             out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
         if w in cues["phrase_cues"] and near_next and nxt is not None:
             out += _place_phrase(text, tokens, words, k + 1, vocabulary)
