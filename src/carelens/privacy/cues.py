@@ -1,7 +1,8 @@
 """Context cues after the CRF: a word the model's vocabulary does not know (the vocabulary holds only
 words seen often outside PHI), in a position where notes put identifiers, is PHI: after a clinician's
 title ("dr murphy", "NP DJURIC"), before a credential ("J. Yi, MD", "DAN A. FORMAN-LYONS, RRT") or
-"aware", after a relative ("son, Ed", "dtr suzette"), before a place word ("Baltimore Rehab"); and
+"aware", after a relative ("son, Ed", "dtr suzette") or "spoke with", before a place word ("Baltimore Rehab"),
+a hospital's name on its own ("Sinai"), a two-letter acronym after "to" where letter case tells nothing; and
 dates the CRF misses (month/year "7/81", month/day/year, a month/day after a dated event, month names).
 The cue words are data (``data/deid_cues.json``)."""
 
