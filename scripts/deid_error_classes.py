@@ -3,8 +3,11 @@ token and each missed gold token is put in one class (token shape and case, whic
 span's type and source, whether the span also covers gold: a boundary convention), and the classes are
 printed with their token counts. Aggregates only, unless ``--words`` (a fit-half cache only: then the
 commonest false-positive words of each class too, words the gold does not mark, never the misses' words).
+``--context``: each missed token's context instead, as classes (the word's list, a place or hospital list holding
+it, its case, the cue list of the word before and after the gold span, the CRF's PHI probability, the gold span's
+length); no word is printed.
 
-    PYTHONPATH=src .venv/bin/python scripts/deid_error_classes.py /tmp/cv.pkl [--threshold 0.03] [--words 8]
+    PYTHONPATH=src .venv/bin/python scripts/deid_error_classes.py /tmp/cv.pkl [--threshold 0.03] [--words 8] [--context]
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from deid_cv import _fit_half, evaluate
+from deid_cv import _fit_half, _key, evaluate
 
 from carelens.core.config import shared_data_dir
 from carelens.privacy.corpus import WORD, Note, per_type_total
+from carelens.privacy.crf import crf_tokens
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, is_drug, is_english, lexicon, word_lists
 from carelens.privacy.names import case_mode
+from carelens.privacy.stopwords import STOP_WORDS
 
 
 def word_class(word: str, vocabulary: frozenset[str]) -> str:
@@ -82,12 +87,65 @@ def classify(note: Note, spans: list, vocabulary: frozenset[str], fps: Counter, 
             fns[(counted[0], "touching" if near else "none", wc, f"{_case(m.group(0))}/{mode}")] += 1
 
 
+_CUE_LISTS = ("place_cues", "phrase_cues", "move_verbs", "family", "titles", "departments", "place_tails",
+              "place_tail_heads", "employers_after")  # fmt: skip
+
+
+def cue_class(word: str | None, vocabulary: frozenset[str]) -> str:
+    """The cue lists (``data/deid_cues.json``) that hold a neighbour word, else its coarse class."""
+    if word is None:
+        return "line edge"
+    w = word.lower()
+    cues = word_lists("deid_cues.json")
+    held = [k for k in _CUE_LISTS if w in cues[k]] + (["hospital words"] if w in lexicon().hospital_words else [])
+    if held:
+        return "+".join(held)
+    if w.isdigit():
+        return "number"
+    for name, words in (("stop", STOP_WORDS), ("clinical", CLINICAL_WORDS), ("crf vocabulary", vocabulary)):
+        if w in words:
+            return name
+    return "English" if is_english(w) else "other"
+
+
+def miss_context(note: Note, spans: list, vocabulary: frozenset[str], store: dict, out: Counter) -> None:
+    """One class per missed gold token: its lists, case, the words around its gold span, the CRF's P(PHI)."""
+    text, lex = note.text, lexicon()
+    ctoks = crf_tokens(text)
+    labels, marginals = store[_key(text, ctoks)]
+    o = labels.index("O")
+    words = list(WORD.finditer(text))
+    for s, e, kind in note.spans:
+        if kind in ("DateYear", "NotPHI"):
+            continue
+        inside = [m for m in words if m.start() < e and s < m.end()]
+        before = [m for m in words if m.end() <= s and "\n" not in text[m.end() : s]][-1:]
+        after = [m for m in words if m.start() >= e and "\n" not in text[e : m.start()]][:1]
+        for m in inside:
+            if any(x.start < m.end() and m.start() < x.end for x in spans):
+                continue
+            w = m.group(0).lower()
+            p = max(
+                (1 - marginals[i][o] for i, t in enumerate(ctoks) if t.start < m.end() and m.start() < t.end), default=0
+            )
+            listed = (
+                "US place" if w in lex.us_places else "city" if w in lex.cities
+                else "hospital word" if w in lex.hospital_words else "-"
+            )  # fmt: skip
+            out[(kind, word_class(m.group(0), vocabulary), listed, f"{_case(m.group(0))}/{case_mode(text)}",
+                 f"before: {cue_class(before[0].group(0) if before else None, vocabulary)}",
+                 f"after: {cue_class(after[0].group(0) if after else None, vocabulary)}",
+                 "p<0.001" if p < 0.001 else "p<0.01" if p < 0.01 else "p<0.03" if p < 0.03 else "p>=0.03",
+                 f"gold span of {len(inside)}")] += 1  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache", type=Path)
     parser.add_argument("--threshold", type=float, default=0.03)
     parser.add_argument("--words", type=int, default=0, help="the commonest false-positive words of each class")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--context", action="store_true", help="the missed tokens' context classes instead")
     args = parser.parse_args()
     data = shared_data_dir()
     result = pickle.loads(args.cache.read_bytes())
@@ -100,6 +158,13 @@ def main() -> None:
     fps: Counter = Counter()
     fns: Counter = Counter()
     words: Counter = Counter()
+    if args.context:
+        store = {k: v for f in result["folds"].values() for k, v in f["store"].items()}
+        ctx: Counter = Counter()
+        evaluate(notes, result, args.threshold, on_note=lambda n, s: miss_context(n, s, vocab[n.id], store, ctx))
+        for key, n in ctx.most_common():
+            print(f"  {n:4d} {' | '.join(key)}")
+        return
     total = per_type_total(
         evaluate(notes, result, args.threshold, on_note=lambda n, s: classify(n, s, vocab[n.id], fps, fns, words))
     )

@@ -213,3 +213,82 @@ def test_a_name_is_not_propagated_to_a_lower_case_word_in_mixed_case_text() -> N
     text = "Mrs. Care visited today. Skin care per protocol. Mrs. Care will return."
     flagged = masked(text)
     assert flagged.count("Care") == 0 and "Skin care" in flagged, flagged
+
+
+def _cue_values(text: str, kind: str, vocabulary: frozenset[str] = frozenset()) -> list[str]:
+    return [text[s.start : s.end] for s in cue_spans(text, crf_tokens(text), vocabulary) if s.type == kind]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("social: son bill at bedside this evening, updated on plan.", ["bill"]),
+        ("SPOKE WITH HUSBAND, BILL, WHO WILL VISIT IN AM.", ["BILL"]),
+        ("social: daughter will call back after 6pm for update.", []),  # "will": a modal as well as a name
+        ("social: wife in to visit, bill for parking discussed.", []),  # no family word before it
+    ],
+)
+def test_a_relative_named_like_a_stop_word_is_a_name(text: str, found: list[str]) -> None:
+    """The stop-word list holds "bill", so the relative cue took it for no name ("son bill"; all-patient CV
+    +3 relative tokens, no false positive)."""
+    assert _cue_values(text, "NAME") == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Pt admitted from MS Rehab last week with c/o weakness.", ["MS"]),
+        ("Pt comes from CP House, a group home, with her own aide.", ["CP"]),
+        ("Transfer from ICU rehab bed once cleared.", []),  # a department, not a hospital's acronym
+        ("Will need PT rehab eval before discharge.", []),  # no "at"/"from" before it
+    ],
+)
+def test_an_acronym_before_a_place_word_in_mixed_text_is_a_place(text: str, found: list[str]) -> None:
+    """In mixed-case text an ALL CAPS word after "at"/"from" and before "Rehab"/"Hospital"/... is a hospital's
+    acronym, even when it is also a clinical abbreviation (all-patient CV +1 place token, no false positive)."""
+    assert sorted(set(_cue_values(text, "LOCATION"))) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("PLAN: DISPO TO QX WHEN BED AVAILABLE, CASE MGMT AWARE.", ["QX"]),
+        ("plan: dispo to qx once a bed opens up.", ["qx"]),
+        ("Restraints applied to UE to protect lines.", []),  # mixed case: an abbreviation
+        ("PT TO OR AT 0800, NPO AFTER MN.", []),  # a stop word
+    ],
+)
+def test_a_two_letter_word_after_to_is_a_place_where_case_tells_nothing(text: str, found: list[str]) -> None:
+    """In an ALL CAPS or all lower-case note an unknown two-letter word after "to" is a hospital's acronym
+    (all-patient CV +2 place tokens, no false positive); in mixed-case text it is an abbreviation."""
+    assert _cue_values(text, "LOCATION") == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Pt transferred from Sinai overnight for higher level of care.", ["Sinai"]),
+        ("SOCIAL: WIFE IS A NURSE AT KAISER, 2 GROWN SONS.", ["KAISER"]),
+        ("social: religion Baptist, chaplain visited with family.", []),  # a denomination stays a word
+        ("Family prays for mercy and asks for the chaplain.", []),  # lower case in mixed-case text
+    ],
+)
+def test_a_word_that_names_a_hospital_on_its_own_is_a_place(text: str, found: list[str]) -> None:
+    """Words that name a hospital with no place word after them ("Sinai", "Kaiser", "Mercy") (all-patient CV +2 place
+    tokens, no false positive)."""
+    assert sorted(set(_cue_values(text, "LOCATION"))) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("social: case mgr spoke with marisol this am re: placement.", ["marisol"]),
+        ("Talked with Ignatius by phone, updated on plan of care.", ["Ignatius"]),
+        ("Spoke with team and attending re: plan, all in agreement.", []),
+        ("Discussed with pharmacy, dose adjusted for renal function.", []),
+    ],
+)
+def test_a_listed_name_after_spoke_with_is_a_name(text: str, found: list[str]) -> None:
+    """A word of a name list after "spoke/talked/met ... with" is a name even where the CRF is unsure (a lower-case
+    note; fit-half and all-patient CV +1 relative token each, no false positive)."""
+    assert _cue_values(text, "NAME") == found

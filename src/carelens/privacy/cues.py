@@ -1,7 +1,8 @@
 """Context cues after the CRF: a word the model's vocabulary does not know (the vocabulary holds only
 words seen often outside PHI), in a position where notes put identifiers, is PHI: after a clinician's
 title ("dr murphy", "NP DJURIC"), before a credential ("J. Yi, MD", "DAN A. FORMAN-LYONS, RRT") or
-"aware", after a relative ("son, Ed", "dtr suzette"), before a place word ("Baltimore Rehab"); and
+"aware", after a relative ("son, Ed", "dtr suzette") or "spoke with", before a place word ("Baltimore Rehab"),
+a hospital's name on its own ("Sinai"), a two-letter acronym after "to" where letter case tells nothing; and
 dates the CRF misses (month/year "7/81", month/day/year, a month/day after a dated event, month names).
 The cue words are data (``data/deid_cues.json``)."""
 
@@ -100,6 +101,7 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             )  # "wife works at ...", "son called"
             and (
                 unknown(nxt)
+                or tokens[nxt].low in cues["stop_word_names"]  # "son bill"
                 or _cased_first_name(tokens[i].text, tokens[nxt].text)
                 or (  # "son ray ostrowski": a first name that is also a word, then a surname
                     tokens[nxt].low in lex.census_first
@@ -116,8 +118,22 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[nxt].start, tokens[end].end, "NAME", "cue"))
         if (w in cues["credentials"] or w in cues["aware"]) and prv is not None:
             out += _backwards(text, tokens, words, k, unknown, "NAME", w in cues["credentials"])
+        if w in cues["hospital_names"] and (not mixed or tokens[i].text[0].isupper()):  # "transferred from Mercy"
+            out.append(PhiSpan(tokens[i].start, tokens[i].end, "LOCATION", "cue"))
         if w in cues["place_tails"]:
             out += _place_tail(text, tokens, words, k, unknown, cues["place_tail_heads"], cues["place_prefixes"])
+            if (
+                mixed
+                and prv is not None
+                and k >= 2
+                and tokens[words[k - 2]].low in cues["place_cues"]
+                and gap(prv, i) == " "
+                and 2 <= len(tokens[prv].text) <= 5
+                and tokens[prv].text.isupper()
+                and tokens[prv].low not in vocabulary
+                and tokens[prv].low not in cues["departments"]
+            ):  # "at/from" + an acronym + a place word in mixed-case text ("from MS Rehab"), even a clinical word
+                out.append(PhiSpan(tokens[prv].start, tokens[prv].end, "LOCATION", "cue"))
         if (
             w in cues["departments"]
             and prv is not None
@@ -152,8 +168,9 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             tokens[prv].low in cues["move_verbs"]
             or (tokens[prv].low == "to" and k >= 2 and tokens[words[k - 2]].low in cues["move_verbs"])
         )
+        acronym = w in cues["acronym_cues"] and not mixed and nxt is not None and len(tokens[nxt].low) == 2
         if (
-            (w in cues["place_cues"] or (w in ("to", "the") and moved))
+            (w in cues["place_cues"] or (w in ("to", "the") and moved) or acronym)  # acronym: "DISPO TO XY"
             and near_next
             and nxt is not None
             and 2 <= len(tokens[nxt].low) <= 4
@@ -173,6 +190,15 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             if text.startswith(("'s", "’s"), end):  # "St Mary's"
                 end += 2
             out.append(PhiSpan(tokens[i].start, end, "LOCATION", "cue"))
+        if (
+            w == "with"
+            and prv is not None
+            and tokens[prv].low in cues["contact_verbs"]
+            and nxt is not None
+            and gap(i, nxt) == " "
+            and _listed_name(tokens[nxt], vocabulary, mixed)
+        ):  # "spoke with ignatius re: plan"
+            out.append(PhiSpan(tokens[nxt].start, tokens[nxt].end, "NAME", "cue"))
         if w in cues["phrase_cues"] and near_next and nxt is not None:
             out += _place_phrase(text, tokens, words, k + 1, vocabulary)
         if (
@@ -262,6 +288,19 @@ def coordinated_names(
             )
             out.append(PhiSpan(tokens[right].start, tokens[last].end, "NAME", "cue"))
     return out
+
+
+def _listed_name(tok: CrfToken, vocabulary: frozenset[str], mixed: bool) -> bool:
+    """A word of a name list that is no word of the CRF's vocabulary, no stop or clinical word, and not in
+    lower case in mixed-case text."""
+    lex, w = lexicon(), tok.low
+    return (
+        (lex.is_name(w) or w in lex.census_first)
+        and w not in vocabulary
+        and w not in STOP_WORDS
+        and w not in lex.clinical_words
+        and not (mixed and tok.text.islower())
+    )
 
 
 def _cased_first_name(cue: str, word: str) -> bool:
