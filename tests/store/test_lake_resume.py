@@ -74,8 +74,9 @@ def test_sigkill_and_resume_equals_clean_run(
         else:
             assert proc.returncode == 0, proc.stderr.read().decode()[-500:] if proc.stderr else ""
     assert kills >= 2  # the runs really were cut off mid-way
-    partial = len(list(manifests.glob("*.json")))
-    assert 0 < partial < total + 1
+    # commits were made before the kills; there may be more than a clean run's: each run packs the files left to it
+    # into chunks afresh, so the chunk boundaries of killed-and-resumed runs need not be a clean run's
+    assert len(list(manifests.glob("*.json"))) > 0
 
     proc = start(paths, store)
     assert proc.wait(timeout=600) == 0
