@@ -301,8 +301,8 @@ def _search(report: AuditReport, s: _Searches, src: _Source, pieces: list[tuple[
                 for m in regex.finditer(text):
                     hits.add((kind, where(m.start())[0]))
     years = {str(d.year) for d in s.births}  # every form _DATES reads holds the year's digits
-    for start, (_r, _w, piece) in zip(starts, pieces, strict=True):  # no date spans the pieces' "\x00"
-        if not years or (piece.isascii() and not any(y in piece for y in years)):  # other scripts' digits count
+    for start, (_r, _w, piece) in zip(starts, pieces, strict=True) if years else ():  # no date spans a "\x00"
+        if piece.isascii() and not any(y in piece for y in years):  # another script's digits read as numbers too
             continue
         for m in _DATES.finditer(piece):
             found = _date_of(m)
