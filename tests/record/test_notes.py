@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from carelens.record import build_record, item_problem, summarize
@@ -108,3 +111,18 @@ def test_only_the_newest_notes_are_read(record, small_resources):
     assert (summary.notes.total, summary.notes.read) == (2, 1)
     assert not any("asthma" in i.text.lower() for i in summary.items())
     assert any("asthma" in i.text.lower() for i in summarize(rec, note_limit=None).items())
+
+
+def test_reading_notes_does_not_import_quickumls_or_nltk() -> None:
+    """medspaCy imports QuickUMLS (and NLTK, SciPy's statistics) for a pipe carelens does not use: seconds
+    and ~100 MB in every process that reads notes. The stand-in leaves the real package importable."""
+    code = (
+        "import sys\n"
+        "from carelens.record.notes import pipeline\n"
+        "doc = pipeline()('Patient denies chest pain. Aspirin was stopped.')\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'quickumls', 'nltk', 'scipy'}), len(list(doc.sents)))\n"
+        "import quickumls\n"
+        "print(quickumls.QuickUMLS.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[] 2", "QuickUMLS"]

@@ -19,7 +19,10 @@ and uncertain mentions never become the patient's facts.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -98,8 +101,10 @@ class Mention:
 @lru_cache(maxsize=1)
 def pipeline() -> Any:
     """The shared medspaCy pipeline (built once per process: loading spaCy takes seconds)."""
-    import medspacy
     import spacy.util
+
+    with _without_quickumls():
+        import medspacy
     from medspacy.context import ConTextRule
 
     # spaCy imports every installed package's pipe factories (entry points) when it builds a
@@ -116,6 +121,25 @@ def pipeline() -> Any:
         + [ConTextRule(t, "NEGATED_EXISTENCE", direction="FORWARD") for t in _NEGATED_EXTRA]
     )
     return nlp
+
+
+@contextmanager
+def _without_quickumls() -> Iterator[None]:
+    """medspaCy imports QuickUMLS only to register its UMLS pipe, which carelens does not use, and
+    QuickUMLS imports NLTK and with it SciPy's statistics: ~2 CPU-s and ~60 MB in every process
+    that reads notes (each ``carelens run`` worker among them). While medspaCy is first imported,
+    ``quickumls`` is a stand-in module; it is removed afterwards, so that an explicit
+    ``import quickumls`` still gets the real package."""
+    if "medspacy" in sys.modules or "quickumls" in sys.modules:
+        yield
+        return
+    stand_in = types.ModuleType("quickumls")
+    stand_in.spacy_component = types.ModuleType("quickumls.spacy_component")  # type: ignore[attr-defined]
+    sys.modules["quickumls"] = stand_in
+    try:
+        yield
+    finally:
+        del sys.modules["quickumls"]
 
 
 #: Common titles medspaCy's defaults lack (Synthea and many EHR templates use them).
