@@ -26,6 +26,7 @@ from carelens.imaging.calibration import (
     fit_temperature,
     reliability_diagram,
 )
+from carelens.imaging.clocks import clock_name
 from carelens.imaging.conformal import (
     calibrate_conformal,
     coverage,
@@ -262,7 +263,7 @@ def train(
         model_id = save_weights(model, out)
         meta = _model_json(
             model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
-            history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
+            history, best_epoch, stop_reason, clock() - started, clock_name(clock), device, image_size, channels,
         )  # fmt: skip
         meta["shift"] = shift.summary()
         meta["calibration"]["cross_fitted_nll"] = cross_fitted_nll(val_logits, cal_labels, task)
@@ -386,6 +387,7 @@ def _model_json(
     best_epoch: int,
     stop_reason: str,
     elapsed: float,
+    budget_clock: str,
     device: torch.device,
     image_size: int,
     channels: int,
@@ -440,6 +442,7 @@ def _model_json(
             "best_epoch": best_epoch,
             "stopped_because": stop_reason,
             "time_budget_s": cfg.time_budget,
+            "budget_clock": budget_clock,
             "elapsed_s": round(elapsed, 1),
             "device": device.type,
             "optimizer": f"AdamW lr {cfg.lr} weight decay {cfg.weight_decay}, cosine schedule",
