@@ -6,7 +6,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from carelens.imaging.calibration import (
     fit_temperature,
     reliability_diagram,
 )
+from carelens.imaging.clocks import clock_name
 from carelens.imaging.conformal import (
     calibrate_conformal,
     coverage,
@@ -92,6 +94,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on ``threads`` torch CPU threads (None: as they are), then restore the process's count."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pixel_statistics(images: np.ndarray) -> dict[str, float]:
@@ -212,49 +226,52 @@ def train(
         data_name = Path(data).name
     if len(val_set) < 2:
         raise UsageError("the validation split needs at least two images (early stopping and calibration use it)")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = clock()
-    device = resolve_device(cfg.device)
-    image_size = int(train_set.images.shape[-1])
-    channels = int(train_set.images.shape[1])
-    model, history, best_epoch, stop_reason = fit_network(train_set, val_set, cfg, clock, start_from, out)
-    val_logits = predict_logits(model, val_set, views=views_of(cfg))
-    cal_labels = val_set.labels
-    if out_of_fold is not None:
-        val_logits = np.concatenate([val_logits, out_of_fold[0]])
-        cal_labels = np.concatenate([cal_labels, out_of_fold[1]])
-    task = val_set.task
-    temperature = fit_temperature(val_logits, cal_labels, task)
-    val_proba = logits_to_proba(val_logits, task, temperature)
-    threshold = choose_threshold(val_proba, cal_labels, cfg.threshold_rule) if task == "binary" else 0.5
-    conformal = (
-        calibrate_conformal(val_proba, cal_labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional)
-        if task != "multilabel"
-        else None
-    )
-    val_metrics = evaluation_metrics(val_logits, cal_labels, task, temperature, threshold, conformal, cfg.bootstrap)
-    reliability_diagram(
-        {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
-        cal_labels,
-        task,
-        out / "reliability.png",
-    )
-    roc_plot(val_proba, cal_labels, task, val_set.label_names, out / "roc.png")
-    shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
-    shift.save(out)
-    model_id = save_weights(model, out)
-    meta = _model_json(
-        model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
-        history, best_epoch, stop_reason, clock() - started, device, image_size, channels,
-    )  # fmt: skip
-    meta["shift"] = shift.summary()
-    meta["calibration"]["cross_fitted_nll"] = cross_fitted_nll(val_logits, cal_labels, task)
-    if out_of_fold is not None:
-        meta["training"]["counts"] |= {"out_of_fold": len(out_of_fold[1])}
-        meta["calibration"]["fitted_on"] = "validation split and out-of-fold predictions of the training images"
-    write_package_files(out, meta)
-    return meta
+    with torch_threads(cfg.threads):  # calibration and the shift reference run on them too
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = clock()
+        device = resolve_device(cfg.device)
+        image_size = int(train_set.images.shape[-1])
+        channels = int(train_set.images.shape[1])
+        model, history, best_epoch, stop_reason = fit_network(train_set, val_set, cfg, clock, start_from, out)
+        val_logits = predict_logits(model, val_set, views=views_of(cfg))
+        cal_labels = val_set.labels
+        if out_of_fold is not None:
+            val_logits = np.concatenate([val_logits, out_of_fold[0]])
+            cal_labels = np.concatenate([cal_labels, out_of_fold[1]])
+        task = val_set.task
+        temperature = fit_temperature(val_logits, cal_labels, task)
+        val_proba = logits_to_proba(val_logits, task, temperature)
+        threshold = choose_threshold(val_proba, cal_labels, cfg.threshold_rule) if task == "binary" else 0.5
+        conformal = (
+            calibrate_conformal(
+                val_proba, cal_labels, cfg.conformal_target, cfg.conformal_method, cfg.class_conditional
+            )
+            if task != "multilabel"
+            else None
+        )
+        val_metrics = evaluation_metrics(val_logits, cal_labels, task, temperature, threshold, conformal, cfg.bootstrap)
+        reliability_diagram(
+            {"uncalibrated": logits_to_proba(val_logits, task), "temperature-scaled": val_proba},
+            cal_labels,
+            task,
+            out / "reliability.png",
+        )
+        roc_plot(val_proba, cal_labels, task, val_set.label_names, out / "roc.png")
+        shift = fit_shift_reference(model, train_set, val_set, shift_layers(cfg.arch, image_size), cfg.shift_quantile)
+        shift.save(out)
+        model_id = save_weights(model, out)
+        meta = _model_json(
+            model_id, cfg, train_set, val_set, data_name, temperature, threshold, conformal, val_metrics,
+            history, best_epoch, stop_reason, clock() - started, clock_name(clock), device, image_size, channels,
+        )  # fmt: skip
+        meta["shift"] = shift.summary()
+        meta["calibration"]["cross_fitted_nll"] = cross_fitted_nll(val_logits, cal_labels, task)
+        if out_of_fold is not None:
+            meta["training"]["counts"] |= {"out_of_fold": len(out_of_fold[1])}
+            meta["calibration"]["fitted_on"] = "validation split and out-of-fold predictions of the training images"
+        write_package_files(out, meta)
+        return meta
 
 
 def fit_network(
@@ -268,74 +285,74 @@ def fit_network(
     """Seeded training under ``cfg`` (time budget, cosine schedule, early stopping on validation AUC in the
     schedule's second half): the best epoch's network (on the CPU, in eval mode), the history, the best epoch and why
     training stopped. With ``out``, the best epoch's weights and optimizer state are checkpointed there."""
-    started = clock()
-    seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    image_size = int(train_set.images.shape[-1])
-    channels = int(train_set.images.shape[1])
-    model = (
-        copy.deepcopy(start_from)
-        if start_from is not None
-        else build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options)
-    ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
-    plan = {"epochs": cfg.max_epochs}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / (plan["epochs"] * steps_per_epoch))))
-    )
-    # leave a little of the budget for calibration and writing the package
-    deadline = started + 0.93 * cfg.time_budget if cfg.time_budget else None
-    history: list[dict[str, float]] = []
-    best_auc, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
-    stop_reason = "max_epochs"
-    for epoch in range(1, cfg.max_epochs + 1):
-        epoch_start = clock()
-        loss = train_one_epoch(
-            model,
-            train_set,
-            optimizer,
-            batch_size=cfg.batch_size,
-            augment=cfg.augment,
-            seed=cfg.seed * 1000 + epoch,
-            device=device,
-            scheduler=scheduler,
-            deadline=deadline,
-            progress_desc=f"epoch {epoch}",
-            clock=clock,
-            mixup=cfg.mixup,
+    with torch_threads(cfg.threads):
+        started = clock()
+        seed_everything(cfg.seed)
+        device = resolve_device(cfg.device)
+        image_size = int(train_set.images.shape[-1])
+        channels = int(train_set.images.shape[1])
+        model = (
+            copy.deepcopy(start_from)
+            if start_from is not None
+            else build_model(cfg.arch, channels, train_set.num_classes, image_size, **cfg.arch_options)
+        ).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
+        plan = {"epochs": cfg.max_epochs}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / (plan["epochs"] * steps_per_epoch))))
         )
-        val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
-        val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
-        history.append({"epoch": epoch, "loss": round(loss, 5), "val_auc": round(val_auc, 5)})
-        if val_auc > best_auc:
-            best_auc, best_state, best_epoch, stale = val_auc, copy.deepcopy(model.state_dict()), epoch, 0
-            if out is not None:
-                torch.save(
-                    {"epoch": epoch, "model": best_state, "optimizer": optimizer.state_dict()}, out / "checkpoint.pt"
-                )
-        else:
-            stale += 1
-        epoch_time = clock() - epoch_start
-        if deadline is not None:
-            if epoch == 1:  # fit the cosine schedule to the epochs the budget allows
-                plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) // epoch_time)))
-            if clock() + epoch_time > deadline:
-                stop_reason = "time_budget"
+        # leave a little of the budget for calibration and writing the package
+        deadline = started + 0.93 * cfg.time_budget if cfg.time_budget else None
+        history: list[dict[str, float]] = []
+        best_auc, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+        stop_reason = "max_epochs"
+        for epoch in range(1, cfg.max_epochs + 1):
+            epoch_start = clock()
+            loss = train_one_epoch(
+                model,
+                train_set,
+                optimizer,
+                batch_size=cfg.batch_size,
+                augment=cfg.augment,
+                seed=cfg.seed * 1000 + epoch,
+                device=device,
+                scheduler=scheduler,
+                deadline=deadline,
+                progress_desc=f"epoch {epoch}",
+                clock=clock,
+                mixup=cfg.mixup,
+            )
+            val_logits = predict_logits(model, val_set, tta=cfg.tta, device=device)
+            val_auc = auc(logits_to_proba(val_logits, val_set.task), val_set.labels, val_set.task)
+            history.append({"epoch": epoch, "loss": round(loss, 5), "val_auc": round(val_auc, 5)})
+            if val_auc > best_auc:
+                best_auc, best_state, best_epoch, stale = val_auc, copy.deepcopy(model.state_dict()), epoch, 0
+                if out is not None:
+                    torch.save(
+                        {"epoch": epoch, "model": best_state, "optimizer": optimizer.state_dict()},
+                        out / "checkpoint.pt",
+                    )
+            else:
+                stale += 1
+            epoch_time = clock() - epoch_start
+            if deadline is not None:
+                if epoch == 1:  # fit the cosine schedule to the epochs the budget allows
+                    plan["epochs"] = max(2, min(cfg.max_epochs, int((deadline - started) // epoch_time)))
+                if clock() + epoch_time > deadline:
+                    stop_reason = "time_budget"
+                    break
+            # early stopping waits for the schedule's second half: at a high learning rate the validation AUC of a
+            # near-separable split swings by chance (a mixup run stopped at epoch 18 of 58 with the rate at 80%)
+            if stale >= cfg.patience and epoch > plan["epochs"] // 2:
+                stop_reason = "early_stopping"
                 break
-        # early stopping waits for the schedule's second half: at a high learning rate the validation AUC of a
-        # near-separable split swings by chance (a mixup run stopped at epoch 18 of 58 with the rate at 80%)
-        if stale >= cfg.patience and epoch > plan["epochs"] // 2:
-            stop_reason = "early_stopping"
-            break
-        if epoch >= plan["epochs"]:
-            stop_reason = "schedule_done"
-            break
-    model.load_state_dict(best_state)
-    model.cpu().eval()
-    return model, history, best_epoch, stop_reason
+            if epoch >= plan["epochs"]:
+                stop_reason = "schedule_done"
+                break
+        model.load_state_dict(best_state)
+        model.cpu().eval()
+        return model, history, best_epoch, stop_reason
 
 
 def fit_shift_reference(
@@ -370,6 +387,7 @@ def _model_json(
     best_epoch: int,
     stop_reason: str,
     elapsed: float,
+    budget_clock: str,
     device: torch.device,
     image_size: int,
     channels: int,
@@ -424,6 +442,7 @@ def _model_json(
             "best_epoch": best_epoch,
             "stopped_because": stop_reason,
             "time_budget_s": cfg.time_budget,
+            "budget_clock": budget_clock,
             "elapsed_s": round(elapsed, 1),
             "device": device.type,
             "optimizer": f"AdamW lr {cfg.lr} weight decay {cfg.weight_decay}, cosine schedule",
