@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from carelens.ingest.research import BatchRefused, ingest_research
-from carelens.privacy.audit import audit
-from carelens.privacy.fhir import deid_fhir_path
+from carelens.privacy.audit import audit, audit_resources
+from carelens.privacy.fhir import deid_fhir_path, iter_resources
 from carelens.privacy.keys import KeyService
 from tests.privacy.adversarial import PLACES, write_adversarial
 from tests.privacy.conftest import CANARY as C
@@ -153,3 +153,21 @@ def test_the_issuer_of_a_dicom_patient_id_is_not_an_identifier_of_the_patient() 
     note = "Seen at Mercy General Hospital today; family aware."
     assert known.scrub(note) == note
     assert known.scrub("MRN 4821-3377, Ms Quill") == "MRN [REDACTED], Ms [REDACTED]"
+
+
+@pytest.mark.parametrize("place", sorted(PLANTS))
+def test_the_in_memory_audit_finds_what_the_file_audit_finds(place: str, batch: tuple[Path, Path],
+                                                             keys: KeyService) -> None:  # fmt: skip
+    """``audit_resources`` (``carelens run``'s research step: one patient, nothing written) against the
+    file audit of the same output and source: the same kinds of leak, none before the plant."""
+    src, out = batch
+    (path,) = list(out.iterdir())
+    source = list(iter_resources([src]))
+    patient_id = next(r["id"] for r in source if r["resourceType"] == "Patient")
+    bundle = json.loads(path.read_text())
+    assert audit_resources([bundle], source, patient_id).clean
+    PLANTS[place](bundle)
+    path.write_text(json.dumps(bundle))
+    found = audit_resources([bundle], source, patient_id)
+    assert found.leaks and found.files_scanned == 1
+    assert {leak.value_kind for leak in found.leaks} == {leak.value_kind for leak in audit(out, src, keys).leaks}

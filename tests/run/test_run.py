@@ -123,8 +123,8 @@ def test_compaction_keeps_the_outputs_and_later_runs_build_on_it(cohort: Cohort,
 def test_a_withheld_research_copy_withdraws_the_earlier_one(
     cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import carelens.privacy.audit as privacy_audit
     from carelens.core.config import research_store
-    from carelens.privacy import audit as privacy_audit
     from carelens.store.sandbox import sandboxed_query
 
     def research_rows() -> list[dict]:
@@ -135,8 +135,8 @@ def test_a_withheld_research_copy_withdraws_the_earlier_one(
     before = {r["pseudonym"] for r in research_rows()}
     assert len(before) == 3
     patient = _edit_one_patient(cohort, tmp_path, "reviewed")
-    real_audit = privacy_audit.audit
-    monkeypatch.setattr(privacy_audit, "audit", lambda out, src, **kw: privacy_audit.AuditReport(
+    real_audit = privacy_audit.audit_resources
+    monkeypatch.setattr(privacy_audit, "audit_resources", lambda out, src, pid, **kw: privacy_audit.AuditReport(
         leaks=[privacy_audit.Leak("name", "research.ndjson:1")], files_scanned=1))  # fmt: skip
     second = _run(cohort)
     assert second["processed"] == 1 and [f["patient"] for f in second["failed"]] == [patient]
@@ -148,7 +148,7 @@ def test_a_withheld_research_copy_withdraws_the_earlier_one(
     assert all(r["json"] for r in after)
     assert LakeData(cohort.store).missing(patient)[0]["step"] == "research"
     # once the copy can be made again, it is current again
-    monkeypatch.setattr(privacy_audit, "audit", real_audit)
+    monkeypatch.setattr(privacy_audit, "audit_resources", real_audit)
     third = _run(cohort, retry_failed=True)
     assert third["processed"] == 1 and third["failed"] == []
     assert {r["pseudonym"] for r in research_rows()} == before

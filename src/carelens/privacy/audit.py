@@ -32,7 +32,7 @@ import re
 import zipfile
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,7 +42,7 @@ import orjson
 
 from carelens.privacy.burned_in import gate_dicom
 from carelens.privacy.keys import KeyService
-from carelens.privacy.known import Known, add_dicom, name_letters, patterns, plain, unspaced
+from carelens.privacy.known import Known, add_dicom, add_resource, name_letters, patterns, plain, unspaced
 from carelens.privacy.lexicon import lexicon
 from carelens.privacy.names import case_mode
 
@@ -131,14 +131,19 @@ def _scan_source(source: Path | Sequence[Path]) -> _Source:
         elif name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
             for sample in _vcf_samples(path):
                 out.known.setdefault(f"vcf:{sample}", Known()).add("sample", sample)
-    if fhir:
-        for pid, known in known_identifiers(fhir).items():
-            mine = out.known.setdefault(pid, Known())
-            mine.values |= known.values
-            mine.birth_date = mine.birth_date or known.birth_date
-        for resource in iter_resources(fhir):
-            _code_labels(resource, out.labels)
+    if fhir:  # read twice rather than held: a source may be a whole export
+        _add_fhir(out, known_identifiers(fhir), iter_resources(fhir))
     return out
+
+
+def _add_fhir(src: _Source, known: dict[str, Known], resources: Iterable[dict[str, Any]]) -> None:
+    """The identifiers known of each patient and the code labels of the source's FHIR resources."""
+    for pid, k in known.items():
+        mine = src.known.setdefault(pid, Known())
+        mine.values |= k.values
+        mine.birth_date = mine.birth_date or k.birth_date
+    for resource in resources:
+        _code_labels(resource, src.labels)
 
 
 def _code_labels(value: Any, out: set[str]) -> None:
@@ -243,22 +248,46 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
         _search(report, searches, src, where, set())
         seen_dirs: set[Path] = set()
         for path in _files(root):
-            report.files_scanned += 1
             rel = path.relative_to(base)
             for parent in rel.parents:
                 if str(parent) != "." and parent not in seen_dirs:
                     seen_dirs.add(parent)
                     _search(report, searches, src, [(f"{parent}/", "folder name", parent.name)], set())
-            pieces = [(str(rel), "file name", path.name), *((str(rel), w, t) for w, t in _pieces(path))]
-            pieces += [(r, f"{w} (decoded)", d) for r, w, t in pieces if (d := plain(t)) != t]
-            named = {p for _r, _w, t in pieces for p in _PSEUDONYM.findall(t)} if owners else set()
-            mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
-            _search(report, searches, src, pieces, mine)
+            _search_file(report, searches, src, owners, str(rel), _pieces(path))
             if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)):
                 reason = gate_dicom(path)
                 if reason:
                     report.leaks.append(Leak("burned_in_text", _redacted(f"{rel}:PixelData", searches), reason))
     return report
+
+
+def audit_resources(out: Sequence[dict[str, Any]], source: Sequence[dict[str, Any]], patient_id: str,
+                    name: str = "research.ndjson") -> AuditReport:  # fmt: skip
+    """:func:`audit` of one patient's de-identified resources ``out``, held in memory, searched as the
+    NDJSON file ``name``, against the patient's own source resources (``patient_id``'s, as the lake
+    holds them): the same search, with no file written or read. All of ``out`` is the patient's, so
+    their birth date is looked for in all of it."""
+    src = _Source()
+    known = Known()
+    for resource in source:
+        add_resource(resource, known)
+    _add_fhir(src, {patient_id: known}, source)
+    searches = _Searches.build(src.known)
+    report = AuditReport(identifiers=searches.counts)
+    pieces = [piece for i, doc in enumerate(out) for piece in _json_pieces(doc, f"line {i + 1} ")]
+    _search_file(report, searches, src, {}, name, pieces)
+    return report
+
+
+def _search_file(report: AuditReport, s: _Searches, src: _Source, owners: dict[str, str], rel: str,
+                 pieces: list[tuple[str, str]]) -> None:  # fmt: skip
+    """Search one file's name and (location, text) pieces, plain forms of each included."""
+    report.files_scanned += 1
+    located = [(rel, "file name", Path(rel).name), *((rel, w, t) for w, t in pieces)]
+    located += [(r, f"{w} (decoded)", d) for r, w, t in located if (d := plain(t)) != t]
+    named = {p for _r, _w, t in located for p in _PSEUDONYM.findall(t)} if owners else set()
+    mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
+    _search(report, s, src, located, mine)
 
 
 def _owners(known: dict[str, Known], keys: KeyService | None) -> dict[str, str]:

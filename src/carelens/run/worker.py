@@ -271,7 +271,7 @@ class Worker:
         """The de-identified copy through the privacy boundary; withheld when the leak audit finds
         any identifier of the patient in it."""
         from carelens.privacy import FhirDeidentifier, PatientContext
-        from carelens.privacy.audit import audit  # the package's lazy ``audit`` is shadowed by its submodule
+        from carelens.privacy.audit import audit_resources
 
         patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
         if patient is None:
@@ -280,12 +280,7 @@ class Worker:
         ctx.avoid = ctx.avoid | self._cohort_names()
         deid = FhirDeidentifier(keys=self.keys, patients={result.patient_id: ctx})
         out = [deid.resource(r) for r in resources]
-        with tempfile.TemporaryDirectory(prefix="carelens-research-") as tmp:
-            src, dst = Path(tmp) / "source.ndjson", Path(tmp) / "out" / "research.ndjson"
-            dst.parent.mkdir()
-            src.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
-            dst.write_bytes(b"\n".join(orjson.dumps(r) for r in out))
-            report = audit(dst.parent, src)
+        report = audit_resources(out, resources, result.patient_id)
         if not report.clean:
             kinds = sorted({leak.value_kind for leak in report.leaks})
             raise CarelensError(
