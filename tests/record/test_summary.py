@@ -10,9 +10,8 @@ import pytest
 
 from carelens.core import InputError
 from carelens.record import build_record, item_problem, load_record, summarize
-from carelens.record.sections import is_active_allergy, is_active_condition
 
-from .conftest import LOINC, SCT, coded, note_ref
+from .conftest import LOINC, SCT, active_facts, cited, coded, note_ref
 
 IPS_ORDER = [
     "11450-4",
@@ -28,10 +27,6 @@ IPS_ORDER = [
     "18776-5",
     "46240-8",
 ]
-
-
-def cited(items) -> set[str]:
-    return {c.resource for i in items for c in i.citations}
 
 
 def test_sections_follow_ips_order(small_resources):
@@ -92,18 +87,7 @@ def test_every_active_fact_of_every_synthea_bundle_is_cited_and_supported(synthe
         record = load_record(path)
         summary = summarize(record, notes=False)
         assert summary.dropped == [], (path.name, summary.dropped[:3])
-        want = {
-            "11450-4": {f"Condition/{c['id']}" for c in record.of_type("Condition") if is_active_condition(c)},
-            "10160-0": {
-                f"MedicationRequest/{m['id']}"
-                for m in record.of_type("MedicationRequest")
-                if m.get("status") == "active"
-            },
-            "48765-2": {
-                f"AllergyIntolerance/{a['id']}" for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)
-            },
-        }
-        for code, keys in want.items():
+        for code, keys in active_facts(record).items():
             assert keys <= cited(summary.section(code).items), (path.name, code)
         for item in summary.items():
             assert item_problem(item, record) is None
