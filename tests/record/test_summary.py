@@ -373,22 +373,9 @@ def test_resources_naming_no_patient_are_left_out_with_a_warning(small_resources
     assert "Condition/c9" not in cited(summary.items())
 
 
-def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(
-    tmp_path: Path, small_resources, capsys, monkeypatch
-):
+def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(tmp_path: Path, small_resources, run_cli):
     """Several patients without --patient: one line on stderr and a non-zero exit; a bundle
     without a Patient: a summary of what could be read, the reason among its warnings."""
-    from carelens.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.argv", ["carelens", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
 
     def bundle(name: str, resources: list) -> str:
         path = tmp_path / name
@@ -397,17 +384,17 @@ def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(
         return str(path)
 
     two = bundle("two.json", [*small_resources, {"resourceType": "Patient", "id": "p2"}])
-    code, out, err = run("summarize", two, "--no-notes")
+    code, out, err = run_cli("summarize", two, "--no-notes")
     assert code != 0 and out == ""
     assert err.strip().splitlines() == ["error: the source holds 2 patients; choose one with --patient ID"]
 
     headless = bundle("headless.json", [r for r in small_resources if r["resourceType"] != "Patient"])
-    code, out, err = run("summarize", headless, "--no-notes")
+    code, out, err = run_cli("summarize", headless, "--no-notes")
     data = json.loads(out)
     assert code == 0 and data["patient"] == "p1" and data["sections"][0]["items"]
     assert any("no Patient resource" in w for w in data["warnings"])
 
     empty = tmp_path / "empty.json"
     empty.write_text("")
-    code, out, err = run("summarize", str(empty), "--no-notes")
+    code, out, err = run_cli("summarize", str(empty), "--no-notes")
     assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
