@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,22 @@ def postgres_url() -> str:
             pytest.fail("CARELENS_TEST_PG_URL is not set in CI: scripts/postgres.sh did not run")
         pytest.skip("no PostgreSQL: set CARELENS_TEST_PG_URL (make test starts a local server)")
     return url
+
+
+@pytest.fixture
+def run_cli(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run ``carelens ARGS`` in this process; returns (exit code, stdout, stderr) of that run."""
+    from carelens.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capfd.readouterr()
+        monkeypatch.setattr(sys, "argv", ["carelens", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return run

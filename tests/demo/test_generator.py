@@ -56,6 +56,11 @@ def _resources(cohort: CohortManifest, patient_id: str) -> list[dict]:
     return [e["resource"] for e in bundle["entry"]]
 
 
+def _note_text(cohort: CohortManifest, note_id: str) -> str:
+    assert cohort.root is not None
+    return (cohort.root / "notes" / f"{note_id}.txt").read_text(encoding="utf-8")
+
+
 def _of(resources: list[dict], kind: str) -> list[dict]:
     return [r for r in resources if r["resourceType"] == kind]
 
@@ -122,7 +127,7 @@ def test_gold_spans_are_exact_and_cover_identifiers(cohort: CohortManifest) -> N
     kinds = set()
     for p in cohort.patients:
         for n in p.notes:
-            text = (cohort.root / "notes" / f"{n.note_id}.txt").read_text(encoding="utf-8")
+            text = _note_text(cohort, n.note_id)
             spans = json.loads((cohort.root / "notes" / f"{n.note_id}.phi.json").read_text())
             assert len(spans) == n.phi_spans > 5
             last_end = 0
@@ -151,7 +156,6 @@ def test_gold_spans_are_exact_and_cover_identifiers(cohort: CohortManifest) -> N
 
 
 def test_notes_equal_document_references(cohort: CohortManifest) -> None:
-    assert cohort.root is not None
     loincs = set()
     for p in cohort.patients:
         docs = {d["id"]: d for d in _of(_resources(cohort, p.patient_id), "DocumentReference")}
@@ -159,7 +163,7 @@ def test_notes_equal_document_references(cohort: CohortManifest) -> None:
         for n in p.notes:
             att = docs[n.document_id]["content"][0]["attachment"]
             assert att["contentType"].startswith("text/plain")
-            text = (cohort.root / "notes" / f"{n.note_id}.txt").read_text(encoding="utf-8")
+            text = _note_text(cohort, n.note_id)
             assert base64.b64decode(att["data"]).decode("utf-8") == text
             loincs.add(docs[n.document_id]["type"]["coding"][0]["code"])
     assert {"34117-2", "11506-3", "18842-5"} <= loincs
@@ -212,11 +216,10 @@ def test_planted_problems_meds_allergies_match_fhir(cohort: CohortManifest) -> N
 
 
 def test_mentions_point_into_notes(cohort: CohortManifest) -> None:
-    assert cohort.root is not None
     kinds = set()
     for p in cohort.patients:
         for m in p.mentions:
-            text = (cohort.root / "notes" / f"{m.note_id}.txt").read_text(encoding="utf-8")
+            text = _note_text(cohort, m.note_id)
             assert text[m.start : m.end] == m.text
             kinds.add(m.kind)
     assert kinds == {"negated", "family", "uncertain"}

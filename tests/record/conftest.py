@@ -8,6 +8,28 @@ from typing import Any
 
 import pytest
 
+from carelens.record import PatientRecord
+from carelens.record.sections import is_active_allergy, is_active_condition
+
+
+def cited(items) -> set[str]:
+    """The resources (``Type/id``) that these summary items cite."""
+    return {c.resource for i in items for c in i.citations}
+
+
+def active_facts(record: PatientRecord) -> dict[str, set[str]]:
+    """The record's active problems, medications and allergies (``Type/id``) by IPS section code:
+    a summary must cite each in its section."""
+    return {
+        "11450-4": {f"Condition/{c['id']}" for c in record.of_type("Condition") if is_active_condition(c)},
+        "10160-0": {
+            f"MedicationRequest/{m['id']}" for m in record.of_type("MedicationRequest") if m.get("status") == "active"
+        },
+        "48765-2": {
+            f"AllergyIntolerance/{a['id']}" for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)
+        },
+    }
+
 
 def note_ref(note_id: str, text: str, date: str, patient: str = "p1", content_type: str = "text/plain") -> dict:
     """A DocumentReference carrying ``text`` as a base64 attachment."""

@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 
 from carelens.record import item_problem, load_record, load_records, summarize
-from carelens.record.sections import is_active_allergy, is_active_condition
 
-
-def cited(items) -> set[str]:
-    return {c.resource for i in items for c in i.citations}
+from .conftest import active_facts, cited
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +61,7 @@ def test_bulk_set_every_active_fact_is_cited_and_supported(bulk_dir: Path):
     for record in records:
         summary = summarize(record)
         assert summary.notes.read == min(10, summary.notes.total)
-        want = {
-            "11450-4": {f"Condition/{c['id']}" for c in record.of_type("Condition") if is_active_condition(c)},
-            "10160-0": {
-                f"MedicationRequest/{m['id']}"
-                for m in record.of_type("MedicationRequest")
-                if m.get("status") == "active"
-            },
-            "48765-2": {
-                f"AllergyIntolerance/{a['id']}" for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)
-            },
-        }
-        for code, keys in want.items():
+        for code, keys in active_facts(record).items():
             assert keys <= cited(summary.section(code).items), code
         assert summary.dropped == [], summary.dropped
         for item in summary.items():

@@ -10,9 +10,8 @@ import pytest
 
 from carelens.core import InputError
 from carelens.record import build_record, item_problem, load_record, summarize
-from carelens.record.sections import is_active_allergy, is_active_condition
 
-from .conftest import LOINC, SCT, coded, note_ref
+from .conftest import LOINC, SCT, active_facts, cited, coded, note_ref
 
 IPS_ORDER = [
     "11450-4",
@@ -28,10 +27,6 @@ IPS_ORDER = [
     "18776-5",
     "46240-8",
 ]
-
-
-def cited(items) -> set[str]:
-    return {c.resource for i in items for c in i.citations}
 
 
 def test_sections_follow_ips_order(small_resources):
@@ -92,18 +87,7 @@ def test_every_active_fact_of_every_synthea_bundle_is_cited_and_supported(synthe
         record = load_record(path)
         summary = summarize(record, notes=False)
         assert summary.dropped == [], (path.name, summary.dropped[:3])
-        want = {
-            "11450-4": {f"Condition/{c['id']}" for c in record.of_type("Condition") if is_active_condition(c)},
-            "10160-0": {
-                f"MedicationRequest/{m['id']}"
-                for m in record.of_type("MedicationRequest")
-                if m.get("status") == "active"
-            },
-            "48765-2": {
-                f"AllergyIntolerance/{a['id']}" for a in record.of_type("AllergyIntolerance") if is_active_allergy(a)
-            },
-        }
-        for code, keys in want.items():
+        for code, keys in active_facts(record).items():
             assert keys <= cited(summary.section(code).items), (path.name, code)
         for item in summary.items():
             assert item_problem(item, record) is None
@@ -389,22 +373,9 @@ def test_resources_naming_no_patient_are_left_out_with_a_warning(small_resources
     assert "Condition/c9" not in cited(summary.items())
 
 
-def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(
-    tmp_path: Path, small_resources, capsys, monkeypatch
-):
+def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(tmp_path: Path, small_resources, run_cli):
     """Several patients without --patient: one line on stderr and a non-zero exit; a bundle
     without a Patient: a summary of what could be read, the reason among its warnings."""
-    from carelens.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.argv", ["carelens", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
 
     def bundle(name: str, resources: list) -> str:
         path = tmp_path / name
@@ -413,17 +384,17 @@ def test_cli_bad_input_is_one_line_and_what_can_be_read_is_summarised(
         return str(path)
 
     two = bundle("two.json", [*small_resources, {"resourceType": "Patient", "id": "p2"}])
-    code, out, err = run("summarize", two, "--no-notes")
+    code, out, err = run_cli("summarize", two, "--no-notes")
     assert code != 0 and out == ""
     assert err.strip().splitlines() == ["error: the source holds 2 patients; choose one with --patient ID"]
 
     headless = bundle("headless.json", [r for r in small_resources if r["resourceType"] != "Patient"])
-    code, out, err = run("summarize", headless, "--no-notes")
+    code, out, err = run_cli("summarize", headless, "--no-notes")
     data = json.loads(out)
     assert code == 0 and data["patient"] == "p1" and data["sections"][0]["items"]
     assert any("no Patient resource" in w for w in data["warnings"])
 
     empty = tmp_path / "empty.json"
     empty.write_text("")
-    code, out, err = run("summarize", str(empty), "--no-notes")
+    code, out, err = run_cli("summarize", str(empty), "--no-notes")
     assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")

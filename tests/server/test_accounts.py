@@ -4,7 +4,6 @@ with ``carelens users``; a disabled user's sessions and tokens stop at once. SQL
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,22 +85,12 @@ def test_refused_account_changes_store_nothing(ws: Workspace) -> None:
     assert users["admin"]["active"] and not users["clinician"]["active"] and users["clinician"]["tokens"] == 0
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from carelens.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["carelens", *args])
-    with pytest.raises(SystemExit) as done:
-        main()
-    out = capsys.readouterr()
-    return int(done.value.code or 0), out.out, out.err
-
-
 def test_users_cli_lists_disables_enables_and_revokes(
-    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli
 ) -> None:
     monkeypatch.setenv("CARELENS_DB_URL", str(ws.engine.url.render_as_string(hide_password=False)))
     store = ("--store", str(tmp_path / "cli-store"))
-    code, out, _ = _cli(monkeypatch, capsys, "users", "list", *store)
+    code, out, _ = run_cli("users", "list", *store)
     assert code == 0
     listed = json.loads(out)["users"]
     assert [(u["username"], u["role"], u["active"], u["tokens"]) for u in listed] == [
@@ -110,27 +99,27 @@ def test_users_cli_lists_disables_enables_and_revokes(
         ("researcher", "researcher", True, 1),
     ]
 
-    code, out, _ = _cli(monkeypatch, capsys, "users", "disable", "clinician", *store)
+    code, out, _ = run_cli("users", "disable", "clinician", *store)
     assert code == 0 and json.loads(out) == {"user": "clinician", "sessions": 1, "tokens": 1}
     assert ws.client().get("/api/patients", headers=ws.bearer("clinician")).status_code == 401
     assert ws.clients["clinician"].get("/patients").status_code == 303
-    code, out, _ = _cli(monkeypatch, capsys, "users", "list", "--format", "table", *store)
+    code, out, _ = run_cli("users", "list", "--format", "table", *store)
     assert "clinician  clinician  disabled  tokens=0" in out
-    code, _, err = _cli(monkeypatch, capsys, "users", "token", "clinician", *store)
+    code, _, err = run_cli("users", "token", "clinician", *store)
     assert code == 1 and err.strip() == "error: user clinician is disabled; enable it before issuing a token"
 
-    code, out, _ = _cli(monkeypatch, capsys, "users", "enable", "clinician", *store)
+    code, out, _ = run_cli("users", "enable", "clinician", *store)
     assert code == 0 and json.loads(out) == {"user": "clinician", "sessions": 0, "tokens": 0}
     login(ws.client(), "clinician", PASSWORD)
 
-    code, out, _ = _cli(monkeypatch, capsys, "users", "revoke-tokens", "researcher", *store)
+    code, out, _ = run_cli("users", "revoke-tokens", "researcher", *store)
     assert code == 0 and json.loads(out) == {"user": "researcher", "tokens": 1}
     assert ws.client().get("/api/cohort", headers=ws.bearer("researcher")).status_code == 401
 
-    code, _, err = _cli(monkeypatch, capsys, "users", "disable", "admin", *store)
+    code, _, err = run_cli("users", "disable", "admin", *store)
     assert code == 1 and err.strip() == "error: admin is the last active admin and cannot be disabled"
-    code, _, err = _cli(monkeypatch, capsys, "users", "disable", "nobody", *store)
+    code, _, err = run_cli("users", "disable", "nobody", *store)
     assert code == 1 and err.strip() == "error: no user named nobody"
-    assert _cli(monkeypatch, capsys, "users", "list", "--format", "xml", *store)[0] != 0
+    assert run_cli("users", "list", "--format", "xml", *store)[0] != 0
     actions = [_last_audit(ws, a)["actor"] for a in ("user.disable", "user.enable", "token.revoke")]
     assert actions == ["cli", "cli", "cli"] and appdb.audit.verify(ws.engine).ok

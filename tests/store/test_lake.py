@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -119,20 +118,11 @@ def test_patient_resources_and_views(small: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+def cli(run_cli):
     """Run ``carelens ARGS --store STORE`` in this process; returns (exit code, stdout, stderr)."""
-    from carelens.cli import main
 
     def run(*args: str, store: Path) -> tuple[int, str, str]:
-        capfd.readouterr()
-        monkeypatch.setattr(sys, "argv", ["carelens", *args, "--store", str(store)])
-        try:
-            main()
-            code = 0
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        out, err = capfd.readouterr()
-        return code, out, err
+        return run_cli(*args, "--store", str(store))
 
     return run
 

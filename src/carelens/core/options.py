@@ -17,3 +17,8 @@ def choice(default: str, name: str, choices: tuple[str, ...], help: str) -> Any:
 def format_option(default: str, choices: tuple[str, ...], help: str) -> Any:
     """The ``--format`` option of a command: one of ``choices``, checked at parse time."""
     return choice(default, "--format", choices, help)
+
+
+def store_option() -> Any:
+    """The ``--store`` option: the store folder (default: ``CARELENS_STORE`` or ./carelens-data)."""
+    return typer.Option(None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data).")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 genome = typer.Typer(
     help="Genome reports: pharmacogenomics (CPIC), ACMG secondary findings, cohort frequencies.", no_args_is_help=True
@@ -25,6 +30,18 @@ def _write(text: str, out: Path | None) -> None:
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def _emit(report: BaseModel, fmt: PgxFormat, out: Path | None, tsv: Callable[[], str], html: Callable[[], str]) -> None:
+    """Write ``report`` as JSON, or as the text that ``tsv`` or ``html`` makes (``fhir`` is the caller's)."""
+    from carelens.core.output import emit_json
+
+    if fmt is PgxFormat.json:
+        emit_json(report, out)
+    elif fmt is PgxFormat.tsv:
+        _write(tsv(), out)
+    else:
+        _write(html(), out)
 
 
 @genome.command("pgx")
@@ -73,16 +90,12 @@ def pgx_command(
     report = pgx_report(
         vcf, sample=sample, outside_calls=outside_calls, missing_to_ref=missing_to_ref, research=research
     )
-    if fmt is PgxFormat.json:
-        emit_json(report, out)
-    elif fmt is PgxFormat.tsv:
-        _write(pgx_tsv(report), out)
-    elif fmt is PgxFormat.fhir:
+    if fmt is PgxFormat.fhir:
         from carelens.genomics.fhir import pgx_fhir
 
         emit_json(pgx_fhir(report), out)
     else:
-        _write(render_html(pgx=report), out)
+        _emit(report, fmt, out, tsv=lambda: pgx_tsv(report), html=lambda: render_html(pgx=report))
 
 
 @genome.command("findings")
@@ -96,19 +109,13 @@ def findings_command(
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
 ) -> None:
     """ACMG SF v3.2 secondary findings: ClinVar P/LP variants with stars, zygosity and the gene's reporting rule."""
-    from carelens.core.output import emit_json
     from carelens.genomics.findings import find_secondary
     from carelens.genomics.render import findings_tsv, render_html
 
     if fmt is PgxFormat.fhir:
         raise typer.BadParameter("findings are written as json, tsv or html")
     report = find_secondary(vcf, clinvar, sample=sample)
-    if fmt is PgxFormat.json:
-        emit_json(report, out)
-    elif fmt is PgxFormat.tsv:
-        _write(findings_tsv(report), out)
-    else:
-        _write(render_html(findings=report), out)
+    _emit(report, fmt, out, tsv=lambda: findings_tsv(report), html=lambda: render_html(findings=report))
 
 
 @genome.command("report")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
-from carelens.core.options import choice, format_option
+from carelens.core.options import choice, format_option, store_option
 
 
 def register(app: typer.Typer) -> None:
@@ -16,9 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_command(
         paths: list[Path] = typer.Argument(..., help="FHIR bundles/NDJSON, .txt notes, DICOM, VCF files or folders."),
-        store: Path | None = typer.Option(
-            None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
-        ),
+        store: Path | None = store_option(),
         format: str = format_option(
             "json", ("json", "text"), "json (counts and quarantined items) or text (one line)."
         ),

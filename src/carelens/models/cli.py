@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import InputError
-from carelens.core.options import format_option
+from carelens.core.options import format_option, store_option
 from carelens.core.output import emit_json
 
 models = typer.Typer(help="The model registry: list, show and export model cards.", no_args_is_help=True)
 
-StoreOpt = typer.Option(None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data).")
+StoreOpt = store_option()
 
 
 def _registry(store: Path | None):

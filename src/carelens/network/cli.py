@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
+from carelens.core.options import store_option
 from carelens.core.output import emit_json
 
 hub = typer.Typer(
@@ -17,7 +18,7 @@ node = typer.Typer(
     help="A partner site's node: trains and validates on local data that never leaves.", no_args_is_help=True
 )
 
-StoreOpt = typer.Option(None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data).")
+StoreOpt = store_option()
 HubOpt = typer.Option("127.0.0.1:9092", "--hub", help="Hub address host:port.")
 CaOpt = typer.Option(
     None, "--ca", help="The hub's CA certificate (ca.crt from `hub certs`): required unless the hub is loopback."

@@ -112,7 +112,7 @@ def users_token(
 @users.command("list")
 def users_list(
     fmt: str = format_option("json", ("json", "table"), "json or table."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """List users (json: {"users": [{"username", "role", "active", "created_at", "tokens", "locked",
     "must_change_password"}]}; tokens: live ones)."""
@@ -146,7 +146,7 @@ def _change(store: Path | None, change: str, username: str) -> None:
 @users.command("disable")
 def users_disable(
     username: str = typer.Argument(..., help="The user to disable."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Disable USER: no more logins; their sessions end and their API tokens are revoked at once
     (json: {"user", "sessions", "tokens"}: how many were ended). The last active admin cannot be disabled."""
@@ -156,7 +156,7 @@ def users_disable(
 @users.command("enable")
 def users_enable(
     username: str = typer.Argument(..., help="The user to enable again."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Enable USER again (old sessions and tokens stay ended: they log in and get a new token)."""
     _change(store, "user.enable", username)
@@ -174,7 +174,7 @@ def users_unlock(
 @users.command("revoke-tokens")
 def users_revoke_tokens(
     username: str = typer.Argument(..., help="The user whose API tokens to revoke."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Revoke every API token of USER at once (json: {"user", "tokens"}: how many); the user stays active."""
     _change(store, "token.revoke", username)
@@ -252,7 +252,7 @@ def audit_export(
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = STORE_OPTION,
     workers: int = typer.Option(
         1, "--workers", min=1, max=16, help="Server processes (each caches summaries; the audit chain is shared)."
     ),

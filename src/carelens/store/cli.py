@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from carelens.core.errors import InputError
-from carelens.core.options import choice, format_option
+from carelens.core.options import choice, format_option, store_option
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql_command(
         query: str = typer.Argument(..., help='SQL, e.g. "SELECT resource_type, count(*) FROM resources GROUP BY 1".'),
-        store: Path | None = typer.Option(
-            None, "--store", help="Store folder (default: CARELENS_STORE or ./carelens-data)."
-        ),
+        store: Path | None = store_option(),
         format: str = format_option("json", ("json", "csv", "table"), "json (a list of row objects), csv or table."),
         zone: str = choice(
             "clinical",
