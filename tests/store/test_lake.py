@@ -43,6 +43,21 @@ def test_empty_lake_is_queryable(tmp_path: Path) -> None:
         lake.query("SELECT * FROM no_such_table")
 
 
+def test_query_batches_stream_the_rows_of_query(small: Path, tmp_path: Path) -> None:
+    """What reads a row per patient of the whole lake takes it in batches of at most ``rows``."""
+    ingest([small], tmp_path / "store")
+    lake = Lake(tmp_path / "store")
+    sql = "SELECT resource_type, id FROM resources ORDER BY ALL"
+    batches = list(lake.query_batches(sql, rows=2))
+    assert len(batches) >= 3 and all(b.num_rows <= 2 for b in batches)
+    assert [r for b in batches for r in b.to_pylist()] == lake.query(sql).to_pylist()
+    assert [r for b in lake.query_batches("SELECT id FROM resources WHERE id = ?", ["P2"]) for r in b.to_pylist()] == [
+        {"id": "P2"}
+    ]
+    with pytest.raises(InputError, match="SQL error"):
+        list(lake.query_batches("SELECT * FROM no_such_table"))
+
+
 def test_lake_queries_are_memory_bounded_and_spill_under_the_lake(tmp_path: Path) -> None:
     """A query over the whole lake (the run's plan groups every resource) must not take DuckDB's
     default of most of the machine's memory: it is capped and spills to disk beside the lake."""

@@ -259,11 +259,13 @@ class Worker:
         if self._names is None:
             from carelens.privacy import PatientContext
 
-            # only the names and contacts (what ``name_parts`` reads), not every Patient resource whole
-            rows = self.lake.query("SELECT json_object('name', json_extract(json, '$.name'), 'contact',"
-                                   " json_extract(json, '$.contact'))::VARCHAR FROM resources"
-                                   " WHERE resource_type = 'Patient'").column(0)  # fmt: skip
-            people = (PatientContext.from_fhir(orjson.loads(text), self.keys) for text in rows.to_pylist())
+            # only the names and contacts (what ``name_parts`` reads), not every Patient resource whole,
+            # a batch at a time: the words are kept, not the cohort's rows
+            batches = self.lake.query_batches("SELECT json_object('name', json_extract(json, '$.name'), 'contact',"
+                                              " json_extract(json, '$.contact'))::VARCHAR FROM resources"
+                                              " WHERE resource_type = 'Patient'")  # fmt: skip
+            texts = (text for batch in batches for text in batch.column(0).to_pylist())
+            people = (PatientContext.from_fhir(orjson.loads(text), self.keys) for text in texts)
             self._names = frozenset(w for person in people for w in person.name_parts())
         return self._names
 
