@@ -115,15 +115,19 @@ def test_only_the_newest_notes_are_read(record, small_resources):
 
 def test_reading_notes_imports_neither_torch_nor_quickumls() -> None:
     """thinc imports torch, medspaCy QuickUMLS (with NLTK and SciPy's statistics), for nothing the notes
-    pipeline uses: seconds and ~330 MB in every process that reads notes. Both stay importable after."""
+    pipeline uses: seconds and ~330 MB in every process that summarises a record with notes. Both stay
+    importable after."""
     code = (
-        "import sys\n"
-        "from carelens.record.notes import pipeline\n"
-        "doc = pipeline()('Patient denies chest pain. Aspirin was stopped.')\n"
-        "print(sorted({n.split('.')[0] for n in sys.modules} & {'quickumls', 'nltk', 'scipy', 'torch'}), "
-        "len(list(doc.sents)))\n"
+        "import base64, sys\n"
+        "from carelens.record import build_record, summarize_record\n"
+        "data = base64.b64encode(b'Patient denies chest pain. Aspirin was stopped.').decode()\n"
+        "note = {'resourceType': 'DocumentReference', 'id': 'n1', 'status': 'current', 'date': '2024-03-02',\n"
+        "        'subject': {'reference': 'Patient/p1'}, 'content': [{'attachment': {'contentType': 'text/plain',\n"
+        "        'data': data}}]}\n"
+        "summarize_record(build_record([{'resourceType': 'Patient', 'id': 'p1'}, note], 'p1'))\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'quickumls', 'nltk', 'scipy', 'torch', 'medspacy'}))\n"
         "import quickumls, torch\n"
         "print(quickumls.QuickUMLS.__name__, int(torch.ones(2).sum()))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split("\n")[:2] == ["[] 2", "QuickUMLS 2"]
+    assert out.stdout.split("\n")[:2] == ["['medspacy']", "QuickUMLS 2"]

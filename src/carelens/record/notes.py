@@ -259,10 +259,10 @@ def extract_mentions(record: PatientRecord, limit: int | None = None, keep: Keep
     scope never crosses a sentence), which keeps its cost proportional to what matters rather
     than to the note's length.
     """
+    nlp = pipeline()  # first: it imports spaCy without what it need not load
     from spacy.tokens import Span
     from spacy.util import filter_spans
 
-    nlp = pipeline()
     matcher, labels = _matcher(nlp, vocabulary(record))
     sentencizer = nlp.get_pipe("sentencizer")
     context = nlp.get_pipe("medspacy_context")
