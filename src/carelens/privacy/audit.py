@@ -18,7 +18,8 @@ any separators. A birth date counts only as a date in a birth context ("DOB", "b
 holding the patient's pseudonym), so a shifted date that happens to equal someone's birth date
 is not a leak. A leak names the kind of identifier, where it is and
 why it matched, never the value. The research-zone ingest calls it and refuses a batch with
-leaks; ``out`` and ``source`` may each be several files or folders.
+leaks; ``out`` and ``source`` may each be several files or folders. ``audit_resources`` is the
+same search over one patient's copy held in memory (``carelens run``'s research step).
 """
 
 from __future__ import annotations
