@@ -190,26 +190,26 @@ class Lake:
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL against the catalog; returns an Arrow table. Raises ``InputError`` with
         DuckDB's one-line message on a bad query."""
-        with self._session() as con:
-            return (con.sql(sql, params=params) if params else con.sql(sql)).to_arrow_table()
+        with self._result(sql, params) as result:
+            return result.to_arrow_table()
 
     def query_batches(self, sql: str, params: list[Any] | None = None, rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """:meth:`query`'s result as Arrow batches of at most ``rows`` rows, streamed: nothing the size of
         the result is held (what reads every patient of the lake uses it)."""
-        with self._session() as con:
-            yield from (con.sql(sql, params=params) if params else con.sql(sql)).to_arrow_reader(rows)
+        with self._result(sql, params) as result:
+            yield from result.to_arrow_reader(rows)
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """A read-only DuckDB connection to the current catalog; DuckDB's errors become ``InputError``
-        with their first line."""
+    def _result(self, sql: str, params: list[Any] | None) -> Iterator[Any]:
+        """DuckDB's result of ``sql`` on a read-only connection to the current catalog; DuckDB's errors
+        become ``InputError`` with their first line."""
         import duckdb
 
         if not self._catalog_current():
             self.refresh()
         try:
             with duckdb.connect(str(self.catalog), read_only=True, config=duckdb_config(self.root)) as con:
-                yield con
+                yield con.sql(sql, params=params) if params else con.sql(sql)
         except duckdb.Error as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"SQL error: {first}") from None
