@@ -63,6 +63,15 @@ def test_evidence_highlights_the_cited_note_span(ws_sqlite: Workspace) -> None:
     assert "&#34;resourceType&#34;: &#34;Condition&#34;" in resource and "Hypertension" in resource
 
 
+def test_asking_a_folder_patients_record_cites_only_their_own_resources(ws_sqlite: Workspace) -> None:
+    answer = ws_sqlite.clients["clinician"].get(f"/api/patients/{PID}/ask", params={"q": "any blood thinners?"},
+                                                headers=ws_sqlite.bearer("clinician")).json()  # fmt: skip
+    assert answer["found"] and answer["passages"][0]["citation"]["resource"] == "MedicationRequest/med-clopi"
+    other = ws_sqlite.clients["clinician"].get("/api/patients/pat-other-2/ask", params={"q": "any blood thinners?"},
+                                               headers=ws_sqlite.bearer("clinician")).json()  # fmt: skip
+    assert not other["found"] and other["passages"] == []
+
+
 def test_evidence_is_limited_to_the_patients_own_record(ws_sqlite: Workspace) -> None:
     r = ws_sqlite.clients["clinician"].get("/patients/pat-other-2/evidence?ref=Condition/cond-htn")
     assert r.status_code == 404

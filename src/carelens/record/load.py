@@ -36,7 +36,12 @@ def load_record(source: str | Path, patient: str | None = None, store: Path | No
         return record
     if patient is not None and patient != str(source):
         raise InputError("the source is neither a file, a folder nor a stored patient id")
-    return build_record(_stored_resources(str(source), store), str(source))
+    return stored_record(str(source), store)
+
+
+def stored_record(patient_id: str, store: Path | None = None) -> PatientRecord:
+    """The record of one patient of ``store``'s lake."""
+    return build_record(_stored_resources(patient_id, store), patient_id)
 
 
 def load_records(path: Path) -> Iterator[PatientRecord]:

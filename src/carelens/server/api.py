@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
+from carelens.record.ask import Answer
 from carelens.server.auth import ADMIN, ANY_ROLE, CLINICIAN, RESEARCHER, Principal, Problem, api_user
 from carelens.server.context import Context
 from carelens.server.data import PatientRow, SummaryUnavailable
@@ -21,6 +22,7 @@ from carelens.store.appdb import audit
 router = APIRouter(prefix="/api")
 PATIENT_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
 PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
+QUESTION_MAX = 300  # characters of a question to a record
 
 
 def _summary_model() -> type:
@@ -65,6 +67,21 @@ def next_cursor(rows: list[PatientRow], limit: int, offset: int, after: str | No
     return rows[-1].id if rows and more else None
 
 
+async def asked(ctx: Context, who: Principal, action: str, pid: str, question: str, top: int = 5) -> Answer:
+    """``ctx.ask`` off the event loop, audited with what was found but not the question's words
+    (a question may name a person)."""
+    if not question.strip():
+        raise Problem(400, "the question is empty")
+    ctx.patient(pid)
+    try:
+        answer = await run_in_threadpool(ctx.ask, pid, question, top)
+    except InputError as err:
+        raise Problem(503, f"the patient's record could not be read: {err.reason}") from None
+    detail = {"passages": len(answer.passages), "found": answer.found, "searched": answer.searched}
+    await ctx.arecord(who, action, pid, input_hash=ctx.data.input_hash(pid), detail=detail)
+    return answer
+
+
 @router.get(
     "/patients/{pid}/summary",
     response_class=Response,
@@ -79,6 +96,20 @@ async def summary(request: Request, pid: PatientId, who: Principal = Depends(api
         raise Problem(503, str(err)) from None
     await ctx.arecord(who, "api.summary", pid, model, input_hash)
     return Response(body, media_type="application/json")
+
+
+@router.get("/patients/{pid}/ask", response_model=Answer)
+async def ask(
+    request: Request,
+    pid: PatientId,
+    q: Annotated[str, Query(min_length=1, max_length=QUESTION_MAX, description="The question, in plain words.")],
+    top: Annotated[int, Query(ge=1, le=20)] = 5,
+    who: Principal = Depends(api_user(CLINICIAN)),
+) -> Answer:
+    """Ask the patient's whole stored record (the ``carelens ask`` search): the passages that answer
+    best, each citing its resource (and span of a note), with its scores; ``found`` false and
+    "nothing relevant found" when none clears the relevance bar. Search results, not an answer."""
+    return await asked(ctx_of(request), who, "api.ask", pid, q, top)
 
 
 @router.get("/cohort", response_model=Cohort)

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from carelens.record.ask import Answer, search
 from carelens.server.auditor import GroupAuditor
 from carelens.server.auth import Principal, Problem
 from carelens.server.data import BundleData, ClinicalData, PatientRow, SummaryUnavailable
@@ -142,6 +143,12 @@ class Context:
                 status = site_status(self.settings.store, item.model_id, self.settings.site)
                 item.detail = {**item.detail, "site_validation": status, "site_mark": status["mark"]}
         return view
+
+    def ask(self, pid: str, question: str, top: int = 5) -> Answer:
+        """Ask the patient's whole record a question: cited passages, or "nothing relevant found"
+        (``carelens.record.ask``; the encoder loads on the first question of the process)."""
+        self.patient(pid)
+        return search(self.data.record(pid), question, top)
 
     async def summary_json_async(self, pid: str) -> tuple[bytes, str, str]:
         """``summary_json`` from async code: from memory once computed, else in a worker thread."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from pydantic import BaseModel
@@ -23,6 +23,9 @@ from carelens.core.errors import InputError
 from carelens.core.fhir import belongs_to, patient_name
 from carelens.core.ids import content_hash
 from carelens.server.summarizers import Summarizer
+
+if TYPE_CHECKING:
+    from carelens.record.model import PatientRecord
 
 Stamp = tuple[int, int, int] | None  # (modification time, size, inode) of a file, None when absent
 SMALL_CELL = 5
@@ -53,6 +56,7 @@ class ClinicalData(Protocol):
     def input_hash(self, pid: str) -> str: ...
     def summary(self, pid: str) -> dict[str, Any]: ...
     def resource(self, pid: str, ref: str) -> dict[str, Any] | None: ...
+    def record(self, pid: str) -> PatientRecord: ...
     def images(self, pid: str) -> list[dict[str, Any]]: ...
     def pgx(self, pid: str) -> dict[str, Any] | None: ...
     def findings(self, pid: str) -> list[dict[str, Any]]: ...
@@ -245,6 +249,12 @@ class BundleData:
             if f"{res.get('resourceType')}/{res.get('id')}" == ref:
                 return res if belongs_to(res, pid) else None
         return None
+
+    def record(self, pid: str) -> PatientRecord:
+        """The patient's whole record (for asking it questions)."""
+        from carelens.record.load import load_record
+
+        return load_record(self._patients[pid][0], pid)
 
     def images(self, pid: str) -> list[dict[str, Any]]:
         return self.outputs.images(pid)

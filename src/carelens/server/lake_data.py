@@ -29,7 +29,7 @@ from collections import Counter
 from contextlib import closing
 from contextlib import suppress as ignored
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -39,6 +39,9 @@ from carelens.core.fhir import belongs_to
 from carelens.run import OutputStore
 from carelens.server.data import SMALL_CELL, Outputs, PatientRow, SummaryUnavailable, age_band, suppress
 from carelens.store import Lake
+
+if TYPE_CHECKING:
+    from carelens.record.model import PatientRecord
 
 SCHEMA_VERSION = 2  # PRAGMA user_version of the index file; another version is rebuilt
 _INDEX_COLUMNS = "patient_id, name, birth_date, gender, mrn"
@@ -340,6 +343,12 @@ class LakeData:
             return None
         res = orjson.loads(table.column(0)[0].as_py())
         return res if belongs_to(res, pid) else None
+
+    def record(self, pid: str) -> PatientRecord:
+        """The patient's whole record from the lake (for asking it questions)."""
+        from carelens.record.load import stored_record
+
+        return stored_record(pid, self.store)
 
     def cohort(self) -> dict[str, Any]:
         """De-identified counts only (small cells suppressed)."""

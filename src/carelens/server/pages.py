@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
 from carelens.ingest.notes import decode_note
-from carelens.server.api import PATIENT_ID, ctx_of, next_cursor
+from carelens.server.api import PATIENT_ID, QUESTION_MAX, asked, ctx_of, next_cursor
 from carelens.server.auth import (
     ADMIN,
     ANY_ROLE,
@@ -253,6 +253,7 @@ def render_patient(ctx: Context, pid: str) -> RenderedPage:
         pgx=[i for i in view.items if i.kind == "pgx"],
         drugs=split_drugs((view.pgx or {}).get("drugs", []), view.summary),
         findings=[i for i in view.items if i.kind == "finding"],
+        question_max=QUESTION_MAX,
     )
     return RenderedPage(html.encode(), view.model_version, view.input_hash, len(view.items))
 
@@ -307,6 +308,24 @@ def evidence(
     )
     pretty = json.dumps(resource, indent=2, ensure_ascii=False)
     return render(request, "evidence.html", who, patient=patient, ref=ref, text=text, parts=parts, pretty=pretty)
+
+
+@router.get("/patients/{pid}/ask")
+async def ask_page(
+    request: Request,
+    pid: PatientId,
+    q: Annotated[str, Query(max_length=QUESTION_MAX)] = "",
+    who: Principal = Depends(page_user(CLINICIAN)),
+) -> Response:
+    """Ask the patient's record a question: cited passages, each linking to its source."""
+    ctx = ctx_of(request)
+    patient = ctx.patient(pid)
+    answer = None
+    if q.strip():
+        answer = await asked(ctx, who, "view.ask", pid, q)
+    else:  # the empty form still shows who the patient is
+        await ctx.arecord(who, "view.ask", pid, detail={"asked": False})
+    return render(request, "ask.html", who, patient=patient, q=q, answer=answer, question_max=QUESTION_MAX)
 
 
 @router.get("/patients/{pid}/imaging/{index}/{what}")
