@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
+from carelens.core.options import store_option
 
 
 def demo(
     patients: int = typer.Option(20, "--patients", help="How many synthetic patients to generate."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes byte-identical files."),
     out: Path = typer.Option(Path("carelens-demo"), "--out", help="Folder for the generated cohort."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = store_option(),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the last stage instead of serving."),
     generate_only: bool = typer.Option(False, "--generate-only", help="Only write the cohort files."),
     image_epochs: int = typer.Option(

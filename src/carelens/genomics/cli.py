@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from carelens.core.options import store_option
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -143,9 +145,7 @@ def report_command(
 @genome.command("cohort")
 def cohort_command(
     vcfs: list[Path] = typer.Argument(..., help="VCF files (every sample of each is called)."),
-    store: Path | None = typer.Option(
-        None, "--store", help="carelens store (default: CARELENS_STORE or ./carelens-data)."
-    ),
+    store: Path | None = store_option(),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
     plot: Path | None = typer.Option(None, "--plot", help="Also draw phenotype frequencies per gene to this PNG."),
 ) -> None:

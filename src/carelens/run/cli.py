@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import UsageError
-from carelens.core.options import choice, format_option
+from carelens.core.options import choice, format_option, store_option
 
 
 def run_command(
@@ -16,7 +16,7 @@ def run_command(
         None, "--ray-address", help="An existing Ray cluster (ray://host:10001 or auto); default: embedded local Ray."
     ),
     workers: int | None = typer.Option(None, "--workers", help="Ray workers (actors); default: the cluster's CPUs."),
-    store: Path | None = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE)."),
+    store: Path | None = store_option(),
     clinvar: Path | None = typer.Option(None, "--clinvar", help="ClinVar VCF for secondary findings (else none)."),
     secret_file: Path | None = typer.Option(
         None, "--secret-file", help="Site key for the research copy (default: CARELENS_SECRET_FILE; else no copy)."

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from carelens.core.errors import InputError
-from carelens.core.options import format_option
+from carelens.core.options import format_option, store_option
 
 users = typer.Typer(help="Manage workspace users and API tokens.", no_args_is_help=True)
 audit_cli = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def _read_password(what: str = "password") -> str:
     return password
 
 
-STORE_OPTION = typer.Option(None, "--store", help="The carelens store (default: CARELENS_STORE).")
+STORE_OPTION = store_option()
 
 
 @users.command("add")
