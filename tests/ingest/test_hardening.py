@@ -105,3 +105,20 @@ def test_content_hash_covers_kind(tmp_path: Path) -> None:
     result = ingest([tmp_path / "empty.json", tmp_path / "empty.dcm"], tmp_path / "store")
     assert result.unchanged == 0
     assert sorted(Path(q.source).name for q in result.quarantined) == ["empty.dcm", "empty.json"]
+
+
+def test_temporary_files_stay_in_the_store_and_a_killed_runs_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(system_tmp))
+    store = tmp_path / "store"
+    left = store / "lake" / "_scratch" / "files"  # as a killed ingest leaves it: the inputs' names
+    left.parent.mkdir(parents=True)
+    left.write_text("/data/Zebulon_Canaryfield_1961.json")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_json(folder / "b.json", bundle(patient("p1"), observation("o1", "p1")))
+    assert ingest([folder], store, processes=1).ingested()["Patient"] == 1
+    assert not left.parent.exists() and list(system_tmp.iterdir()) == []

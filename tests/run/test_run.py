@@ -361,3 +361,48 @@ def test_embedded_ray_workers_run_at_the_commands_priority() -> None:
     finally:
         ray.shutdown()
     assert niceness == os.nice(0)
+
+
+def test_image_reads_keep_their_temporary_files_in_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heatmap or DICOM SR shows the patient, and moving a heatmap into place must not cross file
+    systems (a separate /tmp made every read fail); what a killed run left is removed by the next."""
+    from carelens.imaging import predict, reports
+    from carelens.run.worker import PatientResult, RunConfig, Worker
+
+    store, written = tmp_path / "store", []
+
+    class Read:
+        heatmap: str | None = None
+
+        def to_dict(self) -> dict:
+            return {"finding": "no opacity", "heatmap": self.heatmap}
+
+    def fake_predict(package: object, path: str, out_dir: Path) -> Read:
+        read = Read()
+        read.heatmap = str(out_dir / "heatmap.png")
+        Path(read.heatmap).write_bytes(b"png")
+        written.append(out_dir)
+        return read
+
+    def fake_sr(read: Read, source: Path, package: object, out: Path) -> Path:
+        out.write_bytes(b"DICM")
+        written.append(out.parent)
+        return out
+
+    monkeypatch.setattr(predict, "predict_image", fake_predict)
+    monkeypatch.setattr(reports, "write_dicom_sr", fake_sr)
+    monkeypatch.setattr(reports, "fhir_diagnostic_report", lambda read, package: {})
+    left = OutputStore(store).scratch / "tmp-of-a-killed-run" / "sr.dcm"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"DICM")
+    with OutputStore(store).writer():
+        assert not left.exists()  # removed under the run's lock, before any worker starts
+        worker = object.__new__(Worker)
+        worker.config, worker.versions, worker.package = RunConfig(store), {"image": "model@1"}, None
+        result = PatientResult("p1", "h1")
+        worker._read_images(result, [("1.2.3", str(tmp_path / "i.dcm"))])
+    assert [r[2] for r in result.rows] == ["image_read", "image_fhir", "image_sr"]
+    assert len(written) == 2 and all(store in p.parents for p in written)
+    heatmap = orjson.loads(result.rows[0][6])["heatmap"]
+    assert (store / "outputs" / "imaging" / heatmap).read_bytes() == b"png"
+    assert not OutputStore(store).scratch.exists()

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from carelens.run import OutputStore
 from carelens.run.index import index_row
 from carelens.server.lake_data import LakeData
@@ -144,3 +146,27 @@ def test_workers_opening_at_once_build_the_index_once(tmp_path: Path) -> None:
         seen = list(pool.map(_every, readers))
     assert all(s == seen[0] for s in seen) and seen[0][0] == (["p1", "p2"], 5)
     assert sum(r.rebuilds for r in readers) == 1 and sum(r.applied_count for r in readers) == 2
+
+
+def test_a_store_it_cannot_write_gets_a_private_index_removed_at_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import carelens.server.lake_data as lake_data
+
+    _commit(tmp_path, PEOPLE)
+    opened, at_exit = lake_data._private, []
+
+    def refuse_the_store(path: Path) -> object:
+        if tmp_path in path.parents:
+            raise PermissionError("read-only store")
+        return opened(path)
+
+    monkeypatch.setattr(lake_data, "_private", refuse_the_store)
+    monkeypatch.setattr(lake_data.atexit, "register", lambda *call: at_exit.append(call))
+    data = LakeData(tmp_path)
+    assert _ids(data.search("smith")) == (["p1", "p2"], 2)
+    folder = data.index_path.parent
+    assert tmp_path not in folder.parents and folder.stat().st_mode & 0o077 == 0  # private, outside the store
+    ((remove, *args),) = at_exit
+    remove(*args)
+    assert not folder.exists()  # what runs at exit removes the patients' names

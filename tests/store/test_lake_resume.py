@@ -22,8 +22,8 @@ def table_rows(lake: Lake, table: str) -> list[tuple[str, ...]]:
     return sorted(tuple(str(v) for v in r.values()) for r in lake.read_table(table).to_pylist())
 
 
-def start(paths: list[Path], store: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CARELENS_LAKE_CHUNK_ROWS": CHUNK_ROWS}
+def start(paths: list[Path], store: Path, tmp: Path | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CARELENS_LAKE_CHUNK_ROWS": CHUNK_ROWS, **({"TMPDIR": str(tmp)} if tmp else {})}
     args = [
         sys.executable,
         "-c",
@@ -64,11 +64,12 @@ def test_sigkill_and_resume_equals_clean_run(
     total = len(list((clean / "lake" / "_manifest").glob("*.json")))
     assert total > 10
 
-    store = tmp_path / "killed"
+    store, tmp = tmp_path / "killed", tmp_path / "tmp"
+    tmp.mkdir()
     manifests = store / "lake" / "_manifest"
     kills = 0
     for commits, delay in [(2, 0.0), (8, 0.013), (total - 3, 0.002)]:
-        proc = start(paths, store)
+        proc = start(paths, store, tmp)
         if kill_after_commits(proc, store, commits, delay):
             kills += 1
         else:
@@ -78,8 +79,10 @@ def test_sigkill_and_resume_equals_clean_run(
     # into chunks afresh, so the chunk boundaries of killed-and-resumed runs need not be a clean run's
     assert len(list(manifests.glob("*.json"))) > 0
 
-    proc = start(paths, store)
+    proc = start(paths, store, tmp)
     assert proc.wait(timeout=600) == 0
+    # the killed runs' temporary files (file names name patients) were in the store, and the last run removed them
+    assert list(tmp.iterdir()) == [] and not (store / "lake" / "_scratch").exists()
     killed, reference = Lake(store), Lake(clean)
     for table in TABLES:
         assert table_rows(killed, table) == table_rows(reference, table), table

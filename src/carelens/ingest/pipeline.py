@@ -11,7 +11,8 @@ Literal ``Type/id`` references are checked against every resource of the batch a
 lake (ingested or quarantined): a file whose references all resolve is committed at once; a
 file with references still unknown waits (in memory) until the whole batch has been read, and
 its resources whose references still do not resolve are quarantined. The ``Type/id`` of what
-was read are kept in SQLite files in a temporary folder (``store.keyset``), not in memory: 1.9 M
+was read are kept in SQLite files in the lake's scratch folder (``store.keyset``,
+``LakeWriter.scratch``: in the store, since file names may name patients), not in memory: 1.9 M
 for 10,000 Synthea patients; so are the content hashes of the files read and of those in the lake
 before the run. The files to read are listed there too (``ingest.listing``), in an order that
 reads Bulk Data files of often-referenced types first, so that in a usual export no file waits.
@@ -47,7 +48,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-import tempfile
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -168,17 +168,16 @@ def ingest(
     lake = Lake(store)
     if processes is None:
         processes = cores_to_use(load_settings().ingest_processes)
-    with tempfile.TemporaryDirectory(prefix="carelens-ingest-") as spill:
-        files = list_files(paths, Path(spill))
+    with lake.writer() as writer:
+        files = list_files(paths, writer.scratch)
         collecting = gc.isenabled()
         gc.disable()  # parsing makes millions of acyclic objects; the cyclic collector only slows it
         try:
-            with lake.writer() as writer:
-                run = _Run(lake, writer, result, pixel_gate=pixel_gate, spill=Path(spill))
-                try:
-                    run.run(files, processes)
-                finally:
-                    run.close()
+            run = _Run(lake, writer, result, writer.scratch, pixel_gate=pixel_gate)
+            try:
+                run.run(files, processes)
+            finally:
+                run.close()
         finally:
             files.close()
             if collecting:
@@ -224,13 +223,13 @@ class _Run:
         lake: Lake,
         writer: LakeWriter,
         result: IngestResult,
+        spill: Path,
         outcomes: dict[str, IngestResult] | None = None,
         pixel_gate: Callable[[bytes], str | None] | None = None,
-        spill: Path | None = None,
         prior: Path | None = None,
     ) -> None:
         self.lake = lake
-        self.spill = spill or Path(tempfile.gettempdir())
+        self.spill = spill
         self.pixel_gate = pixel_gate
         self.writer = writer
         self.result = result
@@ -296,7 +295,7 @@ class _Run:
             staged.add(manifest, outcome.model_dump(mode="json"))
 
         writer = LakeWriter(self.lake, self.writer.rows_per_chunk, staging=True, stage=stage)
-        run = _Run(self.lake, writer, IngestResult(), outcomes, self.pixel_gate, self.spill, prior=self.prior.path)
+        run = _Run(self.lake, writer, IngestResult(), self.spill, outcomes, self.pixel_gate, prior=self.prior.path)
         taken: array[int] = array("q")
         try:
             run.read_all(_take(shared, claims, taken))

@@ -277,11 +277,13 @@ def _parse(header: list[str], lines: list[str], numbers: list[int], source: str)
     from cyvcf2 import VCF
 
     rows: list[tuple[Any, ...]] = []
-    with tempfile.TemporaryDirectory(prefix="carelens-vcf-") as tmp:
-        path = Path(tmp) / "checked.vcf"
-        path.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
+    # an unnamed file (no name on disk even for a moment on Linux): a killed ingest leaves no genotypes behind
+    with tempfile.TemporaryFile() as checked:
+        checked.write(("\n".join(header + lines) + "\n").encode("utf-8"))
+        checked.flush()
+        checked.seek(0)
         with _quiet_stderr():
-            vcf = VCF(str(path), gts012=False, strict_gt=False)
+            vcf = VCF(checked.fileno(), gts012=False, strict_gt=False)
             samples = list(vcf.samples)
             for number, record in zip(numbers, vcf, strict=True):
                 alt = ",".join(record.ALT) or None

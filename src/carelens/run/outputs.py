@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -191,8 +192,18 @@ class OutputStore:
                 raise UsageError("another carelens run is writing this store") from None
             self._remove_uncommitted()
             self._convert()
-            yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
-            self.publish()
+            try:
+                yield OutputWriter(self, max((m["seq"] for m in self.manifests()), default=0))
+                self.publish()
+            finally:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @property
+    def scratch(self) -> Path:
+        """The workers' temporary files (heatmaps, DICOM SRs: they show patients), in the store beside
+        the outputs, so that moving one into place never crosses file systems; removed when the run
+        ends, and what a killed run left by the next run."""
+        return self.root / "_scratch"
 
     def compact(self) -> int:
         """Merge every committed batch into one: each table's current rows into one part (sorted,
@@ -249,6 +260,7 @@ class OutputStore:
             self._write_manifest({"seq": manifest["seq"], "parts": parts})
 
     def _remove_uncommitted(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
         keep = {(self.store / p).absolute() for m in self.manifests() for p in m["parts"].values()}
         for table in TABLES:
             folder = self.folder(table)

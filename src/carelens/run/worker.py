@@ -24,6 +24,7 @@ from carelens.core.errors import CarelensError
 from carelens.core.ids import content_hash
 from carelens.run.index import index_row
 from carelens.run.inputs import PatientInput
+from carelens.run.outputs import OutputStore
 from carelens.store import Lake
 
 # (patient_id, input_hash, kind, key, model, content_hash, json)
@@ -210,8 +211,10 @@ class Worker:
         model = self.versions["image"]
         refused = []
         heatmaps = self.config.store / "outputs" / "imaging"  # the workspace serves PNGs from here
+        scratch = OutputStore(self.config.store).scratch
+        scratch.mkdir(parents=True, exist_ok=True)
         for sop, path in images:
-            with tempfile.TemporaryDirectory(prefix="carelens-heatmap-") as tmp:
+            with tempfile.TemporaryDirectory(dir=scratch) as tmp:
                 try:
                     pred = predict_image(self.package, path, Path(tmp))
                 except CarelensError as err:
@@ -222,11 +225,10 @@ class Worker:
                     (heatmaps / rel).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(pred.heatmap, heatmaps / rel)
                     pred.heatmap = rel
-            row = pred.to_dict()
-            row["source"] = sop  # the instance, not a path of this machine
-            result.add("image_read", sop, model, row)
-            result.add("image_fhir", sop, model, fhir_diagnostic_report(pred, self.package))
-            with tempfile.TemporaryDirectory(prefix="carelens-sr-") as tmp:
+                row = pred.to_dict()
+                row["source"] = sop  # the instance, not a path of this machine
+                result.add("image_read", sop, model, row)
+                result.add("image_fhir", sop, model, fhir_diagnostic_report(pred, self.package))
                 sr = write_dicom_sr(pred, Path(path), self.package, Path(tmp) / "sr.dcm")
                 data = base64.b64encode(sr.read_bytes()).decode()
             # the SR's UIDs and times are made when it is written: its hash is the read's

@@ -19,8 +19,10 @@ batch."""
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -172,8 +174,10 @@ class LakeData:
             return
         try:
             lock = _private(self.index_path.with_name("_patients.lock"))
-        except OSError:  # a store this process cannot write: a private index file
-            self.index_path = Path(tempfile.mkdtemp(prefix="carelens-index-")) / "_patients.sqlite"
+        except OSError:  # a store this process cannot write: a private index file, removed at exit (it names patients)
+            folder = tempfile.mkdtemp(prefix="carelens-index-")
+            atexit.register(shutil.rmtree, folder, True)
+            self.index_path = Path(folder) / "_patients.sqlite"
             lock = _private(self.index_path.with_name("_patients.lock"))
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -100,6 +101,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 TABLES = tuple(SCHEMAS)
 DUCKDB_MEMORY = "1GB"  # DuckDB's share of a query's or a run's peak memory; larger sorts and aggregates spill to disk
+SCRATCH = "_scratch"  # the lock-holding writer's temporary files (see ``LakeWriter.scratch``)
 CHUNK_TEXT_BYTES = 4_000_000  # a chunk is also committed at this much long text (resource JSON)
 _LONG_TEXT_COLUMNS = {"json", "text"}  # no min/max statistics: no query filters on a range of them
 _UNIQUE_COLUMNS = _LONG_TEXT_COLUMNS | {"id", "content_hash", "note_id", "sop_uid", "where"}  # no dictionary
@@ -344,6 +346,7 @@ class Lake:
                     self.refresh(writer.catalog())
             finally:
                 writer.close()
+                shutil.rmtree(self.root / SCRATCH, ignore_errors=True)
 
 
 class LakeWriter:
@@ -375,8 +378,18 @@ class LakeWriter:
         self._writing: Future[None] | None = None
         self._catalog: Future[Any] | None = None
 
+    @property
+    def scratch(self) -> Path:
+        """A private folder for the temporary files of the writer holding the lake's lock (they may
+        name patients, so they stay in the store, not the system's temporary folder): removed when
+        that writer ends, and one a killed writer left by the next writer."""
+        folder = self.lake.root / SCRATCH
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
     def remove_uncommitted(self) -> None:
-        """Delete part and tmp files that no manifest names (left by a killed writer)."""
+        """Delete part and tmp files that no manifest names, and the scratch folder (left by a killed writer)."""
+        shutil.rmtree(self.lake.root / SCRATCH, ignore_errors=True)
         keep = {(self.lake.root / p).absolute() for m in self.lake.manifests() for p in m["parts"].values()}
         for table in TABLES:
             folder = self.lake.root / table
