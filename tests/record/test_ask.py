@@ -95,3 +95,21 @@ def test_the_readme_question_finds_the_stopped_aspirin_of_the_stored_record(shar
     assert all("aspirin" in p.text.lower() for p in answer.passages)  # the note mentions of it, not noise
     nothing = ask(record, "has the patient been to the moon?", top=3)
     assert not nothing.found and nothing.passages == [] and nothing.message == NOTHING_FOUND
+
+
+def test_a_question_survives_another_thread_clearing_the_vector_cache(record, small_resources, monkeypatch):
+    from carelens.record import ask as asking
+    from carelens.record import encoder
+
+    before = ask(record, "is she on warfarin?", top=3)  # its passages' vectors are now cached
+    real = encoder.encode
+
+    def clearing(texts, *args, **kwargs):  # as a question in another thread does when the cache is full
+        asking._VECTORS.clear()
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", clearing)
+    more = build_record([*small_resources, note_ref("n1", NOTE, "2024-03-02T09:00:00Z"),
+                         note_ref("n2", "Started apixaban today.", "2024-03-05T09:00:00Z")])  # fmt: skip
+    after = ask(more, "is she on warfarin?", top=3)
+    assert after.passages[0].citation == before.passages[0].citation

@@ -208,12 +208,15 @@ def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]
     from carelens.record.encoder import encode
 
     pool = texts[:MAX_DENSE]
-    todo = [t for t in dict.fromkeys(pool) if t not in _VECTORS]
+    # this question's vectors are its own: the shared cache may be cleared by a question in another thread
+    found = {t: v for t in dict.fromkeys(pool) if (v := _VECTORS.get(t)) is not None}
+    todo = [t for t in dict.fromkeys(pool) if t not in found]
     if todo:
+        found.update(zip(todo, encode(todo), strict=True))
         if len(_VECTORS) + len(todo) > _VECTORS_MAX:
             _VECTORS.clear()
-        _VECTORS.update(zip(todo, encode(todo), strict=True))
-    vectors = np.stack([_VECTORS[t] for t in pool])
+        _VECTORS.update((t, found[t]) for t in todo)
+    vectors = np.stack([found[t] for t in pool])
     sims = vectors @ encode([question])[0]
     order = np.argsort(-sims)[:200]
     return {int(i): (rank, float(sims[i])) for rank, i in enumerate(order)}
