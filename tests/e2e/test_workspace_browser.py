@@ -162,6 +162,28 @@ def test_clinician_checks_evidence_rejects_and_signs(server, browser) -> None:  
     assert verified["ok"] is True and verified["bad_row"] is None and verified["rows"] > 0
 
 
+def test_clinician_asks_the_record_and_opens_the_cited_note(server, browser) -> None:  # type: ignore[no-untyped-def]
+    base, _ = server
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _login(page, base, "clinician")
+    page.goto(f"{base}/patients/{PID}")
+    page.fill("form.ask input[name=q]", "does he have chest pain?")
+    page.click("form.ask button")
+    page.wait_for_url(f"{base}/patients/{PID}/ask?q=*")
+    hits = page.locator("ol.hits li")
+    assert hits.count() >= 1 and "Search results, not an answer" in page.inner_text("main")
+    first = hits.first
+    assert "denies chest pain" in first.inner_text() and "similarity" in first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "2b-ask.png"), full_page=True)
+    first.locator("a", has_text="source").click()
+    mark = page.locator("mark#cited")
+    assert CITED in mark.inner_text() and mark.is_visible()  # the passage's sentence, marked in its note
+    page.goto(f"{base}/patients/{PID}/ask?q=" + "has he been to the moon?".replace(" ", "+"))
+    assert page.locator("ol.hits li").count() == 0 and "Nothing relevant found" in page.inner_text("main")
+    context.close()
+
+
 def test_researcher_is_refused_the_patient_page(server, browser) -> None:  # type: ignore[no-untyped-def]
     base, _ = server
     context = browser.new_context()
