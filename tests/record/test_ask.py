@@ -70,13 +70,13 @@ def test_cli_ask(tmp_path: Path, small_resources):
 
 
 def test_questions_are_expanded_with_drug_classes_from_the_vocabulary():
-    from carelens.record.ask import drug_classes, expand
+    from carelens.record.ask import DRUG_CLASSES, expand, vocabulary
 
     text, used = expand("Is the patient on anticoagulation?")
     assert used == ["B01A antithrombotic"] and " aspirin " in f" {text} " and " warfarin " in f" {text} "
     assert expand("any blood thinners")[1] == ["B01A antithrombotic"]
     assert expand("what happened in 2010?") == ("what happened in 2010?", [])
-    assert all(atc and name and terms and ingredients for atc, name, terms, ingredients in drug_classes())
+    assert all(atc and name and terms and ingredients for atc, name, terms, ingredients in vocabulary(DRUG_CLASSES))
 
 
 def test_the_readme_question_finds_the_stopped_aspirin_of_the_stored_record(shared_data: Path, tmp_path: Path):
@@ -113,3 +113,31 @@ def test_a_question_survives_another_thread_clearing_the_vector_cache(record, sm
                          note_ref("n2", "Started apixaban today.", "2024-03-05T09:00:00Z")])  # fmt: skip
     after = ask(more, "is she on warfarin?", top=3)
     assert after.passages[0].citation == before.passages[0].citation
+
+
+def _blood_pressure(oid: str, day: str, systolic: float) -> dict:
+    def part(code: str, name: str, value: float) -> dict:
+        return {"code": {"coding": [{"system": "http://loinc.org", "code": code, "display": name}]},
+                "valueQuantity": {"value": value, "unit": "mm[Hg]"}}  # fmt: skip
+
+    return {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood Pressure"}]},
+            "effectiveDateTime": day, "component": [part("8480-6", "Systolic Blood Pressure", systolic),
+                                                     part("8462-4", "Diastolic Blood Pressure", 90)]}  # fmt: skip
+
+
+def test_condition_synonyms_and_abbreviations_find_the_problem(small_resources):
+    from carelens.record.ask import CONDITION_TERMS, expand, vocabulary
+
+    text, used = expand("is there a history of HTN?")
+    assert used == ["I10 hypertension"] and " hypertension " in f" {text} "
+    assert expand("any high blood pressure?")[0].split().count("blood") == 1  # a word is added once at most
+    assert all(code and name and len(terms) >= 2 for code, name, terms, _ in vocabulary(CONDITION_TERMS))
+    readings = [_blood_pressure(f"bp{i}", f"202{i}-01-01", 150 + i) for i in range(3)]
+    record = build_record([*small_resources, *readings])
+    answer = ask(record, "is there a history of HTN?", top=3)
+    cited = [p.citation.resource for p in answer.passages]
+    assert "Condition/c1" in cited[:2]  # the problem, though the record never says "HTN"
+    shown = [p for p in answer.passages if p.citation.resource.startswith("Observation/bp")]
+    assert len(shown) == 1 and shown[0].citation.resource == "Observation/bp2" and shown[0].older == 2  # the newest
+    assert "Systolic Blood Pressure 152 mm[Hg]" in shown[0].text  # a panel's values are its components'

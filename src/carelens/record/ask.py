@@ -10,8 +10,9 @@ the resource, and for notes the span, it came from.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ RRF_K = 60
 MIN_SIMILARITY = 0.45
 NOTHING_FOUND = "nothing relevant found"
 DRUG_CLASSES = Path(__file__).with_name("data") / "drug_classes.tsv"
+CONDITION_TERMS = Path(__file__).with_name("data") / "condition_terms.tsv"
 #: Dense scoring covers at most this many passages (resources first, then the newest notes).
 MAX_DENSE = 600
 #: Sentence embeddings already computed in this process (text -> vector), bounded.
@@ -47,6 +49,7 @@ class Passage(BaseModel):
     bm25_rank: int | None = None
     dense_rank: int | None = None
     similarity: float | None = None
+    older: int = Field(0, description="older readings of the same Observation code this passage stands for")
 
 
 class Answer(BaseModel):
@@ -57,7 +60,9 @@ class Answer(BaseModel):
     passages: list[Passage] = Field(default_factory=list)
     searched: int = 0
     method: str = "bm25+minilm rrf"
-    expanded: list[str] = Field(default_factory=list, description="drug classes the question was expanded with")
+    expanded: list[str] = Field(
+        default_factory=list, description="drug classes and conditions the question was expanded with"
+    )
     found: bool = True
     message: str | None = None  # "nothing relevant found" when no passage clears the relevance bar
 
@@ -68,6 +73,7 @@ class _Doc:
     citation: Citation
     kind: str
     date: str | None
+    group: str | None = None  # readings of one Observation code, newest first: shown once, the newest
 
 
 def _resource_text(res: dict[str, Any]) -> str | None:
@@ -81,8 +87,7 @@ def _resource_text(res: dict[str, Any]) -> str | None:
     if rtype == "AllergyIntolerance":
         return f"Allergy {display(res.get('code'))} criticality {res.get('criticality', 'unknown')}"
     if rtype == "Observation":
-        value = quantity(res.get("valueQuantity")) or display(res.get("valueCodeableConcept"), "")
-        return f"{display(res.get('code'))} {value} {first_day(res, 'effectiveDateTime') or ''}".strip()
+        return f"{display(res.get('code'))} {_value(res)} {first_day(res, 'effectiveDateTime') or ''}".strip()
     if rtype in {"Procedure", "Immunization", "CarePlan", "Encounter", "DiagnosticReport", "Device"}:
         concept = (
             res.get("code") or res.get("vaccineCode") or (res.get("type") or [None])[0]
@@ -94,6 +99,15 @@ def _resource_text(res: dict[str, Any]) -> str | None:
         )
         return f"{rtype} {display(concept)} {when or ''}".strip()
     return None
+
+
+def _value(obs: dict[str, Any]) -> str:
+    """An Observation's value, else its components' ("Systolic Blood Pressure 128 mm[Hg], Diastolic ...")."""
+    own = quantity(obs.get("valueQuantity")) or display(obs.get("valueCodeableConcept"), "")
+    if own or not isinstance(obs.get("component"), list):
+        return own
+    parts = (f"{display(c.get('code'), '')} {_value(c)}".strip() for c in obs["component"] if isinstance(c, dict))
+    return ", ".join(p for p in parts if p)
 
 
 #: Question words that say nothing about the record (on top of BM25's English stopwords).
@@ -166,7 +180,8 @@ def passages(record: PatientRecord) -> list[_Doc]:
     for res in chosen:
         text = _resource_text(res)
         if text:
-            docs.append(_Doc(text, Citation(resource=resource_key(res)), "resource", None))
+            group = f"Observation {display(res.get('code'))}" if res["resourceType"] == "Observation" else None
+            docs.append(_Doc(text, Citation(resource=resource_key(res)), "resource", None, group))
     seen: set[str] = set()
     for note in record.notes:
         for m in _SENTENCE.finditer(note.text):
@@ -222,33 +237,42 @@ def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]
     return {int(i): (rank, float(sims[i])) for rank, i in enumerate(order)}
 
 
-@lru_cache(maxsize=1)
-def drug_classes() -> list[tuple[str, str, list[str], list[str]]]:
-    """(ATC code, class, question terms, ingredients) from the shipped vocabulary."""
+@cache
+def vocabulary(path: Path) -> list[tuple[str, str, list[str], list[str]]]:
+    """(code, name, question terms, words added to the question) of a shipped vocabulary file: a drug
+    class adds its ingredients (a fourth column), a condition every term of its row."""
     rows = []
-    for line in DRUG_CLASSES.read_text(encoding="utf-8").splitlines()[1:]:
-        if line.strip() and not line.startswith("#") and not line.startswith("atc\t"):
-            atc, name, terms, ingredients = line.split("\t")
-            rows.append((atc, name, terms.split("|"), ingredients.split("|")))
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#") and not line.startswith(("atc\t", "code\t")):
+            code, name, terms, *added = line.split("\t")
+            words = [_words(t) for t in terms.split("|")]
+            rows.append((code, name, words, added[0].split("|") if added else words))
     return rows
 
 
+def _words(text: str) -> str:
+    """Lower case, every run of characters other than letters, digits and '-' one space."""
+    return re.sub(r"[^a-z0-9\-]+", " ", text.lower()).strip()
+
+
 def expand(question: str) -> tuple[str, list[str]]:
-    """The question with the ingredients of every drug class it names appended (for the lexical
-    ranking), and the classes used (``"B01A antithrombotic"``)."""
-    words = " " + re.sub(r"[^a-z0-9\-]+", " ", question.lower()) + " "
+    """The question with the ingredients of every drug class and the synonyms of every condition it
+    names appended (for the lexical ranking), and the rows used (``"B01A antithrombotic"``)."""
+    words = f" {_words(question)} "
     extra: list[str] = []
     used = []
-    for atc, name, terms, ingredients in drug_classes():
+    for code, name, terms, added in vocabulary(DRUG_CLASSES) + vocabulary(CONDITION_TERMS):
         if any(f" {t} " in words for t in terms):
-            used.append(f"{atc} {name}")
-            extra += [i for i in ingredients if i not in extra]
+            used.append(f"{code} {name}")
+            # each word once: a word repeated in the query would weigh more ("blood" of "high blood pressure")
+            extra += [w for term in added for w in term.split() if w not in extra and f" {w} " not in words]
     return (f"{question} {' '.join(extra)}" if extra else question), used
 
 
 def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
     """The ``top`` relevant passages of a loaded record for ``question`` (BM25 over the question
-    expanded with drug classes, embeddings of the question itself, fused by RRF); none, with
+    expanded with drug classes and condition synonyms, embeddings of the question with the names of those,
+    fused by RRF); none, with
     ``message`` "nothing relevant found", when no passage clears the relevance bar."""
     if not question.strip():
         raise InputError("the question is empty")
@@ -259,29 +283,51 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
         answer.found, answer.message = False, NOTHING_FOUND
         return answer
     texts = [d.text for d in docs]
-    bm25, dense = _bm25_ranks(texts, expanded), _dense_ranks(texts, question)
+    # the sentence encoder reads the question with the names of what it was expanded with ("HTN" -> hypertension)
+    named = f"{question} ({', '.join(u.split(' ', 1)[1] for u in used)})" if used else question
+    bm25, dense = _bm25_ranks(texts, expanded), _dense_ranks(texts, named)
     fused: dict[int, float] = {}
     for ranks in (bm25, dense):
         for i, (rank, _) in ranks.items():
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
     relevant = [i for i in fused if i in bm25 or dense[i][1] >= MIN_SIMILARITY]
-    best = sorted(relevant, key=lambda i: (-fused[i], i))[:top]  # ties: resources, then newer notes
+    best = _one_per_group(sorted(relevant, key=lambda i: (-fused[i], i)), docs)[:top]  # ties: resources, newer notes
     if not best:
         answer.found, answer.message = False, NOTHING_FOUND
+    members = Counter(d.group for d in docs if d.group)
     answer.passages = [
         Passage(
-            text=docs[i].text,
-            citation=docs[i].citation,
-            kind=docs[i].kind,
-            date=docs[i].date,
+            text=docs[shown].text,
+            citation=docs[shown].citation,
+            kind=docs[shown].kind,
+            date=docs[shown].date,
             score=round(fused[i], 6),
-            bm25_rank=bm25[i][0] + 1 if i in bm25 else None,
-            dense_rank=dense[i][0] + 1 if i in dense else None,
-            similarity=round(dense[i][1], 4) if i in dense else None,
+            bm25_rank=bm25[shown][0] + 1 if shown in bm25 else None,
+            dense_rank=dense[shown][0] + 1 if shown in dense else None,
+            similarity=round(dense[shown][1], 4) if shown in dense else None,
+            older=members[docs[shown].group] - 1 if docs[shown].group else 0,
         )
-        for i in best
+        for i, shown in best
     ]
     return answer
+
+
+def _one_per_group(ranked: list[int], docs: list[_Doc]) -> list[tuple[int, int]]:
+    """(ranked passage, passage shown): the readings of one Observation code are shown once, at the
+    place of the best-ranked of them, by the newest (the first of them in ``docs``)."""
+    newest: dict[str, int] = {}
+    for j, d in enumerate(docs):
+        if d.group:
+            newest.setdefault(d.group, j)
+    out, taken = [], set()
+    for i in ranked:
+        group = docs[i].group
+        if group is None:
+            out.append((i, i))
+        elif group not in taken:
+            taken.add(group)
+            out.append((i, newest[group]))
+    return out
 
 
 def ask(
