@@ -11,6 +11,11 @@ On the 13 patients of the shared bulk export (ingested and run into a fresh stor
 3. The workspace (``GET /api/patients/{id}/ask``, in-process ASGI client, one request at a time):
    the first question of the server process (it loads the encoder), then every patient with four
    questions: p50 / p95 / max milliseconds, wall and CPU.
+4. Questions in other words than the record's, on the 40 Synthea bundles (generated records: this
+   shows the plumbing, not accuracy on real ones): for every Condition whose name holds a term of a row
+   of ``record/data/condition_terms.tsv``, "does the patient have T?" for each other single-word term T
+   of the row (abbreviations, synonyms: "htn" for Hypertension); a hit is that Condition among the
+   top 3. With the vocabulary beside without it (no expansion), the same run.
 
     .venv/bin/python benchmarks/ask.py [--work DIR]
 """
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from carelens.core import shared_data_dir
@@ -155,6 +161,35 @@ def workspace(store: Path, patients: list[tuple[str, int]]) -> list[str]:
     ]
 
 
+def other_words() -> list[str]:
+    from unittest import mock
+
+    from carelens.record import ask as asking
+    from carelens.record import load_records
+    from carelens.record.fields import display
+
+    rows = asking.vocabulary(asking.CONDITION_TERMS)
+    cases = []  # (record, Condition key, question)
+    for record in load_records(shared_data_dir() / "fhir" / "synthea-r4"):
+        for res in record.of_type("Condition"):
+            name = f" {asking._words(display(res.get('code')))} "
+            for code, _, terms, _ in rows:
+                if code != "lab" and any(f" {t} " in name for t in terms):
+                    cases += [(record, f"Condition/{res['id']}", f"does the patient have {t}?")
+                              for t in terms if " " not in t and f" {t} " not in name]  # fmt: skip
+    lines = ["| vocabulary | questions | cited among the top 3 | found nothing |", "|---|---:|---:|---:|"]
+    unexpanded = mock.patch.object(asking, "expand", lambda q: (q, []))
+    for label, context in (("without (question as asked)", unexpanded), ("with condition_terms.tsv", nullcontext())):
+        hits = empty = 0
+        with context:
+            for record, key, question in cases:
+                answer = asking.search(record, question, top=3)
+                hits += any(p.citation.resource == key for p in answer.passages)
+                empty += not answer.found
+        lines.append(f"| {label} | {len(cases)} | {hits} ({hits / len(cases):.0%}) | {empty} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="Working folder (default: a temporary one, removed after).")
@@ -171,6 +206,8 @@ def main() -> None:
         print("\n".join(encoders(store, patients[-1][0], work)), flush=True)
         print("\n## 3. The workspace: `GET /api/patients/{id}/ask`, one request at a time\n")
         print("\n".join(workspace(store, patients)))
+        print("\n## 4. Conditions asked in other words (Synthea, generated records)\n")
+        print("\n".join(other_words()))
         print(f"\nload average {os.getloadavg()[0]:.1f}")
     finally:
         if args.work is None:
