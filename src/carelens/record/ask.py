@@ -294,7 +294,7 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
     best = _one_per_group(sorted(relevant, key=lambda i: (-fused[i], i)), docs)[:top]  # ties: resources, newer notes
     if not best:
         answer.found, answer.message = False, NOTHING_FOUND
-    members = Counter(d.group for d in docs if d.group)
+    older = {group: n - 1 for group, n in Counter(d.group for d in docs if d.group).items()}
     answer.passages = [
         Passage(
             text=docs[shown].text,
@@ -305,7 +305,7 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
             bm25_rank=bm25[shown][0] + 1 if shown in bm25 else None,
             dense_rank=dense[shown][0] + 1 if shown in dense else None,
             similarity=round(dense[shown][1], 4) if shown in dense else None,
-            older=members[docs[shown].group] - 1 if docs[shown].group else 0,
+            older=older.get(docs[shown].group or "", 0),
         )
         for i, shown in best
     ]

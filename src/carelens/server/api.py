@@ -72,7 +72,6 @@ async def asked(ctx: Context, who: Principal, action: str, pid: str, question: s
     (a question may name a person)."""
     if not question.strip():
         raise Problem(400, "the question is empty")
-    ctx.patient(pid)
     try:
         answer = await run_in_threadpool(ctx.ask, pid, question, top)
     except InputError as err:

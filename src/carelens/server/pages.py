@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carelens.core.errors import InputError
 from carelens.ingest.notes import decode_note
-from carelens.server.api import PATIENT_ID, QUESTION_MAX, asked, ctx_of, next_cursor
+from carelens.server.api import PATIENT_ID, QUESTION_MAX, PatientId, asked, ctx_of, next_cursor
 from carelens.server.auth import (
     ADMIN,
     ANY_ROLE,
@@ -43,7 +43,6 @@ from carelens.store import appdb
 from carelens.store.appdb import ROLES, SignedSummary
 
 router = APIRouter(dependencies=[Depends(same_origin)])
-PatientId = Annotated[str, Path(pattern=PATIENT_ID, description="FHIR Patient.id")]
 REF = re.compile(r"^[A-Za-z]{1,64}/[A-Za-z0-9\-\.]{1,64}$")
 HOME = {CLINICIAN: "/patients", RESEARCHER: "/research", ADMIN: "/admin/users"}
 FormStr = Annotated[str, Form()]
