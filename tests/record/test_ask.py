@@ -127,11 +127,12 @@ def _blood_pressure(oid: str, day: str, systolic: float) -> dict:
 
 
 def test_condition_synonyms_and_abbreviations_find_the_problem(small_resources):
-    from carelens.record.ask import CONDITION_TERMS, expand, vocabulary
+    from carelens.record.ask import CONDITION_TERMS, expand, phrased, vocabulary
 
     text, used = expand("is there a history of HTN?")
     assert used == ["I10 hypertension"] and " hypertension " in f" {text} "
-    assert expand("any high blood pressure?")[0].split().count("blood") == 1  # a word is added once at most
+    tokens = phrased(expand("any high blood pressure?")[0]).split()
+    assert "high_blood_pressure" in tokens and "blood" not in tokens and len(set(tokens)) == len(tokens)
     assert all(code and name and len(terms) >= 2 for code, name, terms, _ in vocabulary(CONDITION_TERMS))
     readings = [_blood_pressure(f"bp{i}", f"202{i}-01-01", 150 + i) for i in range(3)]
     record = build_record([*small_resources, *readings])
@@ -141,3 +142,17 @@ def test_condition_synonyms_and_abbreviations_find_the_problem(small_resources):
     shown = [p for p in answer.passages if p.citation.resource.startswith("Observation/bp")]
     assert len(shown) == 1 and shown[0].citation.resource == "Observation/bp2" and shown[0].older == 2  # the newest
     assert "Systolic Blood Pressure 152 mm[Hg]" in shown[0].text  # a panel's values are its components'
+
+
+def test_a_term_is_searched_whole_so_its_common_words_bring_no_noise():
+    hemoglobin = {"resourceType": "Observation", "id": "hb", "status": "final", "subject": {"reference": "Patient/p1"},
+                  "code": {"text": "Hemoglobin [Mass/volume] in Blood"}, "effectiveDateTime": "2024-01-02",
+                  "valueQuantity": {"value": 12.6, "unit": "g/dL"}}  # fmt: skip
+    note = "Medications:\nMetformin 500 mg twice daily.\nBlood drawn for labs today."
+    record = build_record([{"resourceType": "Patient", "id": "p1"}, hemoglobin,
+                           note_ref("n1", note, "2024-01-02T09:00:00Z")])  # fmt: skip
+    assert "Medications:" not in [d.text for d in passages(record)]  # a heading says nothing
+    for question in ("any blood thinners?", "history of high blood pressure?"):  # neither is in this record
+        answer = ask(record, question, top=3)
+        assert not answer.found and answer.passages == [], (question, answer.passages)
+    assert ask(record, "recent blood draw?", top=3).found  # the words themselves still match

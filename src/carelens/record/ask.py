@@ -189,7 +189,9 @@ def passages(record: PatientRecord) -> list[_Doc]:
             start = m.start() + len(raw) - len(raw.lstrip())
             end = m.end() - (len(raw) - len(raw.rstrip()))
             text = note.text[start:end]
-            if end - start >= 12 and text.lower() not in seen:  # a repeated sentence: its newest note
+            if end - start < 12 or text.endswith(":"):  # too short to say anything, or a heading ("Medications:")
+                continue
+            if text.lower() not in seen:  # a repeated sentence: its newest note
                 seen.add(text.lower())
                 docs.append(
                     _Doc(
@@ -255,18 +257,36 @@ def _words(text: str) -> str:
     return re.sub(r"[^a-z0-9\-]+", " ", text.lower()).strip()
 
 
+@cache
+def _phrases() -> re.Pattern[str]:
+    """The vocabularies' terms of several words, longest first."""
+    terms = {t for path in (DRUG_CLASSES, CONDITION_TERMS) for row in vocabulary(path) for t in (*row[2], *row[3])}
+    several = sorted((t for t in terms if " " in t or "-" in t), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(t).replace(r"\ ", r"[\s\-]+") for t in several) + r")\b", re.I)
+
+
+def phrased(text: str) -> str:
+    """``text`` with each vocabulary term of several words as one word ("high_blood_pressure"), so that
+    the lexical ranking matches the whole term, not each of its words ("blood" of "Hemoglobin in Blood")."""
+    return _phrases().sub(lambda m: re.sub(r"[\s\-]+", "_", m.group(0).lower()), text)
+
+
 def expand(question: str) -> tuple[str, list[str]]:
-    """The question with the ingredients of every drug class and the synonyms of every condition it
-    names appended (for the lexical ranking), and the rows used (``"B01A antithrombotic"``)."""
+    """The question for the lexical ranking, and the vocabulary rows used (``"B01A antithrombotic"``):
+    a term of a row is replaced by the row's words (a drug class's ingredients, a condition's synonyms),
+    so that "blood thinners" searches for warfarin and aspirin, not for every "blood" of the record."""
     words = f" {_words(question)} "
-    extra: list[str] = []
-    used = []
+    rest, extra, used = words, [], []
     for code, name, terms, added in vocabulary(DRUG_CLASSES) + vocabulary(CONDITION_TERMS):
-        if any(f" {t} " in words for t in terms):
+        named = [t for t in terms if f" {t} " in words]
+        if named:
             used.append(f"{code} {name}")
-            # each word once: a word repeated in the query would weigh more ("blood" of "high blood pressure")
-            extra += [w for term in added for w in term.split() if w not in extra and f" {w} " not in words]
-    return (f"{question} {' '.join(extra)}" if extra else question), used
+            extra += added
+            for term in named:
+                rest = rest.replace(f" {term} ", " ")
+    # each term once (a term repeated in the query would weigh more); ``phrased`` makes each one word
+    extra = [t for t in dict.fromkeys(extra) if f" {t} " not in rest]
+    return (f"{rest.strip()} {' '.join(extra)}" if used else question), used
 
 
 def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
@@ -285,7 +305,7 @@ def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
     texts = [d.text for d in docs]
     # the sentence encoder reads the question with the names of what it was expanded with ("HTN" -> hypertension)
     named = f"{question} ({', '.join(u.split(' ', 1)[1] for u in used)})" if used else question
-    bm25, dense = _bm25_ranks(texts, expanded), _dense_ranks(texts, named)
+    bm25, dense = _bm25_ranks([phrased(t) for t in texts], phrased(expanded)), _dense_ranks(texts, named)
     fused: dict[int, float] = {}
     for ranks in (bm25, dense):
         for i, (rank, _) in ranks.items():
