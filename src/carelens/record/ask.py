@@ -226,8 +226,9 @@ def _dense_ranks(texts: list[str], question: str) -> dict[int, tuple[int, float]
 
     pool = texts[:MAX_DENSE]
     # this question's vectors are its own: the shared cache may be cleared by a question in another thread
-    found = {t: v for t in dict.fromkeys(pool) if (v := _VECTORS.get(t)) is not None}
-    todo = [t for t in dict.fromkeys(pool) if t not in found]
+    unique = list(dict.fromkeys(pool))
+    found = {t: v for t in unique if (v := _VECTORS.get(t)) is not None}
+    todo = [t for t in unique if t not in found]
     if todo:
         found.update(zip(todo, encode(todo), strict=True))
         if len(_VECTORS) + len(todo) > _VECTORS_MAX:
@@ -290,10 +291,10 @@ def expand(question: str) -> tuple[str, list[str]]:
 
 
 def search(record: PatientRecord, question: str, top: int = 5) -> Answer:
-    """The ``top`` relevant passages of a loaded record for ``question`` (BM25 over the question
-    expanded with drug classes and condition synonyms, embeddings of the question with the names of those,
-    fused by RRF); none, with
-    ``message`` "nothing relevant found", when no passage clears the relevance bar."""
+    """The ``top`` relevant passages of a loaded record for ``question`` (BM25 over the question with
+    drug classes and condition synonyms expanded, embeddings of the question with the names of those,
+    fused by RRF); none, with ``message`` "nothing relevant found", when no passage clears the
+    relevance bar."""
     if not question.strip():
         raise InputError("the question is empty")
     docs = passages(record)

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from carelens.core.config import research_store
 from carelens.core.errors import UsageError
 from carelens.store import Lake
-from carelens.store.lake import duckdb_config
+from carelens.store.lake import SCRATCH, duckdb_config
 
 S = pa.string()
 SCHEMAS = {
@@ -203,7 +203,7 @@ class OutputStore:
         """The workers' temporary files (heatmaps, DICOM SRs: they show patients), in the store beside
         the outputs, so that moving one into place never crosses file systems; removed when the run
         ends, and what a killed run left by the next run."""
-        return self.root / "_scratch"
+        return self.root / SCRATCH
 
     def compact(self) -> int:
         """Merge every committed batch into one: each table's current rows into one part (sorted,
