@@ -143,11 +143,18 @@ def test_hub_screen_rejects_mismatched_and_non_finite_updates() -> None:
     assert "non-finite" in (screen_reply(nan, [(3, 3)]) or "")
 
 
+def _stand_in(reply_to: str) -> Message:
+    """Flower's grid's reply for a site that died while uploading: an error naming the hub as sender."""
+    from flwr.common import Error, Metadata
+
+    meta = Metadata(run_id=1, message_id="", src_node_id=1, dst_node_id=1, reply_to_message_id=reply_to,
+                    group_id="", created_at=0.0, ttl=0, message_type="system")  # fmt: skip
+    return Message(metadata=meta, error=Error(code=3, reason="Reply message objects are unavailable."))
+
+
 def test_flowers_stand_in_for_an_unfinished_upload_drops_that_site() -> None:
     """A site that dies while uploading its reply: Flower's grid returns an error message that names
     the hub as its sender; the screen re-addresses it to the site, so the workflow drops that site."""
-    from flwr.common import Error, Metadata
-
     sent = _message(MessageType.TRAIN, [np.zeros((3, 3), np.float32)], {})
 
     class DeadSiteGrid:
@@ -155,9 +162,7 @@ def test_flowers_stand_in_for_an_unfinished_upload_drops_that_site() -> None:
             return [m.metadata.message_id for m in messages]
 
         def pull_messages(self, ids: set[str]) -> list[Message]:
-            meta = Metadata(run_id=1, message_id="", src_node_id=1, dst_node_id=1, reply_to_message_id=next(iter(ids)),
-                            group_id="", created_at=0.0, ttl=0, message_type="system")  # fmt: skip
-            return [Message(metadata=meta, error=Error(code=3, reason="Reply message objects are unavailable."))]
+            return [_stand_in(next(iter(ids)))]
 
     journal = Journal()
     [reply] = ScreenedGrid(DeadSiteGrid(), journal).send_and_receive([sent], timeout=1)
@@ -165,3 +170,38 @@ def test_flowers_stand_in_for_an_unfinished_upload_drops_that_site() -> None:
     assert journal.events == [
         {"round": "1", "event": "site error", "node": "node 7", "reason": "Reply message objects are unavailable."}
     ]
+
+
+def test_replies_in_while_a_pull_outlasts_the_timeout_are_collected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower's pull waits on the objects of a site that died mid-upload, past the step's timeout; the
+    other site's reply, in by then, is still collected (it was lost, and with it the round)."""
+    from types import SimpleNamespace
+
+    from carelens.network import screen
+
+    weights = [np.zeros((3, 3), np.float32)]
+    dead = _message(MessageType.TRAIN, weights, {})
+    alive = Message(content=fitins_to_recorddict(FitIns(ndarrays_to_parameters(weights), {}), True),
+                    dst_node_id=8, message_type=MessageType.TRAIN, group_id="1")  # fmt: skip
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr(screen, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep))
+
+    class SlowPullGrid:
+        def push_messages(self, messages: list[Message]) -> list[str]:
+            for m in messages:  # as Flower's grid does on push
+                m.metadata.__dict__["_message_id"] = m.object_id
+            return [m.metadata.message_id for m in messages]
+
+        def pull_messages(self, ids: set[str]) -> list[Message]:
+            if dead.metadata.message_id in ids:
+                sleep(200)  # Flower gave up on the dead site's objects after the 150 s timeout
+                return [_stand_in(dead.metadata.message_id)]
+            return [Message(_fit_content([np.ones((3, 3), np.float32)], {}), reply_to=alive)]
+
+    replies = ScreenedGrid(SlowPullGrid(), Journal()).send_and_receive([dead, alive], timeout=150)
+    by_node = {r.metadata.src_node_id: r for r in replies}
+    assert set(by_node) == {7, 8} and by_node[7].has_error() and not by_node[8].has_error()

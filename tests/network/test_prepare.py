@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -84,3 +86,29 @@ def test_prepare_site_splits_nih_style_names_by_patient_as_image_train_does(tmp_
     assert all(len(v) > 0 for v in patients.values())
     for split in ("train", "test"):  # the same images image train/adapt put in this split
         assert len(data.splits[split]) == len(load_folder(folder, split, image_size=28))
+
+
+def test_prepare_site_writes_nothing_naming_patients_to_the_shared_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split labels (patient ids, names) are written beside the output while the images load."""
+    import tempfile
+
+    import carelens.imaging.data as image_data
+    from carelens.network.prepare import prepare_site
+
+    shared_tmp = tmp_path / "shared-tmp"
+    shared_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))
+    seen: list[Path] = []
+    load_folder = image_data.load_folder
+
+    def watched(*args: Any, **kw: Any) -> Any:
+        seen.extend(shared_tmp.rglob("*"))
+        assert "MRN0001" in Path(kw["labels_csv"]).read_text()  # the file the images load with
+        return load_folder(*args, **kw)
+
+    monkeypatch.setattr(image_data, "load_folder", watched)
+    out = tmp_path / "out" / "north.npz"
+    prepare_site(_images(tmp_path / "site"), out)
+    assert seen == [] and sorted(p.name for p in out.parent.iterdir()) == ["north.npz"]

@@ -39,7 +39,9 @@ def prepare_site(
         raise InputError(f"{source_csv.name}: a site's data needs exactly two classes, one label per image")
     payload: dict[str, np.ndarray] = {}
     left_out: dict[tuple[str, str], None] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # the split labels name patients: they stay beside the output, never in the shared temp folder
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".prepare-") as tmp:
         split_csv = _with_splits(rows, Path(tmp) / "labels.csv")
         for split in SPLITS:
             try:
@@ -53,7 +55,6 @@ def prepare_site(
             for column in ("patient_id", *SUBGROUP_COLUMNS):
                 if column in arrays.meta:
                     payload[f"{split}_{column}"] = np.asarray(arrays.meta[column]).astype(str)
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.npz")
     np.savez_compressed(partial, **payload)
     try:

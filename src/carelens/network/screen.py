@@ -118,15 +118,18 @@ class ScreenedGrid:
 
     def _exchange(self, messages: list[Any], timeout: float | None) -> list[Any]:
         """Flower's ``send_and_receive`` (push, then pull until every reply is in or the timeout),
-        polling every ``POLL_SECONDS``."""
+        polling every ``POLL_SECONDS``. A pull that began after the deadline is the last: one pull
+        can outlast the timeout (Flower waits on the objects of a site that died mid-upload), and
+        the replies that came in meanwhile are still collected."""
         pending = set(self._grid.push_messages(messages))
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Any] = []
         while pending:
+            last = deadline is not None and time.monotonic() >= deadline
             pulled = list(self._grid.pull_messages(pending))
             replies += pulled
             pending -= {m.metadata.reply_to_message_id for m in pulled}
-            if pending and deadline is not None and time.monotonic() >= deadline:
+            if last:
                 break
             if pending:
                 time.sleep(POLL_SECONDS)
