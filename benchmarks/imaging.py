@@ -18,6 +18,8 @@ run in separate processes can be reported together):
   split); ``--finetune N``: each site then fine-tunes the federated model alone.
 - ``shift-alt``: alternative shift scores (Mahalanobis, energy, kNN, combined) for the unadapted model
   (``--package``), chosen on the adult development patients, reported on the held-out ones.
+- ``calibration-shift``: PneumoniaMNIST packages' temperature fit on validation against one fit on validation plus
+  perturbations of it (chosen by the ECE on a perturbation left out of the fit), test split beside it.
 - ``shift-cc``: per-class shift references (network description, image at 6x6 px, both) against the pooled one,
   chosen on the adult development patients, the shipped one then confirmed on the held-out patients.
 - ``adapt``: ``image adapt`` of a PneumoniaMNIST package (``--package``) at the adult site at each seed,
@@ -322,6 +324,63 @@ def perturbed_ece(package, npz: Path) -> float:
         for images in perturbations(val.images).values()
     ]
     return round(float(np.mean(eces)), 4)
+
+
+def stage_calibration_shift(npz: Path, packages: list[Path]) -> list[dict]:
+    """The shipped temperature (fit on validation) against one fit on validation plus :func:`perturbations` of it
+    (Tomani et al., CVPR 2021), with each package's conformal thresholds refit on validation. Rule, on validation
+    only: the perturbed fit is preferred where its ECE on each perturbation left out of the fit is lower on average;
+    the test split is scored for the record beside it."""
+    from sklearn.metrics import roc_auc_score
+
+    from carelens.imaging.calibration import expected_calibration_error as ece
+    from carelens.imaging.calibration import fit_temperature
+    from carelens.imaging.conformal import calibrate_conformal, coverage, prediction_sets
+    from carelens.imaging.data import load_npz
+    from carelens.imaging.engine import logits_to_proba, predict_logits, test_time_views
+    from carelens.imaging.package import load_package
+
+    val, test = load_npz(npz, "val"), load_npz(npz, "test")
+    shifted = perturbations(val.images)
+    rows = []
+    for path in packages:
+        package = load_package(path)
+        task, views = package.task, test_time_views(package.preprocessing)
+        val_logits, test_logits = (predict_logits(package.model, x, views=views) for x in (val.images, test.images))
+        perturbed = {k: predict_logits(package.model, x, views=views) for k, x in shifted.items()}
+        # per perturbation: the temperature fit without it, and the ECE on it
+        left_out = {k: [val_logits, *(v for j, v in perturbed.items() if j != k)] for k in perturbed}
+        fits = {
+            k: fit_temperature(np.concatenate(ls), np.concatenate([val.labels] * len(ls)), task)
+            for k, ls in left_out.items()
+        }
+        proxy = {
+            "validation": np.mean([ece(logits_to_proba(v, task, package.temperature), val.labels, task)
+                                   for v in perturbed.values()]),
+            "validation + perturbed": np.mean([ece(logits_to_proba(v, task, fits[k]), val.labels, task)
+                                               for k, v in perturbed.items()]),
+        }  # fmt: skip
+        everything = [val_logits, *perturbed.values()]
+        temperatures = {
+            "validation": package.temperature,
+            "validation + perturbed": fit_temperature(
+                np.concatenate(everything), np.concatenate([val.labels] * len(everything)), task
+            ),
+        }
+        for name, temperature in temperatures.items():
+            val_proba = logits_to_proba(val_logits, task, temperature)
+            test_proba = logits_to_proba(test_logits, task, temperature)
+            conformal = calibrate_conformal(val_proba, val.labels, 0.90, "aps", class_conditional=True)
+            row = {"package": path.name, "temperature fit on": name, "temperature": round(temperature, 3),
+                   "val_ece": round(ece(val_proba, val.labels, task), 4),
+                   "left_out_perturbation_ece": round(float(proxy[name]), 4),
+                   "test_auc": round(float(roc_auc_score(test.labels, test_proba[:, 1])), 4),
+                   "test_ece": round(ece(test_proba, test.labels, task), 4),
+                   "test_coverage": round(coverage(prediction_sets(test_proba, conformal), test.labels), 4),
+                   "load": load_average()}  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
 
 
 def perturbations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
@@ -726,7 +785,11 @@ def main() -> None:
     parser.add_argument("--site-weighting", default="examples", choices=("examples", "equal"))
     parser.add_argument("--strategy", default="fedavg", choices=("fedavg", "fedprox", "fedbn"))
     parser.add_argument("--local-steps", type=int, default=0, help="fedbn stage: batches per site per round")
-    parser.add_argument("--package", default=None, help="shift-alt, shift-cc: PneumoniaMNIST model package(s), commas")
+    parser.add_argument(
+        "--package",
+        default=None,
+        help="shift-alt, shift-cc, calibration-shift: PneumoniaMNIST model package(s), commas",
+    )
     parser.add_argument("--only", default="", help="fedbn stage: the runs to make (e.g. FedBN)")
     parser.add_argument("--mixup", type=float, default=0.0, help="pneumonia stage: mixup's Beta parameter")
     parser.add_argument("--start", default="parent", help="adapt stage: parent, scratch or auto")
@@ -768,6 +831,13 @@ def main() -> None:
                 [Path(p) for p in str(args.package).split(",")] if args.package else [args.work / "pneumonia-seed0"]
             )
             part = stage_shift_cc(npz, adult, packages)
+        elif stage == "calibration-shift":
+            packages = (
+                [Path(p) for p in str(args.package).split(",")]
+                if args.package
+                else [args.work / f"pneumonia-seed{seed}" for seed in seeds]
+            )
+            part = stage_calibration_shift(npz, packages)
         elif stage == "shift-select":
             part = stage_shift_select(npz, adult, args.work)
         elif stage == "adapt":
