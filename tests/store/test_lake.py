@@ -37,6 +37,7 @@ def small(tmp_path: Path) -> Path:
 
 def test_empty_lake_is_queryable(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "store")
+    assert lake.is_empty()
     assert {"resources", "notes", "dicom_instances", "variants", "quarantine"} <= set(lake.tables())
     assert lake.query("SELECT count(*) AS n FROM resources").to_pylist() == [{"n": 0}]
     with pytest.raises(InputError, match="SQL error"):
@@ -116,6 +117,7 @@ def test_patient_resources_and_views(small: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     ingest([small], store)
     lake = Lake(store)
+    assert not lake.is_empty()
     rows = lake.patient_resources("P1").to_pylist()
     assert sorted((r["resource_type"], r["id"]) for r in rows) == [
         ("DocumentReference", "D1"),
@@ -130,6 +132,45 @@ def test_patient_resources_and_views(small: Path, tmp_path: Path) -> None:
     assert lake.query("SELECT json ->> '$.status' AS s FROM \"Observation\" WHERE id = 'O2'").to_pylist() == [
         {"s": "final"}
     ]
+
+
+def test_patient_resources_reads_only_the_parts_that_hold_the_patient(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog maps each patient to the resource part files holding them (kept up to date as parts come,
+    change or go, and made for a catalog written before the map); a lookup equals a scan of every part."""
+    monkeypatch.setenv("CARELENS_LAKE_CHUNK_ROWS", "1")  # a part per source file
+    store = tmp_path / "store"
+    ingest([small], store)
+    lake = Lake(store)
+    scan = (
+        "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json FROM resources"
+        " WHERE patient_id = ? ORDER BY resource_type, id"
+    )
+
+    def parts_of(patient: str) -> list[str]:
+        return lake.query("SELECT part FROM patient_parts WHERE patient_id = ?", [patient]).column(0).to_pylist()
+
+    assert len(parts_of("P1")) == len(parts_of("P2")) == 1 and parts_of("P1") != parts_of("P2")
+    write_json(tmp_path / "more" / "p1-later.json", bundle(patient("P1", "Ann Test"), observation("O3", "urn:uuid:P1")))
+    ingest([tmp_path / "more"], store)
+    assert len(parts_of("P1")) == 2
+    for patient_id in ("P1", "P2"):
+        assert lake.patient_resources(patient_id).equals(lake.query(scan, [patient_id]))
+    assert {r["id"] for r in lake.patient_resources("P1").to_pylist()} == {"P1", "O1", "O3", "D1"}
+    unknown = lake.patient_resources("nobody")
+    assert unknown.num_rows == 0 and unknown.column_names == ["resource_type", "id", "json"]
+
+    marker = json.loads((lake.root / "_catalog.json").read_text())  # a catalog from before the map
+    del marker["patient_parts"]
+    (lake.root / "_catalog.json").write_text(json.dumps(marker))
+    import duckdb
+
+    with duckdb.connect(str(lake.catalog)) as con:
+        con.execute("DROP TABLE patient_parts")
+        con.execute("DROP TABLE patient_parts_read")
+    assert lake.patient_resources("P1").equals(lake.query(scan, ["P1"]))
+    assert len(parts_of("P1")) == 2
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def _stored_resources(patient_id: str, store: Path | None) -> list[dict[str, Any
     from carelens.store import Lake
 
     lake = Lake(store)
-    if not lake.manifests():
+    if lake.is_empty():
         raise InputError("the source is neither a file, a folder nor a patient id in the lake (the lake is empty)")
     table = lake.patient_resources(patient_id)
     if table.num_rows == 0:

@@ -80,7 +80,7 @@ def run(
         raise UsageError("the site secret file does not exist")
     store = Path(store)
     lake = Lake(store)
-    if not lake.manifests():
+    if lake.is_empty():
         raise UsageError("the lake is empty: run carelens ingest first")
     config = RunConfig(store=store, clinvar=clinvar, secret_file=secret, image_model=registered_image_model(store))
     outputs = OutputStore(store)

@@ -361,7 +361,7 @@ class LakeData:
             sexes[gender or "unknown"] += n
             ages[age_band(birth)] += n
         conditions = Counter[str]()
-        if self.lake.manifests():
+        if not self.lake.is_empty():
             table = self.lake.query(
                 "SELECT coalesce(json_extract_string(json, '$.code.text'), '(uncoded)') AS t,"
                 " count(DISTINCT patient_id) AS n FROM resources WHERE resource_type = 'Condition'"

@@ -54,7 +54,7 @@ def cohort(store: Path, k: int | None = None) -> dict[str, Any]:
     ages: dict[str, int] = {}
     conditions: dict[str, int] = {}
     total = 0
-    if lake.manifests():
+    if not lake.is_empty():
         from carelens.store.sandbox import sandboxed_query
 
         today = date.today()

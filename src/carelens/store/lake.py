@@ -21,7 +21,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,10 @@ class Lake:
         for path in self._manifest_files():
             yield from (source["hash"] for source in orjson.loads(path.read_bytes())["sources"])
 
+    def is_empty(self) -> bool:
+        """Whether no chunk is committed (stops at the first manifest)."""
+        return next(iter(self._manifest_files()), None) is None
+
     def chunk_count(self) -> int:
         """How many chunks are committed."""
         return sum(1 for _ in self._manifest_files())
@@ -203,27 +207,37 @@ class Lake:
 
     @contextmanager
     def _result(self, sql: str, params: list[Any] | None) -> Iterator[Any]:
-        """DuckDB's result of ``sql`` on a read-only connection to the current catalog; DuckDB's errors
-        become ``InputError`` with their first line."""
+        """DuckDB's result of ``sql`` on a read-only connection to the current catalog."""
+        with self._connection() as con:
+            yield con.sql(sql, params=params) if params else con.sql(sql)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A read-only connection to the current catalog; DuckDB's errors become ``InputError`` with
+        their first line."""
         import duckdb
 
         if not self._catalog_current():
             self.refresh()
         try:
             with duckdb.connect(str(self.catalog), read_only=True, config=duckdb_config(self.root)) as con:
-                yield con.sql(sql, params=params) if params else con.sql(sql)
+                yield con
         except duckdb.Error as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"SQL error: {first}") from None
 
     def patient_resources(self, patient_id: str) -> pa.Table:
         """Every FHIR resource of one patient (the Patient itself included); a resource that
-        arrived identically in several files comes once."""
-        return self.query(
-            "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json FROM resources"
-            " WHERE patient_id = ? ORDER BY resource_type, id",
-            [patient_id],
-        )
+        arrived identically in several files comes once. Only the part files that hold the patient
+        are read (the catalog's ``patient_parts`` map): a lookup costs the same at any lake size."""
+        with self._connection() as con:
+            found = con.execute("SELECT part FROM patient_parts WHERE patient_id = ?", [patient_id]).fetchall()
+            parts = f"read_parquet([{_listing(self.root / part for (part,) in found)}])" if found else "resources"
+            return con.sql(
+                "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json"
+                f" FROM {parts} WHERE patient_id = ? {'' if found else 'AND false '}ORDER BY resource_type, id",
+                params=[patient_id],
+            ).to_arrow_table()
 
     # -- catalog -------------------------------------------------------------------------
     def _marker(self) -> dict[str, Any]:
@@ -234,7 +248,8 @@ class Lake:
         return seen if seen.get("root") == str(self.root.absolute()) else {}
 
     def _catalog_current(self) -> bool:
-        return bool(self._marker().get("chunks") == self._chunk_ids() and self.catalog.exists())
+        marker = self._marker()  # a catalog made before the patient_parts map is brought up to date
+        return bool(marker.get("chunks") == self._chunk_ids() and marker.get("patient_parts") and self.catalog.exists())
 
     def _chunk_ids(self) -> list[str]:
         """The committed chunks and the published tables' versions (what the catalog reflects)."""
@@ -280,15 +295,15 @@ class Lake:
                 views[path.stem] = f'SELECT * FROM ({views[path.stem]}) WHERE "{spec["shown_if"]}" IS NOT NULL'
         return views
 
-    def view_sql(self) -> dict[str, str]:
-        """The catalog's views: name -> SELECT over the committed part files."""
-        manifests = self.manifests()
+    def view_sql(self, manifests: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """The catalog's views: name -> SELECT over the committed part files (of ``manifests``, by default
+        the committed ones)."""
+        manifests = self.manifests() if manifests is None else manifests
         views: dict[str, str] = {}
         for table in TABLES:
-            files = [str((self.root / m["parts"][table]).absolute()) for m in manifests if table in m["parts"]]
+            files = [self.root / m["parts"][table] for m in manifests if table in m["parts"]]
             if files:
-                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                views[table] = f"SELECT * FROM read_parquet([{listing}])"
+                views[table] = f"SELECT * FROM read_parquet([{_listing(files)}])"
             else:
                 cols = ", ".join(f'NULL::{_DUCK_TYPES[f.type]} AS "{f.name}"' for f in SCHEMAS[table])
                 views[table] = f"SELECT {cols} WHERE false"
@@ -310,15 +325,15 @@ class Lake:
         self.root.mkdir(parents=True, exist_ok=True)
         chunks = self._chunk_ids()
         before = self._marker().get("views", {})
-        wanted = self.view_sql()
+        manifests = self.manifests()
+        wanted = self.view_sql(manifests)
         views = {name: stable_id(sql) for name, sql in wanted.items()}
         changed = [name for name in wanted if before.get(name) != views[name]]
-        if con is None:
-            with duckdb.connect(str(self.catalog)) as own:
-                _create_views(own, {name: wanted[name] for name in changed})
-        else:
-            _create_views(con, {name: wanted[name] for name in changed})
-        marker = {"root": str(self.root.absolute()), "chunks": chunks, "views": views}
+        parts = [m["parts"]["resources"] for m in manifests if "resources" in m["parts"]]
+        with duckdb.connect(str(self.catalog)) if con is None else nullcontext(con) as catalog:
+            _create_views(catalog, {name: wanted[name] for name in changed})
+            _sync_patient_parts(catalog, self.root, parts)
+        marker = {"root": str(self.root.absolute()), "chunks": chunks, "views": views, "patient_parts": True}
         _atomic_write(self.root / "_catalog.json", orjson.dumps(marker))
 
     # -- writing -------------------------------------------------------------------------
@@ -561,6 +576,38 @@ def _create_views(con: Any, views: dict[str, str]) -> None:
     for name, sql in views.items():
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
     con.execute("COMMIT")
+
+
+def _listing(files: Iterable[Path]) -> str:
+    """Part files as a DuckDB list literal of absolute paths."""
+    return ", ".join("'" + str(f.absolute()).replace("'", "''") + "'" for f in files)
+
+
+def _sync_patient_parts(con: Any, root: Path, parts: list[str]) -> None:
+    """Bring the catalog's ``patient_parts`` (patient id, resource part file relative to the lake) up to
+    date with the committed ``parts``: a part's patient ids are read when it first appears or its file
+    changed (size, modification time), and its rows leave with it."""
+    con.execute("BEGIN")
+    con.execute("CREATE TABLE IF NOT EXISTS patient_parts (patient_id VARCHAR, part VARCHAR)")
+    con.execute("CREATE TABLE IF NOT EXISTS patient_parts_read (part VARCHAR, stamp VARCHAR)")
+    read = dict(con.execute("SELECT part, stamp FROM patient_parts_read").fetchall())
+    stamps = {part: _stamp(root / part) for part in parts}
+    for part in sorted(p for p in read if read[p] != stamps.get(p)):
+        con.execute("DELETE FROM patient_parts WHERE part = ?", [part])
+        con.execute("DELETE FROM patient_parts_read WHERE part = ?", [part])
+    for part in sorted(p for p in stamps if read.get(p) != stamps[p]):
+        con.execute(
+            f"INSERT INTO patient_parts SELECT DISTINCT patient_id, ? FROM read_parquet([{_listing([root / part])}])"
+            " WHERE patient_id IS NOT NULL",
+            [part],
+        )
+        con.execute("INSERT INTO patient_parts_read VALUES (?, ?)", [part, stamps[part]])
+    con.execute("COMMIT")
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
