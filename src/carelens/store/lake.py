@@ -232,10 +232,12 @@ class Lake:
         are read (the catalog's ``patient_parts`` map): a lookup costs the same at any lake size."""
         with self._connection() as con:
             found = con.execute("SELECT part FROM patient_parts WHERE patient_id = ?", [patient_id]).fetchall()
-            parts = f"read_parquet([{_listing(self.root / part for (part,) in found)}])" if found else "resources"
+            if not found:
+                return pa.schema([SCHEMAS["resources"].field(c) for c in ("resource_type", "id", "json")]).empty_table()
             return con.sql(
                 "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json"
-                f" FROM {parts} WHERE patient_id = ? {'' if found else 'AND false '}ORDER BY resource_type, id",
+                f" FROM read_parquet([{_listing(self.root / part for (part,) in found)}])"
+                " WHERE patient_id = ? ORDER BY resource_type, id",
                 params=[patient_id],
             ).to_arrow_table()
 
