@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -161,15 +162,22 @@ def test_patient_resources_reads_only_the_parts_that_hold_the_patient(
     unknown = lake.patient_resources("nobody")
     assert unknown.num_rows == 0 and unknown.column_names == ["resource_type", "id", "json"]
 
-    marker = json.loads((lake.root / "_catalog.json").read_text())  # a catalog from before the map
-    del marker["patient_parts"]
-    (lake.root / "_catalog.json").write_text(json.dumps(marker))
-    import duckdb
+    def catalog_from_before_the_map() -> None:
+        import duckdb
 
-    with duckdb.connect(str(lake.catalog)) as con:
-        con.execute("DROP TABLE patient_parts")
-        con.execute("DROP TABLE patient_parts_read")
-    assert lake.patient_resources("P1").equals(lake.query(scan, ["P1"]))
+        marker = json.loads((lake.root / "_catalog.json").read_text())
+        del marker["patient_parts"]
+        (lake.root / "_catalog.json").write_text(json.dumps(marker))
+        with duckdb.connect(str(lake.catalog)) as con:
+            con.execute("DROP TABLE patient_parts")
+            con.execute("DROP TABLE patient_parts_read")
+
+    catalog_from_before_the_map()
+    with monkeypatch.context() as readonly:  # a store this process cannot write: the scan, as before the map
+        readonly.setattr(os, "access", lambda path, mode: False)
+        assert lake.patient_resources("P1").equals(lake.query(scan, ["P1"]))
+        assert "patient_parts" not in lake.tables()
+    assert lake.patient_resources("P1").equals(lake.query(scan, ["P1"]))  # one it can write: the map is made
     assert len(parts_of("P1")) == 2
 
 

@@ -117,6 +117,10 @@ _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a published table, its folder, its key column
 _FOLDER = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z][a-z0-9_]{0,63}){0,3}$")
 _PART = re.compile(r"^part-\d{1,12}\.parquet$")
+_PATIENT_RESOURCES = (  # a patient's resources from ``source``; one copy of a resource that came in several files
+    "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json FROM {source}"
+    " WHERE patient_id = ? ORDER BY resource_type, id"
+)
 _EXTRA_VIEWS = {
     "patient_identifiers": (
         "SELECT id AS patient_id, unnest(json_extract_string(json, '$.identifier[*].system')) AS system,"
@@ -230,16 +234,17 @@ class Lake:
         """Every FHIR resource of one patient (the Patient itself included); a resource that
         arrived identically in several files comes once. Only the part files that hold the patient
         are read (the catalog's ``patient_parts`` map): a lookup costs the same at any lake size."""
+        import duckdb
+
         with self._connection() as con:
-            found = con.execute("SELECT part FROM patient_parts WHERE patient_id = ?", [patient_id]).fetchall()
+            try:
+                found = con.execute("SELECT part FROM patient_parts WHERE patient_id = ?", [patient_id]).fetchall()
+            except duckdb.CatalogException:  # a catalog made before the map, in a store this process cannot write
+                return con.sql(_PATIENT_RESOURCES.format(source="resources"), params=[patient_id]).to_arrow_table()
             if not found:
                 return pa.schema([SCHEMAS["resources"].field(c) for c in ("resource_type", "id", "json")]).empty_table()
-            return con.sql(
-                "SELECT DISTINCT ON (resource_type, id, content_hash) resource_type, id, json"
-                f" FROM read_parquet([{_listing(self.root / part for (part,) in found)}])"
-                " WHERE patient_id = ? ORDER BY resource_type, id",
-                params=[patient_id],
-            ).to_arrow_table()
+            source = f"read_parquet([{_listing(self.root / part for (part,) in found)}])"
+            return con.sql(_PATIENT_RESOURCES.format(source=source), params=[patient_id]).to_arrow_table()
 
     # -- catalog -------------------------------------------------------------------------
     def _marker(self) -> dict[str, Any]:
@@ -250,8 +255,9 @@ class Lake:
         return seen if seen.get("root") == str(self.root.absolute()) else {}
 
     def _catalog_current(self) -> bool:
-        marker = self._marker()  # a catalog made before the patient_parts map is brought up to date
-        return bool(marker.get("chunks") == self._chunk_ids() and marker.get("patient_parts") and self.catalog.exists())
+        marker = self._marker()  # a catalog made before the patient_parts map is brought up to date where it can be
+        mapped = marker.get("patient_parts") or not os.access(self.root, os.W_OK)
+        return bool(marker.get("chunks") == self._chunk_ids() and mapped and self.catalog.exists())
 
     def _chunk_ids(self) -> list[str]:
         """The committed chunks and the published tables' versions (what the catalog reflects)."""
