@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,24 @@ def test_malformed_line_and_not_a_vcf(tmp_path: Path) -> None:
         pgx_report(junk)
     with pytest.raises(InputError, match="not found"):
         pgx_report(tmp_path / "absent.vcf")
+
+
+@pytest.mark.parametrize("pos", ["12\u00b3", "\u0661\u0662", "99999999999999999999"])
+def test_a_position_htslib_cannot_read_is_a_malformed_line_not_a_crash(pos: str, tmp_path: Path) -> None:
+    """On a contig the header does not declare, cyvcf2 0.34 yields a record htslib failed to read and crashes
+    on its REF: run in a child process so that a crash fails this test only."""
+    rows = [r.format(c="chr10") for r in CYP2C19_S1S2]
+    rows.insert(1, f"chr1\t{pos}\t.\tG\tA\t.\tPASS\t.\tGT\t0/1")
+    vcf = write_vcf(tmp_path / "bad.vcf", rows)
+    code = (
+        "import pathlib, sys\nfrom carelens.core.errors import InputError\n"
+        "from carelens.genomics.pgx import pgx_report\n"
+        "try:\n    pgx_report(pathlib.Path(sys.argv[1]))\nexcept InputError as err:\n    print(err)\n    sys.exit(0)\n"
+        "sys.exit(5)"
+    )
+    child = subprocess.run([sys.executable, "-c", code, str(vcf)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, (child.returncode, child.stderr[-300:])
+    assert "data line 2 could not be read (malformed line)" in child.stdout
 
 
 def test_missing_to_ref_is_explicit_and_listed(tmp_path: Path) -> None:

@@ -289,3 +289,31 @@ def test_sites_only_vcf_in_a_folder_is_skipped_but_ingested_when_named(
     named = ingest([reference], tmp_path / "named", processes=1)
     assert named.done["variants"] == 3 and named.skipped == []
     assert Lake(tmp_path / "named").read_table("variants", ["sample"]).column("sample").to_pylist() == [None] * 3
+
+
+CRAFTED_VCF_LINES = {  # line -> the reason it is refused (each field htslib parses is allow-listed)
+    "chr10\t12\u00b3\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/1": "POS",  # a superscript: str.isdigit() says digit
+    "chr10\t\u0661\u0662\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/1": "POS",  # Arabic-Indic digits
+    "chr10\t99999999999999999999\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/1": "POS",
+    "\t123\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/1": "CHROM",
+    "chr\u00e9\t123\t.\tG\tA\t.\tPASS\t.\tGT\t0/1\t0/1": "CHROM",
+    "chr10\t123\t.\tG\tA\tnan\tPASS\t.\tGT\t0/1\t0/1": "QUAL",
+    "chr10\t123\t.\tG\tA\t\u0661\tPASS\t.\tGT\t0/1\t0/1": "QUAL",
+    "chr10\t123\t.\tG\tA\t.\tPASS\t.\tGT\t\u0661/1\t0/1": "genotype",
+    "chr10\t123\t.\tG\tA\t.\tPASS\t.\tGT\t99999999999/1\t0/1": "genotype",
+    "chr10\t123\t.\tG\tA\t.\tPASS\t.\tGT\t0/2\t0/1": "genotype",  # allele 2 of a line with one ALT
+}
+
+
+def test_crafted_vcf_lines_are_refused_one_by_one_before_htslib_reads_them(tmp_path: Path) -> None:
+    """Lines cyvcf2 0.34 would crash the process on (a POS htslib cannot read) or fail the file with: each is a
+    bad line with its reason, and the other lines are read."""
+    lines = [VCF_LINES[0], *CRAFTED_VCF_LINES, VCF_LINES[1], "chr10\t0\t.\tG\tA\t-1.5e2\tPASS\t.\tGT\t0|1\t1/1"]
+    text = VCF_HEADER + "\n".join(lines) + "\n"
+    for name, data in (("a.vcf", text.encode()), ("a.vcf.gz", gzip.compress(text.encode()))):
+        result = read_vcf(tmp_path / name, data, "a")
+        first = VCF_HEADER.count("\n") + 2  # file line numbers: the header, then the first good line
+        assert [n for n, _ in result.bad_lines] == list(range(first, first + len(CRAFTED_VCF_LINES)))
+        for (_, reason), field in zip(result.bad_lines, CRAFTED_VCF_LINES.values(), strict=True):
+            assert reason.startswith(f"malformed line ({field}"), reason
+        assert result.records == 3 and [r[2] for r in result.rows[::2]] == [94781859, 94761900, 0]

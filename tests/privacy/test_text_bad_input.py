@@ -57,3 +57,37 @@ def test_cli_quarantines_what_it_cannot_read_with_one_line_reasons(
     assert sorted(p.name for p in out.iterdir()) == ["caps.phi.json", "caps.txt", "one.phi.json", "one.txt"]
     caps = (out / "caps.txt").read_text()
     assert "QUIXLEY" not in caps and "X4-5678" not in caps
+
+
+def test_superscript_digits_are_read_not_a_crash(keys: KeyService) -> None:
+    """ "x10³/µL" and "m²": str.isdigit() calls a superscript a digit, int() refuses it."""
+    note = "WBC 12 x10³/µL, BSA 1.9 m², seen by Dr. Quixley on 3/14/2019 ³ ² ¹²"
+    res = deidentify_text(note, keys=keys)
+    assert "Quixley" not in res.text and "3/14/2019" not in res.text
+    assert "x10³/µL" in res.text and "m²" in res.text
+    assert all(note[s.start : s.end] == s.text for s in res.spans)
+
+
+def test_a_note_the_detector_fails_on_is_quarantined_and_the_batch_goes_on(
+    tmp_path: Path, secret_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "notes"
+    src.mkdir()
+    (src / "a.txt").write_text("Seen by Dr. Quixley on 3/14/2019.")
+    (src / "b.txt").write_text("Zebulon Quixley TRIGGER note.")
+    (src / "c.txt").write_text("Son Zeb called 617-555-0199.")
+    real = text_mod.proposals
+
+    def failing(text: str, context: object = None) -> list:
+        if "TRIGGER" in text:
+            raise ZeroDivisionError("Zebulon Quixley")  # an internal error whose message holds PHI
+        return real(text, context)
+
+    monkeypatch.setattr(text_mod, "proposals", failing)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["deid", "text", str(src), "--out", str(out)])
+    report = json.loads(res.stdout)
+    assert report["done"] == {"notes": 2} and len(report["quarantined"]) == 1
+    reason = report["quarantined"][0]["reason"]
+    assert reason == "internal error (ZeroDivisionError); nothing written" and "Quixley" not in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.phi.json", "a.txt", "c.phi.json", "c.txt"]

@@ -79,6 +79,8 @@ def test_audit_finds_each_canary_without_deid(place: str, tmp_path: Path, canary
         (["##fileformat=VCFv4.2", "##INFO=<Number=1>", HEADER], "##INFO line without a valid ID"),
         (["##fileformat=VCFv4.2", "#CHROM\tPOS", "x"], "malformed #CHROM header"),
         (["##fileformat=VCFv4.2", HEADER, "chr1\tNaN\t.\tA\tG"], "malformed record"),
+        (["##fileformat=VCFv4.2", HEADER, "chr1\t12\u00b3\t.\tA\tG\t.\t.\t.\tGT\t0/1"], "malformed record"),
+        (["##fileformat=VCFv4.2", HEADER, "chr1\t\u0661\u0662\t.\tA\tG\t.\t.\t.\tGT\t0/1"], "malformed record"),
         (["##fileformat=VCFv4.2"], "no #CHROM header line"),
     ],
 )

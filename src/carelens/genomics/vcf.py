@@ -279,6 +279,8 @@ def _iter_checked(vcf, path: Path) -> Iterator:
             what = "truncated or corrupt bgzip block, or malformed line" if _compressed(path) else "malformed line"
             raise InputError(f"{path.name}: data line {n + 1} could not be read ({what})") from None
         n += 1
+        if variant.end <= variant.start:  # htslib could not read the line (POS first): every real record has a length
+            raise InputError(f"{path.name}: data line {n} could not be read (malformed line)")
         yield n, variant
 
 

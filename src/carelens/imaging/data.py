@@ -294,7 +294,7 @@ def load_folder(
 
 
 def _label_sort_key(label: str) -> tuple[int, object]:
-    return (0, int(label)) if label.isdigit() else (1, label)
+    return (0, int(label)) if label.isdecimal() else (1, label)
 
 
 def _find_labels_csv(folder: Path) -> Path:

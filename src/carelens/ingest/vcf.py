@@ -42,7 +42,11 @@ _BASES = re.compile(r"^[ACGTNacgtn]+$")
 _ALT = re.compile(
     r"^([ACGTNacgtn]+|\*|<[^<>,]+>|[ACGTNacgtn]*[\[\]][^\[\],]+[\[\]][ACGTNacgtn]*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$"
 )
-_GT = re.compile(r"^(\.|\d+)([/|](\.|\d+))*$")
+_GT = re.compile(r"(\.|[0-9]{1,4})([/|](\.|[0-9]{1,4}))*")  # ASCII digits: htslib refuses (or crashes on) others
+_CHROM = re.compile(r"[!-~]+")  # printable ASCII, no space
+_POS = re.compile(r"[0-9]{1,10}")
+_QUAL = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?")
+_MAX_POS = 2**31 - 1  # BCF's limit; htslib crashes reading a larger or non-ASCII POS
 _CONTIG = re.compile(r"ID=([^,>]+)")
 _LENGTH = re.compile(r"length=(\d+)")
 
@@ -239,23 +243,26 @@ def _check_build(header: list[str]) -> None:
 
 
 def _line_problem(fields: list[str], n_samples: int) -> str | None:
+    """Why a data line cannot go to cyvcf2 (None: it can). An allow-list of each field htslib parses:
+    cyvcf2 0.34 crashes the process on a POS it cannot read (its fix, brentp/cyvcf2#334, needs numpy 2)."""
     expected = 9 + n_samples if n_samples else 8
     if len(fields) < 8 or (n_samples and len(fields) != expected):
         return f"malformed line ({len(fields)} columns, expected {expected})"
-    if not fields[1].isdigit():
-        return "malformed line (POS is not a number)"
+    if not _CHROM.fullmatch(fields[0]):
+        return "malformed line (CHROM is empty or not printable ASCII)"
+    if not _POS.fullmatch(fields[1]) or int(fields[1]) > _MAX_POS:
+        return "malformed line (POS is not a number from 0 to 2^31 - 1)"
     if not _BASES.match(fields[3]):
         return "malformed line (REF is not a sequence of bases)"
     if fields[4] != "." and not all(_ALT.match(a) for a in fields[4].split(",")):
         return "malformed line (ALT allele is not valid)"
-    if fields[5] != ".":
-        try:
-            float(fields[5])
-        except ValueError:
-            return "malformed line (QUAL is not a number)"
+    if fields[5] != "." and not _QUAL.fullmatch(fields[5]):
+        return "malformed line (QUAL is not a number)"
     if n_samples and fields[8].split(":", 1)[0] == "GT":
+        alleles = 1 + (0 if fields[4] == "." else fields[4].count(",") + 1)
         for sample in fields[9:]:
-            if not _GT.match(sample.split(":", 1)[0]):
+            gt = sample.split(":", 1)[0]
+            if not _GT.fullmatch(gt) or any(int(a) >= alleles for a in re.split(r"[/|]", gt) if a != "."):
                 return "malformed line (genotype is not valid)"
     return None
 

@@ -21,7 +21,7 @@ AGE_GROUPS = ((18, "0-17"), (40, "18-39"), (65, "40-64"), (200, "65+"))
 
 def age_group(birth_date: str | None, today: date | None = None) -> str:
     """The age group of a birth date (``YYYY[-MM-DD]``), ``unknown`` without one."""
-    if not birth_date or not birth_date[:4].isdigit():
+    if not birth_date or not birth_date[:4].isdecimal():
         return "unknown"
     today = today or date.today()
     born = birth_date[:10]

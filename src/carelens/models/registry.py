@@ -259,7 +259,7 @@ class Registry:
     def next_version(self, name: str) -> str:
         """The version a new entry named ``name`` gets: one past its highest numeric version."""
         versions = [e.version for e in map(self.entry, self.ids()) if e.name == name]
-        return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+        return str(max((int(v) for v in versions if v.isdecimal()), default=0) + 1)
 
     def ids(self) -> list[str]:
         if not self.root.is_dir():

@@ -69,7 +69,7 @@ def load_presidio(path: Path, countries: frozenset[str] = frozenset()) -> list[N
 def _presidio_kind(kind: str, value: str, countries: frozenset[str]) -> str:
     not_phi = (
         kind in ("TITLE", "NRP")
-        or (kind == "AGE" and not (value.isdigit() and int(value) > 89))
+        or (kind == "AGE" and not (value.isdecimal() and int(value) > 89))
         or (kind == "DATE_TIME" and re.fullmatch(r"\d{4}s?", value) is not None)
         or (kind == "GPE" and value.lower() in countries)
     )

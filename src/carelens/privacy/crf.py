@@ -84,7 +84,7 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
         if w in lex.state_abbrs:
             feats.append("st_abbr")
         feats += [f"c{i}={c}" for i, c in enumerate(word_classes().get(w, ()), 1)]
-    elif t.isdigit():
+    elif t.isdecimal():  # not str.isdigit: superscripts ("x10³") are digits that int() refuses
         n = len(t)
         feats.append(f"dig={min(n, 6)}")
         if n <= 2:

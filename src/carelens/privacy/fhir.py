@@ -528,7 +528,7 @@ def _shift_fhir_date(value: str, days: int) -> str:
 def _generalize(value: str, to: str, days: int) -> str:
     if to == "year":
         shifted = _shift_fhir_date(value, days)[:4]
-        if shifted.isdigit() and date.today().year - int(shifted) > 89:
+        if shifted.isdecimal() and date.today().year - int(shifted) > 89:
             return str(date.today().year - 90)  # Safe Harbor: ages over 89 fold into one 90+ group
         return shifted
     if to == "zip3":

@@ -193,7 +193,7 @@ def _false(text: str, s: PhiSpan, near: set[int]) -> bool:
         alone = s.end not in near and s.start not in near  # "Lake" in "Lake David" is a place
         if s.source == "model" and value.isalpha() and alone and _common(value.lower(), text, value):
             return True
-        if value.isdigit():  # a time ("1700") or a small number, not a zip code or house number
+        if value.isdecimal():  # a time ("1700") or a small number, not a zip code or house number
             return len(value) <= 2 or (len(value) == 4 and int(value[:2]) < 24 and int(value[2:]) < 60)
         if not any(c.isdigit() for c in value) and sum(c.isalpha() for c in value) < 2:
             return True

@@ -144,12 +144,15 @@ def deid_text_path(
             result.quarantine(str(path), "file", str(err))
             continue
         context = _context(context_for(path) if context_for else None, keys, path.stem)
-        found = proposals(text, context)
+        try:
+            found = proposals(text, context)
+            cleaned = apply_spans(text, merge_spans(found, text), Surrogates.for_context(context))
+        except Exception as err:  # a detector bug must not end the batch; the type only (no PHI)
+            result.quarantine(str(path), "file", f"internal error ({type(err).__name__}); nothing written")
+            continue
         if len(names) < MAX_NAMES:
             names |= confident_names(text, found, vocabulary)
-        _write(
-            out / path.relative_to(base), apply_spans(text, merge_spans(found, text), Surrogates.for_context(context))
-        )
+        _write(out / path.relative_to(base), cleaned)
         done.append(path)
         result.done["notes"] += 1
         if on_file:

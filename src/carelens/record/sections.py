@@ -386,7 +386,7 @@ def _is_critical(value: float, lab: Lab | None) -> bool:
 
 
 def _years_before(day_: str, years: int) -> str:
-    return f"{int(day_[:4]) - years}{day_[4:10]}" if day_[:4].isdigit() else ""
+    return f"{int(day_[:4]) - years}{day_[4:10]}" if day_[:4].isdecimal() else ""
 
 
 def _critical_obs(obs: dict[str, Any], lab: Lab | None) -> bool:

@@ -34,7 +34,7 @@ def suppress(counts: dict[str, int], k: int, total: int | None = None) -> dict[s
 
 
 def _age_band(year: Any, today: date) -> str:
-    if not isinstance(year, str) or not year[:4].isdigit():
+    if not isinstance(year, str) or not year[:4].isdecimal():
         return "unknown"
     age = today.year - int(year[:4])
     if age >= 90:
