@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from carelens.core.config import shared_data_dir
 from carelens.privacy import crf as C
 from carelens.privacy.batch import add_batch_names, confident_names
@@ -60,32 +62,19 @@ class _Recording(C.CrfModel):
     store: dict
 
     def _tag(self, text, tokens, hints):
-        tagger = self.tagger
-        tagger.set(C.features(text, tokens, hints, self.featurizer))
-        labels = list(tagger.labels())
-        self.store[_key(text, tokens)] = (
-            labels,
-            [[tagger.marginal(lab, i) for lab in labels] for i in range(len(tokens))],
-        )
-        return super()._tag(text, tokens, hints)
+        marginals = self.marginals(text, tokens, hints)
+        self.store[_key(text, tokens)] = (list(self.scorer.weights.labels), marginals.tolist())
+        return self.decide(text, tokens, hints, self.scorer.weights.labels, marginals)
 
 
 class _Cached(C.CrfModel):
-    """Stored marginals in place of the CRF (same decision rule as ``CrfModel._tag``)."""
+    """Stored marginals in place of the CRF (``CrfModel.decide``, as the CRF itself decides)."""
 
     store: dict
 
     def _tag(self, text, tokens, hints):
         labels, marginals = self.store[_key(text, tokens)]
-        o = labels.index("O")
-        out: list[C.PhiSpan] = []
-        p = [1.0 - row[o] for row in marginals]
-        for i, (tok, row) in enumerate(zip(tokens, marginals, strict=True)):
-            if not self.keeps(tok, p[i], p, i, hints[i]):
-                continue
-            kind = labels[max((j for j in range(len(labels)) if j != o), key=row.__getitem__)]
-            out = C._extend(out, text, tok, kind, p[i])
-        return out
+        return self.decide(text, tokens, hints, labels, np.asarray(marginals).reshape(len(tokens), len(labels)))
 
 
 def _fit_half(data: Path, everyone: bool = False) -> list[Note]:
@@ -198,7 +187,6 @@ def _errors(note: Note, spans: list, missed: list[str], false_pos: Counter) -> N
 
 def compare(a: Path, b: Path, rounds: int = 2000, seed: int = 14) -> None:
     """Per-fold figures of two ``score --save`` files and a patient bootstrap (95%) of b - a."""
-    import numpy as np
 
     runs = [pickle.loads(p.read_bytes()) for p in (a, b)]
     for name, run in zip("ab", runs, strict=True):

@@ -130,24 +130,41 @@ def test_a_name_span_on_part_of_a_word_covers_the_whole_word() -> None:
     assert [(text[s.start : s.end], s.type) for s in merged] == [("zebulon123", "NAME"), ("7", "DATE")]
 
 
-def test_leaving_out_attributes_the_model_does_not_know_changes_no_marginal() -> None:
-    from carelens.privacy.crf import Featurizer, features
+TEXTS = [
+    "Dr. Zebulon Quixley saw pt 3/14; BP 120/80. Son Ed aware, lives in Glen Burnie. Call 410-555-0199.",
+    "x",
+    "Dr Lee",
+    "PT SEEN BY SMITH RN AT GH\n\nDAUGHTER AT BEDSIDE W/ SON, wife to call from MA\r\n  on 7/22.",
+    "spoke with wife at home with son at rehab to from in: Jones MD,Doe PA-C(ok)\u00e9t\u00e9 \u00b2 mg/dL",
+    "\n\nline one\n\tline two  \n",
+]
+
+
+def test_marginals_from_the_weights_equal_crfsuites_own() -> None:
+    """carelens' state scores and forward-backward give CRFsuite's marginals for CRFsuite's own features, on
+    texts with line ends, glued tokens, repeated cue words, credentials and one or two tokens, and when the
+    score table is cleared between and within texts."""
+    import numpy as np
+
+    from carelens.privacy.chain import marginals, read_weights
+    from carelens.privacy.crf import Featurizer, TokenScores, features
 
     model = crf_model()
     assert model is not None
-    text = "Dr. Zebulon Quixley saw pt 3/14; BP 120/80. Son Ed aware, lives in Glen Burnie. Call 410-555-0199."
-    tokens = crf_tokens(text)
-    hints = [None] * len(tokens)
     tagger = model.tagger
-
-    def marginals(xseq: list[list[str]]) -> list[list[float]]:
-        tagger.set(xseq)
-        return [[tagger.marginal(label, i) for label in tagger.labels()] for i in range(len(tokens))]
-
-    every = features(text, tokens, hints, Featurizer(model.vocabulary))
-    kept = features(text, tokens, hints, model.featurizer)
-    assert sum(map(len, kept)) < sum(map(len, every))
-    assert marginals(kept) == marginals(every)
+    labels = list(tagger.labels())
+    weights = read_weights(model.path, tagger.info())
+    assert list(weights.labels) == labels
+    for max_cached in (200_000, 40):
+        scorer = TokenScores(model.vocabulary, weights, max_cached=max_cached)
+        for text in TEXTS * 2:  # the second pass reads rows from the table
+            tokens = crf_tokens(text)
+            hints = [None if i % 3 else "rule:DATE" for i in range(len(tokens))]
+            tagger.set(features(text, tokens, hints, Featurizer(model.vocabulary)))
+            expected = np.array([[tagger.marginal(label, i) for label in labels] for i in range(len(tokens))])
+            got = marginals(scorer.scores(text, tokens, hints), weights.transition)
+            assert got.shape == expected.shape
+            assert np.abs(got - expected).max() < 1e-9, text
 
 
 def test_a_token_a_date_rule_covers_needs_less_probability_than_others() -> None:

@@ -13,12 +13,17 @@ token beside it may be PHI). Classes: O, NAME, LOCATION, DATE, PHONE, AGE, ID.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
+
+from carelens.privacy import chain
 from carelens.privacy.lexicon import is_english, is_misspelt, lexicon, word_classes
 from carelens.privacy.tokens import PhiSpan, shape
 
@@ -103,76 +108,173 @@ def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[s
 _Features = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, str]
 
 
+def _describe(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> _Features:
+    """(own features, features as a neighbour at each of ``_OFFSETS``, word-or-shape and shape for bigrams)."""
+    base = _base(tok, vocabulary, hint)
+    shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
+    word = tok.low if tok.low in vocabulary else shape(tok.low)
+    return tuple(base), tuple(tuple(f"{off}:{f}" for f in shown) for off in _OFFSETS), word, shape(tok.low)
+
+
 class Featurizer:
-    """Feature lists of tokens, cached by (token text, hint): most tokens of a note are words seen before.
-    The cache holds tuples of strings, which the garbage collector stops tracking (its full passes stay rare).
+    """Feature lists of tokens (``_describe``), cached by (token text, hint): most tokens of a note are
+    words seen before. The cache holds tuples of strings, which the garbage collector stops tracking (its
+    full passes stay rare)."""
 
-    With ``known`` (a trained model's attributes) the cached features are only those: CRFsuite skips the
-    others when tagging, so leaving them out changes no output and saves their look-up."""
-
-    def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000, known: frozenset[str] | None = None):
+    def __init__(self, vocabulary: frozenset[str], max_cached: int = 200_000):
         self.vocabulary = vocabulary
         self.max_cached = max_cached
-        self.known = known
         self._cache: dict[tuple[str, str | None], _Features] = {}
 
     def token(self, tok: CrfToken, hint: str | None) -> _Features:
-        """(own features, features as a neighbour at each of ``_OFFSETS``, word-or-shape and shape for bigrams)."""
         key = (tok.text, hint)
         hit = self._cache.get(key)
         if hit is None:
-            base = _base(tok, self.vocabulary, hint)
-            shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
-            word = tok.low if tok.low in self.vocabulary else shape(tok.low)
-            around = tuple(self.kept([f"{off}:{f}" for f in shown]) for off in _OFFSETS)
-            hit = (self.kept(base), around, word, shape(tok.low))
+            hit = _describe(tok, self.vocabulary, hint)
             if len(self._cache) >= self.max_cached:
                 self._cache.clear()
             self._cache[key] = hit
         return hit
 
-    def kept(self, attributes: list[str]) -> tuple[str, ...]:
-        """``attributes`` less those the model does not know (all of them without ``known``)."""
-        known = self.known
-        return tuple(attributes if known is None else (a for a in attributes if a in known))
-
 
 def features(text: str, tokens: list[CrfToken], hints: list[str | None], featurizer: Featurizer) -> list[list[str]]:
-    """CRFsuite attribute lists, one per token: its own features and its neighbours' (+-2)."""
+    """CRFsuite attribute lists, one per token: its own features and its neighbours' (+-2), then those of
+    its place in the text (``_places``)."""
     cached = [featurizer.token(tok, h) for tok, h in zip(tokens, hints, strict=True)]
-    gaps = ["\n", *[text[a.end : b.start] for a, b in pairwise(tokens)], "\n"]  # gaps[i]: before token i
-    cues = [_CUES.get(tok.low) for tok in tokens]
-    known = featurizer.known
+    places = _places(text, tokens)
+    lines = places.lines.tolist()
+    credential = places.credential_next.tolist()
     n = len(tokens)
     out = []
     for i in range(n):
-        own, _, _, own_shape = cached[i]
-        feats = ["bias", *own]
-        if "\n" in gaps[i]:
-            feats.append("bol")
-        elif not gaps[i]:
-            feats.append("glued_l")
-        if "\n" in gaps[i + 1]:
-            feats.append("eol")
-        elif not gaps[i + 1]:
-            feats.append("glued_r")
+        feats = ["bias", *cached[i][0], *(name for name, on in zip(_LINES, lines[i], strict=True) if on)]
         for k, off in enumerate(_OFFSETS):
             j = i + off
             if 0 <= j < n:
                 feats += cached[j][1][k]
             else:
                 feats.append(f"{off}:edge")
-        for cue in cues[max(0, i - 3) : i]:
-            if cue:
-                feats.append(cue)
-        if i + 1 < n and tokens[i + 1].low in _CREDENTIALS:
+        feats += [_CUE_NAMES[c] for c in places.cues[max(0, i - 3) : i] if c >= 0]
+        if credential[i]:
             feats.append("cred_next")
         if i:
-            bigram = f"-1w|sh={cached[i - 1][2]}|{own_shape}"
-            if known is None or bigram in known:
-                feats.append(bigram)
+            feats.append(_bigram(cached[i - 1][2], cached[i][3]))
         out.append(feats)
     return out
+
+
+class _Places(NamedTuple):
+    lines: np.ndarray  # tokens x _LINES: a line end (or the text's edge) before / after it, no space before / after
+    cues: list[int]  # each token's index in _CUE_NAMES (-1: no cue word); a token sees those of the three before it
+    credential_next: np.ndarray  # the next token is a credential ("Smith RN")
+
+
+def _places(text: str, tokens: list[CrfToken]) -> _Places:
+    """What a token's place in the text says (tokens cover every character but white space, so a gap
+    between two tokens is white space or nothing)."""
+    n = len(tokens)
+    starts = np.fromiter((t.start for t in tokens), dtype=np.int64, count=n)
+    ends = np.fromiter((t.end for t in tokens), dtype=np.int64, count=n)
+    newlines = np.fromiter((m.start() for m in _NEWLINE.finditer(text)), dtype=np.int64)
+    broken = np.ones(n + 1, dtype=bool)  # broken[i]: a line end in the gap before token i (the edges count)
+    broken[1:n] = np.searchsorted(newlines, starts[1:]) > np.searchsorted(newlines, ends[:-1])
+    glued = np.zeros(n + 1, dtype=bool)  # glued[i]: nothing between tokens i - 1 and i
+    glued[1:n] = starts[1:] == ends[:-1]
+    lines = np.stack([broken[:n], glued[:n] & ~broken[:n], broken[1:], glued[1:] & ~broken[1:]], axis=1)
+    credential = np.zeros(n, dtype=bool)
+    credential[:-1] = [t.low in _CREDENTIALS for t in tokens[1:]]
+    return _Places(lines, [_CUE_KINDS.get(t.low, -1) for t in tokens], credential)
+
+
+def _bigram(left_word: str, own_shape: str) -> str:
+    """The bigram feature of a token: its left neighbour's word (or shape) and its own shape."""
+    return f"-1w|sh={left_word}|{own_shape}"
+
+
+class TokenScores:
+    """The CRF's state scores of a note's tokens from ``weights``: each distinct (token text, hint) has
+    its own attributes' weights and its weights as a neighbour at each of ``_OFFSETS`` summed once and
+    kept in a table (cleared when it holds ``max_cached`` rows); a note adds the rows of its tokens and of
+    their neighbours, and the weights of what ``_places`` and the bigrams say."""
+
+    def __init__(self, vocabulary: frozenset[str], weights: chain.ChainWeights, max_cached: int = 200_000) -> None:
+        self.vocabulary = vocabulary
+        self.weights = weights
+        self.max_cached = max_cached
+        self._rows: dict[tuple[str, str | None], int] = {}
+        self._words: list[tuple[str, str]] = []  # each row's word-or-shape and shape
+        self._table = np.zeros((1024, 1 + len(_OFFSETS), len(weights.labels)))
+        self._edges = [weights.summed([f"{off}:edge"]) for off in _OFFSETS]
+        self._bias = weights.summed(["bias"])
+        self._lines = np.stack([weights.summed([name]) for name in _LINES])
+        self._cues = np.stack([weights.summed([name]) for name in _CUE_NAMES])
+        self._credential = weights.summed(["cred_next"])
+
+    def scores(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> np.ndarray:
+        """Tokens x labels: the state scores CRFsuite gives ``features(text, tokens, hints, ...)``."""
+        if len(self._rows) + len(tokens) > self.max_cached:
+            self._rows.clear()
+            self._words.clear()
+        find = self._rows.get
+        rows = [find((tok.text, h), -1) for tok, h in zip(tokens, hints, strict=True)]
+        if -1 in rows:
+            self._add(tokens, hints, rows)
+        parts = self._table[rows]
+        out = parts[:, 0] + self._bias
+        for k, off in enumerate(_OFFSETS):
+            d = abs(off)
+            if off < 0:
+                out[d:] += parts[:-d, k + 1]
+                out[:d] += self._edges[k]
+            else:
+                out[:-d] += parts[d:, k + 1]
+                out[-d:] += self._edges[k]
+        places = _places(text, tokens)
+        out += places.lines @ self._lines
+        cues = np.zeros((len(tokens) + 3, len(_CUE_NAMES)))
+        seen = [(i, c) for i, c in enumerate(places.cues) if c >= 0]
+        if seen:
+            at, kinds = zip(*seen, strict=True)
+            cues[np.asarray(at) + 3, kinds] = 1
+        out += (cues[:-3] + cues[1:-2] + cues[2:-1]) @ self._cues  # cue words among the three tokens before
+        out[places.credential_next] += self._credential
+        index = self.weights.attributes
+        words = self._words
+        bigrams = [index.get(_bigram(words[a][0], words[b][1]), -1) for a, b in pairwise(rows)]
+        np.add.at(
+            out,
+            [i for i, j in enumerate(bigrams, start=1) if j >= 0],
+            self.weights.state[[j for j in bigrams if j >= 0]],
+        )
+        return out
+
+    def _add(self, tokens: list[CrfToken], hints: list[str | None], rows: list[int]) -> None:
+        """Rows for the tokens not in the table yet (``rows[i]`` -1), filled in place."""
+        index = self.weights.attributes
+        first = len(self._rows)
+        cells: list[int] = []  # row * parts + part, one per attribute the model knows
+        ids: list[int] = []
+        parts = 1 + len(_OFFSETS)
+        for i, (tok, hint) in enumerate(zip(tokens, hints, strict=True)):
+            if rows[i] >= 0:
+                continue
+            key = (tok.text, hint)
+            row = self._rows.get(key)
+            if row is None:
+                own, around, word, word_shape = _describe(tok, self.vocabulary, hint)
+                row = self._rows[key] = len(self._rows)
+                self._words.append((word, word_shape))
+                for part, names in enumerate((own, *around)):
+                    for name in names:
+                        j = index.get(name)
+                        if j is not None:
+                            cells.append(row * parts + part)
+                            ids.append(j)
+            rows[i] = row
+        while len(self._rows) > len(self._table):
+            self._table = np.concatenate([self._table, np.zeros_like(self._table)])
+        self._table[first : len(self._rows)] = 0.0  # rows left from before a clear
+        np.add.at(self._table.reshape(-1, self._table.shape[2]), cells, self.weights.state[ids])
 
 
 _OFFSETS = (-2, -1, 1, 2)
@@ -223,8 +325,11 @@ _FAMILY = (
 )
 _SPEECH = ("with", "per", "by", "called", "spoke", "talked", "paged", "notified", "informed", "aware", "discussed")
 _PLACES = ("at", "to", "from", "in", "osh", "hospital", "transfer", "rehab", "lives", "home")
-_CUES = {w: f"cue={kind}" for kind, words in (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY),
-                                              ("title", _TITLES)) for w in words}  # fmt: skip
+_CUE_WORDS = (("place", _PLACES), ("speech", _SPEECH), ("family", _FAMILY), ("title", _TITLES))
+_CUE_NAMES = tuple(f"cue={kind}" for kind, _ in _CUE_WORDS)
+_CUE_KINDS = {w: k for k, (_, words) in enumerate(_CUE_WORDS) for w in words}  # a word of two lists: the last
+_LINES = ("bol", "glued_l", "eol", "glued_r")
+_NEWLINE = re.compile("\n")
 _CREDENTIALS = frozenset({"md", "rn", "np", "pa", "rrt", "phd", "lpn", "msw", "licsw", "licws", "pt", "ot", "slp"})
 _CONTEXT_CLASS = "c1="  # neighbours show their coarsest word class (finer ones made the all-patient CV worse)
 _CONTEXT_FLAGS = frozenset({"first", "last", "cl", "cf", "place", "usplace", "placepart", "common", "clinical",
@@ -266,9 +371,9 @@ class CrfModel:
         return _tagger(str(self.path))
 
     @cached_property
-    def featurizer(self) -> Featurizer:
-        """Features of the attributes this model knows (``tagger.info``: about 50 ms, once)."""
-        return Featurizer(self.vocabulary, known=frozenset(self.tagger.info().attributes))
+    def scorer(self) -> TokenScores:
+        """State scores from the model file's weights (names from ``tagger.info()``: about 100 ms, once)."""
+        return TokenScores(self.vocabulary, chain.read_weights(self.path, self.tagger.info()))
 
     def spans(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> list[PhiSpan]:
         """Runs of tokens whose probability of being PHI reaches ``threshold`` (a long text is
@@ -281,18 +386,33 @@ class CrfModel:
             start = end
         return out
 
+    def marginals(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> np.ndarray:
+        """Tokens x labels (``scorer.weights.labels``): the probability of each label of each token."""
+        if not tokens:
+            return np.zeros((0, len(self.scorer.weights.labels)))
+        return chain.marginals(self.scorer.scores(text, tokens, hints), self.scorer.weights.transition)
+
     def _tag(self, text: str, tokens: list[CrfToken], hints: list[str | None]) -> list[PhiSpan]:
-        tagger = self.tagger
-        tagger.set(features(text, tokens, hints, self.featurizer))
-        labels = [lab for lab in tagger.labels() if lab != "O"]  # the classes its training data had
+        return self.decide(text, tokens, hints, self.scorer.weights.labels, self.marginals(text, tokens, hints))
+
+    def decide(
+        self,
+        text: str,
+        tokens: list[CrfToken],
+        hints: list[str | None],
+        labels: Sequence[str],
+        probabilities: np.ndarray,
+    ) -> list[PhiSpan]:
+        """The PHI spans of ``tokens`` given each label's probability (tokens x ``labels``): a token kept
+        by ``keeps`` takes its likeliest label other than O."""
+        o = labels.index("O")
+        others = [j for j in range(len(labels)) if j != o]
+        p = (1.0 - probabilities[:, o]).tolist()
+        kinds = np.asarray(others)[probabilities[:, others].argmax(axis=1)].tolist() if len(tokens) else []
         out: list[PhiSpan] = []
-        marginal = tagger.marginal
-        p = [1.0 - marginal("O", i) for i in range(len(tokens))]
         for i, tok in enumerate(tokens):
-            if not self.keeps(tok, p[i], p, i, hints[i]):
-                continue
-            kind = max(labels, key=lambda lab: marginal(lab, i))
-            out = _extend(out, text, tok, kind, p[i])
+            if self.keeps(tok, p[i], p, i, hints[i]):
+                out = _extend(out, text, tok, labels[kinds[i]], p[i])
         return out
 
     def keeps(
