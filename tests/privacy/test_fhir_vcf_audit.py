@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from carelens.cli import app
@@ -177,3 +178,19 @@ def test_audit_tells_a_name_that_is_a_word_from_the_word(tmp_path: Path) -> None
     locations = sorted(leak.location for leak in audit(out, src).leaks)
     # one leak per kind and place: "MAY, KAYLA" on line 2 is one
     assert locations == ["coded.json:note", "lower.txt:line 1", "names.txt:line 1", "names.txt:line 2"]
+
+
+@pytest.mark.parametrize(
+    "birth", ["\u00b2\u2070\u2070\u2070", "Zebulon", "1950/03/14", "\u0661\u0669\u0665\u0660-03-14", "1950-13-45"]
+)
+def test_a_birth_date_that_is_no_fhir_date_leaves_nothing(
+    birth: str, tmp_path: Path, keys: KeyService, canary_patient: dict
+) -> None:
+    """Allow-list: what stands in a date's place is a date, or it does not leave (before, its first four
+    characters did: "²⁰⁰⁰", "Zebu")."""
+    canary_patient["birthDate"] = birth
+    src = write_canary_source(tmp_path, canary_patient)
+    deid_fhir_path(src, tmp_path / "out", keys)
+    bundle = json.loads((tmp_path / "out" / f"{keys.pseudonym('pat-canary-1')}.json").read_text())
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert "birthDate" not in patient

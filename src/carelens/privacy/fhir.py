@@ -39,7 +39,9 @@ from carelens.privacy.known import Known, collect
 from carelens.privacy.text import deidentify_text
 from carelens.privacy.zip3 import safe_harbor_zip
 
-_DATE = re.compile(r"^(\d{4})(?:-(\d\d)(?:-(\d\d)(T[0-9:.]+(?:Z|[+-]\d\d:\d\d)?)?)?)?$")
+_DATE = re.compile(
+    r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})(T[0-9:.]+(?:Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?$"
+)  # FHIR's, ASCII
 _BULK_NAME = re.compile(r"^[A-Z][A-Za-z]+(\.\d{1,6})?\.ndjson$")
 _URI = re.compile(r"^(?:https?://[A-Za-z0-9.\-]+(?:/[A-Za-z0-9.\-_]+)*|urn:oid:[0-9.]+|urn:ietf:rfc:\d+)$")
 MAX_ATTACHMENT_BYTES = 8 * 1024 * 1024
@@ -297,10 +299,15 @@ class _Job:
     def m_shift(self, value: Any, key: str) -> Any:
         if isinstance(value, dict):
             return self.m_walk(value, key)
-        return _shift_fhir_date(value, self.shift) if isinstance(value, str) and _DATE.match(value) else _REMOVED
+        if not isinstance(value, str) or not _DATE.match(value):
+            return _REMOVED
+        return _shift_fhir_date(value, self.shift) or _REMOVED  # "2000-13-45" is no date
 
     def m_year(self, value: Any, key: str) -> Any:
-        return _generalize(str(value), "year", self.shift) if isinstance(value, str) else _REMOVED
+        """A date's (shifted) year; anything else in a date's place leaves nothing ("²⁰⁰⁰", "Zebulon")."""
+        if not isinstance(value, str) or not _DATE.match(value):
+            return _REMOVED
+        return _generalize(value, "year", self.shift) or _REMOVED
 
     def m_text(self, value: Any, key: str) -> Any:
         if not isinstance(value, str):
