@@ -67,6 +67,10 @@ PLANTS: dict[str, Callable[[dict], None]] = {
     "entry.response.location": lambda b: b["entry"][0].__setitem__("response", {"location": f"Patient?id={C['mrn']}"}),
     "telecom email": lambda b: _of(b, "Patient").__setitem__("telecom", [{"value": "zeb.quixley@mail.example"}]),
     "JSON key": lambda b: _of(b, "Observation").__setitem__(FAMILY, True),
+    "name with a zero-width space": lambda b: _of(b, "Condition")["code"].__setitem__(
+        "text", f"seen by {C['family'][:3]}\u200b{C['family'][3:]}"
+    ),
+    "MRN in full-width characters": _ext("valueString", "".join(chr(ord(c) + 0xFEE0) for c in C["mrn"])),
 }
 
 

@@ -22,6 +22,7 @@ from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import CrfModel, crf_model, crf_tokens, token_hints
 from carelens.privacy.cues import coordinated_names, cue_spans, not_dates
 from carelens.privacy.filters import not_phi
+from carelens.privacy.fold import fold, unfold
 from carelens.privacy.known_in_text import known_spans
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, is_english, lexicon
 from carelens.privacy.names import VERY_COMMON, case_mode, name_spans
@@ -72,7 +73,13 @@ def proposals(
     text: str, context: PatientContext | None = None, model: bool = True, crf: CrfModel | None = None
 ) -> list[PhiSpan]:
     """What ``detect_phi`` merges: every layer's spans, each with its source (``batch`` reads the
-    confident names of a note from them)."""
+    confident names of a note from them). The layers read the note through ``fold`` (look-alike
+    characters as what they look like); the spans are offsets into ``text``."""
+    view, positions = fold(text)
+    return unfold(_proposals(view, context, model, crf), positions)
+
+
+def _proposals(text: str, context: PatientContext | None, model: bool, crf: CrfModel | None) -> list[PhiSpan]:
     if not text.strip():
         return []
     rules = rule_spans(text)

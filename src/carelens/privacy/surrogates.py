@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from carelens.privacy.context import PatientContext
 from carelens.privacy.dates import DATE_RE, shift_date
+from carelens.privacy.fold import fold
 from carelens.privacy.keys import KeyService
 from carelens.privacy.lexicon import lexicon
 
@@ -89,7 +90,7 @@ class Surrogates:
     def replace(self, kind: str, original: str) -> str:
         """The surrogate of ``original`` (a span of type ``kind``)."""
         if kind == "DATE":
-            m = DATE_RE.fullmatch(original)
+            m = DATE_RE.fullmatch(fold(original)[0])  # "３/１４", "3–14–2019": shifted, written in ASCII
             return shift_date(m, self.shift_days) if m else self._digits(kind, original)
         if kind == "AGE":
             return "90+"
