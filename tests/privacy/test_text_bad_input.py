@@ -36,15 +36,28 @@ def test_control_characters_keep_offsets_exact(keys: KeyService) -> None:
     assert "617-555-0199" not in res.text and "3/14/2019" not in res.text
 
 
+def _notes(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    """A folder of notes (bytes written as they are)."""
+    src = tmp_path / "notes"
+    src.mkdir()
+    for name, content in files.items():
+        path = src / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return src
+
+
 def test_cli_quarantines_what_it_cannot_read_with_one_line_reasons(
     tmp_path: Path, secret_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = tmp_path / "notes"
-    src.mkdir()
-    (src / "one.txt").write_text("x")
-    (src / "caps.txt").write_text("PT SEEN BY DR QUIXLEY 7/22. SON ZEB CALLED X4-5678.\n")
-    (src / "bad.txt").write_bytes(b"Pt Zebulon \xff\xfe seen")
-    (src / "big.txt").write_text("Pt stable. " * 200)
+    src = _notes(
+        tmp_path,
+        {
+            "one.txt": "x",
+            "caps.txt": "PT SEEN BY DR QUIXLEY 7/22. SON ZEB CALLED X4-5678.\n",
+            "bad.txt": b"Pt Zebulon \xff\xfe seen",
+            "big.txt": "Pt stable. " * 200,
+        },
+    )
     monkeypatch.setattr(text_mod, "MAX_NOTE_BYTES", 1000)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["deid", "text", str(src), "--out", str(out)])
@@ -71,11 +84,14 @@ def test_superscript_digits_are_read_not_a_crash(keys: KeyService) -> None:
 def test_a_note_the_detector_fails_on_is_quarantined_and_the_batch_goes_on(
     tmp_path: Path, secret_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = tmp_path / "notes"
-    src.mkdir()
-    (src / "a.txt").write_text("Seen by Dr. Quixley on 3/14/2019.")
-    (src / "b.txt").write_text("Zebulon Quixley TRIGGER note.")
-    (src / "c.txt").write_text("Son Zeb called 617-555-0199.")
+    src = _notes(
+        tmp_path,
+        {
+            "a.txt": "Seen by Dr. Quixley on 3/14/2019.",
+            "b.txt": "Zebulon Quixley TRIGGER note.",
+            "c.txt": "Son Zeb called 617-555-0199.",
+        },
+    )
     real = text_mod.proposals
 
     def failing(text: str, context: object = None) -> list:
