@@ -238,3 +238,35 @@ def test_the_folder_holding_the_batch_is_searched_too(tmp_path: Path, keys: KeyS
     assert all(C["family"].lower() not in x.location.lower() for x in leaks)
     with pytest.raises(BatchRefused):
         ingest_research([batch], [src], tmp_path / "store")
+
+
+def test_a_resource_nested_too_deep_for_the_walk_is_quarantined_and_the_rest_written(
+    tmp_path: Path, keys: KeyService
+) -> None:
+    """450 extensions inside one another made the cleaning walk overflow Python's stack: the whole command
+    ended with "internal error (RecursionError)", the other patient unwritten."""
+    inner: dict = {"url": EXT, "valueString": f"{GIVEN} {FAMILY}"}
+    for _ in range(450):
+        inner = {"url": EXT, "extension": [inner]}
+    deep = {"resourceType": "Patient", "id": "deep", "name": [{"family": FAMILY}], "extension": [inner]}
+    plain = {"resourceType": "Patient", "id": "plain", "name": [{"family": "Smith"}], "gender": "female"}
+    src = tmp_path / "b.json"
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": deep}, {"resource": plain}]}
+    src.write_text(json.dumps(bundle))
+    result = deid_fhir_path(src, tmp_path / "out", keys)
+    assert result.done["resources"] == 1
+    assert [(q.where, q.reason) for q in result.quarantined] == [("entry 0", "Patient: nested deeper than 128 levels")]
+    written = "".join(p.read_text() for p in (tmp_path / "out").iterdir())
+    assert "female" in written and C["family"] not in written
+
+
+def test_an_attachment_charset_is_never_echoed_in_a_reason(tmp_path: Path, keys: KeyService) -> None:
+    bundle = adversarial_bundle()
+    doc = _of(bundle, "DocumentReference")
+    doc["content"] = [{"attachment": {"contentType": f"text/plain; charset={FAMILY}", "data": _b64(b"note")}}]
+    src = tmp_path / "b.json"
+    src.write_text(json.dumps(bundle))
+    result = deid_fhir_path(src, tmp_path / "out", keys)
+    reasons = [q.reason for q in result.quarantined]
+    assert reasons and all(C["family"] not in r for r in reasons), reasons
+    assert any("unknown charset" in r for r in reasons)

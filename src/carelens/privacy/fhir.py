@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import os
 import re
@@ -45,6 +46,7 @@ _DATE = re.compile(
 _BULK_NAME = re.compile(r"^[A-Z][A-Za-z]+(\.\d{1,6})?\.ndjson$")
 _URI = re.compile(r"^(?:https?://[A-Za-z0-9.\-]+(?:/[A-Za-z0-9.\-_]+)*|urn:oid:[0-9.]+|urn:ietf:rfc:\d+)$")
 MAX_ATTACHMENT_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 128  # objects and arrays inside one another (FHIR's deepest, nested Questionnaire items, stay far below)
 BUNDLE_TYPES = {"document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
                 "searchset", "collection"}  # fmt: skip
 
@@ -233,6 +235,8 @@ class FhirDeidentifier:
         ``owner``: the patient the resource belongs to when it names none (a one-patient bundle)."""
         if self.passthrough:
             return resource
+        if _deeper_than(resource, MAX_DEPTH):  # the walk below recurses
+            raise Unsafe(f"nested deeper than {MAX_DEPTH} levels")
         full_urls = full_urls or {}
         ctx = self.context_of(resource, full_urls)
         if owner and ctx.patient_id.startswith("resource:") and owner in self.patients:
@@ -511,9 +515,13 @@ def _decode_text_attachment(data: Any, content_type: str) -> str:
     m = re.search(r"charset=([\w\-]+)", content_type, re.IGNORECASE)
     charset = m.group(1) if m else ("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8")
     try:
-        return raw.decode(charset)
-    except (LookupError, UnicodeDecodeError):
-        raise Unsafe(f"text attachment does not decode as {charset[:20]}") from None
+        codec = codecs.lookup(charset).name
+    except LookupError:
+        raise Unsafe("text attachment in an unknown charset") from None  # its name is the sender's to choose
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        raise Unsafe(f"text attachment does not decode as {codec}") from None
 
 
 def _shift_fhir_date(value: str, days: int) -> str:
@@ -627,6 +635,20 @@ def _safely(deid: FhirDeidentifier, resource: dict[str, Any], full_urls: dict[st
         return None
     result.done["resources"] += 1
     return new
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (the walk that cleans a resource recurses)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values() if isinstance(v, dict | list)]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item if isinstance(v, dict | list)]
+    return False
 
 
 def _bundle(deid: FhirDeidentifier, resource: dict[str, Any], source: str,

@@ -276,6 +276,7 @@ class Worker:
         any identifier of the patient in it."""
         from carelens.privacy import FhirDeidentifier, PatientContext
         from carelens.privacy.audit import audit_resources
+        from carelens.privacy.fhir import Unsafe
 
         patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
         if patient is None:
@@ -283,7 +284,10 @@ class Worker:
         ctx = PatientContext.from_fhir(patient, self.keys)
         ctx.avoid = ctx.avoid | self._cohort_names()
         deid = FhirDeidentifier(keys=self.keys, patients={result.patient_id: ctx})
-        out = [deid.resource(r) for r in resources]
+        try:
+            out = [deid.resource(r) for r in resources]
+        except Unsafe as err:  # its reasons name no value of the resource
+            raise CarelensError(f"a resource cannot be made safe ({err})") from None
         report = audit_resources(out, resources, result.patient_id)
         if not report.clean:
             kinds = sorted({leak.value_kind for leak in report.leaks})
