@@ -54,3 +54,9 @@ def test_fold_maps_the_view_back_onto_the_note() -> None:
     assert note[span.start : span.end] == "Quix\u200bley"
     assert fold("plain ASCII") == ("plain ASCII", None)
     assert fold("\uff21\uff22") == ("AB", None)  # same length: the view's offsets are the note's
+
+
+def test_a_hidden_name_gets_the_surrogate_of_the_plain_one(keys: KeyService) -> None:
+    res = deidentify_text("Dr. Quix\u200bley called. Later Dr. Quixley called again.", keys=keys)
+    first, second = (s.replacement for s in res.spans if s.type == "NAME")
+    assert first == second and "\u200b" not in res.text

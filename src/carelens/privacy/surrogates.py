@@ -88,9 +88,11 @@ class Surrogates:
         return bool(self.avoid) and bool(set(choice.lower().split()) & self.avoid)
 
     def replace(self, kind: str, original: str) -> str:
-        """The surrogate of ``original`` (a span of type ``kind``)."""
+        """The surrogate of ``original`` (a span of type ``kind``), read as the detectors read it (``fold``:
+        "Quix\u200bley" is Quixley's surrogate, "３/１４" a date shifted and written in ASCII)."""
+        original = fold(original)[0]
         if kind == "DATE":
-            m = DATE_RE.fullmatch(fold(original)[0])  # "３/１４", "3–14–2019": shifted, written in ASCII
+            m = DATE_RE.fullmatch(original)
             return shift_date(m, self.shift_days) if m else self._digits(kind, original)
         if kind == "AGE":
             return "90+"
