@@ -44,7 +44,7 @@ _ALT = re.compile(
 )
 _GT = re.compile(r"(\.|[0-9]{1,4})([/|](\.|[0-9]{1,4}))*")  # ASCII digits: htslib refuses (or crashes on) others
 _CHROM = re.compile(r"[!-~]+")  # printable ASCII, no space
-_POS = re.compile(r"[0-9]{1,10}")
+POSITION = re.compile(r"[0-9]{1,10}")  # ASCII: htslib cannot read (and cyvcf2 crashes on) other digits
 _QUAL = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?")
 _MAX_POS = 2**31 - 1  # BCF's limit; htslib crashes reading a larger or non-ASCII POS
 _CONTIG = re.compile(r"ID=([^,>]+)")
@@ -250,7 +250,7 @@ def _line_problem(fields: list[str], n_samples: int) -> str | None:
         return f"malformed line ({len(fields)} columns, expected {expected})"
     if not _CHROM.fullmatch(fields[0]):
         return "malformed line (CHROM is empty or not printable ASCII)"
-    if not _POS.fullmatch(fields[1]) or int(fields[1]) > _MAX_POS:
+    if not POSITION.fullmatch(fields[1]) or int(fields[1]) > _MAX_POS:
         return "malformed line (POS is not a number from 0 to 2^31 - 1)"
     if not _BASES.match(fields[3]):
         return "malformed line (REF is not a sequence of bases)"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from carelens.core.errors import InputError
+from carelens.ingest.vcf import POSITION
 from carelens.privacy.detect import detect_phi
 from carelens.privacy.keys import KeyService
 from carelens.privacy.known import Known, add_file_name
@@ -41,7 +42,6 @@ _VERSION = re.compile(r"^VCFv\d\.\d$")
 SAMPLE_WORDS = frozenset({"vcf", "sample", "samples", "genome", "exome", "variants", "tumor", "normal", "germline"})
 _CHROM = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
 _RSID = re.compile(r"^rs[0-9]{1,12}$")
-_POS = re.compile(r"[0-9]{1,10}")  # ASCII: htslib cannot read (and cyvcf2 crashes on) other digits
 
 
 @lru_cache(maxsize=1)
@@ -180,7 +180,7 @@ class _Job:
 
     def record(self, line: str, samples: int, n: int) -> str | None:
         cols = line.split("\t")
-        if len(cols) < 8 or len(cols) != (9 + samples if samples else len(cols)) or not _POS.fullmatch(cols[1]):
+        if len(cols) < 8 or len(cols) != (9 + samples if samples else len(cols)) or not POSITION.fullmatch(cols[1]):
             raise InputError(f"line {n}: malformed record")
         chrom, pos, ident, ref, alt, qual, flt, info = cols[:8]
         if not _CHROM.match(chrom) or self.known.scrub(chrom) != chrom or not _REF.match(ref):
