@@ -406,3 +406,40 @@ def test_image_reads_keep_their_temporary_files_in_the_store(tmp_path: Path, mon
     heatmap = orjson.loads(result.rows[0][6])["heatmap"]
     assert (store / "outputs" / "imaging" / heatmap).read_bytes() == b"png"
     assert not OutputStore(store).scratch.exists()
+
+
+def _nested(levels: int, name: str) -> dict:
+    """A Patient whose extensions nest ``levels`` (even) objects and arrays below it, a name at the bottom."""
+    inner: dict = {"url": "http://example.org/e", "valueString": name}
+    for _ in range(levels // 2 - 1):
+        inner = {"url": "http://example.org/e", "extension": [inner]}
+    return {"resourceType": "Patient", "id": f"n{levels}", "name": [{"family": "Quixley"}], "extension": [inner]}
+
+
+def test_a_resource_too_deep_for_later_steps_is_quarantined_at_ingest(tmp_path: Path) -> None:
+    """Extensions 450 deep were ingested (orjson reads 1,024 levels), then ``run`` failed the patient's
+    summary with "internal error (TypeError)" (orjson writes 255) and withheld its research copy (the
+    de-identifier walks 128): the ingest now refuses what a later step cannot walk."""
+    from carelens.core.fhir import MAX_NESTING, nested_deeper_than
+    from carelens.ingest import ingest
+    from carelens.privacy import write_secret
+
+    deep, edge = _nested(450, "Zebulon Quixley"), _nested(MAX_NESTING, "Zebulon Quixley")
+    assert nested_deeper_than(_nested(MAX_NESTING + 2, "x")) and not nested_deeper_than(edge)
+    plain = {"resourceType": "Patient", "id": "plain", "name": [{"family": "Smith"}], "gender": "female"}
+    files = tmp_path / "in"
+    files.mkdir()
+    entries = [{"resource": r} for r in (deep, plain, edge, _nested(MAX_NESTING + 2, "x"))]
+    (files / "b.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    (files / "l.ndjson").write_text(json.dumps(deep | {"id": "line"}) + "\n" + json.dumps(plain | {"id": "p2"}))
+    store = tmp_path / "store"
+    result = ingest([files], store)
+    assert sorted((Path(q.source).name, q.where, q.reason) for q in result.quarantined) == [
+        ("b.json", "entry 0", "JSON nested too deeply (more than 128 levels)"),
+        ("b.json", "entry 3", "JSON nested too deeply (more than 128 levels)"),
+        ("l.ndjson", "line 1", "JSON nested too deeply (more than 128 levels)"),
+    ]
+    assert _patients(store) == ["n128", "p2", "plain"]
+    write_secret(tmp_path / "site.key")
+    report = run(store, secret_file=tmp_path / "site.key").as_dict()
+    assert report["processed"] == 3 and report["failed"] == []

@@ -7,6 +7,9 @@ from typing import Any
 
 #: Where a resource names its patient, in the order they are looked at.
 SUBJECT_FIELDS = ("subject", "patient", "beneficiary")
+#: Objects and arrays inside one another that a resource may have (FHIR's deepest, nested Questionnaire
+#: items, stay far below): the ingest quarantines a deeper one, the de-identifier's walk refuses it.
+MAX_NESTING = 128
 
 
 def subject_reference(resource: dict[str, Any]) -> str | None:
@@ -72,3 +75,15 @@ def patient_name(resource: dict[str, Any]) -> str:
     name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
     text = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")])
     return " ".join(text.split()) or "(no name)"
+
+
+def nested_deeper_than(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether objects and arrays in ``value`` nest more than ``limit`` levels (walked a level at a time,
+    without recursion)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit + 1):
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(v, dict | list)]  # fmt: skip
+        if not level:
+            return False
+    return True

@@ -30,7 +30,7 @@ from typing import Any, Literal, cast
 import msgspec
 import orjson
 
-from carelens.core.fhir import patient_in_references, patient_of
+from carelens.core.fhir import MAX_NESTING, nested_deeper_than, patient_in_references, patient_of
 from carelens.core.ids import stable_id
 from carelens.core.quarantine import BatchResult
 
@@ -155,7 +155,20 @@ def read_fhir_file(
         return []
     if references is not None:  # one value a line: a reference value never holds a raw newline
         references.update(m.decode() for m in _LITERAL_VALUES.findall(b"\n".join(found)))
-    return rows
+    return _shallow(rows, source, batch)
+
+
+def _shallow(rows: list[FhirRow], source: str, batch: BatchResult) -> list[FhirRow]:
+    """``rows`` less those nested deeper than ``MAX_NESTING`` (quarantined): what the lake holds, every later
+    step (de-identification, summaries, JSON writers with their own lower limits) can walk. Only a resource
+    with that many brackets is parsed to look."""
+    out = []
+    for row in rows:
+        if row.json.count(b"{") + row.json.count(b"[") > MAX_NESTING and nested_deeper_than(orjson.loads(row.json)):
+            batch.quarantine(source, row.where, f"{TOO_DEEP} (more than {MAX_NESTING} levels)")
+        else:
+            out.append(row)
+    return out
 
 
 def strip_bom(data: bytes) -> bytes:

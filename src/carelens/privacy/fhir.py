@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from carelens.core.fhir import patient_of
+from carelens.core.fhir import MAX_NESTING, nested_deeper_than, patient_of
 from carelens.core.quarantine import BatchResult
 from carelens.ingest.fhir import iter_fhir_files, read_fhir
 from carelens.privacy.context import PatientContext
@@ -46,7 +46,6 @@ _DATE = re.compile(
 _BULK_NAME = re.compile(r"^[A-Z][A-Za-z]+(\.\d{1,6})?\.ndjson$")
 _URI = re.compile(r"^(?:https?://[A-Za-z0-9.\-]+(?:/[A-Za-z0-9.\-_]+)*|urn:oid:[0-9.]+|urn:ietf:rfc:\d+)$")
 MAX_ATTACHMENT_BYTES = 8 * 1024 * 1024
-MAX_DEPTH = 128  # objects and arrays inside one another (FHIR's deepest, nested Questionnaire items, stay far below)
 BUNDLE_TYPES = {"document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
                 "searchset", "collection"}  # fmt: skip
 
@@ -235,8 +234,8 @@ class FhirDeidentifier:
         ``owner``: the patient the resource belongs to when it names none (a one-patient bundle)."""
         if self.passthrough:
             return resource
-        if _deeper_than(resource, MAX_DEPTH):  # the walk below recurses
-            raise Unsafe(f"nested deeper than {MAX_DEPTH} levels")
+        if nested_deeper_than(resource):  # the walk below recurses (a lake row ingested before the limit)
+            raise Unsafe(f"nested deeper than {MAX_NESTING} levels")
         full_urls = full_urls or {}
         ctx = self.context_of(resource, full_urls)
         if owner and ctx.patient_id.startswith("resource:") and owner in self.patients:
@@ -635,20 +634,6 @@ def _safely(deid: FhirDeidentifier, resource: dict[str, Any], full_urls: dict[st
         return None
     result.done["resources"] += 1
     return new
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether objects and arrays nest more than ``limit`` levels (the walk that cleans a resource recurses)."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack += [(v, depth + 1) for v in item.values() if isinstance(v, dict | list)]
-        elif isinstance(item, list):
-            stack += [(v, depth + 1) for v in item if isinstance(v, dict | list)]
-    return False
 
 
 def _bundle(deid: FhirDeidentifier, resource: dict[str, Any], source: str,
