@@ -111,9 +111,18 @@ _Features = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, str]
 def _describe(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> _Features:
     """(own features, features as a neighbour at each of ``_OFFSETS``, word-or-shape and shape for bigrams)."""
     base = _base(tok, vocabulary, hint)
-    shown = [f for f in base if f[0] in "wrsp" or f in _CONTEXT_FLAGS or f.startswith(_CONTEXT_CLASS)]
-    word = tok.low if tok.low in vocabulary else shape(tok.low)
-    return tuple(base), tuple(tuple(f"{off}:{f}" for f in shown) for off in _OFFSETS), word, shape(tok.low)
+    shown = [f for f in base if _shown(f)]
+    return tuple(base), tuple(tuple(f"{off}:{f}" for f in shown) for off in _OFFSETS), *_bigram_parts(tok, vocabulary)
+
+
+def _shown(feature: str) -> bool:
+    """Whether a token's feature is also a feature of its neighbours (prefixed with the offset)."""
+    return feature[0] in "wrsp" or feature in _CONTEXT_FLAGS or feature.startswith(_CONTEXT_CLASS)
+
+
+def _bigram_parts(tok: CrfToken, vocabulary: frozenset[str]) -> tuple[str, str]:
+    """A token's word (or its shape, for a word outside ``vocabulary``) and its shape, for ``_bigram``."""
+    return (tok.low if tok.low in vocabulary else shape(tok.low)), shape(tok.low)
 
 
 class Featurizer:
@@ -203,6 +212,7 @@ class TokenScores:
         self.max_cached = max_cached
         self._rows: dict[tuple[str, str | None], int] = {}
         self._words: list[tuple[str, str]] = []  # each row's word-or-shape and shape
+        self._ids: dict[str, tuple[int, ...]] = {}  # a feature name's attribute ids (``_attribute_ids``)
         self._table = np.zeros((1024, 1 + len(_OFFSETS), len(weights.labels)))
         self._edges = [weights.summed([f"{off}:edge"]) for off in _OFFSETS]
         self._bias = weights.summed(["bias"])
@@ -215,6 +225,7 @@ class TokenScores:
         if len(self._rows) + len(tokens) > self.max_cached:
             self._rows.clear()
             self._words.clear()
+            self._ids.clear()
         find = self._rows.get
         rows = [find((tok.text, h), -1) for tok, h in zip(tokens, hints, strict=True)]
         if -1 in rows:
@@ -249,32 +260,41 @@ class TokenScores:
         return out
 
     def _add(self, tokens: list[CrfToken], hints: list[str | None], rows: list[int]) -> None:
-        """Rows for the tokens not in the table yet (``rows[i]`` -1), filled in place."""
-        index = self.weights.attributes
+        """Rows for the tokens not in the table yet (``rows[i]`` -1), filled in place: each feature of a
+        new token adds the weights of the model's attributes it is (``_ids``) to the token's row."""
         first = len(self._rows)
-        cells: list[int] = []  # row * parts + part, one per attribute the model knows
-        ids: list[int] = []
-        parts = 1 + len(_OFFSETS)
+        owners: list[int] = []  # the row of each feature below
+        ids: list[tuple[int, ...]] = []
+        known = self._ids
         for i, (tok, hint) in enumerate(zip(tokens, hints, strict=True)):
             if rows[i] >= 0:
                 continue
             key = (tok.text, hint)
             row = self._rows.get(key)
             if row is None:
-                own, around, word, word_shape = _describe(tok, self.vocabulary, hint)
                 row = self._rows[key] = len(self._rows)
-                self._words.append((word, word_shape))
-                for part, names in enumerate((own, *around)):
-                    for name in names:
-                        j = index.get(name)
-                        if j is not None:
-                            cells.append(row * parts + part)
-                            ids.append(j)
+                self._words.append(_bigram_parts(tok, self.vocabulary))
+                for name in _base(tok, self.vocabulary, hint):
+                    found = known.get(name)
+                    ids.append(found if found is not None else self._attribute_ids(name))
+                    owners.append(row)
             rows[i] = row
         while len(self._rows) > len(self._table):
             self._table = np.concatenate([self._table, np.zeros_like(self._table)])
         self._table[first : len(self._rows)] = 0.0  # rows left from before a clear
-        np.add.at(self._table.reshape(-1, self._table.shape[2]), cells, self.weights.state[ids])
+        if ids:
+            table = np.asarray(ids)  # features x parts: attribute ids, -1 where the model has none
+            kept = table >= 0
+            cells = (np.asarray(owners)[:, None] * table.shape[1] + np.arange(table.shape[1]))[kept]
+            np.add.at(self._table.reshape(-1, self._table.shape[2]), cells, self.weights.state[table[kept]])
+
+    def _attribute_ids(self, name: str) -> tuple[int, ...]:
+        """The model's attribute ids of a token feature as the token's own and as a neighbour's at each of
+        ``_OFFSETS`` (-1 where the model has no such attribute), kept in ``_ids``."""
+        index = self.weights.attributes
+        around = (index.get(f"{off}:{name}", -1) if _shown(name) else -1 for off in _OFFSETS)
+        self._ids[name] = found = (index.get(name, -1), *around)
+        return found
 
 
 _OFFSETS = (-2, -1, 1, 2)
