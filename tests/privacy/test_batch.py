@@ -72,3 +72,22 @@ def test_a_context_cue_alone_makes_a_batch_name_only_of_a_listed_name() -> None:
     text = "Son phoned at noon. Niece Margarethe aware.\n"
     spans = [PhiSpan(4, 10, "NAME", "cue"), PhiSpan(26, 36, "NAME", "cue")]
     assert confident_names(text, spans) == {("margarethe",)}  # "phoned" after "Son" is no name
+
+
+def test_the_batch_reads_names_hidden_by_invisible_characters_as_the_plain_name(tmp_path: Path) -> None:
+    """A soft hyphen in one note made "quen" a batch name and a zero-width space in another hid the rest:
+    "Quen\\u200bby" came out as "Hines\\u200bby" ("by" and the invisible character kept)."""
+    hidden = "Seen with Dr. Quen\u00adby today.\n"
+    assert confident_names(hidden, proposals(hidden)) == {("quenby",)}
+    src, out = tmp_path / "notes", tmp_path / "out"
+    src.mkdir()
+    (src / "a.txt").write_text(hidden)
+    (src / "b.txt").write_text("Quen\u200bby agreed with the plan; stool brown, soft.\n")
+    deid_text_path(src, out, KeyService.ephemeral())
+    written = (out / "b.txt").read_text()
+    assert "Quen" not in written and "by agreed" not in written and "\u200b" not in written
+    assert [s["text"] for s in json.loads((out / "b.phi.json").read_text())] == ["Quen\u200bby"]
+    text = "quenby; QUEN\u200bBY"  # the second occurrence, uncovered, is found whole
+    assert [text[s.start : s.end] for s in add_batch_names(text, [PhiSpan(0, 6, "NAME", "")], {("quenby",)})] == [
+        "QUEN\u200bBY"
+    ]

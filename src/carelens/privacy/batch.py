@@ -5,7 +5,8 @@ place; common, clinical and English words, and very common first names that are 
 
 ``confident_names(text, proposals)`` reads one note's strings; ``add_batch_names(text, spans, names)``
 labels their other occurrences in a note. The batch is two passes (collect, then apply), so memory
-holds the strings only (at most ``MAX_NAMES``).
+holds the strings only (at most ``MAX_NAMES``). Both read the note as the detectors do (``fold``: a name
+with a zero-width space or soft hyphen inside is the plain name).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 
+from carelens.privacy.fold import fold, unfold
 from carelens.privacy.lexicon import CLINICAL_WORDS, EPONYMS, lexicon
 from carelens.privacy.names import VERY_COMMON
 from carelens.privacy.tokens import PhiSpan, Tok, tokenize
@@ -32,7 +34,7 @@ def confident_names(
     for s in proposals:
         if s.source not in CONFIDENT_SOURCES and s.source != "cue":
             continue
-        words = [t for t in tokenize(text[s.start : s.end]) if t.alpha]
+        words = [t for t in tokenize(fold(text[s.start : s.end])[0]) if t.alpha]
         if s.type == "NAME":
             out.update(
                 (t.low,)
@@ -61,26 +63,38 @@ def _name_word(tok: Tok) -> bool:
     return low not in lexicon().common_words
 
 
-def add_batch_names(text: str, spans: list[PhiSpan], names: set[tuple[str, ...]]) -> list[PhiSpan]:
-    """The occurrences in ``text`` of the batch's ``names`` that no span of ``spans`` covers."""
+def first_words(names: set[tuple[str, ...]]) -> frozenset[str]:
+    """The first word of each of ``names`` (where ``add_batch_names`` looks further)."""
+    return frozenset(name[0] for name in names)
+
+
+def add_batch_names(
+    text: str, spans: list[PhiSpan], names: set[tuple[str, ...]], firsts: frozenset[str] | None = None
+) -> list[PhiSpan]:
+    """The occurrences in ``text`` of the batch's ``names`` that no span of ``spans`` covers (``firsts``:
+    their ``first_words``, when the caller keeps them for a batch)."""
     if not names:
         return []
-    tokens = [t for t in tokenize(text) if t.alpha]
-    covered = sorted((s.start, s.end) for s in spans)
-    out: list[PhiSpan] = []
+    firsts = first_words(names) if firsts is None else firsts
+    view, positions = fold(text)
+    tokens = [t for t in tokenize(view) if t.alpha]
+    found: list[PhiSpan] = []
     for i, tok in enumerate(tokens):
+        if tok.low not in firsts:
+            continue
         candidates: list[tuple[str, ...]] = [(tok.low,)] if (tok.low,) in names else []
         for n in (2, 3, 4):
             group = tokens[i : i + n]
-            if len(group) == n and all(text[a.end : b.start] == " " for a, b in itertools.pairwise(group)):
+            if len(group) == n and all(view[a.end : b.start] == " " for a, b in itertools.pairwise(group)):
                 key = tuple(t.low for t in group)
                 if key in names:
                     candidates.append(key)
         for key in candidates:
-            end = tokens[i + len(key) - 1].end
-            if not _inside(covered, tok.start, end):
-                out.append(PhiSpan(tok.start, end, "NAME" if len(key) == 1 else "LOCATION", "batch"))
-    return out
+            found.append(
+                PhiSpan(tok.start, tokens[i + len(key) - 1].end, "NAME" if len(key) == 1 else "LOCATION", "batch")
+            )
+    covered = sorted((s.start, s.end) for s in spans)
+    return [s for s in unfold(found, positions) if not _inside(covered, s.start, s.end)]
 
 
 def _inside(covered: list[tuple[int, int]], start: int, end: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from carelens.core.quarantine import BatchResult
-from carelens.privacy.batch import MAX_NAMES, add_batch_names, confident_names
+from carelens.privacy.batch import MAX_NAMES, add_batch_names, confident_names, first_words
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import crf_model
 from carelens.privacy.detect import PhiSpan, detect_phi, merge_spans, proposals
@@ -157,24 +157,28 @@ def deid_text_path(
         result.done["notes"] += 1
         if on_file:
             on_file(path)
+    firsts = first_words(names)
     for path in done if len(done) > 1 else []:
         _apply_batch(
             path,
             out / path.relative_to(base),
-            names,
+            (names, firsts),
             _context(context_for(path) if context_for else None, keys, path.stem),
         )
     return result
 
 
-def _apply_batch(path: Path, target: Path, names: set[tuple[str, ...]], context: PatientContext) -> None:
-    """Rewrite ``target`` when the batch's ``names`` occur uncovered in the note at ``path``."""
+def _apply_batch(
+    path: Path, target: Path, names: tuple[set[tuple[str, ...]], frozenset[str]], context: PatientContext
+) -> None:
+    """Rewrite ``target`` when the batch's ``names`` (and their ``first_words``) occur uncovered in the
+    note at ``path``."""
     try:
         text = read_note(path)
         spans = [PhiSpan(d["start"], d["end"], d["type"], "") for d in orjson.loads(_spans_file(target).read_bytes())]
     except (ValueError, OSError):  # changed since the first pass: its first-pass output stands
         return
-    extra = add_batch_names(text, spans, names)
+    extra = add_batch_names(text, spans, *names)
     if extra:
         _write(target, apply_spans(text, merge_spans(spans + extra, text), Surrogates.for_context(context)))
 
