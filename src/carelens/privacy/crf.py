@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
-from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,7 +41,7 @@ class CrfToken:
 
 def crf_tokens(text: str) -> list[CrfToken]:
     """Letter runs, digit runs and single symbols (``7/22`` is three tokens)."""
-    return [CrfToken(m.start(), m.end(), m.group(0), m.group(0).lower()) for m in TOKEN.finditer(text)]
+    return [CrfToken(m.start(), m.end(), (word := m.group()), word.lower()) for m in TOKEN.finditer(text)]
 
 
 def _base(tok: CrfToken, vocabulary: frozenset[str], hint: str | None) -> list[str]:
@@ -213,6 +212,7 @@ class TokenScores:
         self._rows: dict[tuple[str, str | None], int] = {}
         self._words: list[tuple[str, str]] = []  # each row's word-or-shape and shape
         self._ids: dict[str, tuple[int, ...]] = {}  # a feature name's attribute ids (``_attribute_ids``)
+        self._pairs: dict[int, int] = {}  # (left row << 32) + row: the bigram's attribute id (``_bigram_ids``)
         self._table = np.zeros((1024, 1 + len(_OFFSETS), len(weights.labels)))
         self._edges = [weights.summed([f"{off}:edge"]) for off in _OFFSETS]
         self._bias = weights.summed(["bias"])
@@ -226,6 +226,7 @@ class TokenScores:
             self._rows.clear()
             self._words.clear()
             self._ids.clear()
+            self._pairs.clear()
         find = self._rows.get
         rows = [find((tok.text, h), -1) for tok, h in zip(tokens, hints, strict=True)]
         if -1 in rows:
@@ -249,15 +250,27 @@ class TokenScores:
             cues[np.asarray(at) + 3, kinds] = 1
         out += (cues[:-3] + cues[1:-2] + cues[2:-1]) @ self._cues  # cue words among the three tokens before
         out[places.credential_next] += self._credential
-        index = self.weights.attributes
-        words = self._words
-        bigrams = [index.get(_bigram(words[a][0], words[b][1]), -1) for a, b in pairwise(rows)]
+        bigrams = self._bigram_ids(rows)
         np.add.at(
             out,
             [i for i, j in enumerate(bigrams, start=1) if j >= 0],
             self.weights.state[[j for j in bigrams if j >= 0]],
         )
         return out
+
+    def _bigram_ids(self, rows: list[int]) -> list[int]:
+        """The model's attribute id of the bigram feature of each token after the first (-1: none), kept
+        per pair of rows."""
+        known = self._pairs
+        pairs = ((np.asarray(rows[:-1], dtype=np.int64) << 32) + np.asarray(rows[1:])).tolist()
+        ids = [known.get(pair, -2) for pair in pairs]
+        if -2 in ids:
+            index, words = self.weights.attributes, self._words
+            for i, pair in enumerate(pairs):
+                if ids[i] == -2:
+                    left, own = pair >> 32, pair & 0xFFFFFFFF
+                    ids[i] = known[pair] = index.get(_bigram(words[left][0], words[own][1]), -1)
+        return ids
 
     def _add(self, tokens: list[CrfToken], hints: list[str | None], rows: list[int]) -> None:
         """Rows for the tokens not in the table yet (``rows[i]`` -1), filled in place: each feature of a
