@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from itertools import pairwise
 
 from carelens.privacy.crf import CrfToken
@@ -61,8 +62,11 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
     out: list[PhiSpan] = []
     n = len(tokens)
     mixed = case_mode(text) == "mixed"  # letter case tells names from words
+    triggers = _triggers()
     for k, i in enumerate(words):
         w = tokens[i].low
+        if w not in triggers and len(w) != 1:
+            continue
         nxt = words[k + 1] if k + 1 < len(words) else None
         prv = words[k - 1] if k else None
         near_next = nxt is not None and gap(i, nxt) in (" ", ". ", ", ", ": ", "-", " - ", ",", ":", "(")
@@ -217,6 +221,16 @@ def cue_spans(text: str, tokens: list[CrfToken], vocabulary: frozenset[str]) -> 
             out.append(PhiSpan(tokens[i].start, tokens[i].end, "DATE", "cue"))
     out += _dates(text, tokens, cues["date_cues"])
     return out
+
+
+@lru_cache(maxsize=1)
+def _triggers() -> frozenset[str]:
+    """Every word a cue of ``cue_spans`` opens with (a token of one letter opens one too): the loop passes
+    any other word by."""
+    lists = ("titles", "initial_titles", "family", "family_tails", "credentials", "aware", "hospital_names",
+             "place_tails", "departments", "employment", "university", "place_cues", "acronym_cues", "phrase_cues",
+             "ward_cues", "months")  # fmt: skip
+    return frozenset().union(*(_cues()[name] for name in lists), ("to", "the", "st", "with"))
 
 
 def _punctuation_gap(gap: str) -> bool:
