@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from carelens.cli import app
+from carelens.core.errors import UsageError
 from carelens.privacy.audit import audit
 from carelens.privacy.fhir import deid_fhir_path
 from carelens.privacy.keys import KeyService
@@ -81,6 +82,12 @@ def test_cli_fhir_needs_secret_and_audit_exit_codes(tmp_path: Path, canary_patie
     leaky = runner.invoke(app, ["deid", "audit", str(src), "--source", str(src), "--format", "json"])
     assert leaky.exit_code == 4 and json.loads(leaky.stdout)["leaks"]
     assert C["mrn"] not in leaky.stdout and C["family"] not in leaky.stdout
+    notes = tmp_path / "notes"  # a source with no identifier to look for gives no verdict (it said "clean")
+    notes.mkdir()
+    (notes / f"{C['family']}.txt").write_text(f"Seen by Dr. {C['family']}.\n")
+    nothing = runner.invoke(app, ["deid", "audit", str(tmp_path / "o"), "--source", str(notes)])
+    assert isinstance(nothing.exception, UsageError) and nothing.exception.exit_code == 2 and nothing.stdout == ""
+    assert "no patient identifiers" in str(nothing.exception) and C["family"] not in str(nothing.exception)
 
 
 VCF = """##fileformat=VCFv4.2

@@ -170,13 +170,18 @@ def audit_cmd(
     device ids, birth dates in a birth context) in every file and folder name, JSON string, decoded attachment,
     DICOM attribute and VCF line, and DICOM pixels through the research zone's burned-in text gate (leak kind
     burned_in_text; --no-pixels skips it). Prints {"leaks": [{"value_kind", "location", "reason"}], ...} (never a
-    value); exit 4 when anything leaked."""
+    value); exit 4 when anything leaked, 2 when the source holds no identifier to search for."""
     from carelens.core.output import emit_json
     from carelens.privacy.audit import audit
 
     _exists(out)
     _exists(source)
     report = audit(out, source, pixels=pixels)
+    if not report.identifiers:  # nothing was searched: no verdict, clean or not
+        raise UsageError(
+            "--source holds no patient identifiers to search for (notes name none in a structured field: give the "
+            "identified FHIR, DICOM or VCF they came with)"
+        )
     if format == "json":
         emit_json(report.as_dict())
     else:
