@@ -112,8 +112,9 @@ def lexicon() -> Lexicon:
 
 
 def _ranks(name: str) -> dict[str, int]:
-    """A ``word<TAB>rank`` file as a dict."""
-    return {w: int(r) for w, r in (line.split("\t") for line in _lines(name))}
+    """A ``word<TAB>rank`` file as a dict: ``scripts/make_deid_names.py`` writes the words in rank order, so a
+    word's rank is its line number."""
+    return {line.partition("\t")[0]: rank for rank, line in enumerate(_lines(name), 1)}
 
 
 def _vocabulary() -> set[str]:
