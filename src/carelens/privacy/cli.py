@@ -76,12 +76,11 @@ def text_cmd(
     secret a one-off key is used. Exit 3 when some notes were quarantined.
     """
     from carelens.core.progress import progress
-    from carelens.privacy.fhir import load_patients
     from carelens.privacy.text import deid_text_path, note_files
 
     _exists(src)
     keys = _keys(required=False)
-    patients = load_patients(fhir, keys) if fhir else {}
+    patients = _patients(fhir, keys) if fhir else {}
     if patient and fhir and patient not in patients:
         raise InputError(f"patient {patient} is not in the given FHIR files")
 
@@ -98,6 +97,13 @@ def text_cmd(
     bar = iter(progress(range(len(note_files(src))), "deid text", unit="note"))
     result = deid_text_path(src, out, keys, context_for, on_file=lambda _p: next(bar, None))
     _finish(result)
+
+
+def _patients(fhir: list[Path], keys):
+    """The patients of FHIR files (the FHIR de-identifier and the readers it needs are imported only then)."""
+    from carelens.privacy.fhir import load_patients
+
+    return load_patients(fhir, keys)
 
 
 @deid.command("fhir")
@@ -131,12 +137,11 @@ def vcf_cmd(
     when the patient is known); only fileformat, contig (ID, length) and INFO/FORMAT/FILTER/ALT definitions stay in
     the header; ID column, INFO and FORMAT keys by allow-list. Needs the site secret; exit 1 on a broken VCF."""
     from carelens.core.output import emit_json
-    from carelens.privacy.fhir import load_patients
     from carelens.privacy.vcf import deid_vcf
 
     _exists(src)
     keys = _keys(required=True)
-    patients = load_patients(fhir, keys) if fhir else {}
+    patients = _patients(fhir, keys) if fhir else {}
     by_identifier = {i: ctx.patient_id for ctx in patients.values() for i in ctx.identifiers}
     stem = src.name.split(".")[0]
 
@@ -206,11 +211,10 @@ def dicom_cmd(
     polarity, blanked and checked. Needs the site secret. Exit 3 when some files were quarantined."""
     from carelens.core.progress import progress
     from carelens.privacy.dicom import DicomOptions, deid_dicom_path, dicom_files
-    from carelens.privacy.fhir import load_patients
 
     _exists(src)
     keys = _keys(required=True)
-    patients = load_patients(fhir, keys) if fhir else {}
+    patients = _patients(fhir, keys) if fhir else {}
     bar = iter(progress(range(len(dicom_files(src))), "deid dicom", unit="file"))
     result = deid_dicom_path(src, out, keys, DicomOptions(clean_pixels=not no_pixels), patients,
                              on_file=lambda _p: next(bar, None))  # fmt: skip
