@@ -134,3 +134,39 @@ def test_reasons_never_quote_patient_data(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_image(path)
     assert CANARY not in str(err.value) and "CANARY-ID-4711" not in str(err.value)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds none (its header alone)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(9000, 9000), (15000, 15000), (1, 100_000_000)])
+def test_an_image_too_large_to_be_a_radiograph_is_refused_before_it_is_decoded(
+    width: int, height: int, tmp_path: Path
+) -> None:
+    """A 218 KB PNG of 15,000 x 15,000 pixels ended ``image predict`` with "internal error
+    (DecompressionBombError)", the rest of the batch unread."""
+    path = tmp_path / "large.png"
+    path.write_bytes(_png_header(width, height))
+    with pytest.raises(InputError, match=r"more than (the )?[\d,]+ pixels"):
+        read_image(path)
+
+
+def test_a_dicom_declaring_too_many_pixels_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(_testfile("MR_small.dcm"))
+    ds.Rows = ds.Columns = 9000
+    path = tmp_path / "large.dcm"
+    ds.save_as(path)
+    with pytest.raises(InputError, match="image is 9000x9000 px, more than"):
+        read_image(path)

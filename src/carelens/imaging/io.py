@@ -20,6 +20,9 @@ from carelens.core import InputError
 NON_IMAGE_MODALITIES = {"SR", "RTPLAN", "RTSTRUCT", "RTDOSE", "SEG", "ECG", "KO", "PR", "REG", "DOC", "RWV"}
 GREY_PHOTOMETRICS = {"MONOCHROME1", "MONOCHROME2"}
 COLOUR_PHOTOMETRICS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420"}
+# Pixels of the largest image read (a mammogram, the largest radiograph, is ~25 million): a larger one is
+# refused before it is decoded (a 218 KB PNG can declare 15,000 x 15,000 pixels).
+MAX_PIXELS = 8192 * 8192
 
 
 @dataclass
@@ -60,7 +63,11 @@ def read_picture(path: Path) -> LoadedImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as opened:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:
+            _check_size(*opened.size)
             opened.load()
             fmt = opened.format or "image"
             mode = opened.mode
@@ -74,6 +81,8 @@ def read_picture(path: Path) -> LoadedImage:
         if head.startswith((b"\x89PNG", b"\xff\xd8\xff")):
             raise InputError("corrupt or truncated image file (PNG/JPEG header but unreadable data)") from None
         raise InputError("not a readable image (neither DICOM nor PNG/JPEG)") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"image has more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: refused unread") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise InputError(f"corrupt or truncated image file ({type(err).__name__})") from None
     if arr.ndim == 3 and arr.shape[-1] == 3 and _is_grey(arr):
@@ -83,6 +92,11 @@ def read_picture(path: Path) -> LoadedImage:
     )
     photometric = "MONOCHROME2" if pixels.ndim == 2 else "RGB"
     return LoadedImage(pixels=pixels, photometric=photometric, modality=None, kind=fmt.lower())
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise InputError(f"image is {width}x{height} px, more than the {MAX_PIXELS:,} pixels carelens reads")
 
 
 def _is_grey(arr: np.ndarray) -> bool:
@@ -123,6 +137,10 @@ def read_dicom(path: Path) -> LoadedImage:
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
     if photometric not in GREY_PHOTOMETRICS | COLOUR_PHOTOMETRICS:
         raise InputError(f"photometric interpretation {photometric or 'missing'} is not supported")
+    try:
+        _check_size(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0))
+    except (TypeError, ValueError):
+        raise InputError("Rows or Columns is not a number") from None
     meta = getattr(ds, "file_meta", None)
     tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
