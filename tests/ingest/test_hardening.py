@@ -122,3 +122,20 @@ def test_temporary_files_stay_in_the_store_and_a_killed_runs_are_removed(
     write_json(folder / "b.json", bundle(patient("p1"), observation("o1", "p1")))
     assert ingest([folder], store, processes=1).ingested()["Patient"] == 1
     assert not left.parent.exists() and list(system_tmp.iterdir()) == []
+
+
+def test_a_number_no_float_holds_is_quarantined_not_stored(tmp_path: Path) -> None:
+    """1e999 passed the fast bundle reader and was stored; every later read of the row (summary, de-identification,
+    ``read_fhir``) then ended in "internal error (JSONDecodeError)"."""
+    text = json.dumps(bundle(patient("P1"), patient("P2"), patient("P3"), patient("P4")))
+    text = text.replace('"id": "P1"', '"id": "P1", "multipleBirthInteger": 1e999', 1)
+    text = text.replace('"id": "P2"', '"id": "P2", "multipleBirthInteger": ' + "9" * 400, 1)
+    text = text.replace('"id": "P3"', '"id": "P3", "gender": "1e999 and 1E+400 as text"', 1)
+    (tmp_path / "b.json").write_text(text)
+    result = ingest([tmp_path], tmp_path / "store", processes=1)
+    assert [(q.where, q.reason) for q in result.quarantined] == [
+        ("entry 0", "a number too large for a 64-bit float"),
+        ("entry 1", "a number too large for a 64-bit float"),
+    ]
+    stored = Lake(tmp_path / "store").query("SELECT id, json FROM resources ORDER BY id").to_pylist()
+    assert [row["id"] for row in stored] == ["P3", "P4"] and all(json.loads(row["json"]) for row in stored)

@@ -46,6 +46,7 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # the FHIR R4 id datatype
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 BOM = b"\xef\xbb\xbf"
 TOO_DEEP = "JSON nested too deeply"
+_LARGE_NUMBER = re.compile(rb"[eE]\+?\d{3}|\d{309}")  # where a number past a 64-bit float's range can be
 
 
 @dataclass
@@ -155,20 +156,34 @@ def read_fhir_file(
         return []
     if references is not None:  # one value a line: a reference value never holds a raw newline
         references.update(m.decode() for m in _LITERAL_VALUES.findall(b"\n".join(found)))
-    return _shallow(rows, source, batch)
+    return _readable(rows, source, batch, numbers=_LARGE_NUMBER.search(data) is not None)
 
 
-def _shallow(rows: list[FhirRow], source: str, batch: BatchResult) -> list[FhirRow]:
-    """``rows`` less those nested deeper than ``MAX_NESTING`` (quarantined): what the lake holds, every later
-    step (de-identification, summaries, JSON writers with their own lower limits) can walk. Only a resource
-    with that many brackets is parsed to look."""
+def _readable(rows: list[FhirRow], source: str, batch: BatchResult, numbers: bool) -> list[FhirRow]:
+    """``rows`` less those every later step (de-identification, summaries, JSON writers with their own lower
+    limits) could not read, quarantined: nested deeper than ``MAX_NESTING``, or (``numbers``: the file holds
+    a long exponent or number) a number no 64-bit float holds, which the fast bundle reader lets through."""
     out = []
     for row in rows:
-        if row.json.count(b"{") + row.json.count(b"[") > MAX_NESTING and nested_deeper_than(orjson.loads(row.json)):
-            batch.quarantine(source, row.where, f"{TOO_DEEP} (more than {MAX_NESTING} levels)")
+        reason = _row_problem(row.json, numbers)
+        if reason:
+            batch.quarantine(source, row.where, reason)
         else:
             out.append(row)
     return out
+
+
+def _row_problem(json: bytes, numbers: bool) -> str | None:
+    """Why a row's JSON cannot be read by every step, or None; parsed only when its brackets or numbers
+    could make it so."""
+    deep = json.count(b"{") + json.count(b"[") > MAX_NESTING
+    if not deep and not (numbers and _LARGE_NUMBER.search(json)):
+        return None
+    try:
+        value = orjson.loads(json)
+    except orjson.JSONDecodeError as err:
+        return "a number too large for a 64-bit float" if "infinity" in str(err) else "malformed JSON"
+    return f"{TOO_DEEP} (more than {MAX_NESTING} levels)" if deep and nested_deeper_than(value) else None
 
 
 def strip_bom(data: bytes) -> bytes:
