@@ -115,6 +115,12 @@ def test_bad_outside_calls_file(tmp_path: Path, test_vcfs: Path) -> None:
     tsv.write_text("CYP2D6\n")
     with pytest.raises(InputError, match="line 1"):
         pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=tsv)
+    tsv.write_bytes(b"CYP2D6\t*1/*4 \xff\xfe\n")  # ended the command with "internal error (UnicodeDecodeError)"
+    with pytest.raises(InputError, match=r"bad\.tsv: not UTF-8 text"):
+        pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=tsv)
+    tsv.write_bytes(b"\xef\xbb\xbfCYP2D6\t*1/*4\n")  # a byte order mark, as Excel writes one, is no part of the gene
+    report = pgx_report(test_vcfs / "haplotype/cyp2c19/s1s2.vcf", outside_calls=tsv)
+    assert _gene(report, "CYP2D6").diplotypes == ["*1/*4"]
 
 
 def test_phenotype_and_recommendations_follow_the_call(test_vcfs: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -116,24 +117,27 @@ def read_outside_calls(path: Path) -> dict[str, dict[str, str | None]]:
     """Outside calls TSV: ``gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]``; ``#`` lines are comments."""
     if not path.exists():
         raise InputError(f"outside calls file not found: {path.name}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path.name}: not UTF-8 text (invalid byte at offset {err.start})") from None
     out: dict[str, dict[str, str | None]] = {}
-    with path.open(newline="") as fh:
-        for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or not row[0].strip() or row[0].startswith("#"):
-                continue
-            if not any(cell.strip() for cell in row[1:4]):
-                raise InputError(
-                    f"{path.name} line {n}: expected 'gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]' "
-                    "with a diplotype, a phenotype or an activity score"
-                )
-            gene = row[0].strip().upper()
-            if gene in out:
-                raise InputError(f"{path.name} line {n}: gene {gene} given twice")
-            out[gene] = {
-                "diplotype": row[1].strip() or None,
-                "phenotype": (row[2].strip() or None) if len(row) > 2 else None,
-                "activity": (row[3].strip() or None) if len(row) > 3 else None,
-            }
+    for n, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t"), start=1):
+        if not row or not row[0].strip() or row[0].startswith("#"):
+            continue
+        if not any(cell.strip() for cell in row[1:4]):
+            raise InputError(
+                f"{path.name} line {n}: expected 'gene<TAB>diplotype[<TAB>phenotype[<TAB>activity score]]' "
+                "with a diplotype, a phenotype or an activity score"
+            )
+        gene = row[0].strip().upper()
+        if gene in out:
+            raise InputError(f"{path.name} line {n}: gene {gene} given twice")
+        out[gene] = {
+            "diplotype": row[1].strip() or None,
+            "phenotype": (row[2].strip() or None) if len(row) > 2 else None,
+            "activity": (row[3].strip() or None) if len(row) > 3 else None,
+        }
     return out
 
 
