@@ -107,3 +107,30 @@ def test_a_note_the_detector_fails_on_is_quarantined_and_the_batch_goes_on(
     reason = report["quarantined"][0]["reason"]
     assert reason == "internal error (ZeroDivisionError); nothing written" and "Quixley" not in res.output
     assert sorted(p.name for p in out.iterdir()) == ["a.phi.json", "a.txt", "c.phi.json", "c.txt"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_note_saved_with_a_byte_order_mark_is_read_in_its_encoding(
+    encoding: str, tmp_path: Path, secret_env: Path
+) -> None:
+    """Windows saves "Unicode" text as UTF-16 with a byte order mark: such a note was quarantined as "binary
+    file, not text (NUL bytes)" by ``deid text`` and as a binary note by ``ingest``."""
+    from carelens.ingest import ingest
+    from carelens.store import Lake
+
+    note = "Seen by Dr. Quixley on 3/14/2019; wife Zuzanna called 617-555-0199.\n"
+    data = note.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data  # the explicit codecs write no mark
+    src = _notes(tmp_path, {"a.txt": data, "b.txt": "Pt stable.\n"})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["deid", "text", str(src), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = (out / "a.txt").read_text(encoding="utf-8")
+    assert "Quixley" not in written and "617-555-0199" not in written and not written.startswith("\ufeff")
+    spans = json.loads((out / "a.phi.json").read_text())
+    assert spans and all(note[s["start"] : s["end"]] == s["text"] for s in spans)
+    result = ingest([src], tmp_path / "store", processes=1)
+    assert not result.quarantined and result.ingested()["notes"] == 2
+    texts = Lake(tmp_path / "store").query("SELECT text FROM notes").column(0).to_pylist()
+    assert note in texts

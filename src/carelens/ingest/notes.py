@@ -58,11 +58,8 @@ def decode_note(doc_ref: dict[str, Any]) -> Note:
 
 
 def read_text_note(path: Path, data: bytes | None = None) -> Note:
-    """A plain-text note file (UTF-8), with metadata from its ``NAME.meta.json`` sidecar."""
-    data = path.read_bytes() if data is None else data
-    if b"\x00" in data[:8192]:
-        raise InputError("binary content, not a text note")
-    text = _decode_text(data, "utf-8")
+    """A plain-text note file (``decode_note_file``), with metadata from its ``NAME.meta.json`` sidecar."""
+    text = decode_note_file(path.read_bytes() if data is None else data)
     meta: dict[str, Any] = {}
     sidecar = path.with_name(path.name[: -len(path.suffix)] + ".meta.json")
     if sidecar.exists():
@@ -81,6 +78,22 @@ def read_text_note(path: Path, data: bytes | None = None) -> Note:
         text=text,
         content_hash=digest,
     )
+
+
+# byte order marks and their encodings (UTF-32's before UTF-16's: the little-endian UTF-32 mark starts with UTF-16's)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
+
+
+def decode_note_file(data: bytes) -> str:
+    """The text of a note file: UTF-8, or the encoding its byte order mark names (Windows saves "Unicode" text
+    as UTF-16 with one), the mark left out; ``InputError`` with a reason that quotes nothing otherwise."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return _decode_text(data[len(bom) :], encoding)
+    if b"\x00" in data[:8192]:
+        raise InputError("binary content (NUL bytes), not a text note")
+    return _decode_text(data, "utf-8")
 
 
 def _text_attachment(doc_ref: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import orjson
 
+from carelens.core.errors import InputError
 from carelens.core.quarantine import BatchResult
+from carelens.ingest.notes import decode_note_file
 from carelens.privacy.batch import MAX_NAMES, add_batch_names, confident_names, first_words
 from carelens.privacy.context import PatientContext
 from carelens.privacy.crf import crf_model
@@ -93,17 +95,15 @@ MAX_NOTE_BYTES = 16_000_000  # beyond this it is not a note (a 5 MB one takes ~2
 
 
 def read_note(path: Path) -> str:
-    """A note's text; ``ValueError`` with a PHI-free reason when it is not UTF-8 text."""
+    """A note's text (``decode_note_file``: UTF-8, or UTF-16/32 with a byte order mark); ``ValueError`` with a
+    PHI-free reason when it is no text."""
     size = path.stat().st_size
     if size > MAX_NOTE_BYTES:
         raise ValueError(f"note too large ({size} bytes; the limit is {MAX_NOTE_BYTES})")
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise ValueError("binary file, not text (NUL bytes)")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"not UTF-8 text (invalid byte at offset {err.start})") from None
+        text = decode_note_file(path.read_bytes())
+    except InputError as err:
+        raise ValueError(err.reason) from None
     if not text.strip():
         raise ValueError("empty note (no text to de-identify)")
     return text
