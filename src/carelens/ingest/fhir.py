@@ -46,7 +46,7 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # the FHIR R4 id datatype
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 BOM = b"\xef\xbb\xbf"
 TOO_DEEP = "JSON nested too deeply"
-_LARGE_NUMBER = re.compile(rb"[eE]\+?\d{3}|\d{309}")  # where a number past a 64-bit float's range can be
+_LARGE_NUMBER = re.compile(rb"\d[eE]\+?\d{3}|\d{309}")  # where a number past a 64-bit float's range can be
 
 
 @dataclass
