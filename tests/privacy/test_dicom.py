@@ -132,3 +132,44 @@ def test_unreadable_compressed_pixels_quarantined(tmp_path: Path, keys: KeyServi
     result = deid_dicom_path(src, tmp_path / "out", keys, DicomOptions())
     assert result.done["dicom"] == 0 and len(result.quarantined) == 2
     assert not list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_a_file_the_cleaner_cannot_make_valid_or_fails_on_is_quarantined_and_the_batch_goes_on(
+    tmp_path: Path, keys: KeyService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DICOM without SOPInstanceUID ended ``deid dicom`` with "internal error (AttributeError)", the files after it
+    unwritten; pydicom's warnings about odd values printed the values (a birth date) on stderr."""
+    import warnings
+
+    from carelens.privacy import dicom as dicom_mod
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, instance in (("a.dcm", 1), ("b.dcm", 2), ("c.dcm", 3), ("d.dcm", 4)):
+        _phi_dicom(src / name, burn=False, instance=instance)
+    ds = pydicom.dcmread(src / "a.dcm")
+    del ds.SOPInstanceUID
+    ds.save_as(src / "a.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(src / "c.dcm")
+        ds.PatientBirthDate = "1987O723"  # no DA value: pydicom warns, quoting it
+        ds.save_as(src / "c.dcm")
+    real = dicom_mod.deid_dicom_file
+
+    def failing(path: Path, target: Path, deid: object) -> object:
+        if path.name == "b.dcm":
+            raise KeyError(C["family"])  # a cleaner bug whose message holds PHI
+        return real(path, target, deid)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dicom_mod, "deid_dicom_file", failing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = deid_dicom_path(src, tmp_path / "out", keys, DicomOptions(clean_pixels=False))
+    assert result.done["dicom"] == 2
+    assert sorted((Path(q.source).name, q.reason) for q in result.quarantined) == [
+        ("a.dcm", "DICOM header lacks SOPInstanceUID: no valid copy can be written"),
+        ("b.dcm", "internal error (KeyError); nothing written"),
+    ]
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
+    assert not [w for w in caught if "1987O723" in str(w.message)]

@@ -20,7 +20,7 @@ from carelens.core.errors import InputError
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")  # an instance without one is refused
 
 
 def is_dicom(path: Path, head: bytes | None = None) -> bool:
@@ -56,7 +56,7 @@ def _read_header(data: bytes) -> dict[str, Any]:
     except Exception as err:  # pydicom raises many kinds on damaged files; never quote values
         raise InputError(f"unreadable DICOM header ({type(err).__name__})") from None
     _check_complete(ds, data, handle.tell())
-    missing = [name for name in _REQUIRED if not ds.get(name)]
+    missing = [name for name in REQUIRED_UIDS if not ds.get(name)]
     if missing:
         raise InputError(f"DICOM header lacks {', '.join(missing)} (truncated or incomplete header)")
     meta = ds.get("file_meta") or {}

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 from carelens.core.forked import cores_to_use
 from carelens.core.quarantine import BatchResult
 from carelens.core.settings import load_settings
+from carelens.ingest.dicom import REQUIRED_UIDS
 from carelens.privacy.burned_in import (
     BINARY_VRS,
     frames_of,
@@ -421,6 +423,9 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
         raise ValueError(f"not a readable DICOM file ({type(err).__name__})") from None
     if "PixelData" not in ds:
         raise ValueError("no pixel data: burned-in text cannot be checked")
+    missing = [name for name in (*REQUIRED_UIDS, "SOPClassUID") if not ds.get(name)]
+    if missing:
+        raise ValueError(f"DICOM header lacks {', '.join(missing)}: no valid copy can be written")
     ctx = deid.context_for(ds, path)
     known = deid.known_for(ds, ctx, path)
     expected = native_pixel_bytes(ds)
@@ -529,17 +534,22 @@ def deid_dicom_path(src: Path, out: Path, keys: KeyService, options: DicomOption
     base = src if src.is_dir() else src.parent
     for path in dicom_files(src):
         rel = path.relative_to(base)
-        try:
-            head = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
-            pseudonym = deid.context_for(head, path).pseudonym
-        except Exception:  # unreadable: deid_dicom_file says why
-            pseudonym = "unknown"
-        target = out / pseudonym / (keys.hash_hex("dicom-file", rel.as_posix(), 24) + ".dcm")
-        try:
-            deid_dicom_file(path, target, deid)
-        except ValueError as err:
-            result.quarantine(str(path), "file", str(err))
-            continue
+        with warnings.catch_warnings():  # pydicom's warnings quote values (a birth date, a name)
+            warnings.simplefilter("ignore")
+            try:
+                head = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+                pseudonym = deid.context_for(head, path).pseudonym
+            except Exception:  # unreadable: deid_dicom_file says why
+                pseudonym = "unknown"
+            target = out / pseudonym / (keys.hash_hex("dicom-file", rel.as_posix(), 24) + ".dcm")
+            try:
+                deid_dicom_file(path, target, deid)
+            except ValueError as err:
+                result.quarantine(str(path), "file", str(err))
+                continue
+            except Exception as err:  # a cleaner bug must not end the batch; the type only (no PHI)
+                result.quarantine(str(path), "file", f"internal error ({type(err).__name__}); nothing written")
+                continue
         result.done["dicom"] += 1
         if on_file:
             on_file(path)
