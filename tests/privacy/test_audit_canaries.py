@@ -130,6 +130,23 @@ def test_birth_dates_count_in_a_birth_context_of_their_own_patient(batch: tuple[
     assert audit(out, src, keys).clean
 
 
+def test_a_note_is_its_patients_by_its_sidecar(batch: tuple[Path, Path], keys: KeyService) -> None:
+    """The demo's research notes (``note-00059.txt`` and a ``.meta.json`` naming the patient's research id) held no
+    pseudonym, so every patient's birth date was looked for in them: another patient's shifted birth date that fell
+    on this one's (a chance of a few in a hundred runs) refused the demo's whole research batch."""
+    src, out = batch
+    notes = out / "notes"
+    notes.mkdir()
+    (notes / "note-00001.txt").write_text("Date of birth: 07/23/1951\n")
+    leaks = audit(out, src, keys).leaks
+    assert [(x.value_kind, x.location) for x in leaks] == [("birth_date", "notes/note-00001.txt:line 1")]
+    (notes / "note-00001.meta.json").write_text(json.dumps({"patient_id": keys.pseudonym("someone-else")}))
+    assert audit(out, src, keys).clean  # another patient's note: their shifted date, not this birth date
+    (notes / "note-00001.meta.json").write_text(json.dumps({"patient_id": keys.pseudonym("pat-adv-1")}))
+    leaks = audit(out, src, keys).leaks
+    assert [(x.value_kind, x.location) for x in leaks] == [("birth_date", "notes/note-00001.txt:line 1")]
+
+
 BIRTH_FORMS = ["Jul 23, 1951", "23-JUL-1951", "19510723", "١٩٥١-٠٧-٢٣", "07/23/1951"]  # one in Arabic-Indic digits
 
 

@@ -254,7 +254,7 @@ def audit(out: Path | Sequence[Path], source: Path | Sequence[Path], keys: KeySe
                 if str(parent) != "." and parent not in seen_dirs:
                     seen_dirs.add(parent)
                     _search(report, searches, src, [(f"{parent}/", "folder name", parent.name)], set())
-            _search_file(report, searches, src, owners, str(rel), _pieces(path))
+            _search_file(report, searches, src, owners, str(rel), _pieces(path), _sidecar(path))
             if pixels and (path.name.lower().endswith(".dcm") or _is_dicom(path)):
                 reason = gate_dicom(path)
                 if reason:
@@ -281,12 +281,13 @@ def audit_resources(out: Sequence[dict[str, Any]], source: Sequence[dict[str, An
 
 
 def _search_file(report: AuditReport, s: _Searches, src: _Source, owners: dict[str, str], rel: str,
-                 pieces: list[tuple[str, str]]) -> None:  # fmt: skip
-    """Search one file's name and (location, text) pieces, plain forms of each included."""
+                 pieces: list[tuple[str, str]], sidecar: str = "") -> None:  # fmt: skip
+    """Search one file's name and (location, text) pieces, plain forms of each included; the file is the
+    output of the patients whose pseudonyms it or its ``sidecar`` (a note's metadata) holds."""
     report.files_scanned += 1
     located = [(rel, "file name", Path(rel).name), *((rel, w, t) for w, t in pieces)]
     located += [(r, f"{w} (decoded)", d) for r, w, t in located if (d := plain(t)) != t]
-    named = {p for _r, _w, t in located for p in _PSEUDONYM.findall(t)} if owners else set()
+    named = {p for t in (sidecar, *(t for _r, _w, t in located)) for p in _PSEUDONYM.findall(t)} if owners else set()
     mine = {owners.get(p, "") for p in named}  # "": a patient not in the source
     _search(report, s, src, located, mine)
 
@@ -416,6 +417,17 @@ def _ordinary_use(text: str, m: re.Match[str], labels: set[str]) -> bool:
     start = max(text.rfind("\n", 0, m.start()), text.rfind("\x00", 0, m.start()), m.start() - 300)
     ends = [e for e in (text.find("\n", m.end()), text.find("\x00", m.end())) if e >= 0]
     return case_mode(text[max(start, 0) : min([*ends, m.end() + 300])]) == "mixed"
+
+
+def _sidecar(path: Path) -> str:
+    """The text of a note's ``NAME.meta.json`` (its patient's research id), or ""."""
+    if path.name.endswith(".meta.json"):
+        return ""
+    sidecar = path.with_name(path.name[: -len(path.suffix)] + ".meta.json") if path.suffix else None
+    try:
+        return sidecar.read_text(encoding="utf-8", errors="replace")[:4096] if sidecar and sidecar.is_file() else ""
+    except OSError:
+        return ""
 
 
 # -- the pieces of a file ------------------------------------------------------------------
