@@ -147,6 +147,24 @@ def test_a_note_is_its_patients_by_its_sidecar(batch: tuple[Path, Path], keys: K
     assert [(x.value_kind, x.location) for x in leaks] == [("birth_date", "notes/note-00001.txt:line 1")]
 
 
+def test_the_research_ingest_tells_whose_output_a_file_is_with_the_key_it_is_given(
+    batch: tuple[Path, Path], keys: KeyService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo keeps its site key beside the cohort, not in the environment: its research ingest audited with no
+    key, so no file was anyone's and every birth date was looked for in every file."""
+    monkeypatch.delenv("CARELENS_SECRET_FILE", raising=False)
+    monkeypatch.delenv("CARELENS_SECRET", raising=False)
+    src, out = batch
+    notes = out / "notes"
+    notes.mkdir()
+    (notes / "note-00001.txt").write_text("Date of birth: 07/23/1951\n")  # another patient's shifted birth date
+    (notes / "note-00001.meta.json").write_text(json.dumps({"patient_id": keys.pseudonym("someone-else")}))
+    with pytest.raises(BatchRefused):
+        ingest_research([out], [src], tmp_path / "store", processes=1)
+    result, report = ingest_research([out], [src], tmp_path / "store", processes=1, keys=keys)
+    assert report.clean and not result.quarantined
+
+
 BIRTH_FORMS = ["Jul 23, 1951", "23-JUL-1951", "19510723", "١٩٥١-٠٧-٢٣", "07/23/1951"]  # one in Arabic-Indic digits
 
 

@@ -193,7 +193,7 @@ def stage_deidentify(run: DemoRun) -> dict[str, Any]:
     out: dict[str, Any] = {"research_zone": str(research), "written": counts, "quarantined": len(reasons),
                            "quarantine_reasons": sorted(set(reasons)), "canary_leaks": leaks}  # fmt: skip
     try:
-        lake, report = research_ingest.ingest_research(batch, sources, run.options.store, audit_also=notes)
+        lake, report = research_ingest.ingest_research(batch, sources, run.options.store, audit_also=notes, keys=keys)
     except research_ingest.BatchRefused as refused:  # the boundary held: the stage fails, its counts are kept
         say(f"research zone: {counts}; {refused.reason}")
         return {**out, "status": "failed", "reason": refused.reason, "audit_leaks": refused.leaks}

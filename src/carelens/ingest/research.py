@@ -23,6 +23,7 @@ from carelens.ingest.pipeline import IngestResult, ingest
 
 if TYPE_CHECKING:
     from carelens.privacy.audit import AuditReport
+    from carelens.privacy.keys import KeyService
 
 
 class BatchRefused(InputError):
@@ -46,17 +47,20 @@ def ingest_research(
     store: Path | None = None,
     processes: int | None = None,
     audit_also: Sequence[Path] = (),
+    keys: KeyService | None = None,
 ) -> tuple[IngestResult, AuditReport]:
     """Audit ``paths`` against ``source``, then ingest them into the research lake (all or
     nothing); ``processes`` as for :func:`carelens.ingest.ingest`. ``audit_also``: research-zone
-    files that are audited with the batch but not ingested (copies of what the batch already holds)."""
+    files that are audited with the batch but not ingested (copies of what the batch already holds).
+    ``keys``: the site key the batch was made with (default: the environment's), which tells the audit
+    whose output each file is."""
     from carelens.privacy.audit import audit
     from carelens.privacy.burned_in import gate_dicom
 
     for path in [*paths, *source, *audit_also]:
         if not path.exists():
             raise InputError(f"{path} does not exist")
-    report = audit([*paths, *audit_also], list(source), pixels=False)  # pixels: the gate, per instance, below
+    report = audit([*paths, *audit_also], list(source), keys, pixels=False)  # pixels: the gate, per instance, below
     if not report.identifiers:
         raise UsageError("--source holds no patient identifiers to audit against (give the identified FHIR/DICOM/VCF)")
     if report.leaks:
