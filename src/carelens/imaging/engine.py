@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from carelens.core.heap import heap_kept
 from carelens.imaging.data import ImageArrays
 
 
@@ -75,6 +76,7 @@ def loss_function(task: str, weights: torch.Tensor | None = None) -> nn.Module:
     return nn.CrossEntropyLoss(weight=weights)
 
 
+@heap_kept()
 def train_one_epoch(
     model: nn.Module,
     arrays: ImageArrays,
@@ -183,6 +185,7 @@ def _view(x: torch.Tensor, view: tuple[bool, float, float, float, float]) -> tor
 
 
 @torch.no_grad()
+@heap_kept()
 def predict_logits(
     model: nn.Module,
     images: np.ndarray | ImageArrays,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from carelens.core.heap import heap_kept
 from carelens.core.plots import figure
 
 SHIFT_FILE = "shift.npz"
@@ -44,6 +45,7 @@ PIXEL_GRID = 8  # the image itself, averaged down to 8 x 8, is part of the descr
 
 
 @torch.no_grad()
+@heap_kept()
 def features_and_logits(
     model: nn.Module, images: np.ndarray, layers: list[str] | None = None, batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
