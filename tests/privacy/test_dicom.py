@@ -173,3 +173,25 @@ def test_a_file_the_cleaner_cannot_make_valid_or_fails_on_is_quarantined_and_the
     ]
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
     assert not [w for w in caught if "1987O723" in str(w.message)]
+
+
+@needs_tesseract
+def test_a_compressed_file_keeps_its_remapped_instance_uid_from_run_to_run(tmp_path: Path, keys: KeyService) -> None:
+    """Decompressing for the OCR must not give the instance a new random UID: the research copy of an instance would
+    be another instance at every run, and nothing that references it (an SR, a read) would find it."""
+    from pydicom.uid import RLELossless
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _phi_dicom(src / "a.dcm", burn=False)
+    ds = pydicom.dcmread(src / "a.dcm")
+    ds.compress(RLELossless)
+    ds.save_as(src / "a.dcm")
+    uids = set()
+    for run in ("first", "second"):
+        assert deid_dicom_path(src, tmp_path / run, keys).done["dicom"] == 1
+        (out,) = (tmp_path / run).rglob("*.dcm")
+        copy = pydicom.dcmread(out)
+        assert copy.file_meta.MediaStorageSOPInstanceUID == copy.SOPInstanceUID
+        uids.add(copy.SOPInstanceUID)
+    assert uids == {keys.uid(ds.SOPInstanceUID)}

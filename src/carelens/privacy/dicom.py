@@ -444,7 +444,7 @@ def deid_dicom_file(path: Path, target: Path, deid: DicomDeidentifier) -> DicomR
     if deid.options.clean_pixels:
         try:
             if syntax is not None and syntax.is_compressed:
-                ds.decompress()
+                ds.decompress(generate_instance_uid=False)  # pydicom would give it a random new UID
             _ = ds.pixel_array
         except Exception:  # decoders raise many kinds; their messages are not needed here
             name = getattr(syntax, "name", "unknown transfer syntax")
