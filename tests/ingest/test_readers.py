@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
@@ -317,3 +320,25 @@ def test_crafted_vcf_lines_are_refused_one_by_one_before_htslib_reads_them(tmp_p
         for (_, reason), field in zip(result.bad_lines, CRAFTED_VCF_LINES.values(), strict=True):
             assert reason.startswith(f"malformed line ({field}"), reason
         assert result.records == 3 and [r[2] for r in result.rows[::2]] == [94781859, 94761900, 0]
+
+
+@pytest.mark.parametrize("uid", ["1.2.3\x00../../x", "1.2.840.ABC", "1." + "2" * 70, "1..2", " "])
+def test_dicom_whose_instance_uid_is_no_uid_is_refused(uid: str) -> None:
+    """The instance UIDs key the lake and go into the reads' SR and ImagingStudy: digits and dots, at most 64."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    with warnings.catch_warnings():  # pydicom warns about the value it is told to write
+        warnings.simplefilter("ignore")
+        ds.SOPInstanceUID = uid
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+    with pytest.raises(InputError, match=r"^DICOM SOPInstanceUID is not a UID|lacks SOPInstanceUID"):
+        read_dicom_header(buffer.getvalue())
+
+
+def test_dicom_uid_with_leading_zero_components_is_kept() -> None:
+    """Old devices write components such as ``.0604`` (not PS3.5's form, but a unique key all the same)."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SOPInstanceUID = "1.2.840.113619.2.55.3.0604.1"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    assert read_dicom_header(buffer.getvalue())["sop_uid"] == "1.2.840.113619.2.55.3.0604.1"

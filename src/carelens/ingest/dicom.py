@@ -10,6 +10,7 @@ encapsulated fragments) must fit in the file.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")  # an instance without one is refused
+UID_SHAPE = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # PS3.5 9.1: digits and dots, at most 64 characters
 
 
 def is_dicom(path: Path, head: bytes | None = None) -> bool:
@@ -59,6 +61,9 @@ def _read_header(data: bytes) -> dict[str, Any]:
     missing = [name for name in REQUIRED_UIDS if not ds.get(name)]
     if missing:
         raise InputError(f"DICOM header lacks {', '.join(missing)} (truncated or incomplete header)")
+    malformed = [name for name in REQUIRED_UIDS if not is_uid(str(ds.get(name)))]
+    if malformed:
+        raise InputError(f"DICOM {', '.join(malformed)} is not a UID (digits and dots, at most 64 characters)")
     meta = ds.get("file_meta") or {}
     return {
         "study_uid": str(ds.StudyInstanceUID),
@@ -76,6 +81,11 @@ def _read_header(data: bytes) -> dict[str, Any]:
         "columns": _int(ds.get("Columns")),
         "transfer_syntax": _text(getattr(meta, "TransferSyntaxUID", None)),
     }
+
+
+def is_uid(value: str) -> bool:
+    """Whether ``value`` is a DICOM UID: the instance's key in the lake, in its reads' SR and FHIR ImagingStudy."""
+    return len(value) <= 64 and UID_SHAPE.fullmatch(value) is not None
 
 
 def _text(value: Any) -> str | None:
