@@ -17,7 +17,15 @@ from pydicom.uid import JPEGBaseline8Bit
 from carelens.core.config import shared_data_dir
 from carelens.ingest.research import ingest_research
 from carelens.privacy.audit import audit
-from carelens.privacy.burned_in import allowed, gate_dicom, gate_pixels, text_lines, to_uint8
+from carelens.privacy.burned_in import (
+    allowed,
+    gate_dicom,
+    gate_pixels,
+    image_to_data,
+    images_to_data,
+    text_lines,
+    to_uint8,
+)
 from carelens.privacy.dicom import deid_dicom_path
 from carelens.privacy.keys import KeyService
 from tests.privacy.conftest import CANARY as C
@@ -190,3 +198,23 @@ def _faint_small(ink: int | None, background: int) -> np.ndarray:
 def test_small_faint_text_on_a_small_frame_fails_and_the_clean_frame_passes(ink: int, background: int) -> None:
     assert gate_pixels(_faint_small(ink, background)).reason is not None
     assert gate_pixels(_faint_small(None, background)).reason is None
+
+
+@needs_tesseract
+def test_images_read_in_one_tesseract_process_give_each_image_its_own_words() -> None:
+    """Several images go to one tesseract process as the pages of one TIFF: each page's words are the words of
+    its image read alone, in the image's order (a blank image in between keeps its place)."""
+
+    def card(text: str) -> Image.Image:
+        img = Image.new("L", (420, 90), 255)
+        ImageDraw.Draw(img).text((12, 18), text, fill=0, font=ImageFont.truetype(str(FONT), 36))
+        return img
+
+    images = [card("ALPHA RIVER"), Image.new("L", (300, 80), 255), card("BRAVO 4721")]
+    pages = images_to_data(images, "--psm 11")
+    words = [[w for w in page["text"] if w.strip()] for page in pages]
+    assert words == [["ALPHA", "RIVER"], [], ["BRAVO", "4721"]]
+    alone = [image_to_data(img, "--psm 11") for img in images]
+    for page, read in zip(pages, alone, strict=True):
+        assert {k: v for k, v in page.items() if k != "page_num"} == {k: v for k, v in read.items() if k != "page_num"}
+    assert images_to_data([], "--psm 11") == []

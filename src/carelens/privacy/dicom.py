@@ -41,7 +41,7 @@ from carelens.ingest.dicom import REQUIRED_UIDS
 from carelens.privacy.burned_in import (
     BINARY_VRS,
     frames_of,
-    image_to_data,
+    images_to_data,
     native_pixel_bytes,
     text_lines,
     to_uint8,
@@ -354,46 +354,55 @@ def find_text(img: Any) -> list[tuple[int, int, int, int]]:
     degrees in the brightest pixels, the darkest, the image and its inverse (in each orientation
     the first of these that reads anything), plus the lines of character-sized marks of the
     research gate's detector (:func:`carelens.privacy.burned_in.text_lines`), which OCR may not
-    read. The OCR calls run ``ocr_threads`` at a time."""
+    read."""
     import numpy as np
 
     h, w = img.shape
     bright = np.where(img >= max(int(img.max()) - 8, 1), 0, 255).astype(np.uint8)
     dark = np.where(img <= int(img.min()) + 8, 0, 255).astype(np.uint8)
     orientations = {0: (bright, 255 - img, img, dark), 1: (bright, dark), 3: (bright, dark)}
+    turns = [k for k, candidates in orientations.items() for _ in candidates]
+    reads = _ocr([np.ascontiguousarray(np.rot90(c, k)) for k, candidates in orientations.items() for c in candidates])
     boxes: list[tuple[int, int, int, int]] = []
-    with ThreadPoolExecutor(max_workers=ocr_threads()) as pool:
-        reads = {
-            k: [pool.submit(_ocr, np.ascontiguousarray(np.rot90(c, k))) for c in candidates]
-            for k, candidates in orientations.items()
-        }
-        for k, futures in reads.items():
-            for i, future in enumerate(futures):
-                found = future.result()
-                boxes += [_unrotate(b, k, w, h) for b in found]
-                if found:
-                    for unread in futures[i + 1 :]:
-                        unread.cancel()
-                    break
+    for k in orientations:
+        found = next((read for turn, read in zip(turns, reads, strict=True) if turn == k and read), [])
+        boxes += [_unrotate(b, k, w, h) for b in found]
     return boxes + [line.box for line in text_lines(img)]
 
 
 def ocr_threads() -> int:
-    """Tesseract calls run at once: ``CARELENS_OCR_THREADS``, or one per core (at most 4)."""
+    """Tesseract processes run at once: ``CARELENS_OCR_THREADS``, or one per core (at most 4)."""
     return cores_to_use(load_settings().ocr_threads)
 
 
-def _ocr(img: Any) -> list[tuple[int, int, int, int]]:
+def _ocr(images: list[Any]) -> list[list[tuple[int, int, int, int]]]:
+    """Boxes of the legible words tesseract reads in each image (enlarged to ~1200 px), the images shared out among
+    :func:`ocr_threads` tesseract processes."""
     from PIL import Image
 
-    pil = Image.fromarray(img)
-    scale = max(1, min(4, 1200 // max(pil.size)))
-    if scale > 1:
-        pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.LANCZOS)
-    data = image_to_data(pil, "--psm 11")
+    pils, scales = [], []
+    for img in images:
+        pil = Image.fromarray(img)
+        scale = max(1, min(4, 1200 // max(pil.size)))
+        pils.append(pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.LANCZOS) if scale > 1 else pil)
+        scales.append(scale)
+    processes = max(1, min(ocr_threads(), len(images)))
+    shares = [list(range(first, len(images), processes)) for first in range(processes)]
+    with ThreadPoolExecutor(max_workers=processes) as pool:
+        pages = list(pool.map(lambda share: images_to_data([pils[i] for i in share], "--psm 11"), shares))
+    reads: list[list[tuple[int, int, int, int]]] = [[] for _ in images]
+    for share, datas in zip(shares, pages, strict=True):
+        for i, data in zip(share, datas, strict=True):
+            reads[i] = _legible(data, scales[i])
+    return reads
+
+
+def _legible(data: dict[str, list[Any]], scale: int) -> list[tuple[int, int, int, int]]:
+    """The boxes (in the image before its enlargement by ``scale``) of words of two letters or more, read with
+    confidence 60 or more, at least 8 x 5 px: smaller is noise, not legible text."""
     out = []
     for i, word in enumerate(data["text"]):
-        big = data["width"][i] >= 8 * scale and data["height"][i] >= 5 * scale  # smaller: noise, not legible text
+        big = data["width"][i] >= 8 * scale and data["height"][i] >= 5 * scale
         if big and word.strip() and len(re.sub(r"\W", "", word)) >= 2 and float(data["conf"][i]) >= 60:
             out.append((data["left"][i] // scale, data["top"][i] // scale, data["width"][i] // scale + 1,
                         data["height"][i] // scale + 1))  # fmt: skip
