@@ -272,3 +272,101 @@ def test_text_on_one_frame_of_many_is_found_and_blanked(tmp_path: Path, keys: Ke
     assert result.done["dicom"] == 1, result.quarantined
     (new,) = list((tmp_path / "out").rglob("*.dcm"))
     assert gate_dicom(new) is None and pydicom.dcmread(new).pixel_array.shape[0] == 3
+
+
+# Text a grey stretch of the whole range does not show and a viewer does: each writes a Secondary Capture whose
+# canary a viewer renders plainly, and returns that rendering of any file written the same way.
+STAMP = f"{C['family'].upper()} {C['mrn']}"
+
+
+def _stamp(rows: int = 256, cols: int = 512) -> np.ndarray:
+    mask = Image.new("L", (cols, rows), 0)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 28)
+    ImageDraw.Draw(mask).text((20, 100), STAMP, fill=255, font=font)
+    return np.asarray(mask) > 127
+
+
+def _capture(path: Path, photometric: str, bits: int, pixels: np.ndarray, **attributes: object) -> None:
+    _base(path)
+    ds = pydicom.dcmread(path)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
+    if pixels.ndim == 3:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    for name in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+        if name in ds:
+            delattr(ds, name)
+    for name, value in attributes.items():
+        if name.endswith("Descriptor"):
+            ds.add_new(name, "US", value)  # "US or SS" in the dictionary: a VR must be chosen to write it
+        else:
+            setattr(ds, name, value)
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _isoluminant(path: Path) -> None:
+    """Red-orange text whose mean of R, G and B is the grey background's."""
+    rgb = np.full((256, 512, 3), 128, np.uint8)
+    rgb[_stamp()] = (255, 64, 65)
+    _capture(path, "RGB", 8, rgb)
+
+
+def _windowed(path: Path) -> None:
+    """Text three levels above the background of a 12-bit image, under a window six levels wide."""
+    grey = np.full((256, 512), 1000, np.uint16)
+    grey[0, 0], grey[-1, -1] = 0, 4095
+    grey[_stamp()] = 1003
+    _capture(path, "MONOCHROME2", 16, grey, BitsStored=12, HighBit=11, WindowCenter=1001, WindowWidth=6)
+
+
+def _palette(path: Path) -> None:
+    """Text in palette entry 101, red, on entry 100, grey: one level apart in the stored pixels."""
+    index = np.full((256, 512), 100, np.uint8)
+    index[0, 0], index[-1, -1] = 0, 255
+    index[_stamp()] = 101
+    grey = np.full(256, 0x8000, np.uint16)
+    red, other = grey.copy(), grey.copy()
+    red[101], other[101] = 0xFFFF, 0
+    tables = {}
+    for colour, table in (("Red", red), ("Green", other), ("Blue", other)):
+        tables[f"{colour}PaletteColorLookupTableDescriptor"] = [256, 0, 16]
+        tables[f"{colour}PaletteColorLookupTableData"] = table.tobytes()
+    _capture(path, "PALETTE COLOR", 8, index, **tables)
+
+
+HIDDEN = {"colour as bright as the grey": _isoluminant, "under the file's window": _windowed, "palette": _palette}
+
+
+def _as_shown(path: Path) -> str:
+    """What OCR reads in the file as a viewer renders it (colour, palette and window applied)."""
+    import pytesseract
+    from pydicom.pixels import apply_color_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(path)
+    shown = ds.pixel_array
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        shown = apply_color_lut(shown, ds)
+    shown = shown[..., 0] if shown.ndim == 3 else apply_voi_lut(shown, ds)  # the red channel holds the colour text
+    shown = shown.astype(float)
+    grey = ((shown - shown.min()) / max(float(np.ptp(shown)), 1.0) * 255).astype(np.uint8)
+    return pytesseract.image_to_string(Image.fromarray(grey), config="--psm 11").upper()
+
+
+@needs_tesseract
+@pytest.mark.parametrize("how", sorted(HIDDEN))
+def test_text_a_grey_stretch_hides_is_refused_by_the_gate_and_blanked(how: str, tmp_path: Path,
+                                                                      keys: KeyService) -> None:  # fmt: skip
+    source = tmp_path / "src" / "a.dcm"
+    HIDDEN[how](source)
+    assert C["mrn"] in _as_shown(source)  # a viewer shows the canary
+    assert gate_dicom(source) is not None
+    result = deid_dicom_path(tmp_path / "src", tmp_path / "out", keys)
+    assert result.done["dicom"] == 1, result.quarantined
+    (new,) = list((tmp_path / "out").rglob("*.dcm"))
+    shown = _as_shown(new)
+    assert C["mrn"] not in shown and C["family"].upper() not in shown
+    assert gate_dicom(new) is None

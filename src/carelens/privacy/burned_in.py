@@ -95,6 +95,42 @@ def to_uint8(frame: Any) -> Any:
     return scaled.astype(np.uint8)
 
 
+def shown_views(frame: Any, ds: Any = None) -> list[Any]:
+    """8-bit grey images of one frame as a viewer may show it, each stretched to its own range: the frame itself (a
+    colour frame: each channel apart, as text in a colour of the background's brightness shows in no grey mean), a
+    PALETTE COLOR frame through its palette, and a grey frame through each of the file's own windows or VOI LUTs
+    that shows more than the whole range does (text three levels above a 12-bit background is invisible when 4,096
+    levels are stretched to 256, and plain under a window six levels wide)."""
+    import numpy as np
+
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip() if ds is not None else ""
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        frame = apply_color_lut(frame, ds)
+    if frame.ndim == 3:
+        return [to_uint8(frame[..., channel]) for channel in range(frame.shape[2])]
+    views = [to_uint8(frame)]
+    if ds is None:
+        return views
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    windows = max(len(_values(ds.get("WindowCenter"))), len(ds.get("VOILUTSequence", None) or []))
+    if windows:
+        rescaled = apply_modality_lut(frame, ds)
+        for index in range(windows):
+            view = to_uint8(apply_voi_lut(rescaled, ds, index=index))
+            if np.abs(view.astype(np.int16) - views[0]).max() > 1:  # a window over the whole range shows nothing new
+                views.append(view)
+    return views
+
+
+def _values(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]
+
+
 def frames_of(arr: Any, samples_per_pixel: int = 1) -> Any:
     """The frames of a DICOM pixel array (one frame gets a leading axis)."""
     return arr if arr.ndim == (4 if samples_per_pixel > 1 else 3) else arr[None, ...]
@@ -333,16 +369,18 @@ def gate_frame(img: Any) -> GateResult:
     return GateResult(None, len(lines), len(lines))
 
 
-def gate_pixels(arr: Any, samples_per_pixel: int = 1) -> GateResult:
-    """The gate on every frame of a pixel array; the first failing frame decides."""
+def gate_pixels(arr: Any, samples_per_pixel: int = 1, ds: Any = None) -> GateResult:
+    """The gate on every view (:func:`shown_views`, with the DICOM ``ds`` the array is of) of every frame of a pixel
+    array; the first failing view decides."""
     total = GateResult(None)
     for frame in frames_of(arr, samples_per_pixel):
-        one = gate_frame(to_uint8(frame))
-        total.lines += one.lines
-        total.ocr_lines += one.ocr_lines
-        if one.reason:
-            total.reason = one.reason
-            return total
+        for view in shown_views(frame, ds):
+            one = gate_frame(view)
+            total.lines += one.lines
+            total.ocr_lines += one.ocr_lines
+            if one.reason:
+                total.reason = one.reason
+                return total
     return total
 
 
@@ -431,6 +469,6 @@ def gate_dicom(source: Path | bytes) -> str | None:
     if hidden:
         return f"binary data outside the image pixels ({hidden}) cannot be shown free of text"
     try:
-        return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1)).reason
+        return gate_pixels(arr, int(ds.get("SamplesPerPixel", 1) or 1), ds).reason
     except Exception as err:  # OCR or array failures fail closed: the pixels were not shown clean
         return f"the pixels could not be checked for burned-in text ({type(err).__name__})"

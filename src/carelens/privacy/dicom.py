@@ -43,8 +43,8 @@ from carelens.privacy.burned_in import (
     frames_of,
     images_to_data,
     native_pixel_bytes,
+    shown_views,
     text_lines,
-    to_uint8,
     unused_bits,
 )
 from carelens.privacy.context import PatientContext
@@ -313,8 +313,8 @@ def _shift_value(vr: str, value: Any, shift: int) -> Any:
 
 # ---------------------------------------------------------------------------------------
 def clean_burned_in_text(ds: Any) -> tuple[int, int]:
-    """Find burned-in text (OCR in every orientation and polarity, and text-like regions), blank
-    it, and look again the same way; what a look finds is blanked too, up to ``BLANKING_ROUNDS``
+    """Find burned-in text (OCR in every orientation and polarity of every view a viewer may show, and text-like
+    regions), blank it, and look again the same way; what a look finds is blanked too, up to ``BLANKING_ROUNDS``
     looks (blanking changes the image, and OCR may then read a mark it missed before).
 
     Returns (regions blanked, text regions still found after the last round). Raises
@@ -333,7 +333,7 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
         frame = frame.copy()
         fill = frame.min()
         h, w = frame.shape[:2]
-        boxes = find_text(to_uint8(frame))
+        boxes = _text_shown(frame, ds)
         for _round in range(BLANKING_ROUNDS):
             if not boxes:
                 break
@@ -341,12 +341,17 @@ def clean_burned_in_text(ds: Any) -> tuple[int, int]:
                 pad = max(2, min(bw, bh) // 4)
                 frame[max(0, y - pad) : min(h, y + bh + pad), max(0, x - pad) : min(w, x + bw + pad)] = fill
                 blanked += 1
-            boxes = find_text(to_uint8(frame))
+            boxes = _text_shown(frame, ds)
         left += len(boxes)
         out_frames.append(frame)
     new = np.stack(out_frames) if arr.ndim == frames.ndim else out_frames[0]
     ds.PixelData = new.astype(arr.dtype).tobytes()
     return blanked, left
+
+
+def _text_shown(frame: Any, ds: Any) -> list[tuple[int, int, int, int]]:
+    """Boxes of text in any view of the frame a viewer may show (:func:`carelens.privacy.burned_in.shown_views`)."""
+    return [box for view in shown_views(frame, ds) for box in find_text(view)]
 
 
 def find_text(img: Any) -> list[tuple[int, int, int, int]]:
