@@ -195,3 +195,25 @@ def test_a_compressed_file_keeps_its_remapped_instance_uid_from_run_to_run(tmp_p
         assert copy.file_meta.MediaStorageSOPInstanceUID == copy.SOPInstanceUID
         uids.add(copy.SOPInstanceUID)
     assert uids == {keys.uid(ds.SOPInstanceUID)}
+
+
+@pytest.mark.parametrize("folder", ["rgb", "MONOCHROME2"])
+def test_a_folder_named_like_a_photometric_interpretation_leaves_the_image_readable(
+    folder: str, tmp_path: Path, keys: KeyService
+) -> None:
+    """Words of a file's folder are looked for as names in every kept string; the pixels' enumerated photometric
+    interpretation is no name, and removing it (it was written empty) left an image no viewer can read."""
+    src = tmp_path / "src" / folder
+    src.mkdir(parents=True)
+    _phi_dicom(src / "a.dcm", burn=False)
+    ds = pydicom.dcmread(src / "a.dcm")
+    if folder == "rgb":
+        ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = np.zeros((ds.Rows, ds.Columns, 3), np.uint8).tobytes()
+        ds.save_as(src / "a.dcm")
+    out = tmp_path / "out"
+    assert deid_dicom_path(tmp_path / "src", out, keys, DicomOptions(clean_pixels=False)).done["dicom"] == 1
+    (copy,) = [pydicom.dcmread(p) for p in out.rglob("*.dcm")]
+    assert copy.PhotometricInterpretation == ds.PhotometricInterpretation
+    assert copy.pixel_array.shape == ds.pixel_array.shape

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,8 @@ def _scrubbed(elem: Any, known: Known, value: Any = None, keys: KeyService | Non
     value = elem.value if value is None else value
     if elem.VR == "UI" and keys is not None:
         return _standard_uids(value, keys)
+    if isinstance(value, str) and value in _enumerated(elem.keyword):
+        return value  # a value the standard enumerates names no one (a scrub of "rgb", a folder's name, broke images)
     if elem.VR == "PN":
         multi = isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
         value = [str(v) for v in value] if multi else str(value)
@@ -247,6 +249,16 @@ def _scrubbed(elem: Any, known: Known, value: Any = None, keys: KeyService | Non
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
         return [known.scrub(v, "") if isinstance(v, str) and elem.VR != "UI" else v for v in value]
     return value
+
+
+@cache
+def _enumerated(keyword: str) -> frozenset[str]:
+    """The values PS3.3 enumerates for an attribute whose value decides how the pixels are read."""
+    if keyword != "PhotometricInterpretation":
+        return frozenset()
+    from pydicom.pixels.common import PhotometricInterpretation
+
+    return frozenset(str(member.value) for member in PhotometricInterpretation)
 
 
 def _zeroed(value: bytes, known: Known) -> bytes:
