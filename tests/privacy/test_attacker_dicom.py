@@ -338,19 +338,38 @@ def _palette(path: Path) -> None:
     _capture(path, "PALETTE COLOR", 8, index, **tables)
 
 
-HIDDEN = {"colour as bright as the grey": _isoluminant, "under the file's window": _windowed, "palette": _palette}
+def _modality_table(path: Path) -> None:
+    """Text three levels above the background of a 12-bit image that the Modality LUT Sequence sets to white."""
+    grey = np.full((256, 512), 1000, np.uint16)
+    grey[0, 0], grey[-1, -1] = 0, 4095
+    grey[_stamp()] = 1003
+    table = np.arange(4096, dtype=np.uint16) // 2
+    table[1003] = 4095
+    item = Dataset()
+    item.add_new("LUTDescriptor", "US", [4096, 0, 16])
+    item.ModalityLUTType = "US"
+    item.add_new("LUTData", "OW", table.tobytes())
+    _capture(path, "MONOCHROME2", 16, grey, BitsStored=12, HighBit=11, ModalityLUTSequence=Sequence([item]))
+
+
+HIDDEN = {
+    "colour as bright as the grey": _isoluminant,
+    "under the file's window": _windowed,
+    "palette": _palette,
+    "through the modality table": _modality_table,
+}
 
 
 def _as_shown(path: Path) -> str:
     """What OCR reads in the file as a viewer renders it (colour, palette and window applied)."""
     import pytesseract
-    from pydicom.pixels import apply_color_lut, apply_voi_lut
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
     ds = pydicom.dcmread(path)
     shown = ds.pixel_array
     if ds.PhotometricInterpretation == "PALETTE COLOR":
         shown = apply_color_lut(shown, ds)
-    shown = shown[..., 0] if shown.ndim == 3 else apply_voi_lut(shown, ds)  # the red channel holds the colour text
+    shown = shown[..., 0] if shown.ndim == 3 else apply_voi_lut(apply_modality_lut(shown, ds), ds)  # colour: red
     shown = shown.astype(float)
     grey = ((shown - shown.min()) / max(float(np.ptp(shown)), 1.0) * 255).astype(np.uint8)
     return pytesseract.image_to_string(Image.fromarray(grey), config="--psm 11").upper()

@@ -98,9 +98,9 @@ def to_uint8(frame: Any) -> Any:
 def shown_views(frame: Any, ds: Any = None) -> list[Any]:
     """8-bit grey images of one frame as a viewer may show it, each stretched to its own range: the frame itself (a
     colour frame: each channel apart, as text in a colour of the background's brightness shows in no grey mean), a
-    PALETTE COLOR frame through its palette, and a grey frame through each of the file's own windows or VOI LUTs
-    that shows more than the whole range does (text three levels above a 12-bit background is invisible when 4,096
-    levels are stretched to 256, and plain under a window six levels wide)."""
+    PALETTE COLOR frame through its palette, a grey frame through its Modality LUT Sequence and through each of the
+    file's own windows or VOI LUTs that shows more than the whole range does (text three levels above a 12-bit
+    background is invisible when 4,096 levels are stretched to 256, and plain under a window six levels wide)."""
     import numpy as np
 
     photometric = str(ds.get("PhotometricInterpretation", "")).strip() if ds is not None else ""
@@ -110,14 +110,16 @@ def shown_views(frame: Any, ds: Any = None) -> list[Any]:
         frame = apply_color_lut(frame, ds)
     if frame.ndim == 3:
         return [to_uint8(frame[..., channel]) for channel in range(frame.shape[2])]
-    views = [to_uint8(frame)]
     if ds is None:
-        return views
+        return [to_uint8(frame)]
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    if "ModalityLUTSequence" in ds:  # a viewer shows the table's output, which may set neighbouring levels far apart
+        frame = apply_modality_lut(frame, ds)
+    views = [to_uint8(frame)]
     windows = max(len(_values(ds.get("WindowCenter"))), len(ds.get("VOILUTSequence", None) or []))
     if windows:
-        rescaled = apply_modality_lut(frame, ds)
+        rescaled = frame if "ModalityLUTSequence" in ds else apply_modality_lut(frame, ds)
         for index in range(windows):
             view = to_uint8(apply_voi_lut(rescaled, ds, index=index))
             if np.abs(view.astype(np.int16) - views[0]).max() > 1:  # a window over the whole range shows nothing new
