@@ -352,7 +352,15 @@ def _modality_table(path: Path) -> None:
     _capture(path, "MONOCHROME2", 16, grey, BitsStored=12, HighBit=11, ModalityLUTSequence=Sequence([item]))
 
 
+def _speckled(path: Path) -> None:
+    """White text on speckle (an ultrasound's): the noise's own marks hide the text's lines from the line detector."""
+    grey = np.random.default_rng(0).normal(100, 20, (256, 512)).clip(0, 240).astype(np.uint8)
+    grey[_stamp()] = 255
+    _capture(path, "MONOCHROME2", 8, grey)
+
+
 HIDDEN = {
+    "on speckle": _speckled,
     "colour as bright as the grey": _isoluminant,
     "under the file's window": _windowed,
     "palette": _palette,

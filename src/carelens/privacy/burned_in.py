@@ -36,6 +36,7 @@ BANDS = ((5, 11), (8, 15), (13, 24), (21, 38), (34, 60))  # character heights (p
 CONTRAST = 32  # grey levels (of 255) a mark stands out from its surroundings by
 OCR_LINE_HEIGHT = 48  # pixels a line is enlarged to before OCR
 SURE_LETTERS = 3  # a confident reading shorter than this ("ee", "4") is OCR noise on anatomy, not a word
+MASK_LETTERS = 4  # ... in the extreme levels' masks, where OCR reads three-letter words into bright bone ("Vey")
 CONFIDENT = 60  # tesseract word confidence (0-100) above which a reading counts
 STRONG_MARKS = 5  # a line of this many regular marks is word-like: OCR must read it as allowed words
 NUMBER_DIGITS = 5  # a less confident reading with this many digits in a word is a record number or a date
@@ -125,6 +126,16 @@ def shown_views(frame: Any, ds: Any = None) -> list[Any]:
             if np.abs(view.astype(np.int16) - views[0]).max() > 1:  # a window over the whole range shows nothing new
                 views.append(view)
     return views
+
+
+def extreme_levels(img: Any) -> tuple[Any, Any]:
+    """The pixels within 8 levels of an 8-bit image's brightest, and those within 8 of its darkest, each black on
+    white: where burned-in text is drawn, and where it stands out of noise that hides it from the line detector."""
+    import numpy as np
+
+    bright = np.where(img >= max(int(img.max()) - 8, 1), 0, 255).astype(np.uint8)
+    dark = np.where(img <= int(img.min()) + 8, 0, 255).astype(np.uint8)
+    return bright, dark
 
 
 def _values(value: Any) -> list[Any]:
@@ -351,8 +362,9 @@ def _distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def gate_frame(img: Any) -> GateResult:
-    """The gate on one 8-bit grey frame."""
+def gate_frame(img: Any, mask: bool = False) -> GateResult:
+    """The gate on one 8-bit grey frame; ``mask``: on a frame's :func:`extreme_levels`, where OCR reads words into
+    blobs of anatomy, only a confident word of :data:`MASK_LETTERS` letters or a long number fails it."""
     lines = text_lines(img)
     if not lines:
         return GateResult(None)
@@ -361,28 +373,29 @@ def gate_frame(img: Any) -> GateResult:
                           len(lines))  # fmt: skip
     for n, line in enumerate(sorted(lines, key=lambda t: -t.marks), 1):
         read = read_line(img, line)
-        sure = [w for w, c in read if c >= CONFIDENT and len(w) >= SURE_LETTERS]
+        sure = [w for w, c in read if c >= CONFIDENT and len(w) >= (MASK_LETTERS if mask else SURE_LETTERS)]
         sure += [w for w, c in read if LESS_CONFIDENT <= c < CONFIDENT and sum(map(str.isdigit, w)) >= NUMBER_DIGITS]
         if sure and not allowed(sure):
             return GateResult(OUTSIDE, len(lines), n)
         words = [w for w, _c in read if len(w) >= 2]
-        if not sure and line.marks >= STRONG_MARKS and not (words and allowed(words)):
+        if not mask and not sure and line.marks >= STRONG_MARKS and not (words and allowed(words)):
             return GateResult(UNREADABLE, len(lines), n)
     return GateResult(None, len(lines), len(lines))
 
 
 def gate_pixels(arr: Any, samples_per_pixel: int = 1, ds: Any = None) -> GateResult:
     """The gate on every view (:func:`shown_views`, with the DICOM ``ds`` the array is of) of every frame of a pixel
-    array; the first failing view decides."""
+    array and on its :func:`extreme_levels`; the first failing image decides."""
     total = GateResult(None)
     for frame in frames_of(arr, samples_per_pixel):
         for view in shown_views(frame, ds):
-            one = gate_frame(view)
-            total.lines += one.lines
-            total.ocr_lines += one.ocr_lines
-            if one.reason:
-                total.reason = one.reason
-                return total
+            for image, mask in ((view, False), *((level, True) for level in extreme_levels(view))):
+                one = gate_frame(image, mask)
+                total.lines += one.lines
+                total.ocr_lines += one.ocr_lines
+                if one.reason:
+                    total.reason = one.reason
+                    return total
     return total
 
 

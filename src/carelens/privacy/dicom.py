@@ -40,6 +40,7 @@ from carelens.core.settings import load_settings
 from carelens.ingest.dicom import REQUIRED_UIDS
 from carelens.privacy.burned_in import (
     BINARY_VRS,
+    extreme_levels,
     frames_of,
     images_to_data,
     native_pixel_bytes,
@@ -375,8 +376,7 @@ def find_text(img: Any) -> list[tuple[int, int, int, int]]:
     import numpy as np
 
     h, w = img.shape
-    bright = np.where(img >= max(int(img.max()) - 8, 1), 0, 255).astype(np.uint8)
-    dark = np.where(img <= int(img.min()) + 8, 0, 255).astype(np.uint8)
+    bright, dark = extreme_levels(img)
     orientations = {0: (bright, 255 - img, img, dark), 1: (bright, dark), 3: (bright, dark)}
     turns = [k for k, candidates in orientations.items() for _ in candidates]
     reads = _ocr([np.ascontiguousarray(np.rot90(c, k)) for k, candidates in orientations.items() for c in candidates])
